@@ -1,0 +1,63 @@
+/* Thread-local error messages and logging. */
+#include "slim/core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SLIM_ERROR_LEN 1024
+
+static _Thread_local char error_message[SLIM_ERROR_LEN];
+static slim_log_level log_level = SLIM_LOG_INFO;
+
+const char *slim_last_error(void) { return error_message; }
+
+void slim_clear_error(void) { error_message[0] = '\0'; }
+
+slim_status slim_error(slim_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+slim_status slim_error_prefix(slim_status status, const char *fmt, ...) {
+    char prefix[SLIM_ERROR_LEN];
+    char old[SLIM_ERROR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, error_message, sizeof old);
+    snprintf(error_message, sizeof error_message, "%s: %s", prefix, old);
+    return status;
+}
+
+const char *slim_status_name(slim_status status) {
+    switch (status) {
+    case SLIM_OK: return "ok";
+    case SLIM_ERR_ARG: return "invalid argument";
+    case SLIM_ERR_IO: return "i/o error";
+    case SLIM_ERR_FORMAT: return "bad format";
+    case SLIM_ERR_NOMEM: return "out of memory";
+    case SLIM_ERR_SHAPE: return "shape mismatch";
+    case SLIM_ERR_BACKEND: return "backend failure";
+    case SLIM_ERR_NUMERIC: return "numeric failure";
+    }
+    return "unknown status";
+}
+
+void slim_set_log_level(slim_log_level level) { log_level = level; }
+slim_log_level slim_get_log_level(void) { return log_level; }
+
+void slim_log(slim_log_level level, const char *fmt, ...) {
+    static const char *names[] = {"debug", "info", "warning", "error"};
+    if (level < log_level || level >= SLIM_LOG_QUIET) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "slim: %s: ", names[level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

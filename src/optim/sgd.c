@@ -1,0 +1,82 @@
+/* SGD with momentum and coupled weight decay, followed by the penalty's
+ * proximal step; see optim.h for the momentum convention. */
+#include "slim/optim.h"
+#include "slim/prox.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd_config *config) {
+    memset(opt, 0, sizeof *opt);
+    if (!(config->momentum >= 0 && config->momentum < 1))
+        return slim_error(SLIM_ERR_ARG, "momentum must be in [0, 1), got %g", config->momentum);
+    if (!(config->weight_decay >= 0) || !(config->bn_weight_decay >= 0))
+        return slim_error(SLIM_ERR_ARG, "weight decay must be >= 0");
+    if (!(config->lambda >= 0) || !isfinite(config->lambda))
+        return slim_error(SLIM_ERR_ARG, "lambda must be a finite number >= 0, got %g",
+                          config->lambda);
+    opt->config = *config;
+    if (slim_penalty_is_gamma(config->penalty)) opt->config.bn_weight_decay = 0;
+    opt->scratch_floats = model->param_floats;
+    opt->scratch = slim_calloc(model->param_floats, sizeof(float));
+    return opt->scratch ? SLIM_OK : SLIM_ERR_NOMEM;
+}
+
+void slim_sgd_free(slim_sgd *opt) {
+    free(opt->scratch);
+    opt->scratch = NULL;
+}
+
+static float decay_of(const slim_sgd_config *c, slim_param_role role) {
+    return role == SLIM_PARAM_GAMMA || role == SLIM_PARAM_BETA ? c->bn_weight_decay
+                                                               : c->weight_decay;
+}
+
+/* The prox of lr*lambda*P on one parameter, from u (the gradient step's
+ * result, in theta) into theta; scratch keeps u. */
+static void apply_prox(const slim_sgd_config *c, const slim_model *model, const slim_param *p,
+                       float *theta, float t) {
+    if (c->penalty == SLIM_PENALTY_FILTER_L1) {
+        const slim_layer *l = &model->layers[p->layer];
+        size_t per_filter = p->numel / (size_t)l->out_channels;
+        slim_block_soft_threshold_groups_f32(theta, (size_t)l->out_channels, per_filter, t);
+    } else {
+        slim_soft_threshold_f32(theta, p->numel, t);
+    }
+}
+
+slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
+    const slim_sgd_config *c = &opt->config;
+    if (!(lr > 0) || !isfinite(lr))
+        return slim_error(SLIM_ERR_ARG, "learning rate must be a finite number > 0, got %g", lr);
+    float mu = c->momentum;
+    for (int i = 0; i < model->n_params; i++) {
+        slim_param *p = &model->params[i];
+        if (!p->trainable) continue;
+        float wd = decay_of(c, p->role);
+        float *theta = p->data, *g = p->grad, *v = p->momentum;
+        size_t n = p->numel;
+        int subgrad = c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD && p->role == SLIM_PARAM_GAMMA;
+        for (size_t j = 0; j < n; j++) {
+            float gj = g[j] + wd * theta[j];
+            if (subgrad) gj += c->lambda * (float)((theta[j] > 0) - (theta[j] < 0));
+            v[j] = mu * v[j] + gj; /* d: the step direction */
+        }
+        if (c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD || c->penalty == SLIM_PENALTY_NONE ||
+            c->lambda == 0 || !slim_penalty_applies(model, p, c->penalty)) {
+            for (size_t j = 0; j < n; j++) theta[j] -= lr * v[j];
+            continue;
+        }
+        /* u = theta - lr d; theta' = prox(u); v' = d + (u - theta') / lr,
+         * which is (theta - theta') / lr computed without cancellation. */
+        float *u = opt->scratch + p->offset;
+        for (size_t j = 0; j < n; j++) {
+            u[j] = theta[j] - lr * v[j];
+            theta[j] = u[j];
+        }
+        apply_prox(c, model, p, theta, lr * c->lambda);
+        for (size_t j = 0; j < n; j++) v[j] += (u[j] - theta[j]) / lr;
+    }
+    return SLIM_OK;
+}

@@ -1,0 +1,59 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void tu_fill_uniform(slim_rng *rng, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * slim_rng_uniform(rng);
+}
+
+double tu_max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+
+double tu_max_abs(const float *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(a[i]) > m) m = fabs(a[i]);
+    return m;
+}
+
+double tu_gradcheck(tu_loss_fn loss, void *ctx, float *param, const float *analytic, size_t n,
+                    float h, size_t samples, slim_rng *rng) {
+    double worst = 0;
+    size_t count = samples < n ? samples : n;
+    for (size_t s = 0; s < count; s++) {
+        size_t i = samples < n ? slim_rng_below(rng, (uint32_t)n) : s;
+        float keep = param[i];
+        param[i] = keep + h;
+        double up = loss(ctx);
+        param[i] = keep - h;
+        double down = loss(ctx);
+        param[i] = keep;
+        /* The actual float step, so that rounding of keep +- h is honoured. */
+        double step = (double)(keep + h) - (double)(keep - h);
+        double num = (up - down) / step;
+        double ana = analytic[i];
+        double scale = fmax(1.0, fmax(fabs(num), fabs(ana)));
+        double err = fabs(num - ana) / scale;
+        if (err > worst || isnan(err)) worst = isnan(err) ? INFINITY : err;
+    }
+    return worst;
+}
+
+const char *tu_source_path(const char *rel, char *buf, size_t len) {
+    const char *root = getenv("SLIM_SOURCE_DIR");
+    snprintf(buf, len, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+int tu_have_fashion_mnist(void) {
+    return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0;
+}
