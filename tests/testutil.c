@@ -6,7 +6,8 @@
 #include <unistd.h>
 
 void tu_fill_uniform(slim_rng *rng, float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * slim_rng_uniform(rng);
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * slim_rng_uniform(rng);
 }
 
 double tu_max_abs_diff(const float *a, const float *b, size_t n) {

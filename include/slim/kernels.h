@@ -32,11 +32,11 @@ typedef enum slim_backend {
 
 /* Geometry of a 2-D convolution (square padding and stride). */
 typedef struct slim_conv_shape {
-    int n, cin, h, w;   /* input  x: (n, cin, h, w) */
-    int cout, kh, kw;   /* weight w: (cout, cin, kh, kw) */
-    int stride, pad;    /* same in both spatial directions */
-    int oh, ow;         /* output y: (n, cout, oh, ow), set by slim_conv_shape_finish:
-                           oh = floor((h + 2 pad - kh) / stride) + 1, ow likewise */
+    int n, cin, h, w; /* input  x: (n, cin, h, w) */
+    int cout, kh, kw; /* weight w: (cout, cin, kh, kw) */
+    int stride, pad;  /* same in both spatial directions */
+    int oh, ow;       /* output y: (n, cout, oh, ow), set by slim_conv_shape_finish:
+                         oh = floor((h + 2 pad - kh) / stride) + 1, ow likewise */
 } slim_conv_shape;
 
 /* Fills oh/ow from the rest; SLIM_ERR_SHAPE when a size is not positive,
@@ -47,7 +47,7 @@ slim_status slim_conv_shape_finish(slim_conv_shape *s);
 typedef struct slim_pool_shape {
     int n, c, h, w; /* input (n, c, h, w) */
     int k, stride, pad;
-    int oh, ow;     /* floor((h + 2 pad - k) / stride) + 1 */
+    int oh, ow; /* floor((h + 2 pad - k) / stride) + 1 */
 } slim_pool_shape;
 
 /* Fills oh/ow; SLIM_ERR_SHAPE when a size is not positive, or pad >= k (so
@@ -58,8 +58,8 @@ slim_status slim_pool_shape_finish(slim_pool_shape *s);
 /* ---- reference kernels (src/kernels/ref/) ----------------------------- */
 
 /* Dense: x (n, in), w (out, in), b (out) or NULL, y (n, out). */
-void slim_ref_dense_forward(int n, int in, int out, const float *x, const float *w,
-                            const float *b, float *y);
+void slim_ref_dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,
+                            float *y);
 void slim_ref_dense_backward(int n, int in, int out, const float *x, const float *w,
                              const float *dy, float *dx, float *dw, float *db);
 
@@ -85,25 +85,24 @@ void slim_ref_conv2d_backward(const slim_conv_shape *s, const float *x, const fl
  * Training: normalise with the batch mean and the biased batch variance;
  *   save_mean/save_var (c) receive the batch mean and biased variance; the running
  *   statistics are updated as running = (1 - m) running + m batch, with the
- *   UNBIASED batch variance for running_var (PyTorch conventions).
+ *   UNBIASED batch variance for running_var (PyTorch conventions); the
+ *   running pointers may be NULL (no update).
  * Eval: normalise with running_mean/running_var. */
 void slim_ref_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
                                const float *beta, float eps, float momentum, float *running_mean,
-                               float *running_var, float *y, float *save_mean,
-                               float *save_var);
+                               float *running_var, float *y, float *save_mean, float *save_var);
 void slim_ref_bn_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
                               const float *beta, float eps, const float *running_mean,
                               const float *running_var, float *y);
 /* Backward of the training-mode forward. eps must be the forward's: the
  * normalisation 1/sqrt(save_var + eps) cannot be rebuilt without it. */
 void slim_ref_bn_backward(int n, int c, int hw, const float *x, const float *gamma, float eps,
-                          const float *save_mean, const float *save_var, const float *dy,
-                          float *dx, float *dgamma, float *dbeta);
+                          const float *save_mean, const float *save_var, const float *dy, float *dx,
+                          float *dgamma, float *dbeta);
 
 /* Max pooling; argmax (n,c,oh,ow) receives the flat h*w index of each max
  * within its (n,c) plane (padding never wins). */
-void slim_ref_maxpool_forward(const slim_pool_shape *s, const float *x, float *y,
-                              int32_t *argmax);
+void slim_ref_maxpool_forward(const slim_pool_shape *s, const float *x, float *y, int32_t *argmax);
 void slim_ref_maxpool_backward(const slim_pool_shape *s, const int32_t *argmax, const float *dy,
                                float *dx);
 /* Average pooling, padding excluded from the divisor (count_include_pad=0). */
@@ -119,8 +118,8 @@ void slim_ref_add_backward(size_t n, const float *dy, float *da, float *db);
 
 /* ---- BLAS kernels (src/kernels/blas.c) -------------------------------- */
 
-void slim_blas_dense_forward(int n, int in, int out, const float *x, const float *w,
-                             const float *b, float *y);
+void slim_blas_dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,
+                             float *y);
 void slim_blas_dense_backward(int n, int in, int out, const float *x, const float *w,
                               const float *dy, float *dx, float *dw, float *db);
 
@@ -129,12 +128,20 @@ void slim_blas_dense_backward(int n, int in, int out, const float *x, const floa
 typedef struct slim_dnnl_cache slim_dnnl_cache;
 void slim_dnnl_cache_free(slim_dnnl_cache *cache);
 
-/* Sets the number of threads used by oneDNN (OpenMP) and OpenBLAS. */
+/* Nonzero while a oneDNN primitive is executing (for allocation tests:
+ * oneDNN 2.6 allocates small transient blocks inside every execute). */
+int slim_dnnl_in_execute(void);
+
+/* Sets the number of threads used by oneDNN (OpenMP) and OpenBLAS, which
+ * share one OpenMP pool; threads <= 0 means one per processor. */
 void slim_set_threads(int threads);
 int slim_get_threads(void);
 
 /* Same contracts as the reference kernels above. Backward kernels take the
- * forward's cache (they may build and cache their own primitives in it). */
+ * forward's cache (they may build and cache their own primitives in it).
+ * They return SLIM_ERR_SHAPE for inconsistent geometry, SLIM_ERR_ARG for a
+ * missing buffer, SLIM_ERR_BACKEND when oneDNN fails. All fast kernels share
+ * one oneDNN stream: call them from one thread at a time. */
 slim_status slim_dnnl_conv2d_forward(slim_dnnl_cache **cache, const slim_conv_shape *s,
                                      const float *x, const float *w, const float *b, float *y);
 slim_status slim_dnnl_conv2d_backward(slim_dnnl_cache **cache, const slim_conv_shape *s,
@@ -145,17 +152,17 @@ slim_status slim_dnnl_bn_forward_train(slim_dnnl_cache **cache, int n, int c, in
                                        float eps, float momentum, float *running_mean,
                                        float *running_var, float *y, float *save_mean,
                                        float *save_var);
-slim_status slim_dnnl_bn_forward_eval(slim_dnnl_cache **cache, int n, int c, int hw,
-                                      const float *x, const float *gamma, const float *beta,
-                                      float eps, const float *running_mean,
-                                      const float *running_var, float *y);
+slim_status slim_dnnl_bn_forward_eval(slim_dnnl_cache **cache, int n, int c, int hw, const float *x,
+                                      const float *gamma, const float *beta, float eps,
+                                      const float *running_mean, const float *running_var,
+                                      float *y);
 slim_status slim_dnnl_bn_backward(slim_dnnl_cache **cache, int n, int c, int hw, const float *x,
                                   const float *gamma, float eps, const float *save_mean,
-                                  const float *save_var, const float *dy, float *dx,
-                                  float *dgamma, float *dbeta);
-/* Max pooling: the fast kernel keeps oneDNN's workspace in its cache, so
- * backward must follow the forward on the same cache; `argmax` is unused by
- * the fast path and may be NULL. */
+                                  const float *save_var, const float *dy, float *dx, float *dgamma,
+                                  float *dbeta);
+/* Max pooling: the fast kernel keeps oneDNN's workspace in its cache
+ * instead of an argmax array, so backward must follow a forward of the same
+ * shape on the same cache (SLIM_ERR_ARG otherwise). */
 slim_status slim_dnnl_maxpool_forward(slim_dnnl_cache **cache, const slim_pool_shape *s,
                                       const float *x, float *y);
 slim_status slim_dnnl_maxpool_backward(slim_dnnl_cache **cache, const slim_pool_shape *s,

@@ -10,7 +10,7 @@
  * Shapes are per image: (c, h, w); dense and flatten outputs have h = w = 1.
  * Flatten orders features channel-major: feature = ch*H*W + y*W + x.
  *
- * The model text (models/*.net, docs/MODEL_FORMAT.md) is parsed by
+ * The model text (the models/ folder, docs/MODEL_FORMAT.md) is parsed by
  * slim_model_parse (src/io/model_text.c) and written back by
  * slim_model_to_text, which pruning uses to describe the smaller network.
  */
@@ -77,10 +77,10 @@ typedef struct slim_layer {
      * with kind, name and inputs, are the layer's whole description: shape
      * inference and slim_model_to_text read nothing else (the input layer's
      * declared shape is its c, h, w below). */
-    int out_channels; /* conv: filters; dense: output features */
-    int k, stride, pad; /* conv and pooling; stride 0 in code: conv 1, pool k */
-    int has_bias;       /* conv/dense: bias vector present */
-    int has_biasmap;    /* conv: per-(channel, position) bias map present */
+    int out_channels;    /* conv: filters; dense: output features */
+    int k, stride, pad;  /* conv and pooling; stride 0 in code: conv 1, pool k */
+    int has_bias;        /* conv/dense: bias vector present */
+    int has_biasmap;     /* conv: per-(channel, position) bias map present */
     float eps, momentum; /* bn: 1e-5 and 0.1 by default (0 in code: default) */
     int declared_in;     /* dense: the file's in= (0 if absent), checked against in_c */
 
@@ -116,10 +116,10 @@ typedef struct slim_model {
 
 /* Limits that keep a hostile or mistyped model file from asking for absurd
  * memory; each is an error naming the line when exceeded. */
-#define SLIM_MODEL_FILE_MAX (1 << 20)       /* bytes of model text */
+#define SLIM_MODEL_FILE_MAX (1 << 20) /* bytes of model text */
 #define SLIM_MODEL_MAX_LAYERS 4096
-#define SLIM_MODEL_MAX_CHANNELS 65536       /* conv/dense out=, input C */
-#define SLIM_MODEL_MAX_DIM 4096             /* input H and W, k, stride */
+#define SLIM_MODEL_MAX_CHANNELS 65536       /* conv/dense out= */
+#define SLIM_MODEL_MAX_DIM 4096             /* input C, H and W; k, stride */
 #define SLIM_MODEL_MAX_ACTIVATION (1 << 28) /* c*h*w of any layer's output */
 #define SLIM_MODEL_MAX_PARAM_FLOATS (1 << 28)
 

@@ -3,7 +3,8 @@
 
 static void accumulate(size_t n, const float *dy, float *dx) {
     if (!dx) return;
-    for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+    for (size_t i = 0; i < n; i++)
+        dx[i] += dy[i];
 }
 
 static slim_status add_backward(slim_tape *tape, slim_tape_node *node) {

@@ -3,6 +3,7 @@
 
 typedef struct bn_ctx {
     int n, c, hw;
+    float eps;
     float *save_mean, *save_var; // (c) batch mean and biased variance
     slim_dnnl_cache **cache;
 } bn_ctx;
@@ -13,17 +14,17 @@ static slim_status bn_backward(slim_tape *tape, slim_tape_node *node) {
     float *dgamma = g->grad, *dbeta = b->grad;
     if (tape->backend == SLIM_BACKEND_FAST)
         return slim_dnnl_bn_backward(ctx->cache, ctx->n, ctx->c, ctx->hw, x->data, g->data,
-                                     ctx->save_mean, ctx->save_var, y->grad, x->grad, dgamma,
-                                     dbeta);
-    slim_ref_bn_backward(ctx->n, ctx->c, ctx->hw, x->data, g->data, ctx->save_mean,
+                                     ctx->eps, ctx->save_mean, ctx->save_var, y->grad, x->grad,
+                                     dgamma, dbeta);
+    slim_ref_bn_backward(ctx->n, ctx->c, ctx->hw, x->data, g->data, ctx->eps, ctx->save_mean,
                          ctx->save_var, y->grad, x->grad, dgamma, dbeta);
     return SLIM_OK;
 }
 
 // x: (n,c,h,w) or (n,c); gamma, beta, running stats: (c)
 slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamma,
-                              slim_tensor *beta, float *running_mean, float *running_var,
-                              float eps, float momentum, int training, slim_dnnl_cache **cache,
+                              slim_tensor *beta, float *running_mean, float *running_var, float eps,
+                              float momentum, int training, slim_dnnl_cache **cache,
                               slim_tensor **y) {
     if (x->ndim != 4 && x->ndim != 2)
         return slim_error(SLIM_ERR_SHAPE, "batchnorm: input must be 2-D or 4-D");
@@ -41,8 +42,8 @@ slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamm
             SLIM_TRY(slim_dnnl_bn_forward_eval(cache, n, c, hw, x->data, gamma->data, beta->data,
                                                eps, running_mean, running_var, t->data));
         else
-            slim_ref_bn_forward_eval(n, c, hw, x->data, gamma->data, beta->data, eps,
-                                     running_mean, running_var, t->data);
+            slim_ref_bn_forward_eval(n, c, hw, x->data, gamma->data, beta->data, eps, running_mean,
+                                     running_var, t->data);
         *y = t;
         return SLIM_OK;
     }
@@ -63,7 +64,12 @@ slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamm
         slim_ref_bn_forward_train(n, c, hw, x->data, gamma->data, beta->data, eps, momentum,
                                   running_mean, running_var, t->data, mean, var);
     if (grad) {
-        *ctx = (bn_ctx){.n = n, .c = c, .hw = hw, .save_mean = mean, .save_var = var,
+        *ctx = (bn_ctx){.n = n,
+                        .c = c,
+                        .hw = hw,
+                        .eps = eps,
+                        .save_mean = mean,
+                        .save_var = var,
                         .cache = cache};
         SLIM_TRY(slim_tape_record(tape, bn_backward, ctx, t, x, gamma, beta));
     }

@@ -29,7 +29,8 @@ static void add_biasmap(const slim_conv_shape *s, const float *map, float *y) {
     size_t plane = (size_t)s->cout * (size_t)s->oh * (size_t)s->ow;
     for (int i = 0; i < s->n; i++) {
         float *yi = y + (size_t)i * plane;
-        for (size_t j = 0; j < plane; j++) yi[j] += map[j];
+        for (size_t j = 0; j < plane; j++)
+            yi[j] += map[j];
     }
 }
 
@@ -39,9 +40,15 @@ slim_status slim_op_conv2d(slim_tape *tape, slim_tensor *x, slim_tensor *w, slim
     if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
         return slim_error(SLIM_ERR_SHAPE, "conv: input channels (%d) do not match the weight (%d)",
                           x->ndim == 4 ? x->shape[1] : -1, w->ndim == 4 ? w->shape[1] : -1);
-    slim_conv_shape s = {.n = x->shape[0], .cin = x->shape[1], .h = x->shape[2],
-                         .w = x->shape[3], .cout = w->shape[0], .kh = w->shape[2],
-                         .kw = w->shape[3], .stride = stride, .pad = pad};
+    slim_conv_shape s = {.n = x->shape[0],
+                         .cin = x->shape[1],
+                         .h = x->shape[2],
+                         .w = x->shape[3],
+                         .cout = w->shape[0],
+                         .kh = w->shape[2],
+                         .kw = w->shape[3],
+                         .stride = stride,
+                         .pad = pad};
     SLIM_TRY(slim_conv_shape_finish(&s));
     if (biasmap && slim_tensor_numel(biasmap) != (size_t)s.cout * (size_t)s.oh * (size_t)s.ow)
         return slim_error(SLIM_ERR_SHAPE, "conv: bias map does not match the output %dx%dx%d",

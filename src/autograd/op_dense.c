@@ -18,7 +18,8 @@ slim_status slim_op_dense(slim_tape *tape, slim_tensor *x, slim_tensor *w, slim_
     if (w->ndim != 2) return slim_error(SLIM_ERR_SHAPE, "dense: weight must be 2-D");
     int n = x->shape[0], out = w->shape[0], in = w->shape[1];
     if (slim_tensor_numel(x) != (size_t)n * (size_t)in)
-        return slim_error(SLIM_ERR_SHAPE, "dense: input has %zu features per row, weight expects %d",
+        return slim_error(SLIM_ERR_SHAPE,
+                          "dense: input has %zu features per row, weight expects %d",
                           slim_tensor_numel(x) / (size_t)n, in);
     if (b && (int)slim_tensor_numel(b) != out)
         return slim_error(SLIM_ERR_SHAPE, "dense: bias has %zu values, expected %d",

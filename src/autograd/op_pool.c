@@ -28,8 +28,13 @@ static slim_status avgpool_backward(slim_tape *tape, slim_tape_node *node) {
 static slim_status pool(slim_tape *tape, slim_tensor *x, int k, int stride, int pad,
                         slim_dnnl_cache **cache, int is_max, slim_tensor **y) {
     if (x->ndim != 4) return slim_error(SLIM_ERR_SHAPE, "pool: input must be 4-D");
-    slim_pool_shape s = {.n = x->shape[0], .c = x->shape[1], .h = x->shape[2], .w = x->shape[3],
-                         .k = k, .stride = stride, .pad = pad};
+    slim_pool_shape s = {.n = x->shape[0],
+                         .c = x->shape[1],
+                         .h = x->shape[2],
+                         .w = x->shape[3],
+                         .k = k,
+                         .stride = stride,
+                         .pad = pad};
     SLIM_TRY(slim_pool_shape_finish(&s));
     int grad = slim_tape_needs_grad(tape, x, NULL, NULL);
     int fast = tape->backend == SLIM_BACKEND_FAST;

@@ -25,8 +25,7 @@ slim_tensor *slim_tape_tensor(slim_tape *tape, int ndim, const int *shape, int r
     return slim_tensor_new(&tape->arena, ndim, shape, requires_grad);
 }
 
-slim_tensor *slim_tape_wrap(slim_tape *tape, float *data, float *grad, int ndim,
-                            const int *shape) {
+slim_tensor *slim_tape_wrap(slim_tape *tape, float *data, float *grad, int ndim, const int *shape) {
     slim_tensor *t = slim_arena_alloc(&tape->arena, sizeof *t);
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
@@ -65,6 +64,7 @@ slim_status slim_tape_backward(slim_tape *tape, slim_tensor *loss) {
     if (!loss || slim_tensor_numel(loss) != 1 || !loss->grad)
         return slim_error(SLIM_ERR_ARG, "backward: the loss must be a scalar that requires grad");
     loss->grad[0] = 1.0f;
-    for (slim_tape_node *node = tape->last; node; node = node->prev) SLIM_TRY(node->backward(tape, node));
+    for (slim_tape_node *node = tape->last; node; node = node->prev)
+        SLIM_TRY(node->backward(tape, node));
     return SLIM_OK;
 }

@@ -30,7 +30,15 @@ slim_status slim_error_prefix(slim_status status, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, error_message, sizeof old);
-    snprintf(error_message, sizeof error_message, "%s: %s", prefix, old);
+    /* Truncation is acceptable for a message; compose it piecewise. */
+    size_t len = strlen(prefix);
+    if (len > SLIM_ERROR_LEN - 3) len = SLIM_ERROR_LEN - 3;
+    memcpy(error_message, prefix, len);
+    memcpy(error_message + len, ": ", 2);
+    size_t rest = SLIM_ERROR_LEN - len - 3;
+    size_t olen = strnlen(old, rest);
+    memcpy(error_message + len + 2, old, olen);
+    error_message[len + 2 + olen] = '\0';
     return status;
 }
 

@@ -7,12 +7,12 @@
 
 size_t slim_shape_numel(int ndim, const int *shape) {
     size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
     return n;
 }
 
-slim_tensor *slim_tensor_new(slim_arena *arena, int ndim, const int *shape,
-                             int requires_grad) {
+slim_tensor *slim_tensor_new(slim_arena *arena, int ndim, const int *shape, int requires_grad) {
     if (ndim < 1 || ndim > SLIM_MAX_DIMS) {
         slim_error(SLIM_ERR_ARG, "tensor: %d dimensions (1 to %d allowed)", ndim, SLIM_MAX_DIMS);
         return NULL;

@@ -34,8 +34,10 @@ static slim_status run_layer(slim_model *model, slim_tape *tape, int i, slim_ten
                                  l->momentum, training, &l->cache, y);
     }
     case SLIM_LAYER_RELU: return slim_op_relu(tape, in, y);
-    case SLIM_LAYER_MAXPOOL: return slim_op_maxpool(tape, in, l->k, l->stride, l->pad, &l->cache, y);
-    case SLIM_LAYER_AVGPOOL: return slim_op_avgpool(tape, in, l->k, l->stride, l->pad, &l->cache, y);
+    case SLIM_LAYER_MAXPOOL:
+        return slim_op_maxpool(tape, in, l->k, l->stride, l->pad, &l->cache, y);
+    case SLIM_LAYER_AVGPOOL:
+        return slim_op_avgpool(tape, in, l->k, l->stride, l->pad, &l->cache, y);
     case SLIM_LAYER_GAP: return slim_op_gap(tape, in, y);
     case SLIM_LAYER_FLATTEN: return slim_op_flatten(tape, in, y);
     case SLIM_LAYER_DENSE: {

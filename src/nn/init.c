@@ -6,7 +6,8 @@
 #include <string.h>
 
 static void uniform(slim_rng *rng, float *x, size_t n, float bound) {
-    for (size_t i = 0; i < n; i++) x[i] = bound * (2.0f * slim_rng_uniform(rng) - 1.0f);
+    for (size_t i = 0; i < n; i++)
+        x[i] = bound * (2.0f * slim_rng_uniform(rng) - 1.0f);
 }
 
 void slim_model_init_params(slim_model *model, slim_rng *rng) {
@@ -14,8 +15,9 @@ void slim_model_init_params(slim_model *model, slim_rng *rng) {
         slim_param *p = &model->params[i];
         const slim_layer *l = &model->layers[p->layer];
         /* fan_in: cin*k*k for conv, in for dense. */
-        size_t fan_in = l->kind == SLIM_LAYER_CONV ? (size_t)l->in_c * (size_t)l->k * (size_t)l->k
-                                                   : (size_t)l->in_c * (size_t)l->in_h * (size_t)l->in_w;
+        size_t fan_in = l->kind == SLIM_LAYER_CONV
+                            ? (size_t)l->in_c * (size_t)l->k * (size_t)l->k
+                            : (size_t)l->in_c * (size_t)l->in_h * (size_t)l->in_w;
         float bound = fan_in ? 1.0f / sqrtf((float)fan_in) : 0.0f;
         switch (p->role) {
         /* kaiming_uniform(a = sqrt(5)) gives bound = sqrt(6 / ((1 + 5) fan_in))
@@ -24,7 +26,8 @@ void slim_model_init_params(slim_model *model, slim_rng *rng) {
         case SLIM_PARAM_BIAS: uniform(rng, p->data, p->numel, bound); break;
         case SLIM_PARAM_BIASMAP: memset(p->data, 0, p->numel * sizeof(float)); break;
         case SLIM_PARAM_GAMMA:
-            for (size_t j = 0; j < p->numel; j++) p->data[j] = 1.0f;
+            for (size_t j = 0; j < p->numel; j++)
+                p->data[j] = 1.0f;
             break;
         case SLIM_PARAM_BETA: memset(p->data, 0, p->numel * sizeof(float)); break;
         }

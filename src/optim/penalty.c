@@ -58,7 +58,8 @@ double slim_penalty_value(const slim_model *model, slim_penalty penalty) {
                 total += sqrt(s);
             }
         } else {
-            for (size_t j = 0; j < p->numel; j++) total += fabs((double)p->data[j]);
+            for (size_t j = 0; j < p->numel; j++)
+                total += fabs((double)p->data[j]);
         }
     }
     return total;

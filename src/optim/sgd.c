@@ -40,7 +40,7 @@ static void apply_prox(const slim_sgd_config *c, const slim_model *model, const 
     if (c->penalty == SLIM_PENALTY_FILTER_L1) {
         const slim_layer *l = &model->layers[p->layer];
         size_t per_filter = p->numel / (size_t)l->out_channels;
-        slim_block_soft_threshold_groups_f32(theta, (size_t)l->out_channels, per_filter, t);
+        slim_group_soft_threshold_f32(theta, (size_t)l->out_channels, per_filter, t);
     } else {
         slim_soft_threshold_f32(theta, p->numel, t);
     }
@@ -65,7 +65,8 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
         }
         if (c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD || c->penalty == SLIM_PENALTY_NONE ||
             c->lambda == 0 || !slim_penalty_applies(model, p, c->penalty)) {
-            for (size_t j = 0; j < n; j++) theta[j] -= lr * v[j];
+            for (size_t j = 0; j < n; j++)
+                theta[j] -= lr * v[j];
             continue;
         }
         /* u = theta - lr d; theta' = prox(u); v' = d + (u - theta') / lr,
@@ -76,7 +77,8 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
             theta[j] = u[j];
         }
         apply_prox(c, model, p, theta, lr * c->lambda);
-        for (size_t j = 0; j < n; j++) v[j] += (u[j] - theta[j]) / lr;
+        for (size_t j = 0; j < n; j++)
+            v[j] += (u[j] - theta[j]) / lr;
     }
     return SLIM_OK;
 }

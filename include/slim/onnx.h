@@ -1,0 +1,64 @@
+/* slim onnx: export a model to a standard ONNX file for other runtimes.
+ *
+ * The file is a ModelProto (IR version 7, default-domain opset 13, producer
+ * "slim") encoded by slim's own protobuf writer (src/io/pb.c); no protobuf
+ * library is needed. The graph has one input "input", float [N, C, H, W]
+ * with a symbolic batch dimension "N", and one output "logits", float
+ * [N, classes]. Every weight is an initializer (TensorProto, FLOAT,
+ * little-endian raw_data) named after the slim parameter it comes from.
+ * The graph's doc_string holds the model text, for provenance.
+ *
+ * The export describes inference mode (BN with running statistics):
+ *   conv      -> Conv (kernel_shape, strides, pads [p,p,p,p]; initializers
+ *                "<conv>.weight" and, when present, "<conv>.bias");
+ *                a conv with a biasmap (cout, oh, ow) is followed by an Add
+ *                of the initializer "<conv>.biasmap" shaped (1, cout, oh, ow)
+ *   bn        -> folded into its conv when the bn's input is a conv whose
+ *                only consumer is that bn: with s = gamma / sqrt(var + eps),
+ *                W' = W s, b' = (b - mean) s + beta, biasmap' = biasmap s
+ *                (per output channel; computed in double, stored as float).
+ *                The conv then always has a bias. Any other bn becomes
+ *                BatchNormalization with initializers "<bn>.gamma",
+ *                "<bn>.beta", "<bn>.running_mean", "<bn>.running_var" and
+ *                its epsilon.
+ *   relu      -> Relu
+ *   maxpool   -> MaxPool (kernel_shape, strides, pads)
+ *   avgpool   -> AveragePool (same, count_include_pad = 0)
+ *   gap       -> GlobalAveragePool then Flatten(axis 1), since slim's gap
+ *                outputs (N, C)
+ *   flatten   -> Flatten(axis 1)
+ *   dense     -> Gemm (transB = 1; "<dense>.weight" (out, in), bias as C);
+ *                a Flatten first when its input is still 4-D (c, 1, 1)
+ *   add       -> Add
+ * A last layer that is still 4-D (c, 1, 1) gets a Flatten to "logits".
+ *
+ * Tensor names are the layer names (the layer feeding the output is
+ * "logits"); helper tensors and initializers carry a '.' suffix, which
+ * layer names cannot contain, so names never clash. Node names are the
+ * layer names, helpers "<layer>/<op>".
+ */
+#ifndef SLIM_ONNX_H
+#define SLIM_ONNX_H
+
+#include "slim/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLIM_ONNX_IR_VERSION 7
+#define SLIM_ONNX_OPSET 13
+
+/* Writes `model` as ONNX to `path`, atomically (a temporary file next to
+ * it, fsync, rename): on failure an existing file at `path` is untouched.
+ * producer_version may be NULL (omitted). Errors name the path:
+ * SLIM_ERR_ARG for a NULL argument or a layer that cannot be exported (the
+ * message names the layer), SLIM_ERR_NUMERIC for a BN whose var + eps is
+ * not a positive finite number, SLIM_ERR_NOMEM, SLIM_ERR_IO. */
+slim_status slim_onnx_write(const slim_model *model, const char *path,
+                            const char *producer_version);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

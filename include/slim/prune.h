@@ -1,0 +1,141 @@
+/* slim prune: removing batch-norm channels from a model, exactly.
+ *
+ * A channel whose BN scale gamma_j is exactly 0 outputs the constant beta_j
+ * (in inference AND in training mode: the normalised term is multiplied by
+ * 0). Channel-wise ops keep it constant (relu: max(beta_j, 0); pooling, gap,
+ * flatten: unchanged), so it can be removed and its constant contribution
+ * added to the consumer: a dense layer's bias, or, for a convolution with
+ * zero padding, a per-(channel, position) bias map (the border outputs see
+ * fewer taps of the constant). Pruning at threshold 0 is therefore lossless
+ * by construction; slim_prune_compare proves it on real inputs.
+ *
+ * Channels are removed in channel-dependency GROUPS (src/prune/groups.c):
+ * the producing convs' (or dense layers') output filters, the BN channels,
+ * every channel-wise op after them, and the consumers' input slices, with
+ * all branches meeting at a residual `add` tied into one group. A group's
+ * channel j is removed only when it is removable in every BN of the group.
+ * docs/PRUNING.md has the algorithm and the proof of exactness.
+ *
+ * The pruned model is a NEW model: its structure is written as model text
+ * (slim_model_to_text) and parsed again, so the text is the truth; layer
+ * names are kept. The input model is never modified.
+ */
+#ifndef SLIM_PRUNE_H
+#define SLIM_PRUNE_H
+
+#include <stdio.h>
+
+#include "slim/core.h"
+#include "slim/kernels.h"
+#include "slim/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- channel-dependency groups (src/prune/groups.c) ------------------- */
+
+/* One group: `channels` channels that live or die together. */
+typedef struct slim_prune_group {
+    int channels; /* channels in the group: c of each of its BN layers */
+    int n_bn;
+    int *bn; /* (n_bn) BN layer indices, model order */
+    int n_producers;
+    int *producers; /* (n_producers) conv/dense layers whose output filters are the channels */
+    int n_consumers;
+    int *consumers; /* (n_consumers) conv/dense layers that read the channels (an input slice) */
+    int n_members;
+    int *members; /* (n_members) every layer whose output carries the channels: producers,
+                     bn, relu, pools, gap, flatten, add; model order */
+    char label[96]; /* the BN names joined by '+', for messages ("stem_bn+b1_bn2") */
+} slim_prune_group;
+
+typedef struct slim_prune_groups {
+    int n_groups;
+    slim_prune_group *groups; /* (n_groups), in model order of their first layer */
+    int n_layers;
+    int *group_of_layer; /* (n_layers) group whose channels a layer OUTPUTS, -1 if none */
+    int *rep_of_layer;   /* (n_layers) features per channel in a layer's output: 1, or H*W
+                            (times the input's) after a flatten */
+} slim_prune_groups;
+
+/* Finds the model's groups. Layers that cannot be pruned (the input, a conv
+ * not followed by a BN, anything that reaches the logits, a branch meeting
+ * a non-constant one at an add) are in no group. Free with
+ * slim_prune_groups_free (also after a failure). */
+slim_status slim_prune_find_groups(const slim_model *model, slim_prune_groups *out);
+void slim_prune_groups_free(slim_prune_groups *groups);
+
+/* ---- pruning (src/prune/prune.c) -------------------------------------- */
+
+typedef enum slim_prune_mode {
+    SLIM_PRUNE_THRESHOLD = 0, /* the default, so that a zeroed options struct prunes exact zeros */
+    SLIM_PRUNE_PERCENT,
+} slim_prune_mode;
+
+typedef struct slim_prune_options {
+    slim_prune_mode mode;
+    /* Threshold mode: remove channel j of a group when |gamma_j| <= threshold
+     * in every BN of the group. 0 (the default) removes exact zeros only, and
+     * is exact. */
+    float threshold;
+    /* Percent mode (0..100): Network Slimming's rule: of all N channels of
+     * all groups (a group's channel scored by the largest |gamma_j| over its
+     * BNs), remove the floor(percent * N / 100) smallest, ties broken by
+     * model order. Approximate: removed channels are treated as
+     * gamma_j := 0 (their beta is folded exactly), so fine-tune after. */
+    float percent;
+} slim_prune_options;
+
+/* Defaults: threshold mode, threshold 0 (the same as a zeroed struct). */
+slim_prune_options slim_prune_default_options(void);
+
+/* One row of the before -> after table: a layer with parameters or MACs. */
+typedef struct slim_prune_layer_report {
+    char name[SLIM_NAME_MAX];
+    slim_layer_kind kind;
+    int channels_before, channels_after; /* output channels (c) */
+    size_t params_before, params_after;  /* slim_layer_params */
+    double macs_before, macs_after;      /* slim_layer_macs, per image */
+} slim_prune_layer_report;
+
+typedef struct slim_prune_report {
+    slim_prune_options options;
+    int n_rows;
+    slim_prune_layer_report *rows; /* (n_rows) model order */
+    int n_groups;
+    int channels_before, channels_after; /* summed over all groups */
+    int removed_nonzero; /* removed channels whose gamma was not exactly 0 (approximate) */
+    size_t params_before, params_after;  /* slim_model_param_count of input and output */
+    double macs_before, macs_after;      /* slim_model_macs of input and output */
+    int n_notes;
+    char **notes; /* (n_notes) one sentence each: kept channels, folds, approximations */
+} slim_prune_report;
+
+/* Prunes `in` into a new model *out (free with slim_model_free). opt NULL
+ * means the defaults. report may be NULL; otherwise it is filled (free with
+ * slim_prune_report_free, also after a failure). Errors: SLIM_ERR_ARG for bad
+ * options, SLIM_ERR_NUMERIC when a BN of a group has a non-finite gamma or
+ * beta. */
+slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim_model **out,
+                       slim_prune_report *report);
+
+/* ---- report (src/prune/report.c) -------------------------------------- */
+
+/* The aligned table: layer, kind, channels before -> after, params, MACs,
+ * then totals with the % kept, then the notes. */
+void slim_prune_report_print(const slim_prune_report *report, FILE *f);
+void slim_prune_report_free(slim_prune_report *report);
+
+/* Runs both models on the same inputs x (n, c, h, w) in inference mode with
+ * `backend`, in batches, and returns max |logit_a - logit_b|, max |logit_a|
+ * and how many images' argmax differ. The models must take the same input
+ * shape and give the same number of classes. */
+slim_status slim_prune_compare(slim_model *a, slim_model *b, const float *x, int n,
+                               slim_backend backend, double *max_delta, double *max_abs,
+                               size_t *argmax_mismatches);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

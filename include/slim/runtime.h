@@ -1,0 +1,100 @@
+/* slim runtime: fast inference of a (compact) model on oneDNN.
+ *
+ * The runtime is what a trained, pruned model is exported for. It never
+ * records anything for backward and never touches the model it was made
+ * from: slim_runtime_create folds every foldable batch norm into its conv
+ * (slim_model_fold_bn) on a private copy and turns the graph into a plan of
+ * oneDNN primitives:
+ *
+ *   - conv + bias in one primitive, with post-ops for what follows it: a
+ *     biasmap (binary add of a (1, cout, oh, ow) tensor), a residual add
+ *     (sum post-op: the conv accumulates onto the other operand of the add)
+ *     and a ReLU (eltwise), when the conv's output feeds nothing else;
+ *   - activations kept in oneDNN's preferred (blocked) layouts between
+ *     layers, with reorders only where a layout must change (the input, or
+ *     a consumer that wants another layout);
+ *   - pooling, global average pooling, ReLU, add, unfoldable batch norm and
+ *     dense (inner product) as oneDNN primitives in those same layouts.
+ *
+ * A plan is built for one batch size, the first time that batch size is run,
+ * and kept: any n in [1, max_batch] works, and a batch size seen before runs
+ * without building anything. All activations of a plan live in one arena,
+ * placed so that buffers whose lifetimes do not overlap share memory; the
+ * arena and the single scratchpad are shared by the plans of a runtime. A
+ * run at a batch size seen before allocates no memory.
+ *
+ * The results equal slim_model_forward(model, tape, x, 0, ...) with the
+ * reference backend within float rounding (oneDNN sums in another order).
+ * A runtime is not thread-safe: run it from one thread at a time (oneDNN
+ * itself uses the OpenMP pool; see slim_set_threads).
+ *
+ * See docs/RUNTIME.md for the plan, the fusions, the layouts and measured
+ * speeds.
+ */
+#ifndef SLIM_RUNTIME_H
+#define SLIM_RUNTIME_H
+
+#include <stddef.h>
+
+#include "slim/core.h"
+#include "slim/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- batch-norm folding (src/prune/bn_fold.c) ------------------------- */
+
+/* A new model in which every bn whose input is a conv read by nothing but
+ * that bn is folded into the conv, in inference mode (running statistics):
+ * with s = gamma / sqrt(running_var + eps),
+ *   W' = W s (per output channel), b' = (b - running_mean) s + beta,
+ *   biasmap' = biasmap s (when the conv has one),
+ * and the conv gets has_bias = 1. The folded bn layers disappear: a from=
+ * that named one now names its conv. Other bn layers stay as they are. The
+ * structure goes through slim_model_to_text and slim_model_parse (the text
+ * is the truth), then the parameters are copied or folded. `in` is not
+ * changed; *out is the caller's (slim_model_free). */
+slim_status slim_model_fold_bn(const slim_model *in, slim_model **out);
+
+/* ---- the runtime (src/runtime/) --------------------------------------- */
+
+typedef struct slim_runtime slim_runtime;
+
+/* Makes a runtime for `model` (copied: the model may be changed or freed
+ * afterwards) that takes batches of 1..max_batch images. Builds the plan for
+ * max_batch right away, so that the largest memory is claimed up front and
+ * errors show here. */
+slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_runtime **out);
+
+/* Runs n images x (n, c, h, w), plain NCHW floats, and writes the logits
+ * (n, classes). 1 <= n <= max_batch (else SLIM_ERR_ARG). The first run at a
+ * batch size builds its plan; later runs at that size allocate nothing. */
+slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *logits);
+
+/* NULL is fine. */
+void slim_runtime_free(slim_runtime *rt);
+
+/* What a runtime holds (for tests, benchmarks and `slim info`). */
+typedef struct slim_runtime_stats {
+    int max_batch;
+    int n_classes;
+    int plans_built;         /* one per distinct batch size run so far */
+    int steps;               /* primitives in the most recently built plan */
+    int reorders;            /* of which reorders (layout changes, input, output) */
+    size_t arena_bytes;      /* activations, shared by all plans */
+    size_t scratchpad_bytes; /* shared by all primitives of all plans */
+    size_t weight_bytes;     /* weights in the layouts the primitives chose */
+} slim_runtime_stats;
+
+void slim_runtime_get_stats(const slim_runtime *rt, slim_runtime_stats *stats);
+
+/* A description of the plan for batch size n (built if needed), one step per
+ * line: the primitive, the layers it computes, its fusions, the layouts and
+ * oneDNN's implementation name. Malloc'd; the caller frees it. */
+slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

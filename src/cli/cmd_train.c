@@ -1,0 +1,245 @@
+/* slim train: options -> slim_train_config -> slim_train. */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slim/model_io.h"
+#include "slim/train.h"
+
+static struct {
+    const char *model, *data, *schedule, *backend, *penalty, *progress, *out, *resume, *init;
+    int64_t epochs, batch, limit, test_limit, seed, threads;
+    double lr, momentum, weight_decay, lambda;
+    int augment, flip, quiet;
+} a;
+
+static cli_opt opts[] = {
+    {"model", CLI_STRING, "FILE", NULL,
+     "Model file (.net, see models/) to train from a fresh initialisation. Required unless "
+     "--resume or --init gives the model.",
+     NULL, 0, &a.model, 0},
+    {"data", CLI_STRING, "SPEC", "fashion-mnist",
+     "Training data: fashion-mnist (the Debian package), or a directory holding IDX files, the "
+     "CIFAR-10 binary version, or an image folder root/<class>/*.png|jpg (root/train and "
+     "root/test when present). With --init, the default is the checkpoint's data.",
+     NULL, 0, &a.data, 0},
+    {"epochs", CLI_INT, "N", "1",
+     "Total epochs of the run. With --resume: the new total, to extend a finished run (the "
+     "schedule is then computed over the new total from the resumed step on); omitted, the "
+     "saved total.",
+     NULL, 0, &a.epochs, 0},
+    {"batch", CLI_INT, "N", "128", "Mini-batch size (> 0).", NULL, 0, &a.batch, 0},
+    {"lr", CLI_FLOAT, "X", "0.05", "Base learning rate (> 0).", NULL, 0, &a.lr, 0},
+    {"schedule", CLI_CHOICE, NULL, "cosine",
+     "Learning-rate schedule: constant; step (x0.1 at 50% and 75% of the run); cosine (annealed "
+     "to 0 over the run, stepped every batch).",
+     "constant|step|cosine", 0, &a.schedule, 0},
+    {"momentum", CLI_FLOAT, "X", "0.9", "SGD momentum (0 <= X < 1).", NULL, 0, &a.momentum, 0},
+    {"weight-decay", CLI_FLOAT, "X", "5e-4",
+     "Weight decay, COUPLED L2 as in PyTorch's SGD (X*w is added to the gradient, so momentum "
+     "carries it). Applies to conv/dense weights and biases, and to BN gamma and beta unless a "
+     "gamma penalty is on: then BN gets no weight decay, because decay on gamma would change the "
+     "proximal step (the prox of lambda|g| + X/2 g^2 is a scaled soft-threshold, not the exact "
+     "one that makes gammas reach zero).",
+     NULL, 0, &a.weight_decay, 0},
+    {"limit", CLI_INT, "N", "0", "Train on the first N images only (0 = all).", NULL, 0, &a.limit,
+     0},
+    {"test-limit", CLI_INT, "N", "0",
+     "Evaluate after each epoch on the first N test images only (0 = all).", NULL, 0,
+     &a.test_limit, 0},
+    {"augment", CLI_FLAG, NULL, NULL,
+     "Random crop with padding (2 pixels below 32x32 images, 4 from 32x32 up) and, see --flip, "
+     "random horizontal flips.",
+     NULL, 0, &a.augment, 0},
+    {"flip", CLI_FLAG, NULL, "auto",
+     "With --augment: flip images horizontally at random. auto = on for colour data, off for "
+     "gray (Fashion-MNIST garments are not mirror images of each other).",
+     NULL, 1, &a.flip, 0},
+    {"seed", CLI_INT, "S", "0",
+     "Seed of the one random generator (initialisation, shuffling, augmentation). The same seed "
+     "and thread count give the same run.",
+     NULL, 0, &a.seed, 0},
+    {"threads", CLI_INT, "N", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).",
+     NULL, 0, &a.threads, 0},
+    {"backend", CLI_CHOICE, NULL, "fast",
+     "Kernels: fast (oneDNN + OpenBLAS) or ref (plain C reference kernels, slow).", "ref|fast", 0,
+     &a.backend, 0},
+    {"penalty", CLI_CHOICE, NULL, "none",
+     "Sparsity penalty lambda*P added to the loss and applied by its proximal step after each "
+     "SGD step: gamma-l1 (|gamma| of every BN scale, soft-threshold: gammas reach exactly 0), "
+     "weight-l1 (|w| of conv/dense weights), filter-l1 (L2 norm of each conv filter, whole "
+     "filters reach 0), gamma-l1-subgrad (the Network Slimming baseline: lambda*sign(gamma) "
+     "added to the gradient, no exact zeros).",
+     "none|gamma-l1|weight-l1|filter-l1|gamma-l1-subgrad", 0, &a.penalty, 0},
+    {"lambda", CLI_FLOAT, "X", "0",
+     "Penalty strength (>= 0). A positive lambda without --penalty is an error (it would do "
+     "nothing); a penalty with lambda 0 gives a warning.",
+     NULL, 0, &a.lambda, 0},
+    {"progress", CLI_CHOICE, NULL, "auto",
+     "Progress on stderr: bar (redrawn in place), plain (a log line every few seconds), auto = "
+     "bar on a terminal, plain otherwise.",
+     "auto|bar|plain", 0, &a.progress, 0},
+    {"quiet", CLI_FLAG, NULL, NULL, "No progress or per-epoch lines, only the final summary.",
+     NULL, 0, &a.quiet, 0},
+    {"out", CLI_STRING, "RUN.ckpt", NULL,
+     "Checkpoint to write (atomically, after every epoch and on Ctrl-C); per-epoch metrics go "
+     "beside it as RUN.csv. Required, except with --resume, where it defaults to the resumed "
+     "file.",
+     NULL, 0, &a.out, 0},
+    {"resume", CLI_STRING, "RUN.ckpt", NULL,
+     "Continue the run saved in RUN.ckpt exactly where it stopped (mid-epoch after Ctrl-C). "
+     "Every setting comes from the checkpoint (model, data, batch, lr, schedule, momentum, "
+     "weight decay, limits, augmentation, seed, backend, penalty, lambda) except --epochs "
+     "(when given, to extend the run) and --threads; other options given here are ignored "
+     "with a warning. The metrics are appended to the CSV beside --out.",
+     NULL, 0, &a.resume, 0},
+    {"init", CLI_STRING, "CKPT", NULL,
+     "Start from the weights (and BN statistics) of CKPT with fresh optimizer state and a new "
+     "schedule, e.g. to fine-tune a pruned model; all settings come from this command line, "
+     "and the penalty can stay on.",
+     NULL, 0, &a.init, 0},
+};
+
+static cli_spec spec = {
+    "train",
+    "slim train --model M.net --out RUN.ckpt [options]\n"
+    "       slim train --resume RUN.ckpt [--epochs N] [--out RUN.ckpt]\n"
+    "       slim train --init PRUNED.ckpt --out RUN.ckpt [options]",
+    "Trains a model with SGD (momentum, coupled weight decay) on the smooth loss, then applies "
+    "the penalty's proximal step. Saves a checkpoint after every epoch and on Ctrl-C (then exit "
+    "status 130: continue with --resume). Prints one line per epoch and a final summary.",
+    opts,
+    sizeof opts / sizeof opts[0],
+    0,
+    0,
+    "Exit status: 0 done, 1 failed (e.g. diverged: the last checkpoint stays intact), 2 usage "
+    "error, 130 interrupted and saved.",
+};
+
+/* Options that --resume takes from the checkpoint, so giving them is a
+ * mistake worth a warning. */
+static const char *const resume_ignored[] = {
+    "model",  "data", "batch",   "lr",     "schedule", "momentum", "weight-decay", "limit",
+    "test-limit", "augment", "flip", "seed", "backend", "penalty", "lambda", "init",
+};
+
+static int validate(void) {
+    const char *cmd = spec.command;
+    if (a.resume && a.init) return cli_usage_error(cmd, "--resume and --init cannot be combined");
+    if (!a.out && !a.resume) return cli_usage_error(cmd, "--out RUN.ckpt is required");
+    if (!a.resume && !a.init && !a.model)
+        return cli_usage_error(cmd, "--model M.net is required (or --resume / --init)");
+    if (a.init && a.model)
+        return cli_usage_error(cmd, "--model and --init cannot be combined (--init gives the "
+                                    "model and its weights)");
+    if (a.epochs <= 0 || a.epochs > 1000000)
+        return cli_usage_error(cmd, "--epochs must be between 1 and 1000000, got %" PRId64,
+                               a.epochs);
+    if (a.threads < 0 || a.threads > 4096)
+        return cli_usage_error(cmd, "--threads must be between 0 and 4096, got %" PRId64,
+                               a.threads);
+    if (a.resume) {
+        for (size_t i = 0; i < sizeof resume_ignored / sizeof resume_ignored[0]; i++)
+            if (cli_given(&spec, resume_ignored[i]))
+                cli_warn("--%s is ignored with --resume (the run's settings come from %s)",
+                         resume_ignored[i], a.resume);
+        return CLI_EXIT_OK;
+    }
+    if (a.batch <= 0 || a.batch > 1 << 20)
+        return cli_usage_error(cmd, "--batch must be between 1 and 1048576, got %" PRId64, a.batch);
+    if (!(a.lr > 0)) return cli_usage_error(cmd, "--lr must be > 0, got %g", a.lr);
+    if (!(a.momentum >= 0 && a.momentum < 1))
+        return cli_usage_error(cmd, "--momentum must be in [0, 1), got %g", a.momentum);
+    if (!(a.weight_decay >= 0))
+        return cli_usage_error(cmd, "--weight-decay must be >= 0, got %g", a.weight_decay);
+    if (a.limit < 0) return cli_usage_error(cmd, "--limit must be >= 0, got %" PRId64, a.limit);
+    if (a.test_limit < 0)
+        return cli_usage_error(cmd, "--test-limit must be >= 0, got %" PRId64, a.test_limit);
+    if (a.seed < 0) return cli_usage_error(cmd, "--seed must be >= 0, got %" PRId64, a.seed);
+    if (!(a.lambda >= 0)) return cli_usage_error(cmd, "--lambda must be >= 0, got %g", a.lambda);
+    if (a.lambda > 0 && strcmp(a.penalty, "none") == 0)
+        return cli_usage_error(cmd,
+                               "--lambda %g does nothing without a penalty: add --penalty "
+                               "gamma-l1 (or weight-l1, filter-l1, gamma-l1-subgrad)",
+                               a.lambda);
+    if (a.lambda == 0 && strcmp(a.penalty, "none") != 0)
+        cli_warn("--penalty %s with --lambda 0 does nothing", a.penalty);
+    if (a.flip >= 0 && !a.augment) cli_warn("--flip/--no-flip does nothing without --augment");
+    return CLI_EXIT_OK;
+}
+
+int cmd_train(int argc, char **argv) {
+    int n_pos, r = cli_parse(&spec, argc, argv, &n_pos);
+    if (r != CLI_PARSE_OK) return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    if ((r = validate()) != CLI_EXIT_OK) return r;
+
+    /* --init: unless --data is given, train on the data the checkpoint was
+     * trained on (its class count and normalisation). */
+    char *init_data = NULL;
+    if (a.init && !cli_given(&spec, "data")) {
+        slim_ckpt *ck = NULL;
+        if (slim_ckpt_read(a.init, &ck) != SLIM_OK) return cli_fail();
+        const char *d = slim_ckpt_get_meta(ck, "data");
+        if (d && !(init_data = strdup(d))) {
+            slim_ckpt_free(ck);
+            cli_error("out of memory");
+            return CLI_EXIT_FAIL;
+        }
+        slim_ckpt_free(ck);
+        if (init_data) a.data = init_data;
+    }
+
+    slim_train_config cfg;
+    slim_train_config_default(&cfg);
+    cfg.model = a.model;
+    cfg.data = a.data;
+    /* 0 tells slim_train to keep the resumed run's total. */
+    cfg.epochs = a.resume && !cli_given(&spec, "epochs") ? 0 : (int)a.epochs;
+    cfg.batch = (int)a.batch;
+    cfg.lr = (float)a.lr;
+    slim_schedule_parse(a.schedule, &cfg.schedule);
+    cfg.momentum = (float)a.momentum;
+    cfg.weight_decay = (float)a.weight_decay;
+    cfg.limit = (size_t)a.limit;
+    cfg.test_limit = (size_t)a.test_limit;
+    cfg.augment = a.augment;
+    cfg.flip = a.flip;
+    cfg.seed = (uint64_t)a.seed;
+    cfg.threads = (int)a.threads;
+    cfg.backend = cli_backend(a.backend);
+    slim_penalty_parse(a.penalty, &cfg.penalty);
+    cfg.lambda = (float)a.lambda;
+    cfg.out = a.out ? a.out : a.resume;
+    cfg.resume = a.resume;
+    cfg.init = a.init;
+    cfg.progress = strcmp(a.progress, "bar") == 0 ? 1 : strcmp(a.progress, "plain") == 0 ? 0 : -1;
+    cfg.quiet = a.quiet;
+
+    slim_train_summary sum;
+    slim_status st = slim_train(&cfg, &sum);
+    free(init_data);
+    if (st != SLIM_OK) return cli_fail();
+    if (sum.interrupted) {
+        fprintf(stderr,
+                "slim: interrupted after step %" PRIu64 "; %s is saved. Continue with:\n"
+                "  slim train --resume %s\n",
+                sum.steps, cfg.out, cfg.out);
+        return CLI_EXIT_INTERRUPTED;
+    }
+    if (sum.epochs_done == 0 && a.resume) {
+        printf("nothing to train: %s has completed all its epochs (%" PRIu64
+               " steps); extend it with --epochs N\n",
+               a.resume, sum.steps);
+        return CLI_EXIT_OK;
+    }
+    char metrics[4096];
+    slim_train_metrics_path(cfg.out, metrics, sizeof metrics);
+    printf("trained %d epoch%s (%" PRIu64 " steps): train loss %.4f, test accuracy %.2f%%, "
+           "gamma zero %d/%d, %.0f img/s; saved %s (metrics %s)\n",
+           sum.epochs_done, sum.epochs_done == 1 ? "" : "s", sum.steps, sum.train_loss,
+           100.0 * sum.test_accuracy, sum.gamma_zero, sum.gamma_total, sum.images_per_s, cfg.out,
+           metrics);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,253 @@
+/* The in-memory data set, shared loader helpers and the --data resolver. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
+    *out = NULL;
+    if (c < 1 || c > SLIM_DATA_MAX_CHANNELS || h < 1 || w < 1 || n_classes < 1)
+        return slim_error(SLIM_ERR_ARG, "data set: bad shape %dx%dx%d or %d classes", c, h, w,
+                          n_classes);
+    size_t per = (size_t)c * (size_t)h * (size_t)w;
+    if (n > 0 && per > SIZE_MAX / sizeof(float) / n)
+        return slim_error(SLIM_ERR_NOMEM, "data set: %zu images of %dx%dx%d do not fit in memory",
+                          n, c, h, w);
+    slim_dataset *ds = slim_calloc(1, sizeof *ds);
+    if (!ds) return SLIM_ERR_NOMEM;
+    ds->n = n;
+    ds->c = c;
+    ds->h = h;
+    ds->w = w;
+    ds->n_classes = n_classes;
+    ds->kind = "memory";
+    for (int k = 0; k < SLIM_DATA_MAX_CHANNELS; k++) {
+        ds->mean[k] = 0.0f;
+        ds->std[k] = 1.0f;
+    }
+    /* calloc(1, ...) when n == 0 so that the pointers are never NULL. */
+    ds->images = slim_calloc(n ? n * per : 1, sizeof(float));
+    ds->labels = slim_calloc(n ? n : 1, sizeof(int32_t));
+    if (!ds->images || !ds->labels) {
+        slim_dataset_free(ds);
+        return slim_error(SLIM_ERR_NOMEM, "data set: cannot allocate %zu images of %dx%dx%d", n, c,
+                          h, w);
+    }
+    *out = ds;
+    return SLIM_OK;
+}
+
+void slim_dataset_free(slim_dataset *ds) {
+    if (!ds) return;
+    if (ds->class_names) {
+        for (int i = 0; i < ds->n_classes; i++)
+            free(ds->class_names[i]);
+        free(ds->class_names);
+    }
+    free(ds->images);
+    free(ds->labels);
+    free(ds->source);
+    free(ds);
+}
+
+slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, size_t count, float *x,
+                                int32_t *y) {
+    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    for (size_t i = 0; i < count; i++) {
+        if (idx[i] >= ds->n)
+            return slim_error(SLIM_ERR_ARG, "data set: index %u out of range (%zu images)",
+                              (unsigned)idx[i], ds->n);
+        memcpy(x + i * per, ds->images + (size_t)idx[i] * per, per * sizeof(float));
+        if (y) y[i] = ds->labels[idx[i]];
+    }
+    return SLIM_OK;
+}
+
+/* ---- helpers for the loaders ------------------------------------------ */
+
+void slim_data_lut(float lut[256], double mean, double std) {
+    for (int p = 0; p < 256; p++)
+        lut[p] = (float)(((double)p / 255.0 - mean) / std);
+}
+
+static char *dup_string(const char *s) {
+    size_t len = strlen(s) + 1;
+    char *d = slim_calloc(len, 1);
+    if (d) memcpy(d, s, len);
+    return d;
+}
+
+slim_status slim_data_set_class_names(slim_dataset *ds, const char *const *names, int n) {
+    char **copy = slim_calloc((size_t)n, sizeof *copy);
+    if (!copy) return SLIM_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        copy[i] = dup_string(names[i]);
+        if (!copy[i]) {
+            for (int j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            return SLIM_ERR_NOMEM;
+        }
+    }
+    if (ds->class_names) {
+        for (int i = 0; i < ds->n_classes; i++)
+            free(ds->class_names[i]);
+        free(ds->class_names);
+    }
+    ds->class_names = copy;
+    ds->n_classes = n;
+    return SLIM_OK;
+}
+
+slim_status slim_data_set_source(slim_dataset *ds, const char *source) {
+    char *s = dup_string(source);
+    if (!s) return SLIM_ERR_NOMEM;
+    free(ds->source);
+    ds->source = s;
+    return SLIM_OK;
+}
+
+slim_status slim_data_check_shape(const slim_data_options *opts, int c, int h, int w,
+                                  const char *what) {
+    if (!opts) return SLIM_OK;
+    if ((opts->c && opts->c != c) || (opts->h && opts->h != h) || (opts->w && opts->w != w))
+        return slim_error(SLIM_ERR_SHAPE, "%s holds %dx%dx%d images but %dx%dx%d are expected",
+                          what, c, h, w, opts->c ? opts->c : c, opts->h ? opts->h : h,
+                          opts->w ? opts->w : w);
+    return SLIM_OK;
+}
+
+slim_status slim_data_join(char *buf, size_t len, const char *dir, const char *name) {
+    int k = snprintf(buf, len, "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= len)
+        return slim_error(SLIM_ERR_ARG, "path too long: %s/%s", dir, name);
+    return SLIM_OK;
+}
+
+int slim_data_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int slim_data_is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- the --data resolver ---------------------------------------------- */
+
+#define PATH_LEN 4096
+
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                              "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                              "Bag",         "Ankle boot"};
+static const char *const digit_names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+
+/* dir/<base>.gz if it exists, else dir/<base> if it exists; 0 if neither. */
+static int find_idx_file(char *buf, size_t len, const char *dir, const char *base) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.gz", base);
+    if (slim_data_join(buf, len, dir, name) == SLIM_OK && slim_data_is_file(buf)) return 1;
+    if (slim_data_join(buf, len, dir, base) == SLIM_OK && slim_data_is_file(buf)) return 1;
+    return 0;
+}
+
+static int contains_nocase(const char *s, const char *word) {
+    size_t n = strlen(word);
+    for (; *s; s++) {
+        size_t i = 0;
+        while (i < n && s[i] && tolower((unsigned char)s[i]) == word[i])
+            i++;
+        if (i == n) return 1;
+    }
+    return 0;
+}
+
+static slim_status load_idx_dir(const char *dir, int train, const slim_data_options *opts,
+                                slim_dataset **out) {
+    const char *prefix = train ? "train" : "t10k";
+    char base[64], images[PATH_LEN], labels[PATH_LEN];
+    snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
+    if (!find_idx_file(images, sizeof images, dir, base))
+        return slim_error(SLIM_ERR_IO, "%s: no %s[.gz] for the %s split", dir, base,
+                          train ? "train" : "test");
+    snprintf(base, sizeof base, "%s-labels-idx1-ubyte", prefix);
+    if (!find_idx_file(labels, sizeof labels, dir, base))
+        return slim_error(SLIM_ERR_IO, "%s: no %s[.gz] for the %s split", dir, base,
+                          train ? "train" : "test");
+    int fashion = contains_nocase(dir, "fashion");
+    float mean = fashion ? 0.2860f : 0.1307f, std = fashion ? 0.3530f : 0.3081f;
+    slim_dataset *ds = NULL;
+    SLIM_TRY(slim_data_load_idx_limit(images, labels, mean, std, opts ? opts->limit : 0, &ds));
+    slim_status st = slim_data_check_shape(opts, ds->c, ds->h, ds->w, images);
+    if (st == SLIM_OK)
+        st = slim_data_set_class_names(ds, fashion ? fashion_names : digit_names, 10);
+    if (st == SLIM_OK) st = slim_data_set_source(ds, dir);
+    if (st != SLIM_OK) {
+        slim_dataset_free(ds);
+        return st;
+    }
+    *out = ds;
+    return SLIM_OK;
+}
+
+static slim_status load_image_root(const char *root, int train, const slim_data_options *opts,
+                                   slim_dataset **out) {
+    char train_dir[PATH_LEN], test_dir[PATH_LEN];
+    SLIM_TRY(slim_data_join(train_dir, sizeof train_dir, root, "train"));
+    SLIM_TRY(slim_data_join(test_dir, sizeof test_dir, root, "test"));
+    if (!slim_data_is_dir(train_dir)) {
+        if (!train)
+            slim_log(SLIM_LOG_WARN,
+                     "%s has no train/ and test/ subfolders: the test split is the training "
+                     "images",
+                     root);
+        return slim_data_load_imagefolder(root, NULL, 0, opts, out);
+    }
+    if (train) return slim_data_load_imagefolder(train_dir, NULL, 0, opts, out);
+    if (!slim_data_is_dir(test_dir))
+        return slim_error(SLIM_ERR_IO, "%s has a train/ subfolder but no test/ subfolder", root);
+    /* The test split's labels must index the train split's classes. */
+    char **names = NULL;
+    int n_names = 0;
+    SLIM_TRY(slim_data_list_classes(train_dir, &names, &n_names));
+    slim_status st =
+        slim_data_load_imagefolder(test_dir, (const char *const *)names, n_names, opts, out);
+    slim_data_free_names(names, n_names);
+    return st;
+}
+
+slim_status slim_data_load(const char *spec, int train, const slim_data_options *opts,
+                           slim_dataset **out) {
+    *out = NULL;
+    if (!spec || !*spec || strcmp(spec, "fashion-mnist") == 0) {
+        if (!slim_data_is_dir(SLIM_FASHION_MNIST_DIR))
+            return slim_error(SLIM_ERR_IO,
+                              "Fashion-MNIST not found in %s (install the Debian package "
+                              "dataset-fashion-mnist, or pass a data directory)",
+                              SLIM_FASHION_MNIST_DIR);
+        return load_idx_dir(SLIM_FASHION_MNIST_DIR, train, opts, out);
+    }
+    if (!slim_data_is_dir(spec))
+        return slim_error(SLIM_ERR_IO,
+                          "data '%s' is neither a known data set (fashion-mnist) nor a directory",
+                          spec);
+    char path[PATH_LEN];
+    if (find_idx_file(path, sizeof path, spec, "train-images-idx3-ubyte") ||
+        find_idx_file(path, sizeof path, spec, "t10k-images-idx3-ubyte"))
+        return load_idx_dir(spec, train, opts, out);
+    static const char *const cifar_markers[] = {"data_batch_1.bin", "test_batch.bin"};
+    for (int i = 0; i < 2; i++) {
+        SLIM_TRY(slim_data_join(path, sizeof path, spec, cifar_markers[i]));
+        if (slim_data_is_file(path)) return slim_data_load_cifar10(spec, train, opts, out);
+    }
+    char sub[PATH_LEN];
+    SLIM_TRY(slim_data_join(sub, sizeof sub, spec, "cifar-10-batches-bin"));
+    for (int i = 0; i < 2; i++) {
+        SLIM_TRY(slim_data_join(path, sizeof path, sub, cifar_markers[i]));
+        if (slim_data_is_file(path)) return slim_data_load_cifar10(sub, train, opts, out);
+    }
+    return load_image_root(spec, train, opts, out);
+}

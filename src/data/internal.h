@@ -1,0 +1,32 @@
+/* Helpers shared by the data loaders (not part of the public API). */
+#ifndef SLIM_DATA_INTERNAL_H
+#define SLIM_DATA_INTERNAL_H
+
+#include "slim/data.h"
+
+#include <stdio.h>
+
+/* lut[p] = (p / 255 - mean) / std, in double, rounded once to float. */
+void slim_data_lut(float lut[256], double mean, double std);
+/* Copies names[0..n) into ds->class_names (sets ds->n_classes = n). */
+slim_status slim_data_set_class_names(slim_dataset *ds, const char *const *names, int n);
+/* Sets ds->source to a copy of `source`. */
+slim_status slim_data_set_source(slim_dataset *ds, const char *source);
+/* Checks an expected shape (0 = any) against the data's; the message names
+ * `what` (the data set) and both shapes. */
+slim_status slim_data_check_shape(const slim_data_options *opts, int c, int h, int w,
+                                  const char *what);
+/* "<dir>/<name>" into buf; an error when it does not fit. */
+slim_status slim_data_join(char *buf, size_t len, const char *dir, const char *name);
+/* slim_data_load_idx keeping only the first `limit` images (0 = all); the
+ * whole files are still validated. */
+slim_status slim_data_load_idx_limit(const char *images_path, const char *labels_path, float mean,
+                                     float std, size_t limit, slim_dataset **out);
+/* The sorted class subdirectories of an image folder (an error when there
+ * are none). Free with slim_data_free_names. */
+slim_status slim_data_list_classes(const char *dir, char ***names, int *n);
+void slim_data_free_names(char **names, int n);
+int slim_data_is_dir(const char *path);
+int slim_data_is_file(const char *path);
+
+#endif

@@ -1,0 +1,473 @@
+/* The training loop: data, model, optimizer, progress, metrics, checkpoints
+ * and exact resume. */
+#include "slim/autograd.h"
+#include "slim/model_io.h"
+#include "slim/train.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* RNG streams: one seed, separate streams so that changing the model does
+ * not change the data order. */
+enum { STREAM_INIT = 1, STREAM_DATA = 2 };
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+void slim_train_config_default(slim_train_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->data = "fashion-mnist";
+    cfg->epochs = 1;
+    cfg->batch = 128;
+    cfg->lr = 0.05f;
+    cfg->schedule = SLIM_SCHEDULE_COSINE;
+    cfg->momentum = 0.9f;
+    cfg->weight_decay = 5e-4f;
+    cfg->flip = -1;
+    cfg->threads = 2;
+    cfg->backend = SLIM_BACKEND_FAST;
+    cfg->progress = -1;
+}
+
+void slim_train_metrics_path(const char *ckpt_path, char *buf, size_t len) {
+    size_t n = strlen(ckpt_path);
+    if (n > 5 && strcmp(ckpt_path + n - 5, ".ckpt") == 0)
+        snprintf(buf, len, "%.*s.csv", (int)(n - 5), ckpt_path);
+    else
+        snprintf(buf, len, "%s.csv", ckpt_path);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- settings stored in the checkpoint -------------------------------- */
+
+typedef struct run_state {
+    slim_train_config cfg; /* effective settings */
+    char *strings[4];      /* owned copies of strings taken from a checkpoint */
+    slim_model *model;
+    slim_dataset *train, *test;
+    slim_sgd opt;
+    slim_batcher batcher;
+    slim_augment aug;
+    slim_rng data_rng;
+    slim_ckpt_position pos;
+    float *x;
+    int32_t *y;
+    FILE *csv;
+    slim_layer_sparsity *sparsity;
+    int tty;
+} run_state;
+
+static slim_status set_meta_f(slim_ckpt *ck, const char *key, const char *fmt, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, fmt, v);
+    return slim_ckpt_set_meta(ck, key, buf);
+}
+
+static slim_status store_settings(const run_state *rs, slim_ckpt *ck) {
+    const slim_train_config *c = &rs->cfg;
+    SLIM_TRY(slim_ckpt_set_meta(ck, "data", c->data ? c->data : "fashion-mnist"));
+    if (c->model) SLIM_TRY(slim_ckpt_set_meta(ck, "model_file", c->model));
+    SLIM_TRY(set_meta_f(ck, "epochs", "%.0f", c->epochs));
+    SLIM_TRY(set_meta_f(ck, "batch", "%.0f", c->batch));
+    SLIM_TRY(set_meta_f(ck, "lr", "%.9g", c->lr));
+    SLIM_TRY(slim_ckpt_set_meta(ck, "schedule", slim_schedule_name(c->schedule)));
+    SLIM_TRY(set_meta_f(ck, "momentum", "%.9g", c->momentum));
+    SLIM_TRY(set_meta_f(ck, "weight_decay", "%.9g", c->weight_decay));
+    SLIM_TRY(set_meta_f(ck, "limit", "%.0f", (double)c->limit));
+    SLIM_TRY(set_meta_f(ck, "test_limit", "%.0f", (double)c->test_limit));
+    SLIM_TRY(set_meta_f(ck, "augment", "%.0f", c->augment));
+    SLIM_TRY(set_meta_f(ck, "flip", "%.0f", c->flip));
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
+    SLIM_TRY(slim_ckpt_set_meta(ck, "seed", seed));
+    SLIM_TRY(slim_ckpt_set_meta(ck, "backend", c->backend == SLIM_BACKEND_REF ? "ref" : "fast"));
+    SLIM_TRY(slim_ckpt_set_meta(ck, "penalty", slim_penalty_name(c->penalty)));
+    SLIM_TRY(set_meta_f(ck, "lambda", "%.9g", c->lambda));
+    const slim_dataset *ds = rs->train;
+    for (int k = 0; ds->class_names && k < ds->n_classes; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "class.%d", k);
+        SLIM_TRY(slim_ckpt_set_meta(ck, key, ds->class_names[k]));
+    }
+    return SLIM_OK;
+}
+
+static slim_status meta_num(const slim_ckpt *ck, const char *path, const char *key, double *out) {
+    const char *v = slim_ckpt_get_meta(ck, key);
+    char *end;
+    if (!v) return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is missing", path, key);
+    errno = 0;
+    *out = strtod(v, &end);
+    if (errno || *end || end == v)
+        return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is not a number: '%s'", path, key, v);
+    return SLIM_OK;
+}
+
+/* Takes every setting from a checkpoint being resumed, except the epoch
+ * count when the caller gave one, and threads/out/progress. */
+static slim_status restore_settings(run_state *rs, const slim_ckpt *ck, const char *path) {
+    slim_train_config *c = &rs->cfg;
+    double v;
+    const char *s;
+    if ((s = slim_ckpt_get_meta(ck, "data"))) c->data = rs->strings[0] = strdup(s);
+    if (c->epochs <= 0) {
+        SLIM_TRY(meta_num(ck, path, "epochs", &v));
+        c->epochs = (int)v;
+    }
+    SLIM_TRY(meta_num(ck, path, "batch", &v));
+    c->batch = (int)v;
+    SLIM_TRY(meta_num(ck, path, "lr", &v));
+    c->lr = (float)v;
+    if ((s = slim_ckpt_get_meta(ck, "schedule"))) SLIM_TRY(slim_schedule_parse(s, &c->schedule));
+    SLIM_TRY(meta_num(ck, path, "momentum", &v));
+    c->momentum = (float)v;
+    SLIM_TRY(meta_num(ck, path, "weight_decay", &v));
+    c->weight_decay = (float)v;
+    SLIM_TRY(meta_num(ck, path, "limit", &v));
+    c->limit = (size_t)v;
+    SLIM_TRY(meta_num(ck, path, "test_limit", &v));
+    c->test_limit = (size_t)v;
+    SLIM_TRY(meta_num(ck, path, "augment", &v));
+    c->augment = (int)v;
+    SLIM_TRY(meta_num(ck, path, "flip", &v));
+    c->flip = (int)v;
+    if ((s = slim_ckpt_get_meta(ck, "seed"))) c->seed = strtoull(s, NULL, 10);
+    if ((s = slim_ckpt_get_meta(ck, "backend")))
+        c->backend = strcmp(s, "ref") == 0 ? SLIM_BACKEND_REF : SLIM_BACKEND_FAST;
+    if ((s = slim_ckpt_get_meta(ck, "penalty"))) SLIM_TRY(slim_penalty_parse(s, &c->penalty));
+    SLIM_TRY(meta_num(ck, path, "lambda", &v));
+    c->lambda = (float)v;
+    if ((s = slim_ckpt_get_meta(ck, "model_file"))) c->model = rs->strings[1] = strdup(s);
+    return SLIM_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------ */
+
+static slim_status save_checkpoint(run_state *rs) {
+    slim_ckpt *ck = NULL;
+    slim_status st = slim_model_to_ckpt(rs->model, SLIM_CKPT_TRAIN, 1, &ck);
+    if (st == SLIM_OK) st = store_settings(rs, ck);
+    if (st == SLIM_OK) {
+        ck->pos = rs->pos;
+        ck->pos.n_rng = 2;
+        ck->pos.rng[0] = rs->data_rng;
+        ck->pos.rng[1] = rs->batcher.pos.order_rng;
+        st = slim_ckpt_write(ck, rs->cfg.out);
+    }
+    slim_ckpt_free(ck);
+    return st == SLIM_OK ? st : slim_error_prefix(st, "saving checkpoint");
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static int gamma_totals(const run_state *rs, int *total) {
+    int zero = 0;
+    *total = 0;
+    for (int i = 0; i < rs->model->n_layers; i++)
+        if (rs->model->layers[i].kind == SLIM_LAYER_BN) {
+            zero += rs->sparsity[i].gamma_zero;
+            *total += rs->model->layers[i].c;
+        }
+    return zero;
+}
+
+static slim_status open_metrics(run_state *rs, int append) {
+    char path[4096];
+    slim_train_metrics_path(rs->cfg.out, path, sizeof path);
+    rs->csv = fopen(path, append ? "a" : "w");
+    if (!rs->csv) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (append) return SLIM_OK;
+    fprintf(rs->csv, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,"
+                     "gamma_zero,gamma_total,weights_zero_pct");
+    for (int i = 0; i < rs->model->n_layers; i++) {
+        const slim_layer *l = &rs->model->layers[i];
+        if (l->kind == SLIM_LAYER_BN) fprintf(rs->csv, ",%s.gamma_zero", l->name);
+        if (l->kind == SLIM_LAYER_CONV || l->kind == SLIM_LAYER_DENSE)
+            fprintf(rs->csv, ",%s.weights_zero_pct", l->name);
+        if (l->kind == SLIM_LAYER_CONV) fprintf(rs->csv, ",%s.filters_zero", l->name);
+    }
+    fputc('\n', rs->csv);
+    return fflush(rs->csv) == 0 ? SLIM_OK : slim_error(SLIM_ERR_IO, "%s: write failed", path);
+}
+
+static void write_metrics(run_state *rs, int epoch, float lr, double loss, double acc,
+                          const slim_eval_result *test, double ips) {
+    slim_model_sparsity(rs->model, rs->sparsity);
+    int total, zero = gamma_totals(rs, &total);
+    size_t w = 0, wz = 0;
+    for (int i = 0; i < rs->model->n_layers; i++) {
+        w += rs->sparsity[i].weights;
+        wz += rs->sparsity[i].weights_zero;
+    }
+    fprintf(rs->csv, "%d,%" PRIu64 ",%.6g,%.6f,%.6f,%.6f,%.6f,%.1f,%d,%d,%.4f", epoch, rs->pos.step,
+            lr, loss, acc, test->loss, test->accuracy, ips, zero, total,
+            w ? 100.0 * (double)wz / (double)w : 0.0);
+    for (int i = 0; i < rs->model->n_layers; i++) {
+        const slim_layer *l = &rs->model->layers[i];
+        const slim_layer_sparsity *r = &rs->sparsity[i];
+        if (l->kind == SLIM_LAYER_BN) fprintf(rs->csv, ",%d", r->gamma_zero);
+        if (l->kind == SLIM_LAYER_CONV || l->kind == SLIM_LAYER_DENSE)
+            fprintf(rs->csv, ",%.4f",
+                    r->weights ? 100.0 * (double)r->weights_zero / (double)r->weights : 0.0);
+        if (l->kind == SLIM_LAYER_CONV) fprintf(rs->csv, ",%d", r->filters_zero);
+    }
+    fputc('\n', rs->csv);
+    fflush(rs->csv);
+}
+
+/* ---- progress --------------------------------------------------------- */
+
+static void progress(const run_state *rs, int epoch, size_t done, size_t total, double loss,
+                     double ips, double *last_print, int final) {
+    if (rs->cfg.quiet) return;
+    double t = now_s();
+    if (!final && t - *last_print < (rs->tty ? 0.2 : 5.0)) return;
+    *last_print = t;
+    double eta = ips > 0 ? (double)(total - done) * (double)rs->cfg.batch / ips : 0;
+    if (rs->tty) {
+        int width = 30, fill = total ? (int)((double)width * (double)done / (double)total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\repoch %d/%d [%s] %zu/%zu  loss %.4f  %.0f img/s  ETA %.0fs   ", epoch,
+                rs->cfg.epochs, bar, done, total, loss, ips, eta);
+        if (final) fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "epoch %d/%d  batch %zu/%zu  loss %.4f  %.0f img/s  ETA %.0fs\n", epoch,
+                rs->cfg.epochs, done, total, loss, ips, eta);
+    }
+    fflush(stderr);
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
+    slim_train_config *c = &rs->cfg;
+    *c = *cfg_in;
+    slim_ckpt *ck = NULL;
+    if (c->resume && c->init)
+        return slim_error(SLIM_ERR_ARG, "--resume and --init cannot be used together");
+    if (!c->out) return slim_error(SLIM_ERR_ARG, "an output checkpoint (--out) is required");
+    if (c->resume) {
+        SLIM_TRY(slim_model_load_ckpt(c->resume, 1, &rs->model, &ck));
+        slim_status st = restore_settings(rs, ck, c->resume);
+        rs->pos = ck->pos;
+        if (st == SLIM_OK && ck->pos.n_rng < 2)
+            st = slim_error(SLIM_ERR_FORMAT, "%s: no training position saved", c->resume);
+        slim_ckpt_free(ck);
+        SLIM_TRY(st);
+    } else if (c->init) {
+        SLIM_TRY(slim_model_load_ckpt(c->init, 0, &rs->model, NULL));
+    } else {
+        if (!c->model) return slim_error(SLIM_ERR_ARG, "a model file (--model) is required");
+        SLIM_TRY(slim_model_load_file(c->model, &rs->model));
+        slim_rng init;
+        slim_rng_seed(&init, c->seed, STREAM_INIT);
+        slim_model_init_params(rs->model, &init);
+    }
+    if (c->epochs <= 0) return slim_error(SLIM_ERR_ARG, "--epochs must be > 0");
+    if (c->batch <= 0) return slim_error(SLIM_ERR_ARG, "--batch must be > 0, got %d", c->batch);
+    if (!(c->lr > 0) || !isfinite(c->lr))
+        return slim_error(SLIM_ERR_ARG, "--lr must be a finite number > 0");
+    if (!(c->lambda >= 0) || !isfinite(c->lambda))
+        return slim_error(SLIM_ERR_ARG, "--lambda must be a finite number >= 0, got %g", c->lambda);
+    if (c->threads > 0) slim_set_threads(c->threads);
+
+    const slim_layer *in = &rs->model->layers[0];
+    slim_data_options opts = {.c = in->c, .h = in->h, .w = in->w, .limit = c->limit};
+    SLIM_TRY(slim_data_load(c->data, 1, &opts, &rs->train));
+    opts.limit = c->test_limit;
+    SLIM_TRY(slim_data_load(c->data, 0, &opts, &rs->test));
+    if (rs->train->n == 0) return slim_error(SLIM_ERR_ARG, "the training set is empty");
+    if (rs->train->n_classes > rs->model->n_classes)
+        return slim_error(SLIM_ERR_SHAPE, "the data has %d classes but the model outputs %d",
+                          rs->train->n_classes, rs->model->n_classes);
+
+    slim_sgd_config oc = {.momentum = c->momentum,
+                          .weight_decay = c->weight_decay,
+                          .bn_weight_decay = c->weight_decay,
+                          .penalty = c->penalty,
+                          .lambda = c->lambda};
+    SLIM_TRY(slim_sgd_init(&rs->opt, rs->model, &oc));
+    SLIM_TRY(slim_batcher_init(&rs->batcher, rs->train, (size_t)c->batch, 1));
+    int flip = c->flip < 0 ? rs->train->c == 3 : c->flip;
+    int pad = c->augment ? (in->h >= 32 ? 4 : 2) : 0;
+    SLIM_TRY(slim_augment_init(&rs->aug, rs->train, pad, flip && c->augment));
+    size_t img = (size_t)in->c * (size_t)in->h * (size_t)in->w;
+    rs->x = slim_calloc((size_t)c->batch * img, sizeof(float));
+    rs->y = slim_calloc((size_t)c->batch, sizeof(int32_t));
+    rs->sparsity = slim_calloc((size_t)rs->model->n_layers, sizeof *rs->sparsity);
+    if (!rs->x || !rs->y || !rs->sparsity) return SLIM_ERR_NOMEM;
+    if (c->resume) {
+        rs->data_rng = rs->pos.rng[0];
+    } else {
+        slim_rng_seed(&rs->data_rng, c->seed, STREAM_DATA);
+        memset(&rs->pos, 0, sizeof rs->pos);
+    }
+    rs->tty = c->progress < 0 ? isatty(STDERR_FILENO) : c->progress;
+    return open_metrics(rs, c->resume != NULL);
+}
+
+static void teardown(run_state *rs) {
+    if (rs->csv) fclose(rs->csv);
+    free(rs->x);
+    free(rs->y);
+    free(rs->sparsity);
+    slim_batcher_free(&rs->batcher);
+    slim_sgd_free(&rs->opt);
+    slim_dataset_free(rs->train);
+    slim_dataset_free(rs->test);
+    slim_model_free(rs->model);
+    for (int i = 0; i < 4; i++)
+        free(rs->strings[i]);
+}
+
+static int argmax_hits(const slim_tensor *logits, const int32_t *y, int n) {
+    int k = logits->shape[1], hits = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = logits->data + (size_t)i * (size_t)k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (row[j] > row[best]) best = j;
+        hits += best == y[i];
+    }
+    return hits;
+}
+
+static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
+    const slim_train_config *c = &rs->cfg;
+    const slim_layer *in = &rs->model->layers[0];
+    size_t per_epoch = slim_batcher_num_batches(&rs->batcher);
+    uint64_t total = (uint64_t)c->epochs * per_epoch;
+    slim_tape tape;
+    slim_tape_init(&tape, c->backend);
+    slim_status st = SLIM_OK;
+    int resuming_mid_epoch = rs->pos.step > (uint64_t)rs->pos.epoch * per_epoch;
+    for (int epoch = (int)rs->pos.epoch + 1; epoch <= c->epochs && st == SLIM_OK; epoch++) {
+        if (resuming_mid_epoch) {
+            slim_batcher_pos bp = {.epoch = (uint64_t)epoch,
+                                   .index = (rs->pos.step - (uint64_t)rs->pos.epoch * per_epoch) *
+                                            (uint64_t)c->batch,
+                                   .order_rng = rs->pos.rng[1]};
+            st = slim_batcher_seek(&rs->batcher, &bp);
+            resuming_mid_epoch = 0;
+            if (st != SLIM_OK) break;
+        } else {
+            slim_batcher_begin_epoch(&rs->batcher, &rs->data_rng);
+        }
+        double loss_sum = 0, t0 = now_s(), last_print = 0, timed = 0;
+        size_t seen = 0, hits = 0, n,
+               done = (size_t)(rs->pos.step - (uint64_t)(epoch - 1) * per_epoch);
+        float lr = c->lr;
+        while ((n = slim_batcher_next(&rs->batcher, rs->x, rs->y)) > 0) {
+            double ts = now_s();
+            if (c->augment)
+                slim_augment_batch(&rs->aug, rs->x, (int)n, in->c, in->h, in->w, &rs->data_rng);
+            slim_tape_reset(&tape);
+            slim_model_zero_grad(rs->model);
+            slim_tensor *x =
+                slim_tape_wrap(&tape, rs->x, NULL, 4, (int[]){(int)n, in->c, in->h, in->w});
+            slim_tensor *logits = NULL, *loss = NULL;
+            if (!x) st = SLIM_ERR_NOMEM;
+            if (st == SLIM_OK) st = slim_model_forward(rs->model, &tape, x, 1, &logits);
+            if (st == SLIM_OK) st = slim_op_softmax_xent(&tape, logits, rs->y, &loss);
+            if (st != SLIM_OK) break;
+            if (!isfinite(loss->data[0])) {
+                st = slim_error(SLIM_ERR_NUMERIC,
+                                "training diverged at step %" PRIu64 " (epoch %d): the loss is %g; "
+                                "%s keeps the last good checkpoint (lower --lr?)",
+                                rs->pos.step + 1, epoch, loss->data[0], c->out);
+                break;
+            }
+            st = slim_tape_backward(&tape, loss);
+            lr = slim_schedule_lr(c->schedule, c->lr, rs->pos.step, total);
+            if (st == SLIM_OK) st = slim_sgd_step(&rs->opt, rs->model, lr);
+            if (st != SLIM_OK) break;
+            rs->pos.step++;
+            done++;
+            loss_sum += loss->data[0] * (double)n;
+            hits += (size_t)argmax_hits(logits, rs->y, (int)n);
+            seen += n;
+            timed += now_s() - ts;
+            progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
+                     (double)seen / (timed > 0 ? timed : 1), &last_print, 0);
+            if (interrupted) break;
+        }
+        if (st != SLIM_OK) break;
+        double ips = (double)seen / (timed > 0 ? timed : 1);
+        if (interrupted) {
+            if (!c->quiet) fputc('\n', stderr);
+            st = save_checkpoint(rs);
+            if (st == SLIM_OK) {
+                slim_log(SLIM_LOG_WARN,
+                         "interrupted at step %" PRIu64 "; saved %s (continue with --resume %s)",
+                         rs->pos.step, c->out, c->out);
+                sum->interrupted = 1;
+            }
+            break;
+        }
+        progress(rs, epoch, done, per_epoch, seen ? loss_sum / (double)seen : 0, ips, &last_print,
+                 1);
+        rs->pos.epoch = (uint32_t)epoch;
+        slim_eval_result test;
+        st = slim_evaluate(rs->model, rs->test, 256, c->backend, NULL, 0, &test);
+        if (st != SLIM_OK) break;
+        write_metrics(rs, epoch, lr, seen ? loss_sum / (double)seen : 0,
+                      seen ? (double)hits / (double)seen : 0, &test, ips);
+        st = save_checkpoint(rs);
+        if (st != SLIM_OK) break;
+        int gtotal, gzero = gamma_totals(rs, &gtotal);
+        if (!c->quiet)
+            fprintf(stderr,
+                    "epoch %d/%d: train loss %.4f, train acc %.2f%%, test acc %.2f%%, "
+                    "gamma zero %d/%d, %.0f img/s, %.1fs\n",
+                    epoch, c->epochs, seen ? loss_sum / (double)seen : 0,
+                    seen ? 100.0 * (double)hits / (double)seen : 0, 100.0 * test.accuracy, gzero,
+                    gtotal, ips, now_s() - t0);
+        sum->epochs_done = epoch;
+        sum->train_loss = seen ? loss_sum / (double)seen : 0;
+        sum->test_accuracy = test.accuracy;
+        sum->images_per_s = ips;
+        sum->gamma_zero = gzero;
+        sum->gamma_total = gtotal;
+    }
+    sum->steps = rs->pos.step;
+    slim_tape_free(&tape);
+    return st;
+}
+
+slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary) {
+    run_state rs;
+    memset(&rs, 0, sizeof rs);
+    memset(summary, 0, sizeof *summary);
+    slim_train_config copy = *cfg;
+    slim_status st = setup(&rs, &copy);
+    if (st == SLIM_OK) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        interrupted = 0;
+        sigaction(SIGINT, &sa, &old);
+        st = run_epochs(&rs, summary);
+        sigaction(SIGINT, &old, NULL);
+    }
+    teardown(&rs);
+    return st;
+}

@@ -1,0 +1,425 @@
+/* Fast kernels (oneDNN, OpenBLAS) against the reference ones, forward and
+ * backward, on odd shapes (5x7 images, 3 channels, batch 1, stride 2, pad 0
+ * and 1, 1x1 and 3x3 kernels), and through cache rebuilds.
+ *
+ * Backward runs on gradient buffers pre-filled with the same random values
+ * for both kernels, so a fast kernel that overwrote instead of adding (or
+ * added twice) would differ by O(1).
+ *
+ * Tolerances, relative to the largest reference magnitude m of the buffer:
+ * forward 1e-4 max(1, m), backward 3e-4 max(1, m). Both kernels compute in
+ * float32 but sum in different orders (oneDNN blocks and vectorises, the
+ * reference runs straight loops, BN's reference sums in double); each
+ * output here is a sum of at most a few hundred terms of order 1, so the
+ * orders differ by ~ sqrt(terms) ulps ~ 1e-6 relative. Backward sums are
+ * longer (over batch and positions) and BN's dx combines three sums, hence
+ * the looser bound. (Observed here: <= 7e-7 for all of them.) A wrong index,
+ * a missed padding tap or a missing gradient term shows up at the 1e-1
+ * level. */
+#include "testutil.h"
+
+#include "slim/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_FWD 1e-4
+#define TOL_BWD 3e-4
+
+static float *frand(slim_rng *rng, size_t n, float lo, float hi) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    tu_fill_uniform(rng, p, n, lo, hi);
+    return p;
+}
+
+static float *fcopy(const float *src, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    memcpy(p, src, n * sizeof *p);
+    return p;
+}
+
+/* Values spaced 0.01 apart in random order, so max pooling has no ties
+ * (the two kernels may break ties differently, which is fine). */
+static float *fdistinct(slim_rng *rng, size_t n) {
+    float *p = calloc(n, sizeof *p);
+    uint32_t *perm = malloc(n * sizeof *perm);
+    assert_true(p && perm);
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    slim_rng_shuffle(rng, perm, n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = 0.01f * ((float)perm[i] - (float)n / 2);
+    free(perm);
+    return p;
+}
+
+static void expect_close(const float *fast, const float *ref, size_t n, double rel,
+                         const char *what) {
+    double m = tu_max_abs(ref, n);
+    double tol = rel * (m > 1 ? m : 1);
+    double d = tu_max_abs_diff(fast, ref, n);
+    if (!(d <= tol)) fail_msg("%s: max |fast - ref| = %g > %g", what, d, tol);
+}
+
+static void expect_ok(slim_status st) {
+    if (st != SLIM_OK) fail_msg("status %s: %s", slim_status_name(st), slim_last_error());
+}
+
+/* ---- dense (OpenBLAS) ------------------------------------------------- */
+
+static void dense_case(int n, int in, int out, int with_bias, uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 1);
+    size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
+    float *x = frand(&rng, nx, -1, 1), *w = frand(&rng, nw, -1, 1);
+    float *b = with_bias ? frand(&rng, out, -1, 1) : NULL;
+    float *yr = frand(&rng, ny, -1, 1), *yf = frand(&rng, ny, -1, 1); /* garbage in y */
+    slim_ref_dense_forward(n, in, out, x, w, b, yr);
+    slim_blas_dense_forward(n, in, out, x, w, b, yf);
+    expect_close(yf, yr, ny, TOL_FWD, "dense y");
+
+    float *dy = frand(&rng, ny, -1, 1);
+    float *dxr = frand(&rng, nx, -1, 1), *dwr = frand(&rng, nw, -1, 1);
+    float *dbr = frand(&rng, out, -1, 1);
+    float *dxf = fcopy(dxr, nx), *dwf = fcopy(dwr, nw), *dbf = fcopy(dbr, out);
+    slim_ref_dense_backward(n, in, out, x, w, dy, dxr, dwr, dbr);
+    slim_blas_dense_backward(n, in, out, x, w, dy, dxf, dwf, dbf);
+    expect_close(dxf, dxr, nx, TOL_BWD, "dense dx");
+    expect_close(dwf, dwr, nw, TOL_BWD, "dense dw");
+    expect_close(dbf, dbr, out, TOL_BWD, "dense db");
+    /* NULL gradients are skipped: dw alone adds the same again. */
+    slim_ref_dense_backward(n, in, out, x, w, dy, NULL, dwr, NULL);
+    slim_blas_dense_backward(n, in, out, x, w, dy, NULL, dwf, NULL);
+    expect_close(dwf, dwr, nw, TOL_BWD, "dense dw (alone)");
+    free(x), free(w), free(b), free(yr), free(yf), free(dy);
+    free(dxr), free(dwr), free(dbr), free(dxf), free(dwf), free(dbf);
+}
+
+static void test_dense(void **state) {
+    (void)state;
+    dense_case(1, 7, 3, 1, 1);
+    dense_case(5, 13, 10, 1, 2);
+    dense_case(4, 3, 1, 0, 3);
+    dense_case(33, 65, 17, 1, 4);
+}
+
+/* ---- conv ------------------------------------------------------------- */
+
+/* Runs forward and backward on `cache` and holds them to the reference.
+ * with_bias = 0 runs the forward without bias and backward without db;
+ * first_layer runs backward without dx (NULL). */
+static void conv_case(slim_dnnl_cache **cache, slim_conv_shape s, int with_bias, int first_layer,
+                      uint64_t seed) {
+    expect_ok(slim_conv_shape_finish(&s));
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 2);
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
+    float *x = frand(&rng, nx, -1, 1), *w = frand(&rng, nw, -1, 1);
+    float *b = with_bias ? frand(&rng, s.cout, -1, 1) : NULL;
+    float *yr = frand(&rng, ny, -1, 1), *yf = frand(&rng, ny, -1, 1);
+    slim_ref_conv2d_forward(&s, x, w, b, yr);
+    expect_ok(slim_dnnl_conv2d_forward(cache, &s, x, w, b, yf));
+    expect_close(yf, yr, ny, TOL_FWD, "conv y");
+
+    float *dy = frand(&rng, ny, -1, 1);
+    float *dxr = frand(&rng, nx, -1, 1), *dwr = frand(&rng, nw, -1, 1);
+    float *dbr = frand(&rng, s.cout, -1, 1);
+    float *dxf = fcopy(dxr, nx), *dwf = fcopy(dwr, nw), *dbf = fcopy(dbr, s.cout);
+    float *dx0 = fcopy(dxr, nx), *db0 = fcopy(dbr, s.cout);
+    slim_ref_conv2d_backward(&s, x, w, dy, first_layer ? NULL : dxr, dwr, with_bias ? dbr : NULL);
+    expect_ok(slim_dnnl_conv2d_backward(cache, &s, x, w, dy, first_layer ? NULL : dxf, dwf,
+                                        with_bias ? dbf : NULL));
+    expect_close(dxf, dxr, nx, TOL_BWD, "conv dx");
+    expect_close(dwf, dwr, nw, TOL_BWD, "conv dw");
+    expect_close(dbf, dbr, s.cout, TOL_BWD, "conv db");
+    /* Skipped gradients are untouched. */
+    if (first_layer) assert_memory_equal(dxf, dx0, nx * sizeof *dxf);
+    if (!with_bias) assert_memory_equal(dbf, db0, s.cout * sizeof *dbf);
+    free(x), free(w), free(b), free(yr), free(yf), free(dy), free(dx0), free(db0);
+    free(dxr), free(dwr), free(dbr), free(dxf), free(dwf), free(dbf);
+}
+
+static const slim_conv_shape conv_shapes[] = {
+    {.n = 2, .cin = 3, .h = 5, .w = 7, .cout = 4, .kh = 3, .kw = 3, .stride = 2, .pad = 1},
+    {.n = 1, .cin = 3, .h = 5, .w = 7, .cout = 5, .kh = 3, .kw = 3, .stride = 2, .pad = 0},
+    {.n = 1, .cin = 3, .h = 5, .w = 7, .cout = 8, .kh = 3, .kw = 3, .stride = 1, .pad = 1},
+    {.n = 3, .cin = 5, .h = 6, .w = 5, .cout = 3, .kh = 1, .kw = 1, .stride = 1, .pad = 0},
+    {.n = 2, .cin = 4, .h = 7, .w = 7, .cout = 6, .kh = 1, .kw = 1, .stride = 2, .pad = 0},
+    {.n = 2, .cin = 16, .h = 8, .w = 8, .cout = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1},
+    {.n = 1, .cin = 2, .h = 7, .w = 6, .cout = 3, .kh = 2, .kw = 3, .stride = 3, .pad = 1},
+};
+#define N_CONV (sizeof conv_shapes / sizeof conv_shapes[0])
+
+static void test_conv(void **state) {
+    (void)state;
+    for (size_t i = 0; i < N_CONV; i++) {
+        slim_dnnl_cache *cache = NULL;
+        conv_case(&cache, conv_shapes[i], 1, 0, 100 + i);
+        conv_case(&cache, conv_shapes[i], 1, 0, 200 + i); /* cached primitives, new data */
+        conv_case(&cache, conv_shapes[i], 0, 1, 300 + i); /* no bias; first layer */
+        conv_case(&cache, conv_shapes[i], 1, 1, 400 + i); /* bias back on */
+        slim_dnnl_cache_free(cache);
+    }
+}
+
+/* One cache through shapes A, B, A: each call rebuilds for its shape. */
+static void test_conv_rebuild(void **state) {
+    (void)state;
+    slim_dnnl_cache *cache = NULL;
+    conv_case(&cache, conv_shapes[0], 1, 0, 500);
+    conv_case(&cache, conv_shapes[3], 1, 0, 501);
+    conv_case(&cache, conv_shapes[0], 1, 0, 502);
+    /* Pruning shrinks channels: same image, fewer filters. */
+    slim_conv_shape pruned = conv_shapes[0];
+    pruned.cout = 1;
+    conv_case(&cache, pruned, 1, 0, 503);
+    slim_dnnl_cache_free(cache);
+    slim_dnnl_cache_free(NULL); /* allowed, like free(NULL) */
+}
+
+/* Backward with no forward on the cache yet builds what it needs. */
+static void test_conv_backward_first(void **state) {
+    (void)state;
+    slim_conv_shape s = conv_shapes[1];
+    expect_ok(slim_conv_shape_finish(&s));
+    slim_rng rng;
+    slim_rng_seed(&rng, 7, 7);
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
+    float *x = frand(&rng, nx, -1, 1), *w = frand(&rng, nw, -1, 1), *dy = frand(&rng, ny, -1, 1);
+    float *dxr = calloc(nx, sizeof(float)), *dxf = calloc(nx, sizeof(float));
+    float *dwr = calloc(nw, sizeof(float)), *dwf = calloc(nw, sizeof(float));
+    assert_true(dxr && dxf && dwr && dwf);
+    slim_dnnl_cache *cache = NULL;
+    slim_ref_conv2d_backward(&s, x, w, dy, dxr, dwr, NULL);
+    expect_ok(slim_dnnl_conv2d_backward(&cache, &s, x, w, dy, dxf, dwf, NULL));
+    expect_close(dxf, dxr, nx, TOL_BWD, "conv dx (backward first)");
+    expect_close(dwf, dwr, nw, TOL_BWD, "conv dw (backward first)");
+    slim_dnnl_cache_free(cache);
+    free(x), free(w), free(dy), free(dxr), free(dxf), free(dwr), free(dwf);
+}
+
+static void test_conv_errors(void **state) {
+    (void)state;
+    slim_conv_shape s = conv_shapes[0];
+    expect_ok(slim_conv_shape_finish(&s));
+    float buf[1024] = {0};
+    slim_dnnl_cache *cache = NULL;
+    s.oh += 1; /* inconsistent with the geometry */
+    assert_int_equal(slim_dnnl_conv2d_forward(&cache, &s, buf, buf, NULL, buf), SLIM_ERR_SHAPE);
+    s.oh -= 1;
+    assert_int_equal(slim_dnnl_conv2d_forward(NULL, &s, buf, buf, NULL, buf), SLIM_ERR_ARG);
+    assert_int_equal(slim_dnnl_conv2d_forward(&cache, &s, NULL, buf, NULL, buf), SLIM_ERR_ARG);
+    /* Nothing wanted: nothing done, nothing needed. */
+    assert_int_equal(slim_dnnl_conv2d_backward(&cache, &s, NULL, NULL, NULL, NULL, NULL, NULL),
+                     SLIM_OK);
+    slim_dnnl_cache_free(cache);
+}
+
+/* ---- batch norm ------------------------------------------------------- */
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+static void bn_case(slim_dnnl_cache **cache, int n, int c, int hw, int with_dx, uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 3);
+    size_t nx = (size_t)n * c * hw;
+    float *x = frand(&rng, nx, -2, 3), *g = frand(&rng, c, 0.5f, 1.5f);
+    float *b = frand(&rng, c, -1, 1);
+    float *rmr = frand(&rng, c, -1, 1), *rvr = frand(&rng, c, 0.5f, 2);
+    float *rmf = fcopy(rmr, c), *rvf = fcopy(rvr, c);
+    float *yr = frand(&rng, nx, -1, 1), *yf = frand(&rng, nx, -1, 1);
+    float *smr = frand(&rng, c, -1, 1), *svr = frand(&rng, c, -1, 1);
+    float *smf = frand(&rng, c, -1, 1), *svf = frand(&rng, c, -1, 1);
+    slim_ref_bn_forward_train(n, c, hw, x, g, b, BN_EPS, BN_MOMENTUM, rmr, rvr, yr, smr, svr);
+    expect_ok(slim_dnnl_bn_forward_train(cache, n, c, hw, x, g, b, BN_EPS, BN_MOMENTUM, rmf, rvf,
+                                         yf, smf, svf));
+    expect_close(yf, yr, nx, TOL_FWD, "bn y");
+    expect_close(smf, smr, c, TOL_FWD, "bn save_mean");
+    expect_close(svf, svr, c, TOL_FWD, "bn save_var");
+    expect_close(rmf, rmr, c, TOL_FWD, "bn running_mean");
+    expect_close(rvf, rvr, c, TOL_FWD, "bn running_var");
+
+    float *dy = frand(&rng, nx, -1, 1);
+    float *dxr = frand(&rng, nx, -1, 1), *dgr = frand(&rng, c, -1, 1);
+    float *dbr = frand(&rng, c, -1, 1);
+    float *dxf = fcopy(dxr, nx), *dgf = fcopy(dgr, c), *dbf = fcopy(dbr, c);
+    float *dx0 = fcopy(dxr, nx);
+    slim_ref_bn_backward(n, c, hw, x, g, BN_EPS, smr, svr, dy, with_dx ? dxr : NULL, dgr, dbr);
+    expect_ok(slim_dnnl_bn_backward(cache, n, c, hw, x, g, BN_EPS, smf, svf, dy,
+                                    with_dx ? dxf : NULL, dgf, dbf));
+    expect_close(dxf, dxr, nx, TOL_BWD, "bn dx");
+    expect_close(dgf, dgr, c, TOL_BWD, "bn dgamma");
+    expect_close(dbf, dbr, c, TOL_BWD, "bn dbeta");
+    if (!with_dx) assert_memory_equal(dxf, dx0, nx * sizeof *dxf);
+
+    /* Eval mode with the (updated) running statistics. */
+    slim_ref_bn_forward_eval(n, c, hw, x, g, b, BN_EPS, rmr, rvr, yr);
+    expect_ok(slim_dnnl_bn_forward_eval(cache, n, c, hw, x, g, b, BN_EPS, rmr, rvr, yf));
+    expect_close(yf, yr, nx, TOL_FWD, "bn eval y");
+    free(x), free(g), free(b), free(rmr), free(rvr), free(rmf), free(rvf), free(yr), free(yf);
+    free(smr), free(svr), free(smf), free(svf), free(dy), free(dxr), free(dgr), free(dbr);
+    free(dxf), free(dgf), free(dbf), free(dx0);
+}
+
+static void test_bn(void **state) {
+    (void)state;
+    const int shapes[][3] = {{2, 3, 35}, {1, 4, 9}, {5, 2, 1}, {4, 16, 64}, {3, 5, 12}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        slim_dnnl_cache *cache = NULL;
+        bn_case(&cache, shapes[i][0], shapes[i][1], shapes[i][2], 1, 600 + i);
+        bn_case(&cache, shapes[i][0], shapes[i][1], shapes[i][2], 0, 700 + i);
+        slim_dnnl_cache_free(cache);
+    }
+}
+
+static void test_bn_rebuild(void **state) {
+    (void)state;
+    slim_dnnl_cache *cache = NULL;
+    bn_case(&cache, 2, 3, 35, 1, 800);
+    bn_case(&cache, 1, 4, 9, 1, 801);
+    bn_case(&cache, 2, 3, 35, 1, 802);
+    /* A conv on the same cache, then BN again: the kind changes too. */
+    conv_case(&cache, conv_shapes[0], 1, 0, 803);
+    bn_case(&cache, 2, 3, 35, 1, 804);
+    slim_dnnl_cache_free(cache);
+}
+
+/* Eval alone on a fresh cache (inference never runs a training forward). */
+static void test_bn_eval_only(void **state) {
+    (void)state;
+    enum { N = 2, C = 3, HW = 10 };
+    slim_rng rng;
+    slim_rng_seed(&rng, 9, 9);
+    float x[N * C * HW], yr[N * C * HW], yf[N * C * HW], g[C], b[C], rm[C], rv[C];
+    tu_fill_uniform(&rng, x, N * C * HW, -2, 2);
+    tu_fill_uniform(&rng, g, C, -1, 1);
+    tu_fill_uniform(&rng, b, C, -1, 1);
+    tu_fill_uniform(&rng, rm, C, -1, 1);
+    tu_fill_uniform(&rng, rv, C, 0.1f, 2);
+    slim_dnnl_cache *cache = NULL;
+    slim_ref_bn_forward_eval(N, C, HW, x, g, b, BN_EPS, rm, rv, yr);
+    expect_ok(slim_dnnl_bn_forward_eval(&cache, N, C, HW, x, g, b, BN_EPS, rm, rv, yf));
+    expect_close(yf, yr, N * C * HW, TOL_FWD, "bn eval y (fresh cache)");
+    slim_dnnl_cache_free(cache);
+}
+
+/* ---- pooling ---------------------------------------------------------- */
+
+static void pool_case(slim_dnnl_cache **cache, int max, slim_pool_shape s, uint64_t seed) {
+    expect_ok(slim_pool_shape_finish(&s));
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 4);
+    size_t nx = (size_t)s.n * s.c * s.h * s.w, ny = (size_t)s.n * s.c * s.oh * s.ow;
+    float *x = max ? fdistinct(&rng, nx) : frand(&rng, nx, -1, 1);
+    float *yr = frand(&rng, ny, -1, 1), *yf = frand(&rng, ny, -1, 1);
+    int32_t *am = calloc(ny, sizeof *am);
+    assert_non_null(am);
+    if (max) {
+        slim_ref_maxpool_forward(&s, x, yr, am);
+        expect_ok(slim_dnnl_maxpool_forward(cache, &s, x, yf));
+    } else {
+        slim_ref_avgpool_forward(&s, x, yr);
+        expect_ok(slim_dnnl_avgpool_forward(cache, &s, x, yf));
+    }
+    expect_close(yf, yr, ny, TOL_FWD, max ? "maxpool y" : "avgpool y");
+    float *dy = frand(&rng, ny, -1, 1);
+    float *dxr = frand(&rng, nx, -1, 1), *dxf = fcopy(dxr, nx);
+    if (max) {
+        slim_ref_maxpool_backward(&s, am, dy, dxr);
+        expect_ok(slim_dnnl_maxpool_backward(cache, &s, dy, dxf));
+    } else {
+        slim_ref_avgpool_backward(&s, dy, dxr);
+        expect_ok(slim_dnnl_avgpool_backward(cache, &s, dy, dxf));
+    }
+    expect_close(dxf, dxr, nx, TOL_BWD, max ? "maxpool dx" : "avgpool dx");
+    free(x), free(yr), free(yf), free(am), free(dy), free(dxr), free(dxf);
+}
+
+static const slim_pool_shape pool_shapes[] = {
+    {.n = 2, .c = 3, .h = 5, .w = 7, .k = 2, .stride = 2, .pad = 0},
+    {.n = 1, .c = 3, .h = 5, .w = 7, .k = 3, .stride = 2, .pad = 1},
+    {.n = 2, .c = 2, .h = 6, .w = 5, .k = 3, .stride = 1, .pad = 1},
+    {.n = 1, .c = 16, .h = 8, .w = 8, .k = 2, .stride = 2, .pad = 0},
+    {.n = 3, .c = 1, .h = 7, .w = 4, .k = 3, .stride = 3, .pad = 0},
+};
+#define N_POOL (sizeof pool_shapes / sizeof pool_shapes[0])
+
+static void test_pool(void **state) {
+    (void)state;
+    for (int max = 0; max < 2; max++)
+        for (size_t i = 0; i < N_POOL; i++) {
+            slim_dnnl_cache *cache = NULL;
+            pool_case(&cache, max, pool_shapes[i], 900 + 10 * max + i);
+            pool_case(&cache, max, pool_shapes[i], 950 + 10 * max + i);
+            slim_dnnl_cache_free(cache);
+        }
+}
+
+static void test_pool_rebuild(void **state) {
+    (void)state;
+    slim_dnnl_cache *cache = NULL;
+    pool_case(&cache, 1, pool_shapes[0], 1000);
+    pool_case(&cache, 1, pool_shapes[1], 1001);
+    pool_case(&cache, 1, pool_shapes[0], 1002);
+    pool_case(&cache, 0, pool_shapes[0], 1003); /* max -> avg on the same shape */
+    pool_case(&cache, 1, pool_shapes[0], 1004);
+    slim_dnnl_cache_free(cache);
+}
+
+/* Max pooling's backward needs the workspace of a forward of its shape. */
+static void test_maxpool_needs_forward(void **state) {
+    (void)state;
+    slim_pool_shape a = pool_shapes[0], b = pool_shapes[1];
+    expect_ok(slim_pool_shape_finish(&a));
+    expect_ok(slim_pool_shape_finish(&b));
+    float x[256] = {0}, y[256], dx[256] = {0};
+    slim_dnnl_cache *cache = NULL;
+    assert_int_equal(slim_dnnl_maxpool_backward(&cache, &a, y, dx), SLIM_ERR_ARG);
+    expect_ok(slim_dnnl_maxpool_forward(&cache, &a, x, y));
+    /* A different shape rebuilds the cache and drops the workspace. */
+    assert_int_equal(slim_dnnl_maxpool_backward(&cache, &b, y, dx), SLIM_ERR_ARG);
+    assert_true(strstr(slim_last_error(), "forward") != NULL);
+    a.pad = a.k; /* rejected geometry */
+    assert_int_equal(slim_dnnl_maxpool_forward(&cache, &a, x, y), SLIM_ERR_SHAPE);
+    slim_dnnl_cache_free(cache);
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static void test_threads(void **state) {
+    (void)state;
+    int before = slim_get_threads();
+    slim_set_threads(1);
+    assert_int_equal(slim_get_threads(), 1);
+    slim_dnnl_cache *cache = NULL;
+    conv_case(&cache, conv_shapes[5], 1, 0, 1100); /* one thread gives the same results */
+    slim_set_threads(2);
+    assert_int_equal(slim_get_threads(), 2);
+    conv_case(&cache, conv_shapes[5], 1, 0, 1101);
+    slim_dnnl_cache_free(cache);
+    slim_set_threads(before);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_rebuild),
+        cmocka_unit_test(test_conv_backward_first),
+        cmocka_unit_test(test_conv_errors),
+        cmocka_unit_test(test_bn),
+        cmocka_unit_test(test_bn_rebuild),
+        cmocka_unit_test(test_bn_eval_only),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool_rebuild),
+        cmocka_unit_test(test_maxpool_needs_forward),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

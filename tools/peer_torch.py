@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""The PyTorch peer for tools/bench: vgg-fm on Fashion-MNIST, measured the way
+tools/slim_bench measures slim (protocol: ../shared/bench/SPEC.md).
+
+Prints one JSON object on stdout.
+  /usr/bin/python3 tools/peer_torch.py --mode train --batches 100 --threads 2
+  /usr/bin/python3 tools/peer_torch.py --mode infer --threads 2
+"""
+import argparse, gzip, json, os, resource, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DATA = "/usr/share/datasets/fashion-mnist"
+MEAN, STD = 0.2860, 0.3530
+
+
+def load_split(prefix):
+    def idx(path):
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+        return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    x = idx(os.path.join(DATA, f"{prefix}-images-idx3-ubyte.gz"))
+    y = idx(os.path.join(DATA, f"{prefix}-labels-idx1-ubyte.gz"))
+    x = ((x.astype(np.float32) / 255.0 - MEAN) / STD)[:, None, :, :]
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
+
+
+def cbr(cin, cout):
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def vgg_fm():
+    return nn.Sequential(*cbr(1, 32), *cbr(32, 32), nn.MaxPool2d(2),
+                         *cbr(32, 64), *cbr(64, 64), nn.MaxPool2d(2),
+                         *cbr(64, 128), *cbr(128, 128),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def train(args):
+    xtr, ytr = load_split("train")
+    model = vgg_fm()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(args.seed)
+    perm = torch.randperm(xtr.shape[0], generator=gen)
+    bs, warm = 128, 5
+    model.train()
+    timed, n = 0.0, 0
+    for b in range(warm + args.batches):
+        idx = perm[(b * bs) % (xtr.shape[0] - bs):][:bs]
+        t0 = time.perf_counter()
+        xb, yb = xtr.index_select(0, idx), ytr.index_select(0, idx)
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+        if b >= warm:
+            timed += time.perf_counter() - t0
+            n += bs
+    return dict(train_images_per_s=n / timed, peak_rss_mib=peak_rss_mib())
+
+
+@torch.no_grad()
+def infer(args):
+    xte, _ = load_split("t10k")
+    model = vgg_fm().eval()
+    bs = 256
+    for i in range(3):
+        model(xte[i * bs:(i + 1) * bs])
+    t0 = time.perf_counter()
+    for i in range(0, xte.shape[0], bs):
+        model(xte[i:i + bs])
+    ips = xte.shape[0] / (time.perf_counter() - t0)
+    for i in range(20):
+        model(xte[i:i + 1])
+    lat = []
+    for i in range(200):
+        t0 = time.perf_counter()
+        model(xte[i:i + 1])
+        lat.append((time.perf_counter() - t0) * 1e3)
+    return dict(infer_images_per_s=ips, latency_ms=float(np.median(lat)), peak_rss_mib=peak_rss_mib())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["train", "infer"], required=True)
+    ap.add_argument("--batches", type=int, default=100, help="timed training batches after 5 warm-up")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    res = train(args) if args.mode == "train" else infer(args)
+    res.update(peer="pytorch", torch=torch.__version__, threads=torch.get_num_threads())
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
