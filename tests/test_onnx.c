@@ -161,6 +161,8 @@ typedef struct dmodel {
     char opset_domain[4][16];
     int64_t opset_version[4];
     char graph_name[NAME];
+    const uint8_t *doc; /* graph doc_string (the model text) */
+    size_t doc_len;
     dnode nodes[MAX_NODES];
     int n_nodes;
     dtensor inits[MAX_INITS];
@@ -172,10 +174,14 @@ typedef struct dmodel {
 static void decode_attr(pbr r, dattr *a) {
     pbf f;
     while (pb_next(&r, &f)) {
-        if (f.num == 1) str_copy(a->name, sizeof a->name, &f);
-        else if (f.num == 20) a->type = (int)int_of(&f);
-        else if (f.num == 3) a->i = int_of(&f);
-        else if (f.num == 2) a->f = float_of(&f);
+        if (f.num == 1)
+            str_copy(a->name, sizeof a->name, &f);
+        else if (f.num == 20)
+            a->type = (int)int_of(&f);
+        else if (f.num == 3)
+            a->i = int_of(&f);
+        else if (f.num == 2)
+            a->f = float_of(&f);
         else if (f.num == 8) {
             if (f.wire == 2) { /* packed: also legal */
                 pbr q = sub(&f);
@@ -200,8 +206,10 @@ static void decode_node(pbr r, dnode *n) {
         } else if (f.num == 2) {
             n->n_out++;
             str_copy(n->out, NAME, &f);
-        } else if (f.num == 3) str_copy(n->name, NAME, &f);
-        else if (f.num == 4) str_copy(n->op, sizeof n->op, &f);
+        } else if (f.num == 3)
+            str_copy(n->name, NAME, &f);
+        else if (f.num == 4)
+            str_copy(n->op, sizeof n->op, &f);
         else if (f.num == 5) {
             assert_true(n->n_attr < 6);
             decode_attr(sub(&f), &n->attr[n->n_attr++]);
@@ -215,8 +223,10 @@ static void decode_tensor(pbr r, dtensor *t) {
         if (f.num == 1) {
             assert_true(t->ndim < 4);
             t->dims[t->ndim++] = int_of(&f);
-        } else if (f.num == 2) t->dtype = (int)int_of(&f);
-        else if (f.num == 8) str_copy(t->name, NAME, &f);
+        } else if (f.num == 2)
+            t->dtype = (int)int_of(&f);
+        else if (f.num == 8)
+            str_copy(t->name, NAME, &f);
         else if (f.num == 9) {
             assert_int_equal(f.wire, 2);
             t->raw = f.data;
@@ -264,6 +274,11 @@ static void decode_graph(pbr r, dmodel *m) {
             decode_node(sub(&f), &m->nodes[m->n_nodes++]);
             break;
         case 2: str_copy(m->graph_name, NAME, &f); break;
+        case 10:
+            assert_int_equal(f.wire, 2);
+            m->doc = f.data;
+            m->doc_len = f.len;
+            break;
         case 5:
             assert_true(m->n_inits < MAX_INITS);
             decode_tensor(sub(&f), &m->inits[m->n_inits++]);
@@ -305,9 +320,12 @@ static dmodel *decode_file(const char *path) {
     pbf f;
     int graphs = 0;
     while (pb_next(&r, &f)) {
-        if (f.num == 1) m->ir_version = int_of(&f);
-        else if (f.num == 2) str_copy(m->producer, sizeof m->producer, &f);
-        else if (f.num == 3) str_copy(m->producer_version, sizeof m->producer_version, &f);
+        if (f.num == 1)
+            m->ir_version = int_of(&f);
+        else if (f.num == 2)
+            str_copy(m->producer, sizeof m->producer, &f);
+        else if (f.num == 3)
+            str_copy(m->producer_version, sizeof m->producer_version, &f);
         else if (f.num == 7) {
             graphs++;
             decode_graph(sub(&f), m);
@@ -576,8 +594,7 @@ static void eval_node(env *e, const dnode *n) {
 
 /* Runs the decoded graph on x (n, c, h, w); returns the "logits" output
  * (malloc'd, n * classes). */
-static float *eval_model(const dmodel *m, const float *x, int n, int c, int h, int w,
-                         int classes) {
+static float *eval_model(const dmodel *m, const float *x, int n, int c, int h, int w, int classes) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
     for (int i = 0; i < m->n_inits; i++) {
@@ -864,7 +881,7 @@ static void test_structure(void **state) {
     assert_string_equal(out->param[0], "N");
     assert_int_equal(out->dims[1], 3);
 
-    const char *ops[] = {"Conv", "Relu", "MaxPool", "Conv", "Relu", "GlobalAveragePool",
+    const char *ops[] = {"Conv",    "Relu", "MaxPool", "Conv", "Relu", "GlobalAveragePool",
                          "Flatten", "Gemm"};
     expect_ops(d, ops, 8);
     check_wiring(d);
@@ -942,10 +959,20 @@ static void test_numeric_residual(void **state) {
                                "dense fc out=5\n",
                                31);
     dmodel *d = roundtrip(m, "residual", 3, 32);
-    const char *ops[] = {"Conv", "Relu", "Conv", "Add",
-                         "Relu", "Conv", "Relu", "Conv",
-                         "BatchNormalization", "Add", "BatchNormalization", "AveragePool",
-                         "Flatten", "Gemm"};
+    const char *ops[] = {"Conv",
+                         "Relu",
+                         "Conv",
+                         "Add",
+                         "Relu",
+                         "Conv",
+                         "Relu",
+                         "Conv",
+                         "BatchNormalization",
+                         "Add",
+                         "BatchNormalization",
+                         "AveragePool",
+                         "Flatten",
+                         "Gemm"};
     expect_ops(d, ops, 14);
     check_fold(m, d, "c2", "b2");
     assert_int_equal(attr_int(&d->nodes[11], "count_include_pad", 1), 0);
@@ -968,8 +995,8 @@ static void test_numeric_biasmap(void **state) {
                                "dense fc out=3\n",
                                41);
     dmodel *d = roundtrip(m, "biasmap", 3, 42);
-    const char *ops[] = {"Conv", "Add", "Relu", "Conv", "Add", "Relu", "MaxPool", "Flatten",
-                         "Gemm"};
+    const char *ops[] = {"Conv", "Add",     "Relu",    "Conv", "Add",
+                         "Relu", "MaxPool", "Flatten", "Gemm"};
     expect_ops(d, ops, 9);
     const dtensor *t = find_init(d, "c2.biasmap");
     assert_non_null(t);
@@ -1019,6 +1046,33 @@ static void test_numeric_model_files(void **state) {
         dmodel_free(d);
         slim_model_free(m);
     }
+}
+
+/* Layers named like the graph's input and output keep those names free;
+ * a byte that is not UTF-8 in the model text's comments reaches the doc
+ * string as '?' (protobuf strings must be UTF-8), valid UTF-8 unchanged. */
+static void test_names_and_text(void **state) {
+    (void)state;
+    const char *text = "# \xc3\x97 is fine, \xff is not\n"
+                       "input data shape=1x4x4\n"
+                       "conv input out=2 k=3\n"
+                       "relu logits\n"
+                       "gap\n"
+                       "dense fc out=2\n";
+    slim_model *m = make_model(text, 91);
+    dmodel *d = roundtrip(m, "names", 2, 92);
+    const char *ops[] = {"Conv", "Relu", "GlobalAveragePool", "Flatten", "Gemm"};
+    expect_ops(d, ops, 5);
+    assert_string_equal(d->nodes[0].in[0], "input");
+    assert_string_equal(d->nodes[0].out, "input.out");
+    assert_string_equal(d->nodes[1].out, "logits.out");
+    assert_string_equal(d->nodes[4].out, "logits");
+    assert_int_equal(d->doc_len, strlen(text));
+    const char *want = "# \xc3\x97 is fine, ? is not\n";
+    assert_memory_equal(d->doc, want, strlen(want));
+    assert_memory_equal(d->doc + strlen(want), text + strlen(want), strlen(text) - strlen(want));
+    dmodel_free(d);
+    slim_model_free(m);
 }
 
 static void test_errors(void **state) {
@@ -1080,7 +1134,7 @@ int main(void) {
         cmocka_unit_test(test_structure),        cmocka_unit_test(test_numeric_plain),
         cmocka_unit_test(test_numeric_residual), cmocka_unit_test(test_numeric_biasmap),
         cmocka_unit_test(test_numeric_tail),     cmocka_unit_test(test_numeric_model_files),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_names_and_text),   cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

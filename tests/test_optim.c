@@ -150,7 +150,13 @@ static void test_weight_l1_and_filter_l1(void **state) {
 /* The KKT test: a tiny conv-BN network trained to convergence with full
  * batches (so the objective is deterministic) by proximal SGD with
  * momentum. At the end, for every gamma: nonzero -> dL/dgamma = -lambda
- * sign(gamma); zero -> |dL/dgamma| <= lambda. */
+ * sign(gamma); zero -> |dL/dgamma| <= lambda.
+ * Only BN's gamma and beta train (conv and dense stay at their random
+ * init) and no ReLU follows the BN, so the logits are affine in (gamma,
+ * beta) and the problem is convex: it has one minimum, which proximal
+ * gradient reaches to high precision. (With every layer training, BN's
+ * scale invariance leaves a slow valley - gamma grows while the next
+ * layer's weights decay - along which "converged" is a matter of hours.) */
 typedef struct kkt_problem {
     slim_model *m;
     float x[24 * 16];
@@ -171,7 +177,10 @@ static double full_batch_grad(kkt_problem *p, slim_tape *tape) {
 static void test_kkt_at_convergence(void **state) {
     (void)state;
     kkt_problem p;
-    p.m = parse("input shape=1x4x4\nconv c1 out=6 k=3 pad=1\nbn b1\nrelu\ngap\ndense fc out=3\n");
+    p.m = parse("input shape=1x4x4\nconv c1 out=6 k=3 pad=1\nbn b1\ngap\ndense fc out=3\n");
+    for (int i = 0; i < p.m->n_params; i++)
+        p.m->params[i].trainable =
+            p.m->params[i].role == SLIM_PARAM_GAMMA || p.m->params[i].role == SLIM_PARAM_BETA;
     slim_rng rng;
     slim_rng_seed(&rng, 11, 2);
     tu_fill_uniform(&rng, p.x, 24 * 16, -1, 1);
@@ -212,7 +221,7 @@ static void test_kkt_at_convergence(void **state) {
                   worst);
     assert_true(zeros >= 1);
     assert_true(zeros < (int)g->numel);
-    assert_true(worst < 1e-4);
+    assert_true(worst < 1e-5);
     slim_tape_free(&tape);
     slim_sgd_free(&opt);
     slim_model_free(p.m);

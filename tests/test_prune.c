@@ -100,10 +100,12 @@ static void randomize_bn(slim_model *m, slim_rng *rng) {
 static int zero_some(slim_model *m, slim_layer *l, double frac, slim_rng *rng) {
     uint32_t perm[1024];
     assert_true(l->c <= 1024);
-    for (int j = 0; j < l->c; j++) perm[j] = (uint32_t)j;
+    for (int j = 0; j < l->c; j++)
+        perm[j] = (uint32_t)j;
     slim_rng_shuffle(rng, perm, (size_t)l->c);
     int k = (int)(frac * l->c);
-    for (int t = 0; t < k; t++) gamma_of(m, l)[perm[t]] = 0.0f;
+    for (int t = 0; t < k; t++)
+        gamma_of(m, l)[perm[t]] = 0.0f;
     return k;
 }
 
@@ -280,10 +282,11 @@ static void test_resnet_fm_groups_and_exact(void **state) {
 
     slim_prune_groups g;
     assert_int_equal(slim_prune_find_groups(m, &g), SLIM_OK);
-    static const char *const labels[] = {"stem_bn+b1_bn2", "b1_bn1", "b2_bn1",
+    static const char *const labels[] = {"stem_bn+b1_bn2",    "b1_bn1", "b2_bn1",
                                          "b2_bn2+b2_proj_bn", "b3_bn1", "b3_bn2+b3_proj_bn"};
     assert_int_equal(g.n_groups, 6);
-    for (int i = 0; i < 6; i++) assert_string_equal(g.groups[i].label, labels[i]);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(g.groups[i].label, labels[i]);
     /* the stem's channels feed block 1's conv and, through the identity add,
      * block 2's conv and projection */
     assert_int_equal(g.groups[0].n_consumers, 3);
@@ -300,12 +303,15 @@ static void test_resnet_fm_groups_and_exact(void **state) {
             continue;
         }
         uint32_t perm[64];
-        for (int j = 0; j < q->channels; j++) perm[j] = (uint32_t)j;
+        for (int j = 0; j < q->channels; j++)
+            perm[j] = (uint32_t)j;
         slim_rng_shuffle(&rng, perm, (size_t)q->channels);
         int k = (int)(0.4 * q->channels), shared = k / 2;
         float *ga = gamma_of(m, &m->layers[q->bn[0]]), *gb = gamma_of(m, &m->layers[q->bn[1]]);
-        for (int t = 0; t < k; t++) ga[perm[t]] = 0.0f;
-        for (int t = k - shared; t < 2 * k - shared; t++) gb[perm[t]] = 0.0f;
+        for (int t = 0; t < k; t++)
+            ga[perm[t]] = 0.0f;
+        for (int t = k - shared; t < 2 * k - shared; t++)
+            gb[perm[t]] = 0.0f;
         expect[gi] = q->channels - shared;
     }
     calibrate(m, SLIM_BACKEND_FAST, &rng);
@@ -343,7 +349,8 @@ static slim_model *tiny(slim_rng *rng) {
     randomize_bn(m, rng);
     /* b2 shifted up so relu r2 passes (almost) everything: a border error in
      * c2 must reach the logits. */
-    for (int j = 0; j < 2; j++) beta_of(m, layer(m, "b2"))[j] = 3.0f;
+    for (int j = 0; j < 2; j++)
+        beta_of(m, layer(m, "b2"))[j] = 3.0f;
     calibrate(m, SLIM_BACKEND_REF, rng);
     return m;
 }
@@ -366,12 +373,13 @@ static void test_border_fold_needs_biasmap(void **state) {
 
     /* The construction itself: interior = 0.7 * sum of all 9 taps of
      * W2[o, 1]; corner (0, 0) sees only the 4 taps W2[o, 1, 1:3, 1:3]. */
-    const float *w2 = param(m, "c2.weight")->data; /* (2, 3, 3, 3) */
+    const float *w2 = param(m, "c2.weight")->data;  /* (2, 3, 3, 3) */
     const float *bm = param(p, "c2.biasmap")->data; /* (2, 5, 5) */
     for (int o = 0; o < 2; o++) {
         const float *k = w2 + (o * 3 + 1) * 9;
         double all = 0, corner = k[4] + k[5] + k[7] + k[8];
-        for (int t = 0; t < 9; t++) all += k[t];
+        for (int t = 0; t < 9; t++)
+            all += k[t];
         assert_true(fabs(bm[o * 25 + 2 * 5 + 2] - 0.7 * all) < 1e-5);
         assert_true(fabs(bm[o * 25 + 0] - 0.7 * corner) < 1e-5);
     }
@@ -510,7 +518,8 @@ static void test_last_channel_kept(void **state) {
     slim_rng_seed(&rng, 14, 5);
     slim_model *m = tiny(&rng);
     float *g = gamma_of(m, layer(m, "b1")), *b = beta_of(m, layer(m, "b1"));
-    for (int j = 0; j < 3; j++) g[j] = 0.0f;
+    for (int j = 0; j < 3; j++)
+        g[j] = 0.0f;
     b[0] = 0.3f;
     b[1] = -0.2f;
     b[2] = 0.8f;
@@ -545,14 +554,16 @@ static void test_percent_mode(void **state) {
     /* bn1's 32 gammas are the smallest of all, so that removing 20% (89 of
      * 448) would empty it: one must stay. */
     slim_layer *bn1 = layer(m, "bn1");
-    for (int j = 0; j < bn1->c; j++) gamma_of(m, bn1)[j] *= 1e-3f;
+    for (int j = 0; j < bn1->c; j++)
+        gamma_of(m, bn1)[j] *= 1e-3f;
     calibrate(m, SLIM_BACKEND_FAST, &rng);
 
     float all[448];
     int n = 0;
     for (int i = 0; i < m->n_layers; i++)
         if (m->layers[i].kind == SLIM_LAYER_BN)
-            for (int j = 0; j < m->layers[i].c; j++) all[n++] = fabsf(gamma_of(m, &m->layers[i])[j]);
+            for (int j = 0; j < m->layers[i].c; j++)
+                all[n++] = fabsf(gamma_of(m, &m->layers[i])[j]);
     assert_int_equal(n, 448);
     qsort(all, (size_t)n, sizeof(float), cmp_float);
     int n_remove = (int)(0.20 * 448); /* 89 */

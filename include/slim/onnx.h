@@ -32,10 +32,14 @@
  *   add       -> Add
  * A last layer that is still 4-D (c, 1, 1) gets a Flatten to "logits".
  *
- * Tensor names are the layer names (the layer feeding the output is
- * "logits"); helper tensors and initializers carry a '.' suffix, which
- * layer names cannot contain, so names never clash. Node names are the
- * layer names, helpers "<layer>/<op>".
+ * Tensor names are the layer names, except that the input layer's output is
+ * "input", the layer feeding the graph output is "logits", and any other
+ * layer named "input" or "logits" becomes "<name>.out"; helper tensors and
+ * initializers carry a '.' suffix, which layer names cannot contain, so
+ * names never clash. Node names are the layer names, helpers
+ * "<layer>/<op>". The graph is named after the model file (base name
+ * without extension; "slim" for a model without a file). String fields are
+ * written as UTF-8, stray bytes (e.g. Latin-1 in a comment) as '?'.
  */
 #ifndef SLIM_ONNX_H
 #define SLIM_ONNX_H

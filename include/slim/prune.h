@@ -45,8 +45,8 @@ typedef struct slim_prune_group {
     int n_consumers;
     int *consumers; /* (n_consumers) conv/dense layers that read the channels (an input slice) */
     int n_members;
-    int *members; /* (n_members) every layer whose output carries the channels: producers,
-                     bn, relu, pools, gap, flatten, add; model order */
+    int *members;   /* (n_members) every layer whose output carries the channels: producers,
+                       bn, relu, pools, gap, flatten, add; model order */
     char label[96]; /* the BN names joined by '+', for messages ("stem_bn+b1_bn2") */
 } slim_prune_group;
 
@@ -106,8 +106,8 @@ typedef struct slim_prune_report {
     int n_groups;
     int channels_before, channels_after; /* summed over all groups */
     int removed_nonzero; /* removed channels whose gamma was not exactly 0 (approximate) */
-    size_t params_before, params_after;  /* slim_model_param_count of input and output */
-    double macs_before, macs_after;      /* slim_model_macs of input and output */
+    size_t params_before, params_after; /* slim_model_param_count of input and output */
+    double macs_before, macs_after;     /* slim_model_macs of input and output */
     int n_notes;
     char **notes; /* (n_notes) one sentence each: kept channels, folds, approximations */
 } slim_prune_report;

@@ -236,9 +236,9 @@ int cmd_train(int argc, char **argv) {
     }
     char metrics[4096];
     slim_train_metrics_path(cfg.out, metrics, sizeof metrics);
-    printf("trained %d epoch%s (%" PRIu64 " steps): train loss %.4f, test accuracy %.2f%%, "
+    printf("done at epoch %d, step %" PRIu64 ": train loss %.4f, test accuracy %.2f%%, "
            "gamma zero %d/%d, %.0f img/s; saved %s (metrics %s)\n",
-           sum.epochs_done, sum.epochs_done == 1 ? "" : "s", sum.steps, sum.train_loss,
+           sum.epochs_done, sum.steps, sum.train_loss,
            100.0 * sum.test_accuracy, sum.gamma_zero, sum.gamma_total, sum.images_per_s, cfg.out,
            metrics);
     return CLI_EXIT_OK;

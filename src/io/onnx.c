@@ -41,12 +41,12 @@ enum { SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2 };
 
 typedef struct plan {
     const slim_model *m;
-    const char *path;   /* for messages */
-    int *rank;          /* per layer: ONNX rank of its output, 4 or 2 */
-    int *bn_of;         /* per conv: the bn folded into it, else -1 */
-    int *conv_of;       /* per bn: the conv it is folded into, else -1 */
+    const char *path;         /* for messages */
+    int *rank;                /* per layer: ONNX rank of its output, 4 or 2 */
+    int *bn_of;               /* per conv: the bn folded into it, else -1 */
+    int *conv_of;             /* per bn: the conv it is folded into, else -1 */
     char (*tname)[TNAME_MAX]; /* per layer: name of its output tensor */
-    int final_flatten;  /* the last layer is 4-D: Flatten it to "logits" */
+    int final_flatten;        /* the last layer is 4-D: Flatten it to "logits" */
 } plan;
 
 static void plan_free(plan *p) {
@@ -91,7 +91,8 @@ static slim_status check_params(const plan *p, int i) {
     case SLIM_LAYER_BN:
         if (!param_ok(m, l->p_gamma, c) || !param_ok(m, l->p_beta, c) || !l->running_mean ||
             !l->running_var)
-            return layer_fail(p, i, SLIM_ERR_ARG, "its parameters or running statistics are missing");
+            return layer_fail(p, i, SLIM_ERR_ARG,
+                              "its parameters or running statistics are missing");
         for (int j = 0; j < l->c; j++) {
             double v = (double)l->running_var[j] + (double)l->eps;
             if (!(v > 0) || !isfinite(v))
@@ -256,7 +257,7 @@ static void initializer(slim_pb_buf *inits, const char *name, int ndim, const in
     slim_pb_free(&t);
 }
 
-/* An initializer with the shape of slim parameter `index`. */
+/* An initializer with the shape of slim parameter `prm` and the given data. */
 static void param_initializer(slim_pb_buf *inits, const slim_param *prm, const char *name,
                               const float *data) {
     int64_t dims[SLIM_MAX_DIMS];
@@ -393,8 +394,8 @@ static void emit_bn(const plan *p, graph *g, int i) {
     /* ONNX weights the old running value by momentum; slim the new one. */
     attr_float(&node, "momentum", 1.0f - l->momentum);
     node_end(&g->nodes, &node);
-    const float *data[4] = {m->params[l->p_gamma].data, m->params[l->p_beta].data,
-                            l->running_mean, l->running_var};
+    const float *data[4] = {m->params[l->p_gamma].data, m->params[l->p_beta].data, l->running_mean,
+                            l->running_var};
     int64_t dim = l->c;
     for (int k = 0; k < 4; k++)
         initializer(&g->inits, n[k], 1, &dim, data[k], (size_t)l->c);
@@ -503,9 +504,12 @@ static slim_status sync_parent_dir(const char *path) {
     size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
     char *dir = malloc(n + 1);
     if (!dir) return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", path);
-    if (!slash) memcpy(dir, ".", 1);
-    else if (slash == path) memcpy(dir, "/", 1);
-    else memcpy(dir, path, n);
+    if (!slash)
+        memcpy(dir, ".", 1);
+    else if (slash == path)
+        memcpy(dir, "/", 1);
+    else
+        memcpy(dir, path, n);
     dir[n] = '\0';
     slim_status st = SLIM_OK;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -616,9 +620,8 @@ slim_status slim_onnx_write(const slim_model *model, const char *path,
         goto done;
     }
     uint8_t ghdr[20];
-    size_t ghdr_len =
-        slim_pb_len_header(MODEL_GRAPH, g.nodes.len + g.inits.len + tail.len, ghdr);
-    part parts[] = {{head.data, head.len}, {ghdr, ghdr_len},   {g.nodes.data, g.nodes.len},
+    size_t ghdr_len = slim_pb_len_header(MODEL_GRAPH, g.nodes.len + g.inits.len + tail.len, ghdr);
+    part parts[] = {{head.data, head.len},       {ghdr, ghdr_len},      {g.nodes.data, g.nodes.len},
                     {g.inits.data, g.inits.len}, {tail.data, tail.len}, {opset.data, opset.len}};
     st = write_atomic(path, parts, (int)(sizeof parts / sizeof parts[0]));
 done:

@@ -94,8 +94,52 @@ void slim_pb_bytes(slim_pb_buf *b, int field, const void *data, size_t n) {
     put(b, data, n);
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when s[0] does not
+ * start one (stray continuation byte, overlong form, surrogate, > U+10FFFF,
+ * truncated sequence). */
+static size_t utf8_seq(const uint8_t *s) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (!n) return 0;
+    /* the second byte's range excludes overlong forms and surrogates */
+    uint8_t lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    uint8_t hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
 void slim_pb_string(slim_pb_buf *b, int field, const char *s) {
-    slim_pb_bytes(b, field, s, strlen(s));
+    const uint8_t *u = (const uint8_t *)s;
+    size_t n = strlen(s), i = 0, k;
+    while (i < n && (k = utf8_seq(u + i)) != 0)
+        i += k;
+    if (i == n) {
+        slim_pb_bytes(b, field, s, n);
+        return;
+    }
+    /* Protobuf declares strings UTF-8 and strict decoders (Go, Java, any
+     * proto3 reader) reject anything else: replace each byte outside a
+     * valid sequence by '?'. */
+    uint8_t hdr[20];
+    put(b, hdr, slim_pb_len_header(field, n, hdr));
+    if (!reserve(b, n)) return;
+    for (i = 0; i < n;) {
+        k = utf8_seq(u + i);
+        if (k) {
+            memcpy(b->data + b->len, u + i, k);
+            b->len += k;
+            i += k;
+        } else {
+            b->data[b->len++] = '?';
+            i++;
+        }
+    }
 }
 
 void slim_pb_message(slim_pb_buf *b, int field, const slim_pb_buf *sub) {

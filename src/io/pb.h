@@ -35,7 +35,9 @@ void slim_pb_int(slim_pb_buf *b, int field, int64_t v);
 /* A float field (fixed32, IEEE-754 little-endian). */
 void slim_pb_float(slim_pb_buf *b, int field, float v);
 /* A length-delimited field: bytes, a string (without its NUL) or a nested
- * message already encoded in `sub`. A failed `sub` fails `b`. */
+ * message already encoded in `sub`. A failed `sub` fails `b`. Strings are
+ * written as valid UTF-8, as protobuf requires: each byte that does not
+ * belong to a valid UTF-8 sequence becomes '?' (the length is unchanged). */
 void slim_pb_bytes(slim_pb_buf *b, int field, const void *data, size_t n);
 void slim_pb_string(slim_pb_buf *b, int field, const char *s);
 void slim_pb_message(slim_pb_buf *b, int field, const slim_pb_buf *sub);

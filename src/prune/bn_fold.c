@@ -48,7 +48,8 @@ static slim_status folded_text(const slim_model *in, const int *fold, char **tex
         *c = *l;
         c->cache = NULL;
         c->running_mean = c->running_var = NULL;
-        for (int k = 0; k < l->n_inputs && k < 2; k++) c->inputs[k] = map[l->inputs[k]];
+        for (int k = 0; k < l->n_inputs && k < 2; k++)
+            c->inputs[k] = map[l->inputs[k]];
         map[i] = kept++;
     }
     /* to_text reads only the layers; a header over the edited copy will do. */
@@ -64,8 +65,7 @@ static slim_status copy_param(const slim_model *in, int from, slim_model *out, i
                               const char *layer) {
     if (from < 0 && to < 0) return SLIM_OK;
     if (from < 0 || to < 0 || in->params[from].numel != out->params[to].numel)
-        return slim_error(SLIM_ERR_SHAPE, "fold_bn: parameters of layer '%s' do not match",
-                          layer);
+        return slim_error(SLIM_ERR_SHAPE, "fold_bn: parameters of layer '%s' do not match", layer);
     memcpy(out->params[to].data, in->params[from].data, in->params[from].numel * sizeof(float));
     return SLIM_OK;
 }
@@ -91,7 +91,8 @@ static void fold_params(const slim_model *in, int c, int b, slim_model *out, int
         if (conv->p_biasmap >= 0) {
             const float *m = in->params[conv->p_biasmap].data + (size_t)o * plane;
             float *m2 = out->params[dst->p_biasmap].data + (size_t)o * plane;
-            for (size_t k = 0; k < plane; k++) m2[k] = (float)(m[k] * s);
+            for (size_t k = 0; k < plane; k++)
+                m2[k] = (float)(m[k] * s);
         }
     }
 }
@@ -136,7 +137,8 @@ slim_status slim_model_fold_bn(const slim_model *in, slim_model **out) {
         return slim_error(SLIM_ERR_ARG, "slim_model_fold_bn: no model (or one not finished)");
     int *fold = slim_calloc((size_t)in->n_layers, sizeof *fold);
     if (!fold) return SLIM_ERR_NOMEM;
-    for (int i = 0; i < in->n_layers; i++) fold[i] = foldable(in, i);
+    for (int i = 0; i < in->n_layers; i++)
+        fold[i] = foldable(in, i);
     char *text = NULL;
     slim_model *m = NULL;
     slim_status st = folded_text(in, fold, &text);

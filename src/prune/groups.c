@@ -205,7 +205,8 @@ slim_status slim_prune_find_groups(const slim_model *m, slim_prune_groups *out) 
         }
     }
 
-    for (int i = 0; i < n; i++) out->group_of_layer[i] = -1;
+    for (int i = 0; i < n; i++)
+        out->group_of_layer[i] = -1;
     for (int i = 0; i < n; i++) {
         int r = root_of[i];
         if (r != i || !root_ok[r] || root_nbn[r] < 1) continue;
@@ -213,7 +214,8 @@ slim_status slim_prune_find_groups(const slim_model *m, slim_prune_groups *out) 
         st = fill_group(m, root_of, r, m->layers[r].c, q);
         out->n_groups++;
         if (st != SLIM_OK) goto done;
-        for (int k = 0; k < q->n_members; k++) out->group_of_layer[q->members[k]] = out->n_groups - 1;
+        for (int k = 0; k < q->n_members; k++)
+            out->group_of_layer[q->members[k]] = out->n_groups - 1;
     }
 
 done:

@@ -41,7 +41,8 @@ slim_prune_options slim_prune_default_options(void) {
 }
 
 static void free_rows(void **rows, int n) {
-    for (int i = 0; rows && i < n; i++) free(rows[i]);
+    for (int i = 0; rows && i < n; i++)
+        free(rows[i]);
     free(rows);
 }
 
@@ -144,7 +145,8 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
         qsort(u, total, sizeof *u, unit_cmp);
         size_t n_remove = (size_t)((double)opt->percent * (double)total / 100.0);
         if (n_remove > total) n_remove = total;
-        for (size_t i = 0; i < n_remove; i++) p->removed[u[i].group][u[i].channel] = 1;
+        for (size_t i = 0; i < n_remove; i++)
+            p->removed[u[i].group][u[i].channel] = 1;
         free(u);
     }
 
@@ -159,7 +161,8 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
         }
         if (kept == 0) {
             p->removed[gi][best] = 0;
-            SLIM_TRY(note(r, "kept 1 channel of %s to avoid an empty layer (channel %d, |gamma| %g)",
+            SLIM_TRY(note(r,
+                          "kept 1 channel of %s to avoid an empty layer (channel %d, |gamma| %g)",
                           q->label, best, (double)p->score[gi][best]));
         }
         p->n_keep[gi] = 0;
@@ -191,20 +194,29 @@ static slim_status propagate(plan *p) {
             float *v = p->value[i] = slim_calloc((size_t)nc, sizeof(float));
             if (!v) return SLIM_ERR_NOMEM;
             const float *a = l->n_inputs > 0 ? p->value[l->inputs[0]] : NULL;
+            const float *b = l->n_inputs > 1 ? p->value[l->inputs[1]] : NULL;
+            /* groups.c puts a non-producer's inputs in its own group (an
+             * add's both), so they were filled earlier in model order. */
+            if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE &&
+                ((l->n_inputs > 0 && !a) || (l->n_inputs > 1 && !b)))
+                return slim_error(SLIM_ERR_ARG, "pruning: layer '%s' reads outside its group",
+                                  l->name);
             switch (l->kind) {
-            case SLIM_LAYER_BN: memcpy(v, param_data(m, l->p_beta), (size_t)nc * sizeof(float)); break;
+            case SLIM_LAYER_BN:
+                memcpy(v, param_data(m, l->p_beta), (size_t)nc * sizeof(float));
+                break;
             case SLIM_LAYER_RELU:
-                for (int j = 0; j < nc; j++) v[j] = a[j] > 0 ? a[j] : 0.0f;
+                for (int j = 0; j < nc; j++)
+                    v[j] = a[j] > 0 ? a[j] : 0.0f;
                 break;
             case SLIM_LAYER_MAXPOOL:
             case SLIM_LAYER_AVGPOOL:
             case SLIM_LAYER_GAP:
             case SLIM_LAYER_FLATTEN: memcpy(v, a, (size_t)nc * sizeof(float)); break;
-            case SLIM_LAYER_ADD: {
-                const float *b = p->value[l->inputs[1]];
-                for (int j = 0; j < nc; j++) v[j] = a[j] + b[j];
+            case SLIM_LAYER_ADD:
+                for (int j = 0; j < nc; j++)
+                    v[j] = a[j] + b[j];
                 break;
-            }
             default: break; /* a producer: not constant, its value is never read */
             }
         }
@@ -223,7 +235,8 @@ static slim_status fold_dense(plan *p, int i, const int *feat, const float *val,
     if (!f) return SLIM_ERR_NOMEM;
     for (int o = 0; o < l->c; o++) {
         double s = 0;
-        for (int t = 0; t < nf; t++) s += (double)w[(size_t)o * l->in_c + feat[t]] * val[t];
+        for (int t = 0; t < nf; t++)
+            s += (double)w[(size_t)o * l->in_c + feat[t]] * val[t];
         f[o] = (float)s;
     }
     p->fold_kind[i] = FOLD_BIAS;
@@ -257,7 +270,7 @@ static slim_status fold_conv(plan *p, int i, const int *feat, const float *val, 
                           l->name, s.oh, s.ow, l->h, l->w);
     size_t out_plane = (size_t)s.oh * (size_t)s.ow;
     float *x = slim_calloc((size_t)nf * plane, sizeof(float));       /* (1, nf, h, w) */
-    float *wr = slim_calloc((size_t)l->c * nf * kk, sizeof(float));   /* (cout, nf, k, k) */
+    float *wr = slim_calloc((size_t)l->c * nf * kk, sizeof(float));  /* (cout, nf, k, k) */
     float *y = slim_calloc((size_t)l->c * out_plane, sizeof(float)); /* (1, cout, oh, ow) */
     if (!x || !wr || !y) {
         free(x);
@@ -266,7 +279,8 @@ static slim_status fold_conv(plan *p, int i, const int *feat, const float *val, 
         return SLIM_ERR_NOMEM;
     }
     for (int t = 0; t < nf; t++)
-        for (size_t q = 0; q < plane; q++) x[(size_t)t * plane + q] = val[t];
+        for (size_t q = 0; q < plane; q++)
+            x[(size_t)t * plane + q] = val[t];
     for (int o = 0; o < l->c; o++)
         for (int t = 0; t < nf; t++)
             memcpy(wr + ((size_t)o * nf + t) * kk, w + ((size_t)o * l->in_c + feat[t]) * kk,
@@ -284,7 +298,8 @@ static slim_status fold_conv(plan *p, int i, const int *feat, const float *val, 
             }
     if (uniform && !l->has_biasmap) {
         /* The same value at every position: a bias is exact and simpler. */
-        for (int o = 0; o < l->c; o++) y[o] = y[(size_t)o * out_plane];
+        for (int o = 0; o < l->c; o++)
+            y[o] = y[(size_t)o * out_plane];
         p->fold_kind[i] = FOLD_BIAS;
     } else {
         p->fold_kind[i] = FOLD_MAP;
@@ -326,8 +341,8 @@ static slim_status fold_all(plan *p, slim_prune_report *r) {
         free(feat);
         free(val);
         SLIM_TRY(st);
-        SLIM_TRY(note(r, "%s: folded %d removed constant channel%s of %s into its %s", l->name,
-                      nch, nch == 1 ? "" : "s", q->label,
+        SLIM_TRY(note(r, "%s: folded %d removed constant channel%s of %s into its %s", l->name, nch,
+                      nch == 1 ? "" : "s", q->label,
                       p->fold_kind[i] == FOLD_MAP ? "bias map (zero padding: the border differs)"
                                                   : "bias"));
     }
@@ -345,10 +360,12 @@ static int *kept_features(const plan *p, int i, int *n_out) {
     int *f = slim_calloc((size_t)(n ? n : 1), sizeof(int));
     if (!f) return NULL;
     if (gi < 0)
-        for (int j = 0; j < n; j++) f[j] = j;
+        for (int j = 0; j < n; j++)
+            f[j] = j;
     else
         for (int k = 0, t = 0; k < p->n_keep[gi]; k++)
-            for (int u = 0; u < rep; u++) f[t++] = p->keep[gi][k] * rep + u;
+            for (int u = 0; u < rep; u++)
+                f[t++] = p->keep[gi][k] * rep + u;
     *n_out = n;
     return f;
 }
@@ -380,7 +397,8 @@ static slim_status build_structure(const plan *p, slim_model **out) {
     free(text);
     if (st != SLIM_OK) return slim_error_prefix(st, "pruning: the narrower model does not parse");
     slim_model *n = *out;
-    if (n->n_layers != m->n_layers) return slim_error(SLIM_ERR_SHAPE, "pruning: layer count changed");
+    if (n->n_layers != m->n_layers)
+        return slim_error(SLIM_ERR_SHAPE, "pruning: layer count changed");
     for (int i = 0; i < m->n_layers; i++) {
         int gi = p->g.group_of_layer[i];
         int want = gi >= 0 ? p->n_keep[gi] * p->g.rep_of_layer[i] : m->layers[i].c;
@@ -430,8 +448,8 @@ static slim_status copy_layer(const plan *p, slim_model *n, int i) {
     float *w = n->params[ln->p_weight].data;
     for (int o = 0; o < n_rows; o++)
         for (int c = 0; c < n_cols; c++)
-            memcpy(w + ((size_t)o * n_cols + c) * kk, w0 + ((size_t)rows[o] * lo->in_c + cols[c]) * kk,
-                   kk * sizeof(float));
+            memcpy(w + ((size_t)o * n_cols + c) * kk,
+                   w0 + ((size_t)rows[o] * lo->in_c + cols[c]) * kk, kk * sizeof(float));
     const float *f = p->fold[i];
     if (ln->p_bias >= 0) {
         float *b = n->params[ln->p_bias].data;
@@ -539,7 +557,8 @@ static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
     SLIM_TRY(fold_all(p, r));
     slim_model *n = NULL;
     slim_status st = build_structure(p, &n);
-    for (int i = 0; i < nl && st == SLIM_OK; i++) st = copy_layer(p, n, i);
+    for (int i = 0; i < nl && st == SLIM_OK; i++)
+        st = copy_layer(p, n, i);
     if (st == SLIM_OK && r) st = fill_report(p, n, r);
     if (st != SLIM_OK) {
         slim_model_free(n);

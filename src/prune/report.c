@@ -9,7 +9,8 @@
 
 void slim_prune_report_free(slim_prune_report *r) {
     if (!r) return;
-    for (int i = 0; i < r->n_notes && r->notes; i++) free(r->notes[i]);
+    for (int i = 0; i < r->n_notes && r->notes; i++)
+        free(r->notes[i]);
     free(r->notes);
     free(r->rows);
     memset(r, 0, sizeof *r);
@@ -29,7 +30,9 @@ static const char *grouped(double v, char *buf, size_t len) {
     return buf;
 }
 
-static double pct(double after, double before) { return before > 0 ? 100.0 * after / before : 100.0; }
+static double pct(double after, double before) {
+    return before > 0 ? 100.0 * after / before : 100.0;
+}
 
 void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
     if (!r || !f) return;
@@ -71,10 +74,12 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
             pct(r->channels_after, r->channels_before),
             pct((double)r->params_after, (double)r->params_before),
             pct(r->macs_after, r->macs_before));
-    fprintf(f, "(channels: output channels per layer; the total counts the %d prunable group%s' "
-               "channels once each)\n",
+    fprintf(f,
+            "(channels: output channels per layer; the total counts the %d prunable group%s' "
+            "channels once each)\n",
             r->n_groups, r->n_groups == 1 ? "" : "s");
-    for (int i = 0; i < r->n_notes; i++) fprintf(f, "note: %s\n", r->notes[i]);
+    for (int i = 0; i < r->n_notes; i++)
+        fprintf(f, "note: %s\n", r->notes[i]);
 }
 
 /* ---- comparing two models --------------------------------------------------- */

@@ -1,0 +1,940 @@
+/* Turning a folded model into a oneDNN plan for one batch size.
+ *
+ * First, once per runtime, the graph is analysed (slim_rt_graph_init): which
+ * layers are needed for the logits, and which layers are computed by the
+ * step of an earlier one (a relu after a conv, dense, bn or add; an add
+ * after a conv, as a sum post-op). Then, per batch size, every root layer
+ * becomes one primitive, preceded by the reorders its inputs need, and
+ * every activation gets a storage; storages are placed in one arena by
+ * their lifetimes.
+ *
+ * Zero padding. A blocked layout of C channels pads C up to the block (16
+ * on AVX-512) and oneDNN relies on the padding being zero; memory objects
+ * zero it when their handle is set. A padded storage therefore never shares
+ * arena memory with another storage of its plan ("exclusive"), and the
+ * runtime sets the handles again whenever another plan has used the arena
+ * in between (runtime.c). */
+#include "runtime/runtime_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the graph ---------------------------------------------------------- */
+
+void slim_rt_graph_free(rt_graph *g) {
+    free(g->needed);
+    free(g->root);
+    free(g->chain_end);
+    free(g->relu);
+    free(g->sum_with);
+    free(g->last_read);
+    memset(g, 0, sizeof *g);
+}
+
+/* The one consumer of layer i among the needed layers (an input edge, so
+ * add(x, x) counts twice), or -1. */
+static int sole_consumer(const slim_model *m, const rt_graph *g, int i) {
+    int found = -1, count = 0;
+    for (int j = i + 1; j < m->n_layers; j++) {
+        if (!g->needed[j]) continue;
+        for (int k = 0; k < m->layers[j].n_inputs; k++)
+            if (m->layers[j].inputs[k] == i) {
+                found = j;
+                count++;
+            }
+    }
+    return count == 1 ? found : -1;
+}
+
+slim_status slim_rt_graph_init(slim_runtime *rt) {
+    const slim_model *m = rt->model;
+    rt_graph *g = &rt->graph;
+    size_t n = (size_t)m->n_layers;
+    g->needed = slim_calloc(n, sizeof(int));
+    g->root = slim_calloc(n, sizeof(int));
+    g->chain_end = slim_calloc(n, sizeof(int));
+    g->relu = slim_calloc(n, sizeof(int));
+    g->sum_with = slim_calloc(n, sizeof(int));
+    g->last_read = slim_calloc(n, sizeof(int));
+    if (!g->needed || !g->root || !g->chain_end || !g->relu || !g->sum_with || !g->last_read)
+        return SLIM_ERR_NOMEM;
+    int last = m->n_layers - 1;
+    g->needed[0] = g->needed[last] = 1;
+    for (int i = last; i > 0; i--)
+        if (g->needed[i])
+            for (int k = 0; k < m->layers[i].n_inputs; k++) g->needed[m->layers[i].inputs[k]] = 1;
+    for (int i = 0; i <= last; i++) {
+        g->root[i] = g->chain_end[i] = i;
+        g->sum_with[i] = -1;
+        g->last_read[i] = i;
+    }
+    for (int i = 1; i <= last; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (!g->needed[i] || g->root[i] != i) continue;
+        if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE && l->kind != SLIM_LAYER_BN &&
+            l->kind != SLIM_LAYER_ADD)
+            continue;
+        int chain = i;
+        if (l->kind == SLIM_LAYER_CONV) {
+            /* conv + add(conv, k): the conv accumulates onto k (sum post-op),
+             * which must exist by the time the conv runs. */
+            int a = sole_consumer(m, g, i);
+            if (a >= 0 && m->layers[a].kind == SLIM_LAYER_ADD) {
+                const slim_layer *add = &m->layers[a];
+                int k = add->inputs[0] == i ? add->inputs[1] : add->inputs[0];
+                if (k < i) {
+                    g->root[a] = i;
+                    g->sum_with[i] = k;
+                    chain = a;
+                }
+            }
+        }
+        int r = sole_consumer(m, g, chain);
+        if (r >= 0 && m->layers[r].kind == SLIM_LAYER_RELU) {
+            g->root[r] = i;
+            g->relu[i] = 1;
+            chain = r;
+        }
+        g->chain_end[i] = chain;
+    }
+    /* A layer's output is read when the step of each consumer outside its
+     * own chain runs; the logits are read after every step. */
+    for (int i = 1; i <= last; i++) {
+        if (!g->needed[i]) continue;
+        for (int k = 0; k < m->layers[i].n_inputs; k++) {
+            int u = m->layers[i].inputs[k];
+            if (g->root[u] != g->root[i] && g->root[i] > g->last_read[u])
+                g->last_read[u] = g->root[i];
+        }
+    }
+    g->last_read[last] = last + 1;
+    return SLIM_OK;
+}
+
+/* ---- memory descriptors ------------------------------------------------- */
+
+static slim_status md_tag(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims,
+                          dnnl_format_tag_t tag) {
+    SLIM_DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, nd, dims, dnnl_f32, tag));
+    return SLIM_OK;
+}
+
+/* Plain row-major: a, ab, abc, abcd (= x, nc, -, nchw / oihw). */
+static slim_status md_plain(dnnl_memory_desc_t *md, int nd, const dnnl_dim_t *dims) {
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
+                                             dnnl_abcd};
+    if (nd < 1 || nd > 4) return slim_error(SLIM_ERR_BACKEND, "runtime: %d-D tensor", nd);
+    return md_tag(md, nd, dims, tags[nd]);
+}
+
+static int md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b) {
+    return dnnl_memory_desc_equal(a, b) != 0;
+}
+
+static int md_padded(const dnnl_memory_desc_t *md) {
+    for (int d = 0; d < md->ndims; d++)
+        if (md->padded_dims[d] != md->dims[d]) return 1;
+    return 0;
+}
+
+static const dnnl_memory_desc_t *pd_md(const_dnnl_primitive_desc_t pd, int arg) {
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+const char *slim_rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len) {
+    if (md->format_kind != dnnl_blocked) {
+        snprintf(buf, len, "%s", dnnl_fmt_kind2str(md->format_kind));
+        return buf;
+    }
+    /* Outer dimensions by decreasing stride, upper case when blocked, then
+     * the inner blocks: nChw16c reads "aBcd16b". */
+    const dnnl_blocking_desc_t *bd = &md->format_desc.blocking;
+    int order[DNNL_MAX_NDIMS], nd = md->ndims, used = 0;
+    for (int d = 0; d < nd; d++) order[d] = d;
+    for (int a = 0; a < nd; a++)
+        for (int b = a + 1; b < nd; b++)
+            if (bd->strides[order[b]] > bd->strides[order[a]]) {
+                int t = order[a];
+                order[a] = order[b];
+                order[b] = t;
+            }
+    for (int a = 0; a < nd && used + 1 < (int)len; a++) {
+        int d = order[a], blocked = 0;
+        for (int k = 0; k < bd->inner_nblks; k++) blocked |= bd->inner_idxs[k] == d;
+        buf[used++] = (char)((blocked ? 'A' : 'a') + d);
+    }
+    buf[used] = '\0';
+    for (int k = 0; k < bd->inner_nblks && used + 1 < (int)len; k++) {
+        int w = snprintf(buf + used, len - (size_t)used, "%d%c", (int)bd->inner_blks[k],
+                         (char)('a' + bd->inner_idxs[k]));
+        if (w < 0) break;
+        used += w;
+        if (used >= (int)len) used = (int)len - 1;
+    }
+    return buf;
+}
+
+/* ---- the plan under construction ---------------------------------------- */
+
+/* Where an activation (or a copy of it) is, and in which layout. */
+typedef struct rt_loc {
+    rt_where where; /* RT_AT_ARENA or RT_AT_INPUT */
+    int storage;
+    dnnl_memory_desc_t md;
+} rt_loc;
+
+/* A layer's output, with copies of it in other layouts made for consumers
+ * (shared by every consumer that wants the same layout). */
+typedef struct rt_value {
+    rt_loc loc;
+    int n_copies;
+    rt_loc copies[RT_MAX_CONVERSIONS];
+} rt_value;
+
+typedef struct builder {
+    slim_runtime *rt;
+    const slim_model *m;
+    const rt_graph *g;
+    rt_plan *plan;
+    rt_value *vals; /* per layer */
+    int n;          /* batch size */
+    int now;        /* the root layer being built (plan time) */
+} builder;
+
+void slim_rt_plan_free(rt_plan *plan) {
+    if (!plan) return;
+    for (int s = 0; s < plan->n_steps; s++) {
+        rt_step *st = &plan->steps[s];
+        for (int a = 0; a < st->nargs; a++)
+            if (st->args[a].mem) dnnl_memory_destroy(st->args[a].mem);
+        if (st->prim) dnnl_primitive_destroy(st->prim);
+        if (st->pd) dnnl_primitive_desc_destroy(st->pd);
+    }
+    free(plan->steps);
+    free(plan->storages);
+    free(plan);
+}
+
+/* A new storage for an activation written now in layout md and last read
+ * at time `last`. */
+static slim_status new_storage(builder *b, const dnnl_memory_desc_t *md, int last, rt_loc *out) {
+    rt_plan *p = b->plan;
+    if (p->n_storages == p->cap_storages) {
+        int cap = p->cap_storages ? 2 * p->cap_storages : 32;
+        rt_storage *s = realloc(p->storages, (size_t)cap * sizeof *s);
+        if (!s) return slim_error(SLIM_ERR_NOMEM, "runtime: out of memory building a plan");
+        p->storages = s;
+        p->cap_storages = cap;
+    }
+    rt_storage *s = &p->storages[p->n_storages];
+    memset(s, 0, sizeof *s);
+    s->bytes = dnnl_memory_desc_get_size(md);
+    s->first = b->now;
+    s->last = last > b->now ? last : b->now;
+    s->exclusive = md_padded(md);
+    out->where = RT_AT_ARENA;
+    out->storage = p->n_storages++;
+    out->md = *md;
+    return SLIM_OK;
+}
+
+/* Whether a step running now may overwrite what loc holds: nothing reads
+ * it after now. */
+static int can_overwrite(const builder *b, const rt_loc *loc) {
+    return loc->where == RT_AT_ARENA && b->plan->storages[loc->storage].last <= b->now;
+}
+
+static int same_storage(const rt_loc *a, const rt_loc *b) {
+    return a->where == RT_AT_ARENA && b->where == RT_AT_ARENA && a->storage == b->storage;
+}
+
+/* Makes loc the output of layer i (and of every layer of its chain). */
+static void set_value(builder *b, int root, const rt_loc *loc) {
+    int end = b->g->chain_end[root];
+    for (int i = root; i <= end; i++)
+        if (i == root || b->g->root[i] == root) {
+            b->vals[i].loc = *loc;
+            b->vals[i].n_copies = 0;
+        }
+    if (loc->where == RT_AT_ARENA) {
+        rt_storage *s = &b->plan->storages[loc->storage];
+        if (b->g->last_read[end] > s->last) s->last = b->g->last_read[end];
+    }
+}
+
+/* ---- steps ----------------------------------------------------------------- */
+
+/* Scratchpad mode "user" and the post-ops: [binary add] [sum] [relu]. */
+typedef struct post_spec {
+    const dnnl_memory_desc_t *binary; /* src1 of a binary-add post-op, or NULL */
+    int sum;
+    int relu;
+} post_spec;
+
+typedef struct attr_box {
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t ops;
+} attr_box;
+
+static void attr_box_free(attr_box *a) {
+    if (a->ops) dnnl_post_ops_destroy(a->ops);
+    if (a->attr) dnnl_primitive_attr_destroy(a->attr);
+}
+
+static slim_status attr_box_init(attr_box *a, const post_spec *ps) {
+    SLIM_DNNL_CHECK(dnnl_primitive_attr_create(&a->attr));
+    SLIM_DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(a->attr, dnnl_scratchpad_mode_user));
+    if (!ps || (!ps->binary && !ps->sum && !ps->relu)) return SLIM_OK;
+    SLIM_DNNL_CHECK(dnnl_post_ops_create(&a->ops));
+    if (ps->binary) SLIM_DNNL_CHECK(dnnl_post_ops_append_binary(a->ops, dnnl_binary_add, ps->binary));
+    if (0) SLIM_DNNL_CHECK(dnnl_post_ops_append_sum(a->ops, 1.0f));
+    if (ps->relu)
+        SLIM_DNNL_CHECK(dnnl_post_ops_append_eltwise(a->ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+    SLIM_DNNL_CHECK(dnnl_primitive_attr_set_post_ops(a->attr, a->ops));
+    return SLIM_OK;
+}
+
+/* Creates a primitive descriptor for desc with the post-ops of ps. With
+ * `quiet`, "no implementation" is returned as SLIM_ERR_BACKEND without a
+ * message worth keeping (the caller has a fallback). */
+static slim_status make_pd(builder *b, const_dnnl_op_desc_t desc, const post_spec *ps,
+                           dnnl_primitive_desc_t *pd) {
+    attr_box a = {0};
+    slim_status st = attr_box_init(&a, ps);
+    if (st == SLIM_OK) {
+        dnnl_status_t s = dnnl_primitive_desc_create(pd, desc, a.attr, b->rt->engine, NULL);
+        if (s != dnnl_success) {
+            *pd = NULL;
+            st = slim_error(SLIM_ERR_BACKEND, "oneDNN dnnl_primitive_desc_create failed: %s",
+                            dnnl_status2str(s));
+        }
+    }
+    attr_box_free(&a);
+    return st;
+}
+
+/* Appends a step that takes over *pd (set to NULL) and makes its
+ * primitive; the scratchpad argument is added here. */
+static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reorder,
+                             rt_step **out) {
+    rt_plan *p = b->plan;
+    if (p->n_steps == p->cap_steps) {
+        int cap = p->cap_steps ? 2 * p->cap_steps : 32;
+        rt_step *s = realloc(p->steps, (size_t)cap * sizeof *s);
+        if (!s) return slim_error(SLIM_ERR_NOMEM, "runtime: out of memory building a plan");
+        p->steps = s;
+        p->cap_steps = cap;
+    }
+    rt_step *s = &p->steps[p->n_steps++];
+    memset(s, 0, sizeof *s);
+    s->pd = *pd;
+    *pd = NULL;
+    s->is_reorder = is_reorder;
+    p->reorders += is_reorder;
+    *out = s;
+    SLIM_DNNL_CHECK(dnnl_primitive_create(&s->prim, s->pd));
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes > 0) {
+        s->args[s->nargs++] = (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH,
+                                       .storage = -1, .md = *smd};
+        if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
+    }
+    return SLIM_OK;
+}
+
+static void step_loc(rt_step *s, int arg, const rt_loc *loc) {
+    s->args[s->nargs++] = (rt_arg){.arg = arg, .where = loc->where, .storage = loc->storage,
+                                   .md = loc->md};
+}
+
+static slim_status step_fixed(rt_step *s, int arg, const void *ptr) {
+    const dnnl_memory_desc_t *md = pd_md(s->pd, arg);
+    if (!md || dnnl_memory_desc_get_size(md) == 0)
+        return slim_error(SLIM_ERR_BACKEND, "runtime: primitive takes no argument %d", arg);
+    s->args[s->nargs++] = (rt_arg){.arg = arg, .where = RT_AT_FIXED, .storage = -1, .ptr = ptr,
+                                   .md = *md};
+    return SLIM_OK;
+}
+
+/* A reorder step from src to dst (same dims, any layouts). */
+static slim_status push_reorder(builder *b, const rt_loc *src, const rt_loc *dst,
+                                const char *what) {
+    attr_box a = {0};
+    dnnl_primitive_desc_t pd = NULL;
+    slim_status st = attr_box_init(&a, NULL);
+    if (st == SLIM_OK) {
+        dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, &src->md, b->rt->engine,
+                                                             &dst->md, b->rt->engine, a.attr);
+        if (s != dnnl_success)
+            st = slim_error(SLIM_ERR_BACKEND, "oneDNN dnnl_reorder_primitive_desc_create failed: %s",
+                            dnnl_status2str(s));
+    }
+    attr_box_free(&a);
+    rt_step *step;
+    if (st == SLIM_OK) st = push_step(b, &pd, 1, &step);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (st != SLIM_OK) return st;
+    step_loc(step, DNNL_ARG_FROM, src);
+    step_loc(step, DNNL_ARG_TO, dst);
+    snprintf(step->what, sizeof step->what, "%s", what);
+    return SLIM_OK;
+}
+
+/* ---- getting inputs in the wanted layout -------------------------------- */
+
+/* Layer u's output in layout `want`: as it is, or a copy made by a reorder
+ * (kept for other consumers). `want` may have other dims than the stored
+ * value when they describe the same plain bytes (a flatten, or (n, c) vs
+ * (n, c, 1, 1)): the value then goes through its plain layout and is viewed
+ * in the wanted dims. */
+static slim_status value_in(builder *b, int u, const dnnl_memory_desc_t *want, rt_loc *out) {
+    rt_value *v = &b->vals[u];
+    if (md_equal(&v->loc.md, want)) {
+        *out = v->loc;
+        return SLIM_OK;
+    }
+    for (int c = 0; c < v->n_copies; c++)
+        if (md_equal(&v->copies[c].md, want)) {
+            *out = v->copies[c];
+            return SLIM_OK;
+        }
+    char what[RT_WHAT_LEN];
+    snprintf(what, sizeof what, "reorder %s", b->m->layers[u].name);
+    int same_dims = v->loc.md.ndims == want->ndims;
+    for (int d = 0; same_dims && d < want->ndims; d++)
+        same_dims = v->loc.md.dims[d] == want->dims[d];
+    if (same_dims) {
+        SLIM_TRY(new_storage(b, want, b->g->last_read[u], out));
+        SLIM_TRY(push_reorder(b, &v->loc, out, what));
+        if (v->n_copies < RT_MAX_CONVERSIONS) v->copies[v->n_copies++] = *out;
+        return SLIM_OK;
+    }
+    dnnl_memory_desc_t plain, view;
+    rt_loc p;
+    SLIM_TRY(md_plain(&plain, v->loc.md.ndims, v->loc.md.dims));
+    SLIM_TRY(value_in(b, u, &plain, &p));
+    SLIM_DNNL_CHECK(dnnl_memory_desc_reshape(&view, &p.md, want->ndims, want->dims));
+    p.md = view;
+    if (md_equal(&view, want)) {
+        *out = p;
+        return SLIM_OK;
+    }
+    SLIM_TRY(new_storage(b, want, b->g->last_read[u], out));
+    return push_reorder(b, &p, out, what);
+}
+
+/* Layer u's output in its own dims, (n, c, h, w) for nd 4 or (n, c*h*w)
+ * for nd 2: as stored when the stored dims are those, else plain. */
+static slim_status value_view(builder *b, int u, int nd, rt_loc *out) {
+    const slim_layer *l = &b->m->layers[u];
+    dnnl_dims_t dims = {b->n, l->c, l->h, l->w};
+    if (nd == 2) dims[1] = (dnnl_dim_t)l->c * l->h * l->w;
+    const dnnl_memory_desc_t *md = &b->vals[u].loc.md;
+    int same = md->ndims == nd;
+    for (int d = 0; same && d < nd; d++) same = md->dims[d] == dims[d];
+    if (same) {
+        *out = b->vals[u].loc;
+        return SLIM_OK;
+    }
+    dnnl_memory_desc_t want;
+    SLIM_TRY(md_plain(&want, nd, dims));
+    return value_in(b, u, &want, out);
+}
+
+/* The dims a layer-wise op (bn, add) works in: (n, c) for data stored as
+ * (n, c), else (n, c, h, w). */
+static int natural_nd(const builder *b, int u) {
+    const slim_layer *l = &b->m->layers[u];
+    return b->vals[u].loc.md.ndims == 2 && l->h == 1 && l->w == 1 ? 2 : 4;
+}
+
+/* ---- weights ---------------------------------------------------------------- */
+
+/* Runs one reorder right away (weights at build time). */
+static slim_status reorder_now_(slim_runtime *rt, const dnnl_memory_desc_t *from_md,
+                                const void *from, const dnnl_memory_desc_t *to_md, void *to,
+                                dnnl_memory_t *a, dnnl_memory_t *c, dnnl_primitive_desc_t *pd,
+                                dnnl_primitive_t *prim) {
+    SLIM_DNNL_CHECK(dnnl_memory_create(a, from_md, rt->engine, (void *)(uintptr_t)from));
+    SLIM_DNNL_CHECK(dnnl_memory_create(c, to_md, rt->engine, to));
+    SLIM_DNNL_CHECK(
+        dnnl_reorder_primitive_desc_create(pd, from_md, rt->engine, to_md, rt->engine, NULL));
+    SLIM_DNNL_CHECK(dnnl_primitive_create(prim, *pd));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, *a}, {DNNL_ARG_TO, *c}};
+    SLIM_DNNL_CHECK(dnnl_primitive_execute(*prim, rt->stream, 2, args));
+    SLIM_DNNL_CHECK(dnnl_stream_wait(rt->stream));
+    return SLIM_OK;
+}
+
+static slim_status reorder_now(slim_runtime *rt, const dnnl_memory_desc_t *from_md,
+                               const void *from, const dnnl_memory_desc_t *to_md, void *to) {
+    dnnl_memory_t a = NULL, c = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    slim_status st = reorder_now_(rt, from_md, from, to_md, to, &a, &c, &pd, &prim);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (c) dnnl_memory_destroy(c);
+    if (a) dnnl_memory_destroy(a);
+    return st;
+}
+
+/* Layer i's weights (plain layout `plain`, data `src`) in layout `want`,
+ * reordered once and kept by the runtime. */
+static slim_status weights_in(builder *b, int i, const dnnl_memory_desc_t *plain,
+                              const float *src, const dnnl_memory_desc_t *want,
+                              const float **out) {
+    slim_runtime *rt = b->rt;
+    for (rt_weights *w = rt->weights[i]; w; w = w->next)
+        if (md_equal(&w->md, want)) {
+            *out = w->data;
+            return SLIM_OK;
+        }
+    size_t bytes = (dnnl_memory_desc_get_size(want) + 63) / 64 * 64;
+    rt_weights *w = slim_calloc(1, sizeof *w);
+    if (!w) return SLIM_ERR_NOMEM;
+    w->md = *want;
+    w->data = aligned_alloc(64, bytes ? bytes : 64);
+    if (!w->data) {
+        free(w);
+        return slim_error(SLIM_ERR_NOMEM, "runtime: out of memory for %zu bytes of weights", bytes);
+    }
+    memset(w->data, 0, bytes);
+    w->next = rt->weights[i];
+    rt->weights[i] = w;
+    rt->weight_bytes += bytes;
+    *out = w->data;
+    return reorder_now(rt, plain, src, want, w->data);
+}
+
+/* ---- one step per root layer -------------------------------------------- */
+
+static int pad_right(int in, int k, int out, int stride, int pad) {
+    int r = (out - 1) * stride + k - in - pad;
+    return r < 0 ? 0 : r;
+}
+
+static void append(char *buf, size_t len, const char *fmt, const char *arg) {
+    size_t used = strlen(buf);
+    if (used < len) snprintf(buf + used, len - used, fmt, arg);
+}
+
+/* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
+ * layouts the primitive prefers. */
+static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    int k = b->g->sum_with[i], end = b->g->chain_end[i];
+    rt_loc src, dst;
+    SLIM_TRY(value_in(b, l->inputs[0], pd_md(*pd, DNNL_ARG_SRC), &src));
+    const dnnl_memory_desc_t *dst_md = pd_md(*pd, DNNL_ARG_DST);
+    if (k >= 0) {
+        /* The sum post-op adds onto what dst holds: k's output, in place
+         * when nothing reads it later, else a copy of it. */
+        rt_loc *vk = &b->vals[k].loc;
+        if (md_equal(&vk->md, dst_md) && can_overwrite(b, vk) && !same_storage(vk, &src)) {
+            dst = *vk;
+        } else {
+            rt_loc from;
+            char what[RT_WHAT_LEN];
+            snprintf(what, sizeof what, "reorder %s (copy for the sum)", m->layers[k].name);
+            SLIM_TRY(new_storage(b, dst_md, b->g->last_read[end], &dst));
+            SLIM_TRY(value_view(b, k, 4, &from));
+            SLIM_TRY(push_reorder(b, &from, &dst, what));
+        }
+    } else {
+        SLIM_TRY(new_storage(b, dst_md, b->g->last_read[end], &dst));
+    }
+    dnnl_memory_desc_t wplain;
+    const float *w;
+    SLIM_TRY(md_plain(&wplain, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}));
+    SLIM_TRY(weights_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS),
+                        &w));
+    rt_step *s;
+    SLIM_TRY(push_step(b, pd, 0, &s));
+    step_loc(s, DNNL_ARG_SRC, &src);
+    SLIM_TRY(step_fixed(s, DNNL_ARG_WEIGHTS, w));
+    if (l->p_bias >= 0) SLIM_TRY(step_fixed(s, DNNL_ARG_BIAS, m->params[l->p_bias].data));
+    if (l->p_biasmap >= 0)
+        SLIM_TRY(step_fixed(s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                            m->params[l->p_biasmap].data));
+    step_loc(s, DNNL_ARG_DST, &dst);
+    snprintf(s->what, sizeof s->what, "conv %s", l->name);
+    if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
+    if (l->p_biasmap >= 0) append(s->what, sizeof s->what, "%s", " +biasmap");
+    if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
+    if (b->g->relu[i]) append(s->what, sizeof s->what, " +relu(%s)", m->layers[end].name);
+    set_value(b, i, &dst);
+    return SLIM_OK;
+}
+
+static slim_status build_conv(builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    int n = b->n;
+    dnnl_memory_desc_t src, wei, bias, dst, bmap;
+    SLIM_TRY(md_tag(&src, 4, (dnnl_dims_t){n, l->in_c, l->in_h, l->in_w}, dnnl_format_tag_any));
+    SLIM_TRY(md_tag(&wei, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}, dnnl_format_tag_any));
+    SLIM_TRY(md_plain(&bias, 1, (dnnl_dims_t){l->c}));
+    SLIM_TRY(md_tag(&dst, 4, (dnnl_dims_t){n, l->c, l->h, l->w}, dnnl_format_tag_any));
+    SLIM_TRY(md_plain(&bmap, 4, (dnnl_dims_t){1, l->c, l->h, l->w}));
+    dnnl_dims_t strides = {l->stride, l->stride}, pad_l = {l->pad, l->pad};
+    dnnl_dims_t pad_r = {pad_right(l->in_h, l->k, l->h, l->stride, l->pad),
+                         pad_right(l->in_w, l->k, l->w, l->stride, l->pad)};
+    dnnl_convolution_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_convolution_forward_desc_init(
+        &desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
+        l->p_bias >= 0 ? &bias : NULL, &dst, strides, pad_l, pad_r));
+    post_spec ps = {l->p_biasmap >= 0 ? &bmap : NULL, b->g->sum_with[i] >= 0, b->g->relu[i]};
+    dnnl_primitive_desc_t pd = NULL;
+    slim_status st = make_pd(b, &desc, &ps, &pd);
+    if (st == SLIM_OK) st = conv_wire(b, i, &pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* Dense on oneDNN's inner product, which takes (n, C, H, W) data in the
+ * layout it is in when the weights are given as (out, C, H, W): that is
+ * exactly the channel-major flatten, so no reorder is needed before it. */
+static slim_status dense_pd(builder *b, int i, const rt_loc *src, dnnl_primitive_desc_t *pd) {
+    const slim_layer *l = &b->m->layers[i];
+    dnnl_memory_desc_t wei, bias, dst;
+    dnnl_dims_t wdims = {l->c, 0, 0, 0};
+    for (int d = 1; d < src->md.ndims; d++) wdims[d] = src->md.dims[d];
+    SLIM_TRY(md_tag(&wei, src->md.ndims, wdims, dnnl_format_tag_any));
+    SLIM_TRY(md_plain(&bias, 1, (dnnl_dims_t){l->c}));
+    SLIM_TRY(md_tag(&dst, 2, (dnnl_dims_t){b->n, l->c}, dnnl_format_tag_any));
+    dnnl_inner_product_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_inner_product_forward_desc_init(&desc, dnnl_forward_inference, &src->md,
+                                                         &wei, l->p_bias >= 0 ? &bias : NULL,
+                                                         &dst));
+    post_spec ps = {NULL, 0, b->g->relu[i]};
+    return make_pd(b, &desc, &ps, pd);
+}
+
+static slim_status dense_wire(builder *b, int i, const rt_loc *src, dnnl_primitive_desc_t *pd) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    dnnl_memory_desc_t wplain;
+    dnnl_dims_t wdims = {l->c, 0, 0, 0};
+    for (int d = 1; d < src->md.ndims; d++) wdims[d] = src->md.dims[d];
+    SLIM_TRY(md_plain(&wplain, src->md.ndims, wdims));
+    const float *w;
+    SLIM_TRY(weights_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS),
+                        &w));
+    rt_loc dst;
+    SLIM_TRY(new_storage(b, pd_md(*pd, DNNL_ARG_DST), b->g->last_read[b->g->chain_end[i]], &dst));
+    rt_step *s;
+    SLIM_TRY(push_step(b, pd, 0, &s));
+    step_loc(s, DNNL_ARG_SRC, src);
+    SLIM_TRY(step_fixed(s, DNNL_ARG_WEIGHTS, w));
+    if (l->p_bias >= 0) SLIM_TRY(step_fixed(s, DNNL_ARG_BIAS, m->params[l->p_bias].data));
+    step_loc(s, DNNL_ARG_DST, &dst);
+    snprintf(s->what, sizeof s->what, "dense %s", l->name);
+    if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
+    if (b->g->relu[i])
+        append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    set_value(b, i, &dst);
+    return SLIM_OK;
+}
+
+static slim_status build_dense(builder *b, int i) {
+    int in = b->m->layers[i].inputs[0];
+    rt_loc src = b->vals[in].loc;
+    dnnl_primitive_desc_t pd = NULL;
+    slim_status st = dense_pd(b, i, &src, &pd);
+    if (st != SLIM_OK) {
+        /* Not in this layout: the plain (n, features) matrix always works. */
+        slim_clear_error();
+        st = value_view(b, in, 2, &src);
+        if (st == SLIM_OK) st = dense_pd(b, i, &src, &pd);
+    }
+    if (st == SLIM_OK) st = dense_wire(b, i, &src, &pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* The output of a shape-keeping op (relu, bn, add) on src: in place when
+ * nothing reads src later, else a new storage in src's layout. */
+static slim_status keep_shape_dst(builder *b, int i, const rt_loc *src, const rt_loc *other,
+                                  rt_loc *dst) {
+    if (can_overwrite(b, src) && (!other || !same_storage(src, other))) {
+        *dst = *src;
+        return SLIM_OK;
+    }
+    return new_storage(b, &src->md, b->g->last_read[b->g->chain_end[i]], dst);
+}
+
+/* Finishes a step whose pd is made: src (and src1) to dst. */
+static slim_status simple_wire(builder *b, int i, dnnl_primitive_desc_t *pd, const rt_loc *src,
+                               const rt_loc *src1, const rt_loc *dst, const char *what,
+                               rt_step **out) {
+    rt_step *s;
+    SLIM_TRY(push_step(b, pd, 0, &s));
+    step_loc(s, src1 ? DNNL_ARG_SRC_0 : DNNL_ARG_SRC, src);
+    if (src1) step_loc(s, DNNL_ARG_SRC_1, src1);
+    step_loc(s, DNNL_ARG_DST, dst);
+    snprintf(s->what, sizeof s->what, "%s %s", what, b->m->layers[i].name);
+    if (b->g->relu[i])
+        append(s->what, sizeof s->what, " +relu(%s)", b->m->layers[b->g->chain_end[i]].name);
+    set_value(b, i, dst);
+    if (out) *out = s;
+    return SLIM_OK;
+}
+
+static slim_status build_relu(builder *b, int i) {
+    rt_loc src = b->vals[b->m->layers[i].inputs[0]].loc, dst;
+    dnnl_eltwise_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference,
+                                                   dnnl_eltwise_relu, &src.md, 0.0f, 0.0f));
+    dnnl_primitive_desc_t pd = NULL;
+    slim_status st = make_pd(b, &desc, NULL, &pd);
+    if (st == SLIM_OK) st = keep_shape_dst(b, i, &src, NULL, &dst);
+    if (st == SLIM_OK) st = simple_wire(b, i, &pd, &src, NULL, &dst, "relu", NULL);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* A bn that could not be folded: oneDNN batch norm with the running
+ * statistics, gamma and beta, and a fused relu when one follows. */
+static slim_status build_bn(builder *b, int i) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    rt_loc src, dst;
+    SLIM_TRY(value_view(b, l->inputs[0], natural_nd(b, l->inputs[0]), &src));
+    unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
+    if (b->g->relu[i]) flags |= dnnl_fuse_norm_relu;
+    dnnl_batch_normalization_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference,
+                                                               &src.md, l->eps, flags));
+    dnnl_primitive_desc_t pd = NULL;
+    rt_step *s = NULL;
+    slim_status st = make_pd(b, &desc, NULL, &pd);
+    if (st == SLIM_OK) st = keep_shape_dst(b, i, &src, NULL, &dst);
+    if (st == SLIM_OK) st = simple_wire(b, i, &pd, &src, NULL, &dst, "batchnorm", &s);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    SLIM_TRY(st);
+    SLIM_TRY(step_fixed(s, DNNL_ARG_MEAN, l->running_mean));
+    SLIM_TRY(step_fixed(s, DNNL_ARG_VARIANCE, l->running_var));
+    SLIM_TRY(step_fixed(s, DNNL_ARG_SCALE, m->params[l->p_gamma].data));
+    return step_fixed(s, DNNL_ARG_SHIFT, m->params[l->p_beta].data);
+}
+
+/* An add that no conv took as a sum post-op: binary add, in place into one
+ * operand when possible, with a fused relu when one follows. */
+static slim_status build_add(builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    rt_loc a, c, dst;
+    SLIM_TRY(value_view(b, l->inputs[0], natural_nd(b, l->inputs[0]), &a));
+    SLIM_TRY(value_in(b, l->inputs[1], &a.md, &c));
+    if (!(can_overwrite(b, &a) && !same_storage(&a, &c)) && can_overwrite(b, &c) &&
+        !same_storage(&a, &c)) {
+        rt_loc t = a; /* addition commutes: write into the one that may go */
+        a = c;
+        c = t;
+    }
+    SLIM_TRY(keep_shape_dst(b, i, &a, &c, &dst));
+    dnnl_binary_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_binary_desc_init(&desc, dnnl_binary_add, &a.md, &c.md, &dst.md));
+    post_spec ps = {NULL, 0, b->g->relu[i]};
+    dnnl_primitive_desc_t pd = NULL;
+    slim_status st = make_pd(b, &desc, &ps, &pd);
+    if (st == SLIM_OK) st = simple_wire(b, i, &pd, &a, &c, &dst, "add", NULL);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* maxpool, avgpool (padding excluded from the divisor) and global average
+ * pooling (a window of the whole plane), in the input's layout. */
+static slim_status build_pool(builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    int in = l->inputs[0];
+    if (l->kind == SLIM_LAYER_GAP && l->in_h == 1 && l->in_w == 1) {
+        set_value(b, i, &b->vals[in].loc); /* averaging one value per plane */
+        return SLIM_OK;
+    }
+    rt_loc src, dst;
+    SLIM_TRY(value_view(b, in, 4, &src));
+    dnnl_memory_desc_t dst_md;
+    SLIM_TRY(md_tag(&dst_md, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, dnnl_format_tag_any));
+    dnnl_dims_t kernel, strides, pad_l, pad_r;
+    if (l->kind == SLIM_LAYER_GAP) {
+        kernel[0] = l->in_h, kernel[1] = l->in_w;
+        strides[0] = strides[1] = 1;
+        pad_l[0] = pad_l[1] = pad_r[0] = pad_r[1] = 0;
+    } else {
+        kernel[0] = kernel[1] = l->k;
+        strides[0] = strides[1] = l->stride;
+        pad_l[0] = pad_l[1] = l->pad;
+        pad_r[0] = pad_right(l->in_h, l->k, l->h, l->stride, l->pad);
+        pad_r[1] = pad_right(l->in_w, l->k, l->w, l->stride, l->pad);
+    }
+    dnnl_alg_kind_t alg =
+        l->kind == SLIM_LAYER_MAXPOOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    dnnl_pooling_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_pooling_forward_desc_init(&desc, dnnl_forward_inference, alg, &src.md,
+                                                   &dst_md, strides, kernel, pad_l, pad_r));
+    dnnl_primitive_desc_t pd = NULL;
+    slim_status st = make_pd(b, &desc, NULL, &pd);
+    if (st == SLIM_OK)
+        st = new_storage(b, pd_md(pd, DNNL_ARG_DST), b->g->last_read[i], &dst);
+    if (st == SLIM_OK)
+        st = simple_wire(b, i, &pd, &src, NULL, &dst, slim_layer_kind_name(l->kind), NULL);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static slim_status build_layer(builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    switch (l->kind) {
+    case SLIM_LAYER_CONV: return build_conv(b, i);
+    case SLIM_LAYER_DENSE: return build_dense(b, i);
+    case SLIM_LAYER_BN: return build_bn(b, i);
+    case SLIM_LAYER_RELU: return build_relu(b, i);
+    case SLIM_LAYER_ADD: return build_add(b, i);
+    case SLIM_LAYER_MAXPOOL:
+    case SLIM_LAYER_AVGPOOL:
+    case SLIM_LAYER_GAP: return build_pool(b, i);
+    case SLIM_LAYER_FLATTEN:
+        /* Only the dims change: consumers view the data as they need it. */
+        set_value(b, i, &b->vals[l->inputs[0]].loc);
+        return SLIM_OK;
+    default: break;
+    }
+    return slim_error(SLIM_ERR_ARG, "runtime: layer '%s' has an unexpected kind", l->name);
+}
+
+/* The logits in plain (n, classes): copied from the arena after the run
+ * when they are plain there already, else a reorder into the caller's
+ * buffer. */
+static slim_status build_output(builder *b) {
+    int last = b->m->n_layers - 1;
+    const rt_loc *v = &b->vals[last].loc;
+    rt_loc out = {.where = RT_AT_OUTPUT, .storage = -1};
+    SLIM_TRY(md_plain(&out.md, v->md.ndims, v->md.dims));
+    if (v->where == RT_AT_ARENA && md_equal(&v->md, &out.md)) {
+        b->plan->out_storage = v->storage;
+        b->plan->out_bytes = dnnl_memory_desc_get_size(&out.md);
+        return SLIM_OK;
+    }
+    b->plan->out_storage = -1;
+    return push_reorder(b, v, &out, "reorder logits");
+}
+
+/* ---- placing storages in the arena ---------------------------------------- */
+
+static int conflict(const rt_storage *a, const rt_storage *b) {
+    return a->exclusive || b->exclusive || !(a->last < b->first || b->last < a->first);
+}
+
+/* Greedy by size: each storage (largest first) goes to the lowest offset
+ * where it overlaps no placed storage it is alive with. */
+static slim_status place_storages(rt_plan *p) {
+    int ns = p->n_storages;
+    int *order = slim_calloc((size_t)(ns ? ns : 1), sizeof *order);
+    int *placed = slim_calloc((size_t)(ns ? ns : 1), sizeof *placed);
+    int *busy = slim_calloc((size_t)(ns ? ns : 1), sizeof *busy);
+    if (!order || !placed || !busy) {
+        free(order);
+        free(placed);
+        free(busy);
+        return SLIM_ERR_NOMEM;
+    }
+    for (int i = 0; i < ns; i++) order[i] = i;
+    for (int i = 1; i < ns; i++) /* insertion sort, largest first */
+        for (int j = i; j > 0 && p->storages[order[j]].bytes > p->storages[order[j - 1]].bytes;
+             j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    size_t total = 0;
+    for (int oi = 0; oi < ns; oi++) {
+        rt_storage *s = &p->storages[order[oi]];
+        int nb = 0;
+        for (int j = 0; j < ns; j++)
+            if (placed[j] && conflict(s, &p->storages[j])) busy[nb++] = j;
+        for (int a = 1; a < nb; a++) /* by offset */
+            for (int c = a; c > 0 && p->storages[busy[c]].offset < p->storages[busy[c - 1]].offset;
+                 c--) {
+                int t = busy[c];
+                busy[c] = busy[c - 1];
+                busy[c - 1] = t;
+            }
+        size_t off = 0;
+        for (int a = 0; a < nb; a++) {
+            const rt_storage *t = &p->storages[busy[a]];
+            if (t->offset >= off + s->bytes) break;
+            size_t end = (t->offset + t->bytes + 63) / 64 * 64;
+            if (end > off) off = end;
+        }
+        s->offset = off;
+        placed[order[oi]] = 1;
+        if (off + s->bytes > total) total = off + s->bytes;
+    }
+    p->arena_bytes = (total + 63) / 64 * 64;
+    free(order);
+    free(placed);
+    free(busy);
+    return SLIM_OK;
+}
+
+/* Memory objects for every argument (handles are set when bound). */
+static slim_status make_memories(slim_runtime *rt, rt_plan *p) {
+    for (int s = 0; s < p->n_steps; s++) {
+        rt_step *st = &p->steps[s];
+        for (int a = 0; a < st->nargs; a++) {
+            rt_arg *arg = &st->args[a];
+            SLIM_DNNL_CHECK(dnnl_memory_create(&arg->mem, &arg->md, rt->engine, DNNL_MEMORY_NONE));
+            if (arg->where == RT_AT_FIXED)
+                SLIM_DNNL_CHECK(
+                    dnnl_memory_set_data_handle_v2(arg->mem, (void *)(uintptr_t)arg->ptr,
+                                                   rt->stream));
+            st->exec[a] = (dnnl_exec_arg_t){arg->arg, arg->mem};
+        }
+    }
+    return SLIM_OK;
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+static slim_status plan_layers(builder *b) {
+    const slim_model *m = b->m;
+    const slim_layer *in = &m->layers[0];
+    rt_value *v0 = &b->vals[0];
+    v0->loc.where = RT_AT_INPUT;
+    v0->loc.storage = -1;
+    SLIM_TRY(md_plain(&v0->loc.md, 4, (dnnl_dims_t){b->n, in->c, in->h, in->w}));
+    for (int i = 1; i < m->n_layers; i++) {
+        if (!b->g->needed[i] || b->g->root[i] != i) continue;
+        b->now = i;
+        slim_status st = build_layer(b, i);
+        if (st != SLIM_OK)
+            return slim_error_prefix(st, "runtime: %s '%s'",
+                                     slim_layer_kind_name(m->layers[i].kind), m->layers[i].name);
+    }
+    b->now = m->n_layers;
+    return build_output(b);
+}
+
+slim_status slim_rt_plan_build(slim_runtime *rt, int n, rt_plan **out) {
+    *out = NULL;
+    rt_plan *p = slim_calloc(1, sizeof *p);
+    builder b = {.rt = rt, .m = rt->model, .g = &rt->graph, .plan = p, .n = n};
+    if (!p) return SLIM_ERR_NOMEM;
+    p->n = n;
+    p->out_storage = -1;
+    b.vals = slim_calloc((size_t)rt->model->n_layers, sizeof *b.vals);
+    slim_status st = b.vals ? SLIM_OK : SLIM_ERR_NOMEM;
+    if (st == SLIM_OK) st = plan_layers(&b);
+    if (st == SLIM_OK) st = place_storages(p);
+    if (st == SLIM_OK) st = make_memories(rt, p);
+    free(b.vals);
+    if (st != SLIM_OK) {
+        slim_rt_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return SLIM_OK;
+}

@@ -1,0 +1,126 @@
+/* Private to the runtime (src/runtime/): the plan, its steps and storages,
+ * and the runtime object.
+ *
+ * Time in a plan is counted in layers: the step(s) of the layer that roots a
+ * fused chain run at that layer's index, and a buffer is alive from the
+ * layer that writes it to the last layer that reads it (closed interval).
+ * Two storages may share arena memory only when their intervals are
+ * disjoint, which is what lets the arena stay near the peak live size. */
+#ifndef SLIM_RUNTIME_INTERNAL_H
+#define SLIM_RUNTIME_INTERNAL_H
+
+#include <dnnl.h>
+
+#include "kernels/dnnl/dnnl_common.h"
+#include "slim/runtime.h"
+
+#define RT_MAX_ARGS 8
+#define RT_MAX_CONVERSIONS 4
+#define RT_WHAT_LEN 112
+
+/* Where an argument's memory lives. */
+typedef enum rt_where {
+    RT_AT_ARENA = 0, /* storage `storage` of the plan, in the runtime's arena */
+    RT_AT_INPUT,     /* the caller's x, plain NCHW */
+    RT_AT_OUTPUT,    /* the caller's logits, plain */
+    RT_AT_SCRATCH,   /* the runtime's one scratchpad */
+    RT_AT_FIXED,     /* a buffer that never moves: weights, bias, BN statistics */
+} rt_where;
+
+/* One execute argument of a step. */
+typedef struct rt_arg {
+    int arg;        /* DNNL_ARG_* */
+    rt_where where;
+    int storage;    /* RT_AT_ARENA: index into plan->storages */
+    const void *ptr; /* RT_AT_FIXED */
+    dnnl_memory_desc_t md;
+    dnnl_memory_t mem; /* created when the plan is finished */
+} rt_arg;
+
+/* One primitive with its arguments. */
+typedef struct rt_step {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    int is_reorder;
+    int nargs;
+    rt_arg args[RT_MAX_ARGS];
+    dnnl_exec_arg_t exec[RT_MAX_ARGS];
+    char what[RT_WHAT_LEN]; /* "conv conv1 +bias +relu" etc., for describe */
+} rt_step;
+
+/* An activation buffer of the plan. */
+typedef struct rt_storage {
+    size_t bytes;
+    int first, last; /* layer times: written at first, last read at last */
+    int exclusive;   /* padded layout: shares memory with nothing (see plan.c) */
+    size_t offset;   /* into the arena, set when the plan is finished */
+} rt_storage;
+
+/* The primitives for one batch size. */
+typedef struct rt_plan {
+    int n;
+    rt_step *steps;
+    int n_steps, cap_steps;
+    rt_storage *storages;
+    int n_storages, cap_storages;
+    size_t arena_bytes, scratch_bytes; /* what this plan needs */
+    int reorders;
+    /* The logits: copied from this storage (plain layout) after the last
+     * step, or written by the last step (RT_AT_OUTPUT) when out_storage < 0. */
+    int out_storage;
+    size_t out_bytes;
+    unsigned generation; /* of the arena/scratchpad its memory objects point to */
+    int bound;           /* memory objects point into the current buffers */
+} rt_plan;
+
+/* A layer's weights, reordered into a layout a primitive chose. Kept per
+ * layer across plans: plans for different batch sizes usually choose the
+ * same layout and then share one copy. */
+typedef struct rt_weights {
+    dnnl_memory_desc_t md;
+    float *data;
+    struct rt_weights *next;
+} rt_weights;
+
+/* The batch-independent analysis of the folded graph (plan.c). */
+typedef struct rt_graph {
+    int *needed;    /* the layer contributes to the logits */
+    int *root;      /* the layer whose step computes this layer (itself if none) */
+    int *chain_end; /* per root: the last layer its step computes */
+    int *relu;      /* per root: a relu is fused as its last post-op */
+    int *sum_with;  /* per conv root: the other operand of a fused add, -1 if none */
+    int *last_read; /* per layer: the last time its output is read */
+} rt_graph;
+
+struct slim_runtime {
+    slim_model *model; /* private, BN folded */
+    int max_batch;
+    dnnl_engine_t engine; /* the shared one (slim_dnnl_engine), not owned */
+    dnnl_stream_t stream; /* owned */
+    rt_graph graph;
+    rt_plan **plans;     /* [max_batch + 1], NULL until built */
+    rt_plan *last_plan;  /* the plan that ran last (its pads are zero) */
+    void *arena;         /* activations of whichever plan runs */
+    size_t arena_bytes;
+    void *scratch;       /* oneDNN scratchpad, shared by every primitive */
+    size_t scratch_bytes;
+    unsigned generation; /* bumped whenever arena or scratch move */
+    rt_weights **weights; /* [n_layers] */
+    size_t weight_bytes;
+    int plans_built;
+};
+
+/* runtime.c: whether a dnnl_primitive_execute of a runtime is in progress
+ * (for tests that count heap allocations). */
+int slim_rt_in_execute(void);
+
+/* plan.c */
+slim_status slim_rt_graph_init(slim_runtime *rt);
+void slim_rt_graph_free(rt_graph *g);
+/* Builds the plan for batch size n (not yet bound to buffers). */
+slim_status slim_rt_plan_build(slim_runtime *rt, int n, rt_plan **out);
+void slim_rt_plan_free(rt_plan *plan);
+/* "aBcd16b"-style name of a layout, for describe. */
+const char *slim_rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,574 @@
+/* BN folding and the oneDNN inference runtime, held to the reference
+ * forward (slim_model_forward, inference mode, SLIM_BACKEND_REF) of the
+ * ORIGINAL, unfolded model.
+ *
+ * Models get PyTorch's random init, random gamma and beta, and running
+ * statistics calibrated on random inputs (one training-mode forward with
+ * momentum 1), so that every layer sees activations of order 1 and the
+ * logits are of order 1-10: a tolerance relative to max(1, max|logit|) is
+ * then a real test.
+ *
+ * Tolerances:
+ * - fold_bn alone: 1e-5 * max(1, max|logit|). Folding only regroups one
+ *   multiplication per weight and one affine map per channel (float
+ *   rounding, ~1e-7 relative per operation, a few layers deep).
+ * - runtime: 1e-4 * max(1, max|logit|). oneDNN sums the up to 1152 products
+ *   of a conv output in another order (blocked over channels, vectorised),
+ *   with BN folded; the rounding of an fp32 sum of K terms grows like
+ *   sqrt(K) * 6e-8 relative to the sum of magnitudes, compounded over 6-12
+ *   layers: ~1e-5 in practice. A wrong layout, bias, fusion or in-place
+ *   reuse gives errors of order 1e-1 and more.
+ *
+ * The allocation check interposes malloc (as test_nomalloc does) and is
+ * skipped under AddressSanitizer. */
+#include "testutil.h"
+
+#include "slim/autograd.h"
+#include "slim/nn.h"
+#include "slim/runtime.h"
+
+#include "runtime/runtime_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COUNT_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COUNT_MALLOC 0
+#endif
+#endif
+#ifndef COUNT_MALLOC
+#define COUNT_MALLOC 1
+#endif
+
+#define TOL_FOLD 1e-5
+#define TOL_RUNTIME 1e-4
+#define REF_BATCH 16
+
+#if COUNT_MALLOC
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+
+static volatile int counting;
+static volatile size_t n_allocs, n_dnnl_allocs;
+
+static void count(void) {
+    if (!counting) return;
+    if (slim_rt_in_execute())
+        __atomic_add_fetch(&n_dnnl_allocs, 1, __ATOMIC_RELAXED);
+    else
+        __atomic_add_fetch(&n_allocs, 1, __ATOMIC_RELAXED);
+}
+void *malloc(size_t n) {
+    count();
+    return __libc_malloc(n);
+}
+void *calloc(size_t n, size_t s) {
+    count();
+    return __libc_calloc(n, s);
+}
+void *realloc(void *p, size_t n) {
+    count();
+    return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t a, size_t n) {
+    count();
+    return __libc_memalign(a, n);
+}
+void *memalign(size_t a, size_t n) {
+    count();
+    return __libc_memalign(a, n);
+}
+int posix_memalign(void **p, size_t a, size_t n) {
+    count();
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12; /* ENOMEM */
+}
+#endif
+
+/* ---- models ------------------------------------------------------------- */
+
+static slim_model *load(const char *rel) {
+    char path[1024];
+    slim_model *m = NULL;
+    slim_status st = slim_model_load_file(tu_source_path(rel, path, sizeof path), &m);
+    if (st != SLIM_OK) fail_msg("%s: %s", rel, slim_last_error());
+    return m;
+}
+
+static slim_model *parse(const char *text) {
+    slim_model *m = NULL;
+    if (slim_model_parse(text, "<test>", &m) != SLIM_OK) fail_msg("%s", slim_last_error());
+    return m;
+}
+
+static size_t input_numel(const slim_model *m) {
+    const slim_layer *in = &m->layers[0];
+    return (size_t)in->c * (size_t)in->h * (size_t)in->w;
+}
+
+/* Logits of the reference forward in inference mode, or a training-mode
+ * forward (for calibration) when training is set. */
+static void forward_ref(slim_model *m, const float *x, int n, int training, float *logits) {
+    slim_tape tape;
+    slim_tape_init(&tape, SLIM_BACKEND_REF);
+    const slim_layer *in = &m->layers[0];
+    int shape[4] = {n, in->c, in->h, in->w};
+    slim_tensor *xt = slim_tape_tensor(&tape, 4, shape, 0);
+    assert_non_null(xt);
+    memcpy(xt->data, x, (size_t)n * input_numel(m) * sizeof(float));
+    slim_tensor *y = NULL;
+    if (slim_model_forward(m, &tape, xt, training, &y) != SLIM_OK)
+        fail_msg("forward: %s", slim_last_error());
+    if (logits) memcpy(logits, y->data, (size_t)n * m->n_classes * sizeof(float));
+    slim_tape_free(&tape);
+}
+
+/* Random init, random gamma/beta/biasmaps, and running statistics set to
+ * the statistics of a random batch. */
+static void randomize(slim_model *m, slim_rng *rng) {
+    slim_model_init_params(m, rng);
+    for (int p = 0; p < m->n_params; p++) {
+        slim_param *q = &m->params[p];
+        if (q->role == SLIM_PARAM_GAMMA) {
+            for (size_t j = 0; j < q->numel; j++) {
+                float g = 0.5f + slim_rng_uniform(rng);
+                q->data[j] = slim_rng_uniform(rng) < 0.2f ? -g : g;
+            }
+        } else if (q->role == SLIM_PARAM_BETA || q->role == SLIM_PARAM_BIASMAP) {
+            tu_fill_uniform(rng, q->data, q->numel, -0.5f, 0.5f);
+        }
+    }
+    float *x = malloc((size_t)REF_BATCH * input_numel(m) * sizeof(float));
+    assert_non_null(x);
+    tu_fill_uniform(rng, x, (size_t)REF_BATCH * input_numel(m), -1.5f, 1.5f);
+    float saved[SLIM_MODEL_MAX_LAYERS / 16];
+    int nb = 0;
+    for (int i = 0; i < m->n_layers && nb < (int)(sizeof saved / sizeof saved[0]); i++)
+        if (m->layers[i].kind == SLIM_LAYER_BN) {
+            saved[nb++] = m->layers[i].momentum;
+            m->layers[i].momentum = 1.0f;
+        }
+    forward_ref(m, x, REF_BATCH, 1, NULL);
+    nb = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == SLIM_LAYER_BN) m->layers[i].momentum = saved[nb++];
+    free(x);
+}
+
+static float *random_input(const slim_model *m, int n, slim_rng *rng) {
+    size_t count = (size_t)n * input_numel(m);
+    float *x = malloc(count * sizeof(float));
+    assert_non_null(x);
+    tu_fill_uniform(rng, x, count, -1.5f, 1.5f);
+    return x;
+}
+
+static int count_kind(const slim_model *m, slim_layer_kind kind) {
+    int c = 0;
+    for (int i = 0; i < m->n_layers; i++) c += m->layers[i].kind == kind;
+    return c;
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+static void expect_close(const char *what, const float *got, const float *want, size_t count,
+                         double tol) {
+    double scale = fmax(1.0, tu_max_abs(want, count));
+    double err = tu_max_abs_diff(got, want, count);
+    if (!(err <= tol * scale))
+        fail_msg("%s: max |diff| %.3g > %.1g * %.3g", what, err, tol, scale);
+}
+
+/* The runtime at batch sizes 1, 3 and 16 against the reference forward of
+ * the same images. */
+static void check_runtime(slim_model *m, slim_rng *rng, const char *name) {
+    float *x = random_input(m, REF_BATCH, rng);
+    size_t k = (size_t)m->n_classes;
+    float *want = malloc(REF_BATCH * k * sizeof(float));
+    float *got = malloc(REF_BATCH * k * sizeof(float));
+    assert_non_null(want);
+    assert_non_null(got);
+    forward_ref(m, x, REF_BATCH, 0, want);
+    /* The logits must not be trivially small, or the test would be weak. */
+    assert_true(tu_max_abs(want, REF_BATCH * k) > 0.2);
+
+    slim_runtime *rt = NULL;
+    if (slim_runtime_create(m, REF_BATCH, &rt) != SLIM_OK)
+        fail_msg("%s: create: %s", name, slim_last_error());
+    const int sizes[] = {1, 3, REF_BATCH};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int n = sizes[s];
+        memset(got, 0xff, REF_BATCH * k * sizeof(float)); /* NaN: unwritten shows */
+        if (slim_runtime_run(rt, x, n, got) != SLIM_OK)
+            fail_msg("%s: run n=%d: %s", name, n, slim_last_error());
+        double scale = fmax(1.0, tu_max_abs(want, (size_t)n * k));
+        double err = tu_max_abs_diff(got, want, (size_t)n * k);
+        if (!(err <= TOL_RUNTIME * scale)) {
+            char *plan = NULL;
+            if (slim_runtime_describe(rt, n, &plan) == SLIM_OK) fprintf(stderr, "%s", plan);
+            free(plan);
+            fail_msg("%s n=%d: max |diff| %.3g > %.1g * %.3g", name, n, err, TOL_RUNTIME, scale);
+        }
+    }
+    slim_runtime_free(rt);
+    free(x);
+    free(want);
+    free(got);
+}
+
+static void check_fold(slim_model *m, slim_rng *rng, const char *name) {
+    slim_model *f = NULL;
+    if (slim_model_fold_bn(m, &f) != SLIM_OK) fail_msg("%s: fold: %s", name, slim_last_error());
+    float *x = random_input(m, 4, rng);
+    size_t k = (size_t)m->n_classes;
+    float want[4 * 64], got[4 * 64];
+    assert_true(k <= 64);
+    forward_ref(m, x, 4, 0, want);
+    forward_ref(f, x, 4, 0, got);
+    expect_close(name, got, want, 4 * k, TOL_FOLD);
+    free(x);
+    slim_model_free(f);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_fold_bn_models(void **state) {
+    (void)state;
+    const char *files[] = {"models/vgg-fm.net", "models/resnet-fm.net", "models/lenet-bn.net"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        slim_rng rng;
+        slim_rng_seed(&rng, 11 + i, 1);
+        slim_model *m = load(files[i]);
+        randomize(m, &rng);
+        /* The original must not change. */
+        float *before = malloc(m->param_floats * sizeof(float));
+        assert_non_null(before);
+        memcpy(before, m->param_block, m->param_floats * sizeof(float));
+        check_fold(m, &rng, files[i]);
+        assert_memory_equal(before, m->param_block, m->param_floats * sizeof(float));
+        free(before);
+
+        slim_model *f = NULL;
+        assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
+        /* Every bn of these models follows a conv read only by it. */
+        assert_int_equal(count_kind(f, SLIM_LAYER_BN), 0);
+        assert_int_equal(f->n_layers, m->n_layers - count_kind(m, SLIM_LAYER_BN));
+        for (int l = 0; l < f->n_layers; l++)
+            if (f->layers[l].kind == SLIM_LAYER_CONV) assert_true(f->layers[l].p_bias >= 0);
+        slim_model_free(f);
+        slim_model_free(m);
+    }
+}
+
+/* References to a folded bn name its conv; the folded text parses to the
+ * same structure. */
+static void test_fold_bn_references(void **state) {
+    (void)state;
+    slim_model *m = load("models/resnet-fm.net");
+    slim_model *f = NULL;
+    assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
+    assert_int_equal(slim_model_find_layer(f, "b1_bn2"), -1);
+    int add = slim_model_find_layer(f, "b2_add");
+    assert_true(add > 0);
+    assert_int_equal(f->layers[add].inputs[0], slim_model_find_layer(f, "b2_conv2"));
+    assert_int_equal(f->layers[add].inputs[1], slim_model_find_layer(f, "b2_proj"));
+    int proj = slim_model_find_layer(f, "b3_proj");
+    assert_int_equal(f->layers[proj].inputs[0], slim_model_find_layer(f, "b2_out"));
+    slim_model *again = NULL;
+    assert_int_equal(slim_model_parse(f->text, "<folded>", &again), SLIM_OK);
+    assert_int_equal(again->n_layers, f->n_layers);
+    assert_int_equal(again->param_floats, f->param_floats);
+    slim_model_free(again);
+    slim_model_free(f);
+    slim_model_free(m);
+}
+
+/* A conv read by its bn and by something else keeps its bn; a bn after a
+ * pool or a dense stays too; a biasmap is scaled with the weights. */
+static const char *odd_text =
+    "input shape=3x11x11\n"
+    "conv a out=20 k=3 pad=1 biasmap=1\n" /* read by abn and by the add: abn stays */
+    "bn abn\n"
+    "relu ar\n"
+    "conv b out=20 k=3 pad=1\n" /* read only by the add: sum post-op onto a */
+    "add s from=b,a\n"
+    "relu\n"
+    "avgpool k=3 stride=2 pad=1\n" /* 20x6x6 */
+    "bn pbn\n"                     /* after a pool: stays */
+    "maxpool k=2 stride=1\n"       /* 20x5x5 */
+    "conv c out=24 k=3 stride=2 pad=1 bias=1 biasmap=1\n" /* 24x3x3, folded with cbn */
+    "bn cbn\n"
+    "relu cr\n"
+    "add t from=cr,cr\n" /* an add of a value with itself */
+    "flatten\n"
+    "relu fr\n" /* a relu on flattened data */
+    "dense d1 out=7\n"
+    "bn dbn\n" /* a bn on (n, 7) */
+    "relu\n"
+    "dense out=5 bias=0\n";
+
+static void test_fold_bn_partial(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 5, 5);
+    slim_model *m = parse(odd_text);
+    randomize(m, &rng);
+    check_fold(m, &rng, "odd");
+    slim_model *f = NULL;
+    assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
+    assert_int_equal(count_kind(f, SLIM_LAYER_BN), 3); /* abn, pbn, dbn */
+    assert_int_equal(slim_model_find_layer(f, "cbn"), -1);
+    int c = slim_model_find_layer(f, "c");
+    assert_true(f->layers[c].has_biasmap && f->layers[c].has_bias);
+    assert_true(slim_model_find_layer(f, "abn") > 0);
+    slim_model_free(f);
+    slim_model_free(m);
+}
+
+static void test_fold_bn_errors(void **state) {
+    (void)state;
+    slim_model *f = (slim_model *)&f;
+    assert_int_equal(slim_model_fold_bn(NULL, &f), SLIM_ERR_ARG);
+    assert_null(f);
+    slim_model *m = load("models/lenet-bn.net");
+    assert_int_equal(slim_model_fold_bn(m, NULL), SLIM_ERR_ARG);
+    slim_model_free(m);
+}
+
+static void test_runtime_models(void **state) {
+    (void)state;
+    const char *files[] = {"models/vgg-fm.net", "models/resnet-fm.net", "models/lenet-bn.net"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        slim_rng rng;
+        slim_rng_seed(&rng, 100 + i, 3);
+        slim_model *m = load(files[i]);
+        randomize(m, &rng);
+        check_runtime(m, &rng, files[i]);
+        slim_model_free(m);
+    }
+}
+
+/* A pruned-style model: biasmap convs (binary post-op), channel counts that
+ * are not multiples of the 16-channel blocks (padded layouts), a stride-2
+ * conv, and a bn that must be folded with its biasmap. */
+static void test_runtime_biasmap(void **state) {
+    (void)state;
+    const char *text = "input shape=3x12x12\n"
+                       "conv c1 out=20 k=3 pad=1 biasmap=1\n"
+                       "relu\n"
+                       "conv c2 out=24 k=3 stride=2 pad=1 bias=1 biasmap=1\n"
+                       "bn\n"
+                       "relu\n"
+                       "conv c3 out=10 k=3 pad=1 biasmap=1\n" /* no relu after it */
+                       "maxpool k=2\n"
+                       "flatten\n"
+                       "dense out=10\n";
+    slim_rng rng;
+    slim_rng_seed(&rng, 21, 2);
+    slim_model *m = parse(text);
+    randomize(m, &rng);
+    check_fold(m, &rng, "biasmap fold");
+    check_runtime(m, &rng, "biasmap");
+    slim_model_free(m);
+}
+
+/* Every kind of step and fallback: unfoldable bn (with fused relu), sum
+ * post-op onto a value read elsewhere, add(x, x), pools in blocked
+ * layouts, relu on flattened data, bn on (n, c), dense without bias. */
+static void test_runtime_odd_graph(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 33, 4);
+    slim_model *m = parse(odd_text);
+    randomize(m, &rng);
+    check_runtime(m, &rng, "odd");
+    slim_model_free(m);
+
+    /* A residual net whose adds are not preceded by convs, ending in a gap
+     * without a dense, and an unused branch. */
+    const char *text = "input shape=2x8x8\n"
+                       "conv c0 out=16 k=3 pad=1\n"
+                       "relu r0\n"
+                       "maxpool p0 k=2 from=r0\n"
+                       "avgpool q0 k=2 from=r0\n"
+                       "add a0 from=p0,q0\n"
+                       "relu\n"
+                       "conv unused out=4 k=1\n" /* nobody reads it */
+                       "conv c1 from=relu2 out=6 k=1\n"
+                       "gap\n";
+    slim_model *g = parse(text);
+    randomize(g, &rng);
+    check_runtime(g, &rng, "residual-pools");
+    slim_model_free(g);
+}
+
+/* The fusions the plan is built around: on vgg-fm every relu rides on its
+ * conv, and on resnet-fm every add is a sum post-op. */
+static void test_runtime_fusions(void **state) {
+    (void)state;
+    slim_model *m = load("models/vgg-fm.net");
+    slim_runtime *rt = NULL;
+    assert_int_equal(slim_runtime_create(m, 4, &rt), SLIM_OK);
+    char *plan = NULL;
+    assert_int_equal(slim_runtime_describe(rt, 4, &plan), SLIM_OK);
+    int convs = 0, relus = 0;
+    for (const char *p = plan; (p = strstr(p, "conv conv")); p++) {
+        convs++;
+        const char *eol = strchr(p, '\n');
+        const char *r = strstr(p, "+relu(");
+        if (r && r < eol) relus++;
+    }
+    assert_int_equal(convs, 6);
+    assert_int_equal(relus, 6);
+    assert_null(strstr(plan, "\n relu")); /* no standalone relu step... */
+    assert_null(strstr(plan, "batchnorm")); /* ...and no bn left */
+    slim_runtime_stats st;
+    slim_runtime_get_stats(rt, &st);
+    assert_int_equal(st.plans_built, 1); /* max_batch, at create */
+    assert_true(st.arena_bytes > 0 && st.weight_bytes > 0);
+    /* Activations share memory: less than the sum of all layer outputs. */
+    size_t all = 0;
+    for (int i = 1; i < m->n_layers; i++)
+        all += 4 * (size_t)m->layers[i].c * m->layers[i].h * m->layers[i].w * sizeof(float);
+    assert_true(st.arena_bytes < all);
+    free(plan);
+    slim_runtime_free(rt);
+    slim_model_free(m);
+
+    m = load("models/resnet-fm.net");
+    assert_int_equal(slim_runtime_create(m, 2, &rt), SLIM_OK);
+    assert_int_equal(slim_runtime_describe(rt, 2, &plan), SLIM_OK);
+    int sums = 0;
+    for (const char *p = plan; (p = strstr(p, "+sum(")); p++) sums++;
+    assert_int_equal(sums, 3);
+    free(plan);
+    slim_runtime_free(rt);
+    slim_model_free(m);
+}
+
+/* Repeated runs give identical logits, also after running other batch
+ * sizes in between (which reuse the same arena), and do not rebuild. */
+static void test_runtime_repeat(void **state) {
+    (void)state;
+    const char *text = "input shape=3x12x12\n"
+                       "conv c1 out=20 k=3 pad=1 biasmap=1\n"
+                       "bn\n"
+                       "relu\n"
+                       "conv c2 out=40 k=3 pad=1\n"
+                       "bn\n"
+                       "relu\n"
+                       "gap\n"
+                       "dense out=10\n";
+    slim_rng rng;
+    slim_rng_seed(&rng, 7, 7);
+    slim_model *m = parse(text);
+    randomize(m, &rng);
+    slim_runtime *rt = NULL;
+    assert_int_equal(slim_runtime_create(m, 8, &rt), SLIM_OK);
+    float *x = random_input(m, 8, &rng);
+    float a[80], b[80], c[80];
+    assert_int_equal(slim_runtime_run(rt, x, 8, a), SLIM_OK);
+    assert_int_equal(slim_runtime_run(rt, x, 8, b), SLIM_OK);
+    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(slim_runtime_run(rt, x + 3 * input_numel(m), 2, c), SLIM_OK);
+    assert_int_equal(slim_runtime_run(rt, x, 8, b), SLIM_OK);
+    assert_memory_equal(a, b, sizeof a);
+    /* Images are independent: batch 2 matches images 3 and 4 of batch 8. */
+    expect_close("batch 2 vs batch 8", c, a + 30, 20, TOL_RUNTIME);
+    slim_runtime_stats st;
+    slim_runtime_get_stats(rt, &st);
+    assert_int_equal(st.plans_built, 2);
+    /* The model the runtime was made from may go away. */
+    slim_model_free(m);
+    assert_int_equal(slim_runtime_run(rt, x, 2, b), SLIM_OK);
+    assert_memory_equal(b, a, 20 * sizeof(float));
+    slim_runtime_get_stats(rt, &st);
+    assert_int_equal(st.plans_built, 2); /* batch 2 was seen: not rebuilt */
+    free(x);
+    slim_runtime_free(rt);
+}
+
+static void test_runtime_errors(void **state) {
+    (void)state;
+    slim_model *m = load("models/lenet-bn.net");
+    slim_runtime *rt = (slim_runtime *)&rt;
+    assert_int_equal(slim_runtime_create(m, 0, &rt), SLIM_ERR_ARG);
+    assert_null(rt);
+    assert_int_equal(slim_runtime_create(NULL, 4, &rt), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_create(m, 4, NULL), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_create(m, 4, &rt), SLIM_OK);
+    float x[5 * 784] = {0}, y[5 * 10];
+    assert_int_equal(slim_runtime_run(rt, x, 5, y), SLIM_ERR_ARG);
+    assert_non_null(strstr(slim_last_error(), "batch 5"));
+    assert_int_equal(slim_runtime_run(rt, x, 0, y), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_run(rt, NULL, 1, y), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_run(rt, x, 1, NULL), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_run(rt, x, 4, y), SLIM_OK);
+    char *plan = NULL;
+    assert_int_equal(slim_runtime_describe(rt, 5, &plan), SLIM_ERR_ARG);
+    assert_null(plan);
+    slim_runtime_free(rt);
+    slim_runtime_free(NULL);
+    slim_model_free(m);
+}
+
+/* After the first run at a batch size, runs allocate nothing of their own
+ * and build nothing, also when batch sizes alternate. (oneDNN 2.6's
+ * dnnl_primitive_execute allocates its argument map on every call; those
+ * allocations are counted apart and reported.) */
+static void test_runtime_no_malloc(void **state) {
+    (void)state;
+#if COUNT_MALLOC
+    slim_rng rng;
+    slim_rng_seed(&rng, 9, 9);
+    slim_model *m = load("models/resnet-fm.net");
+    randomize(m, &rng);
+    slim_runtime *rt = NULL;
+    assert_int_equal(slim_runtime_create(m, 6, &rt), SLIM_OK);
+    float *x = random_input(m, 6, &rng);
+    float y[60];
+    assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
+    assert_int_equal(slim_runtime_run(rt, x, 1, y), SLIM_OK);
+    n_allocs = n_dnnl_allocs = 0;
+    counting = 1;
+    slim_status a = slim_runtime_run(rt, x, 6, y);
+    slim_status b = slim_runtime_run(rt, x, 6, y);
+    slim_status c = slim_runtime_run(rt, x, 1, y);
+    slim_status d = slim_runtime_run(rt, x, 6, y);
+    counting = 0;
+    assert_int_equal(a, SLIM_OK);
+    assert_int_equal(b, SLIM_OK);
+    assert_int_equal(c, SLIM_OK);
+    assert_int_equal(d, SLIM_OK);
+    print_message("%zu allocations by the runtime, %zu inside oneDNN's execute, in 4 runs\n",
+                  (size_t)n_allocs, (size_t)n_dnnl_allocs);
+    assert_int_equal(n_allocs, 0);
+    slim_runtime_stats st;
+    slim_runtime_get_stats(rt, &st);
+    assert_int_equal(st.plans_built, 2); /* nothing rebuilt */
+    free(x);
+    slim_runtime_free(rt);
+    slim_model_free(m);
+#else
+    skip();
+#endif
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fold_bn_models),     cmocka_unit_test(test_fold_bn_references),
+        cmocka_unit_test(test_fold_bn_partial),    cmocka_unit_test(test_fold_bn_errors),
+        cmocka_unit_test(test_runtime_models),     cmocka_unit_test(test_runtime_biasmap),
+        cmocka_unit_test(test_runtime_odd_graph),  cmocka_unit_test(test_runtime_fusions),
+        cmocka_unit_test(test_runtime_repeat),     cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_runtime_no_malloc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
