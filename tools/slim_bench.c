@@ -1,0 +1,216 @@
+/* The slim side of tools/bench: measures vgg-fm (or any model file or
+ * checkpoint) the way tools/peer_torch.py measures PyTorch, and prints one
+ * JSON object.
+ *
+ *   build/tools/slim_bench train MODEL [--batches N (100)] [--threads T (2)]
+ *       training images/s over N batches of 128 after 5 warm-up batches
+ *       (forward, loss, backward, SGD lr 0.05 momentum 0.9 wd 5e-4), peak RSS
+ *   build/tools/slim_bench infer MODEL [--threads T] [--prune-fraction F]
+ *       inference images/s at batch 256 over the test set and the median
+ *       batch-1 latency of 200 runs, with the fused inference runtime; with
+ *       F > 0 also the same for a copy pruned at threshold 0 after zeroing
+ *       gamma in a fraction F of every BN's channels, with both MAC counts.
+ */
+#include "slim/autograd.h"
+#include "slim/data.h"
+#include "slim/model_io.h"
+#include "slim/nn.h"
+#include "slim/optim.h"
+#include "slim/prune.h"
+#include "slim/runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "slim_bench: error: %s: %s\n", what, slim_last_error());
+    return 1;
+}
+
+static slim_status load_model(const char *path, slim_model **m) {
+    size_t n = strlen(path);
+    if (n > 4 && strcmp(path + n - 4, ".net") == 0) {
+        SLIM_TRY(slim_model_load_file(path, m));
+        slim_rng rng;
+        slim_rng_seed(&rng, 0, 1);
+        slim_model_init_params(*m, &rng);
+        return SLIM_OK;
+    }
+    return slim_model_load_ckpt(path, 0, m, NULL);
+}
+
+static int bench_train(const char *path, int batches) {
+    slim_model *m;
+    if (load_model(path, &m) != SLIM_OK) return fail(path);
+    const slim_layer *in = &m->layers[0];
+    slim_data_options opts = {.c = in->c, .h = in->h, .w = in->w};
+    slim_dataset *ds;
+    if (slim_data_load("fashion-mnist", 1, &opts, &ds) != SLIM_OK) return fail("data");
+    slim_sgd opt;
+    slim_sgd_config cfg = {.momentum = 0.9f, .weight_decay = 5e-4f, .bn_weight_decay = 5e-4f};
+    if (slim_sgd_init(&opt, m, &cfg) != SLIM_OK) return fail("sgd");
+    slim_batcher b;
+    if (slim_batcher_init(&b, ds, 128, 1) != SLIM_OK) return fail("batcher");
+    slim_rng rng;
+    slim_rng_seed(&rng, 0, 2);
+    slim_batcher_begin_epoch(&b, &rng);
+    size_t img = (size_t)in->c * (size_t)in->h * (size_t)in->w;
+    float *x = malloc(128 * img * sizeof(float));
+    int32_t *y = malloc(128 * sizeof(int32_t));
+    slim_tape tape;
+    slim_tape_init(&tape, SLIM_BACKEND_FAST);
+    double timed = 0;
+    size_t images = 0;
+    for (int step = 0; step < 5 + batches; step++) {
+        double t0 = now_s();
+        size_t n = slim_batcher_next(&b, x, y);
+        if (n == 0) {
+            slim_batcher_begin_epoch(&b, &rng);
+            n = slim_batcher_next(&b, x, y);
+        }
+        slim_tape_reset(&tape);
+        slim_model_zero_grad(m);
+        slim_tensor *xt = slim_tape_wrap(&tape, x, NULL, 4, (int[]){(int)n, in->c, in->h, in->w});
+        slim_tensor *logits, *loss;
+        if (slim_model_forward(m, &tape, xt, 1, &logits) != SLIM_OK ||
+            slim_op_softmax_xent(&tape, logits, y, &loss) != SLIM_OK ||
+            slim_tape_backward(&tape, loss) != SLIM_OK || slim_sgd_step(&opt, m, 0.05f) != SLIM_OK)
+            return fail("training step");
+        if (step >= 5) {
+            timed += now_s() - t0;
+            images += n;
+        }
+    }
+    printf("{\"train_images_per_s\": %.1f, \"peak_rss_mib\": %.1f, \"batches\": %d}\n",
+           (double)images / timed, peak_rss_mib(), batches);
+    slim_tape_free(&tape);
+    free(x);
+    free(y);
+    slim_batcher_free(&b);
+    slim_sgd_free(&opt);
+    slim_dataset_free(ds);
+    slim_model_free(m);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Throughput at batch 256 over the data set, and median batch-1 latency. */
+static int measure(slim_model *m, const slim_dataset *ds, double *ips, double *latency_ms) {
+    slim_runtime *rt;
+    if (slim_runtime_create(m, 256, &rt) != SLIM_OK) return fail("runtime");
+    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    float *logits = malloc(256 * (size_t)m->n_classes * sizeof(float));
+    for (int i = 0; i < 3; i++)
+        if (slim_runtime_run(rt, ds->images, 256, logits) != SLIM_OK) return fail("run");
+    double t0 = now_s();
+    for (size_t s = 0; s < ds->n; s += 256) {
+        int n = (int)(ds->n - s < 256 ? ds->n - s : 256);
+        if (slim_runtime_run(rt, ds->images + s * img, n, logits) != SLIM_OK) return fail("run");
+    }
+    *ips = (double)ds->n / (now_s() - t0);
+    for (int i = 0; i < 20; i++)
+        slim_runtime_run(rt, ds->images + (size_t)i * img, 1, logits);
+    double lat[200];
+    for (int i = 0; i < 200; i++) {
+        double t = now_s();
+        slim_runtime_run(rt, ds->images + (size_t)i * img, 1, logits);
+        lat[i] = (now_s() - t) * 1e3;
+    }
+    qsort(lat, 200, sizeof(double), cmp_double);
+    *latency_ms = 0.5 * (lat[99] + lat[100]);
+    free(logits);
+    slim_runtime_free(rt);
+    return 0;
+}
+
+/* Zeroes gamma in a fraction of each BN's channels (with random beta, so the
+ * fold has work to do) and prunes at threshold 0. */
+static int make_pruned(slim_model *m, double fraction, slim_model **out) {
+    slim_rng rng;
+    slim_rng_seed(&rng, 5, 5);
+    for (int i = 0; i < m->n_layers; i++) {
+        slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN) continue;
+        float *g = m->params[l->p_gamma].data, *b = m->params[l->p_beta].data;
+        for (int j = 0; j < l->c; j++)
+            if (slim_rng_uniform(&rng) < fraction) {
+                g[j] = 0.0f;
+                b[j] = slim_rng_uniform(&rng) - 0.5f;
+            }
+    }
+    slim_prune_options po = slim_prune_default_options();
+    slim_prune_report rep;
+    if (slim_prune(m, &po, out, &rep) != SLIM_OK) return fail("prune");
+    slim_prune_report_free(&rep);
+    return 0;
+}
+
+static int bench_infer(const char *path, double prune_fraction) {
+    slim_model *m;
+    if (load_model(path, &m) != SLIM_OK) return fail(path);
+    const slim_layer *in = &m->layers[0];
+    slim_data_options opts = {.c = in->c, .h = in->h, .w = in->w};
+    slim_dataset *ds;
+    if (slim_data_load("fashion-mnist", 0, &opts, &ds) != SLIM_OK) return fail("data");
+    double ips, lat;
+    if (measure(m, ds, &ips, &lat)) return 1;
+    printf("{\"infer_images_per_s\": %.1f, \"latency_ms\": %.4f, \"macs\": %.0f", ips, lat,
+           slim_model_macs(m));
+    if (prune_fraction > 0) {
+        slim_model *p;
+        double pips, plat;
+        if (make_pruned(m, prune_fraction, &p) || measure(p, ds, &pips, &plat)) return 1;
+        printf(", \"pruned_infer_images_per_s\": %.1f, \"pruned_latency_ms\": %.4f, "
+               "\"pruned_macs\": %.0f, \"pruned_mac_ratio\": %.4f, \"pruned_time_ratio\": %.4f",
+               pips, plat, slim_model_macs(p), slim_model_macs(p) / slim_model_macs(m), ips / pips);
+        slim_model_free(p);
+    }
+    printf(", \"peak_rss_mib\": %.1f}\n", peak_rss_mib());
+    slim_dataset_free(ds);
+    slim_model_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3 || (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "infer") != 0)) {
+        fprintf(stderr, "usage: slim_bench train|infer MODEL [--batches N (100)] [--threads T (2)] "
+                        "[--prune-fraction F (0)]\n");
+        return 2;
+    }
+    int batches = 100, threads = 2;
+    double fraction = 0;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--batches") == 0)
+            batches = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0)
+            threads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--prune-fraction") == 0)
+            fraction = atof(argv[i + 1]);
+        else {
+            fprintf(stderr, "slim_bench: error: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    slim_set_threads(threads);
+    return strcmp(argv[1], "train") == 0 ? bench_train(argv[2], batches)
+                                         : bench_infer(argv[2], fraction);
+}
