@@ -106,10 +106,11 @@ typedef struct slim_model {
     size_t param_floats;
     float *param_block, *grad_block, *momentum_block;
     size_t buffer_floats;
-    float *buffer_block; /* BN running mean/var */
-    char *text;          /* the model file's text as given (or as written by to_text) */
-    char source[256];    /* file name for messages */
-    int n_classes;       /* c of the last layer */
+    float *buffer_block;     /* BN running mean/var */
+    char *text;              /* the model file's text as given (or as written by to_text) */
+    char source[256];        /* file name for messages */
+    int n_classes;           /* c of the last layer */
+    size_t max_param_floats; /* 0, or the cap of slim_model_parse_capped */
 } slim_model;
 
 /* ---- building (src/io/model_text.c, src/nn/model.c) ------------------- */
@@ -133,6 +134,12 @@ slim_status slim_model_parse(const char *text, const char *source, slim_model **
 /* Reads a file of at most SLIM_MODEL_FILE_MAX bytes and parses it with the
  * path as source. */
 slim_status slim_model_load_file(const char *path, slim_model **out);
+/* slim_model_parse, refusing (SLIM_ERR_FORMAT, before any allocation) a
+ * model whose parameters need more than max_param_floats values: a loader
+ * passes the number of values its file actually holds, so that a tiny file
+ * cannot make it allocate gigabytes. 0 = only the global limit. */
+slim_status slim_model_parse_capped(const char *text, const char *source, size_t max_param_floats,
+                                    slim_model **out);
 /* The model's current structure as model text (malloc'd, caller frees):
  * explicit names and every non-default key, read from the hyper-parameter
  * fields only (not from inferred shapes), so pruning can set out_channels

@@ -79,7 +79,12 @@ slim_status slim_model_from_ckpt(const slim_ckpt *ck, const char *source, int lo
                                  slim_model **out) {
     *out = NULL;
     slim_model *m = NULL;
-    slim_status st = slim_model_parse(ck->model_text, source, &m);
+    /* The parameters must come from the file: a model text asking for more
+     * values than the file holds is refused before anything is allocated. */
+    size_t held = 0;
+    for (int i = 0; i < ck->n_tensors; i++)
+        if (!ck->tensors[i].is_optim) held += ck->tensors[i].numel;
+    slim_status st = slim_model_parse_capped(ck->model_text, source, held ? held : 1, &m);
     if (st != SLIM_OK) return slim_error_prefix(st, "%s: embedded model text", source);
     char name[SLIM_CKPT_NAME_MAX + 32];
     for (int i = 0; st == SLIM_OK && i < m->n_params; i++) {

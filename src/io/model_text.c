@@ -469,6 +469,11 @@ static int conv_default_bias(const slim_layer *layers, int n, int i) {
 }
 
 slim_status slim_model_parse(const char *text, const char *source, slim_model **out) {
+    return slim_model_parse_capped(text, source, 0, out);
+}
+
+slim_status slim_model_parse_capped(const char *text, const char *source, size_t max_param_floats,
+                                    slim_model **out) {
     if (!out) return slim_error(SLIM_ERR_ARG, "slim_model_parse: out is NULL");
     *out = NULL;
     if (!source) source = "<text>";
@@ -514,6 +519,7 @@ slim_status slim_model_parse(const char *text, const char *source, slim_model **
     m->n_layers = p.n;
     p.layers = NULL;
     snprintf(m->source, sizeof m->source, "%s", source);
+    m->max_param_floats = max_param_floats;
     m->text = strdup(text);
     if (!m->text) {
         st = slim_error(SLIM_ERR_NOMEM, "out of memory parsing %s", source);

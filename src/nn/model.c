@@ -397,6 +397,12 @@ static slim_status allocate(slim_model *m) {
             floats += numel + ALIGN_FLOATS;
         }
         n_params += n;
+        if (m->max_param_floats &&
+            floats > (double)m->max_param_floats + (n_params + 1.0) * ALIGN_FLOATS)
+            return layer_error(m, i, SLIM_ERR_FORMAT,
+                               "the model needs more parameters by here than the %zu values "
+                               "that come with it",
+                               m->max_param_floats);
         if (floats > SLIM_MODEL_MAX_PARAM_FLOATS)
             return layer_error(m, i, SLIM_ERR_NOMEM,
                                "the model would have more than %d parameters so far: absurd",

@@ -186,9 +186,37 @@ static int gamma_totals(const run_state *rs, int *total) {
     return zero;
 }
 
+/* On resume, rows for epochs after the checkpoint's (written before a crash
+ * that came before the checkpoint) are dropped, so the file has one row per
+ * epoch of the run that continues. */
+static slim_status trim_metrics(const char *path, uint32_t epochs_done) {
+    FILE *f = fopen(path, "r");
+    if (!f) return SLIM_OK; /* none yet: a fresh file is started */
+    char tmp[4200], line[65536];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        fclose(f);
+        return slim_error(SLIM_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    int first = 1;
+    while (fgets(line, sizeof line, f)) {
+        if (!first && strtoul(line, NULL, 10) > epochs_done) continue;
+        first = 0;
+        fputs(line, o);
+    }
+    fclose(f);
+    if (fclose(o) != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        return slim_error(SLIM_ERR_IO, "%s: cannot rewrite: %s", path, strerror(errno));
+    }
+    return SLIM_OK;
+}
+
 static slim_status open_metrics(run_state *rs, int append) {
     char path[4096];
     slim_train_metrics_path(rs->cfg.out, path, sizeof path);
+    if (append) SLIM_TRY(trim_metrics(path, rs->pos.epoch));
     rs->csv = fopen(path, append ? "a" : "w");
     if (!rs->csv) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (append) return SLIM_OK;
@@ -299,6 +327,14 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
         return slim_error(SLIM_ERR_SHAPE, "the data has %d classes but the model outputs %d",
                           rs->train->n_classes, rs->model->n_classes);
 
+    /* Whatever the checkpoint will hold (settings, class names) must be
+     * storable: find out now, not after an epoch of training. */
+    slim_ckpt *probe = slim_ckpt_new(SLIM_CKPT_TRAIN);
+    if (!probe) return SLIM_ERR_NOMEM;
+    slim_status pst = store_settings(rs, probe);
+    slim_ckpt_free(probe);
+    if (pst != SLIM_OK) return slim_error_prefix(pst, "%s", c->data ? c->data : "fashion-mnist");
+
     slim_sgd_config oc = {.momentum = c->momentum,
                           .weight_decay = c->weight_decay,
                           .bn_weight_decay = c->weight_decay,
@@ -336,6 +372,12 @@ static void teardown(run_state *rs) {
     slim_model_free(rs->model);
     for (int i = 0; i < 4; i++)
         free(rs->strings[i]);
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
 }
 
 static int argmax_hits(const slim_tensor *logits, const int32_t *y, int n) {
@@ -424,6 +466,14 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         }
         progress(rs, epoch, done, per_epoch, seen ? loss_sum / (double)seen : 0, ips, &last_print,
                  1);
+        if (!all_finite(rs->model->param_block, rs->model->param_floats)) {
+            st = slim_error(SLIM_ERR_NUMERIC,
+                            "training diverged in epoch %d: after step %" PRIu64
+                            " the weights hold NaN or Inf; %s keeps the last good checkpoint "
+                            "(lower --lr?)",
+                            epoch, rs->pos.step, c->out);
+            break;
+        }
         rs->pos.epoch = (uint32_t)epoch;
         slim_eval_result test;
         st = slim_evaluate(rs->model, rs->test, 256, c->backend, NULL, 0, &test);
