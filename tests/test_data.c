@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <jpeglib.h> /* after stdio.h; test images are encoded with libjpeg */
+
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
@@ -517,6 +519,28 @@ static void check_image(const slim_dataset *ds, size_t k, int id, int comp) {
             }
 }
 
+/* A hand-made baseline 8x8 gray JPEG (quantiser 1, one-symbol Huffman
+ * tables) whose only coefficient is DC = 8 * (200 - 128), i.e. every pixel
+ * 200: an absolute check of a decoder that owes nothing to an encoder. */
+enum { GRAY200_LEN = 142 };
+static void gray200_jpeg(unsigned char jpg[GRAY200_LEN]) {
+    unsigned char *q = jpg;
+    static const unsigned char sof[] = {0xff, 0xc0, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0};
+    static const unsigned char sos[] = {0xff, 0xda, 0, 8, 1, 1, 0, 0, 0x3f, 0};
+    static const unsigned char scan[] = {0x48, 0x0f, 0xff, 0xd9}; /* 0 1001000000 0 1111 */
+    *q++ = 0xff, *q++ = 0xd8, *q++ = 0xff, *q++ = 0xdb, *q++ = 0, *q++ = 67, *q++ = 0;
+    memset(q, 1, 64), q += 64;
+    memcpy(q, sof, sizeof sof), q += sizeof sof;
+    for (int t = 0; t < 2; t++) { /* DC table: symbol 10; AC table: EOB */
+        *q++ = 0xff, *q++ = 0xc4, *q++ = 0, *q++ = 20, *q++ = t ? 0x10 : 0x00, *q++ = 1;
+        memset(q, 0, 15), q += 15;
+        *q++ = t ? 0x00 : 0x0a;
+    }
+    memcpy(q, sos, sizeof sos), q += sizeof sos;
+    memcpy(q, scan, sizeof scan), q += sizeof scan;
+    assert_int_equal(q - jpg, GRAY200_LEN);
+}
+
 static void test_imagefolder(void **state) {
     (void)state;
     char *root = make_tmpdir("imgs");
@@ -575,26 +599,10 @@ static void test_imagefolder(void **state) {
     slim_dataset_free(ds);
     opts.limit = 0;
 
-    /* A JPEG decodes: a hand-made baseline 8x8 gray JPEG (quantiser 1,
-     * one-symbol Huffman tables) whose only coefficient is DC = 8 * (200 -
-     * 128), i.e. every pixel 200. (stb_image_write's JPEG encoder is not
-     * clean under UBSan, so the file is built here.) */
+    /* A JPEG decodes (see gray200_jpeg). */
     {
-        unsigned char jpg[142], *q = jpg;
-        static const unsigned char sof[] = {0xff, 0xc0, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0};
-        static const unsigned char sos[] = {0xff, 0xda, 0, 8, 1, 1, 0, 0, 0x3f, 0};
-        static const unsigned char scan[] = {0x48, 0x0f, 0xff, 0xd9}; /* 0 1001000000 0 1111 */
-        *q++ = 0xff, *q++ = 0xd8, *q++ = 0xff, *q++ = 0xdb, *q++ = 0, *q++ = 67, *q++ = 0;
-        memset(q, 1, 64), q += 64;
-        memcpy(q, sof, sizeof sof), q += sizeof sof;
-        for (int t = 0; t < 2; t++) { /* DC table: symbol 10; AC table: EOB */
-            *q++ = 0xff, *q++ = 0xc4, *q++ = 0, *q++ = 20, *q++ = t ? 0x10 : 0x00, *q++ = 1;
-            memset(q, 0, 15), q += 15;
-            *q++ = t ? 0x00 : 0x0a;
-        }
-        memcpy(q, sos, sizeof sos), q += sizeof sos;
-        memcpy(q, scan, sizeof scan), q += sizeof scan;
-        assert_int_equal(q - jpg, sizeof jpg);
+        unsigned char jpg[GRAY200_LEN];
+        gray200_jpeg(jpg);
         join(path, sizeof path, root, "c.JPG");
         write_bytes(path, 0, jpg, sizeof jpg);
         float xj[3 * 8 * 8], m3[3] = {0, 0, 0}, s3[3] = {1, 1, 1};
@@ -665,6 +673,321 @@ static void test_imagefolder_split(void **state) {
     slim_dataset_free(ds);
     png_in(te, "dog", "1.png", 6, 3);
     assert_error(slim_data_load(root, 0, NULL, &ds), SLIM_ERR_FORMAT, "'dog'");
+    rm_tree(root);
+}
+
+/* ---- JPEG (libjpeg-turbo) ------------------------------------------------ */
+
+enum { J_H = 16, J_W = 24 };
+
+/* Pixel (y, x, ch) of the JPEG test image: smooth ramps, so that a
+ * high-quality encoding stays within a few levels of them. */
+static unsigned char jpg_px(int y, int x, int ch) {
+    int v = 20 + y * 6 + x * 4 + ch * 50;
+    return (unsigned char)(v > 255 ? 255 : v);
+}
+
+/* Encodes the test image (n = 1 gray, 3 RGB stored as YCbCr 4:4:4, 4 CMYK)
+ * as a J_H x J_W JPEG at path: baseline, or progressive with libjpeg's
+ * simple script, or with the scan script given. Returns the file's size. */
+static size_t write_jpeg(const char *path, int n, int progressive, const jpeg_scan_info *script,
+                         int n_scans) {
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr err;
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_compress(&ci);
+    unsigned char *out = NULL;
+    unsigned long len = 0;
+    jpeg_mem_dest(&ci, &out, &len);
+    ci.image_width = J_W;
+    ci.image_height = J_H;
+    ci.input_components = n;
+    ci.in_color_space = n == 1 ? JCS_GRAYSCALE : n == 3 ? JCS_RGB : JCS_CMYK;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 95, TRUE);
+    for (int k = 0; k < ci.num_components; k++)
+        ci.comp_info[k].h_samp_factor = ci.comp_info[k].v_samp_factor = 1;
+    if (progressive) jpeg_simple_progression(&ci);
+    if (script) {
+        ci.scan_info = script;
+        ci.num_scans = n_scans;
+    }
+    jpeg_start_compress(&ci, TRUE);
+    unsigned char row[J_W * 4];
+    while (ci.next_scanline < J_H) {
+        int y = (int)ci.next_scanline;
+        for (int x = 0; x < J_W; x++)
+            for (int ch = 0; ch < n; ch++)
+                row[x * n + ch] = jpg_px(y, x, ch);
+        JSAMPROW rows[1] = {row};
+        jpeg_write_scanlines(&ci, rows, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    write_bytes(path, 0, out, len);
+    free(out);
+    return len;
+}
+
+/* The reference decoding of a gray or RGB JPEG, by libjpeg with its defaults
+ * (what slim must reproduce exactly): (J_H, J_W, n) bytes. */
+static unsigned char *ref_decode(const char *path, int n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    struct jpeg_decompress_struct ci;
+    struct jpeg_error_mgr err;
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_decompress(&ci);
+    jpeg_stdio_src(&ci, f);
+    jpeg_read_header(&ci, TRUE);
+    jpeg_start_decompress(&ci);
+    assert_true(ci.output_width == J_W && ci.output_height == J_H && ci.output_components == n);
+    unsigned char *px = malloc((size_t)J_H * J_W * (size_t)n);
+    assert_non_null(px);
+    while (ci.output_scanline < J_H) {
+        JSAMPROW rows[1] = {px + (size_t)ci.output_scanline * J_W * (size_t)n};
+        jpeg_read_scanlines(&ci, rows, 1);
+    }
+    jpeg_finish_decompress(&ci);
+    jpeg_destroy_decompress(&ci);
+    fclose(f);
+    return px;
+}
+
+/* Loads path as c x J_H x J_W (mean 0, std 1) and checks every value against
+ * ref: (J_H, J_W, n) converted to c channels by stb's rules: gray -> RGB
+ * replicates, RGB -> gray is (77 r + 150 g + 29 b) >> 8, alpha reads 255. */
+static void check_jpeg(const char *path, const unsigned char *ref, int n, int c) {
+    static const float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
+    float x[4 * J_H * J_W];
+    assert_int_equal(slim_data_load_image(path, c, J_H, J_W, mean, std, x), SLIM_OK);
+    for (int ch = 0; ch < c; ch++)
+        for (int p = 0; p < J_H * J_W; p++) {
+            const unsigned char *in = ref + p * n;
+            unsigned want;
+            if ((c == 2 && ch == 1) || (c == 4 && ch == 3))
+                want = 255;
+            else if (n == 1)
+                want = in[0];
+            else if (c <= 2)
+                want = (77u * in[0] + 150u * in[1] + 29u * in[2]) >> 8;
+            else
+                want = in[ch];
+            if (x[ch * J_H * J_W + p] != norm(want, 0, 1))
+                fail_msg("%s as %d channels: ch %d pixel %d: %g != %u/255", path, c, ch, p,
+                         x[ch * J_H * J_W + p] * 255, want);
+        }
+}
+
+/* A scan script of 11 + 3 * 63 * 11 = 2090 scans: every coefficient of every
+ * component sent bit plane by bit plane (the most a valid script can hold). */
+static jpeg_scan_info *many_scans(int *n) {
+    jpeg_scan_info *s = calloc(2100, sizeof *s);
+    assert_non_null(s);
+    int k = 0;
+    for (int al = 10; al >= 0; al--, k++) { /* DC of all three, interleaved */
+        s[k].comps_in_scan = 3;
+        for (int ch = 0; ch < 3; ch++)
+            s[k].component_index[ch] = ch;
+        s[k].Ah = al == 10 ? 0 : al + 1;
+        s[k].Al = al;
+    }
+    for (int ch = 0; ch < 3; ch++)
+        for (int coef = 1; coef < 64; coef++)
+            for (int al = 10; al >= 0; al--, k++) {
+                s[k].comps_in_scan = 1;
+                s[k].component_index[0] = ch;
+                s[k].Ss = s[k].Se = coef;
+                s[k].Ah = al == 10 ? 0 : al + 1;
+                s[k].Al = al;
+            }
+    *n = k;
+    return s;
+}
+
+/* Where stderr goes while a decoder runs (it must write nothing there). */
+static int stderr_saved = -1, stderr_file = -1;
+static void stderr_capture(void) {
+    char name[] = "/tmp/slim-stderr-XXXXXX";
+    fflush(stderr);
+    stderr_file = mkstemp(name);
+    assert_true(stderr_file >= 0);
+    unlink(name);
+    stderr_saved = dup(2);
+    assert_true(stderr_saved >= 0);
+    assert_int_equal(dup2(stderr_file, 2), 2);
+}
+/* Restores stderr; returns how many bytes were written to it meanwhile. */
+static long stderr_release(void) {
+    fflush(stderr);
+    assert_int_equal(dup2(stderr_saved, 2), 2);
+    close(stderr_saved);
+    long written = (long)lseek(stderr_file, 0, SEEK_END);
+    close(stderr_file);
+    return written;
+}
+
+/* JPEG through libjpeg-turbo: exact agreement with libjpeg's own decoding
+ * in every channel conversion, shape inference, and clean errors (naming the
+ * file) for what slim refuses. */
+static void test_imagefolder_jpeg(void **state) {
+    (void)state;
+    char *root = make_tmpdir("jpeg");
+    char gray_dir[512], rgb_dir[512], gray[512], rgb[512], prog[512], path[512];
+    mkdir_in(gray_dir, sizeof gray_dir, root, "g");
+    mkdir_in(path, sizeof path, gray_dir, "cls");
+    join(gray, sizeof gray, path, "a.jpg");
+    mkdir_in(rgb_dir, sizeof rgb_dir, root, "c");
+    mkdir_in(path, sizeof path, rgb_dir, "cls");
+    join(rgb, sizeof rgb, path, "a.jpeg");
+    join(prog, sizeof prog, path, "b.jpg");
+    write_jpeg(gray, 1, 0, NULL, 0);
+    size_t rgb_len = write_jpeg(rgb, 3, 0, NULL, 0);
+    write_jpeg(prog, 3, 1, NULL, 0);
+
+    unsigned char *ref_gray = ref_decode(gray, 1), *ref_rgb = ref_decode(rgb, 3);
+    unsigned char *ref_prog = ref_decode(prog, 3);
+    /* The reference is the picture (quality 95, 4:4:4, smooth ramps: a few
+     * levels of error; 10 leaves room without admitting a wrong image). */
+    for (int p = 0; p < J_H * J_W; p++)
+        for (int ch = 0; ch < 3; ch++) {
+            int want = jpg_px(p / J_W, p % J_W, ch);
+            assert_true(abs(ref_rgb[p * 3 + ch] - want) <= 10);
+            assert_true(abs(ref_prog[p * 3 + ch] - want) <= 10);
+            if (ch == 0) assert_true(abs(ref_gray[p] - want) <= 10);
+        }
+    for (int c = 1; c <= 4; c++) {
+        check_jpeg(gray, ref_gray, 1, c);
+        check_jpeg(rgb, ref_rgb, 3, c);
+        check_jpeg(prog, ref_prog, 3, c);
+    }
+
+    /* Shape inference: 1 channel from a gray JPEG, 3 from a colour one. */
+    slim_dataset *ds = NULL;
+    assert_int_equal(slim_data_load_imagefolder(gray_dir, NULL, 0, NULL, &ds), SLIM_OK);
+    assert_true(ds->n == 1 && ds->c == 1 && ds->h == J_H && ds->w == J_W);
+    slim_dataset_free(ds);
+    assert_int_equal(slim_data_load_imagefolder(rgb_dir, NULL, 0, NULL, &ds), SLIM_OK);
+    assert_true(ds->n == 2 && ds->c == 3 && ds->h == J_H && ds->w == J_W);
+    assert_true(ds->images[0] == norm(ref_rgb[0], 0.5f, 0.5f));
+    slim_dataset_free(ds);
+    free(ref_gray);
+    free(ref_rgb);
+    free(ref_prog);
+
+    static const float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
+    float x[4 * J_H * J_W];
+    /* Wrong size: names the file and both sizes. */
+    assert_error(slim_data_load_image(rgb, 3, J_W, J_H, mean, std, x), SLIM_ERR_SHAPE, "a.jpeg");
+    assert_true(has("16x24") && has("24x16"));
+    /* Truncated inside the entropy-coded data: refused, not half grey. */
+    {
+        unsigned char whole[8192];
+        FILE *f = fopen(rgb, "rb");
+        assert_non_null(f);
+        assert_int_equal(fread(whole, 1, sizeof whole, f), rgb_len);
+        fclose(f);
+        size_t sos = 0;
+        for (size_t i = 0; i + 1 < rgb_len && !sos; i++)
+            if (whole[i] == 0xff && whole[i + 1] == 0xda) sos = i;
+        assert_true(sos > 0 && rgb_len - sos > 40); /* header + some data */
+        join(path, sizeof path, root, "cut.jpg");
+        write_bytes(path, 0, whole, sos + (rgb_len - sos) / 2);
+        assert_error(slim_data_load_image(path, 3, J_H, J_W, mean, std, x), SLIM_ERR_FORMAT,
+                     "cut.jpg");
+        assert_true(has("Premature end"));
+    }
+    /* CMYK is not converted. */
+    join(path, sizeof path, root, "cmyk.jpg");
+    write_jpeg(path, 4, 0, NULL, 0);
+    assert_error(slim_data_load_image(path, 3, J_H, J_W, mean, std, x), SLIM_ERR_FORMAT,
+                 "cmyk.jpg");
+    assert_true(has("CMYK"));
+    /* More scans than allowed: a valid file, refused for the time it could
+     * cost; a normal progressive file (10 scans) decoded above. */
+    {
+        int n_scans = 0;
+        jpeg_scan_info *script = many_scans(&n_scans);
+        join(path, sizeof path, root, "scans.jpg");
+        write_jpeg(path, 3, 0, script, n_scans);
+        free(script);
+        assert_error(slim_data_load_image(path, 3, J_H, J_W, mean, std, x), SLIM_ERR_FORMAT,
+                     "scans.jpg");
+        assert_true(has("more than 1000 scans"));
+    }
+    /* Not an image by its first bytes, whatever its name says. */
+    join(path, sizeof path, root, "gif.jpg");
+    write_bytes(path, 0, "GIF89a\1\0\1\0\0\0\0", 13);
+    assert_error(slim_data_load_image(path, 1, 1, 1, mean, std, x), SLIM_ERR_FORMAT, "gif.jpg");
+    /* A FIFO is refused at once (opening it must not wait for a writer). */
+    join(path, sizeof path, root, "fifo.png");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_error(slim_data_load_image(path, 1, 1, 1, mean, std, x), SLIM_ERR_IO, "fifo.png");
+    assert_true(has("not a regular file"));
+    assert_int_equal(remove(path), 0);
+    /* Larger than an image may be: refused before reading (a sparse file). */
+    join(path, sizeof path, root, "huge.png");
+    write_bytes(path, 0, "\x89PNG\r\n\x1a\n", 8);
+    assert_int_equal(truncate(path, ((off_t)64 << 20) + 1), 0);
+    assert_error(slim_data_load_image(path, 1, 1, 1, mean, std, x), SLIM_ERR_FORMAT, "huge.png");
+    assert_true(has("64 MiB"));
+    assert_int_equal(remove(path), 0);
+
+    /* libjpeg prints nothing: not for the fuzzers' reproducers of stb's bugs
+     * (bugs 1 and 2 in docs/RELIABILITY.md), each refused with a message
+     * naming the file, decoded at its own size where its header has one
+     * (8x45), as a single image and as an image folder; nor for a harmless
+     * warning (bytes before a marker), which still decodes. */
+    static const char *const repro[] = {"stb-jpeg-dht-263-codes.jpg", "stb-jpeg-dht-fuzzed.jpg",
+                                        "stb-jpeg-bitbuffer-shift.jpg"};
+    char src[4096], rel[256], cls[512], msg[3][3][512];
+    slim_status st[3][3];
+    unsigned char jpg[GRAY200_LEN + 3];
+    gray200_jpeg(jpg);
+    memmove(jpg + 74, jpg + 71, GRAY200_LEN - 71); /* 3 zero bytes between DQT and SOF */
+    memset(jpg + 71, 0, 3);
+    assert_true(jpg[70] == 1 && jpg[74] == 0xff && jpg[75] == 0xc0);
+    join(path, sizeof path, root, "pad.jpg");
+    write_bytes(path, 0, jpg, sizeof jpg);
+    float xp[8 * 8];
+    stderr_capture();
+    slim_status pad_st = slim_data_load_image(path, 1, 8, 8, mean, std, xp);
+    for (int i = 0; i < 3; i++) {
+        snprintf(rel, sizeof rel, "tests/fuzz/regressions/image/%s", repro[i]);
+        tu_source_path(rel, src, sizeof src);
+        st[i][0] = slim_data_load_image(src, 3, 8, 45, mean, std, x);
+        snprintf(msg[i][0], sizeof msg[i][0], "%s", slim_last_error());
+        st[i][1] = slim_data_load_image(src, 1, 8, 45, mean, std, x);
+        snprintf(msg[i][1], sizeof msg[i][1], "%s", slim_last_error());
+        /* As the only image of a folder, its shape inferred. */
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/repro%d", root, i);
+        mkdir(dir, 0700);
+        join(cls, sizeof cls, dir, "cls");
+        mkdir(cls, 0700);
+        char copy[1024];
+        snprintf(copy, sizeof copy, "%s/%s", cls, repro[i]);
+        unsigned char bytes[4096];
+        FILE *f = fopen(src, "rb");
+        size_t len = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+        if (f) fclose(f);
+        write_bytes(copy, 0, bytes, len);
+        ds = NULL;
+        st[i][2] = slim_data_load_imagefolder(dir, NULL, 0, NULL, &ds);
+        snprintf(msg[i][2], sizeof msg[i][2], "%s", slim_last_error());
+        slim_dataset_free(ds);
+    }
+    long printed = stderr_release();
+    assert_int_equal(pad_st, SLIM_OK);
+    for (int p = 0; p < 8 * 8; p++)
+        assert_true(xp[p] == norm(200, 0, 1));
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 3; k++) {
+            print_message("%s\n", msg[i][k]);
+            assert_int_equal(st[i][k], SLIM_ERR_FORMAT);
+            if (!strstr(msg[i][k], repro[i])) fail_msg("\"%s\" lacks the file name", msg[i][k]);
+        }
+    assert_int_equal(printed, 0);
     rm_tree(root);
 }
 
@@ -998,6 +1321,7 @@ int main(void) {
         cmocka_unit_test(test_cifar10),
         cmocka_unit_test(test_imagefolder),
         cmocka_unit_test(test_imagefolder_split),
+        cmocka_unit_test(test_imagefolder_jpeg),
         cmocka_unit_test(test_augment_pieces),
         cmocka_unit_test(test_augment_batch),
         cmocka_unit_test(test_batcher),

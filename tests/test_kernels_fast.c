@@ -1,6 +1,11 @@
-/* Fast kernels (oneDNN, OpenBLAS) against the reference ones, forward and
- * backward, on odd shapes (5x7 images, 3 channels, batch 1, stride 2, pad 0
- * and 1, 1x1 and 3x3 kernels), and through cache rebuilds.
+/* Fast kernels (oneDNN, OpenBLAS, and the C loops of the fast backend)
+ * against the reference ones, forward and backward, on odd shapes (5x7
+ * images, 3 channels, batch 1, stride 2, pad 0 and 1, 1x1 and 3x3 kernels,
+ * channel counts that are not multiples of oneDNN's blocks of 16), on
+ * shapes large enough for the multi-threaded paths, on shapes that the
+ * convolution runs with Winograd (3x3, stride 1, >= 16 channels each way,
+ * >= 512 output positions) and with plain-layout backward data (< 8 input
+ * channels), and through cache rebuilds.
  *
  * Backward runs on gradient buffers pre-filled with the same random values
  * for both kernels, so a fast kernel that overwrote instead of adding (or
@@ -11,13 +16,17 @@
  * float32 but sum in different orders (oneDNN blocks and vectorises, the
  * reference runs straight loops, BN's reference sums in double); each
  * output here is a sum of at most a few hundred terms of order 1, so the
- * orders differ by ~ sqrt(terms) ulps ~ 1e-6 relative. Backward sums are
- * longer (over batch and positions) and BN's dx combines three sums, hence
- * the looser bound. (Observed here: <= 7e-7 for all of them.) A wrong index,
- * a missed padding tap or a missing gradient term shows up at the 1e-1
- * level. */
+ * orders differ by ~ sqrt(terms) ulps ~ 1e-6 relative. Winograd adds the
+ * rounding of its input and output transforms, of the same order (~2e-6 of
+ * the output's magnitude on the benchmark network's shapes). Backward sums
+ * are longer (over batch and positions) and BN's dx combines three sums,
+ * hence the looser bound. (Observed here: <= 1.4e-6 for all of them, the
+ * largest on the Winograd shapes.) A wrong index, a missed padding tap or a
+ * missing gradient term shows up at the 1e-1 level. ReLU is exact: its fast
+ * loops must match the reference bit for bit. */
 #include "testutil.h"
 
+#include "slim/autograd.h"
 #include "slim/kernels.h"
 
 #include <math.h>
@@ -151,8 +160,15 @@ static const slim_conv_shape conv_shapes[] = {
     {.n = 2, .cin = 4, .h = 7, .w = 7, .cout = 6, .kh = 1, .kw = 1, .stride = 2, .pad = 0},
     {.n = 2, .cin = 16, .h = 8, .w = 8, .cout = 32, .kh = 3, .kw = 3, .stride = 1, .pad = 1},
     {.n = 1, .cin = 2, .h = 7, .w = 6, .cout = 3, .kh = 2, .kw = 3, .stride = 3, .pad = 1},
+    /* Blocked backward data with channels that are not a multiple of 16. */
+    {.n = 2, .cin = 12, .h = 9, .w = 9, .cout = 20, .kh = 3, .kw = 3, .stride = 1, .pad = 1},
+    /* Winograd shapes (>= 16 channels each way, >= 512 output positions):
+     * padded and unpadded, channel counts that are not multiples of 16. */
+    {.n = 3, .cin = 16, .h = 14, .w = 14, .cout = 24, .kh = 3, .kw = 3, .stride = 1, .pad = 1},
+    {.n = 2, .cin = 20, .h = 18, .w = 18, .cout = 17, .kh = 3, .kw = 3, .stride = 1, .pad = 0},
 };
 #define N_CONV (sizeof conv_shapes / sizeof conv_shapes[0])
+#define CONV_WINO 8 /* index of the first Winograd shape */
 
 static void test_conv(void **state) {
     (void)state;
@@ -177,6 +193,13 @@ static void test_conv_rebuild(void **state) {
     slim_conv_shape pruned = conv_shapes[0];
     pruned.cout = 1;
     conv_case(&cache, pruned, 1, 0, 503);
+    /* Winograd, then a pruned copy too narrow for it (direct), then back:
+     * the primitives, their reorders and the algorithm follow the shape. */
+    conv_case(&cache, conv_shapes[CONV_WINO], 1, 0, 504);
+    pruned = conv_shapes[CONV_WINO];
+    pruned.cout = 5;
+    conv_case(&cache, pruned, 1, 0, 505);
+    conv_case(&cache, conv_shapes[CONV_WINO], 0, 0, 506);
     slim_dnnl_cache_free(cache);
     slim_dnnl_cache_free(NULL); /* allowed, like free(NULL) */
 }
@@ -269,7 +292,10 @@ static void bn_case(slim_dnnl_cache **cache, int n, int c, int hw, int with_dx, 
 
 static void test_bn(void **state) {
     (void)state;
-    const int shapes[][3] = {{2, 3, 35}, {1, 4, 9}, {5, 2, 1}, {4, 16, 64}, {3, 5, 12}};
+    /* The last two are large enough for the multi-threaded path (with
+     * planes of 196 and of 1 value). */
+    const int shapes[][3] = {{2, 3, 35}, {1, 4, 9},    {5, 2, 1},   {4, 16, 64},
+                             {3, 5, 12}, {8, 24, 196}, {4096, 9, 1}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         slim_dnnl_cache *cache = NULL;
         bn_case(&cache, shapes[i][0], shapes[i][1], shapes[i][2], 1, 600 + i);
@@ -347,6 +373,8 @@ static const slim_pool_shape pool_shapes[] = {
     {.n = 2, .c = 2, .h = 6, .w = 5, .k = 3, .stride = 1, .pad = 1},
     {.n = 1, .c = 16, .h = 8, .w = 8, .k = 2, .stride = 2, .pad = 0},
     {.n = 3, .c = 1, .h = 7, .w = 4, .k = 3, .stride = 3, .pad = 0},
+    /* Large enough for the multi-threaded add of the backward. */
+    {.n = 8, .c = 16, .h = 32, .w = 32, .k = 2, .stride = 2, .pad = 0},
 };
 #define N_POOL (sizeof pool_shapes / sizeof pool_shapes[0])
 
@@ -390,6 +418,133 @@ static void test_maxpool_needs_forward(void **state) {
     slim_dnnl_cache_free(cache);
 }
 
+/* ---- buffers shared between caches ------------------------------------- */
+
+/* One layer's data for the interleaving test below. */
+typedef struct layer_data {
+    slim_conv_shape s;
+    float *x, *w, *y, *dy, *dxr, *dwr, *dxf, *dwf;
+} layer_data;
+
+static void layer_init(layer_data *l, slim_conv_shape s, uint64_t seed) {
+    expect_ok(slim_conv_shape_finish(&s));
+    l->s = s;
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 6);
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
+    l->x = frand(&rng, nx, -1, 1), l->w = frand(&rng, nw, -1, 1), l->y = frand(&rng, ny, -1, 1);
+    l->dy = frand(&rng, ny, -1, 1);
+    l->dxr = frand(&rng, nx, -1, 1), l->dwr = frand(&rng, nw, -1, 1);
+    l->dxf = fcopy(l->dxr, nx), l->dwf = fcopy(l->dwr, nw);
+    slim_ref_conv2d_backward(&s, l->x, l->w, l->dy, l->dxr, l->dwr, NULL);
+}
+
+static void layer_check(const layer_data *l) {
+    const slim_conv_shape *s = &l->s;
+    size_t nx = (size_t)s->n * s->cin * s->h * s->w, nw = (size_t)s->cout * s->cin * s->kh * s->kw;
+    size_t ny = (size_t)s->n * s->cout * s->oh * s->ow;
+    float *yr = malloc(ny * sizeof *yr);
+    assert_non_null(yr);
+    slim_ref_conv2d_forward(s, l->x, l->w, NULL, yr);
+    expect_close(l->y, yr, ny, TOL_FWD, "interleaved conv y");
+    expect_close(l->dxf, l->dxr, nx, TOL_BWD, "interleaved conv dx");
+    expect_close(l->dwf, l->dwr, nw, TOL_BWD, "interleaved conv dw");
+    free(yr);
+    free(l->x), free(l->w), free(l->y), free(l->dy), free(l->dxr), free(l->dwr), free(l->dxf);
+    free(l->dwf);
+}
+
+/* Temporaries are shared by all caches and the max-pooling workspace is
+ * not: run two layers the way a training step does (forward A, forward B,
+ * backward B, backward A), with a max pooling in between whose backward
+ * must find its own workspace, and free one cache while the other still
+ * works (the shared buffers must survive it). */
+static void test_shared_buffers(void **state) {
+    (void)state;
+    layer_data a, b;
+    layer_init(&a, conv_shapes[CONV_WINO], 1300);
+    layer_init(&b, conv_shapes[5], 1301);
+    slim_pool_shape ps = pool_shapes[3], qs = pool_shapes[0];
+    expect_ok(slim_pool_shape_finish(&ps));
+    expect_ok(slim_pool_shape_finish(&qs));
+    size_t np = (size_t)ps.n * ps.c * ps.h * ps.w, npo = (size_t)ps.n * ps.c * ps.oh * ps.ow;
+    size_t nq = (size_t)qs.n * qs.c * qs.h * qs.w, nqo = (size_t)qs.n * qs.c * qs.oh * qs.ow;
+    slim_rng rng;
+    slim_rng_seed(&rng, 1302, 6);
+    float *px = fdistinct(&rng, np), *py = calloc(npo, sizeof(float)),
+          *pdy = frand(&rng, npo, -1, 1);
+    float *qx = fdistinct(&rng, nq), *qy = calloc(nqo, sizeof(float)),
+          *qdy = frand(&rng, nqo, -1, 1);
+    float *pdxr = calloc(np, sizeof(float)), *pdxf = calloc(np, sizeof(float));
+    int32_t *pam = calloc(npo, sizeof *pam), *qam = calloc(nqo, sizeof *qam);
+    assert_true(py && qy && pdxr && pdxf && pam && qam);
+    slim_ref_maxpool_forward(&ps, px, pdxr, pam); /* pdxr as scratch for y */
+    memset(pdxr, 0, np * sizeof *pdxr);
+    slim_ref_maxpool_backward(&ps, pam, pdy, pdxr);
+
+    slim_dnnl_cache *ca = NULL, *cb = NULL, *cp = NULL, *cq = NULL;
+    expect_ok(slim_dnnl_conv2d_forward(&ca, &a.s, a.x, a.w, NULL, a.y));
+    expect_ok(slim_dnnl_maxpool_forward(&cp, &ps, px, py));
+    expect_ok(slim_dnnl_conv2d_forward(&cb, &b.s, b.x, b.w, NULL, b.y));
+    expect_ok(slim_dnnl_maxpool_forward(&cq, &qs, qx, qy)); /* another workspace */
+    expect_ok(slim_dnnl_conv2d_backward(&cb, &b.s, b.x, b.w, b.dy, b.dxf, b.dwf, NULL));
+    expect_ok(slim_dnnl_maxpool_backward(&cp, &ps, pdy, pdxf));
+    slim_dnnl_cache_free(cb);
+    slim_dnnl_cache_free(cq);
+    expect_ok(slim_dnnl_conv2d_backward(&ca, &a.s, a.x, a.w, a.dy, a.dxf, a.dwf, NULL));
+    expect_close(pdxf, pdxr, np, TOL_BWD, "interleaved maxpool dx");
+    layer_check(&a);
+    layer_check(&b);
+    slim_dnnl_cache_free(ca);
+    slim_dnnl_cache_free(cp);
+    free(px), free(py), free(pdy), free(qx), free(qy), free(qdy), free(pdxr), free(pdxf);
+    free(pam), free(qam);
+}
+
+/* ---- ReLU op (its fast loops live in the op) ---------------------------- */
+
+/* Runs relu forward and its backward node on a tape of `backend`: y from
+ * x, then dx (pre-filled) += relu'(dy). */
+static void relu_run(slim_backend backend, size_t n, const float *x, const float *dy, float *y,
+                     float *dx) {
+    slim_tape tape;
+    slim_tape_init(&tape, backend);
+    tape.recording = 1;
+    int shape[2] = {1, (int)n};
+    slim_tensor *xt = slim_tape_wrap(&tape, (float *)x, dx, 2, shape), *yt;
+    assert_non_null(xt);
+    expect_ok(slim_op_relu(&tape, xt, &yt));
+    assert_non_null(yt->grad);
+    memcpy(y, yt->data, n * sizeof *y);
+    memcpy(yt->grad, dy, n * sizeof *dy);
+    assert_non_null(tape.last);
+    expect_ok(tape.last->backward(&tape, tape.last));
+    slim_tape_free(&tape);
+}
+
+/* The fast backend's loops match the reference exactly, on a small input
+ * (one thread) and one large enough to be shared out. */
+static void test_relu_op(void **state) {
+    (void)state;
+    const size_t sizes[] = {37, 200003};
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = sizes[k];
+        slim_rng rng;
+        slim_rng_seed(&rng, 1200 + k, 5);
+        float *x = frand(&rng, n, -1, 1), *dy = frand(&rng, n, -1, 1);
+        for (size_t i = 0; i < n; i += 7)
+            x[i] = 0.0f; /* zero passes no gradient */
+        float *yr = frand(&rng, n, -1, 1), *yf = frand(&rng, n, -1, 1);
+        float *dxr = frand(&rng, n, -1, 1), *dxf = fcopy(dxr, n);
+        relu_run(SLIM_BACKEND_REF, n, x, dy, yr, dxr);
+        relu_run(SLIM_BACKEND_FAST, n, x, dy, yf, dxf);
+        assert_memory_equal(yf, yr, n * sizeof *yf);
+        assert_memory_equal(dxf, dxr, n * sizeof *dxf);
+        free(x), free(dy), free(yr), free(yf), free(dxr), free(dxf);
+    }
+}
+
 /* ---- threads ---------------------------------------------------------- */
 
 static void test_threads(void **state) {
@@ -419,6 +574,8 @@ int main(void) {
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_pool_rebuild),
         cmocka_unit_test(test_maxpool_needs_forward),
+        cmocka_unit_test(test_shared_buffers),
+        cmocka_unit_test(test_relu_op),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,9 +7,12 @@
  * oneDNN primitives:
  *
  *   - conv + bias in one primitive, with post-ops for what follows it: a
- *     biasmap (binary add of a (1, cout, oh, ow) tensor), a residual add
- *     (sum post-op: the conv accumulates onto the other operand of the add)
- *     and a ReLU (eltwise), when the conv's output feeds nothing else;
+ *     biasmap (binary add of a (1, cout, oh, ow) tensor, or a binary step
+ *     right after the conv where the fast conv kernels take no such
+ *     operand), a residual add (sum post-op: the conv accumulates onto the
+ *     other operand of the add) and a ReLU (eltwise), when the conv's
+ *     output feeds nothing else; at batch >= 8 on AVX-512, 3x3 stride-1
+ *     convs use oneDNN's Winograd algorithm;
  *   - activations kept in oneDNN's preferred (blocked) layouts between
  *     layers, with reorders only where a layout must change (the input, or
  *     a consumer that wants another layout);
@@ -80,7 +83,7 @@ typedef struct slim_runtime_stats {
     int max_batch;
     int n_classes;
     int plans_built;         /* one per distinct batch size run so far */
-    int steps;               /* primitives in the most recently built plan */
+    int steps;               /* primitives in the plan for max_batch */
     int reorders;            /* of which reorders (layout changes, input, output) */
     size_t arena_bytes;      /* activations, shared by all plans */
     size_t scratchpad_bytes; /* shared by all primitives of all plans */

@@ -103,11 +103,8 @@ static int set_value(const cli_spec *spec, cli_opt *o, const char *text) {
         }
         *(const char **)o->value = text;
         return 1;
-    case CLI_STRING:
-        *(const char **)o->value = text;
-        return 1;
-    case CLI_FLAG:
-        break;
+    case CLI_STRING: *(const char **)o->value = text; return 1;
+    case CLI_FLAG: break;
     }
     return 0;
 }
@@ -117,8 +114,10 @@ static void set_defaults(cli_spec *spec) {
         cli_opt *o = &spec->opts[i];
         o->given = 0;
         if (o->kind == CLI_FLAG) {
-            *(int *)o->value =
-                !o->def ? 0 : strcmp(o->def, "on") == 0 ? 1 : strcmp(o->def, "auto") == 0 ? -1 : 0;
+            *(int *)o->value = !o->def                       ? 0
+                               : strcmp(o->def, "on") == 0   ? 1
+                               : strcmp(o->def, "auto") == 0 ? -1
+                                                             : 0;
         } else if (o->kind == CLI_STRING || o->kind == CLI_CHOICE) {
             *(const char **)o->value = o->def;
         } else if (o->def) {

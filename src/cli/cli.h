@@ -36,7 +36,7 @@ typedef enum cli_kind {
 } cli_kind;
 
 typedef struct cli_opt {
-    const char *name;    /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     cli_kind kind;
     const char *metavar; /* shown after the name in help ("N", "FILE"); unused for flags */
     /* The default as text. It is parsed into *value before the arguments
@@ -134,5 +134,6 @@ int cmd_info(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
+int cmd_report(int argc, char **argv); /* src/cli/cmd_report.c */
 
 #endif

@@ -27,8 +27,8 @@ static cli_opt opts[] = {
      NULL, 0, &a.batch, 0},
     {"backend", CLI_CHOICE, NULL, "fast", "Kernels: fast (oneDNN + OpenBLAS) or ref (plain C).",
      "ref|fast", 0, &a.backend, 0},
-    {"threads", CLI_INT, "N", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).",
-     NULL, 0, &a.threads, 0},
+    {"threads", CLI_INT, "N", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).", NULL,
+     0, &a.threads, 0},
     {"logits", CLI_STRING, "FILE.f32", NULL,
      "Also write the raw logits of every evaluated image: little-endian float32, row-major "
      "(images x classes), in data order, no header. Written atomically.",
@@ -72,7 +72,8 @@ static void print_report(const slim_eval_result *r, const slim_ckpt *ck, const s
     /* Per-class rows, names aligned. */
     int name_w = 5;
     for (int c = 0; c < k; c++) {
-        int len = (int)strlen(cli_class_name(ck, ds->class_names, ds->n_classes, c, num, sizeof num));
+        int len =
+            (int)strlen(cli_class_name(ck, ds->class_names, ds->n_classes, c, num, sizeof num));
         if (len > name_w) name_w = len;
     }
     if (name_w > 24) name_w = 24;
@@ -145,8 +146,8 @@ int cmd_eval(int argc, char **argv) {
     if (slim_evaluate(model, ds, (int)a.batch, cli_backend(a.backend), logits, 1, &res) != SLIM_OK)
         goto done;
     char pbuf[32];
-    printf("model: %s (%s parameters)\n", path, cli_group(slim_model_param_count(model), pbuf,
-                                                           sizeof pbuf));
+    printf("model: %s (%s parameters)\n", path,
+           cli_group(slim_model_param_count(model), pbuf, sizeof pbuf));
     printf("data: %s, test split, %zu images\n", data, ds->n);
     print_report(&res, ck, ds);
     if (logits) {

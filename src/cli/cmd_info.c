@@ -10,9 +10,7 @@
 
 #include "slim/model_io.h"
 
-static struct {
-    int json;
-} a;
+static struct { int json; } a;
 
 static cli_opt opts[] = {
     {"json", CLI_FLAG, NULL, NULL,
@@ -69,7 +67,8 @@ static uint64_t fnv1a(uint64_t h, const float *x, size_t n) {
     return h;
 }
 
-static void compute_totals(const slim_model *m, const slim_layer_sparsity *rows, totals *t) {
+static void compute_totals(const slim_model *m, const slim_layer_sparsity *rows, int has_weights,
+                           totals *t) {
     memset(t, 0, sizeof *t);
     t->params = slim_model_param_count(m);
     t->macs = slim_model_macs(m);
@@ -92,6 +91,7 @@ static void compute_totals(const slim_model *m, const slim_layer_sparsity *rows,
     }
     t->channels_from_bn = t->gamma_total > 0;
     if (!t->channels_from_bn) t->channels = conv_channels;
+    if (!has_weights) return;
     t->digest = fnv1a(0xcbf29ce484222325ull, m->param_block, m->param_floats);
     t->digest = fnv1a(t->digest, m->buffer_block, m->buffer_floats);
 }
@@ -108,7 +108,7 @@ static void shape_str(const slim_layer *l, char *buf, size_t len) {
 static void print_table(const char *path, const slim_model *m, const slim_ckpt *ck,
                         const slim_layer_sparsity *rows, const totals *t) {
     char b1[32], b2[32], b3[32];
-    const char *format = !ck ? "model file (structure only)"
+    const char *format = !ck                            ? "model file (structure only)"
                          : ck->kind == SLIM_CKPT_EXPORT ? "exported model"
                                                         : "training checkpoint";
     printf("%s: %s, %d layers, %d classes\n\n", path, format, m->n_layers, m->n_classes);
@@ -125,9 +125,9 @@ static void print_table(const char *path, const slim_model *m, const slim_ckpt *
         char shape[48], sparsity[160] = "";
         shape_str(l, shape, sizeof shape);
         if (ck && l->kind == SLIM_LAYER_BN)
-            snprintf(sparsity, sizeof sparsity, "gamma 0: %d/%d, |gamma| min %.3g med %.3g max %.3g",
-                     r->gamma_zero, l->c, (double)r->gamma_min, (double)r->gamma_median,
-                     (double)r->gamma_max);
+            snprintf(sparsity, sizeof sparsity,
+                     "gamma 0: %d/%d, |gamma| min %.3g med %.3g max %.3g", r->gamma_zero, l->c,
+                     (double)r->gamma_min, (double)r->gamma_median, (double)r->gamma_max);
         else if (ck && l->kind == SLIM_LAYER_CONV)
             snprintf(sparsity, sizeof sparsity, "weights 0: %.2f%%, filters 0: %d/%d",
                      r->weights ? 100.0 * (double)r->weights_zero / (double)r->weights : 0.0,
@@ -148,7 +148,8 @@ static void print_table(const char *path, const slim_model *m, const slim_ckpt *
     if (ck) {
         printf("gamma exactly 0: %d/%d\n", t->gamma_zero, t->gamma_total);
         printf("weights exactly 0: %s/%s (%.2f%%), conv filters entirely 0: %d\n",
-               cli_group(t->weights_zero, b1, sizeof b1), cli_group(t->weights_total, b3, sizeof b3),
+               cli_group(t->weights_zero, b1, sizeof b1),
+               cli_group(t->weights_total, b3, sizeof b3),
                t->weights_total ? 100.0 * (double)t->weights_zero / (double)t->weights_total : 0.0,
                t->filters_zero);
         printf("weights digest: %016" PRIx64 "\n", t->digest);
@@ -156,8 +157,8 @@ static void print_table(const char *path, const slim_model *m, const slim_ckpt *
             int optim = 0;
             for (int i = 0; i < ck->n_tensors; i++)
                 optim |= ck->tensors[i].is_optim;
-            printf("position: epoch %" PRIu32 ", step %" PRIu64 "%s\n", ck->pos.epoch,
-                   ck->pos.step, optim ? ", optimizer state saved" : ", no optimizer state");
+            printf("position: epoch %" PRIu32 ", step %" PRIu64 "%s\n", ck->pos.epoch, ck->pos.step,
+                   optim ? ", optimizer state saved" : ", no optimizer state");
         }
         if (ck->n_meta > 0) printf("\nsettings:\n");
         int classes = 0;
@@ -223,8 +224,9 @@ static void print_json(const char *path, const slim_model *m, const slim_ckpt *c
     int w = ck != NULL;
     printf("{\n  \"file\": ");
     json_string(path);
-    printf(",\n  \"format\": \"%s\"",
-           !ck ? "net" : ck->kind == SLIM_CKPT_EXPORT ? "export" : "train");
+    printf(",\n  \"format\": \"%s\"", !ck                            ? "net"
+                                      : ck->kind == SLIM_CKPT_EXPORT ? "export"
+                                                                     : "train");
     printf(",\n  \"params\": %zu,\n  \"macs\": %.0f", t->params, t->macs);
     printf(",\n  \"channels\": %d,\n  \"channels_source\": \"%s\"", t->channels,
            t->channels_from_bn ? "bn" : "conv");
@@ -299,17 +301,21 @@ int cmd_info(int argc, char **argv) {
         slim_model_free(m);
         return cli_fail();
     }
-    slim_model_sparsity(m, rows);
     /* The weights of a .net file are unset: its weight-derived figures are
-     * not shown, but the structural counts (weights_total) are. */
-    if (!ck) {
+     * not computed (nor its weights touched, which for a big model would
+     * fault in hundreds of MB of zero pages), only the structural counts. */
+    if (ck) {
+        slim_model_sparsity(m, rows);
+    } else {
         for (int i = 0; i < m->n_layers; i++) {
-            rows[i].weights_zero = 0;
-            rows[i].gamma_zero = rows[i].filters_zero = 0;
+            const slim_layer *l = &m->layers[i];
+            rows[i].layer = i;
+            rows[i].channels = l->c;
+            if (l->p_weight >= 0) rows[i].weights = m->params[l->p_weight].numel;
         }
     }
     totals t;
-    compute_totals(m, rows, &t);
+    compute_totals(m, rows, ck != NULL, &t);
     if (a.json)
         print_json(path, m, ck, rows, &t);
     else

@@ -47,8 +47,8 @@ static cli_opt opts[] = {
     {"limit", CLI_INT, "N", "0", "Train on the first N images only (0 = all).", NULL, 0, &a.limit,
      0},
     {"test-limit", CLI_INT, "N", "0",
-     "Evaluate after each epoch on the first N test images only (0 = all).", NULL, 0,
-     &a.test_limit, 0},
+     "Evaluate after each epoch on the first N test images only (0 = all).", NULL, 0, &a.test_limit,
+     0},
     {"augment", CLI_FLAG, NULL, NULL,
      "Random crop with padding (2 pixels below 32x32 images, 4 from 32x32 up) and, see --flip, "
      "random horizontal flips.",
@@ -61,8 +61,8 @@ static cli_opt opts[] = {
      "Seed of the one random generator (initialisation, shuffling, augmentation). The same seed "
      "and thread count give the same run.",
      NULL, 0, &a.seed, 0},
-    {"threads", CLI_INT, "N", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).",
-     NULL, 0, &a.threads, 0},
+    {"threads", CLI_INT, "N", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).", NULL,
+     0, &a.threads, 0},
     {"backend", CLI_CHOICE, NULL, "fast",
      "Kernels: fast (oneDNN + OpenBLAS) or ref (plain C reference kernels, slow).", "ref|fast", 0,
      &a.backend, 0},
@@ -81,8 +81,8 @@ static cli_opt opts[] = {
      "Progress on stderr: bar (redrawn in place), plain (a log line every few seconds), auto = "
      "bar on a terminal, plain otherwise.",
      "auto|bar|plain", 0, &a.progress, 0},
-    {"quiet", CLI_FLAG, NULL, NULL, "No progress or per-epoch lines, only the final summary.",
-     NULL, 0, &a.quiet, 0},
+    {"quiet", CLI_FLAG, NULL, NULL, "No progress or per-epoch lines, only the final summary.", NULL,
+     0, &a.quiet, 0},
     {"out", CLI_STRING, "RUN.ckpt", NULL,
      "Checkpoint to write (atomically, after every epoch and on Ctrl-C); per-epoch metrics go "
      "beside it as RUN.csv. Required, except with --resume, where it defaults to the resumed "
@@ -121,8 +121,8 @@ static cli_spec spec = {
 /* Options that --resume takes from the checkpoint, so giving them is a
  * mistake worth a warning. */
 static const char *const resume_ignored[] = {
-    "model",  "data", "batch",   "lr",     "schedule", "momentum", "weight-decay", "limit",
-    "test-limit", "augment", "flip", "seed", "backend", "penalty", "lambda", "init",
+    "model",      "data",    "batch", "lr",   "schedule", "momentum", "weight-decay", "limit",
+    "test-limit", "augment", "flip",  "seed", "backend",  "penalty",  "lambda",       "init",
 };
 
 static int validate(void) {
@@ -238,8 +238,7 @@ int cmd_train(int argc, char **argv) {
     slim_train_metrics_path(cfg.out, metrics, sizeof metrics);
     printf("done at epoch %d, step %" PRIu64 ": train loss %.4f, test accuracy %.2f%%, "
            "gamma zero %d/%d, %.0f img/s; saved %s (metrics %s)\n",
-           sum.epochs_done, sum.steps, sum.train_loss,
-           100.0 * sum.test_accuracy, sum.gamma_zero, sum.gamma_total, sum.images_per_s, cfg.out,
-           metrics);
+           sum.epochs_done, sum.steps, sum.train_loss, 100.0 * sum.test_accuracy, sum.gamma_zero,
+           sum.gamma_total, sum.images_per_s, cfg.out, metrics);
     return CLI_EXIT_OK;
 }

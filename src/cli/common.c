@@ -29,7 +29,13 @@ int cli_is_model_text(const char *path) { return cli_ends_with(path, ".net"); }
 int cli_load_model(const char *path, int allow_text, slim_model **model, slim_ckpt **ck) {
     *model = NULL;
     *ck = NULL;
-    if (allow_text && cli_is_model_text(path)) return slim_model_load_file(path, model);
+    if (cli_is_model_text(path)) {
+        if (allow_text) return slim_model_load_file(path, model);
+        return slim_error(SLIM_ERR_ARG,
+                          "%s is a model file without weights; train it first "
+                          "(slim train --model %s --out RUN.ckpt)",
+                          path, path);
+    }
     return slim_model_load_ckpt(path, 0, model, ck);
 }
 
@@ -82,7 +88,8 @@ long long cli_file_size(const char *path) {
 int cli_write_file_atomic(const char *path, const void *data, size_t len) {
     char tmp[4096];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) return slim_error(SLIM_ERR_ARG, "%s: path too long", path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return slim_error(SLIM_ERR_ARG, "%s: path too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return slim_error(SLIM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     const char *p = data;
@@ -162,10 +169,11 @@ static int set_stats(const float *m, const float *s, int stats_c, int c, float *
 static int has_file(const char *dir, const char *name) {
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path) return 0;
     if (stat(path, &st) == 0) return 1;
-    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
-    return stat(path, &st) == 0;
+    n = snprintf(path, sizeof path, "%s/%s.gz", dir, name);
+    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
 }
 
 /* The data.h rule for a --data spec: the kind of data it names decides the
@@ -179,7 +187,8 @@ static const char *rule_for_spec(const char *spec, int c, float *mean, float *st
     int idx, cifar;
     if (is_dir) {
         char sub[4096];
-        snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", spec);
+        int n = snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", spec);
+        if (n < 0 || (size_t)n >= sizeof sub) sub[0] = '\0';
         idx = has_file(spec, "train-images-idx3-ubyte") || has_file(spec, "t10k-images-idx3-ubyte");
         cifar = has_file(spec, "data_batch_1.bin") || has_file(spec, "test_batch.bin") ||
                 has_file(sub, "data_batch_1.bin") || has_file(sub, "test_batch.bin");

@@ -17,6 +17,7 @@ static const command commands[] = {
     {"prune", cmd_prune, "remove channels whose BN scale is zero, and prove the result exact"},
     {"export", cmd_export, "fold BN into convolutions and write a compact model or ONNX"},
     {"infer", cmd_infer, "classify image files with a trained or exported model"},
+    {"report", cmd_report, "compare models: accuracy, channels, parameters, MACs, speed"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -38,7 +39,7 @@ static void print_usage(FILE *f) {
                "  slim help <command>      the same\n"
                "  slim --version           print the version\n\n"
                "A typical session: train -> info -> eval -> prune -> train --init -> export ->\n"
-               "infer (docs/USAGE.md).\n");
+               "infer -> report (docs/USAGE.md).\n");
 }
 
 int main(int argc, char **argv) {

@@ -1,27 +1,57 @@
-/* Image folders, root/<class>/<image>.png|jpg|jpeg, decoded with stb_image.
+/* Image folders, root/<class>/<image>.png|jpg|jpeg: PNG decoded with
+ * stb_image, JPEG with libjpeg-turbo.
  *
- * This file holds the one STB_IMAGE_IMPLEMENTATION of the library: no other
- * file of slim may define it. Only the PNG and JPEG decoders are compiled in
- * (less code exposed to untrusted files). Images are checked, never resized:
- * the size is read from the header (stbi_info) before decoding, so a file
- * that declares a huge size is refused without allocating for it. */
+ * Why two decoders: stb_image 2.27 (Debian 12) has memory-safety bugs in its
+ * JPEG decoder that fuzzing found (an out-of-bounds write on a Huffman table
+ * of more than 256 codes, an undefined shift on corrupt data;
+ * docs/RELIABILITY.md). Only stb's PNG decoder is compiled in
+ * (STBI_ONLY_PNG), so that code is not even present; JPEG goes to
+ * libjpeg-turbo, which is itself fuzzed continuously upstream. This file
+ * holds the one STB_IMAGE_IMPLEMENTATION of the library: no other file of
+ * slim may define it.
+ *
+ * A file is read whole into memory first (regular files only, at most
+ * IMAGE_MAX_FILE bytes) and its format is told by its first bytes, not its
+ * name. Images are checked, never resized: the size is read from the header
+ * before decoding, so a file that declares a huge size is refused without
+ * allocating for it. Both decoders produce the same channel conversions
+ * (stb's rules): gray -> RGB replicates, RGB -> gray is
+ * (77 r + 150 g + 29 b) >> 8, a missing alpha channel reads 255, and an alpha
+ * channel not asked for is dropped. */
 #include "internal.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdio.h> /* before jpeglib.h, which needs FILE and size_t */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+
+#include <jerror.h> /* the JWRN_* message codes; after jpeglib.h */
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
+#define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
 #include <stb/stb_image.h>
 
 #define PATH_LEN 4096
 #define FOLDER_MEAN 0.5
 #define FOLDER_STD 0.5
+/* An image a network takes unresized is far smaller than this; the cap only
+ * keeps a stray huge file from being read into memory whole. */
+#define IMAGE_MAX_FILE_MIB 64
+#define IMAGE_MAX_FILE ((off_t)IMAGE_MAX_FILE_MIB << 20)
+/* A progressive JPEG is decoded scan by scan, each pass touching the whole
+ * image, so a small file of many tiny scans could cost a lot of time.
+ * Encoders use about 10; libjpeg-turbo's own fuzzers stop at 500. */
+#define JPEG_MAX_SCANS 1000
 
 /* A growable list of strings. */
 typedef struct name_list {
@@ -113,41 +143,266 @@ void slim_data_free_names(char **names, int n) {
     free(names);
 }
 
-/* Decodes path into x: (c, h, w) through per-channel lookup tables. */
-static slim_status decode(const char *path, int c, int h, int w, const float luts[][256],
-                          float *x) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+/* ---- reading and decoding one image ------------------------------------ */
+
+/* What an image's header says. */
+typedef struct image_header {
+    int h, w;
+    int comp; /* channels stored: 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA */
+} image_header;
+
+static slim_status size_mismatch(const char *path, const image_header *hd, int h, int w) {
+    return slim_error(SLIM_ERR_SHAPE,
+                      "%s: image is %dx%d (height x width) but %dx%d is expected "
+                      "(slim does not resize images)",
+                      path, hd->h, hd->w, h, w);
+}
+
+/* Reads the whole of path into *buf (free() it): *len bytes. */
+static slim_status read_image_file(const char *path, unsigned char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    /* O_NONBLOCK so that opening a FIFO does not wait for a writer; anything
+     * but a regular file is refused below (and regular files ignore it). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return slim_error(SLIM_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return slim_error(SLIM_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size > IMAGE_MAX_FILE) {
+        close(fd);
+        return slim_error(SLIM_ERR_FORMAT, "%s: %lld bytes, more than an image may have (%d MiB)",
+                          path, (long long)sb.st_size, IMAGE_MAX_FILE_MIB);
+    }
+    size_t size = (size_t)sb.st_size, got = 0;
+    unsigned char *b = malloc(size ? size : 1);
+    if (!b) {
+        close(fd);
+        return slim_error(SLIM_ERR_NOMEM, "%s: out of memory for %zu bytes", path, size);
+    }
+    while (got < size) {
+        ssize_t r = read(fd, b + got, size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : 0;
+            close(fd);
+            free(b);
+            return slim_error(SLIM_ERR_IO, "%s: read failed after %zu of %zu bytes: %s", path, got,
+                              size, e ? strerror(e) : "file shrank while being read");
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *buf = b;
+    *len = size;
+    return SLIM_OK;
+}
+
+/* One row of w pixels from n = 1 (gray) or 3 (RGB) channels to c (1..4),
+ * by stb's rules (see the top of this file). */
+static void convert_row(const unsigned char *in, int n, unsigned char *out, int c, int w) {
+    for (int x = 0; x < w; x++, in += n, out += c) {
+        unsigned r = in[0], g = in[n == 3], b = in[n == 3 ? 2 : 0];
+        if (c <= 2)
+            out[0] = n == 3 ? (unsigned char)((77 * r + 150 * g + 29 * b) >> 8) : in[0];
+        else
+            out[0] = (unsigned char)r, out[1] = (unsigned char)g, out[2] = (unsigned char)b;
+        if (c == 2 || c == 4) out[c - 1] = 255;
+    }
+}
+
+/* libjpeg reports a fatal error through err.error_exit, whose default prints
+ * to stderr and calls exit(); slim's jumps back to jpeg_run instead, with
+ * the message in msg. The whole context lives in jpeg_read's frame, not in
+ * the frame that calls setjmp, so nothing it holds is clobbered by the
+ * jump. */
+typedef struct jpeg_ctx {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_error_mgr err;
+    struct jpeg_progress_mgr progress;
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_ctx;
+
+enum { JPEG_RUN_OK, JPEG_RUN_FAILED, JPEG_RUN_SIZE };
+
+static void jpeg_fail(j_common_ptr cinfo) {
+    jpeg_ctx *ctx = cinfo->client_data;
+    cinfo->err->format_message(cinfo, ctx->msg);
+    longjmp(ctx->jump, 1);
+}
+
+/* The warnings that real, intact files cause. */
+static int jpeg_warning_harmless(int code) {
+    return code == JWRN_ADOBE_XFORM ||     /* an unknown Adobe transform code */
+           code == JWRN_EXTRANEOUS_DATA || /* padding bytes before a marker */
+           code == JWRN_JFIF_MAJOR ||      /* an unknown JFIF revision */
+           code == JWRN_BOGUS_ICC;         /* a broken ICC profile, which slim does not use */
+}
+
+/* Replaces libjpeg's emit_message, which prints warnings to stderr. A
+ * warning that means pixels were lost (bad entropy-coded data, a truncated
+ * file, a broken progression) fails the decode: a damaged image must not
+ * enter a data set as a half-grey picture. Harmless warnings and trace
+ * messages (level >= 0) are dropped. */
+static void jpeg_message(j_common_ptr cinfo, int level) {
+    if (level >= 0) return;
+    cinfo->err->num_warnings++;
+    if (!jpeg_warning_harmless(cinfo->err->msg_code)) jpeg_fail(cinfo);
+}
+
+/* Called by libjpeg while it consumes input; bounds the number of scans. */
+static void jpeg_progress(j_common_ptr cinfo) {
+    jpeg_ctx *ctx = cinfo->client_data;
+    if (ctx->cinfo.input_scan_number > JPEG_MAX_SCANS) {
+        snprintf(ctx->msg, sizeof ctx->msg, "more than %d scans", JPEG_MAX_SCANS);
+        longjmp(ctx->jump, 1);
+    }
+}
+
+/* Reads the header of the JPEG in buf into hd and, when px is given and the
+ * size is h x w, decodes it into px: (h, w, c) interleaved. Returns a
+ * JPEG_RUN_* code; on JPEG_RUN_FAILED ctx->msg says why. After a longjmp
+ * only ctx is used. */
+static int jpeg_run(jpeg_ctx *ctx, const unsigned char *buf, size_t len, int c, int h, int w,
+                    image_header *hd, unsigned char *px) {
+    struct jpeg_decompress_struct *ci = &ctx->cinfo;
+    if (setjmp(ctx->jump)) return JPEG_RUN_FAILED;
+    jpeg_create_decompress(ci); /* keeps err and client_data */
+    ci->progress = &ctx->progress;
+    jpeg_mem_src(ci, buf, (unsigned long)len);
+    jpeg_read_header(ci, TRUE);
+    switch (ci->jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        ci->out_color_space = JCS_GRAYSCALE;
+        hd->comp = 1;
+        break;
+    case JCS_YCbCr:
+    case JCS_RGB:
+        ci->out_color_space = JCS_RGB;
+        hd->comp = 3;
+        break;
+    default:
+        snprintf(ctx->msg, sizeof ctx->msg,
+                 "%s colour space (%d components) is not supported, only gray and RGB",
+                 ci->jpeg_color_space == JCS_CMYK   ? "CMYK"
+                 : ci->jpeg_color_space == JCS_YCCK ? "YCCK"
+                                                    : "an unknown",
+                 ci->num_components);
+        return JPEG_RUN_FAILED;
+    }
+    /* libjpeg caps a side at 65500, so both fit an int. */
+    hd->h = (int)ci->image_height;
+    hd->w = (int)ci->image_width;
+    if (!px) return JPEG_RUN_OK;
+    if (hd->h != h || hd->w != w) return JPEG_RUN_SIZE;
+    jpeg_start_decompress(ci); /* reads every scan of a progressive file */
+    int n = ci->output_components;
+    if ((int)ci->output_height != h || (int)ci->output_width != w || n != hd->comp) {
+        snprintf(ctx->msg, sizeof ctx->msg, "decoded %dx%dx%d differs from its header",
+                 (int)ci->output_height, (int)ci->output_width, n);
+        return JPEG_RUN_FAILED;
+    }
+    /* Freed by jpeg_destroy_decompress, so a jump cannot leak it. */
+    JSAMPARRAY row =
+        ci->mem->alloc_sarray((j_common_ptr)ci, JPOOL_IMAGE, (JDIMENSION)w * (JDIMENSION)n, 1);
+    while (ci->output_scanline < ci->output_height) {
+        size_t y = ci->output_scanline;
+        if (jpeg_read_scanlines(ci, row, 1) != 1) { /* a memory source never suspends */
+            snprintf(ctx->msg, sizeof ctx->msg, "decoding stalled at row %zu", y);
+            return JPEG_RUN_FAILED;
+        }
+        convert_row(row[0], n, px + y * (size_t)w * (size_t)c, c, w);
+    }
+    /* No jpeg_finish_decompress: every pixel is in, and what follows the
+     * image (trailing bytes, a missing EOI) does not matter to slim. */
+    return JPEG_RUN_OK;
+}
+
+static slim_status jpeg_read(const char *path, const unsigned char *buf, size_t len, int c, int h,
+                             int w, image_header *hd, unsigned char *px) {
+    jpeg_ctx ctx;
+    memset(&ctx, 0, sizeof ctx); /* cinfo.mem = NULL: destroy is safe whatever fails */
+    ctx.cinfo.err = jpeg_std_error(&ctx.err);
+    ctx.err.error_exit = jpeg_fail;
+    ctx.err.emit_message = jpeg_message;
+    ctx.cinfo.client_data = &ctx;
+    ctx.progress.progress_monitor = jpeg_progress;
+    int r = jpeg_run(&ctx, buf, len, c, h, w, hd, px);
+    jpeg_destroy_decompress(&ctx.cinfo);
+    if (r == JPEG_RUN_SIZE) return size_mismatch(path, hd, h, w);
+    if (r != JPEG_RUN_OK)
+        return slim_error(SLIM_ERR_FORMAT, "%s: corrupt or unsupported JPEG: %s", path, ctx.msg);
+    return SLIM_OK;
+}
+
+static slim_status png_read(const char *path, const unsigned char *buf, size_t len, int c, int h,
+                            int w, image_header *hd, unsigned char *px) {
     int iw = 0, ih = 0, comp = 0;
-    if (!stbi_info_from_file(f, &iw, &ih, &comp)) {
-        fclose(f);
-        return slim_error(SLIM_ERR_FORMAT, "%s: not a readable PNG or JPEG image (%s)", path,
-                          stbi_failure_reason());
-    }
-    if (iw != w || ih != h) {
-        fclose(f);
-        return slim_error(SLIM_ERR_SHAPE,
-                          "%s: image is %dx%d (height x width) but %dx%d is expected "
-                          "(slim does not resize images)",
-                          path, ih, iw, h, w);
-    }
-    unsigned char *px = stbi_load_from_file(f, &iw, &ih, &comp, c);
-    fclose(f);
-    if (!px)
-        return slim_error(SLIM_ERR_FORMAT, "%s: cannot decode image: %s", path,
+    if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &comp))
+        return slim_error(SLIM_ERR_FORMAT, "%s: corrupt PNG: %s", path, stbi_failure_reason());
+    hd->h = ih;
+    hd->w = iw;
+    hd->comp = comp;
+    if (!px) return SLIM_OK;
+    if (ih != h || iw != w) return size_mismatch(path, hd, h, w);
+    unsigned char *dec = stbi_load_from_memory(buf, (int)len, &iw, &ih, &comp, c);
+    if (!dec)
+        return slim_error(SLIM_ERR_FORMAT, "%s: cannot decode PNG: %s", path,
                           stbi_failure_reason());
     if (iw != w || ih != h) {
-        stbi_image_free(px);
+        stbi_image_free(dec);
         return slim_error(SLIM_ERR_FORMAT, "%s: decoded size %dx%d differs from its header", path,
                           ih, iw);
     }
-    /* stb gives interleaved HWC; slim wants planar CHW. */
-    size_t plane = (size_t)h * (size_t)w;
-    for (int k = 0; k < c; k++)
-        for (size_t p = 0; p < plane; p++)
-            x[k * plane + p] = luts[k][px[p * (size_t)c + k]];
-    stbi_image_free(px);
+    memcpy(px, dec, (size_t)h * (size_t)w * (size_t)c);
+    stbi_image_free(dec);
     return SLIM_OK;
+}
+
+/* Reads path's header into hd and, when px is given, decodes the image into
+ * px: (h, w, c) interleaved, c channels; a size other than h x w is an
+ * error (SLIM_ERR_SHAPE). */
+static slim_status read_image(const char *path, int c, int h, int w, image_header *hd,
+                              unsigned char *px) {
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    SLIM_TRY(read_image_file(path, &buf, &len));
+    slim_status st;
+    if (len >= sizeof png_sig && memcmp(buf, png_sig, sizeof png_sig) == 0)
+        st = png_read(path, buf, len, c, h, w, hd, px);
+    else if (len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF)
+        st = jpeg_read(path, buf, len, c, h, w, hd, px);
+    else
+        st = slim_error(SLIM_ERR_FORMAT, "%s: not a PNG or JPEG image (by its first bytes)", path);
+    free(buf);
+    return st;
+}
+
+/* Decodes path into x: (c, h, w) through per-channel lookup tables. */
+static slim_status decode(const char *path, int c, int h, int w, const float luts[][256],
+                          float *x) {
+    size_t plane = (size_t)h * (size_t)w;
+    unsigned char *px = malloc(plane * (size_t)c);
+    if (!px)
+        return slim_error(SLIM_ERR_NOMEM, "%s: out of memory for a %dx%dx%d image", path, c, h, w);
+    image_header hd;
+    slim_status st = read_image(path, c, h, w, &hd, px);
+    /* The decoders give interleaved HWC; slim wants planar CHW. */
+    if (st == SLIM_OK)
+        for (int k = 0; k < c; k++)
+            for (size_t p = 0; p < plane; p++)
+                x[k * plane + p] = luts[k][px[p * (size_t)c + k]];
+    free(px);
+    return st;
 }
 
 slim_status slim_data_load_image(const char *path, int c, int h, int w, const float *mean,
@@ -244,13 +499,11 @@ static slim_status infer_shape(const char *path, const slim_data_options *opts, 
     *h = opts ? opts->h : 0;
     *w = opts ? opts->w : 0;
     if (*c && *h && *w) return SLIM_OK;
-    int iw = 0, ih = 0, comp = 0;
-    if (!stbi_info(path, &iw, &ih, &comp))
-        return slim_error(SLIM_ERR_FORMAT, "%s: not a readable PNG or JPEG image (%s)", path,
-                          stbi_failure_reason());
-    if (!*c) *c = comp <= 2 ? 1 : 3; /* drop alpha */
-    if (!*h) *h = ih;
-    if (!*w) *w = iw;
+    image_header hd;
+    SLIM_TRY(read_image(path, 0, 0, 0, &hd, NULL));
+    if (!*c) *c = hd.comp <= 2 ? 1 : 3; /* drop alpha */
+    if (!*h) *h = hd.h;
+    if (!*w) *w = hd.w;
     return SLIM_OK;
 }
 

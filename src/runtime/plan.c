@@ -63,7 +63,8 @@ slim_status slim_rt_graph_init(slim_runtime *rt) {
     g->needed[0] = g->needed[last] = 1;
     for (int i = last; i > 0; i--)
         if (g->needed[i])
-            for (int k = 0; k < m->layers[i].n_inputs; k++) g->needed[m->layers[i].inputs[k]] = 1;
+            for (int k = 0; k < m->layers[i].n_inputs; k++)
+                g->needed[m->layers[i].inputs[k]] = 1;
     for (int i = 0; i <= last; i++) {
         g->root[i] = g->chain_end[i] = i;
         g->sum_with[i] = -1;
@@ -151,7 +152,8 @@ const char *slim_rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len) 
      * the inner blocks: nChw16c reads "aBcd16b". */
     const dnnl_blocking_desc_t *bd = &md->format_desc.blocking;
     int order[DNNL_MAX_NDIMS], nd = md->ndims, used = 0;
-    for (int d = 0; d < nd; d++) order[d] = d;
+    for (int d = 0; d < nd; d++)
+        order[d] = d;
     for (int a = 0; a < nd; a++)
         for (int b = a + 1; b < nd; b++)
             if (bd->strides[order[b]] > bd->strides[order[a]]) {
@@ -161,7 +163,8 @@ const char *slim_rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len) 
             }
     for (int a = 0; a < nd && used + 1 < (int)len; a++) {
         int d = order[a], blocked = 0;
-        for (int k = 0; k < bd->inner_nblks; k++) blocked |= bd->inner_idxs[k] == d;
+        for (int k = 0; k < bd->inner_nblks; k++)
+            blocked |= bd->inner_idxs[k] == d;
         buf[used++] = (char)((blocked ? 'A' : 'a') + d);
     }
     buf[used] = '\0';
@@ -200,6 +203,10 @@ typedef struct builder {
     rt_value *vals; /* per layer */
     int n;          /* batch size */
     int now;        /* the root layer being built (plan time) */
+    /* The layout convs write when the plan uses winograd (its blocked
+     * layout, so that direct convs, pools and winograd convs need no
+     * reorders between them); format_tag_any otherwise. */
+    dnnl_format_tag_t act_tag;
 } builder;
 
 void slim_rt_plan_free(rt_plan *plan) {
@@ -287,8 +294,9 @@ static slim_status attr_box_init(attr_box *a, const post_spec *ps) {
     SLIM_DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(a->attr, dnnl_scratchpad_mode_user));
     if (!ps || (!ps->binary && !ps->sum && !ps->relu)) return SLIM_OK;
     SLIM_DNNL_CHECK(dnnl_post_ops_create(&a->ops));
-    if (ps->binary) SLIM_DNNL_CHECK(dnnl_post_ops_append_binary(a->ops, dnnl_binary_add, ps->binary));
-    if (0) SLIM_DNNL_CHECK(dnnl_post_ops_append_sum(a->ops, 1.0f));
+    if (ps->binary)
+        SLIM_DNNL_CHECK(dnnl_post_ops_append_binary(a->ops, dnnl_binary_add, ps->binary));
+    if (ps->sum) SLIM_DNNL_CHECK(dnnl_post_ops_append_sum(a->ops, 1.0f));
     if (ps->relu)
         SLIM_DNNL_CHECK(dnnl_post_ops_append_eltwise(a->ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
     SLIM_DNNL_CHECK(dnnl_primitive_attr_set_post_ops(a->attr, a->ops));
@@ -316,8 +324,7 @@ static slim_status make_pd(builder *b, const_dnnl_op_desc_t desc, const post_spe
 
 /* Appends a step that takes over *pd (set to NULL) and makes its
  * primitive; the scratchpad argument is added here. */
-static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reorder,
-                             rt_step **out) {
+static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reorder, rt_step **out) {
     rt_plan *p = b->plan;
     if (p->n_steps == p->cap_steps) {
         int cap = p->cap_steps ? 2 * p->cap_steps : 32;
@@ -334,27 +341,28 @@ static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reord
     p->reorders += is_reorder;
     *out = s;
     SLIM_DNNL_CHECK(dnnl_primitive_create(&s->prim, s->pd));
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
+    const dnnl_memory_desc_t *smd =
+        dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (bytes > 0) {
-        s->args[s->nargs++] = (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH,
-                                       .storage = -1, .md = *smd};
+        s->args[s->nargs++] =
+            (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = *smd};
         if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
     }
     return SLIM_OK;
 }
 
 static void step_loc(rt_step *s, int arg, const rt_loc *loc) {
-    s->args[s->nargs++] = (rt_arg){.arg = arg, .where = loc->where, .storage = loc->storage,
-                                   .md = loc->md};
+    s->args[s->nargs++] =
+        (rt_arg){.arg = arg, .where = loc->where, .storage = loc->storage, .md = loc->md};
 }
 
 static slim_status step_fixed(rt_step *s, int arg, const void *ptr) {
     const dnnl_memory_desc_t *md = pd_md(s->pd, arg);
     if (!md || dnnl_memory_desc_get_size(md) == 0)
         return slim_error(SLIM_ERR_BACKEND, "runtime: primitive takes no argument %d", arg);
-    s->args[s->nargs++] = (rt_arg){.arg = arg, .where = RT_AT_FIXED, .storage = -1, .ptr = ptr,
-                                   .md = *md};
+    s->args[s->nargs++] =
+        (rt_arg){.arg = arg, .where = RT_AT_FIXED, .storage = -1, .ptr = ptr, .md = *md};
     return SLIM_OK;
 }
 
@@ -365,11 +373,12 @@ static slim_status push_reorder(builder *b, const rt_loc *src, const rt_loc *dst
     dnnl_primitive_desc_t pd = NULL;
     slim_status st = attr_box_init(&a, NULL);
     if (st == SLIM_OK) {
-        dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, &src->md, b->rt->engine,
-                                                             &dst->md, b->rt->engine, a.attr);
+        dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, &src->md, b->rt->engine, &dst->md,
+                                                             b->rt->engine, a.attr);
         if (s != dnnl_success)
-            st = slim_error(SLIM_ERR_BACKEND, "oneDNN dnnl_reorder_primitive_desc_create failed: %s",
-                            dnnl_status2str(s));
+            st =
+                slim_error(SLIM_ERR_BACKEND, "oneDNN dnnl_reorder_primitive_desc_create failed: %s",
+                           dnnl_status2str(s));
     }
     attr_box_free(&a);
     rt_step *step;
@@ -433,7 +442,8 @@ static slim_status value_view(builder *b, int u, int nd, rt_loc *out) {
     if (nd == 2) dims[1] = (dnnl_dim_t)l->c * l->h * l->w;
     const dnnl_memory_desc_t *md = &b->vals[u].loc.md;
     int same = md->ndims == nd;
-    for (int d = 0; same && d < nd; d++) same = md->dims[d] == dims[d];
+    for (int d = 0; same && d < nd; d++)
+        same = md->dims[d] == dims[d];
     if (same) {
         *out = b->vals[u].loc;
         return SLIM_OK;
@@ -481,11 +491,10 @@ static slim_status reorder_now(slim_runtime *rt, const dnnl_memory_desc_t *from_
     return st;
 }
 
-/* Layer i's weights (plain layout `plain`, data `src`) in layout `want`,
- * reordered once and kept by the runtime. */
-static slim_status weights_in(builder *b, int i, const dnnl_memory_desc_t *plain,
-                              const float *src, const dnnl_memory_desc_t *want,
-                              const float **out) {
+/* A constant tensor of layer i (weights or biasmap; plain layout `plain`,
+ * data `src`) in layout `want`, reordered once and kept by the runtime. */
+static slim_status fixed_in(builder *b, int i, const dnnl_memory_desc_t *plain, const float *src,
+                            const dnnl_memory_desc_t *want, const float **out) {
     slim_runtime *rt = b->rt;
     for (rt_weights *w = rt->weights[i]; w; w = w->next)
         if (md_equal(&w->md, want)) {
@@ -521,9 +530,74 @@ static void append(char *buf, size_t len, const char *fmt, const char *arg) {
     if (used < len) snprintf(buf + used, len - used, fmt, arg);
 }
 
+/* A relu in place on loc, as its own step. */
+static slim_status relu_step(builder *b, int i, const rt_loc *loc) {
+    dnnl_eltwise_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, dnnl_eltwise_relu,
+                                                   &loc->md, 0.0f, 0.0f));
+    dnnl_primitive_desc_t pd = NULL;
+    rt_step *s = NULL;
+    slim_status st = make_pd(b, &desc, NULL, &pd);
+    if (st == SLIM_OK) st = push_step(b, &pd, 0, &s);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    SLIM_TRY(st);
+    step_loc(s, DNNL_ARG_SRC, loc);
+    step_loc(s, DNNL_ARG_DST, loc);
+    snprintf(s->what, sizeof s->what, "relu %s", b->m->layers[b->g->chain_end[i]].name);
+    return SLIM_OK;
+}
+
+/* oneDNN 2.6's binary kernel (jit:uni) gets a fused relu wrong on a
+ * blocked layout whose channels are padded (C not a multiple of the
+ * block): there the relu is a step of its own. */
+static int binary_relu_fusable(const dnnl_memory_desc_t *md) { return !md_padded(md); }
+
+/* A biasmap (1, c, oh, ow) in the layout of the conv's output dst, for a
+ * separate binary add: dst's layout with the batch dimension cut to 1,
+ * valid when the batch is dst's outermost dimension (else plain). */
+static slim_status biasmap_md(const dnnl_memory_desc_t *dst, dnnl_memory_desc_t *md) {
+    int outer = dst->format_kind == dnnl_blocked;
+    for (int d = 1; outer && d < dst->ndims; d++)
+        outer = dst->format_desc.blocking.strides[0] >= dst->format_desc.blocking.strides[d];
+    if (!outer) return md_plain(md, 4, (dnnl_dims_t){1, dst->dims[1], dst->dims[2], dst->dims[3]});
+    *md = *dst;
+    md->dims[0] = md->padded_dims[0] = 1;
+    return SLIM_OK;
+}
+
+/* The biasmap as a binary add after the conv, in place on its output, with
+ * the relu the conv would have fused. */
+static slim_status biasmap_step(builder *b, int i, const rt_loc *dst) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    dnnl_memory_desc_t plain, want;
+    const float *data;
+    SLIM_TRY(md_plain(&plain, 4, (dnnl_dims_t){1, l->c, l->h, l->w}));
+    SLIM_TRY(biasmap_md(&dst->md, &want));
+    SLIM_TRY(fixed_in(b, i, &plain, m->params[l->p_biasmap].data, &want, &data));
+    dnnl_binary_desc_t desc;
+    SLIM_DNNL_CHECK(dnnl_binary_desc_init(&desc, dnnl_binary_add, &dst->md, &want, &dst->md));
+    int relu = b->g->relu[i], fuse = binary_relu_fusable(&dst->md);
+    post_spec ps = {NULL, 0, relu && fuse};
+    dnnl_primitive_desc_t pd = NULL;
+    rt_step *s = NULL;
+    slim_status st = make_pd(b, &desc, &ps, &pd);
+    if (st == SLIM_OK) st = push_step(b, &pd, 0, &s);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    SLIM_TRY(st);
+    step_loc(s, DNNL_ARG_SRC_0, dst);
+    SLIM_TRY(step_fixed(s, DNNL_ARG_SRC_1, data));
+    step_loc(s, DNNL_ARG_DST, dst);
+    snprintf(s->what, sizeof s->what, "add %s.biasmap", l->name);
+    if (relu && fuse)
+        append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    return relu && !fuse ? relu_step(b, i, dst) : SLIM_OK;
+}
+
 /* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
- * layouts the primitive prefers. */
-static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd) {
+ * layouts the primitive prefers. With split_biasmap, the conv does
+ * [+bias] [+sum] and a binary step adds the biasmap and does the relu. */
+static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd, int split_biasmap) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
     int k = b->g->sum_with[i], end = b->g->chain_end[i];
@@ -550,46 +624,121 @@ static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd) {
     dnnl_memory_desc_t wplain;
     const float *w;
     SLIM_TRY(md_plain(&wplain, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}));
-    SLIM_TRY(weights_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS),
-                        &w));
+    SLIM_TRY(
+        fixed_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS), &w));
     rt_step *s;
     SLIM_TRY(push_step(b, pd, 0, &s));
     step_loc(s, DNNL_ARG_SRC, &src);
     SLIM_TRY(step_fixed(s, DNNL_ARG_WEIGHTS, w));
     if (l->p_bias >= 0) SLIM_TRY(step_fixed(s, DNNL_ARG_BIAS, m->params[l->p_bias].data));
-    if (l->p_biasmap >= 0)
+    if (l->p_biasmap >= 0 && !split_biasmap)
         SLIM_TRY(step_fixed(s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                             m->params[l->p_biasmap].data));
     step_loc(s, DNNL_ARG_DST, &dst);
     snprintf(s->what, sizeof s->what, "conv %s", l->name);
     if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
-    if (l->p_biasmap >= 0) append(s->what, sizeof s->what, "%s", " +biasmap");
+    if (l->p_biasmap >= 0 && !split_biasmap) append(s->what, sizeof s->what, "%s", " +biasmap");
     if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
-    if (b->g->relu[i]) append(s->what, sizeof s->what, " +relu(%s)", m->layers[end].name);
+    if (b->g->relu[i] && !split_biasmap)
+        append(s->what, sizeof s->what, " +relu(%s)", m->layers[end].name);
+    if (split_biasmap) SLIM_TRY(biasmap_step(b, i, &dst));
     set_value(b, i, &dst);
     return SLIM_OK;
 }
 
-static slim_status build_conv(builder *b, int i) {
+static int same_impl(const_dnnl_primitive_desc_t a, const_dnnl_primitive_desc_t b) {
+    const char *x = NULL, *y = NULL;
+    if (dnnl_primitive_desc_query(a, dnnl_query_impl_info_str, 0, &x) != dnnl_success ||
+        dnnl_primitive_desc_query(b, dnnl_query_impl_info_str, 0, &y) != dnnl_success)
+        return 0;
+    return x && y && strcmp(x, y) == 0;
+}
+
+/* A conv primitive descriptor for algorithm alg and destination layout
+ * dst_tag (src and weights as the primitive likes them).
+ *
+ * A biasmap is best a binary post-op of the conv, but the fastest convs
+ * (brgconv, winograd on AVX-512) take no (1, c, oh, ow) operand and oneDNN
+ * would fall back to a slow GEMM conv in plain layouts. So with a biasmap
+ * the conv is built both ways, and the post-op kept only when it does not
+ * change the implementation; else *split is set. */
+static slim_status conv_pd(builder *b, int i, dnnl_alg_kind_t alg, dnnl_format_tag_t dst_tag,
+                           dnnl_primitive_desc_t *out, int *split) {
     const slim_layer *l = &b->m->layers[i];
     int n = b->n;
+    *out = NULL;
+    *split = 0;
     dnnl_memory_desc_t src, wei, bias, dst, bmap;
     SLIM_TRY(md_tag(&src, 4, (dnnl_dims_t){n, l->in_c, l->in_h, l->in_w}, dnnl_format_tag_any));
     SLIM_TRY(md_tag(&wei, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}, dnnl_format_tag_any));
     SLIM_TRY(md_plain(&bias, 1, (dnnl_dims_t){l->c}));
-    SLIM_TRY(md_tag(&dst, 4, (dnnl_dims_t){n, l->c, l->h, l->w}, dnnl_format_tag_any));
+    SLIM_TRY(md_tag(&dst, 4, (dnnl_dims_t){n, l->c, l->h, l->w}, dst_tag));
     SLIM_TRY(md_plain(&bmap, 4, (dnnl_dims_t){1, l->c, l->h, l->w}));
     dnnl_dims_t strides = {l->stride, l->stride}, pad_l = {l->pad, l->pad};
     dnnl_dims_t pad_r = {pad_right(l->in_h, l->k, l->h, l->stride, l->pad),
                          pad_right(l->in_w, l->k, l->w, l->stride, l->pad)};
     dnnl_convolution_desc_t desc;
-    SLIM_DNNL_CHECK(dnnl_convolution_forward_desc_init(
-        &desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
-        l->p_bias >= 0 ? &bias : NULL, &dst, strides, pad_l, pad_r));
-    post_spec ps = {l->p_biasmap >= 0 ? &bmap : NULL, b->g->sum_with[i] >= 0, b->g->relu[i]};
+    SLIM_DNNL_CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src,
+                                                       &wei, l->p_bias >= 0 ? &bias : NULL, &dst,
+                                                       strides, pad_l, pad_r));
+    int sum = b->g->sum_with[i] >= 0, relu = b->g->relu[i];
+    post_spec fused = {l->p_biasmap >= 0 ? &bmap : NULL, sum, relu};
+    dnnl_primitive_desc_t pd = NULL, plain_pd = NULL;
+    slim_status st = make_pd(b, &desc, &fused, &pd);
+    if (l->p_biasmap >= 0) {
+        post_spec without = {NULL, sum, 0};
+        slim_status st2 = make_pd(b, &desc, &without, &plain_pd);
+        if (st2 == SLIM_OK && (st != SLIM_OK || !same_impl(pd, plain_pd))) {
+            if (pd) dnnl_primitive_desc_destroy(pd);
+            pd = plain_pd;
+            plain_pd = NULL;
+            *split = 1;
+            st = SLIM_OK;
+        }
+    }
+    if (plain_pd) dnnl_primitive_desc_destroy(plain_pd);
+    if (st == SLIM_OK) *out = pd;
+    return st;
+}
+
+/* Whether an implementation name is one of oneDNN's fallbacks (reference
+ * loops, or im2col + GEMM), which a layout request should not force. */
+static int slow_impl(const_dnnl_primitive_desc_t pd) {
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success || !name)
+        return 1;
+    return strstr(name, "ref") != NULL || strstr(name, "gemm") != NULL;
+}
+
+/* Winograd for a conv: 3x3, stride 1, at least 16 channels in and out, and
+ * a plan batch of WINO_MIN_BATCH or more (see plan_policy). */
+static int wants_winograd(const builder *b, const slim_layer *l) {
+    return b->act_tag != dnnl_format_tag_any && l->k == 3 && l->stride == 1 && l->in_c >= 16 &&
+           l->c >= 16;
+}
+
+/* Tries, in order: winograd (when the plan uses it), direct in the plan's
+ * activation layout, direct in the layouts oneDNN prefers. */
+static slim_status build_conv(builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
     dnnl_primitive_desc_t pd = NULL;
-    slim_status st = make_pd(b, &desc, &ps, &pd);
-    if (st == SLIM_OK) st = conv_wire(b, i, &pd);
+    int split = 0;
+    slim_status st = SLIM_ERR_BACKEND;
+    if (wants_winograd(b, l))
+        st = conv_pd(b, i, dnnl_convolution_winograd, dnnl_format_tag_any, &pd, &split);
+    if (st != SLIM_OK && b->act_tag != dnnl_format_tag_any) {
+        st = conv_pd(b, i, dnnl_convolution_direct, b->act_tag, &pd, &split);
+        if (st == SLIM_OK && slow_impl(pd)) {
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            st = SLIM_ERR_BACKEND;
+        }
+    }
+    if (st != SLIM_OK) {
+        slim_clear_error();
+        st = conv_pd(b, i, dnnl_convolution_direct, dnnl_format_tag_any, &pd, &split);
+    }
+    if (st == SLIM_OK) st = conv_wire(b, i, &pd, split);
     if (pd) dnnl_primitive_desc_destroy(pd);
     return st;
 }
@@ -601,14 +750,14 @@ static slim_status dense_pd(builder *b, int i, const rt_loc *src, dnnl_primitive
     const slim_layer *l = &b->m->layers[i];
     dnnl_memory_desc_t wei, bias, dst;
     dnnl_dims_t wdims = {l->c, 0, 0, 0};
-    for (int d = 1; d < src->md.ndims; d++) wdims[d] = src->md.dims[d];
+    for (int d = 1; d < src->md.ndims; d++)
+        wdims[d] = src->md.dims[d];
     SLIM_TRY(md_tag(&wei, src->md.ndims, wdims, dnnl_format_tag_any));
     SLIM_TRY(md_plain(&bias, 1, (dnnl_dims_t){l->c}));
     SLIM_TRY(md_tag(&dst, 2, (dnnl_dims_t){b->n, l->c}, dnnl_format_tag_any));
     dnnl_inner_product_desc_t desc;
-    SLIM_DNNL_CHECK(dnnl_inner_product_forward_desc_init(&desc, dnnl_forward_inference, &src->md,
-                                                         &wei, l->p_bias >= 0 ? &bias : NULL,
-                                                         &dst));
+    SLIM_DNNL_CHECK(dnnl_inner_product_forward_desc_init(
+        &desc, dnnl_forward_inference, &src->md, &wei, l->p_bias >= 0 ? &bias : NULL, &dst));
     post_spec ps = {NULL, 0, b->g->relu[i]};
     return make_pd(b, &desc, &ps, pd);
 }
@@ -618,11 +767,12 @@ static slim_status dense_wire(builder *b, int i, const rt_loc *src, dnnl_primiti
     const slim_layer *l = &m->layers[i];
     dnnl_memory_desc_t wplain;
     dnnl_dims_t wdims = {l->c, 0, 0, 0};
-    for (int d = 1; d < src->md.ndims; d++) wdims[d] = src->md.dims[d];
+    for (int d = 1; d < src->md.ndims; d++)
+        wdims[d] = src->md.dims[d];
     SLIM_TRY(md_plain(&wplain, src->md.ndims, wdims));
     const float *w;
-    SLIM_TRY(weights_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS),
-                        &w));
+    SLIM_TRY(
+        fixed_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS), &w));
     rt_loc dst;
     SLIM_TRY(new_storage(b, pd_md(*pd, DNNL_ARG_DST), b->g->last_read[b->g->chain_end[i]], &dst));
     rt_step *s;
@@ -686,8 +836,8 @@ static slim_status simple_wire(builder *b, int i, dnnl_primitive_desc_t *pd, con
 static slim_status build_relu(builder *b, int i) {
     rt_loc src = b->vals[b->m->layers[i].inputs[0]].loc, dst;
     dnnl_eltwise_desc_t desc;
-    SLIM_DNNL_CHECK(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference,
-                                                   dnnl_eltwise_relu, &src.md, 0.0f, 0.0f));
+    SLIM_DNNL_CHECK(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, dnnl_eltwise_relu,
+                                                   &src.md, 0.0f, 0.0f));
     dnnl_primitive_desc_t pd = NULL;
     slim_status st = make_pd(b, &desc, NULL, &pd);
     if (st == SLIM_OK) st = keep_shape_dst(b, i, &src, NULL, &dst);
@@ -737,12 +887,18 @@ static slim_status build_add(builder *b, int i) {
     SLIM_TRY(keep_shape_dst(b, i, &a, &c, &dst));
     dnnl_binary_desc_t desc;
     SLIM_DNNL_CHECK(dnnl_binary_desc_init(&desc, dnnl_binary_add, &a.md, &c.md, &dst.md));
-    post_spec ps = {NULL, 0, b->g->relu[i]};
+    int fuse = binary_relu_fusable(&dst.md);
+    post_spec ps = {NULL, 0, b->g->relu[i] && fuse};
     dnnl_primitive_desc_t pd = NULL;
+    rt_step *s = NULL;
     slim_status st = make_pd(b, &desc, &ps, &pd);
-    if (st == SLIM_OK) st = simple_wire(b, i, &pd, &a, &c, &dst, "add", NULL);
+    if (st == SLIM_OK) st = simple_wire(b, i, &pd, &a, &c, &dst, "add", &s);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    return st;
+    SLIM_TRY(st);
+    if (!b->g->relu[i] || fuse) return SLIM_OK;
+    char *plus = strstr(s->what, " +relu(");
+    if (plus) *plus = '\0';
+    return relu_step(b, i, &dst);
 }
 
 /* maxpool, avgpool (padding excluded from the divisor) and global average
@@ -777,8 +933,7 @@ static slim_status build_pool(builder *b, int i) {
                                                    &dst_md, strides, kernel, pad_l, pad_r));
     dnnl_primitive_desc_t pd = NULL;
     slim_status st = make_pd(b, &desc, NULL, &pd);
-    if (st == SLIM_OK)
-        st = new_storage(b, pd_md(pd, DNNL_ARG_DST), b->g->last_read[i], &dst);
+    if (st == SLIM_OK) st = new_storage(b, pd_md(pd, DNNL_ARG_DST), b->g->last_read[i], &dst);
     if (st == SLIM_OK)
         st = simple_wire(b, i, &pd, &src, NULL, &dst, slim_layer_kind_name(l->kind), NULL);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -841,7 +996,8 @@ static slim_status place_storages(rt_plan *p) {
         free(busy);
         return SLIM_ERR_NOMEM;
     }
-    for (int i = 0; i < ns; i++) order[i] = i;
+    for (int i = 0; i < ns; i++)
+        order[i] = i;
     for (int i = 1; i < ns; i++) /* insertion sort, largest first */
         for (int j = i; j > 0 && p->storages[order[j]].bytes > p->storages[order[j - 1]].bytes;
              j--) {
@@ -888,9 +1044,8 @@ static slim_status make_memories(slim_runtime *rt, rt_plan *p) {
             rt_arg *arg = &st->args[a];
             SLIM_DNNL_CHECK(dnnl_memory_create(&arg->mem, &arg->md, rt->engine, DNNL_MEMORY_NONE));
             if (arg->where == RT_AT_FIXED)
-                SLIM_DNNL_CHECK(
-                    dnnl_memory_set_data_handle_v2(arg->mem, (void *)(uintptr_t)arg->ptr,
-                                                   rt->stream));
+                SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(
+                    arg->mem, (void *)(uintptr_t)arg->ptr, rt->stream));
             st->exec[a] = (dnnl_exec_arg_t){arg->arg, arg->mem};
         }
     }
@@ -899,8 +1054,44 @@ static slim_status make_memories(slim_runtime *rt, rt_plan *p) {
 
 /* ---- the plan ---------------------------------------------------------------- */
 
+/* Whether this plan uses winograd convs, and then in which layout.
+ *
+ * oneDNN 2.6 has f32 winograd only on AVX-512, where it is ~1.5-2x faster
+ * than the direct conv for 3x3 stride-1 convs of 16+ channels at batch 8
+ * and more (measured on vgg-fm: docs/RUNTIME.md). At small batches the
+ * direct conv is as fast and its results closer to the reference. The
+ * probe builds a winograd pd for the first conv that would use it; its
+ * destination layout becomes the plan's activation layout. */
+#define WINO_MIN_BATCH 8
+static void plan_policy(builder *b) {
+    b->act_tag = dnnl_format_tag_any;
+    if (b->n < WINO_MIN_BATCH) return;
+    static const dnnl_format_tag_t tags[] = {dnnl_aBcd16b, dnnl_aBcd8b, dnnl_acdb};
+    for (int i = 1; i < b->m->n_layers; i++) {
+        const slim_layer *l = &b->m->layers[i];
+        if (!b->g->needed[i] || l->kind != SLIM_LAYER_CONV) continue;
+        b->act_tag = dnnl_aBcd16b; /* so that wants_winograd says yes */
+        int wanted = wants_winograd(b, l), split;
+        b->act_tag = dnnl_format_tag_any;
+        if (!wanted) continue;
+        dnnl_primitive_desc_t pd = NULL;
+        if (conv_pd(b, i, dnnl_convolution_winograd, dnnl_format_tag_any, &pd, &split) == SLIM_OK) {
+            const dnnl_memory_desc_t *dst = pd_md(pd, DNNL_ARG_DST);
+            for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+                dnnl_memory_desc_t md;
+                if (md_tag(&md, 4, dst->dims, tags[t]) == SLIM_OK && md_equal(&md, dst))
+                    b->act_tag = tags[t];
+            }
+            dnnl_primitive_desc_destroy(pd);
+        }
+        slim_clear_error();
+        return;
+    }
+}
+
 static slim_status plan_layers(builder *b) {
     const slim_model *m = b->m;
+    plan_policy(b);
     const slim_layer *in = &m->layers[0];
     rt_value *v0 = &b->vals[0];
     v0->loc.where = RT_AT_INPUT;

@@ -15,7 +15,8 @@
 void slim_runtime_free(slim_runtime *rt) {
     if (!rt) return;
     if (rt->plans)
-        for (int n = 0; n <= rt->max_batch; n++) slim_rt_plan_free(rt->plans[n]);
+        for (int n = 0; n <= rt->max_batch; n++)
+            slim_rt_plan_free(rt->plans[n]);
     free(rt->plans);
     if (rt->weights && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
@@ -59,8 +60,7 @@ static slim_status plan_get(slim_runtime *rt, int n, rt_plan **out) {
     SLIM_TRY(slim_rt_plan_build(rt, n, &p));
     void *arena = rt->arena, *scratch = rt->scratch;
     slim_status st = grow(&rt->arena, &rt->arena_bytes, p->arena_bytes, "activation arena");
-    if (st == SLIM_OK)
-        st = grow(&rt->scratch, &rt->scratch_bytes, p->scratch_bytes, "scratchpad");
+    if (st == SLIM_OK) st = grow(&rt->scratch, &rt->scratch_bytes, p->scratch_bytes, "scratchpad");
     if (rt->arena != arena || rt->scratch != scratch) rt->generation++;
     if (st != SLIM_OK) {
         slim_rt_plan_free(p);
@@ -163,8 +163,8 @@ slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *log
             rt_arg *arg = &st->args[a];
             /* oneDNN takes void *; x is only read. */
             if (arg->where == RT_AT_INPUT)
-                SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, (void *)(uintptr_t)x,
-                                                               rt->stream));
+                SLIM_DNNL_CHECK(
+                    dnnl_memory_set_data_handle_v2(arg->mem, (void *)(uintptr_t)x, rt->stream));
             else if (arg->where == RT_AT_OUTPUT)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, logits, rt->stream));
         }
@@ -214,7 +214,8 @@ static void text_add(text *t, const char *fmt, ...) {
     size_t add = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     if (t->len + add + 1 > t->cap) {
         size_t cap = t->cap ? t->cap : 1024;
-        while (cap < t->len + add + 1) cap *= 2;
+        while (cap < t->len + add + 1)
+            cap *= 2;
         char *s = realloc(t->s, cap);
         if (!s) {
             t->failed = 1;
@@ -238,13 +239,13 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
     if (!out) return slim_error(SLIM_ERR_ARG, "slim_runtime_describe: out is NULL");
     *out = NULL;
     if (!rt || n < 1 || n > rt->max_batch)
-        return slim_error(SLIM_ERR_ARG, "slim_runtime_describe: no runtime or batch %d out of range",
-                          n);
+        return slim_error(SLIM_ERR_ARG,
+                          "slim_runtime_describe: no runtime or batch %d out of range", n);
     rt_plan *p;
     SLIM_TRY(plan_get(rt, n, &p));
     text t = {0};
-    text_add(&t, "plan for batch %d: %d steps (%d reorders), arena %zu bytes, scratchpad %zu\n",
-             n, p->n_steps, p->reorders, p->arena_bytes, p->scratch_bytes);
+    text_add(&t, "plan for batch %d: %d steps (%d reorders), arena %zu bytes, scratchpad %zu\n", n,
+             p->n_steps, p->reorders, p->arena_bytes, p->scratch_bytes);
     for (int s = 0; s < p->n_steps; s++) {
         const rt_step *st = &p->steps[s];
         const char *impl = "?";

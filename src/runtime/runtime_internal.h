@@ -29,9 +29,9 @@ typedef enum rt_where {
 
 /* One execute argument of a step. */
 typedef struct rt_arg {
-    int arg;        /* DNNL_ARG_* */
+    int arg; /* DNNL_ARG_* */
     rt_where where;
-    int storage;    /* RT_AT_ARENA: index into plan->storages */
+    int storage;     /* RT_AT_ARENA: index into plan->storages */
     const void *ptr; /* RT_AT_FIXED */
     dnnl_memory_desc_t md;
     dnnl_memory_t mem; /* created when the plan is finished */
@@ -98,13 +98,13 @@ struct slim_runtime {
     dnnl_engine_t engine; /* the shared one (slim_dnnl_engine), not owned */
     dnnl_stream_t stream; /* owned */
     rt_graph graph;
-    rt_plan **plans;     /* [max_batch + 1], NULL until built */
-    rt_plan *last_plan;  /* the plan that ran last (its pads are zero) */
-    void *arena;         /* activations of whichever plan runs */
+    rt_plan **plans;    /* [max_batch + 1], NULL until built */
+    rt_plan *last_plan; /* the plan that ran last (its pads are zero) */
+    void *arena;        /* activations of whichever plan runs */
     size_t arena_bytes;
-    void *scratch;       /* oneDNN scratchpad, shared by every primitive */
+    void *scratch; /* oneDNN scratchpad, shared by every primitive */
     size_t scratch_bytes;
-    unsigned generation; /* bumped whenever arena or scratch move */
+    unsigned generation;  /* bumped whenever arena or scratch move */
     rt_weights **weights; /* [n_layers] */
     size_t weight_bytes;
     int plans_built;

@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # --- slim --help / --version ----------------------------------------------------
 "$SLIM" --help >"$TMP/help.txt" || fail "slim --help exited non-zero"
-for cmd in train eval info prune export infer; do
+for cmd in train eval info prune export infer report; do
     grep -qE "^  $cmd +[a-z]" "$TMP/help.txt" || fail "slim --help does not list '$cmd'"
 done
 "$SLIM" --version | grep -qE '^slim [0-9]+\.[0-9]+\.[0-9]+$' || fail "slim --version"
@@ -32,6 +32,7 @@ declare -A OPTIONS=(
     [prune]="out threshold percent check data backend threads"
     [export]="out format"
     [infer]="top threads backend"
+    [report]="data limit threads repeats"
 )
 for cmd in "${!OPTIONS[@]}"; do
     "$SLIM" "$cmd" --help >"$TMP/$cmd.txt" 2>"$TMP/$cmd.err" || fail "slim $cmd --help exited non-zero"

@@ -1,7 +1,9 @@
 /* The shared oneDNN engine and stream, and the per-layer primitive cache. */
 #include "kernels/dnnl/dnnl_common.h"
 
+#include <omp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +12,14 @@
  * first use. oneDNN on OpenMP parallelises inside each primitive, so one
  * stream is all the CPU needs. The attribute asks for user-managed
  * scratchpads, so that each cache owns one scratchpad buffer instead of
- * oneDNN allocating one per execution. */
+ * oneDNN allocating one per execution. A second attribute adds a sum
+ * post-op, for reorders that add into the caller's gradients. */
 static pthread_once_t context_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t context_engine;
 static dnnl_stream_t context_stream;
 static dnnl_primitive_attr_t context_attr;
+static dnnl_primitive_attr_t context_attr_sum; /* context_attr + a sum post-op (dst += ...) */
+static dnnl_post_ops_t context_sum_ops;
 static char context_failure[256]; /* non-empty when creation failed */
 
 static void context_create(void) {
@@ -31,6 +36,22 @@ static void context_create(void) {
     if (st == dnnl_success) {
         st = dnnl_primitive_attr_set_scratchpad_mode(context_attr, dnnl_scratchpad_mode_user);
         what = "dnnl_primitive_attr_set_scratchpad_mode";
+    }
+    if (st == dnnl_success) {
+        st = dnnl_primitive_attr_clone(&context_attr_sum, context_attr);
+        what = "dnnl_primitive_attr_clone";
+    }
+    if (st == dnnl_success) {
+        st = dnnl_post_ops_create(&context_sum_ops);
+        what = "dnnl_post_ops_create";
+    }
+    if (st == dnnl_success) {
+        st = dnnl_post_ops_append_sum(context_sum_ops, 1.0f);
+        what = "dnnl_post_ops_append_sum";
+    }
+    if (st == dnnl_success) {
+        st = dnnl_primitive_attr_set_post_ops(context_attr_sum, context_sum_ops);
+        what = "dnnl_primitive_attr_set_post_ops";
     }
     if (st != dnnl_success)
         snprintf(context_failure, sizeof context_failure, "oneDNN %s failed: %s", what,
@@ -76,12 +97,24 @@ static void cache_clear(slim_dnnl_cache *c) {
     c->workspace_valid = 0;
 }
 
+/* The buffers shared by all caches (every slot but the workspace), and the
+ * number of live caches: the last one to go frees them. Not locked: the
+ * fast kernels run on one thread at a time (see slim_dnnl_buf_id). */
+static void *shared_buf[SLIM_DNNL_NBUFS];
+static size_t shared_bytes[SLIM_DNNL_NBUFS];
+static int live_caches;
+
 void slim_dnnl_cache_free(slim_dnnl_cache *cache) {
     if (!cache) return;
     cache_clear(cache);
-    for (int i = 0; i < SLIM_DNNL_NBUFS; i++)
-        free(cache->buf[i]);
+    free(cache->workspace);
     free(cache);
+    if (--live_caches == 0)
+        for (int i = 0; i < SLIM_DNNL_NBUFS; i++) {
+            free(shared_buf[i]);
+            shared_buf[i] = NULL;
+            shared_bytes[i] = 0;
+        }
 }
 
 slim_status slim_dnnl_cache_prepare(slim_dnnl_cache **cache, slim_dnnl_kind kind, const int *key) {
@@ -93,6 +126,7 @@ slim_status slim_dnnl_cache_prepare(slim_dnnl_cache **cache, slim_dnnl_kind kind
         if (!c) return SLIM_ERR_NOMEM;
         for (int i = 0; i < SLIM_DNNL_NPRIMS; i++)
             c->prim[i].hint = SLIM_DNNL_NO_PRIM;
+        live_caches++;
         *cache = c;
     }
     if (c->kind != kind || memcmp(c->key, key, sizeof c->key) != 0) {
@@ -105,7 +139,10 @@ slim_status slim_dnnl_cache_prepare(slim_dnnl_cache **cache, slim_dnnl_kind kind
 }
 
 void *slim_dnnl_buf(slim_dnnl_cache *c, int id, size_t bytes) {
-    if (c->buf_bytes[id] >= bytes && c->buf[id]) return c->buf[id];
+    int own = id == SLIM_DNNL_BUF_WORKSPACE;
+    void **slot = own ? &c->workspace : &shared_buf[id];
+    size_t *have = own ? &c->workspace_bytes : &shared_bytes[id];
+    if (*slot && *have >= bytes) return *slot;
     /* Round up to the alignment, as aligned_alloc requires. */
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
@@ -114,10 +151,47 @@ void *slim_dnnl_buf(slim_dnnl_cache *c, int id, size_t bytes) {
         slim_error(SLIM_ERR_NOMEM, "oneDNN kernel: out of memory for a %zu-byte buffer", bytes);
         return NULL;
     }
-    free(c->buf[id]);
-    c->buf[id] = p;
-    c->buf_bytes[id] = rounded;
+    free(*slot);
+    *slot = p;
+    *have = rounded;
     return p;
+}
+
+void *slim_dnnl_buf_ptr(const slim_dnnl_cache *c, int id) {
+    return id == SLIM_DNNL_BUF_WORKSPACE ? c->workspace : shared_buf[id];
+}
+
+/* Creates the primitive of slot p from its pd and a view of the shared
+ * scratchpad (grown to what the primitive needs). */
+static slim_status prim_finish(slim_dnnl_cache *c, slim_dnnl_prim *p) {
+    SLIM_DNNL_CHECK(dnnl_primitive_create(&p->prim, p->pd));
+    const dnnl_memory_desc_t *smd =
+        dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (sbytes > 0) {
+        if (!slim_dnnl_buf(c, SLIM_DNNL_BUF_SCRATCHPAD, sbytes)) return SLIM_ERR_NOMEM;
+        SLIM_DNNL_CHECK(dnnl_memory_create(&p->scratch, smd, context_engine, DNNL_MEMORY_NONE));
+    }
+    return SLIM_OK;
+}
+
+/* The pd of slot p; on failure p->pd stays NULL. */
+static slim_status pd_create(slim_dnnl_prim *p, const_dnnl_op_desc_t desc,
+                             const_dnnl_primitive_desc_t hint_pd) {
+    dnnl_primitive_desc_t pd = NULL;
+    SLIM_DNNL_CHECK(dnnl_primitive_desc_create(&pd, desc, context_attr, context_engine, hint_pd));
+    p->pd = pd;
+    return SLIM_OK;
+}
+
+static slim_status reorder_pd_create(slim_dnnl_prim *p, const dnnl_memory_desc_t *from,
+                                     const dnnl_memory_desc_t *to, int accumulate) {
+    dnnl_primitive_desc_t pd = NULL;
+    SLIM_DNNL_CHECK(
+        dnnl_reorder_primitive_desc_create(&pd, from, context_engine, to, context_engine,
+                                           accumulate ? context_attr_sum : context_attr));
+    p->pd = pd;
+    return SLIM_OK;
 }
 
 slim_status slim_dnnl_prim_build(slim_dnnl_cache *c, int id, unsigned variant,
@@ -130,21 +204,37 @@ slim_status slim_dnnl_prim_build(slim_dnnl_cache *c, int id, unsigned variant,
         return slim_error(SLIM_ERR_BACKEND, "oneDNN kernel: backward built before its forward");
     p->variant = variant;
     p->hint = hint;
-    SLIM_DNNL_CHECK(
-        dnnl_primitive_desc_create(&p->pd, desc, context_attr, context_engine, hint_pd));
-    SLIM_DNNL_CHECK(dnnl_primitive_create(&p->prim, p->pd));
-    const dnnl_memory_desc_t *smd =
-        dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
-    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (sbytes > 0) {
-        if (!slim_dnnl_buf(c, SLIM_DNNL_BUF_SCRATCHPAD, sbytes)) return SLIM_ERR_NOMEM;
-        SLIM_DNNL_CHECK(dnnl_memory_create(&p->scratch, smd, context_engine, DNNL_MEMORY_NONE));
-    }
-    return SLIM_OK;
+    /* On failure the slot is left empty, so that a caller may try another
+     * variant (conv falls back from Winograd to direct). */
+    slim_status st = pd_create(p, desc, hint_pd);
+    if (st == SLIM_OK) st = prim_finish(c, p);
+    if (st != SLIM_OK) prim_destroy(p);
+    return st;
+}
+
+slim_status slim_dnnl_reorder_build(slim_dnnl_cache *c, int id, int owner,
+                                    const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                    int accumulate) {
+    slim_dnnl_prim *p = &c->prim[id];
+    prim_drop(c, id);
+    p->hint = owner;
+    slim_status st = reorder_pd_create(p, from, to, accumulate);
+    if (st == SLIM_OK) st = prim_finish(c, p);
+    if (st != SLIM_OK) prim_destroy(p);
+    return st;
+}
+
+slim_status slim_dnnl_reorder_run(slim_dnnl_cache *c, int id, const void *from, void *to) {
+    slim_dnnl_arg args[] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return slim_dnnl_run(c, id, 2, args);
 }
 
 static const dnnl_memory_desc_t *arg_md(const slim_dnnl_prim *p, int arg) {
     return dnnl_primitive_desc_query_md(p->pd, dnnl_query_exec_arg_md, arg);
+}
+
+const dnnl_memory_desc_t *slim_dnnl_arg_md(const slim_dnnl_cache *c, int id, int arg) {
+    return c->prim[id].pd ? arg_md(&c->prim[id], arg) : NULL;
 }
 
 size_t slim_dnnl_arg_bytes(const slim_dnnl_cache *c, int id, int arg) {
@@ -193,7 +283,8 @@ slim_status slim_dnnl_run(slim_dnnl_cache *c, int id, int nargs, const slim_dnnl
     }
     if (p->scratch) {
         /* The scratchpad may have grown (and moved) since this was built. */
-        SLIM_DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, c->buf[SLIM_DNNL_BUF_SCRATCHPAD]));
+        SLIM_DNNL_CHECK(dnnl_memory_set_data_handle(
+            p->scratch, slim_dnnl_buf_ptr(c, SLIM_DNNL_BUF_SCRATCHPAD)));
         exec[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch};
     }
     __atomic_add_fetch(&executing, 1, __ATOMIC_SEQ_CST);
@@ -214,7 +305,27 @@ slim_status slim_dnnl_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *di
     return SLIM_OK;
 }
 
-void slim_dnnl_accumulate(float *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++)
+/* Below this many values one thread is quicker than waking the team. */
+#define ACCUMULATE_PARALLEL_MIN 65536
+
+int slim_dnnl_go_parallel(double count, double min) {
+    return count >= min && omp_get_max_threads() > 1;
+}
+
+/* A worksharing loop without its own parallel region: shared out when
+ * called inside one, run by the calling thread alone otherwise. */
+static void accumulate_loop(float *dst, const float *src, ptrdiff_t n) {
+#pragma omp for simd schedule(static)
+    for (ptrdiff_t i = 0; i < n; i++)
         dst[i] += src[i];
+}
+
+void slim_dnnl_accumulate(float *dst, const float *src, size_t n) {
+    ptrdiff_t count = (ptrdiff_t)n;
+    if (!slim_dnnl_go_parallel((double)count, ACCUMULATE_PARALLEL_MIN)) {
+        accumulate_loop(dst, src, count);
+        return;
+    }
+#pragma omp parallel
+    accumulate_loop(dst, src, count);
 }

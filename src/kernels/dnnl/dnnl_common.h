@@ -8,8 +8,9 @@
  *                            already there with the same variant;
  *   slim_dnnl_run            binds the caller's buffers to the primitive's
  *                            memory objects and executes it.
- * Memory objects, temporaries, the workspace and the scratchpad live in the
- * cache, so a steady-state call allocates nothing of its own. */
+ * Memory objects and the workspace live in the cache, temporaries and the
+ * scratchpad in buffers shared by all caches (see slim_dnnl_buf_id), so a
+ * steady-state call allocates nothing of its own. */
 #ifndef SLIM_DNNL_COMMON_H
 #define SLIM_DNNL_COMMON_H
 
@@ -37,32 +38,55 @@ typedef enum slim_dnnl_kind {
     SLIM_DNNL_KIND_AVGPOOL,
 } slim_dnnl_kind;
 
-/* Slots for primitives; an op uses its own subset. New primitives (say a
- * fused conv + bias + ReLU for inference, or reorders to blocked layouts)
- * get new slots here. */
+/* Slots for primitives; an op uses its own subset. Convolutions run in
+ * the layouts oneDNN prefers (blocked), so each of their primitives comes
+ * with reorders between the caller's plain buffers and those layouts; a
+ * reorder slot is built only when the layouts differ. */
 typedef enum slim_dnnl_prim_id {
     SLIM_DNNL_CONV_FWD = 0,
     SLIM_DNNL_CONV_BWD_DATA,
     SLIM_DNNL_CONV_BWD_WEIGHTS,
-    SLIM_DNNL_BN_FWD_TRAIN,
-    SLIM_DNNL_BN_FWD_EVAL,
-    SLIM_DNNL_BN_BWD,
+    SLIM_DNNL_CONV_FWD_SRC,      /* reorder x -> forward src layout */
+    SLIM_DNNL_CONV_FWD_WEI,      /* reorder w -> forward weights layout */
+    SLIM_DNNL_CONV_FWD_DST,      /* reorder forward dst layout -> y */
+    SLIM_DNNL_CONV_BWD_DIFF_DST, /* reorder dy -> backward-data diff_dst layout */
+    SLIM_DNNL_CONV_BWD_WEI,      /* reorder w -> backward-data weights layout */
+    SLIM_DNNL_CONV_BWD_DIFF_SRC, /* reorder backward-data diff_src -> plain (then added to dx) */
+    SLIM_DNNL_CONV_BWW_SRC,      /* reorder x -> backward-weights src layout */
+    SLIM_DNNL_CONV_BWW_DIFF_DST, /* reorder dy -> backward-weights diff_dst layout */
+    SLIM_DNNL_CONV_BWW_DIFF_WEI, /* reorder backward-weights diff_weights -> dw, adding */
     SLIM_DNNL_POOL_FWD,
     SLIM_DNNL_POOL_BWD,
     SLIM_DNNL_NPRIMS
 } slim_dnnl_prim_id;
 
-/* Slots for cache-owned buffers. oneDNN backward primitives overwrite their
- * outputs while slim's contract is to add, so they write into these
- * temporaries, which are then added to the caller's gradients. */
+/* Slots for buffers. The workspace belongs to its cache: max pooling's
+ * forward leaves it there for the backward. Every other slot holds data
+ * that lives only during one kernel call, so all caches share one set of
+ * them, process-wide, grown to the largest need and freed with the last
+ * cache: the temporaries take the memory of the largest layer, not the sum
+ * over all layers (on vgg-fm that was ~200 MB of peak memory). Like the
+ * shared stream, this needs the fast kernels to be called from one thread
+ * at a time.
+ *
+ * oneDNN backward primitives overwrite their outputs while slim's contract
+ * is to add, so they write into temporaries that are then added to the
+ * caller's gradients (by an accumulating reorder, or by
+ * slim_dnnl_accumulate after a plain reorder if needed). The SRC..DIFF_DST_W
+ * slots hold the caller's data converted to the layouts of the convolution
+ * primitives. */
 typedef enum slim_dnnl_buf_id {
     SLIM_DNNL_BUF_DIFF_SRC = 0, /* like x */
-    SLIM_DNNL_BUF_DIFF_WEIGHTS, /* like w, or gamma for BN */
-    SLIM_DNNL_BUF_DIFF_BIAS,    /* like b, or beta for BN */
-    SLIM_DNNL_BUF_WORKSPACE,    /* max pooling: forward -> backward */
-    SLIM_DNNL_BUF_SCRATCHPAD,   /* shared by all primitives of the cache */
-    SLIM_DNNL_BUF_BN_SHIFT,     /* BN backward: a shift input oneDNN demands but never
-                                   reads (dx, dgamma, dbeta do not depend on beta) */
+    SLIM_DNNL_BUF_DIFF_WEIGHTS, /* like w */
+    SLIM_DNNL_BUF_DIFF_BIAS,    /* like b */
+    SLIM_DNNL_BUF_WORKSPACE,    /* max pooling: forward -> backward; per cache */
+    SLIM_DNNL_BUF_SCRATCHPAD,   /* oneDNN's scratchpad, for every primitive */
+    SLIM_DNNL_BUF_SRC,          /* x in a primitive's layout */
+    SLIM_DNNL_BUF_WEIGHTS,      /* w in a primitive's layout */
+    SLIM_DNNL_BUF_DST,          /* y in the forward's layout; in backward, dx made plain */
+    SLIM_DNNL_BUF_DIFF_DST,     /* dy in the backward-data layout */
+    SLIM_DNNL_BUF_DIFF_DST_W,   /* dy in the backward-weights layout, when it differs */
+    SLIM_DNNL_BUF_BN_STATS,     /* batch norm: per-plane partial sums, per-channel factors */
     SLIM_DNNL_NBUFS
 } slim_dnnl_buf_id;
 
@@ -75,7 +99,9 @@ typedef struct slim_dnnl_prim {
     dnnl_primitive_desc_t pd; /* NULL when not built */
     dnnl_primitive_t prim;
     unsigned variant;      /* build options, e.g. with or without bias */
-    int hint;              /* slot whose pd was the forward hint, or SLIM_DNNL_NO_PRIM */
+    int hint;              /* slot whose pd was the forward hint (for a reorder: the
+                              primitive it serves), or SLIM_DNNL_NO_PRIM; rebuilding
+                              that slot drops this one */
     dnnl_memory_t scratch; /* view of the cache scratchpad, NULL if none */
     int nmem;
     int mem_arg[SLIM_DNNL_MAX_ARGS]; /* DNNL_ARG_* of each memory object */
@@ -86,8 +112,8 @@ struct slim_dnnl_cache {
     slim_dnnl_kind kind;
     int key[SLIM_DNNL_KEY_LEN]; /* the op's shape (and settings), zero-padded */
     slim_dnnl_prim prim[SLIM_DNNL_NPRIMS];
-    void *buf[SLIM_DNNL_NBUFS]; /* 64-byte aligned, owned */
-    size_t buf_bytes[SLIM_DNNL_NBUFS];
+    void *workspace; /* SLIM_DNNL_BUF_WORKSPACE: 64-byte aligned, owned */
+    size_t workspace_bytes;
     int workspace_valid; /* max pooling: a forward filled the workspace */
 };
 
@@ -110,13 +136,27 @@ slim_status slim_dnnl_cache_prepare(slim_dnnl_cache **cache, slim_dnnl_kind kind
  * the slots built with it as their hint. */
 slim_status slim_dnnl_prim_build(slim_dnnl_cache *c, int id, unsigned variant,
                                  const_dnnl_op_desc_t desc, int hint);
+/* Builds slot `id` as a reorder from layout `from` to layout `to` (same
+ * dims), serving slot `owner` (rebuilt with it). With `accumulate` the
+ * reorder adds into its destination (dst += reorder(src)) instead of
+ * overwriting it. */
+slim_status slim_dnnl_reorder_build(slim_dnnl_cache *c, int id, int owner,
+                                    const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                    int accumulate);
 static inline int slim_dnnl_prim_ready(const slim_dnnl_cache *c, int id) {
     return c->prim[id].prim != NULL;
 }
 
-/* A cache-owned buffer of at least `bytes` (grown, never shrunk; contents
- * are not preserved). NULL with a message when out of memory. */
+/* Buffer `id` (the cache's workspace, or a shared one) with at least
+ * `bytes`, 64-byte aligned (grown, never shrunk; contents are not
+ * preserved when it grows). NULL with a message when out of memory. */
 void *slim_dnnl_buf(slim_dnnl_cache *c, int id, size_t bytes);
+/* Buffer `id` as it is now (NULL if never allocated). */
+void *slim_dnnl_buf_ptr(const slim_dnnl_cache *c, int id);
+
+/* The memory descriptor a built primitive expects for execute argument
+ * `arg` (NULL when it takes none). */
+const dnnl_memory_desc_t *slim_dnnl_arg_md(const slim_dnnl_cache *c, int id, int arg);
 
 /* Size in bytes of the memory a primitive expects for execute argument
  * `arg` (0 when it takes none). */
@@ -130,7 +170,18 @@ slim_status slim_dnnl_run(slim_dnnl_cache *c, int id, int nargs, const slim_dnnl
 slim_status slim_dnnl_md(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
                          dnnl_format_tag_t tag);
 
-/* dst[i] += src[i] */
+/* Runs reorder slot `id`: to = reorder(from) (to += ..., if built accumulating). */
+slim_status slim_dnnl_reorder_run(slim_dnnl_cache *c, int id, const void *from, void *to);
+
+/* Whether a loop over `count` values gets its own OpenMP parallel region:
+ * at least `min` values (below that one thread is quicker than waking the
+ * team) and more than one thread. Loops that do not get one run as
+ * orphaned worksharing constructs on the calling thread: a region of one
+ * thread (or one with a false `if` clause) makes libgomp allocate a team
+ * on every entry, which a steady-state training step must not do. */
+int slim_dnnl_go_parallel(double count, double min);
+
+/* dst[i] += src[i] (OpenMP-parallel for large n) */
 void slim_dnnl_accumulate(float *dst, const float *src, size_t n);
 
 #endif

@@ -86,7 +86,7 @@ slim_status slim_dnnl_maxpool_backward(slim_dnnl_cache **cache, const slim_pool_
     int has_ws = slim_dnnl_arg_bytes(c, SLIM_DNNL_POOL_BWD, DNNL_ARG_WORKSPACE) > 0;
     slim_dnnl_arg args[] = {{DNNL_ARG_DIFF_DST, dy},
                             {DNNL_ARG_DIFF_SRC, tmp},
-                            {DNNL_ARG_WORKSPACE, c->buf[SLIM_DNNL_BUF_WORKSPACE]}};
+                            {DNNL_ARG_WORKSPACE, slim_dnnl_buf_ptr(c, SLIM_DNNL_BUF_WORKSPACE)}};
     SLIM_TRY(slim_dnnl_run(c, SLIM_DNNL_POOL_BWD, has_ws ? 3 : 2, args));
     slim_dnnl_accumulate(dx, tmp, count);
     return SLIM_OK;

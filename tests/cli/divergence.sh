@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Divergence through the command line. A good one-epoch run saves A.ckpt;
+# then a NEW run with an absurd learning rate and the same --out must
+#   - stop before its first epoch ends, with exit status 1 and a
+#     `slim: error:` line that says it diverged and names the step (--lr 1e6:
+#     the loss becomes NaN/Inf within a few steps);
+#   - leave A.ckpt byte-identical (cmp) and still loadable, and leave no
+#     temporary file (A.ckpt.tmp.*) behind.
+# A milder --lr 1e2, whose weights overflow without the loss turning NaN
+# first, must also fail without touching A.ckpt.
+set -euo pipefail
+
+SLIM=${SLIM:?SLIM must point to the slim program}
+SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
+[[ -x "$SLIM" ]] || { echo "FAIL: $SLIM not built" >&2; exit 1; }
+if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+    echo "skipped: /usr/share/datasets/fashion-mnist is missing"
+    exit 0
+fi
+TMP=$(mktemp -d /tmp/slim_cli_diverge.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+MODEL="$SRC/models/lenet-bn.net"
+COMMON=(--model "$MODEL" --limit 2048 --test-limit 256 --batch 128 --epochs 1 --seed 1)
+
+"$SLIM" train "${COMMON[@]}" --quiet --out "$TMP/A.ckpt" >/dev/null || fail "the sane run failed"
+cp "$TMP/A.ckpt" "$TMP/A.orig"
+"$SLIM" info "$TMP/A.ckpt" >/dev/null || fail "A.ckpt does not load"
+
+# diverge LR: runs a new training with --lr LR and --out A.ckpt; it must fail.
+diverge() {
+    local lr=$1 rc=0
+    "$SLIM" train "${COMMON[@]}" --lr "$lr" --progress plain --out "$TMP/A.ckpt" \
+        >"$TMP/out.txt" 2>"$TMP/err.txt" || rc=$?
+    [[ $rc -eq 1 ]] || fail "--lr $lr: exit $rc, want 1: $(cat "$TMP/err.txt")"
+    grep -q '^slim: error: ' "$TMP/err.txt" || fail "--lr $lr: no 'slim: error:': $(cat "$TMP/err.txt")"
+    cmp -s "$TMP/A.ckpt" "$TMP/A.orig" || fail "--lr $lr: A.ckpt changed"
+    "$SLIM" info "$TMP/A.ckpt" >/dev/null || fail "--lr $lr: A.ckpt no longer loads"
+    local left
+    left=$(find "$TMP" -name '*.tmp.*')
+    [[ -z $left ]] || fail "--lr $lr: temporary files left: $left"
+}
+
+diverge 1e6
+msg=$(grep '^slim: error: ' "$TMP/err.txt")
+[[ $msg =~ diverged\ at\ step\ ([0-9]+) ]] || fail "--lr 1e6: message does not name the step: $msg"
+step=${BASH_REMATCH[1]}
+# 2048 images in batches of 128: an epoch is 16 steps.
+[[ $step -ge 1 && $step -le 16 ]] || fail "--lr 1e6: diverged at step $step, not in the first epoch"
+grep -q 'A.ckpt' <<<"$msg" || fail "--lr 1e6: message does not name the kept checkpoint: $msg"
+grep -q 'epoch 1/1:' "$TMP/err.txt" && fail "--lr 1e6: an epoch finished: $(cat "$TMP/err.txt")"
+
+diverge 1e2
+
+echo "divergence: all checks passed (lr 1e6 diverged at step $step)"

@@ -1,0 +1,98 @@
+/* Fuzz target: the checkpoint/export container and the model loaded from it
+ * (slim_ckpt_read_memory, then slim_model_from_ckpt when the container
+ * parses).
+ *
+ * Random mutations almost never keep the CRC-32 and the declared file size
+ * right, so each input is tried twice: as given (exercising the early
+ * checks), and with file_size and the trailing CRC patched to fit (so the
+ * mutations reach the section, metadata and tensor-table validation and
+ * the model behind it). A container that parses must re-encode, parse again
+ * and re-encode to the same bytes; a model that loads must save again.
+ *
+ * Also compiled into tests/test_fuzz_regressions.c (see fuzz_model.c). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "slim/ckpt.h"
+#include "slim/model_io.h"
+
+#ifndef SLIM_FUZZ_ENTRY
+#define SLIM_FUZZ_ENTRY LLVMFuzzerTestOneInput
+#endif
+
+#define CK_HEADER 128
+#define CK_TRAILER 4
+
+static void ck_fail(const char *what, const char *detail) {
+    fprintf(stderr, "fuzz_ckpt: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    abort();
+}
+
+static void ck_put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static slim_status ck_run(const uint8_t *buf, size_t len) {
+    slim_ckpt *ck = NULL;
+    slim_status st = slim_ckpt_read_memory(buf, len, "fuzz.ckpt", &ck);
+    if (st != SLIM_OK) {
+        if (ck) ck_fail("failed read returned a container", NULL);
+        if (!slim_last_error()[0]) ck_fail("failed read left no message", NULL);
+        return st;
+    }
+    void *e1 = NULL, *e2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    slim_ckpt *ck2 = NULL;
+    if (slim_ckpt_encode(ck, &e1, &n1) != SLIM_OK)
+        ck_fail("a container that reads does not encode", slim_last_error());
+    if (slim_ckpt_read_memory(e1, n1, "reencoded", &ck2) != SLIM_OK)
+        ck_fail("an encoded container does not read", slim_last_error());
+    if (slim_ckpt_encode(ck2, &e2, &n2) != SLIM_OK)
+        ck_fail("a re-read container does not encode", slim_last_error());
+    if (n1 != n2 || memcmp(e1, e2, n1) != 0) ck_fail("encoding is not a fixed point", NULL);
+    free(e1);
+    free(e2);
+    slim_ckpt_free(ck2);
+
+    const char *bad = NULL;
+    (void)slim_ckpt_all_finite(ck, &bad);
+    slim_model *m = NULL;
+    st = slim_model_from_ckpt(ck, "fuzz.ckpt", 1, &m);
+    if (st == SLIM_OK) {
+        slim_ckpt *out = NULL;
+        if (slim_model_to_ckpt(m, ck->kind, ck->kind == SLIM_CKPT_TRAIN, &out) != SLIM_OK)
+            ck_fail("a loaded model does not save", slim_last_error());
+        slim_ckpt_free(out);
+        slim_model_free(m);
+    } else {
+        if (m) ck_fail("failed load returned a model", NULL);
+        if (!slim_last_error()[0]) ck_fail("failed load left no message", NULL);
+    }
+    slim_ckpt_free(ck);
+    return st;
+}
+
+int SLIM_FUZZ_ENTRY(const uint8_t *data, size_t size);
+int SLIM_FUZZ_ENTRY(const uint8_t *data, size_t size) {
+    static int quiet;
+    if (!quiet) {
+        slim_set_log_level(SLIM_LOG_QUIET);
+        quiet = 1;
+    }
+    (void)ck_run(data, size);
+    if (size >= CK_HEADER + CK_TRAILER) {
+        uint8_t *copy = malloc(size);
+        if (!copy) return 0;
+        memcpy(copy, data, size);
+        ck_put_le(copy + 24, size, 8);
+        uLong crc = crc32(0L, copy, (uInt)(size - CK_TRAILER));
+        ck_put_le(copy + size - CK_TRAILER, crc, 4);
+        (void)ck_run(copy, size);
+        free(copy);
+    }
+    return 0;
+}
