@@ -216,6 +216,8 @@ static slim_status trim_metrics(const char *path, uint32_t epochs_done) {
 static slim_status open_metrics(run_state *rs, int append) {
     char path[4096];
     slim_train_metrics_path(rs->cfg.out, path, sizeof path);
+    /* A resumed run writing to a new --out starts a new file, header first. */
+    if (append && access(path, F_OK) != 0) append = 0;
     if (append) SLIM_TRY(trim_metrics(path, rs->pos.epoch));
     rs->csv = fopen(path, append ? "a" : "w");
     if (!rs->csv) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -512,6 +514,7 @@ slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary
         struct sigaction sa, old;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_sigint;
+        sa.sa_flags = SA_RESTART; /* file writes in progress are not cut short */
         sigemptyset(&sa.sa_mask);
         interrupted = 0;
         sigaction(SIGINT, &sa, &old);
