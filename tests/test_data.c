@@ -676,6 +676,47 @@ static void test_imagefolder_split(void **state) {
     rm_tree(root);
 }
 
+/* A PNG whose IDAT data is preceded and followed by empty IDAT chunks (valid
+ * PNG; stb_image's handling of the first one is undefined behaviour, which
+ * slim sidesteps) decodes exactly as the plain file does. */
+static void test_png_empty_idat(void **state) {
+    (void)state;
+    char *root = make_tmpdir("idat");
+    char plain[512], padded[512];
+    join(plain, sizeof plain, root, "plain.png");
+    join(padded, sizeof padded, root, "padded.png");
+    write_png(plain, 7, 3, I_H, I_W);
+    unsigned char buf[4096], out[4096 + 24];
+    FILE *f = fopen(plain, "rb");
+    assert_non_null(f);
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t idat = 0; /* start of the IDAT chunk (its length field) */
+    for (size_t i = 12; i + 4 <= len && !idat; i++)
+        if (memcmp(buf + i, "IDAT", 4) == 0) idat = i - 4;
+    assert_true(idat > 8);
+    size_t idat_end = idat + 12 + ((size_t)buf[idat + 2] << 8 | buf[idat + 3]);
+    assert_true(buf[idat] == 0 && buf[idat + 1] == 0 && idat_end < len);
+    unsigned char empty[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T'};
+    put_be32(empty + 8, (uint32_t)crc32(0, empty + 4, 4));
+    size_t n = 0;
+    memcpy(out, buf, idat), n += idat;
+    memcpy(out + n, empty, 12), n += 12;
+    memcpy(out + n, buf + idat, idat_end - idat), n += idat_end - idat;
+    memcpy(out + n, empty, 12), n += 12;
+    memcpy(out + n, buf + idat_end, len - idat_end), n += len - idat_end;
+    assert_int_equal(n, len + 24);
+    write_bytes(padded, 0, out, n);
+    float a[3 * I_H * I_W], b[3 * I_H * I_W];
+    static const float mean[3] = {0.5f, 0.5f, 0.5f}, std[3] = {0.5f, 0.5f, 0.5f};
+    assert_int_equal(slim_data_load_image(plain, 3, I_H, I_W, mean, std, a), SLIM_OK);
+    assert_int_equal(slim_data_load_image(padded, 3, I_H, I_W, mean, std, b), SLIM_OK);
+    assert_memory_equal(a, b, sizeof a);
+    for (int p = 0; p < I_H * I_W; p++)
+        assert_true(a[p] == norm(img_px(7, p / I_W, p % I_W, 0), 0.5f, 0.5f));
+    rm_tree(root);
+}
+
 /* ---- JPEG (libjpeg-turbo) ------------------------------------------------ */
 
 enum { J_H = 16, J_W = 24 };
@@ -1321,6 +1362,7 @@ int main(void) {
         cmocka_unit_test(test_cifar10),
         cmocka_unit_test(test_imagefolder),
         cmocka_unit_test(test_imagefolder_split),
+        cmocka_unit_test(test_png_empty_idat),
         cmocka_unit_test(test_imagefolder_jpeg),
         cmocka_unit_test(test_augment_pieces),
         cmocka_unit_test(test_augment_batch),

@@ -463,6 +463,9 @@ static void test_runtime_fusions(void **state) {
     slim_runtime_stats st;
     slim_runtime_get_stats(rt, &st);
     assert_int_equal(st.plans_built, 1); /* max_batch, at create */
+    /* Activations stay in the convs' layout: the first conv reads plain
+     * NCHW, the dense reads the pooled blocked data as it is. */
+    assert_int_equal(st.reorders, 0);
     assert_true(st.arena_bytes > 0 && st.weight_bytes > 0);
     /* Activations share memory: less than the sum of all layer outputs. */
     size_t all = 0;

@@ -24,7 +24,9 @@
  * without building anything. All activations of a plan live in one arena,
  * placed so that buffers whose lifetimes do not overlap share memory; the
  * arena and the single scratchpad are shared by the plans of a runtime. A
- * run at a batch size seen before allocates no memory.
+ * run at a batch size seen before allocates no memory of its own and builds
+ * no primitive (oneDNN 2.6's dnnl_primitive_execute still allocates its
+ * small argument map on every call).
  *
  * The results equal slim_model_forward(model, tape, x, 0, ...) with the
  * reference backend within float rounding (oneDNN sums in another order).
@@ -72,7 +74,7 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
 
 /* Runs n images x (n, c, h, w), plain NCHW floats, and writes the logits
  * (n, classes). 1 <= n <= max_batch (else SLIM_ERR_ARG). The first run at a
- * batch size builds its plan; later runs at that size allocate nothing. */
+ * batch size builds its plan; later runs at that size only execute it. */
 slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *logits);
 
 /* NULL is fine. */

@@ -303,9 +303,9 @@ static slim_status attr_box_init(attr_box *a, const post_spec *ps) {
     return SLIM_OK;
 }
 
-/* Creates a primitive descriptor for desc with the post-ops of ps. With
- * `quiet`, "no implementation" is returned as SLIM_ERR_BACKEND without a
- * message worth keeping (the caller has a fallback). */
+/* Creates a primitive descriptor for desc with the post-ops of ps (NULL:
+ * none). "No implementation" is SLIM_ERR_BACKEND like any failure; callers
+ * with a fallback clear the message. */
 static slim_status make_pd(builder *b, const_dnnl_op_desc_t desc, const post_spec *ps,
                            dnnl_primitive_desc_t *pd) {
     attr_box a = {0};
@@ -352,15 +352,18 @@ static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reord
     return SLIM_OK;
 }
 
-static void step_loc(rt_step *s, int arg, const rt_loc *loc) {
+static slim_status step_loc(rt_step *s, int arg, const rt_loc *loc) {
+    if (s->nargs == RT_MAX_ARGS) return slim_error(SLIM_ERR_BACKEND, "runtime: too many arguments");
     s->args[s->nargs++] =
         (rt_arg){.arg = arg, .where = loc->where, .storage = loc->storage, .md = loc->md};
+    return SLIM_OK;
 }
 
 static slim_status step_fixed(rt_step *s, int arg, const void *ptr) {
     const dnnl_memory_desc_t *md = pd_md(s->pd, arg);
     if (!md || dnnl_memory_desc_get_size(md) == 0)
         return slim_error(SLIM_ERR_BACKEND, "runtime: primitive takes no argument %d", arg);
+    if (s->nargs == RT_MAX_ARGS) return slim_error(SLIM_ERR_BACKEND, "runtime: too many arguments");
     s->args[s->nargs++] =
         (rt_arg){.arg = arg, .where = RT_AT_FIXED, .storage = -1, .ptr = ptr, .md = *md};
     return SLIM_OK;
@@ -385,8 +388,8 @@ static slim_status push_reorder(builder *b, const rt_loc *src, const rt_loc *dst
     if (st == SLIM_OK) st = push_step(b, &pd, 1, &step);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (st != SLIM_OK) return st;
-    step_loc(step, DNNL_ARG_FROM, src);
-    step_loc(step, DNNL_ARG_TO, dst);
+    SLIM_TRY(step_loc(step, DNNL_ARG_FROM, src));
+    SLIM_TRY(step_loc(step, DNNL_ARG_TO, dst));
     snprintf(step->what, sizeof step->what, "%s", what);
     return SLIM_OK;
 }
@@ -541,8 +544,8 @@ static slim_status relu_step(builder *b, int i, const rt_loc *loc) {
     if (st == SLIM_OK) st = push_step(b, &pd, 0, &s);
     if (pd) dnnl_primitive_desc_destroy(pd);
     SLIM_TRY(st);
-    step_loc(s, DNNL_ARG_SRC, loc);
-    step_loc(s, DNNL_ARG_DST, loc);
+    SLIM_TRY(step_loc(s, DNNL_ARG_SRC, loc));
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, loc));
     snprintf(s->what, sizeof s->what, "relu %s", b->m->layers[b->g->chain_end[i]].name);
     return SLIM_OK;
 }
@@ -585,9 +588,9 @@ static slim_status biasmap_step(builder *b, int i, const rt_loc *dst) {
     if (st == SLIM_OK) st = push_step(b, &pd, 0, &s);
     if (pd) dnnl_primitive_desc_destroy(pd);
     SLIM_TRY(st);
-    step_loc(s, DNNL_ARG_SRC_0, dst);
+    SLIM_TRY(step_loc(s, DNNL_ARG_SRC_0, dst));
     SLIM_TRY(step_fixed(s, DNNL_ARG_SRC_1, data));
-    step_loc(s, DNNL_ARG_DST, dst);
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, dst));
     snprintf(s->what, sizeof s->what, "add %s.biasmap", l->name);
     if (relu && fuse)
         append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
@@ -628,13 +631,13 @@ static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd, int s
         fixed_in(b, i, &wplain, m->params[l->p_weight].data, pd_md(*pd, DNNL_ARG_WEIGHTS), &w));
     rt_step *s;
     SLIM_TRY(push_step(b, pd, 0, &s));
-    step_loc(s, DNNL_ARG_SRC, &src);
+    SLIM_TRY(step_loc(s, DNNL_ARG_SRC, &src));
     SLIM_TRY(step_fixed(s, DNNL_ARG_WEIGHTS, w));
     if (l->p_bias >= 0) SLIM_TRY(step_fixed(s, DNNL_ARG_BIAS, m->params[l->p_bias].data));
     if (l->p_biasmap >= 0 && !split_biasmap)
         SLIM_TRY(step_fixed(s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                             m->params[l->p_biasmap].data));
-    step_loc(s, DNNL_ARG_DST, &dst);
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
     snprintf(s->what, sizeof s->what, "conv %s", l->name);
     if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
     if (l->p_biasmap >= 0 && !split_biasmap) append(s->what, sizeof s->what, "%s", " +biasmap");
@@ -777,10 +780,10 @@ static slim_status dense_wire(builder *b, int i, const rt_loc *src, dnnl_primiti
     SLIM_TRY(new_storage(b, pd_md(*pd, DNNL_ARG_DST), b->g->last_read[b->g->chain_end[i]], &dst));
     rt_step *s;
     SLIM_TRY(push_step(b, pd, 0, &s));
-    step_loc(s, DNNL_ARG_SRC, src);
+    SLIM_TRY(step_loc(s, DNNL_ARG_SRC, src));
     SLIM_TRY(step_fixed(s, DNNL_ARG_WEIGHTS, w));
     if (l->p_bias >= 0) SLIM_TRY(step_fixed(s, DNNL_ARG_BIAS, m->params[l->p_bias].data));
-    step_loc(s, DNNL_ARG_DST, &dst);
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
     snprintf(s->what, sizeof s->what, "dense %s", l->name);
     if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
     if (b->g->relu[i])
@@ -822,9 +825,9 @@ static slim_status simple_wire(builder *b, int i, dnnl_primitive_desc_t *pd, con
                                rt_step **out) {
     rt_step *s;
     SLIM_TRY(push_step(b, pd, 0, &s));
-    step_loc(s, src1 ? DNNL_ARG_SRC_0 : DNNL_ARG_SRC, src);
-    if (src1) step_loc(s, DNNL_ARG_SRC_1, src1);
-    step_loc(s, DNNL_ARG_DST, dst);
+    SLIM_TRY(step_loc(s, src1 ? DNNL_ARG_SRC_0 : DNNL_ARG_SRC, src));
+    if (src1) SLIM_TRY(step_loc(s, DNNL_ARG_SRC_1, src1));
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, dst));
     snprintf(s->what, sizeof s->what, "%s %s", what, b->m->layers[i].name);
     if (b->g->relu[i])
         append(s->what, sizeof s->what, " +relu(%s)", b->m->layers[b->g->chain_end[i]].name);
