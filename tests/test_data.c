@@ -633,6 +633,7 @@ static void test_imagefolder(void **state) {
         assert_true(len > 60);
         write_bytes(path, 0, whole, len - 20);
         assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "dog/e.png");
+        assert_true(has("truncated or corrupt PNG"));
     }
     assert_null(ds);
     rm_tree(root);
@@ -676,10 +677,12 @@ static void test_imagefolder_split(void **state) {
     rm_tree(root);
 }
 
-/* A PNG whose IDAT data is preceded and followed by empty IDAT chunks (valid
- * PNG; stb_image's handling of the first one is undefined behaviour, which
- * slim sidesteps) decodes exactly as the plain file does. */
-static void test_png_empty_idat(void **state) {
+/* Guards around stb_image's PNG decoder (docs/RELIABILITY.md): a PNG whose
+ * IDAT data is preceded and followed by empty IDAT chunks (valid PNG; stb's
+ * handling of the first one is undefined behaviour, which slim sidesteps)
+ * decodes exactly as the plain file does; a chunk declaring more bytes than
+ * the file holds is refused without stb allocating the declared size. */
+static void test_png_stb_guards(void **state) {
     (void)state;
     char *root = make_tmpdir("idat");
     char plain[512], padded[512];
@@ -714,6 +717,27 @@ static void test_png_empty_idat(void **state) {
     assert_memory_equal(a, b, sizeof a);
     for (int p = 0; p < I_H * I_W; p++)
         assert_true(a[p] == norm(img_px(7, p / I_W, p % I_W, 0), 0.5f, 0.5f));
+
+    /* IDAT declaring 2 GB in a small file, hand-made and as fuzzing found it
+     * (stb grew its buffer to 2 GB before noticing). */
+    char found[4096];
+    tu_source_path("tests/fuzz/regressions/image/stb-png-idat-past-end.png", found, sizeof found);
+    put_be32(buf + idat, 0x7ffffff0u);
+    write_bytes(padded, 0, buf, len);
+#if TRACK_MALLOC
+    track_start();
+#endif
+    assert_error(slim_data_load_image(padded, 3, I_H, I_W, mean, std, b), SLIM_ERR_FORMAT,
+                 "padded.png");
+    assert_true(has("declares 2147483632 bytes"));
+    assert_error(slim_data_load_image(found, 3, I_H, I_W, mean, std, b), SLIM_ERR_FORMAT,
+                 "stb-png-idat-past-end.png");
+    assert_true(has("truncated or corrupt PNG"));
+#if TRACK_MALLOC
+    track_stop();
+    if (largest_alloc > (size_t)1 << 20)
+        fail_msg("largest allocation %zu bytes for a PNG of %zu bytes", (size_t)largest_alloc, len);
+#endif
     rm_tree(root);
 }
 
@@ -1362,7 +1386,7 @@ int main(void) {
         cmocka_unit_test(test_cifar10),
         cmocka_unit_test(test_imagefolder),
         cmocka_unit_test(test_imagefolder_split),
-        cmocka_unit_test(test_png_empty_idat),
+        cmocka_unit_test(test_png_stb_guards),
         cmocka_unit_test(test_imagefolder_jpeg),
         cmocka_unit_test(test_augment_pieces),
         cmocka_unit_test(test_augment_batch),

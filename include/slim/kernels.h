@@ -1,8 +1,10 @@
 /* slim kernels: the numeric work of every op, with no knowledge of autograd.
  *
  * Each op has a plain C reference kernel (slim_ref_*, src/kernels/ref/) that
- * is the truth in tests, and where it pays a fast kernel: oneDNN
- * (slim_dnnl_*, src/kernels/dnnl/) for conv, batch norm and pooling,
+ * is the truth in tests, and where it pays a fast kernel (slim_dnnl_*,
+ * src/kernels/dnnl/): oneDNN for conv (layouts chosen by oneDNN, reordered
+ * at the kernel's edges; Winograd where it wins) and pooling, OpenMP C for
+ * batch norm (oneDNN 2.6's plain-layout BN measured 10-20x slower), and
  * OpenBLAS (slim_blas_*, src/kernels/blas.c) for dense layers.
  *
  * Conventions shared by all kernels:

@@ -343,34 +343,43 @@ static slim_status jpeg_read(const char *path, const unsigned char *buf, size_t 
     return SLIM_OK;
 }
 
-/* stb_image 2.27 computes idata + 0 and memcpy(NULL, ..., 0) on its still
- * NULL buffer when the first IDAT chunk of a PNG is empty: undefined
- * behaviour that the sanitizers flag (found by fuzzing, docs/RELIABILITY.md).
- * An empty IDAT carries no data, so such chunks are cut out of the in-memory
- * copy before stb sees it, in one pass. The walk stops at IEND or at a chunk
- * that runs past the end, leaving the rest for stb to judge. Returns the new
- * length. */
-static size_t png_drop_empty_idat(unsigned char *buf, size_t len) {
-    size_t r = 8, w = 8; /* after the signature */
-    while (len - r >= 12) {
-        size_t n =
+/* Prepares the in-memory copy of a PNG for stb_image 2.27, which mishandles
+ * two kinds of file that fuzzing produced (docs/RELIABILITY.md):
+ *   - a chunk whose declared length runs past the end of the file: stb grows
+ *     its IDAT buffer to the declared size (up to 4 GB) before it finds the
+ *     data missing. Such a file is truncated or corrupt and is refused here,
+ *     as is one without IEND (which stb cannot decode either).
+ *   - an empty IDAT chunk before any data: stb computes NULL + 0 and calls
+ *     memcpy(NULL, src, 0), undefined behaviour. An empty IDAT carries
+ *     nothing, so such chunks are cut out, in one pass.
+ * Nothing after IEND is looked at (stb does not read it either). */
+static slim_status png_prepare(const char *path, unsigned char *buf, size_t *len) {
+    size_t n = *len, r = 8, w = 8; /* after the signature */
+    for (;;) {
+        if (n - r < 12)
+            return slim_error(SLIM_ERR_FORMAT, "%s: truncated PNG (no IEND chunk)", path);
+        size_t k =
             (size_t)buf[r] << 24 | (size_t)buf[r + 1] << 16 | (size_t)buf[r + 2] << 8 | buf[r + 3];
-        if (n > len - r - 12) break;
+        if (k > n - r - 12)
+            return slim_error(SLIM_ERR_FORMAT,
+                              "%s: truncated or corrupt PNG (the chunk at byte %zu declares %zu "
+                              "bytes; %zu remain)",
+                              path, r, k, n - r - 12);
         int end = memcmp(buf + r + 4, "IEND", 4) == 0;
-        if (n != 0 || memcmp(buf + r + 4, "IDAT", 4) != 0) {
-            if (w != r) memmove(buf + w, buf + r, 12 + n);
-            w += 12 + n;
+        if (k != 0 || memcmp(buf + r + 4, "IDAT", 4) != 0) {
+            if (w != r) memmove(buf + w, buf + r, 12 + k);
+            w += 12 + k;
         }
-        r += 12 + n;
+        r += 12 + k;
         if (end) break;
     }
-    memmove(buf + w, buf + r, len - r);
-    return w + (len - r);
+    *len = w; /* the bytes after IEND are dropped */
+    return SLIM_OK;
 }
 
 static slim_status png_read(const char *path, unsigned char *buf, size_t len, int c, int h, int w,
                             image_header *hd, unsigned char *px) {
-    len = png_drop_empty_idat(buf, len);
+    SLIM_TRY(png_prepare(path, buf, &len));
     int iw = 0, ih = 0, comp = 0;
     if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &comp))
         return slim_error(SLIM_ERR_FORMAT, "%s: corrupt PNG: %s", path, stbi_failure_reason());
