@@ -41,9 +41,11 @@
  * order), label = position in that list; the test split takes the train
  * split's class list, and a test class unknown to the train split is an
  * error. Files with other extensions and names starting with '.' are
- * ignored. Images are decoded with stb_image and converted to the requested
- * channel count by stb (gray -> RGB replicates, RGB -> gray uses luma,
- * alpha is dropped). Images are never resized: one whose size differs from
+ * ignored. PNG is decoded with stb_image (PNG only, after a chunk check that
+ * refuses truncated or oversized data), JPEG with libjpeg-turbo (stb's JPEG
+ * decoder had memory-safety bugs under fuzzing, docs/RELIABILITY.md); both
+ * are converted to the requested channel count (gray -> RGB replicates,
+ * RGB -> gray uses luma (77 r + 150 g + 29 b) >> 8, alpha is dropped). Images are never resized: one whose size differs from
  * the expected h x w is an error naming the file and both sizes.
  */
 #ifndef SLIM_DATA_H

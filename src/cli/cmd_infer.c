@@ -34,7 +34,8 @@ static cli_opt opts[] = {
 static cli_spec spec = {
     "infer",
     "slim infer MODEL.slim|RUN.ckpt IMAGE.png|jpg ... [options]",
-    "Reads each image (PNG, JPEG, BMP, ... through stb_image; gray or colour converted to the "
+    "Reads each image (PNG through stb_image, JPEG through libjpeg-turbo; gray or colour converted "
+    "to the "
     "model's channel count, never resized: its size must be the model's input size), "
     "normalises it as the model's training data was, runs the model in inference mode and "
     "prints the top-k classes with their softmax probabilities, names from the model.\n\n"

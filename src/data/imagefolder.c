@@ -50,7 +50,7 @@
 #define IMAGE_MAX_FILE ((off_t)IMAGE_MAX_FILE_MIB << 20)
 /* A progressive JPEG is decoded scan by scan, each pass touching the whole
  * image, so a small file of many tiny scans could cost a lot of time.
- * Encoders use about 10; libjpeg-turbo's own fuzzers stop at 500. */
+ * Encoders use about 10; libjpeg-turbo's own fuzz targets stop at 500. */
 #define JPEG_MAX_SCANS 1000
 
 /* A growable list of strings. */
