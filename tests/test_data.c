@@ -26,62 +26,16 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TRACK_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TRACK_MALLOC 0
-#endif
-#endif
-#ifndef TRACK_MALLOC
-#define TRACK_MALLOC 1
-#endif
+#include "malloc_count.h"
+#define TRACK_MALLOC TU_COUNT_MALLOC
 
 #if TRACK_MALLOC
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-
-static volatile int tracking;
-static volatile size_t n_allocs, largest_alloc;
-
-static void note_alloc(size_t bytes) {
-    if (!tracking) return;
-    __atomic_add_fetch(&n_allocs, 1, __ATOMIC_RELAXED);
-    if (bytes > largest_alloc) largest_alloc = bytes;
-}
-void *malloc(size_t n) {
-    note_alloc(n);
-    return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t s) {
-    note_alloc(n * s);
-    return __libc_calloc(n, s);
-}
-void *realloc(void *p, size_t n) {
-    note_alloc(n);
-    return __libc_realloc(p, n);
-}
-void *aligned_alloc(size_t a, size_t n) {
-    note_alloc(n);
-    return __libc_memalign(a, n);
-}
-void *memalign(size_t a, size_t n) {
-    note_alloc(n);
-    return __libc_memalign(a, n);
-}
-int posix_memalign(void **p, size_t a, size_t n) {
-    note_alloc(n);
-    *p = __libc_memalign(a, n);
-    return *p ? 0 : 12; /* ENOMEM */
-}
 static void track_start(void) {
-    n_allocs = 0;
-    largest_alloc = 0;
-    tracking = 1;
+    tu_allocs = 0;
+    tu_largest_alloc = 0;
+    tu_counting = 1;
 }
-static void track_stop(void) { tracking = 0; }
+static void track_stop(void) { tu_counting = 0; }
 #endif
 
 /* ---- temporary files ---------------------------------------------------- */
@@ -311,8 +265,8 @@ static void test_idx_huge_declared_count(void **state) {
     track_stop();
     /* The labels legitimately need n bytes; the pixels' 7.8 GB must never be
      * asked for. */
-    if (largest_alloc > (size_t)64 << 20)
-        fail_msg("largest allocation %zu bytes for a %u-byte file", (size_t)largest_alloc,
+    if (tu_largest_alloc > (size_t)64 << 20)
+        fail_msg("largest allocation %zu bytes for a %u-byte file", (size_t)tu_largest_alloc,
                  (unsigned)sizeof t_pix);
 #endif
     double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
@@ -735,8 +689,9 @@ static void test_png_stb_guards(void **state) {
     assert_true(has("truncated or corrupt PNG"));
 #if TRACK_MALLOC
     track_stop();
-    if (largest_alloc > (size_t)1 << 20)
-        fail_msg("largest allocation %zu bytes for a PNG of %zu bytes", (size_t)largest_alloc, len);
+    if (tu_largest_alloc > (size_t)1 << 20)
+        fail_msg("largest allocation %zu bytes for a PNG of %zu bytes", (size_t)tu_largest_alloc,
+                 len);
 #endif
     rm_tree(root);
 }
@@ -1157,7 +1112,7 @@ static void test_augment_batch(void **state) {
     assert_int_equal(slim_augment_batch(&aug, x, B, C, H, W, &rng), SLIM_OK);
 #if TRACK_MALLOC
     track_stop();
-    assert_int_equal(n_allocs, 0);
+    assert_int_equal(tu_allocs, 0);
 #endif
     int seen_off[5] = {0}, flips = 0;
     for (int i = 0; i < B; i++) {
@@ -1276,7 +1231,7 @@ static void test_batcher(void **state) {
     slim_batcher_begin_epoch(&b, &rng);
 #if TRACK_MALLOC
     track_stop();
-    assert_int_equal(n_allocs, 0);
+    assert_int_equal(tu_allocs, 0);
 #endif
     assert_int_equal(n_rest, BN - 2 * BATCH);
     drain(&b, next_epoch);

@@ -15,62 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SLIM_COUNT_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLIM_COUNT_MALLOC 0
-#endif
-#endif
-#ifndef SLIM_COUNT_MALLOC
-#define SLIM_COUNT_MALLOC 1
-#endif
-
-#if SLIM_COUNT_MALLOC
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-extern void __libc_free(void *);
-
-static volatile int counting;
-static volatile size_t n_allocs, n_dnnl_allocs;
-
-static void count(void) {
-    if (!counting) return;
-    if (slim_dnnl_in_execute())
-        __atomic_add_fetch(&n_dnnl_allocs, 1, __ATOMIC_RELAXED);
-    else
-        __atomic_add_fetch(&n_allocs, 1, __ATOMIC_RELAXED);
-}
-
-void *malloc(size_t n) {
-    count();
-    return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t s) {
-    count();
-    return __libc_calloc(n, s);
-}
-void *realloc(void *p, size_t n) {
-    count();
-    return __libc_realloc(p, n);
-}
-void *aligned_alloc(size_t a, size_t n) {
-    count();
-    return __libc_memalign(a, n);
-}
-void *memalign(size_t a, size_t n) {
-    count();
-    return __libc_memalign(a, n);
-}
-int posix_memalign(void **p, size_t a, size_t n) {
-    count();
-    *p = __libc_memalign(a, n);
-    return *p ? 0 : 12; /* ENOMEM */
-}
-void free(void *p) { __libc_free(p); }
-#endif
+#define TU_FOREIGN_ALLOC() slim_dnnl_in_execute()
+#include "malloc_count.h"
+#define SLIM_COUNT_MALLOC TU_COUNT_MALLOC
 
 static void train_steps(slim_backend backend, slim_penalty penalty, int N) {
     char path[512];
@@ -94,9 +41,9 @@ static void train_steps(slim_backend backend, slim_penalty penalty, int N) {
     for (int step = 0; step < 6; step++) {
 #if SLIM_COUNT_MALLOC
         if (step == 3) {
-            n_allocs = 0;
-            n_dnnl_allocs = 0;
-            counting = 1;
+            tu_allocs = 0;
+            tu_foreign_allocs = 0;
+            tu_counting = 1;
         }
 #endif
         slim_tape_reset(&tape);
@@ -110,10 +57,10 @@ static void train_steps(slim_backend backend, slim_penalty penalty, int N) {
         assert_int_equal(slim_sgd_step(&opt, m, 0.01f), SLIM_OK);
     }
 #if SLIM_COUNT_MALLOC
-    counting = 0;
-    size_t seen = n_allocs;
+    tu_counting = 0;
+    size_t seen = tu_allocs;
     print_message("backend %d: %zu allocations by slim, %zu inside oneDNN's execute, in 3 steps\n",
-                  backend, seen, (size_t)n_dnnl_allocs);
+                  backend, seen, (size_t)tu_foreign_allocs);
     if (seen != 0)
         fail_msg("%zu heap allocations in 3 steady-state steps (backend %d)", seen, backend);
 #endif

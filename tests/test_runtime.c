@@ -42,64 +42,14 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define COUNT_MALLOC 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COUNT_MALLOC 0
-#endif
-#endif
-#ifndef COUNT_MALLOC
-#define COUNT_MALLOC 1
-#endif
-
 #define TOL_FOLD 1e-5
 #define TOL_RUNTIME 1e-4
 #define REF_BATCH 16
 #define CALIB_BATCH 8 /* images whose statistics become the running ones */
 
-#if COUNT_MALLOC
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void *__libc_memalign(size_t, size_t);
-
-static volatile int counting;
-static volatile size_t n_allocs, n_dnnl_allocs;
-
-static void count(void) {
-    if (!counting) return;
-    if (slim_rt_in_execute())
-        __atomic_add_fetch(&n_dnnl_allocs, 1, __ATOMIC_RELAXED);
-    else
-        __atomic_add_fetch(&n_allocs, 1, __ATOMIC_RELAXED);
-}
-void *malloc(size_t n) {
-    count();
-    return __libc_malloc(n);
-}
-void *calloc(size_t n, size_t s) {
-    count();
-    return __libc_calloc(n, s);
-}
-void *realloc(void *p, size_t n) {
-    count();
-    return __libc_realloc(p, n);
-}
-void *aligned_alloc(size_t a, size_t n) {
-    count();
-    return __libc_memalign(a, n);
-}
-void *memalign(size_t a, size_t n) {
-    count();
-    return __libc_memalign(a, n);
-}
-int posix_memalign(void **p, size_t a, size_t n) {
-    count();
-    *p = __libc_memalign(a, n);
-    return *p ? 0 : 12; /* ENOMEM */
-}
-#endif
+#define TU_FOREIGN_ALLOC() slim_rt_in_execute()
+#include "malloc_count.h"
+#define COUNT_MALLOC TU_COUNT_MALLOC
 
 /* ---- models ------------------------------------------------------------- */
 
@@ -571,20 +521,20 @@ static void test_runtime_no_malloc(void **state) {
     float y[60];
     assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
     assert_int_equal(slim_runtime_run(rt, x, 1, y), SLIM_OK);
-    n_allocs = n_dnnl_allocs = 0;
-    counting = 1;
+    tu_allocs = tu_foreign_allocs = 0;
+    tu_counting = 1;
     slim_status a = slim_runtime_run(rt, x, 6, y);
     slim_status b = slim_runtime_run(rt, x, 6, y);
     slim_status c = slim_runtime_run(rt, x, 1, y);
     slim_status d = slim_runtime_run(rt, x, 6, y);
-    counting = 0;
+    tu_counting = 0;
     assert_int_equal(a, SLIM_OK);
     assert_int_equal(b, SLIM_OK);
     assert_int_equal(c, SLIM_OK);
     assert_int_equal(d, SLIM_OK);
     print_message("%zu allocations by the runtime, %zu inside oneDNN's execute, in 4 runs\n",
-                  (size_t)n_allocs, (size_t)n_dnnl_allocs);
-    assert_int_equal(n_allocs, 0);
+                  (size_t)tu_allocs, (size_t)tu_foreign_allocs);
+    assert_int_equal(tu_allocs, 0);
     slim_runtime_stats st;
     slim_runtime_get_stats(rt, &st);
     assert_int_equal(st.plans_built, 2); /* nothing rebuilt */

@@ -10,16 +10,9 @@
 # first, must also fail without touching A.ckpt.
 set -euo pipefail
 
-SLIM=${SLIM:?SLIM must point to the slim program}
-SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
-[[ -x "$SLIM" ]] || { echo "FAIL: $SLIM not built" >&2; exit 1; }
-if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-    echo "skipped: /usr/share/datasets/fashion-mnist is missing"
-    exit 0
-fi
-TMP=$(mktemp -d /tmp/slim_cli_diverge.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+cli_test_setup diverge
 MODEL="$SRC/models/lenet-bn.net"
 COMMON=(--model "$MODEL" --limit 2048 --test-limit 256 --batch 128 --epochs 1 --seed 1)
 

@@ -23,16 +23,9 @@
 # and reported together at the end (they found bugs; docs/RELIABILITY.md).
 set -euo pipefail
 
-SLIM=${SLIM:?SLIM must point to the slim program}
-SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
-[[ -x "$SLIM" ]] || { echo "FAIL: $SLIM not built" >&2; exit 1; }
-if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-    echo "skipped: /usr/share/datasets/fashion-mnist is missing"
-    exit 0
-fi
-TMP=$(mktemp -d /tmp/slim_cli_hostile.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+cli_test_setup hostile
 MODEL="$SRC/models/lenet-bn.net"
 OUT="$TMP/out"
 mkdir "$OUT"

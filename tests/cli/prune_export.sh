@@ -7,16 +7,9 @@
 # slim infer (top-1 equals the argmax of slim eval's logits).
 set -euo pipefail
 
-SLIM=${SLIM:?SLIM must point to the slim program}
-SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
-[[ -x "$SLIM" ]] || { echo "FAIL: $SLIM not built" >&2; exit 1; }
-if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-    echo "skipped: /usr/share/datasets/fashion-mnist is missing"
-    exit 0
-fi
-TMP=$(mktemp -d /tmp/slim_cli_prune.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+cli_test_setup prune
 MODEL="$SRC/models/lenet-bn.net"
 json() { python3 -c "import json, sys; j = json.load(open(sys.argv[1])); print($2)" "$1"; }
 
