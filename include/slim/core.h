@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,10 +46,10 @@ void slim_clear_error(void);
 const char *slim_status_name(slim_status status);
 
 /* Propagate a failing status unchanged. */
-#define SLIM_TRY(expr)                                                         \
-    do {                                                                       \
-        slim_status slim_try_status_ = (expr);                                 \
-        if (slim_try_status_ != SLIM_OK) return slim_try_status_;              \
+#define SLIM_TRY(expr)                                                                             \
+    do {                                                                                           \
+        slim_status slim_try_status_ = (expr);                                                     \
+        if (slim_try_status_ != SLIM_OK) return slim_try_status_;                                  \
     } while (0)
 
 /* ---- logging ---------------------------------------------------------- */
@@ -64,8 +65,7 @@ typedef enum slim_log_level {
 void slim_set_log_level(slim_log_level level);
 slim_log_level slim_get_log_level(void);
 /* Writes "slim: <level>: <message>\n" to stderr when level >= the set level. */
-void slim_log(slim_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void slim_log(slim_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- PCG32 random numbers --------------------------------------------- */
 
@@ -116,9 +116,9 @@ void slim_arena_free(slim_arena *arena);
 #define SLIM_MAX_DIMS 4
 
 typedef struct slim_tensor {
-    float *data;     /* numel floats, row-major over shape */
-    float *grad;     /* NULL unless the tensor takes part in backward */
-    int ndim;        /* 1..4 */
+    float *data; /* numel floats, row-major over shape */
+    float *grad; /* NULL unless the tensor takes part in backward */
+    int ndim;    /* 1..4 */
     int shape[SLIM_MAX_DIMS];
     int requires_grad;
 } slim_tensor;
@@ -129,10 +129,27 @@ static inline size_t slim_tensor_numel(const slim_tensor *t) {
 }
 /* Makes a tensor in the arena (data uninitialised; grad zeroed when
  * requires_grad). Returns NULL with a message on failure. */
-slim_tensor *slim_tensor_new(slim_arena *arena, int ndim, const int *shape,
-                             int requires_grad);
+slim_tensor *slim_tensor_new(slim_arena *arena, int ndim, const int *shape, int requires_grad);
 /* "2x3x4" form of the shape into buf (for messages). */
 const char *slim_shape_str(const slim_tensor *t, char *buf, size_t len);
+
+/* ---- atomic file replacement ------------------------------------------ */
+
+/* Every file slim writes (checkpoints, exports, ONNX, logits) goes through
+ * this: slim_atomic_open creates "<path>.tmp.<pid>" beside path and opens it
+ * as af->f; the caller writes to af->f, then slim_atomic_commit flushes,
+ * fsyncs and closes it, renames it over path and fsyncs the directory. On
+ * any failure - including a write error the caller passes as write_errno
+ * (an errno value, 0 if none) - the temporary file is removed and a previous
+ * file at path is left untouched (SLIM_ERR_IO naming both files). */
+typedef struct slim_atomic_file {
+    FILE *f;
+    char *tmp;        /* owned */
+    const char *path; /* borrowed */
+} slim_atomic_file;
+
+slim_status slim_atomic_open(const char *path, slim_atomic_file *af);
+slim_status slim_atomic_commit(slim_atomic_file *af, int write_errno);
 
 /* ---- allocation helpers for long-lived memory ------------------------- */
 

@@ -86,38 +86,10 @@ long long cli_file_size(const char *path) {
 }
 
 int cli_write_file_atomic(const char *path, const void *data, size_t len) {
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return slim_error(SLIM_ERR_ARG, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return slim_error(SLIM_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return slim_error(SLIM_ERR_IO, "%s: write failed: %s", path, strerror(e));
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return slim_error(SLIM_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return slim_error(SLIM_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                          strerror(e));
-    }
-    return SLIM_OK;
+    slim_atomic_file af;
+    SLIM_TRY(slim_atomic_open(path, &af));
+    int err = len && fwrite(data, 1, len, af.f) != len ? (errno ? errno : EIO) : 0;
+    return slim_atomic_commit(&af, err);
 }
 
 /* ---- normalisation ---------------------------------------------------- */

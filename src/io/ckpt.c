@@ -620,81 +620,20 @@ slim_status slim_ckpt_encode(const slim_ckpt *ck, void **out, size_t *out_len) {
     return SLIM_OK;
 }
 
-/* fsync the directory holding path, so that the rename itself is durable.
- * File systems that cannot sync a directory (EINVAL) are not an error. */
-static slim_status sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash)
-        dir = dup_bytes(".", 1);
-    else if (slash == path)
-        dir = dup_bytes("/", 1);
-    else
-        dir = dup_bytes(path, (size_t)(slash - path));
-    if (!dir) return SLIM_ERR_NOMEM;
-    slim_status st = SLIM_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL)) {
-        int err = errno;
-        st = slim_error(SLIM_ERR_IO, "%s: written, but syncing directory %s failed: %s", path, dir,
-                        strerror(err));
-    }
-    if (fd >= 0) close(fd);
-    free(dir);
-    return st;
-}
-
 slim_status slim_ckpt_write(const slim_ckpt *ck, const char *path) {
     if (!ck || !path || !*path) return slim_error(SLIM_ERR_ARG, "checkpoint: write: no path given");
     layout L;
     SLIM_TRY(plan(ck, path, &L));
 
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
-    if (!tmp) {
-        free(L.tensor_off);
-        return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", path);
+    slim_atomic_file af;
+    slim_status st = slim_atomic_open(path, &af);
+    if (st == SLIM_OK) {
+        sink s = {0};
+        s.f = af.f;
+        emit(ck, &L, &s);
+        if (!s.err && s.pos != L.file_size) s.err = EIO; /* a layout bug; keep the old file */
+        st = slim_atomic_commit(&af, s.err);
     }
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-
-    slim_status st = SLIM_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        int err = errno;
-        st = slim_error(SLIM_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
-                        strerror(err));
-        goto done;
-    }
-    sink s = {0};
-    s.f = fdopen(fd, "wb");
-    if (!s.f) {
-        int err = errno;
-        close(fd);
-        unlink(tmp);
-        st = slim_error(SLIM_ERR_IO, "%s: cannot open temporary file %s: %s", path, tmp,
-                        strerror(err));
-        goto done;
-    }
-    emit(ck, &L, &s);
-    if (!s.err && s.pos != L.file_size) s.err = EIO; /* a layout bug; keep the old file */
-    if (!s.err && fflush(s.f) != 0) s.err = errno ? errno : EIO;
-    if (!s.err && fsync(fileno(s.f)) != 0) s.err = errno;
-    if (fclose(s.f) != 0 && !s.err) s.err = errno ? errno : EIO;
-    if (s.err) {
-        unlink(tmp);
-        st = slim_error(SLIM_ERR_IO, "%s: cannot write temporary file %s: %s", path, tmp,
-                        strerror(s.err));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        st = slim_error(SLIM_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(err));
-        goto done;
-    }
-    st = sync_parent_dir(path);
-done:
-    free(tmp);
     free(L.tensor_off);
     return st;
 }

@@ -497,76 +497,16 @@ typedef struct part {
     size_t len;
 } part;
 
-/* fsync the directory holding path, so that the rename itself is durable.
- * File systems that cannot sync a directory (EINVAL) are not an error. */
-static slim_status sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *dir = malloc(n + 1);
-    if (!dir) return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", path);
-    if (!slash)
-        memcpy(dir, ".", 1);
-    else if (slash == path)
-        memcpy(dir, "/", 1);
-    else
-        memcpy(dir, path, n);
-    dir[n] = '\0';
-    slim_status st = SLIM_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        st = slim_error(SLIM_ERR_IO, "%s: written, but syncing directory %s failed: %s", path, dir,
-                        strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return st;
-}
-
 /* Writes the parts to a temporary file next to path, then renames it over
  * path; on any failure the temporary file is removed. */
 static slim_status write_atomic(const char *path, const part *parts, int n_parts) {
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
-    if (!tmp) return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-    slim_status st = SLIM_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        st = slim_error(SLIM_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
-                        strerror(errno));
-        goto done;
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int err = errno;
-        close(fd);
-        unlink(tmp);
-        st = slim_error(SLIM_ERR_IO, "%s: cannot open temporary file %s: %s", path, tmp,
-                        strerror(err));
-        goto done;
-    }
+    slim_atomic_file af;
+    SLIM_TRY(slim_atomic_open(path, &af));
     int err = 0;
     for (int i = 0; i < n_parts && !err; i++)
-        if (parts[i].len && fwrite(parts[i].data, 1, parts[i].len, f) != parts[i].len)
+        if (parts[i].len && fwrite(parts[i].data, 1, parts[i].len, af.f) != parts[i].len)
             err = errno ? errno : EIO;
-    if (!err && fflush(f) != 0) err = errno ? errno : EIO;
-    if (!err && fsync(fileno(f)) != 0) err = errno;
-    if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
-    if (err) {
-        unlink(tmp);
-        st = slim_error(SLIM_ERR_IO, "%s: cannot write temporary file %s: %s", path, tmp,
-                        strerror(err));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        st = slim_error(SLIM_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(e));
-        goto done;
-    }
-    st = sync_parent_dir(path);
-done:
-    free(tmp);
-    return st;
+    return slim_atomic_commit(&af, err);
 }
 
 slim_status slim_onnx_write(const slim_model *model, const char *path,
