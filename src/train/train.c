@@ -192,25 +192,21 @@ static int gamma_totals(const run_state *rs, int *total) {
 static slim_status trim_metrics(const char *path, uint32_t epochs_done) {
     FILE *f = fopen(path, "r");
     if (!f) return SLIM_OK; /* none yet: a fresh file is started */
-    char tmp[4200], line[65536];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *o = fopen(tmp, "w");
-    if (!o) {
+    slim_atomic_file af;
+    slim_status st = slim_atomic_open(path, &af);
+    if (st != SLIM_OK) {
         fclose(f);
-        return slim_error(SLIM_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+        return st;
     }
-    int first = 1;
-    while (fgets(line, sizeof line, f)) {
+    char line[65536];
+    int first = 1, err = 0;
+    while (!err && fgets(line, sizeof line, f)) {
         if (!first && strtoul(line, NULL, 10) > epochs_done) continue;
         first = 0;
-        fputs(line, o);
+        if (fputs(line, af.f) == EOF) err = errno ? errno : EIO;
     }
     fclose(f);
-    if (fclose(o) != 0 || rename(tmp, path) != 0) {
-        remove(tmp);
-        return slim_error(SLIM_ERR_IO, "%s: cannot rewrite: %s", path, strerror(errno));
-    }
-    return SLIM_OK;
+    return slim_atomic_commit(&af, err);
 }
 
 static slim_status open_metrics(run_state *rs, int append) {
