@@ -8,7 +8,12 @@
  * precomputed sum instead of inside the conv's own summation order, and
  * average pooling of a constant rounds; a missing or wrong fold (a bias
  * where a bias map is needed, a dropped beta, a wrong slice) gives errors
- * of order 1e-2 or more, as the border test shows. */
+ * of order 1e-2 or more, as the border test shows.
+ *
+ * Zero filters (a conv/dense output filter of exact zeros, gamma != 0) make
+ * a channel constant too; those tests move the BN's running statistics so
+ * that the constant gamma (b - mean) / sqrt(var + eps) + beta is far from
+ * beta, and print the measured max |delta logit|. */
 #include "testutil.h"
 
 #include "slim/prune.h"
@@ -109,7 +114,10 @@ static int zero_some(slim_model *m, slim_layer *l, double frac, slim_rng *rng) {
     return k;
 }
 
-static void assert_exact(slim_model *a, slim_model *b, slim_backend backend, slim_rng *rng) {
+/* Checks that b computes a's function on random inputs (see the top) and
+ * returns max |delta logit| / max |logit|; `what` non-NULL prints both. */
+static double assert_exact_as(slim_model *a, slim_model *b, slim_backend backend, slim_rng *rng,
+                              const char *what) {
     float *x = random_inputs(a, N_COMPARE, rng);
     double delta = -1, big = -1;
     size_t mism = 99;
@@ -122,6 +130,22 @@ static void assert_exact(slim_model *a, slim_model *b, slim_backend backend, sli
     assert_true(big > 0.1); /* a meaningful comparison, not of zeros */
     assert_true(delta <= EXACT_TOL * big);
     assert_int_equal(mism, 0);
+    if (what) print_message("%s: max |delta logit| %.3g, max |logit| %.3g\n", what, delta, big);
+    return delta / big;
+}
+
+static void assert_exact(slim_model *a, slim_model *b, slim_backend backend, slim_rng *rng) {
+    assert_exact_as(a, b, backend, rng, NULL);
+}
+
+/* max |delta logit| between a and b on random inputs (no assertion). */
+static double logit_gap(slim_model *a, slim_model *b, slim_backend backend, slim_rng *rng) {
+    float *x = random_inputs(a, N_COMPARE, rng);
+    double delta = -1, big = -1;
+    size_t mism;
+    assert_int_equal(slim_prune_compare(a, b, x, N_COMPARE, backend, &delta, &big, &mism), SLIM_OK);
+    free(x);
+    return delta;
 }
 
 /* Logits of a training-mode forward (batch statistics) on x (n images). */
@@ -157,6 +181,19 @@ static int has_note(const slim_prune_report *r, const char *needle) {
     return 0;
 }
 
+/* Whether the printed report contains needle. */
+static int table_has(const slim_prune_report *r, const char *needle) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    slim_prune_report_print(r, f);
+    fclose(f);
+    int found = strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
+}
+
 static void check_report_totals(const slim_prune_report *r, const slim_model *in,
                                 const slim_model *out) {
     assert_true(r->params_before == slim_model_param_count(in));
@@ -173,6 +210,14 @@ static void check_report_totals(const slim_prune_report *r, const slim_model *in
     }
     assert_true(pb == r->params_before && pa == r->params_after);
     assert_true(mb == r->macs_before && ma == r->macs_after);
+    /* Every removed channel has exactly one reason. */
+    assert_int_equal(r->removed_gamma_zero + r->removed_zero_filter + r->removed_nonzero,
+                     r->channels_before - r->channels_after);
+    for (int i = 0; i < r->n_rows; i++) {
+        const slim_prune_layer_report *row = &r->rows[i];
+        assert_int_equal(row->removed_gamma_zero + row->removed_zero_filter + row->removed_approx,
+                         row->channels_before - row->channels_after);
+    }
     /* The printed table carries the totals. */
     char *buf = NULL;
     size_t len = 0;
@@ -229,6 +274,14 @@ static void check_vgg_like(const char *file, slim_backend backend, int train_che
     assert_int_equal(r.channels_before, total);
     assert_int_equal(r.channels_after, total - total_zeroed);
     assert_int_equal(r.removed_nonzero, 0);
+    /* every removal is the classic gamma = 0 one, and the table prints as it
+     * always has: no reasons column */
+    assert_int_equal(r.removed_gamma_zero, total_zeroed);
+    assert_int_equal(r.removed_zero_filter, 0);
+    for (int i = 0; i < r.n_rows; i++)
+        assert_int_equal(r.rows[i].removed_gamma_zero,
+                         r.rows[i].channels_before - r.rows[i].channels_after);
+    assert_false(table_has(&r, "removed because"));
     check_report_totals(&r, m, p);
     assert_true(slim_model_macs(p) < slim_model_macs(m));
     assert_exact(m, p, backend, &rng);
@@ -510,6 +563,460 @@ static void test_residual_coupling(void **state) {
     slim_model_free(m);
 }
 
+/* ---- zero filters: constant channels with gamma != 0 ------------------------------ */
+
+/* Zeroes output filter j of conv/dense layer l (its weight row). */
+static void zero_filter(slim_model *m, const slim_layer *l, int j) {
+    size_t row = (size_t)l->in_c * (l->kind == SLIM_LAYER_CONV ? (size_t)l->k * (size_t)l->k : 1);
+    memset(m->params[l->p_weight].data + (size_t)j * row, 0, row * sizeof(float));
+}
+
+/* Moves BN l's running statistics of channel j far from (0, 1), so that a
+ * zero filter's constant gamma (b - mean) / sqrt(var + eps) + beta is far
+ * from beta (what the gamma = 0 rule would fold): a fold of the wrong
+ * constant shows in the logits. */
+static void stir_stats(slim_layer *l, int j, slim_rng *rng) {
+    float u = slim_rng_uniform(rng);
+    l->running_mean[j] = u < 0.5f ? -0.5f - u : u; /* in +-[0.5, 1] */
+    l->running_var[j] = 0.25f + 1.75f * slim_rng_uniform(rng);
+}
+
+/* vgg-fm, every conv-bn pair: of a random order of its channels, 30% get a
+ * zero filter (gamma kept nonzero, running statistics stirred), 15% gamma =
+ * 0, 10% both; one more channel gets a filter that is zero except one weight
+ * and must stay. */
+static void test_vgg_fm_zero_filters_exact(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 21, 9);
+    slim_model *m = load("models/vgg-fm.net");
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    calibrate(m, SLIM_BACKEND_FAST, &rng);
+    int want[64] = {0}, n_filter = 0, n_gamma = 0, total = 0;
+    assert_true(m->n_layers <= 64);
+    for (int i = 0; i < m->n_layers; i++) {
+        slim_layer *bn = &m->layers[i];
+        if (bn->kind != SLIM_LAYER_BN) continue;
+        slim_layer *conv = &m->layers[bn->inputs[0]];
+        assert_int_equal(conv->kind, SLIM_LAYER_CONV);
+        uint32_t perm[1024];
+        for (int j = 0; j < bn->c; j++)
+            perm[j] = (uint32_t)j;
+        slim_rng_shuffle(&rng, perm, (size_t)bn->c);
+        int nf = (int)(0.30 * bn->c), ng = (int)(0.15 * bn->c), nb = (int)(0.10 * bn->c), t = 0;
+        for (int e = 0; e < nf; e++, t++) {
+            zero_filter(m, conv, (int)perm[t]);
+            stir_stats(bn, (int)perm[t], &rng);
+        }
+        for (int e = 0; e < ng; e++, t++)
+            gamma_of(m, bn)[perm[t]] = 0.0f;
+        for (int e = 0; e < nb; e++, t++) {
+            zero_filter(m, conv, (int)perm[t]);
+            gamma_of(m, bn)[perm[t]] = 0.0f;
+        }
+        int almost = (int)perm[t];
+        size_t row = (size_t)conv->in_c * (size_t)conv->k * (size_t)conv->k;
+        zero_filter(m, conv, almost);
+        m->params[conv->p_weight].data[(size_t)almost * row + row / 2] = 0.25f;
+        stir_stats(bn, almost, &rng);
+        want[i] = bn->c - nf - ng - nb;
+        n_filter += nf;
+        n_gamma += ng + nb;
+        total += bn->c;
+    }
+
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    for (int i = 0; i < m->n_layers; i++) {
+        slim_layer *bn = &m->layers[i];
+        if (bn->kind != SLIM_LAYER_BN) continue;
+        assert_int_equal(p->layers[i].c, want[i]);
+        assert_int_equal(p->layers[bn->inputs[0]].c, want[i]);
+        /* the kept channels are those with gamma != 0 and a nonzero filter,
+         * in order (the almost-zero filter among them) */
+        const slim_layer *conv = &m->layers[bn->inputs[0]];
+        size_t row = (size_t)conv->in_c * (size_t)conv->k * (size_t)conv->k;
+        const float *w = m->params[conv->p_weight].data;
+        const float *g0 = gamma_of(m, bn), *g1 = gamma_of(p, &p->layers[i]);
+        int k = 0;
+        for (int j = 0; j < bn->c; j++) {
+            int zero = 1;
+            for (size_t q = 0; q < row && zero; q++)
+                zero = w[(size_t)j * row + q] == 0.0f;
+            if (g0[j] != 0.0f && !zero) assert_true(g1[k++] == g0[j]);
+        }
+        assert_int_equal(k, want[i]);
+    }
+    assert_int_equal(r.removed_zero_filter, n_filter);
+    assert_int_equal(r.removed_gamma_zero, n_gamma);
+    assert_int_equal(r.removed_nonzero, 0);
+    assert_int_equal(r.channels_after, total - n_filter - n_gamma);
+    const slim_prune_layer_report *row1 = &r.rows[0];
+    assert_string_equal(row1->name, "conv1");
+    assert_int_equal(row1->removed_zero_filter, (int)(0.30 * 32));
+    assert_int_equal(row1->removed_gamma_zero, (int)(0.15 * 32) + (int)(0.10 * 32));
+    assert_true(has_note(&r, "whose filters in conv1 are exactly zero"));
+    assert_true(table_has(&r, "removed because"));
+    assert_true(table_has(&r, "9 zero filter"));
+    check_report_totals(&r, m, p);
+    assert_exact_as(m, p, SLIM_BACKEND_FAST, &rng, "vgg-fm, zero filters + gamma = 0");
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+/* resnet-fm: in a group coupled by an add, channel j goes only when BOTH
+ * BNs are constant at j, each either way (gamma = 0 or zero filter); the
+ * constant after the add is the sum of the two. Per channel, in a random
+ * order: A zero filter in every producer; B gamma = 0 in the first BN, zero
+ * filter before the second; C zero filter before the first BN only (kept);
+ * D gamma = 0 in every BN; E gamma = 0 in the first BN only (kept); F an
+ * almost-zero filter (kept). Single-BN groups get A, D and F. */
+static void test_resnet_fm_zero_filters_exact(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 23, 9);
+    slim_model *m = load("models/resnet-fm.net");
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    calibrate(m, SLIM_BACKEND_FAST, &rng);
+    slim_prune_groups g;
+    assert_int_equal(slim_prune_find_groups(m, &g), SLIM_OK);
+    assert_int_equal(g.n_groups, 6);
+    int expect[6], n_filter = 0, n_gamma = 0;
+    for (int gi = 0; gi < 6; gi++) {
+        slim_prune_group *q = &g.groups[gi];
+        uint32_t perm[64];
+        for (int j = 0; j < q->channels; j++)
+            perm[j] = (uint32_t)j;
+        slim_rng_shuffle(&rng, perm, (size_t)q->channels);
+        int per = q->channels / 8, t = 0; /* 2, 4 or 8 channels of each kind */
+        slim_layer *bn0 = &m->layers[q->bn[0]];
+        slim_layer *bn1 = q->n_bn > 1 ? &m->layers[q->bn[1]] : NULL;
+        slim_layer *pr0 = &m->layers[bn0->inputs[0]];
+        slim_layer *pr1 = bn1 ? &m->layers[bn1->inputs[0]] : NULL;
+        assert_int_equal(q->n_producers, q->n_bn);
+        for (int e = 0; e < per; e++, t++) { /* A */
+            int j = (int)perm[t];
+            zero_filter(m, pr0, j);
+            stir_stats(bn0, j, &rng);
+            if (bn1) {
+                zero_filter(m, pr1, j);
+                stir_stats(bn1, j, &rng);
+            }
+        }
+        for (int e = 0; e < per; e++, t++) { /* D */
+            gamma_of(m, bn0)[perm[t]] = 0.0f;
+            if (bn1) gamma_of(m, bn1)[perm[t]] = 0.0f;
+        }
+        int j = (int)perm[t++]; /* F */
+        zero_filter(m, pr0, j);
+        m->params[pr0->p_weight].data[(size_t)j * pr0->in_c * pr0->k * pr0->k] = -0.125f;
+        stir_stats(bn0, j, &rng);
+        expect[gi] = q->channels - 2 * per;
+        n_filter += per;
+        n_gamma += per;
+        if (!bn1) continue;
+        for (int e = 0; e < per; e++, t++) { /* B */
+            gamma_of(m, bn0)[perm[t]] = 0.0f;
+            zero_filter(m, pr1, (int)perm[t]);
+            stir_stats(bn1, (int)perm[t], &rng);
+        }
+        for (int e = 0; e < per; e++, t++) { /* C */
+            zero_filter(m, pr0, (int)perm[t]);
+            stir_stats(bn0, (int)perm[t], &rng);
+        }
+        for (int e = 0; e < per; e++, t++) /* E */
+            gamma_of(m, bn0)[perm[t]] = 0.0f;
+        expect[gi] -= per;
+        n_filter += per;
+    }
+
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    for (int gi = 0; gi < 6; gi++) {
+        slim_prune_group *q = &g.groups[gi];
+        for (int k = 0; k < q->n_members; k++)
+            assert_int_equal(p->layers[q->members[k]].c, expect[gi]);
+    }
+    assert_int_equal(r.removed_zero_filter, n_filter);
+    assert_int_equal(r.removed_gamma_zero, n_gamma);
+    assert_int_equal(r.removed_nonzero, 0);
+    assert_true(has_note(&r, "stem_bn+b1_bn2: removed 4 channels with gamma != 0 whose filters "
+                             "in stem+b1_conv2 are exactly zero"));
+    check_report_totals(&r, m, p);
+    assert_exact_as(m, p, SLIM_BACKEND_FAST, &rng, "resnet-fm, zero filters + gamma = 0");
+    slim_prune_report_free(&r);
+    slim_prune_groups_free(&g);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+/* The constant of a zero filter is gamma (0 - mean) / sqrt(var + eps) +
+ * beta, not beta: checked on the bias map it leaves in the next conv, and by
+ * showing that the gamma = 0 constant (beta) would be visibly wrong. */
+static void test_zero_filter_constant(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 25, 9);
+    slim_model *m = tiny(&rng);
+    slim_layer *c1 = layer(m, "c1"), *b1 = layer(m, "b1");
+    zero_filter(m, c1, 1);
+    gamma_of(m, b1)[1] = 0.8f;
+    beta_of(m, b1)[1] = 0.1f;
+    b1->running_mean[1] = -0.5f;
+    b1->running_var[1] = 0.25f;
+    double c = 0.8 * 0.5 / sqrt(0.25 + 1e-5) + 0.1; /* about 0.9 */
+    /* filter 2 is zero except one weight: not constant, kept */
+    zero_filter(m, c1, 2);
+    param(m, "c1.weight")->data[2 * 9 + 4] = 1e-3f;
+
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    assert_int_equal(layer(p, "c1")->c, 2);
+    assert_int_equal(layer(p, "b1")->c, 2);
+    assert_true(gamma_of(p, layer(p, "b1"))[1] == gamma_of(m, b1)[2]);
+    assert_int_equal(r.removed_zero_filter, 1);
+    assert_int_equal(r.removed_gamma_zero, 0);
+    assert_int_equal(r.rows[0].removed_zero_filter, 1); /* c1 */
+    assert_true(has_note(&r, "b1: removed 1 channel with gamma != 0 whose filters in c1"));
+    assert_true(table_has(&r, "1 zero filter"));
+    const float *w2 = param(m, "c2.weight")->data;  /* (2, 3, 3, 3) */
+    const float *bm = param(p, "c2.biasmap")->data; /* (2, 5, 5) */
+    for (int o = 0; o < 2; o++) {
+        const float *k = w2 + (o * 3 + 1) * 9;
+        double all = 0, corner = k[4] + k[5] + k[7] + k[8];
+        for (int t = 0; t < 9; t++)
+            all += k[t];
+        assert_true(fabs(bm[o * 25 + 12] - c * all) < 1e-5);
+        assert_true(fabs(bm[o * 25 + 0] - c * corner) < 1e-5);
+    }
+    assert_exact_as(m, p, SLIM_BACKEND_REF, &rng, "tiny, zero filter");
+
+    /* Teeth: the input with gamma := 0 on that channel (whose constant is
+     * beta, the fold of the gamma = 0 rule) is a different function. */
+    gamma_of(m, b1)[1] = 0.0f;
+    assert_true(logit_gap(m, p, SLIM_BACKEND_REF, &rng) > 1e-3);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+/* A conv with a bias before a BN (bias=1): a zero filter outputs b_j, and
+ * the BN's constant uses it. A conv with a bias map: a zero filter outputs
+ * the map's plane, constant only when the plane is uniform. A dense layer
+ * before a BN: a zero row outputs its bias. */
+static void test_zero_filter_bias_biasmap_dense(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 27, 9);
+    slim_model *m = parse("input shape=2x6x6\n"
+                          "conv c1 out=4 k=3 pad=1 bias=1\n"
+                          "bn b1\n"
+                          "relu r1\n"
+                          "conv c2 out=3 k=3 pad=1 biasmap=1\n"
+                          "bn b2\n"
+                          "relu r2\n"
+                          "flatten\n"
+                          "dense d1 out=5\n"
+                          "bn bd\n"
+                          "relu rd\n"
+                          "dense fc out=3\n");
+    assert_true(layer(m, "c1")->has_bias);
+    assert_true(layer(m, "d1")->has_bias);
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    slim_param *map = param(m, "c2.biasmap"); /* (3, 6, 6) */
+    tu_fill_uniform(&rng, map->data, map->numel, -0.5f, 0.5f);
+    calibrate(m, SLIM_BACKEND_REF, &rng);
+    slim_layer *b1 = layer(m, "b1"), *b2 = layer(m, "b2"), *bd = layer(m, "bd");
+
+    /* c1 filter 0: the constant is gamma (bias - mean) / sqrt(var + eps) + beta */
+    zero_filter(m, layer(m, "c1"), 0);
+    param(m, "c1.bias")->data[0] = 0.6f;
+    gamma_of(m, b1)[0] = 1.2f;
+    beta_of(m, b1)[0] = 0.5f;
+    b1->running_mean[0] = -0.4f;
+    b1->running_var[0] = 0.5f; /* 1.2 * 1.0 / sqrt(0.5) + 0.5 = 2.2 (mean 0.6 would give 0.5) */
+    /* c2 filter 0 over a non-uniform map plane: kept; filter 1 over a
+     * uniform one: removed */
+    zero_filter(m, layer(m, "c2"), 0);
+    zero_filter(m, layer(m, "c2"), 1);
+    for (int q = 0; q < 36; q++)
+        map->data[36 + q] = 0.3f;
+    stir_stats(b2, 0, &rng);
+    stir_stats(b2, 1, &rng);
+    /* d1 row 2 */
+    zero_filter(m, layer(m, "d1"), 2);
+    stir_stats(bd, 2, &rng);
+
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    assert_int_equal(layer(p, "c1")->c, 3);
+    assert_int_equal(layer(p, "c2")->c, 2);
+    assert_int_equal(layer(p, "c2")->in_c, 3);
+    assert_int_equal(layer(p, "d1")->c, 4);
+    assert_int_equal(layer(p, "d1")->in_c, 2 * 36);
+    assert_int_equal(layer(p, "fc")->in_c, 4);
+    assert_int_equal(r.removed_zero_filter, 3);
+    /* the kept bias map planes are planes 0 and 2 */
+    const float *bm0 = map->data, *bm1 = param(p, "c2.biasmap")->data;
+    double fold = 0;
+    for (int q = 0; q < 36; q++)
+        fold = fmax(fold, fabs(bm1[36 + q] - bm0[72 + q]));
+    assert_true(fold > 1e-3); /* c1's removed channel was folded into it */
+    assert_exact_as(m, p, SLIM_BACKEND_REF, &rng, "bias, bias map, dense");
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+/* Residual coupling with zero filters on the toy network: a channel goes
+ * when both BNs at the add are constant, each either way. */
+static void test_residual_zero_filters(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 29, 9);
+    slim_model *m = parse(toy_resnet);
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    calibrate(m, SLIM_BACKEND_REF, &rng);
+    slim_layer *stem = layer(m, "stem"), *c2 = layer(m, "c2");
+    slim_layer *sb = layer(m, "stem_bn"), *b2 = layer(m, "bn2");
+    /* Channel 0: both filters zero; after the add relu(c_stem) + c_bn2 > 0,
+     * read by fc through the relu and gap, and c_stem by c1. */
+    zero_filter(m, stem, 0);
+    zero_filter(m, c2, 0);
+    gamma_of(m, sb)[0] = 1.0f;
+    beta_of(m, sb)[0] = 0.2f;
+    sb->running_mean[0] = -0.5f;
+    sb->running_var[0] = 0.25f; /* c_stem = 1.2 */
+    gamma_of(m, b2)[0] = -0.5f;
+    beta_of(m, b2)[0] = 0.1f;
+    b2->running_mean[0] = -1.0f;
+    b2->running_var[0] = 1.0f; /* c_bn2 = -0.4 */
+    /* Channel 1: only the stem's filter is zero: bn2 is not constant, kept. */
+    zero_filter(m, stem, 1);
+    stir_stats(sb, 1, &rng);
+    /* Channel 2: gamma = 0 in stem_bn, c2's filter zero: removed. */
+    gamma_of(m, sb)[2] = 0.0f;
+    beta_of(m, sb)[2] = 0.6f;
+    zero_filter(m, c2, 2);
+    gamma_of(m, b2)[2] = 0.7f;
+    beta_of(m, b2)[2] = 0.3f;
+    b2->running_mean[2] = 0.2f;
+    b2->running_var[2] = 1.0f; /* c_bn2 = 0.16; after the add 0.76 */
+
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    assert_int_equal(layer(p, "stem")->c, 2);
+    assert_int_equal(layer(p, "c2")->c, 2);
+    assert_int_equal(layer(p, "a")->c, 2);
+    assert_int_equal(layer(p, "c1")->in_c, 2);
+    assert_int_equal(r.removed_zero_filter, 2);
+    assert_int_equal(r.removed_gamma_zero, 0);
+    assert_true(has_note(&r, "stem_bn+bn2: removed 2 channels with gamma != 0 whose filters in "
+                             "stem+c2 are exactly zero"));
+    assert_true(has_note(&r, "fc: folded 2 removed"));
+    assert_true(has_note(&r, "c1: folded 2 removed"));
+    assert_exact_as(m, p, SLIM_BACKEND_REF, &rng, "toy resnet, zero filters");
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+/* Two convs added before one BN: the BN's input is constant at j only when
+ * both filters j are zero, and the constant is the sum of their biases. */
+static void test_zero_filters_summed_before_bn(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 33, 9);
+    slim_model *m = parse("input shape=2x5x5\n"
+                          "conv ca out=3 k=3 pad=1\n"
+                          "conv cb out=3 k=3 pad=1 from=input\n"
+                          "add s from=ca,cb\n"
+                          "bn bs\n"
+                          "relu rs\n"
+                          "conv c2 out=2 k=3 pad=1\n"
+                          "bn b2\n"
+                          "relu r2\n"
+                          "gap g\n"
+                          "dense fc out=3\n");
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    for (int j = 0; j < 2; j++)
+        beta_of(m, layer(m, "b2"))[j] = 3.0f; /* so that c2's border reaches the logits */
+    calibrate(m, SLIM_BACKEND_REF, &rng);
+    assert_true(layer(m, "ca")->has_bias && layer(m, "cb")->has_bias);
+    slim_prune_groups g;
+    assert_int_equal(slim_prune_find_groups(m, &g), SLIM_OK);
+    assert_int_equal(g.n_groups, 2);
+    assert_int_equal(g.groups[0].n_producers, 2);
+    assert_int_equal(g.groups[0].n_bn, 1);
+    slim_prune_groups_free(&g);
+    slim_layer *bs = layer(m, "bs");
+    /* channel 0: both filters zero: bs sees the constant 0.3 + 0.5 */
+    zero_filter(m, layer(m, "ca"), 0);
+    zero_filter(m, layer(m, "cb"), 0);
+    param(m, "ca.bias")->data[0] = 0.3f;
+    param(m, "cb.bias")->data[0] = 0.5f;
+    gamma_of(m, bs)[0] = 0.9f;
+    beta_of(m, bs)[0] = 0.2f;
+    bs->running_mean[0] = 0.1f;
+    bs->running_var[0] = 0.5f; /* 0.9 * 0.7 / sqrt(0.5) + 0.2 = 1.09 */
+    /* channel 1: only ca's filter is zero: cb still varies, kept */
+    zero_filter(m, layer(m, "ca"), 1);
+    stir_stats(bs, 1, &rng);
+
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    assert_int_equal(layer(p, "ca")->c, 2);
+    assert_int_equal(layer(p, "cb")->c, 2);
+    assert_int_equal(layer(p, "c2")->in_c, 2);
+    assert_int_equal(r.removed_zero_filter, 1);
+    assert_true(has_note(&r, "bs: removed 1 channel with gamma != 0 whose filters in ca+cb"));
+    assert_true(has_note(&r, "c2: folded 1 removed constant channel of bs into its bias map"));
+    assert_exact_as(m, p, SLIM_BACKEND_REF, &rng, "two convs added before a bn");
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+/* Percent mode scores a zero-filter channel 0: it goes first, exactly. */
+static void test_percent_zero_filter_first(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 31, 9);
+    slim_model *m = tiny(&rng);
+    slim_layer *b1 = layer(m, "b1");
+    zero_filter(m, layer(m, "c1"), 0);
+    gamma_of(m, b1)[0] = 5.0f; /* the largest |gamma| of all */
+    stir_stats(b1, 0, &rng);
+    slim_prune_options opt = {.mode = SLIM_PRUNE_PERCENT, .percent = 20.0f}; /* 1 of 5 */
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, &opt, &r);
+    assert_int_equal(layer(p, "c1")->c, 2);
+    assert_true(gamma_of(p, layer(p, "b1"))[0] == gamma_of(m, b1)[1]);
+    assert_int_equal(r.removed_zero_filter, 1);
+    assert_int_equal(r.removed_nonzero, 0);
+    assert_false(has_note(&r, "approximates"));
+    assert_exact(m, p, SLIM_BACKEND_REF, &rng);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    /* 40%: the zero filter and the smallest |gamma| (approximate). */
+    opt.percent = 40.0f;
+    p = prune_ok(m, &opt, &r);
+    assert_int_equal(r.channels_after, 3);
+    assert_int_equal(r.removed_zero_filter, 1);
+    assert_int_equal(r.removed_nonzero, 1);
+    assert_true(table_has(&r, "1 zero filter, 1 approx"));
+    check_report_totals(&r, m, p);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
 /* ---- never an empty layer ----------------------------------------------------- */
 
 static void test_last_channel_kept(void **state) {
@@ -531,6 +1038,22 @@ static void test_last_channel_kept(void **state) {
     assert_int_equal(r.channels_after, 1 + 2);
     /* the kept channel still has gamma 0: constant, and still exact */
     assert_true(gamma_of(p, layer(p, "b1"))[0] == 0.0f);
+    assert_exact(m, p, SLIM_BACKEND_REF, &rng);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+
+    /* Every filter of c1 zero (gamma != 0): one channel stays, constant. */
+    m = tiny(&rng);
+    for (int j = 0; j < 3; j++) {
+        zero_filter(m, layer(m, "c1"), j);
+        stir_stats(layer(m, "b1"), j, &rng);
+    }
+    p = prune_ok(m, NULL, &r);
+    assert_int_equal(layer(p, "c1")->c, 1);
+    assert_true(has_note(&r, "kept 1 channel of b1"));
+    assert_true(has_note(&r, "constant: zero filters"));
+    assert_int_equal(r.removed_zero_filter, 2);
     assert_exact(m, p, SLIM_BACKEND_REF, &rng);
     slim_prune_report_free(&r);
     slim_model_free(p);
@@ -634,6 +1157,15 @@ static void test_threshold_positive(void **state) {
     assert_true(gamma_of(p, layer(p, "b1"))[0] == 0.9f);
     slim_prune_report_free(&r);
     slim_model_free(p);
+    /* A small gamma over a zero filter is exact: the BN is constant. */
+    zero_filter(m, layer(m, "c1"), 0);
+    p = prune_ok(m, &opt, &r);
+    assert_int_equal(layer(p, "b1")->c, 1);
+    assert_int_equal(r.removed_nonzero, 1);
+    assert_int_equal(r.removed_zero_filter, 1);
+    check_report_totals(&r, m, p);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
     slim_model_free(m);
 }
 
@@ -706,6 +1238,13 @@ int main(void) {
         cmocka_unit_test(test_border_fold_needs_biasmap),
         cmocka_unit_test(test_unpadded_fold_is_bias),
         cmocka_unit_test(test_residual_coupling),
+        cmocka_unit_test(test_vgg_fm_zero_filters_exact),
+        cmocka_unit_test(test_resnet_fm_zero_filters_exact),
+        cmocka_unit_test(test_zero_filter_constant),
+        cmocka_unit_test(test_zero_filter_bias_biasmap_dense),
+        cmocka_unit_test(test_residual_zero_filters),
+        cmocka_unit_test(test_zero_filters_summed_before_bn),
+        cmocka_unit_test(test_percent_zero_filter_first),
         cmocka_unit_test(test_last_channel_kept),
         cmocka_unit_test(test_percent_mode),
         cmocka_unit_test(test_threshold_positive),

@@ -2,19 +2,29 @@
  *
  * A channel whose BN scale gamma_j is exactly 0 outputs the constant beta_j
  * (in inference AND in training mode: the normalised term is multiplied by
- * 0). Channel-wise ops keep it constant (relu: max(beta_j, 0); pooling, gap,
- * flatten: unchanged), so it can be removed and its constant contribution
- * added to the consumer: a dense layer's bias, or, for a convolution with
- * zero padding, a per-(channel, position) bias map (the border outputs see
- * fewer taps of the constant). Pruning at threshold 0 is therefore lossless
- * by construction; slim_prune_compare proves it on real inputs.
+ * 0). A channel whose producing filter is exactly zero (weight-L1 or
+ * filter-L1 training) is constant too: the conv outputs its bias b_j (0
+ * without one) at every position, and the BN after it, in inference mode,
+ * the constant gamma_j (b_j - mean_j) / sqrt(var_j + eps) + beta_j.
+ * Channel-wise ops keep a constant constant (relu: max(c, 0); pooling, gap,
+ * flatten: unchanged; add: the sum of two constants), so the channel can be
+ * removed and its constant contribution added to the consumer: a dense
+ * layer's bias, or, for a convolution with zero padding, a per-(channel,
+ * position) bias map (the border outputs see fewer taps of the constant).
+ * Pruning at threshold 0 is therefore lossless by construction (in inference
+ * mode; for gamma = 0 in training mode too); slim_prune_compare proves it on
+ * real inputs.
  *
  * Channels are removed in channel-dependency GROUPS (src/prune/groups.c):
  * the producing convs' (or dense layers') output filters, the BN channels,
  * every channel-wise op after them, and the consumers' input slices, with
  * all branches meeting at a residual `add` tied into one group. A group's
- * channel j is removed only when it is removable in every BN of the group.
- * docs/PRUNING.md has the algorithm and the proof of exactness.
+ * channel j is removed at threshold 0 only when EVERY BN of the group is
+ * exactly constant at j: gamma_j = 0, or its input channel constant because
+ * the filters feeding it are exactly zero (each BN may qualify either way).
+ * A conv/dense layer not followed by a BN is in no group, so its zero
+ * filters stay. docs/PRUNING.md has the algorithm and the proof of
+ * exactness.
  *
  * The pruned model is a NEW model: its structure is written as model text
  * (slim_model_to_text) and parsed again, so the text is the truth; layer
@@ -75,15 +85,18 @@ typedef enum slim_prune_mode {
 
 typedef struct slim_prune_options {
     slim_prune_mode mode;
-    /* Threshold mode: remove channel j of a group when |gamma_j| <= threshold
-     * in every BN of the group. 0 (the default) removes exact zeros only, and
-     * is exact. */
+    /* Threshold mode: remove channel j of a group when, in every BN of the
+     * group, |gamma_j| <= threshold or the BN's output is exactly constant at
+     * j (its input is: zero filters). 0 (the default) removes exactly
+     * constant channels only, and is exact. */
     float threshold;
     /* Percent mode (0..100): Network Slimming's rule: of all N channels of
      * all groups (a group's channel scored by the largest |gamma_j| over its
-     * BNs), remove the floor(percent * N / 100) smallest, ties broken by
-     * model order. Approximate: removed channels are treated as
-     * gamma_j := 0 (their beta is folded exactly), so fine-tune after. */
+     * BNs, a BN that is exactly constant at j counting 0, so zero-filter
+     * channels go first), remove the floor(percent * N / 100) smallest, ties
+     * broken by model order. Approximate: removed channels that are not
+     * constant are treated as gamma_j := 0 (their beta is folded exactly),
+     * so fine-tune after. */
     float percent;
 } slim_prune_options;
 
@@ -97,6 +110,12 @@ typedef struct slim_prune_layer_report {
     int channels_before, channels_after; /* output channels (c) */
     size_t params_before, params_after;  /* slim_layer_params */
     double macs_before, macs_after;      /* slim_layer_macs, per image */
+    /* Why output channels went, for a layer of a group (0 elsewhere); the
+     * three add up to channels_before - channels_after. */
+    int removed_gamma_zero;  /* gamma_j = 0 in every BN of the group: exact */
+    int removed_zero_filter; /* every BN exactly constant at j, some only through zero
+                                filters (gamma_j != 0): exact in inference mode */
+    int removed_approx;      /* not constant (threshold > 0, percent): gamma_j := 0 */
 } slim_prune_layer_report;
 
 typedef struct slim_prune_report {
@@ -105,9 +124,11 @@ typedef struct slim_prune_report {
     slim_prune_layer_report *rows; /* (n_rows) model order */
     int n_groups;
     int channels_before, channels_after; /* summed over all groups */
-    int removed_nonzero; /* removed channels whose gamma was not exactly 0 (approximate) */
-    size_t params_before, params_after; /* slim_model_param_count of input and output */
-    double macs_before, macs_after;     /* slim_model_macs of input and output */
+    int removed_nonzero; /* removed channels that were not exactly constant (approximate):
+                            the rows' removed_approx, counted once per group channel */
+    int removed_gamma_zero, removed_zero_filter; /* the exact ones, by reason, likewise */
+    size_t params_before, params_after;          /* slim_model_param_count of input and output */
+    double macs_before, macs_after;              /* slim_model_macs of input and output */
     int n_notes;
     char **notes; /* (n_notes) one sentence each: kept channels, folds, approximations */
 } slim_prune_report;
@@ -123,7 +144,10 @@ slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim
 /* ---- report (src/prune/report.c) -------------------------------------- */
 
 /* The aligned table: layer, kind, channels before -> after, params, MACs,
- * then totals with the % kept, then the notes. */
+ * then totals with the % kept, then the notes. When zero filters removed
+ * channels, a last column "removed because" gives each row's counts by
+ * reason ("7 gamma=0, 9 zero filter"; the total row their sums); without
+ * zero-filter removals the table prints exactly as it always has. */
 void slim_prune_report_print(const slim_prune_report *report, FILE *f);
 void slim_prune_report_free(slim_prune_report *report);
 

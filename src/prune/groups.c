@@ -9,12 +9,15 @@
  * the space). After a flatten, channel j of a (C, H, W) input covers the
  * H*W features j*H*W .. (j+1)*H*W - 1: `rep` counts features per channel.
  *
- * A space is a prunable GROUP when removing channel j (with gamma_j := 0 in
- * every BN of the space) leaves a CONSTANT wherever a consumer reads it, so
- * the constant can be folded into the consumer. Structurally: a BN's output
- * is constant at a zeroed channel, a producer's is not, a channel-wise op
- * passes constancy on, an add is constant when both inputs are. So a space
- * is a group when it
+ * A space is a prunable GROUP when removing channel j (once every BN of the
+ * space is constant at j: gamma_j = 0, or zero filters before it, see
+ * prune.c) leaves a CONSTANT wherever a consumer reads it, so the constant
+ * can be folded into the consumer. Structurally: a BN's output can be
+ * constant at a channel whatever feeds it; a producer's is not counted on
+ * (a zero filter makes it constant, but a consumer reading a producer
+ * directly, with no BN between, stays out of every group: docs/PRUNING.md
+ * says why); a channel-wise op passes constancy on; an add is constant
+ * when both inputs are. So a space is a group when it
  *   - has at least one BN,
  *   - is read by conv/dense consumers only, each reading a constant layer,
  *   - does not contain the input layer or the last layer (the logits), and

@@ -2,18 +2,23 @@
  *
  * The steps of slim_prune:
  *   1. find the channel-dependency groups (groups.c);
- *   2. choose the channels to remove (threshold or percent mode; never
- *      empty a group);
- *   3. follow each removed channel's constant through the group: a BN with
- *      gamma_j = 0 outputs beta_j; relu takes max(., 0); pooling, gap and
- *      flatten keep it; an add sums its two inputs' constants;
+ *   2. choose the channels to remove (threshold or percent mode; a BN
+ *      whose output is exactly constant at a channel scores 0 there, like
+ *      gamma = 0; never empty a group);
+ *   3. find which channels are exactly constant and follow the constant
+ *      through the group: a conv/dense filter of exact zeros outputs its
+ *      bias b_j (0 without one); a BN with gamma_j = 0 outputs beta_j, and
+ *      one whose input channel is a constant x outputs gamma_j (x - mean_j) /
+ *      sqrt(var_j + eps) + beta_j in inference mode; relu takes max(., 0);
+ *      pooling, gap and flatten keep it; an add sums its two inputs';
  *   4. fold that constant into every consumer: a dense layer's bias, or a
  *      convolution's bias or bias map (computed by running the consumer conv
  *      on an input holding only the constants, so zero padding at the borders
  *      is accounted for exactly);
  *   5. write the narrower structure as model text, parse it, and copy the
  *      kept slices of every parameter and BN running statistic.
- * docs/PRUNING.md has the proof that step 4 is exact. */
+ * Step 3's constancy is computed before step 2 (which reads it). docs/PRUNING.md
+ * has the proof that step 4 is exact. */
 #include "slim/prune.h"
 
 #include <math.h>
@@ -24,14 +29,22 @@
 
 enum { FOLD_NONE = 0, FOLD_BIAS, FOLD_MAP };
 
+/* Why a group channel goes (see slim_prune_layer_report). */
+enum { WHY_KEPT = 0, WHY_GAMMA, WHY_FILTER, WHY_APPROX };
+
 typedef struct plan {
     const slim_model *m;
     slim_prune_groups g;
-    float **score;           /* per group: (channels) max |gamma_j| over the group's BNs */
+    float **score;           /* per group: (channels) max over the group's BNs of |gamma_j|,
+                                counting 0 for a BN whose output is exactly constant at j */
     unsigned char **removed; /* per group: (channels) 1 = removed */
+    unsigned char **why;     /* per group: (channels) WHY_* */
     int **keep;              /* per group: (n_keep) kept channel indices, ascending */
     int *n_keep;             /* (n_groups) */
-    float **value;           /* per layer in a group: (channels) constant at a removed channel */
+    float **value;           /* per layer in a group: (channels) its output at channel j once the
+                                channel is removed: the exact constant where con[i][j], else the
+                                value with gamma_j := 0 in the BNs that are not constant */
+    unsigned char **con;     /* per layer in a group: (channels) 1 = output exactly constant */
     float **fold;            /* per conv/dense layer: (cout) or (cout, oh, ow); NULL = none */
     int *fold_kind;          /* (n_layers) FOLD_* */
 } plan;
@@ -50,9 +63,11 @@ static void plan_free(plan *p) {
     int ng = p->g.n_groups, nl = p->m ? p->m->n_layers : 0;
     free_rows((void **)p->score, ng);
     free_rows((void **)p->removed, ng);
+    free_rows((void **)p->why, ng);
     free_rows((void **)p->keep, ng);
     free(p->n_keep);
     free_rows((void **)p->value, nl);
+    free_rows((void **)p->con, nl);
     free_rows((void **)p->fold, nl);
     free(p->fold_kind);
     slim_prune_groups_free(&p->g);
@@ -121,12 +136,17 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
         const slim_prune_group *q = &p->g.groups[gi];
         p->score[gi] = slim_calloc((size_t)q->channels, sizeof(float));
         p->removed[gi] = slim_calloc((size_t)q->channels, 1);
+        p->why[gi] = slim_calloc((size_t)q->channels, 1);
         p->keep[gi] = slim_calloc((size_t)q->channels, sizeof(int));
-        if (!p->score[gi] || !p->removed[gi] || !p->keep[gi]) return SLIM_ERR_NOMEM;
+        if (!p->score[gi] || !p->removed[gi] || !p->why[gi] || !p->keep[gi]) return SLIM_ERR_NOMEM;
+        /* A BN whose output is exactly constant at j (gamma_j = 0, or a
+         * constant input: zero filters) scores 0 there: removing the
+         * channel loses nothing, whatever its gamma. */
         for (int b = 0; b < q->n_bn; b++) {
             const float *gam = param_data(m, m->layers[q->bn[b]].p_gamma);
+            const unsigned char *con = p->con[q->bn[b]];
             for (int j = 0; j < q->channels; j++)
-                p->score[gi][j] = fmaxf(p->score[gi][j], fabsf(gam[j]));
+                if (!con[j]) p->score[gi][j] = fmaxf(p->score[gi][j], fabsf(gam[j]));
         }
         total += (size_t)q->channels;
     }
@@ -161,22 +181,95 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
         }
         if (kept == 0) {
             p->removed[gi][best] = 0;
+            /* The score is 0 at a zero-filter channel whatever its gamma:
+             * name the gamma, and the zero filters when they are why. */
+            float g = 0;
+            for (int b = 0; b < q->n_bn; b++)
+                g = fmaxf(g, fabsf(param_data(m, m->layers[q->bn[b]].p_gamma)[best]));
             SLIM_TRY(note(r,
-                          "kept 1 channel of %s to avoid an empty layer (channel %d, |gamma| %g)",
-                          q->label, best, (double)p->score[gi][best]));
+                          "kept 1 channel of %s to avoid an empty layer (channel %d, |gamma| %g%s)",
+                          q->label, best, (double)g,
+                          p->score[gi][best] == 0 && g != 0 ? ", constant: zero filters" : ""));
         }
         p->n_keep[gi] = 0;
         for (int j = 0; j < q->channels; j++)
             if (!p->removed[gi][j]) p->keep[gi][p->n_keep[gi]++] = j;
     }
+
+    /* Why each removed channel goes: score 0 means every BN of the group
+     * is exactly constant there; it is the classic gamma = 0 case when all
+     * their gammas are 0, else some BN is constant through zero filters. */
+    for (int gi = 0; gi < ng; gi++) {
+        const slim_prune_group *q = &p->g.groups[gi];
+        for (int j = 0; j < q->channels; j++) {
+            if (!p->removed[gi][j]) continue;
+            if (p->score[gi][j] != 0.0f) {
+                p->why[gi][j] = WHY_APPROX;
+                continue;
+            }
+            int all_gamma = 1;
+            for (int b = 0; b < q->n_bn; b++)
+                if (param_data(m, m->layers[q->bn[b]].p_gamma)[j] != 0.0f) all_gamma = 0;
+            p->why[gi][j] = all_gamma ? WHY_GAMMA : WHY_FILTER;
+        }
+    }
     return SLIM_OK;
 }
 
-/* ---- step 3: the constant each removed channel leaves behind ------------ */
+/* ---- step 3: which channels are constant, and the constant ------------- */
 
-/* For every member of a group, in model order: the value of each channel
- * when gamma_j := 0 in every BN of the group. Only removed channels' values
- * are used, and only at members that groups.c proved constant.
+/* Whether the n floats at w are all exactly 0 (-0 included). */
+static int all_zero(const float *w, size_t n) {
+    for (size_t t = 0; t < n; t++)
+        if (w[t] != 0.0f) return 0;
+    return 1;
+}
+
+/* Whether the n floats at q all equal q[0]. */
+static int uniform(const float *q, size_t n) {
+    for (size_t t = 1; t < n; t++)
+        if (q[t] != q[0]) return 0;
+    return 1;
+}
+
+/* A producer (conv/dense) of the group: filter j of exact zeros makes output
+ * channel j the constant bias_j (0 without a bias) for every finite input,
+ * padding or not. A bias map adds a per-position term: constant only when
+ * its plane j is uniform. */
+static void producer_constants(const slim_model *m, const slim_layer *l, float *v,
+                               unsigned char *con) {
+    size_t row = (size_t)l->in_c * (l->kind == SLIM_LAYER_CONV ? (size_t)l->k * (size_t)l->k : 1);
+    size_t plane = (size_t)l->h * (size_t)l->w;
+    const float *w = param_data(m, l->p_weight); /* (c, row) */
+    const float *bias = param_data(m, l->p_bias), *bm = param_data(m, l->p_biasmap);
+    for (int j = 0; j < l->c; j++) {
+        if (!all_zero(w + (size_t)j * row, row)) continue;
+        float c = bias ? bias[j] : 0.0f;
+        if (bm) {
+            const float *q = bm + (size_t)j * plane;
+            if (!uniform(q, plane)) continue;
+            c += q[0];
+        }
+        if (!isfinite(c)) continue;
+        v[j] = c;
+        con[j] = 1;
+    }
+}
+
+/* For every member of a group, in model order: whether its output is
+ * exactly constant at channel j (con) and its value at a removed channel
+ * (value): the exact constant where con, else what it becomes with
+ * gamma_j := 0 in the non-constant BNs (percent mode, threshold > 0).
+ * Groups.c guarantees that every layer a consumer reads is built from BN
+ * outputs by the ops below, so a channel that is constant in every BN is
+ * constant wherever it is read.
+ *
+ * BN (inference mode): y = gamma (x - mean) / sqrt(var + eps) + beta. With
+ * gamma_j = 0 it is beta_j for every finite x (in training mode too). With
+ * a constant input x_j it is the constant gamma_j (x_j - mean_j) /
+ * sqrt(var_j + eps) + beta_j, computed as the reference kernel does; in
+ * training mode it would be beta_j instead (the batch variance of a
+ * constant is 0), so a zero-filter fold is exact for inference only.
  *
  * Why pooling keeps a constant constant: max pooling's padding never wins
  * (the kernels ignore padded positions, and every window overlaps the input
@@ -192,34 +285,112 @@ static slim_status propagate(plan *p) {
             int i = q->members[k];
             const slim_layer *l = &m->layers[i];
             float *v = p->value[i] = slim_calloc((size_t)nc, sizeof(float));
-            if (!v) return SLIM_ERR_NOMEM;
+            unsigned char *con = p->con[i] = slim_calloc((size_t)nc, 1);
+            if (!v || !con) return SLIM_ERR_NOMEM;
+            int producer = l->kind == SLIM_LAYER_CONV || l->kind == SLIM_LAYER_DENSE;
             const float *a = l->n_inputs > 0 ? p->value[l->inputs[0]] : NULL;
             const float *b = l->n_inputs > 1 ? p->value[l->inputs[1]] : NULL;
+            const unsigned char *ca = l->n_inputs > 0 ? p->con[l->inputs[0]] : NULL;
+            const unsigned char *cb = l->n_inputs > 1 ? p->con[l->inputs[1]] : NULL;
             /* groups.c puts a non-producer's inputs in its own group (an
              * add's both), so they were filled earlier in model order. */
-            if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE &&
-                ((l->n_inputs > 0 && !a) || (l->n_inputs > 1 && !b)))
+            if (!producer && ((l->n_inputs > 0 && !a) || (l->n_inputs > 1 && !b)))
                 return slim_error(SLIM_ERR_ARG, "pruning: layer '%s' reads outside its group",
                                   l->name);
+            if (producer && l->c != nc)
+                return slim_error(SLIM_ERR_SHAPE, "pruning: producer '%s' has %d channels, not %d",
+                                  l->name, l->c, nc);
             switch (l->kind) {
-            case SLIM_LAYER_BN:
-                memcpy(v, param_data(m, l->p_beta), (size_t)nc * sizeof(float));
+            case SLIM_LAYER_CONV:
+            case SLIM_LAYER_DENSE: producer_constants(m, l, v, con); break;
+            case SLIM_LAYER_BN: {
+                const float *gam = param_data(m, l->p_gamma), *bet = param_data(m, l->p_beta);
+                for (int j = 0; j < nc; j++) {
+                    v[j] = bet[j];
+                    if (gam[j] == 0.0f) {
+                        con[j] = 1;
+                    } else if (ca[j]) {
+                        double invstd = 1.0 / sqrt((double)l->running_var[j] + l->eps);
+                        float c =
+                            (float)(gam[j] * (a[j] - (double)l->running_mean[j]) * invstd + bet[j]);
+                        if (isfinite(c)) {
+                            v[j] = c;
+                            con[j] = 1;
+                        }
+                    }
+                }
                 break;
+            }
             case SLIM_LAYER_RELU:
-                for (int j = 0; j < nc; j++)
+                for (int j = 0; j < nc; j++) {
                     v[j] = a[j] > 0 ? a[j] : 0.0f;
+                    con[j] = ca[j];
+                }
                 break;
             case SLIM_LAYER_MAXPOOL:
             case SLIM_LAYER_AVGPOOL:
             case SLIM_LAYER_GAP:
-            case SLIM_LAYER_FLATTEN: memcpy(v, a, (size_t)nc * sizeof(float)); break;
-            case SLIM_LAYER_ADD:
-                for (int j = 0; j < nc; j++)
-                    v[j] = a[j] + b[j];
+            case SLIM_LAYER_FLATTEN:
+                memcpy(v, a, (size_t)nc * sizeof(float));
+                memcpy(con, ca, (size_t)nc);
                 break;
-            default: break; /* a producer: not constant, its value is never read */
+            case SLIM_LAYER_ADD:
+                for (int j = 0; j < nc; j++) {
+                    v[j] = a[j] + b[j];
+                    con[j] = ca[j] && cb[j];
+                }
+                break;
+            default: break; /* no other kind is a group member */
             }
         }
+    }
+    return SLIM_OK;
+}
+
+/* Counts the removed channels by reason and notes the inexact and the
+ * zero-filter ones. */
+static slim_status explain(const plan *p, slim_prune_report *r) {
+    const slim_model *m = p->m;
+    int count[WHY_APPROX + 1] = {0};
+    for (int gi = 0; gi < p->g.n_groups; gi++) {
+        const slim_prune_group *q = &p->g.groups[gi];
+        int n_filter = 0;
+        for (int j = 0; j < q->channels; j++) {
+            count[p->why[gi][j]]++;
+            n_filter += p->why[gi][j] == WHY_FILTER;
+        }
+        if (n_filter == 0) continue;
+        /* The producers whose zero filters made those channels constant. */
+        char names[160] = "";
+        size_t len = 0;
+        for (int k = 0; k < q->n_producers; k++) {
+            int i = q->producers[k], hit = 0;
+            for (int j = 0; j < q->channels && !hit; j++)
+                hit = p->why[gi][j] == WHY_FILTER && p->con[i][j];
+            if (!hit || len + 1 >= sizeof names) continue;
+            int w = snprintf(names + len, sizeof names - len, "%s%s", len ? "+" : "",
+                             m->layers[i].name);
+            if (w > 0) len += (size_t)w;
+            if (len >= sizeof names) len = sizeof names - 1;
+        }
+        SLIM_TRY(
+            note(r, "%s: removed %d channel%s with gamma != 0 whose filters in %s are exactly zero",
+                 q->label, n_filter, n_filter == 1 ? "" : "s", names));
+    }
+    if (count[WHY_FILTER] > 0)
+        SLIM_TRY(note(r, "a zero filter's channel outputs the constant gamma (bias - mean) / "
+                         "sqrt(var + eps) + beta in inference mode, which is folded exactly; in "
+                         "training mode (batch statistics) it would output beta"));
+    int nonzero = count[WHY_APPROX];
+    if (nonzero > 0)
+        SLIM_TRY(note(r,
+                      "%d removed channel%s had gamma != 0: treated as gamma = 0 (beta folded "
+                      "exactly), so the pruned model approximates the input: fine-tune it",
+                      nonzero, nonzero == 1 ? "" : "s"));
+    if (r) {
+        r->removed_gamma_zero = count[WHY_GAMMA];
+        r->removed_zero_filter = count[WHY_FILTER];
+        r->removed_nonzero = nonzero;
     }
     return SLIM_OK;
 }
@@ -492,6 +663,12 @@ static slim_status fill_report(const plan *p, const slim_model *n, slim_prune_re
         row->params_after = slim_layer_params(n, i);
         row->macs_before = mb;
         row->macs_after = slim_layer_macs(n, i);
+        int gi = p->g.group_of_layer[i];
+        for (int j = 0; gi >= 0 && j < p->g.groups[gi].channels; j++) {
+            row->removed_gamma_zero += p->why[gi][j] == WHY_GAMMA;
+            row->removed_zero_filter += p->why[gi][j] == WHY_FILTER;
+            row->removed_approx += p->why[gi][j] == WHY_APPROX;
+        }
     }
     r->n_groups = p->g.n_groups;
     for (int gi = 0; gi < p->g.n_groups; gi++) {
@@ -530,30 +707,21 @@ static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
     int ng = p->g.n_groups, nl = m->n_layers;
     p->score = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->score);
     p->removed = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->removed);
+    p->why = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->why);
     p->keep = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->keep);
     p->n_keep = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->n_keep);
     p->value = slim_calloc((size_t)nl, sizeof *p->value);
+    p->con = slim_calloc((size_t)nl, sizeof *p->con);
     p->fold = slim_calloc((size_t)nl, sizeof *p->fold);
     p->fold_kind = slim_calloc((size_t)nl, sizeof *p->fold_kind);
-    if (!p->score || !p->removed || !p->keep || !p->n_keep || !p->value || !p->fold ||
-        !p->fold_kind)
+    if (!p->score || !p->removed || !p->why || !p->keep || !p->n_keep || !p->value || !p->con ||
+        !p->fold || !p->fold_kind)
         return SLIM_ERR_NOMEM;
     SLIM_TRY(check_finite(p));
     if (ng == 0) SLIM_TRY(note(r, "no prunable channel groups (no conv/dense followed by bn)"));
-    SLIM_TRY(choose(p, opt, r));
-
-    int nonzero = 0;
-    for (int gi = 0; gi < ng; gi++)
-        for (int j = 0; j < p->g.groups[gi].channels; j++)
-            if (p->removed[gi][j] && p->score[gi][j] != 0.0f) nonzero++;
-    if (r) r->removed_nonzero = nonzero;
-    if (nonzero > 0)
-        SLIM_TRY(note(r,
-                      "%d removed channel%s had gamma != 0: treated as gamma = 0 (beta folded "
-                      "exactly), so the pruned model approximates the input: fine-tune it",
-                      nonzero, nonzero == 1 ? "" : "s"));
-
     SLIM_TRY(propagate(p));
+    SLIM_TRY(choose(p, opt, r));
+    SLIM_TRY(explain(p, r));
     SLIM_TRY(fold_all(p, r));
     slim_model *n = NULL;
     slim_status st = build_structure(p, &n);

@@ -34,9 +34,26 @@ static double pct(double after, double before) {
     return before > 0 ? 100.0 * after / before : 100.0;
 }
 
+/* The "removed because" cell: the nonzero counts by reason, or "". */
+static const char *why_cell(int gamma_zero, int zero_filter, int approx, char *buf, size_t len) {
+    const int n[] = {gamma_zero, zero_filter, approx};
+    const char *what[] = {"gamma=0", "zero filter", "approx"};
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < 3; t++) {
+        if (n[t] == 0 || o >= len) continue;
+        int w = snprintf(buf + o, len - o, "%s%d %s", o ? ", " : "", n[t], what[t]);
+        if (w > 0) o += (size_t)w;
+    }
+    return buf;
+}
+
 void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
     if (!r || !f) return;
-    char a[40], b[40], cell[96];
+    char a[40], b[40], cell[96], why[96];
+    /* The reasons column only when they differ from the classic gamma = 0
+     * rule, so that such a prune prints exactly as it always has. */
+    int show_why = r->removed_zero_filter > 0;
     if (r->options.mode == SLIM_PRUNE_PERCENT)
         fprintf(f, "prune: percent mode, %g%% of %d group channels\n", (double)r->options.percent,
                 r->channels_before);
@@ -47,8 +64,8 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
         int len = (int)strlen(r->rows[i].name);
         if (len > name_w) name_w = len;
     }
-    fprintf(f, "%-*s  %-5s  %13s  %23s  %29s\n", name_w, "layer", "kind", "channels", "params",
-            "MACs");
+    fprintf(f, "%-*s  %-5s  %13s  %23s  %29s%s\n", name_w, "layer", "kind", "channels", "params",
+            "MACs", show_why ? "  removed because" : "");
     for (int i = 0; i < r->n_rows; i++) {
         const slim_prune_layer_report *row = &r->rows[i];
         fprintf(f, "%-*s  %-5s", name_w, row->name, slim_layer_kind_name(row->kind));
@@ -59,7 +76,10 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
         fprintf(f, "  %23s", cell);
         snprintf(cell, sizeof cell, "%s -> %s", grouped(row->macs_before, a, sizeof a),
                  grouped(row->macs_after, b, sizeof b));
-        fprintf(f, "  %29s\n", cell);
+        fprintf(f, "  %29s", cell);
+        why_cell(row->removed_gamma_zero, row->removed_zero_filter, row->removed_approx, why,
+                 sizeof why);
+        fprintf(f, "%s%s\n", show_why && why[0] ? "  " : "", show_why ? why : "");
     }
     fprintf(f, "%-*s  %-5s", name_w, "total", "");
     snprintf(cell, sizeof cell, "%d -> %d", r->channels_before, r->channels_after);
@@ -69,7 +89,9 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
     fprintf(f, "  %23s", cell);
     snprintf(cell, sizeof cell, "%s -> %s", grouped(r->macs_before, a, sizeof a),
              grouped(r->macs_after, b, sizeof b));
-    fprintf(f, "  %29s\n", cell);
+    fprintf(f, "  %29s", cell);
+    why_cell(r->removed_gamma_zero, r->removed_zero_filter, r->removed_nonzero, why, sizeof why);
+    fprintf(f, "%s%s\n", show_why && why[0] ? "  " : "", show_why ? why : "");
     fprintf(f, "%-*s  %-5s  %12.1f%%  %22.1f%%  %28.1f%%\n", name_w, "kept", "",
             pct(r->channels_after, r->channels_before),
             pct((double)r->params_after, (double)r->params_before),
