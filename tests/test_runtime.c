@@ -31,6 +31,7 @@
 
 #include "slim/autograd.h"
 #include "slim/nn.h"
+#include "slim/prune.h"
 #include "slim/runtime.h"
 
 #include "runtime/runtime_internal.h"
@@ -357,6 +358,108 @@ static void test_runtime_biasmap(void **state) {
     randomize(m, &rng);
     check_fold(m, &rng, "biasmap fold");
     check_runtime(m, &rng, "biasmap");
+    /* Random biasmaps are not what a fold makes (see test_runtime_pruned):
+     * c2 and c3 have producers with a free channel, but their biasmaps
+     * stay binary adds (c1's producer is the input). */
+    slim_runtime *rt = NULL;
+    assert_int_equal(slim_runtime_create(m, 4, &rt), SLIM_OK);
+    char *plan = NULL;
+    assert_int_equal(slim_runtime_describe(rt, 4, &plan), SLIM_OK);
+    assert_non_null(strstr(plan, "add c1.biasmap"));
+    assert_non_null(strstr(plan, "add c2.biasmap"));
+    assert_non_null(strstr(plan, "add c3.biasmap"));
+    assert_null(strstr(plan, "ones"));
+    free(plan);
+    slim_runtime_free(rt);
+    slim_model_free(m);
+}
+
+static int count_str(const char *text, const char *what) {
+    int c = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        c++;
+    return c;
+}
+
+/* A model pruned by slim_prune, whose biasmaps are what the exact fold
+ * makes: where the producing conv keeps a channel count that is not a
+ * multiple of 16, the runtime turns the biasmap into the weights of a
+ * channel of ones (through relu, avgpool and maxpool, with stride 2 and a
+ * 2x2 input whose masks are rank-deficient); where it keeps 16, the
+ * biasmap stays a binary add. The runtime on the pruned model must give
+ * the reference logits of the ORIGINAL model. */
+static void test_runtime_pruned(void **state) {
+    (void)state;
+    const char *text = "input shape=2x12x12\n"
+                       "conv a out=24 k=3 pad=1\n"
+                       "bn abn\n"
+                       "relu\n"
+                       "conv b out=40 k=3 pad=1\n" /* a keeps 16: a binary add */
+                       "bn bbn\n"
+                       "relu\n"
+                       "avgpool k=3 stride=2 pad=1\n"       /* 40x6x6 */
+                       "conv c out=20 k=3 stride=2 pad=1\n" /* b keeps 35; 20x3x3 */
+                       "bn cbn\n"
+                       "relu\n"
+                       "conv d out=12 k=3 pad=1\n" /* c keeps 17 */
+                       "bn dbn\n"
+                       "relu\n"
+                       "maxpool k=2 stride=1\n"    /* 12x2x2 */
+                       "conv e out=10 k=3 pad=1\n" /* d keeps 9; 10x2x2 */
+                       "bn ebn\n"
+                       "relu\n"
+                       "gap\n"
+                       "dense out=5\n";
+    static const struct {
+        const char *bn;
+        int removed;
+    } zero[] = {{"abn", 8}, {"bbn", 5}, {"cbn", 3}, {"dbn", 3}, {"ebn", 2}};
+    slim_rng rng;
+    slim_rng_seed(&rng, 17, 3);
+    slim_model *m = parse(text);
+    randomize(m, &rng);
+    for (size_t z = 0; z < sizeof zero / sizeof zero[0]; z++) {
+        const slim_layer *l = &m->layers[slim_model_find_layer(m, zero[z].bn)];
+        float *g = m->params[l->p_gamma].data, *b = m->params[l->p_beta].data;
+        for (int j = 0; j < zero[z].removed; j++) {
+            int ch = (3 * j + 1) % l->c; /* spread over the channels, borders included */
+            g[ch] = 0.0f;
+            b[ch] = 0.1f + 0.5f * slim_rng_uniform(&rng); /* > 0: a constant after relu */
+        }
+    }
+    slim_model *p = NULL;
+    assert_int_equal(slim_prune(m, NULL, &p, NULL), SLIM_OK);
+    assert_int_equal(p->layers[slim_model_find_layer(p, "a")].c, 16);
+    assert_int_equal(p->layers[slim_model_find_layer(p, "b")].c, 35);
+    assert_true(p->layers[slim_model_find_layer(p, "e")].has_biasmap);
+
+    float *x = random_input(m, REF_BATCH, &rng);
+    size_t k = (size_t)m->n_classes;
+    float want[REF_BATCH * 5], got[REF_BATCH * 5];
+    forward_ref(m, x, REF_BATCH, 0, want);
+    assert_true(tu_max_abs(want, REF_BATCH * k) > 0.2);
+    slim_runtime *rt = NULL;
+    assert_int_equal(slim_runtime_create(p, REF_BATCH, &rt), SLIM_OK);
+    const int sizes[] = {1, 3, REF_BATCH};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        int n = sizes[i];
+        assert_int_equal(slim_runtime_run(rt, x, n, got), SLIM_OK);
+        char what[32];
+        snprintf(what, sizeof what, "pruned n=%d", n);
+        expect_close(what, got, want, (size_t)n * k, TOL_RUNTIME);
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *plan = NULL;
+        assert_int_equal(slim_runtime_describe(rt, sizes[i], &plan), SLIM_OK);
+        assert_non_null(strstr(plan, "add b.biasmap"));
+        assert_int_equal(count_str(plan, ".biasmap"), 1);
+        assert_int_equal(count_str(plan, "+biasmap(ones)"), 3); /* c, d, e */
+        assert_int_equal(count_str(plan, " +ones"), 3);         /* b, c, d */
+        free(plan);
+    }
+    slim_runtime_free(rt);
+    free(x);
+    slim_model_free(p);
     slim_model_free(m);
 }
 
@@ -481,6 +584,60 @@ static void test_runtime_repeat(void **state) {
     slim_runtime_free(rt);
 }
 
+/* Batches above the tile size run as tiles through the plans of the tile
+ * sizes: on one thread one tile after another, on more threads in
+ * parallel, one worker per thread with its own one-thread primitives. The
+ * logits are those of the untiled run. */
+static void test_runtime_tiles(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 8, 8);
+    slim_model *m = model_file(0); /* vgg-fm */
+    float *x = random_input(m, REF_BATCH, &rng);
+    size_t k = (size_t)m->n_classes;
+    float whole[REF_BATCH * 10], tiled[REF_BATCH * 10];
+    assert_true(k <= 10);
+    int saved = slim_get_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        slim_set_threads(threads);
+        slim_runtime *rt = NULL;
+        assert_int_equal(slim_runtime_create(m, REF_BATCH, &rt), SLIM_OK);
+        slim_runtime_stats st;
+        slim_runtime_get_stats(rt, &st);
+        /* vgg-fm's largest activation is 32x28x28 floats (100 KB) per image. */
+        assert_true(st.tile_batch >= 8 && st.tile_batch <= 64 && st.tile_batch % 8 == 0);
+        assert_int_equal(st.workers, threads > 1 ? threads : 0);
+        slim_rt_set_tile(rt, REF_BATCH);
+        assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, whole), SLIM_OK);
+        slim_runtime_get_stats(rt, &st);
+        int built = st.plans_built;
+        slim_rt_set_tile(rt, 6); /* 6 + 5 + 5 */
+        memset(tiled, 0xff, sizeof tiled);
+        assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
+        expect_close("tiles of 6", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
+        char *plan = NULL;
+        assert_int_equal(slim_runtime_describe(rt, REF_BATCH, &plan), SLIM_OK);
+        assert_non_null(strstr(plan, "tiles: 1 x batch 6 and 2 x batch 5"));
+        assert_true((strstr(plan, "in parallel on 2 threads") != NULL) == (threads == 2));
+        assert_non_null(strstr(plan, "plan for batch 6:"));
+        free(plan);
+        slim_runtime_get_stats(rt, &st);
+        /* 6 and 5 on each worker (or as main plans) */
+        assert_int_equal(st.plans_built - built, threads > 1 ? 2 * threads : 2);
+        slim_rt_set_tile(rt, 8); /* 8 + 8 */
+        memset(tiled, 0xff, sizeof tiled);
+        assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
+        expect_close("tiles of 8", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
+        /* Again: the same numbers, whichever worker ran which tile. */
+        float again[REF_BATCH * 10];
+        assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, again), SLIM_OK);
+        assert_memory_equal(again, tiled, REF_BATCH * k * sizeof(float));
+        slim_runtime_free(rt);
+    }
+    slim_set_threads(saved);
+    free(x);
+}
+
 static void test_runtime_errors(void **state) {
     (void)state;
     slim_model *m = load("models/lenet-bn.net");
@@ -516,7 +673,10 @@ static void test_runtime_no_malloc(void **state) {
     slim_rng_seed(&rng, 9, 9);
     slim_model *m = model_file(1); /* resnet-fm */
     slim_runtime *rt = NULL;
+    int saved = slim_get_threads();
+    slim_set_threads(2); /* tiles in parallel (below) */
     assert_int_equal(slim_runtime_create(m, 6, &rt), SLIM_OK);
+    slim_set_threads(saved);
     float *x = random_input(m, 6, &rng);
     float y[60];
     assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
@@ -528,16 +688,22 @@ static void test_runtime_no_malloc(void **state) {
     slim_status c = slim_runtime_run(rt, x, 1, y);
     slim_status d = slim_runtime_run(rt, x, 6, y);
     tu_counting = 0;
+    slim_rt_set_tile(rt, 4); /* 3 + 3 on two workers, built here */
+    assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
+    tu_counting = 1;
+    slim_status e = slim_runtime_run(rt, x, 6, y);
+    tu_counting = 0;
+    assert_int_equal(e, SLIM_OK);
     assert_int_equal(a, SLIM_OK);
     assert_int_equal(b, SLIM_OK);
     assert_int_equal(c, SLIM_OK);
     assert_int_equal(d, SLIM_OK);
-    print_message("%zu allocations by the runtime, %zu inside oneDNN's execute, in 4 runs\n",
+    print_message("%zu allocations by the runtime, %zu inside oneDNN's execute, in 5 runs\n",
                   (size_t)tu_allocs, (size_t)tu_foreign_allocs);
     assert_int_equal(tu_allocs, 0);
     slim_runtime_stats st;
     slim_runtime_get_stats(rt, &st);
-    assert_int_equal(st.plans_built, 2); /* nothing rebuilt */
+    assert_int_equal(st.plans_built, 4); /* 6, 1, then 3 on each worker: nothing rebuilt */
     free(x);
     slim_runtime_free(rt);
 #else
@@ -580,6 +746,7 @@ int main(int argc, char **argv) {
     if (getenv(CHILD_ENV)) {
         const struct CMUnitTest child[] = {
             cmocka_unit_test(test_runtime_biasmap),
+            cmocka_unit_test(test_runtime_pruned),
             cmocka_unit_test(test_runtime_odd_graph),
             cmocka_unit_test(test_runtime_repeat),
         };
@@ -592,6 +759,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_odd_graph), cmocka_unit_test(test_runtime_fusions),
         cmocka_unit_test(test_runtime_repeat),    cmocka_unit_test(test_runtime_errors),
         cmocka_unit_test(test_runtime_no_malloc), cmocka_unit_test(test_runtime_blocked_layouts),
+        cmocka_unit_test(test_runtime_pruned),    cmocka_unit_test(test_runtime_tiles),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

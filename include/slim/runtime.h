@@ -13,6 +13,10 @@
  *     other operand of the add) and a ReLU (eltwise), when the conv's
  *     output feeds nothing else; at batch >= 8 on AVX-512, 3x3 stride-1
  *     convs use oneDNN's Winograd algorithm;
+ *   - a biasmap made by pruning's exact fold becomes, where that is free,
+ *     the weights of one more input channel that holds ones (made by the
+ *     producing conv as an extra filter with bias 1), so that it rides
+ *     inside the conv;
  *   - activations kept in oneDNN's preferred (blocked) layouts between
  *     layers, with reorders only where a layout must change (the input, or
  *     a consumer that wants another layout);
@@ -21,12 +25,18 @@
  *
  * A plan is built for one batch size, the first time that batch size is run,
  * and kept: any n in [1, max_batch] works, and a batch size seen before runs
- * without building anything. All activations of a plan live in one arena,
- * placed so that buffers whose lifetimes do not overlap share memory; the
- * arena and the single scratchpad are shared by the plans of a runtime. A
- * run at a batch size seen before allocates no memory of its own and builds
- * no primitive (oneDNN 2.6's dnnl_primitive_execute still allocates its
- * small argument map on every call).
+ * without building anything. A batch larger than the runtime's tile size
+ * (a few images, so that activations stay in cache; 8 on vgg-fm) runs as
+ * tiles through the plan of the tile size; with more than one thread the
+ * tiles run in parallel, one per thread, on primitives made for one
+ * thread, while smaller batches (batch-1 latency) split each primitive
+ * over all threads (the thread count is the one at slim_runtime_create).
+ * All activations of a plan live in one arena, placed so that buffers
+ * whose lifetimes do not overlap share memory; the arena and the
+ * scratchpad are shared by the plans of one thread. A run at a batch size
+ * seen before allocates no memory of its own and builds no primitive
+ * (oneDNN 2.6's dnnl_primitive_execute still allocates its small argument
+ * map on every call).
  *
  * The results equal slim_model_forward(model, tape, x, 0, ...) with the
  * reference backend within float rounding (oneDNN sums in another order).
@@ -67,9 +77,10 @@ slim_status slim_model_fold_bn(const slim_model *in, slim_model **out);
 typedef struct slim_runtime slim_runtime;
 
 /* Makes a runtime for `model` (copied: the model may be changed or freed
- * afterwards) that takes batches of 1..max_batch images. Builds the plan for
- * max_batch right away, so that the largest memory is claimed up front and
- * errors show here. */
+ * afterwards) that takes batches of 1..max_batch images, using the OpenMP
+ * thread count of this moment (slim_set_threads). Builds the plans that
+ * max_batch runs right away, so that the largest memory is claimed up front
+ * and errors show here. */
 slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_runtime **out);
 
 /* Runs n images x (n, c, h, w), plain NCHW floats, and writes the logits
@@ -84,12 +95,14 @@ void slim_runtime_free(slim_runtime *rt);
 typedef struct slim_runtime_stats {
     int max_batch;
     int n_classes;
-    int plans_built;         /* one per distinct batch size run so far */
-    int steps;               /* primitives in the plan for max_batch */
+    int plans_built;         /* so far: one per batch size (per thread for tiles) */
+    int steps;               /* primitives in the plan max_batch runs (of a tile) */
     int reorders;            /* of which reorders (layout changes, input, output) */
-    size_t arena_bytes;      /* activations, shared by all plans */
-    size_t scratchpad_bytes; /* shared by all primitives of all plans */
+    size_t arena_bytes;      /* activations: the arenas of all threads */
+    size_t scratchpad_bytes; /* the scratchpads of all threads */
     size_t weight_bytes;     /* weights in the layouts the primitives chose */
+    int tile_batch;          /* a larger batch runs as tiles of at most this many images */
+    int workers;             /* threads that run tiles in parallel (0: one thread) */
 } slim_runtime_stats;
 
 void slim_runtime_get_stats(const slim_runtime *rt, slim_runtime_stats *stats);

@@ -476,8 +476,8 @@ static slim_status reorder_now_(slim_runtime *rt, const dnnl_memory_desc_t *from
         dnnl_reorder_primitive_desc_create(pd, from_md, rt->engine, to_md, rt->engine, NULL));
     SLIM_DNNL_CHECK(dnnl_primitive_create(prim, *pd));
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, *a}, {DNNL_ARG_TO, *c}};
-    SLIM_DNNL_CHECK(dnnl_primitive_execute(*prim, rt->stream, 2, args));
-    SLIM_DNNL_CHECK(dnnl_stream_wait(rt->stream));
+    SLIM_DNNL_CHECK(dnnl_primitive_execute(*prim, rt->main.stream, 2, args));
+    SLIM_DNNL_CHECK(dnnl_stream_wait(rt->main.stream));
     return SLIM_OK;
 }
 
@@ -640,6 +640,8 @@ static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd, int s
     SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
     snprintf(s->what, sizeof s->what, "conv %s", l->name);
     if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
+    if (b->rt->ones_channel[i]) append(s->what, sizeof s->what, "%s", " +ones");
+    if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
     if (l->p_biasmap >= 0 && !split_biasmap) append(s->what, sizeof s->what, "%s", " +biasmap");
     if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
     if (b->g->relu[i] && !split_biasmap)
@@ -1048,7 +1050,7 @@ static slim_status make_memories(slim_runtime *rt, rt_plan *p) {
             SLIM_DNNL_CHECK(dnnl_memory_create(&arg->mem, &arg->md, rt->engine, DNNL_MEMORY_NONE));
             if (arg->where == RT_AT_FIXED)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(
-                    arg->mem, (void *)(uintptr_t)arg->ptr, rt->stream));
+                    arg->mem, (void *)(uintptr_t)arg->ptr, rt->main.stream));
             st->exec[a] = (dnnl_exec_arg_t){arg->arg, arg->mem};
         }
     }

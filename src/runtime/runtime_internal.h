@@ -17,6 +17,7 @@
 #define RT_MAX_ARGS 8
 #define RT_MAX_CONVERSIONS 4
 #define RT_WHAT_LEN 112
+#define RT_ERROR_LEN 1024 /* a worker's copy of its error message */
 
 /* Where an argument's memory lives. */
 typedef enum rt_where {
@@ -92,12 +93,12 @@ typedef struct rt_graph {
     int *last_read; /* per layer: the last time its output is read */
 } rt_graph;
 
-struct slim_runtime {
-    slim_model *model; /* private, BN folded */
-    int max_batch;
-    dnnl_engine_t engine; /* the shared one (slim_dnnl_engine), not owned */
-    dnnl_stream_t stream; /* owned */
-    rt_graph graph;
+/* Where plans run: their table by batch size, the activation arena and
+ * scratchpad they share, and a stream. The runtime has a main context,
+ * whose primitives use all threads, and, with more than one thread, one
+ * context per thread for tiles (runtime.c), whose primitives use one. */
+typedef struct rt_ctx {
+    int threads;        /* the primitives of its plans were made for this many threads */
     rt_plan **plans;    /* [max_batch + 1], NULL until built */
     rt_plan *last_plan; /* the plan that ran last (its pads are zero) */
     void *arena;        /* activations of whichever plan runs */
@@ -105,14 +106,38 @@ struct slim_runtime {
     void *scratch; /* oneDNN scratchpad, shared by every primitive */
     size_t scratch_bytes;
     unsigned generation;  /* bumped whenever arena or scratch move */
+    dnnl_stream_t stream; /* owned */
+    slim_status status;   /* of the tiles it ran in the last run */
+    char *error;          /* [RT_ERROR_LEN]: their message (errors are per thread) */
+} rt_ctx;
+
+struct slim_runtime {
+    slim_model *model; /* private, BN folded and rewritten */
+    int max_batch;
+    int tile; /* batches above this run as tiles of at most this many images (runtime.c) */
+    dnnl_engine_t engine; /* the shared one (slim_dnnl_engine), not owned */
+    rt_graph graph;
+    rt_ctx main;     /* batches up to the tile size */
+    rt_ctx *workers; /* [n_workers]: tiles, one worker per thread; none with one thread */
+    int n_workers;
     rt_weights **weights; /* [n_layers] */
+    /* The rewrite (rewrite.c), per layer of the model: */
+    int *ones_channel;    /* the conv's last output channel is a channel of ones */
+    int *biasmap_channel; /* the conv's biasmap is the weights of its last input channel */
     size_t weight_bytes;
     int plans_built;
 };
 
+/* runtime.c: sets the tile size (for tests: to tile small batches). */
+void slim_rt_set_tile(slim_runtime *rt, int tile);
+
 /* runtime.c: whether a dnnl_primitive_execute of a runtime is in progress
  * (for tests that count heap allocations). */
 int slim_rt_in_execute(void);
+
+/* rewrite.c: turns biasmaps into the weights of an extra input channel of
+ * ones where that is free (rt->model is replaced; the flags are set). */
+slim_status slim_rt_rewrite(slim_runtime *rt);
 
 /* plan.c */
 slim_status slim_rt_graph_init(slim_runtime *rt);
