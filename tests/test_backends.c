@@ -71,6 +71,7 @@ static void test_same_loss_curve(void **state) {
     slim_data_options o = {.c = 1, .h = 28, .w = 28, .limit = STEPS * BATCH};
     slim_dataset *ds = NULL;
     assert_int_equal(slim_data_load("fashion-mnist", 1, &o, &ds), SLIM_OK);
+    assert_int_equal(slim_dataset_to_floats(ds), SLIM_OK); /* batches read straight from it */
     double ref[STEPS], fast[STEPS];
     train(SLIM_BACKEND_REF, ds, ref);
     train(SLIM_BACKEND_FAST, ds, fast);

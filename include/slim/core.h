@@ -90,7 +90,8 @@ void slim_rng_shuffle(slim_rng *rng, uint32_t *perm, size_t n);
 /* ---- arena ------------------------------------------------------------ */
 
 /* A bump allocator for everything that lives for one training step
- * (activations, gradients of activations, tape nodes). It grows by chaining
+ * (activations and tape nodes; activation gradients live in the tape's own
+ * pool, autograd.h). It grows by chaining
  * blocks while a step is new; slim_arena_reset() then replaces the chain by a
  * single block of the high-water size, so from the second step on a step of
  * the same shape calls no malloc at all. */

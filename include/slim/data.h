@@ -1,16 +1,30 @@
 /* slim data: data sets held in memory, their loaders, augmentation and
  * batching.
  *
- * A slim_dataset holds every image of one split (train or test) as float32
- * NCHW, already normalised, with one int32 label per image. Loading happens
- * once at start-up; after that a training step only copies images into a
+ * A slim_dataset holds every image of one split (train or test), NCHW, with
+ * one int32 label per image, in one of two forms:
+ *   - bytes (`pixels`, `images` NULL): what every loader makes. The raw
+ *     pixel bytes are kept and normalised only when images are copied out
+ *     (slim_dataset_gather, slim_batcher_next, slim_dataset_read): a quarter
+ *     of the memory of floats (Fashion-MNIST's train split: 47 MB instead of
+ *     188 MB, the largest item of a training run's peak memory). The copy
+ *     goes through a 256-entry table per channel holding exactly the floats
+ *     the formula below gives, so the batches are bit for bit those of a
+ *     float copy.
+ *   - floats (`images`, `pixels` NULL): slim_dataset_new, for tests and
+ *     synthetic data ("memory" data sets); the values are used as they are.
+ * Code that wants a whole split as normalised floats (comparisons, speed
+ * runs over the test set) calls slim_dataset_to_floats() once; code that
+ * walks it calls slim_dataset_read() batch by batch. Loading happens once at
+ * start-up; after that a training step only copies images into a
  * caller-owned batch buffer (slim_batcher) and augments them in place
  * (slim_augment_batch), so the steady state allocates nothing.
  *
- * Normalisation. Every loader turns a pixel byte p (0..255) of channel k into
+ * Normalisation. A pixel byte p (0..255) of channel k becomes
  *     x = (p / 255 - mean[k]) / std[k]
- * computed in double and rounded once to float. mean/std are recorded in the
- * data set so that an exported model can apply the same transform:
+ * computed in double (from the float mean[k] and std[k]) and rounded once to
+ * float. mean/std are recorded in the data set so that an exported model can
+ * apply the same transform:
  *   - Fashion-MNIST            mean 0.2860, std 0.3530
  *   - MNIST (other IDX)        mean 0.1307, std 0.3081
  *   - CIFAR-10                 mean (0.4914, 0.4822, 0.4465),
@@ -45,8 +59,8 @@
  * refuses truncated or oversized data), JPEG with libjpeg-turbo (stb's JPEG
  * decoder had memory-safety bugs under fuzzing, docs/RELIABILITY.md); both
  * are converted to the requested channel count (gray -> RGB replicates,
- * RGB -> gray uses luma (77 r + 150 g + 29 b) >> 8, alpha is dropped). Images are never resized: one whose size differs from
- * the expected h x w is an error naming the file and both sizes.
+ * RGB -> gray uses luma (77 r + 150 g + 29 b) >> 8, alpha is dropped). Images are never resized:
+ * one whose size differs from the expected h x w is an error naming the file and both sizes.
  */
 #ifndef SLIM_DATA_H
 #define SLIM_DATA_H
@@ -66,27 +80,40 @@ extern "C" {
 /* ---- data sets -------------------------------------------------------- */
 
 typedef struct slim_dataset {
-    float *images;                      /* images: (n, c, h, w), normalised as described above */
-    int32_t *labels;                    /* labels: (n), each in [0, n_classes) */
-    size_t n;                           /* number of images */
-    int c, h, w;                        /* image shape; c in 1..SLIM_DATA_MAX_CHANNELS */
-    int n_classes;                      /* number of classes (a model's output width) */
-    char **class_names;                 /* (n_classes) names, or NULL when unknown */
+    uint8_t *pixels;    /* pixels: (n, c, h, w) raw bytes, or NULL (float data set) */
+    float *images;      /* images: (n, c, h, w) normalised, or NULL (byte data set) */
+    int32_t *labels;    /* labels: (n), each in [0, n_classes) */
+    size_t n;           /* number of images */
+    int c, h, w;        /* image shape; c in 1..SLIM_DATA_MAX_CHANNELS */
+    int n_classes;      /* number of classes (a model's output width) */
+    char **class_names; /* (n_classes) names, or NULL when unknown */
     float mean[SLIM_DATA_MAX_CHANNELS]; /* (c) x = (p/255 - mean) / std */
     float std[SLIM_DATA_MAX_CHANNELS];  /* (c) */
     const char *kind;                   /* "idx", "cifar10", "imagefolder" or "memory" */
     char *source;                       /* the file or directory the split came from */
 } slim_dataset;
 
-/* A zero-filled data set of n images (for tests and synthetic data): mean 0,
- * std 1, no class names, kind "memory". n may be 0. */
+/* A zero-filled float data set of n images (for tests and synthetic data):
+ * `images` allocated, `pixels` NULL, mean 0, std 1, no class names, kind
+ * "memory". n may be 0. */
 slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_dataset **out);
 /* Frees everything the data set owns. NULL is allowed. */
 void slim_dataset_free(slim_dataset *ds);
-/* Copies images idx[0..count) into x: (count, c, h, w) and their labels into
- * y: (count) (y may be NULL). Indices must be < ds->n. */
+/* Copies images idx[0..count) into x: (count, c, h, w), normalised, and
+ * their labels into y: (count) (y may be NULL). Indices must be < ds->n.
+ * No allocation. */
 slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, size_t count, float *x,
                                 int32_t *y);
+/* Copies images first..first+count-1 into x: (count, c, h, w), normalised.
+ * The range must lie within the data set. No allocation. */
+slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count, float *x);
+/* Turns a byte data set into a float one: allocates `images` with every
+ * image normalised and frees `pixels` (peak memory: both at once). Nothing
+ * to do for a float data set. On failure the data set is unchanged. */
+slim_status slim_dataset_to_floats(slim_dataset *ds);
+/* lut[k][p] = (p / 255 - mean[k]) / std[k] for k < ds->c, in double and
+ * rounded once to float: the values a byte data set's pixels stand for. */
+void slim_dataset_lut(const slim_dataset *ds, float lut[SLIM_DATA_MAX_CHANNELS][256]);
 
 /* ---- loaders ---------------------------------------------------------- */
 
@@ -112,9 +139,10 @@ slim_status slim_data_load(const char *spec, int train, const slim_data_options 
  * must hold magic 0x00000803 (ubyte, 3-D: n x rows x cols), labels_path magic
  * 0x00000801 (ubyte, 1-D: n); the counts must agree, the files must end
  * exactly where their headers say, and every label must be < 10. The result
- * has c = 1, n_classes = 10, no class names, and is normalised with the
- * scalar mean/std. A declared size is believed only as far as the bytes
- * actually read: memory grows with the data, never with the header. */
+ * has c = 1, n_classes = 10, no class names, holds the pixel bytes, and
+ * is normalised with the scalar mean/std when copied out. A declared size
+ * is believed only as far as the bytes actually read: memory grows with the
+ * data, never with the header. */
 slim_status slim_data_load_idx(const char *images_path, const char *labels_path, float mean,
                                float std, slim_dataset **out);
 
@@ -194,9 +222,9 @@ void slim_batcher_free(slim_batcher *b);
 /* Starts an epoch: order = 0..n-1, shuffled with slim_rng_shuffle(rng) when
  * shuffling (rng may be NULL otherwise). Records rng's prior state. */
 void slim_batcher_begin_epoch(slim_batcher *b, slim_rng *rng);
-/* Copies the next batch into x: (batch, c, h, w) and y: (batch) and returns
- * how many samples it holds: b->batch, fewer for the last (partial) batch,
- * 0 when the epoch is over. */
+/* Copies the next batch into x: (batch, c, h, w), normalised, and
+ * y: (batch) and returns how many samples it holds: b->batch, fewer for the
+ * last (partial) batch, 0 when the epoch is over. */
 size_t slim_batcher_next(slim_batcher *b, float *x, int32_t *y);
 /* Number of batches in an epoch: ceil(n / batch). */
 size_t slim_batcher_num_batches(const slim_batcher *b);

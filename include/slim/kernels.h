@@ -133,6 +133,10 @@ void slim_dnnl_cache_free(slim_dnnl_cache *cache);
 /* Nonzero while a oneDNN primitive is executing (for allocation tests:
  * oneDNN 2.6 allocates small transient blocks inside every execute). */
 int slim_dnnl_in_execute(void);
+/* Buffers the oneDNN kernels have allocated so far (temporaries, scratchpad,
+ * workspaces). They come from mmap, which a malloc counter does not see, so
+ * allocation tests check that this stays put too. */
+size_t slim_dnnl_buf_allocs(void);
 
 /* Sets the number of threads used by oneDNN (OpenMP) and OpenBLAS, which
  * share one OpenMP pool; threads <= 0 means one per processor. */

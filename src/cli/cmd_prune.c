@@ -33,8 +33,10 @@ static cli_opt opts[] = {
      "slim export and slim train --init accept it.",
      NULL, 0, &a.out, 0},
     {"threshold", CLI_FLOAT, "T", "0",
-     "Remove a channel when |gamma| <= T in every BN of its group. 0 removes exact zeros only "
-     "and is exact: the check below must then pass or nothing is written.",
+     "Remove a channel when, in every BN of its group, |gamma| <= T or the BN's output is "
+     "exactly constant (the conv filters feeding it are exactly zero). 0 removes exactly "
+     "constant channels only and is exact: the check below must then pass or nothing is "
+     "written.",
      NULL, 0, &a.threshold, 0},
     {"percent", CLI_FLOAT, "P", NULL,
      "Instead of --threshold: remove the P% of all prunable channels with the smallest |gamma| "
@@ -58,7 +60,8 @@ static cli_spec spec = {
     "prune",
     "slim prune IN.ckpt --out OUT.ckpt [--threshold T | --percent P] [options]",
     "Removes batch-norm channels from a trained model: a channel whose gamma is exactly 0 "
-    "outputs a constant, so it is removed and its constant folded into the next layer's bias "
+    "outputs a constant (as does one whose conv filter is exactly zero, in inference mode), so "
+    "it is removed and its constant folded into the next layer's bias "
     "(a per-position bias map for a padded convolution). Channels tied together by residual "
     "adds are removed together. Prints the per-layer table (channels, parameters, MACs before "
     "-> after), then checks the pruned model against the original on test images:\n"
@@ -83,6 +86,12 @@ static slim_status check_pruned(slim_model *before, slim_model *after, const sli
     slim_status st = slim_data_load(data, 0, &dopts, &ds);
     if (st != SLIM_OK)
         return slim_error_prefix(st, "loading check images (skip the check with --check 0)");
+    /* The comparison takes the images as one float array. */
+    st = slim_dataset_to_floats(ds);
+    if (st != SLIM_OK) {
+        slim_dataset_free(ds);
+        return slim_error_prefix(st, "loading check images");
+    }
     double max_delta = 0, max_abs = 0;
     size_t mismatches = 0;
     st = slim_prune_compare(before, after, ds->images, (int)ds->n, cli_backend(a.backend),

@@ -1,7 +1,7 @@
 /* The CIFAR-10 binary version: files of 3073-byte records, one label byte
  * then a 32x32 image stored as 1024 R, 1024 G and 1024 B bytes, which is
- * already CHW. Sizes come from the file length (a whole number of records),
- * so nothing is allocated on a file's say-so. */
+ * already CHW and is kept as bytes (data.h). Sizes come from the file length (a whole number of
+ * records), so nothing is allocated on a file's say-so. */
 #include "internal.h"
 
 #include <errno.h>
@@ -57,8 +57,7 @@ static slim_status load_names(const char *dir, slim_dataset *ds) {
 /* Reads every record of one file; images with index < keep (counting from
  * `first`, the file's first record) are stored in ds. */
 static slim_status read_file(const char *path, size_t records, size_t first, size_t keep,
-                             const float luts[CIFAR_C][256], unsigned char *block,
-                             slim_dataset *ds) {
+                             unsigned char *block, slim_dataset *ds) {
     FILE *f = fopen(path, "rb");
     if (!f) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     slim_status st = SLIM_OK;
@@ -78,11 +77,7 @@ static slim_status read_file(const char *path, size_t records, size_t first, siz
             size_t i = first + r;
             if (i >= keep) continue;
             ds->labels[i] = rec[0];
-            float *x = ds->images + i * CIFAR_PIXELS;
-            for (int c = 0; c < CIFAR_C; c++)
-                for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
-                    x[c * CIFAR_SIDE * CIFAR_SIDE + p] =
-                        luts[c][rec[1 + c * CIFAR_SIDE * CIFAR_SIDE + p]];
+            memcpy(ds->pixels + i * CIFAR_PIXELS, rec + 1, CIFAR_PIXELS);
         }
     }
     if (st == SLIM_OK && fgetc(f) != EOF)
@@ -124,19 +119,17 @@ slim_status slim_data_load_cifar10(const char *dir, int train, const slim_data_o
     size_t keep = opts && opts->limit && opts->limit < total ? opts->limit : total;
 
     slim_dataset *ds = NULL;
-    SLIM_TRY(slim_dataset_new(keep, CIFAR_C, CIFAR_SIDE, CIFAR_SIDE, CIFAR_CLASSES, &ds));
+    SLIM_TRY(slim_data_new_bytes(keep, CIFAR_C, CIFAR_SIDE, CIFAR_SIDE, CIFAR_CLASSES, &ds));
     ds->kind = "cifar10";
-    float luts[CIFAR_C][256];
     for (int c = 0; c < CIFAR_C; c++) {
         ds->mean[c] = cifar_mean[c];
         ds->std[c] = cifar_std[c];
-        slim_data_lut(luts[c], cifar_mean[c], cifar_std[c]);
     }
     unsigned char *block = malloc((size_t)CIFAR_BLOCK * CIFAR_RECORD);
     slim_status st = block ? SLIM_OK : slim_error(SLIM_ERR_NOMEM, "CIFAR-10: out of memory");
     size_t first = 0;
     for (int i = 0; i < n_files && st == SLIM_OK; i++) {
-        st = read_file(paths[i], records[i], first, keep, (const float(*)[256])luts, block, ds);
+        st = read_file(paths[i], records[i], first, keep, block, ds);
         first += records[i];
     }
     free(block);

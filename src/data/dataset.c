@@ -6,13 +6,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
+/* A data set of n images of one form: floats (`bytes` 0) or pixel bytes. */
+static slim_status dataset_alloc(size_t n, int c, int h, int w, int n_classes, int bytes,
+                                 slim_dataset **out) {
     *out = NULL;
     if (c < 1 || c > SLIM_DATA_MAX_CHANNELS || h < 1 || w < 1 || n_classes < 1)
         return slim_error(SLIM_ERR_ARG, "data set: bad shape %dx%dx%d or %d classes", c, h, w,
                           n_classes);
     size_t per = (size_t)c * (size_t)h * (size_t)w;
-    if (n > 0 && per > SIZE_MAX / sizeof(float) / n)
+    size_t size = bytes ? 1 : sizeof(float);
+    if (n > 0 && per > SIZE_MAX / size / n)
         return slim_error(SLIM_ERR_NOMEM, "data set: %zu images of %dx%dx%d do not fit in memory",
                           n, c, h, w);
     slim_dataset *ds = slim_calloc(1, sizeof *ds);
@@ -28,15 +31,27 @@ slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_
         ds->std[k] = 1.0f;
     }
     /* calloc(1, ...) when n == 0 so that the pointers are never NULL. */
-    ds->images = slim_calloc(n ? n * per : 1, sizeof(float));
+    void *data = slim_calloc(n ? n * per : 1, size);
+    if (bytes)
+        ds->pixels = data;
+    else
+        ds->images = data;
     ds->labels = slim_calloc(n ? n : 1, sizeof(int32_t));
-    if (!ds->images || !ds->labels) {
+    if (!data || !ds->labels) {
         slim_dataset_free(ds);
         return slim_error(SLIM_ERR_NOMEM, "data set: cannot allocate %zu images of %dx%dx%d", n, c,
                           h, w);
     }
     *out = ds;
     return SLIM_OK;
+}
+
+slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
+    return dataset_alloc(n, c, h, w, n_classes, 0, out);
+}
+
+slim_status slim_data_new_bytes(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
+    return dataset_alloc(n, c, h, w, n_classes, 1, out);
 }
 
 void slim_dataset_free(slim_dataset *ds) {
@@ -46,22 +61,78 @@ void slim_dataset_free(slim_dataset *ds) {
             free(ds->class_names[i]);
         free(ds->class_names);
     }
+    free(ds->pixels);
     free(ds->images);
     free(ds->labels);
     free(ds->source);
     free(ds);
 }
 
+void slim_dataset_lut(const slim_dataset *ds, float lut[SLIM_DATA_MAX_CHANNELS][256]) {
+    for (int k = 0; k < ds->c && k < SLIM_DATA_MAX_CHANNELS; k++)
+        slim_data_lut(lut[k], ds->mean[k], ds->std[k]);
+}
+
+/* Image `i` of ds into x: (c, h, w), normalised through lut when ds holds
+ * bytes. `per` = c h w, `plane` = h w. */
+static void copy_image(const slim_dataset *ds, const float lut[][256], size_t per, size_t plane,
+                       size_t i, float *x) {
+    if (!ds->pixels) {
+        memcpy(x, ds->images + i * per, per * sizeof(float));
+        return;
+    }
+    const uint8_t *p = ds->pixels + i * per;
+    for (int k = 0; k < ds->c; k++) {
+        const float *t = lut[k];
+        for (size_t j = 0; j < plane; j++)
+            x[j] = t[p[j]];
+        x += plane;
+        p += plane;
+    }
+}
+
 slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, size_t count, float *x,
                                 int32_t *y) {
-    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
-    for (size_t i = 0; i < count; i++) {
+    size_t plane = (size_t)ds->h * (size_t)ds->w, per = (size_t)ds->c * plane;
+    for (size_t i = 0; i < count; i++)
         if (idx[i] >= ds->n)
             return slim_error(SLIM_ERR_ARG, "data set: index %u out of range (%zu images)",
                               (unsigned)idx[i], ds->n);
-        memcpy(x + i * per, ds->images + (size_t)idx[i] * per, per * sizeof(float));
+    /* 256 divisions per channel per call: negligible next to a batch. */
+    float lut[SLIM_DATA_MAX_CHANNELS][256];
+    if (ds->pixels) slim_dataset_lut(ds, lut);
+    for (size_t i = 0; i < count; i++) {
+        copy_image(ds, (const float(*)[256])lut, per, plane, idx[i], x + i * per);
         if (y) y[i] = ds->labels[idx[i]];
     }
+    return SLIM_OK;
+}
+
+slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count, float *x) {
+    if (first > ds->n || count > ds->n - first)
+        return slim_error(SLIM_ERR_ARG, "data set: images %zu..%zu out of range (%zu images)",
+                          first, first + count, ds->n);
+    size_t plane = (size_t)ds->h * (size_t)ds->w, per = (size_t)ds->c * plane;
+    float lut[SLIM_DATA_MAX_CHANNELS][256];
+    if (ds->pixels) slim_dataset_lut(ds, lut);
+    for (size_t i = 0; i < count; i++)
+        copy_image(ds, (const float(*)[256])lut, per, plane, first + i, x + i * per);
+    return SLIM_OK;
+}
+
+slim_status slim_dataset_to_floats(slim_dataset *ds) {
+    if (!ds->pixels) return SLIM_OK;
+    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    if (ds->n > 0 && per > SIZE_MAX / sizeof(float) / ds->n)
+        return slim_error(SLIM_ERR_NOMEM, "data set: %zu images do not fit in memory as floats",
+                          ds->n);
+    float *images = slim_calloc(ds->n ? ds->n * per : 1, sizeof(float));
+    if (!images)
+        return slim_error(SLIM_ERR_NOMEM, "data set: cannot allocate %zu images as floats", ds->n);
+    slim_dataset_read(ds, 0, ds->n, images); /* the whole range: cannot fail */
+    free(ds->pixels);
+    ds->pixels = NULL;
+    ds->images = images;
     return SLIM_OK;
 }
 

@@ -2,10 +2,11 @@
  * and uncompressed files both work (gzread passes plain files through).
  *
  * The header's sizes are not trusted for allocation: bytes stream through a
- * fixed 1 MB chunk and are converted straight to floats in a buffer that
- * grows by doubling as data actually arrives (glibc's realloc of such large
- * blocks remaps pages rather than copying), so a tiny file that declares ten
- * million images fails on its missing bytes having allocated a few MB. */
+ * fixed 1 MB chunk into a buffer that grows by doubling as data actually
+ * arrives (glibc's realloc of such large blocks remaps pages rather than
+ * copying), so a tiny file that declares ten million images fails on its
+ * missing bytes having allocated a few MB. The pixels are kept as bytes
+ * (data.h: normalised when copied out). */
 #include "internal.h"
 
 #include <errno.h>
@@ -60,36 +61,32 @@ static slim_status gz_read_some(gzFile f, const char *path, unsigned char *buf, 
     return SLIM_OK;
 }
 
-/* Grows *buf (elements of `size` bytes) to hold at least `need` of them,
- * doubling, but never beyond `max`. */
-static slim_status grow(void **buf, size_t *cap, size_t need, size_t max, size_t size,
+/* Grows *buf to hold at least `need` bytes, doubling, but never beyond
+ * `max`. */
+static slim_status grow(unsigned char **buf, size_t *cap, size_t need, size_t max,
                         const char *path) {
     if (need <= *cap) return SLIM_OK;
     size_t next = *cap ? *cap : 1;
     while (next < need)
         next = next > max / 2 ? max : next * 2;
-    void *grown = realloc(*buf, next * size);
-    if (!grown)
-        return slim_error(SLIM_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, next * size);
+    unsigned char *grown = realloc(*buf, next);
+    if (!grown) return slim_error(SLIM_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, next);
     *buf = grown;
     *cap = next;
     return SLIM_OK;
 }
 
 /* Streams exactly `want` body bytes through a fixed chunk buffer, keeps the
- * first `keep` of them (as bytes when lut is NULL, else as floats lut[b]) in
- * *out, which grows with the data actually read, and checks that nothing
- * follows. `what` states the header's claim for the messages. */
+ * first `keep` of them in *out, which grows with the data actually read, and
+ * checks that nothing follows. `what` states the header's claim for the
+ * messages. */
 static slim_status read_body(gzFile f, const char *path, uint64_t want, size_t keep,
-                             const float *lut, const char *what, void **out) {
+                             const char *what, unsigned char **out) {
     *out = NULL;
-    size_t size = lut ? sizeof(float) : 1;
-    if (keep > SIZE_MAX / size)
-        return slim_error(SLIM_ERR_NOMEM, "%s: %s do not fit in memory", path, what);
     size_t chunk_len = want < IDX_CHUNK ? (size_t)want : IDX_CHUNK;
     unsigned char *chunk = malloc(chunk_len ? chunk_len : 1); /* want >= 1 */
     if (!chunk) return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", path);
-    void *buf = NULL;
+    unsigned char *buf = NULL;
     size_t cap = 0;
     uint64_t got = 0;
     slim_status st = SLIM_OK;
@@ -100,15 +97,9 @@ static slim_status read_body(gzFile f, const char *path, uint64_t want, size_t k
         if (st != SLIM_OK || n == 0) break;
         if (got < keep) {
             size_t take = keep - (size_t)got < n ? keep - (size_t)got : n;
-            st = grow(&buf, &cap, (size_t)got + take, keep, size, path);
+            st = grow(&buf, &cap, (size_t)got + take, keep, path);
             if (st != SLIM_OK) break;
-            if (lut) {
-                float *dst = (float *)buf + got;
-                for (size_t i = 0; i < take; i++)
-                    dst[i] = lut[chunk[i]];
-            } else {
-                memcpy((unsigned char *)buf + got, chunk, take);
-            }
+            memcpy(buf + got, chunk, take);
         }
         got += n;
         if (n < len) break; /* end of data */
@@ -173,13 +164,13 @@ static slim_status read_labels(const char *path, uint32_t *n_out, unsigned char 
     SLIM_TRY(gz_open(path, &f));
     unsigned char hdr[8];
     uint32_t n = 0;
-    void *labels = NULL;
+    unsigned char *labels = NULL;
     slim_status st = read_header(f, path, IDX_LABELS_MAGIC, hdr, sizeof hdr);
     if (st == SLIM_OK) st = check_count(path, n = be32(hdr + 4), "labels");
     if (st == SLIM_OK) {
         char what[64];
         snprintf(what, sizeof what, "%u labels", (unsigned)n);
-        st = read_body(f, path, n, n, NULL, what, &labels);
+        st = read_body(f, path, n, n, what, &labels);
     }
     gzclose(f);
     if (st != SLIM_OK) return st;
@@ -213,7 +204,7 @@ slim_status slim_data_load_idx_limit(const char *images_path, const char *labels
         return st;
     }
     unsigned char hdr[16];
-    void *images = NULL;
+    unsigned char *images = NULL;
     uint32_t n = 0, rows = 0, cols = 0;
     size_t keep = 0;
     st = read_header(f, images_path, IDX_IMAGES_MAGIC, hdr, sizeof hdr);
@@ -234,18 +225,14 @@ slim_status slim_data_load_idx_limit(const char *images_path, const char *labels
         char what[96];
         snprintf(what, sizeof what, "%u images of %ux%u", (unsigned)n, (unsigned)rows,
                  (unsigned)cols);
-        float lut[256];
-        slim_data_lut(lut, mean, std);
         keep = limit && limit < n ? limit : n;
-        /* The pixels are converted to floats as they stream in: no byte copy
-         * of the whole file is ever held. */
-        st = read_body(f, images_path, (uint64_t)n * rows * cols, keep * rows * cols, lut, what,
-                       &images);
+        st =
+            read_body(f, images_path, (uint64_t)n * rows * cols, keep * rows * cols, what, &images);
     }
     gzclose(f);
 
     slim_dataset *ds = NULL;
-    if (st == SLIM_OK) st = slim_dataset_new(0, 1, (int)rows, (int)cols, IDX_N_CLASSES, &ds);
+    if (st == SLIM_OK) st = slim_data_new_bytes(0, 1, (int)rows, (int)cols, IDX_N_CLASSES, &ds);
     if (st == SLIM_OK) st = slim_data_set_source(ds, images_path);
     if (st == SLIM_OK) {
         int32_t *lab = realloc(ds->labels, keep * sizeof *lab);
@@ -255,8 +242,8 @@ slim_status slim_data_load_idx_limit(const char *images_path, const char *labels
             ds->labels = lab;
             for (size_t i = 0; i < keep; i++)
                 lab[i] = labels[i];
-            free(ds->images);
-            ds->images = images; /* the dataset owns it from here */
+            free(ds->pixels);
+            ds->pixels = images; /* the dataset owns it from here */
             images = NULL;
             ds->n = keep;
             ds->mean[0] = mean;

@@ -422,9 +422,10 @@ static slim_status read_image(const char *path, int c, int h, int w, image_heade
     return st;
 }
 
-/* Decodes path into x: (c, h, w) through per-channel lookup tables. */
-static slim_status decode(const char *path, int c, int h, int w, const float luts[][256],
-                          float *x) {
+/* Decodes path into x: (c, h, w), through per-channel lookup tables when
+ * luts is given, else as the bytes themselves (into bytes: (c, h, w)). */
+static slim_status decode(const char *path, int c, int h, int w, const float luts[][256], float *x,
+                          uint8_t *bytes) {
     size_t plane = (size_t)h * (size_t)w;
     unsigned char *px = malloc(plane * (size_t)c);
     if (!px)
@@ -434,8 +435,13 @@ static slim_status decode(const char *path, int c, int h, int w, const float lut
     /* The decoders give interleaved HWC; slim wants planar CHW. */
     if (st == SLIM_OK)
         for (int k = 0; k < c; k++)
-            for (size_t p = 0; p < plane; p++)
-                x[k * plane + p] = luts[k][px[p * (size_t)c + k]];
+            for (size_t p = 0; p < plane; p++) {
+                unsigned char v = px[p * (size_t)c + k];
+                if (luts)
+                    x[k * plane + p] = luts[k][v];
+                else
+                    bytes[k * plane + p] = v;
+            }
     free(px);
     return st;
 }
@@ -449,7 +455,7 @@ slim_status slim_data_load_image(const char *path, int c, int h, int w, const fl
         if (!(std[k] > 0.0f)) return slim_error(SLIM_ERR_ARG, "%s: std[%d] must be > 0", path, k);
         slim_data_lut(luts[k], mean[k], std[k]);
     }
-    return decode(path, c, h, w, (const float(*)[256])luts, x);
+    return decode(path, c, h, w, (const float(*)[256])luts, x, NULL);
 }
 
 /* One image file and its label. */
@@ -565,22 +571,20 @@ slim_status slim_data_load_imagefolder(const char *dir, const char *const *class
     slim_status st = collect(dir, (char *const *)class_names, n_classes, &items, &total);
     if (st == SLIM_OK) st = infer_shape(items[0].path, opts, &c, &h, &w);
     size_t keep = opts && opts->limit && opts->limit < total ? opts->limit : total;
-    if (st == SLIM_OK) st = slim_dataset_new(keep, c, h, w, n_classes, &ds);
+    if (st == SLIM_OK) st = slim_data_new_bytes(keep, c, h, w, n_classes, &ds);
     if (st == SLIM_OK) st = slim_data_set_class_names(ds, class_names, n_classes);
     if (st == SLIM_OK) st = slim_data_set_source(ds, dir);
     if (st == SLIM_OK) {
         ds->kind = "imagefolder";
-        float luts[SLIM_DATA_MAX_CHANNELS][256];
         for (int k = 0; k < c; k++) {
             ds->mean[k] = (float)FOLDER_MEAN;
             ds->std[k] = (float)FOLDER_STD;
-            slim_data_lut(luts[k], FOLDER_MEAN, FOLDER_STD);
         }
         size_t per = (size_t)c * (size_t)h * (size_t)w;
         for (size_t k = 0; k < keep && st == SLIM_OK; k++) {
             /* Evenly spaced picks keep every class when limiting. */
             size_t i = keep == total ? k : (size_t)((unsigned long long)k * total / keep);
-            st = decode(items[i].path, c, h, w, (const float(*)[256])luts, ds->images + k * per);
+            st = decode(items[i].path, c, h, w, NULL, NULL, ds->pixels + k * per);
             ds->labels[k] = items[i].label;
         }
     }

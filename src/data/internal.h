@@ -8,6 +8,9 @@
 
 /* lut[p] = (p / 255 - mean) / std, in double, rounded once to float. */
 void slim_data_lut(float lut[256], double mean, double std);
+/* A zero-filled byte data set (pixels allocated, images NULL) of n images,
+ * otherwise like slim_dataset_new. */
+slim_status slim_data_new_bytes(size_t n, int c, int h, int w, int n_classes, slim_dataset **out);
 /* Copies names[0..n) into ds->class_names (sets ds->n_classes = n). */
 slim_status slim_data_set_class_names(slim_dataset *ds, const char *const *names, int n);
 /* Sets ds->source to a copy of `source`. */

@@ -25,17 +25,31 @@ slim_status slim_evaluate(slim_model *model, const slim_dataset *ds, int batch,
         result->confusion = slim_calloc((size_t)k * (size_t)k, sizeof(uint64_t));
         if (!result->confusion) return SLIM_ERR_NOMEM;
     }
+    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    /* A float data set serves as the input itself; a byte one is normalised
+     * batch by batch into this buffer. */
+    float *xbuf = NULL;
+    if (!ds->images && ds->n > 0) {
+        size_t rows = ds->n < (size_t)batch ? ds->n : (size_t)batch;
+        xbuf = slim_calloc(rows * img, sizeof(float));
+        if (!xbuf) {
+            slim_eval_result_free(result);
+            return SLIM_ERR_NOMEM;
+        }
+    }
     slim_tape tape;
     slim_tape_init(&tape, backend);
-    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
     double loss_sum = 0;
     slim_status st = SLIM_OK;
     for (size_t start = 0; start < ds->n && st == SLIM_OK; start += (size_t)batch) {
         int n = (int)(ds->n - start < (size_t)batch ? ds->n - start : (size_t)batch);
         slim_tape_reset(&tape);
-        /* The data set's own memory serves as the input: no copy. */
-        slim_tensor *x = slim_tape_wrap(&tape, ds->images + start * img, NULL, 4,
-                                        (int[]){n, ds->c, ds->h, ds->w});
+        float *xd = ds->images ? ds->images + start * img : xbuf;
+        if (!ds->images) {
+            st = slim_dataset_read(ds, start, (size_t)n, xd);
+            if (st != SLIM_OK) break;
+        }
+        slim_tensor *x = slim_tape_wrap(&tape, xd, NULL, 4, (int[]){n, ds->c, ds->h, ds->w});
         slim_tensor *out = NULL;
         if (!x) {
             st = SLIM_ERR_NOMEM;
@@ -62,6 +76,7 @@ slim_status slim_evaluate(slim_model *model, const slim_dataset *ds, int batch,
             memcpy(logits + start * (size_t)k, out->data, (size_t)n * (size_t)k * sizeof(float));
     }
     slim_tape_free(&tape);
+    free(xbuf);
     if (st != SLIM_OK) {
         slim_eval_result_free(result);
         return st;

@@ -281,9 +281,11 @@ static slim_status conv_backward_weights(slim_dnnl_cache *c, const slim_conv_sha
             slim_dnnl_arg_md(c, SLIM_DNNL_CONV_BWD_DATA, DNNL_ARG_DIFF_DST);
         if (want && have && dnnl_memory_desc_equal(want, have)) ddst = dy_data;
     }
+    /* Otherwise dy in this primitive's layout goes into the same buffer:
+     * backward data is done with it (or did not run). */
     if (!ddst)
         SLIM_TRY(conv_input(c, id, DNNL_ARG_DIFF_DST, SLIM_DNNL_CONV_BWW_DIFF_DST,
-                            SLIM_DNNL_BUF_DIFF_DST_W, dy, &ddst));
+                            SLIM_DNNL_BUF_DIFF_DST, dy, &ddst));
     float *tw = slim_dnnl_buf(c, SLIM_DNNL_BUF_DIFF_WEIGHTS,
                               slim_dnnl_arg_bytes(c, id, DNNL_ARG_DIFF_WEIGHTS));
     float *tb = slim_dnnl_buf(c, SLIM_DNNL_BUF_DIFF_BIAS, (size_t)s->cout * sizeof *tb);

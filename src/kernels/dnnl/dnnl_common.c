@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* One CPU engine and one in-order stream for the whole process, created on
  * first use. oneDNN on OpenMP parallelises inside each primitive, so one
@@ -103,15 +104,34 @@ static void cache_clear(slim_dnnl_cache *c) {
 static void *shared_buf[SLIM_DNNL_NBUFS];
 static size_t shared_bytes[SLIM_DNNL_NBUFS];
 static int live_caches;
+static size_t buf_allocs; /* buffers allocated so far, for slim_dnnl_buf_allocs */
+
+/* Buffers come straight from mmap (page-aligned, so 64-byte aligned), and a
+ * buffer that grows gives its old pages straight back. Through malloc, the
+ * first training step's growing buffers (up to 34 MB) raised glibc's
+ * dynamic mmap threshold, so that later buffers came from the heap, where
+ * freed chunks stay resident: dead memory in the peak RSS. */
+static void *pages_alloc(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    buf_allocs++;
+    return p;
+}
+
+static void pages_free(void *p, size_t bytes) {
+    if (p) munmap(p, bytes);
+}
+
+size_t slim_dnnl_buf_allocs(void) { return buf_allocs; }
 
 void slim_dnnl_cache_free(slim_dnnl_cache *cache) {
     if (!cache) return;
     cache_clear(cache);
-    free(cache->workspace);
+    pages_free(cache->workspace, cache->workspace_bytes);
     free(cache);
     if (--live_caches == 0)
         for (int i = 0; i < SLIM_DNNL_NBUFS; i++) {
-            free(shared_buf[i]);
+            pages_free(shared_buf[i], shared_bytes[i]);
             shared_buf[i] = NULL;
             shared_bytes[i] = 0;
         }
@@ -143,15 +163,18 @@ void *slim_dnnl_buf(slim_dnnl_cache *c, int id, size_t bytes) {
     void **slot = own ? &c->workspace : &shared_buf[id];
     size_t *have = own ? &c->workspace_bytes : &shared_bytes[id];
     if (*slot && *have >= bytes) return *slot;
-    /* Round up to the alignment, as aligned_alloc requires. */
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
-    void *p = aligned_alloc(64, rounded);
+    /* The old buffer goes first: its contents need not survive, and the two
+     * together would raise the peak. */
+    pages_free(*slot, *have);
+    *slot = NULL;
+    *have = 0;
+    void *p = pages_alloc(rounded);
     if (!p) {
         slim_error(SLIM_ERR_NOMEM, "oneDNN kernel: out of memory for a %zu-byte buffer", bytes);
         return NULL;
     }
-    free(*slot);
     *slot = p;
     *have = rounded;
     return p;

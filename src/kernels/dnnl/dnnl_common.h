@@ -72,9 +72,9 @@ typedef enum slim_dnnl_prim_id {
  * oneDNN backward primitives overwrite their outputs while slim's contract
  * is to add, so they write into temporaries that are then added to the
  * caller's gradients (by an accumulating reorder, or by
- * slim_dnnl_accumulate after a plain reorder if needed). The SRC..DIFF_DST_W
+ * slim_dnnl_accumulate after a plain reorder if needed). The SRC..DIFF_DST
  * slots hold the caller's data converted to the layouts of the convolution
- * primitives. */
+ * primitives. Buffers come from mmap (dnnl_common.c says why). */
 typedef enum slim_dnnl_buf_id {
     SLIM_DNNL_BUF_DIFF_SRC = 0, /* like x */
     SLIM_DNNL_BUF_DIFF_WEIGHTS, /* like w */
@@ -84,8 +84,8 @@ typedef enum slim_dnnl_buf_id {
     SLIM_DNNL_BUF_SRC,          /* x in a primitive's layout */
     SLIM_DNNL_BUF_WEIGHTS,      /* w in a primitive's layout */
     SLIM_DNNL_BUF_DST,          /* y in the forward's layout; in backward, dx made plain */
-    SLIM_DNNL_BUF_DIFF_DST,     /* dy in the backward-data layout */
-    SLIM_DNNL_BUF_DIFF_DST_W,   /* dy in the backward-weights layout, when it differs */
+    SLIM_DNNL_BUF_DIFF_DST,     /* dy in the backward-data layout, then (when it
+                                   differs) in the backward-weights one */
     SLIM_DNNL_BUF_BN_STATS,     /* batch norm: per-plane partial sums, per-channel factors */
     SLIM_DNNL_NBUFS
 } slim_dnnl_buf_id;
