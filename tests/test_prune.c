@@ -102,12 +102,27 @@ static void randomize_bn(slim_model *m, slim_rng *rng) {
 }
 
 /* Zeroes floor(frac * c) random gammas of BN layer l; returns the count. */
+/* perm := a random permutation of 0..n-1 (perm holds `cap` entries). */
+static void shuffled(uint32_t *perm, int n, int cap, slim_rng *rng) {
+    assert_true(n <= cap);
+    for (int j = 0; j < n; j++)
+        perm[j] = (uint32_t)j;
+    slim_rng_shuffle(rng, perm, (size_t)n);
+}
+
+/* Every member of group gi of g has expect[gi] channels in the pruned p. */
+static void assert_group_widths(const slim_model *p, const slim_prune_groups *g,
+                                const int *expect) {
+    for (int gi = 0; gi < g->n_groups; gi++) {
+        const slim_prune_group *q = &g->groups[gi];
+        for (int k = 0; k < q->n_members; k++)
+            assert_int_equal(p->layers[q->members[k]].c, expect[gi]);
+    }
+}
+
 static int zero_some(slim_model *m, slim_layer *l, double frac, slim_rng *rng) {
     uint32_t perm[1024];
-    assert_true(l->c <= 1024);
-    for (int j = 0; j < l->c; j++)
-        perm[j] = (uint32_t)j;
-    slim_rng_shuffle(rng, perm, (size_t)l->c);
+    shuffled(perm, l->c, 1024, rng);
     int k = (int)(frac * l->c);
     for (int t = 0; t < k; t++)
         gamma_of(m, l)[perm[t]] = 0.0f;
@@ -356,9 +371,7 @@ static void test_resnet_fm_groups_and_exact(void **state) {
             continue;
         }
         uint32_t perm[64];
-        for (int j = 0; j < q->channels; j++)
-            perm[j] = (uint32_t)j;
-        slim_rng_shuffle(&rng, perm, (size_t)q->channels);
+        shuffled(perm, q->channels, 64, &rng);
         int k = (int)(0.4 * q->channels), shared = k / 2;
         float *ga = gamma_of(m, &m->layers[q->bn[0]]), *gb = gamma_of(m, &m->layers[q->bn[1]]);
         for (int t = 0; t < k; t++)
@@ -371,11 +384,7 @@ static void test_resnet_fm_groups_and_exact(void **state) {
 
     slim_prune_report r;
     slim_model *p = prune_ok(m, NULL, &r);
-    for (int gi = 0; gi < 6; gi++) {
-        slim_prune_group *q = &g.groups[gi];
-        for (int k = 0; k < q->n_members; k++)
-            assert_int_equal(p->layers[q->members[k]].c, expect[gi]);
-    }
+    assert_group_widths(p, &g, expect);
     check_report_totals(&r, m, p);
     assert_exact(m, p, SLIM_BACKEND_FAST, &rng);
     slim_prune_report_free(&r);
@@ -601,9 +610,7 @@ static void test_vgg_fm_zero_filters_exact(void **state) {
         slim_layer *conv = &m->layers[bn->inputs[0]];
         assert_int_equal(conv->kind, SLIM_LAYER_CONV);
         uint32_t perm[1024];
-        for (int j = 0; j < bn->c; j++)
-            perm[j] = (uint32_t)j;
-        slim_rng_shuffle(&rng, perm, (size_t)bn->c);
+        shuffled(perm, bn->c, 1024, &rng);
         int nf = (int)(0.30 * bn->c), ng = (int)(0.15 * bn->c), nb = (int)(0.10 * bn->c), t = 0;
         for (int e = 0; e < nf; e++, t++) {
             zero_filter(m, conv, (int)perm[t]);
@@ -688,9 +695,7 @@ static void test_resnet_fm_zero_filters_exact(void **state) {
     for (int gi = 0; gi < 6; gi++) {
         slim_prune_group *q = &g.groups[gi];
         uint32_t perm[64];
-        for (int j = 0; j < q->channels; j++)
-            perm[j] = (uint32_t)j;
-        slim_rng_shuffle(&rng, perm, (size_t)q->channels);
+        shuffled(perm, q->channels, 64, &rng);
         int per = q->channels / 8, t = 0; /* 2, 4 or 8 channels of each kind */
         slim_layer *bn0 = &m->layers[q->bn[0]];
         slim_layer *bn1 = q->n_bn > 1 ? &m->layers[q->bn[1]] : NULL;
@@ -735,11 +740,7 @@ static void test_resnet_fm_zero_filters_exact(void **state) {
 
     slim_prune_report r;
     slim_model *p = prune_ok(m, NULL, &r);
-    for (int gi = 0; gi < 6; gi++) {
-        slim_prune_group *q = &g.groups[gi];
-        for (int k = 0; k < q->n_members; k++)
-            assert_int_equal(p->layers[q->members[k]].c, expect[gi]);
-    }
+    assert_group_widths(p, &g, expect);
     assert_int_equal(r.removed_zero_filter, n_filter);
     assert_int_equal(r.removed_gamma_zero, n_gamma);
     assert_int_equal(r.removed_nonzero, 0);
