@@ -16,17 +16,12 @@
 # are counted (they never replace R.ckpt).
 set -euo pipefail
 
-SLIM=${SLIM:?SLIM must point to the slim program}
-SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
-[[ -x "$SLIM" ]] || { echo "FAIL: $SLIM not built" >&2; exit 1; }
-if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-    echo "skipped: /usr/share/datasets/fashion-mnist is missing"
-    exit 0
-fi
-TMP=$(mktemp -d /tmp/slim_cli_crash.XXXXXX)
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+cli_test_setup crash
+# The run under test may still be alive when the script exits: stop it too.
 PID=
 trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 MODEL="$SRC/models/lenet-bn.net"
 EPOCHS=20
 RUN=(--model "$MODEL" --limit 1024 --test-limit 256 --batch 128 --epochs "$EPOCHS" --seed 5

@@ -11,17 +11,12 @@
 # and its extension cannot match a 2-epoch run.
 set -euo pipefail
 
-SLIM=${SLIM:?SLIM must point to the slim program}
-SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
-[[ -x "$SLIM" ]] || { echo "FAIL: $SLIM not built" >&2; exit 1; }
-if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
-    echo "skipped: /usr/share/datasets/fashion-mnist is missing"
-    exit 0
-fi
-TMP=$(mktemp -d /tmp/slim_cli_resume.XXXXXX)
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+cli_test_setup resume
+# The run under test may still be alive when the script exits: stop it too.
 PID=
 trap '[[ -n "$PID" ]] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 MODEL="$SRC/models/lenet-bn.net"
 COMMON=(--model "$MODEL" --limit 512 --test-limit 256 --threads 1 --seed 7 --schedule constant
     --augment --quiet)
