@@ -30,6 +30,7 @@
 #include "slim/kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -545,6 +546,105 @@ static void test_relu_op(void **state) {
     }
 }
 
+/* ---- our Winograd F(4x4, 3x3) inference conv ------------------------- */
+
+/* (n, c, hw) plain <-> (n, ceil(c/16), hw, 16) blocks; pad fills the
+ * blocks' padding channels. */
+static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
+    int cb = (c + 15) / 16;
+    size_t total = (size_t)n * cb * 16 * hw;
+    float *y = malloc(total * sizeof(float));
+    for (size_t i = 0; i < total; i++)
+        y[i] = pad;
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++)
+                y[(((size_t)i * cb + ch / 16) * hw + p) * 16 + ch % 16] =
+                    x[((size_t)i * c + ch) * hw + p];
+    return y;
+}
+
+/* One conv on the Winograd kernel against the reference conv (+ biasmap,
+ * ReLU), on `threads` threads. The input's padding channels hold NaN, which
+ * must not reach the output; the output's padding channels must be zero. */
+static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map, int relu,
+                      int threads, uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 3);
+    size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * h * w;
+    float *x = malloc(xn * sizeof(float)), *wt = malloc((size_t)cout * cin * 9 * sizeof(float));
+    float *b = malloc((size_t)cout * sizeof(float)), *y = malloc(yn * sizeof(float));
+    float *map = malloc((size_t)cout * h * w * sizeof(float));
+    tu_fill_uniform(&rng, x, xn, -1, 1);
+    tu_fill_uniform(&rng, wt, (size_t)cout * cin * 9, -0.3f, 0.3f);
+    tu_fill_uniform(&rng, b, (size_t)cout, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, map, (size_t)cout * h * w, -0.5f, 0.5f);
+    slim_conv_shape s = {
+        .n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = 3, .kw = 3, .stride = 1, .pad = 1};
+    expect_ok(slim_conv_shape_finish(&s));
+    slim_ref_conv2d_forward(&s, x, wt, with_bias ? b : NULL, y);
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < (size_t)cout * h * w; j++) {
+            float *v = &y[(size_t)i * cout * h * w + j];
+            if (with_map) *v += map[j];
+            if (relu && *v < 0) *v = 0;
+        }
+    float *xb = to_blocks(n, cin, h * w, x, NAN), *want = to_blocks(n, cout, h * w, y, 0.0f);
+    size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 * h * w;
+    float *got = malloc(ybn * sizeof(float));
+    for (size_t i = 0; i < ybn; i++)
+        got[i] = -7.0f; /* every element must be written */
+    slim_wino_conv c;
+    expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, with_bias ? b : NULL,
+                                  with_map ? map : NULL, relu));
+    void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
+    expect_ok(slim_wino_conv_forward(&c, n, xb, got, scratch, threads));
+    char what[96];
+    snprintf(what, sizeof what, "wino n%d %d->%d %dx%d bias%d map%d relu%d threads%d", n, cin, cout,
+             h, w, with_bias, with_map, relu, threads);
+    /* F(4x4, 3x3) rounds more than direct summation: ~1e-6 relative per
+     * term, growing with the channels summed. */
+    expect_close(got, want, ybn, 2e-5 * (1 + cin / 16.0), what);
+    free(scratch);
+    slim_wino_conv_free(&c);
+    free(x);
+    free(wt);
+    free(b);
+    free(y);
+    free(map);
+    free(xb);
+    free(want);
+    free(got);
+}
+
+static void test_wino(void **state) {
+    (void)state;
+    if (!slim_wino_available()) skip();
+    /* Sizes not multiples of the 4x4 tile, channel counts on both sides of
+     * 16-channel blocks, batches that leave a last group part empty. */
+    wino_case(1, 1, 1, 1, 1, 1, 0, 0, 1, 1);
+    wino_case(2, 3, 5, 5, 7, 1, 0, 1, 1, 2);
+    wino_case(3, 16, 16, 4, 4, 0, 0, 0, 1, 3);
+    wino_case(2, 19, 15, 28, 28, 1, 1, 1, 1, 4);
+    wino_case(2, 17, 33, 14, 14, 1, 0, 1, 2, 5);
+    wino_case(5, 30, 32, 7, 7, 0, 1, 0, 2, 6);
+    wino_case(1, 64, 47, 9, 6, 1, 1, 1, 2, 7);
+    wino_case(7, 33, 16, 3, 2, 1, 1, 1, 3, 8);
+}
+
+static void test_wino_errors(void **state) {
+    (void)state;
+    slim_wino_conv c;
+    float wt[9] = {0};
+    assert_int_equal(slim_wino_conv_init(&c, 0, 1, 4, 4, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_wino_conv_init(&c, 1, 1, 0, 4, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_wino_conv_init(&c, 1, 1, 4, 4, NULL, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_null(c.u);
+    slim_wino_conv_free(&c); /* safe after a failed init */
+    float x[16 * 16] = {0}, y[16 * 16];
+    assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, y, 1), SLIM_ERR_ARG);
+}
+
 /* ---- threads ---------------------------------------------------------- */
 
 static void test_threads(void **state) {
@@ -577,6 +677,8 @@ int main(void) {
         cmocka_unit_test(test_shared_buffers),
         cmocka_unit_test(test_relu_op),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_wino),
+        cmocka_unit_test(test_wino_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

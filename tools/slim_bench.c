@@ -9,7 +9,8 @@
  *       inference images/s at batch 256 over the test set and the median
  *       batch-1 latency of 200 runs, with the fused inference runtime; with
  *       F > 0 also the same for a copy pruned at threshold 0 after zeroing
- *       gamma in a fraction F of every BN's channels, with both MAC counts.
+ *       gamma in a fraction F of every BN's channels, with both MAC counts;
+ *       --plan prints each model's inference plan to stderr.
  */
 #include "slim/autograd.h"
 #include "slim/data.h"
@@ -114,9 +115,16 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Throughput at batch 256 over the data set, and median batch-1 latency. */
-static int measure(slim_model *m, const slim_dataset *ds, double *ips, double *latency_ms) {
+static int measure(slim_model *m, const slim_dataset *ds, int show_plan, double *ips,
+                   double *latency_ms) {
     slim_runtime *rt;
     if (slim_runtime_create(m, 256, &rt) != SLIM_OK) return fail("runtime");
+    if (show_plan) {
+        char *text;
+        if (slim_runtime_describe(rt, 256, &text) != SLIM_OK) return fail("describe");
+        fprintf(stderr, "%s\n", text);
+        free(text);
+    }
     size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
     float *logits = malloc(256 * (size_t)m->n_classes * sizeof(float));
     for (int i = 0; i < 3; i++)
@@ -164,7 +172,7 @@ static int make_pruned(slim_model *m, double fraction, slim_model **out) {
     return 0;
 }
 
-static int bench_infer(const char *path, double prune_fraction) {
+static int bench_infer(const char *path, double prune_fraction, int show_plan) {
     slim_model *m;
     if (load_model(path, &m) != SLIM_OK) return fail(path);
     const slim_layer *in = &m->layers[0];
@@ -176,13 +184,13 @@ static int bench_infer(const char *path, double prune_fraction) {
         slim_dataset_to_floats(ds) != SLIM_OK)
         return fail("data");
     double ips, lat;
-    if (measure(m, ds, &ips, &lat)) return 1;
+    if (measure(m, ds, show_plan, &ips, &lat)) return 1;
     printf("{\"infer_images_per_s\": %.1f, \"latency_ms\": %.4f, \"macs\": %.0f", ips, lat,
            slim_model_macs(m));
     if (prune_fraction > 0) {
         slim_model *p;
         double pips, plat;
-        if (make_pruned(m, prune_fraction, &p) || measure(p, ds, &pips, &plat)) return 1;
+        if (make_pruned(m, prune_fraction, &p) || measure(p, ds, show_plan, &pips, &plat)) return 1;
         printf(", \"pruned_infer_images_per_s\": %.1f, \"pruned_latency_ms\": %.4f, "
                "\"pruned_macs\": %.0f, \"pruned_mac_ratio\": %.4f, \"pruned_time_ratio\": %.4f",
                pips, plat, slim_model_macs(p), slim_model_macs(p) / slim_model_macs(m), ips / pips);
@@ -197,13 +205,20 @@ static int bench_infer(const char *path, double prune_fraction) {
 int main(int argc, char **argv) {
     if (argc < 3 || (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "infer") != 0)) {
         fprintf(stderr, "usage: slim_bench train|infer MODEL [--batches N (100)] [--threads T (2)] "
-                        "[--prune-fraction F (0)]\n");
+                        "[--prune-fraction F (0)] [--plan]\n");
         return 2;
     }
     int batches = 100, threads = 2;
     double fraction = 0;
-    for (int i = 3; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--batches") == 0)
+    int show_plan = 0;
+    for (int i = 3; i < argc; i += 2) {
+        if (strcmp(argv[i], "--plan") == 0) {
+            show_plan = 1;
+            i--;
+        } else if (i + 1 >= argc) {
+            fprintf(stderr, "slim_bench: error: %s needs a value\n", argv[i]);
+            return 2;
+        } else if (strcmp(argv[i], "--batches") == 0)
             batches = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--threads") == 0)
             threads = atoi(argv[i + 1]);
@@ -216,5 +231,5 @@ int main(int argc, char **argv) {
     }
     slim_set_threads(threads);
     return strcmp(argv[1], "train") == 0 ? bench_train(argv[2], batches)
-                                         : bench_infer(argv[2], fraction);
+                                         : bench_infer(argv[2], fraction, show_plan);
 }

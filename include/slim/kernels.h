@@ -118,6 +118,36 @@ void slim_ref_gap_backward(int n, int c, int hw, const float *dy, float *dx);
 void slim_ref_add_forward(size_t n, const float *a, const float *b, float *y);
 void slim_ref_add_backward(size_t n, const float *dy, float *da, float *db);
 
+/* ---- Winograd F(4x4, 3x3) inference conv (src/kernels/wino.c) -------- */
+
+/* A 3x3, stride 1, pad 1 conv with bias, biasmap and ReLU (each optional) on
+ * activations in
+ * 16-channel blocks (n, ceil(c/16), h, w, 16): the input's padding channels
+ * are not read, the output's are written as zeros (ReLU'd zero bias). The
+ * weights are transformed once, at init. */
+typedef struct slim_wino_conv {
+    int cin, cout, h, w, relu;
+    float *u;       /* 36 points x cin x round16(cout) transformed weights */
+    float *bias;    /* round16(cout), zero beyond cout */
+    float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
+} slim_wino_conv;
+
+/* Nonzero when this CPU runs the kernel (it needs AVX-512F). */
+int slim_wino_available(void);
+/* weights (cout, cin, 3, 3), bias (cout) or NULL, biasmap (cout, h, w) or
+ * NULL (added before the ReLU). */
+slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int w,
+                                const float *weights, const float *bias, const float *biasmap,
+                                int relu);
+void slim_wino_conv_free(slim_wino_conv *c);
+/* Bytes of scratch a forward call on `threads` threads needs (whatever the
+ * batch). */
+size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads);
+/* x: (n, ceil(cin/16), h, w, 16), y: (n, ceil(cout/16), h, w, 16); the
+ * tiles are shared among `threads` OpenMP threads. */
+slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *x, float *y,
+                                   void *scratch, int threads);
+
 /* ---- BLAS kernels (src/kernels/blas.c) -------------------------------- */
 
 void slim_blas_dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,

@@ -16,6 +16,8 @@
  * in between (runtime.c). */
 #include "runtime/runtime_internal.h"
 
+#include <omp.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,10 +324,8 @@ static slim_status make_pd(builder *b, const_dnnl_op_desc_t desc, const post_spe
     return st;
 }
 
-/* Appends a step that takes over *pd (set to NULL) and makes its
- * primitive; the scratchpad argument is added here. */
-static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reorder, rt_step **out) {
-    rt_plan *p = b->plan;
+/* Appends an empty step. */
+static slim_status new_step(rt_plan *p, rt_step **out) {
     if (p->n_steps == p->cap_steps) {
         int cap = p->cap_steps ? 2 * p->cap_steps : 32;
         rt_step *s = realloc(p->steps, (size_t)cap * sizeof *s);
@@ -333,8 +333,17 @@ static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reord
         p->steps = s;
         p->cap_steps = cap;
     }
-    rt_step *s = &p->steps[p->n_steps++];
-    memset(s, 0, sizeof *s);
+    *out = &p->steps[p->n_steps++];
+    memset(*out, 0, sizeof **out);
+    return SLIM_OK;
+}
+
+/* Appends a step that takes over *pd (set to NULL) and makes its
+ * primitive; the scratchpad argument is added here. */
+static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reorder, rt_step **out) {
+    rt_plan *p = b->plan;
+    rt_step *s = NULL;
+    SLIM_TRY(new_step(p, &s));
     s->pd = *pd;
     *pd = NULL;
     s->is_reorder = is_reorder;
@@ -722,12 +731,80 @@ static int wants_winograd(const builder *b, const slim_layer *l) {
            l->c >= 16;
 }
 
-/* Tries, in order: winograd (when the plan uses it), direct in the plan's
- * activation layout, direct in the layouts oneDNN prefers. */
+/* Our Winograd (kernels/wino.c) for a conv: 3x3, stride 1, pad 1, 16+
+ * channels in and out, no fused sum, in a plan whose activations are in
+ * 16-channel blocks (the layout it reads and writes), on a CPU with
+ * AVX-512F where oneDNN may use AVX-512 too (ONEDNN_MAX_CPU_ISA below it
+ * turns both off). It is faster than oneDNN 2.6's Winograd on every vgg-fm conv,
+ * and ~2x on the few channels pruned convs keep (docs/RUNTIME.md). */
+static int wants_own_winograd(const builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    return b->act_tag == dnnl_aBcd16b && l->k == 3 && l->stride == 1 && l->pad == 1 &&
+           l->in_c >= 16 && l->c >= 16 && b->g->sum_with[i] < 0 && slim_wino_available() &&
+           dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+}
+
+/* Appends a step of our Winograd conv wc, with its scratchpad. */
+static slim_status push_wino_step(builder *b, const slim_wino_conv *wc, rt_step **out) {
+    rt_plan *p = b->plan;
+    rt_step *s = NULL;
+    SLIM_TRY(new_step(p, &s));
+    s->wino = wc;
+    s->threads = omp_get_max_threads(); /* the plan's context's (see plan_get) */
+    size_t bytes = slim_wino_scratch_bytes(wc, s->threads);
+    dnnl_memory_desc_t md;
+    SLIM_DNNL_CHECK(
+        dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){(dnnl_dim_t)bytes}, dnnl_u8, dnnl_a));
+    s->args[s->nargs++] =
+        (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = md};
+    if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
+    *out = s;
+    return SLIM_OK;
+}
+
+/* conv [+bias] [+biasmap] [+relu] on our Winograd. */
+static slim_status build_own_winograd(builder *b, int i) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    int relu = b->g->relu[i];
+    slim_wino_conv *wc = &b->rt->wino[i];
+    if (!wc->u) {
+        SLIM_TRY(slim_wino_conv_init(wc, l->in_c, l->c, l->h, l->w, m->params[l->p_weight].data,
+                                     l->p_bias >= 0 ? m->params[l->p_bias].data : NULL,
+                                     l->p_biasmap >= 0 ? m->params[l->p_biasmap].data : NULL,
+                                     relu));
+        size_t coutp = (size_t)(l->c + 15) / 16 * 16;
+        b->rt->weight_bytes += (36 * (size_t)l->in_c + 1) * coutp * sizeof(float);
+        if (wc->biasmap) b->rt->weight_bytes += coutp * l->h * l->w * sizeof(float);
+    }
+    dnnl_memory_desc_t src_md, dst_md;
+    SLIM_TRY(md_tag(&src_md, 4, (dnnl_dims_t){b->n, l->in_c, l->in_h, l->in_w}, dnnl_aBcd16b));
+    SLIM_TRY(md_tag(&dst_md, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, dnnl_aBcd16b));
+    rt_loc src, dst;
+    SLIM_TRY(value_in(b, l->inputs[0], &src_md, &src));
+    SLIM_TRY(new_storage(b, &dst_md, b->g->last_read[b->g->chain_end[i]], &dst));
+    rt_step *s = NULL;
+    SLIM_TRY(push_wino_step(b, wc, &s));
+    SLIM_TRY(step_loc(s, DNNL_ARG_SRC, &src));
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
+    snprintf(s->what, sizeof s->what, "conv %s", l->name);
+    if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
+    if (b->rt->ones_channel[i]) append(s->what, sizeof s->what, "%s", " +ones");
+    if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
+    if (l->p_biasmap >= 0) append(s->what, sizeof s->what, "%s", " +biasmap");
+    if (relu) append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    set_value(b, i, &dst);
+    return SLIM_OK;
+}
+
+/* Tries, in order: our winograd, oneDNN's winograd (when the plan uses
+ * it), direct in the plan's activation layout, direct in the layouts
+ * oneDNN prefers. */
 static slim_status build_conv(builder *b, int i) {
     const slim_layer *l = &b->m->layers[i];
     dnnl_primitive_desc_t pd = NULL;
     int split = 0;
+    if (wants_own_winograd(b, i)) return build_own_winograd(b, i);
     slim_status st = SLIM_ERR_BACKEND;
     if (wants_winograd(b, l))
         st = conv_pd(b, i, dnnl_convolution_winograd, dnnl_format_tag_any, &pd, &split);
@@ -1077,6 +1154,7 @@ static void plan_policy(builder *b) {
         if (!b->g->needed[i] || l->kind != SLIM_LAYER_CONV) continue;
         b->act_tag = dnnl_aBcd16b; /* so that wants_winograd says yes */
         int wanted = wants_winograd(b, l), split;
+        if (wants_own_winograd(b, i)) return; /* ours, in 16-channel blocks */
         b->act_tag = dnnl_format_tag_any;
         if (!wanted) continue;
         dnnl_primitive_desc_t pd = NULL;

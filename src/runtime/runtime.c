@@ -99,6 +99,10 @@ void slim_runtime_free(slim_runtime *rt) {
                 free(w);
             }
     free(rt->weights);
+    if (rt->wino && rt->model)
+        for (int i = 0; i < rt->model->n_layers; i++)
+            slim_wino_conv_free(&rt->wino[i]);
+    free(rt->wino);
     free(rt->ones_channel);
     free(rt->biasmap_channel);
     slim_rt_graph_free(&rt->graph);
@@ -177,6 +181,24 @@ static int executing;
 
 int slim_rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) > 0; }
 
+/* A step of our own Winograd conv: its buffers are those its memory
+ * objects point at (bound like any step's). */
+static slim_status execute_wino(rt_ctx *c, rt_step *st) {
+    void *h[3] = {NULL, NULL, NULL};
+    static const int which[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
+    int n = 0;
+    for (int a = 0; a < st->nargs; a++)
+        for (int k = 0; k < 3; k++)
+            if (st->args[a].arg == which[k]) {
+                SLIM_DNNL_CHECK(dnnl_memory_get_data_handle(st->args[a].mem, &h[k]));
+                if (k == 0) n = (int)st->args[a].md.dims[0];
+            }
+    /* The primitives before it have finished (an in-order CPU stream
+     * runs them synchronously; the wait makes that explicit). */
+    SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
+    return slim_wino_conv_forward(st->wino, n, h[0], h[1], h[2], st->threads);
+}
+
 static dnnl_status_t execute(rt_ctx *c, rt_step *st) {
     __atomic_add_fetch(&executing, 1, __ATOMIC_SEQ_CST);
     dnnl_status_t s = dnnl_primitive_execute(st->prim, c->stream, st->nargs, st->exec);
@@ -211,9 +233,11 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
     if (st == SLIM_OK) {
         size_t nl = (size_t)rt->model->n_layers;
         rt->weights = slim_calloc(nl, sizeof *rt->weights);
+        rt->wino = slim_calloc(nl, sizeof *rt->wino);
         rt->ones_channel = slim_calloc(nl, sizeof *rt->ones_channel);
         rt->biasmap_channel = slim_calloc(nl, sizeof *rt->biasmap_channel);
-        if (!rt->weights || !rt->ones_channel || !rt->biasmap_channel) st = SLIM_ERR_NOMEM;
+        if (!rt->weights || !rt->wino || !rt->ones_channel || !rt->biasmap_channel)
+            st = SLIM_ERR_NOMEM;
     }
     if (st == SLIM_OK) st = slim_rt_rewrite(rt);
     if (st == SLIM_OK) st = slim_rt_graph_init(rt);
@@ -253,7 +277,10 @@ static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
             else if (arg->where == RT_AT_OUTPUT)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, logits, c->stream));
         }
-        SLIM_DNNL_CHECK(execute(c, st));
+        if (st->wino)
+            SLIM_TRY(execute_wino(c, st));
+        else
+            SLIM_DNNL_CHECK(execute(c, st));
     }
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
     if (p->out_storage >= 0)
@@ -424,7 +451,10 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
     for (int s = 0; s < p->n_steps; s++) {
         const rt_step *st = &p->steps[s];
         const char *impl = "?";
-        if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        if (st->wino)
+            impl = "slim:wino_4x3:avx512f";
+        else if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &impl) !=
+                 dnnl_success)
             impl = "?";
         const rt_arg *src = find_arg(st, st->is_reorder ? DNNL_ARG_FROM : DNNL_ARG_SRC);
         if (!src) src = find_arg(st, DNNL_ARG_SRC_0);

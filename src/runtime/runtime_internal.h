@@ -12,6 +12,7 @@
 #include <dnnl.h>
 
 #include "kernels/dnnl/dnnl_common.h"
+#include "slim/kernels.h"
 #include "slim/runtime.h"
 
 #define RT_MAX_ARGS 8
@@ -40,8 +41,10 @@ typedef struct rt_arg {
 
 /* One primitive with its arguments. */
 typedef struct rt_step {
-    dnnl_primitive_desc_t pd;
+    dnnl_primitive_desc_t pd; /* NULL for a step of our own kernel (wino) */
     dnnl_primitive_t prim;
+    const slim_wino_conv *wino; /* our Winograd conv (kernels/wino.c): SRC, DST, SCRATCHPAD */
+    int threads;                /* the wino step's threads */
     int is_reorder;
     int nargs;
     rt_arg args[RT_MAX_ARGS];
@@ -121,6 +124,7 @@ struct slim_runtime {
     rt_ctx *workers; /* [n_workers]: tiles, one worker per thread; none with one thread */
     int n_workers;
     rt_weights **weights; /* [n_layers] */
+    slim_wino_conv *wino; /* [n_layers]: transformed weights of convs on our Winograd */
     /* The rewrite (rewrite.c), per layer of the model: */
     int *ones_channel;    /* the conv's last output channel is a channel of ones */
     int *biasmap_channel; /* the conv's biasmap is the weights of its last input channel */

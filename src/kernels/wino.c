@@ -1,0 +1,311 @@
+/* Winograd F(4x4, 3x3) convolution for inference, on activations in 16-channel
+ * blocks (oneDNN's aBcd16b: n, ceil(c/16), h, w, 16), with bias and an
+ * an optional biasmap (a bias per channel and position) and an optional
+ * fused ReLU.
+ *
+ * Why our own: oneDNN 2.6's AVX-512 Winograd pads both channel counts to
+ * multiples of 16 in its transforms and in its GEMMs, which for the few
+ * channels a pruned conv keeps (18 in, 15 out, say) makes it cost as much as
+ * a conv nearly twice as wide: a pruned model then does not run as much
+ * faster as its MACs fell. Here the batched GEMM between the transforms runs
+ * over the real input channels only (the output channels are the vector
+ * lanes, so they round up to 16 but no further), and the transforms cost
+ * one vector operation per 16 channels.
+ *
+ * Per group of WINO_GROUP output tiles of 4x4 pixels:
+ *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
+ *   M[t][p][o] = sum_c V[p][t][c] U[p][c][o]  (36 small GEMMs, U = G g G^T)
+ *   y = A^T M A + bias, ReLU, stored where the 4x4 tile is inside the image.
+ * The points are 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2016).
+ *
+ * The vector code needs AVX-512F; slim_wino_available says whether this CPU
+ * has it, and callers use another conv when it does not. */
+#include "slim/kernels.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WINO_GROUP 12 /* tiles per GEMM: 12 x 2 accumulators + 2 weights */
+#define WINO_TARGET __attribute__((target("avx512f,fma")))
+
+int slim_wino_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+static int round16(int c) { return (c + 15) / 16 * 16; }
+
+static float *alloc_floats(size_t n) {
+    void *p = NULL;
+    return posix_memalign(&p, 64, n * sizeof(float) + 64) == 0 ? p : NULL;
+}
+
+/* U = G g G^T for one 3x3 kernel g, in double (the transform's fractions
+ * would otherwise round twice). */
+static void kernel_transform(const float *g, double u[6][6]) {
+    static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+    double t[6][3];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++)
+            t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+            u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+}
+
+slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int w,
+                                const float *weights, const float *bias, const float *biasmap,
+                                int relu) {
+    memset(c, 0, sizeof *c);
+    if (cin < 1 || cout < 1 || h < 1 || w < 1 || !weights)
+        return slim_error(SLIM_ERR_SHAPE,
+                          "winograd conv: %d -> %d channels at %dx%d is not a valid shape", cin,
+                          cout, h, w);
+    int coutp = round16(cout);
+    c->cin = cin;
+    c->cout = cout;
+    c->h = h;
+    c->w = w;
+    c->relu = relu != 0;
+    c->u = alloc_floats((size_t)36 * cin * coutp);
+    c->bias = alloc_floats((size_t)coutp);
+    if (biasmap) c->biasmap = alloc_floats((size_t)coutp * h * w);
+    if (!c->u || !c->bias || (biasmap && !c->biasmap)) {
+        slim_wino_conv_free(c);
+        return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d x %d weights", cin,
+                          cout);
+    }
+    memset(c->u, 0, (size_t)36 * cin * coutp * sizeof(float));
+    memset(c->bias, 0, (size_t)coutp * sizeof(float));
+    if (biasmap) { /* to 16-channel blocks, zero beyond cout */
+        memset(c->biasmap, 0, (size_t)coutp * h * w * sizeof(float));
+        for (int o = 0; o < cout; o++)
+            for (int p = 0; p < h * w; p++)
+                c->biasmap[((size_t)(o / 16) * h * w + p) * 16 + o % 16] =
+                    biasmap[(size_t)o * h * w + p];
+    }
+    for (int o = 0; o < cout; o++) {
+        c->bias[o] = bias ? bias[o] : 0.0f;
+        for (int i = 0; i < cin; i++) {
+            double u[6][6];
+            kernel_transform(weights + ((size_t)o * cin + i) * 9, u);
+            for (int p = 0; p < 36; p++)
+                c->u[((size_t)p * cin + i) * coutp + o] = (float)u[p / 6][p % 6];
+        }
+    }
+    return SLIM_OK;
+}
+
+void slim_wino_conv_free(slim_wino_conv *c) {
+    free(c->u);
+    free(c->bias);
+    free(c->biasmap);
+    c->u = c->bias = c->biasmap = NULL;
+}
+
+/* One thread's scratch: V and M of one group, 64-byte aligned. */
+static size_t thread_scratch(const slim_wino_conv *c) {
+    size_t v = (size_t)36 * WINO_GROUP * round16(c->cin);
+    size_t m = (size_t)36 * WINO_GROUP * round16(c->cout);
+    return (v + m) * sizeof(float) + 64;
+}
+
+size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
+    return thread_scratch(c) * (size_t)(threads > 1 ? threads : 1);
+}
+
+/* The 6-point input transform B^T x of one row or column. */
+#define WINO_IN_1D(x0, x1, x2, x3, x4, x5, t0, t1, t2, t3, t4, t5)                                 \
+    do {                                                                                           \
+        __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f),                           \
+               two = _mm512_set1_ps(2.0f);                                                         \
+        __m512 s12 = _mm512_add_ps(x1, x2), d12 = _mm512_sub_ps(x1, x2);                           \
+        __m512 s34 = _mm512_add_ps(x3, x4), d43 = _mm512_sub_ps(x4, x3);                           \
+        __m512 d42 = _mm512_sub_ps(x4, x2), d31 = _mm512_sub_ps(x3, x1);                           \
+        t0 = _mm512_fnmadd_ps(five, x2, _mm512_fmadd_ps(four, x0, x4));                            \
+        t1 = _mm512_fnmadd_ps(four, s12, s34);                                                     \
+        t2 = _mm512_fmadd_ps(four, d12, d43);                                                      \
+        t3 = _mm512_fmadd_ps(two, d31, d42);                                                       \
+        t4 = _mm512_fnmadd_ps(two, d31, d42);                                                      \
+        t5 = _mm512_fnmadd_ps(five, x3, _mm512_fmadd_ps(four, x1, x5));                            \
+    } while (0)
+
+/* The input transform of one tile and one block of 16 channels: the 6x6
+ * patch whose top-left input pixel is (r0, c0) (may lie in the padding), to
+ * v[p * vstride] for the 36 points p. */
+WINO_TARGET static void input_tile(const float *x, int h, int w, int r0, int c0, float *v,
+                                   size_t vstride) {
+    __m512 d[6][6];
+    const __m512 zero = _mm512_setzero_ps();
+    if (r0 >= 0 && c0 >= 0 && r0 + 6 <= h && c0 + 6 <= w) {
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++)
+                d[i][j] = _mm512_loadu_ps(x + ((size_t)(r0 + i) * w + (c0 + j)) * 16);
+    } else {
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < 6; j++) {
+                int r = r0 + i, col = c0 + j;
+                d[i][j] = r >= 0 && r < h && col >= 0 && col < w
+                              ? _mm512_loadu_ps(x + ((size_t)r * w + col) * 16)
+                              : zero;
+            }
+    }
+    __m512 t[6][6];
+    for (int j = 0; j < 6; j++) /* columns: B^T d */
+        WINO_IN_1D(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], t[0][j], t[1][j], t[2][j],
+                   t[3][j], t[4][j], t[5][j]);
+    for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */
+        __m512 o0, o1, o2, o3, o4, o5;
+        WINO_IN_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o0, o1, o2, o3, o4, o5);
+        float *vp = v + (size_t)(i * 6) * vstride;
+        _mm512_store_ps(vp, o0);
+        _mm512_store_ps(vp + vstride, o1);
+        _mm512_store_ps(vp + 2 * vstride, o2);
+        _mm512_store_ps(vp + 3 * vstride, o3);
+        _mm512_store_ps(vp + 4 * vstride, o4);
+        _mm512_store_ps(vp + 5 * vstride, o5);
+    }
+}
+
+/* The 36 GEMMs of one group for output-channel vectors ob and ob + 1 (nb of
+ * them, 1 or 2): m[t][p] (coutp floats per point) = sum_c v[p][t][c] u[p][c]. */
+WINO_TARGET static void group_gemm(const float *v, size_t vstride, const float *u, int cin,
+                                   int coutp, int ob, int nb, float *m) {
+    for (int p = 0; p < 36; p++) {
+        const float *vp = v + (size_t)p * WINO_GROUP * vstride;
+        const float *up = u + (size_t)p * cin * coutp + ob * 16;
+        __m512 a0[WINO_GROUP], a1[WINO_GROUP];
+        for (int t = 0; t < WINO_GROUP; t++)
+            a0[t] = a1[t] = _mm512_setzero_ps();
+        if (nb == 2) {
+            for (int c = 0; c < cin; c++) {
+                __m512 w0 = _mm512_load_ps(up + (size_t)c * coutp);
+                __m512 w1 = _mm512_load_ps(up + (size_t)c * coutp + 16);
+                for (int t = 0; t < WINO_GROUP; t++) {
+                    __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);
+                    a0[t] = _mm512_fmadd_ps(x, w0, a0[t]);
+                    a1[t] = _mm512_fmadd_ps(x, w1, a1[t]);
+                }
+            }
+        } else {
+            for (int c = 0; c < cin; c++) {
+                __m512 w0 = _mm512_load_ps(up + (size_t)c * coutp);
+                for (int t = 0; t < WINO_GROUP; t++)
+                    a0[t] = _mm512_fmadd_ps(_mm512_set1_ps(vp[(size_t)t * vstride + c]), w0, a0[t]);
+            }
+        }
+        for (int t = 0; t < WINO_GROUP; t++) {
+            float *mp = m + ((size_t)t * 36 + p) * coutp + ob * 16;
+            _mm512_store_ps(mp, a0[t]);
+            if (nb == 2) _mm512_store_ps(mp + 16, a1[t]);
+        }
+    }
+}
+
+/* The 6-point output transform A^T x, 4 values. */
+#define WINO_OUT_1D(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                        \
+    do {                                                                                           \
+        __m512 s12 = _mm512_add_ps(x1, x2), d12 = _mm512_sub_ps(x1, x2);                           \
+        __m512 s34 = _mm512_add_ps(x3, x4), d34 = _mm512_sub_ps(x3, x4);                           \
+        o0 = _mm512_add_ps(_mm512_add_ps(x0, s12), s34);                                           \
+        o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);                                      \
+        o2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);                                      \
+        o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), x5);                   \
+    } while (0)
+
+/* The output transform of one tile and one block of 16 output channels:
+ * m[p * mstride] for the 36 points to the 4x4 pixels from (r0, c0) that lie
+ * inside the h x w output y (one block, (h, w, 16)), plus the bias and the
+ * biasmap bm (the block's (h, w, 16), or NULL). */
+WINO_TARGET static void output_tile(const float *m, size_t mstride, const float *bias,
+                                    const float *bm, int relu, float *y, int h, int w, int r0,
+                                    int c0) {
+    __m512 t[4][6];
+    for (int j = 0; j < 6; j++) { /* columns: A^T M */
+        const float *mp = m + (size_t)j * mstride;
+        __m512 x0 = _mm512_load_ps(mp), x1 = _mm512_load_ps(mp + 6 * mstride),
+               x2 = _mm512_load_ps(mp + 12 * mstride), x3 = _mm512_load_ps(mp + 18 * mstride),
+               x4 = _mm512_load_ps(mp + 24 * mstride), x5 = _mm512_load_ps(mp + 30 * mstride);
+        WINO_OUT_1D(x0, x1, x2, x3, x4, x5, t[0][j], t[1][j], t[2][j], t[3][j]);
+    }
+    const __m512 b = _mm512_load_ps(bias), zero = _mm512_setzero_ps();
+    for (int i = 0; i < 4; i++) { /* rows: (A^T M) A */
+        if (r0 + i >= h) break;
+        __m512 o[4];
+        WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3]);
+        for (int j = 0; j < 4 && c0 + j < w; j++) {
+            size_t at = ((size_t)(r0 + i) * w + (c0 + j)) * 16;
+            __m512 r = _mm512_add_ps(o[j], b);
+            if (bm) r = _mm512_add_ps(r, _mm512_load_ps(bm + at));
+            if (relu) r = _mm512_max_ps(r, zero);
+            _mm512_storeu_ps(y + at, r);
+        }
+    }
+}
+
+/* Groups [first, last) of the n images' tiles. */
+WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, float *y,
+                                void *scratch, int first, int last) {
+    const int h = c->h, w = c->w, cin = c->cin;
+    const int cinp = round16(cin), coutp = round16(c->cout);
+    const int th = (h + 3) / 4, tw = (w + 3) / 4;
+    const int tiles = n * th * tw < last * WINO_GROUP ? n * th * tw : last * WINO_GROUP;
+    const size_t plane = (size_t)h * w * 16;
+    float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float *m = v + (size_t)36 * WINO_GROUP * cinp;
+    for (int g0 = first * WINO_GROUP; g0 < tiles; g0 += WINO_GROUP) {
+        int count = tiles - g0 < WINO_GROUP ? tiles - g0 : WINO_GROUP;
+        for (int t = 0; t < WINO_GROUP; t++) {
+            float *vt = v + (size_t)t * cinp;
+            if (t >= count) { /* the last group: tiles that are not there */
+                for (int p = 0; p < 36; p++)
+                    memset(vt + (size_t)p * WINO_GROUP * cinp, 0, (size_t)cinp * sizeof(float));
+                continue;
+            }
+            int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
+            int r0 = r / tw * 4, c0 = r % tw * 4;
+            for (int cb = 0; cb < cinp / 16; cb++)
+                input_tile(x + ((size_t)img * (cinp / 16) + cb) * plane, h, w, r0 - 1, c0 - 1,
+                           vt + cb * 16, (size_t)WINO_GROUP * cinp);
+        }
+        for (int ob = 0; ob < coutp / 16; ob += 2)
+            group_gemm(v, (size_t)cinp, c->u, cin, coutp, ob, coutp / 16 - ob >= 2 ? 2 : 1, m);
+        for (int t = 0; t < count; t++) {
+            int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
+            int r0 = r / tw * 4, c0 = r % tw * 4;
+            for (int ob = 0; ob < coutp / 16; ob++)
+                output_tile(m + (size_t)t * 36 * coutp + ob * 16, (size_t)coutp, c->bias + ob * 16,
+                            c->biasmap ? c->biasmap + ob * plane : NULL, c->relu,
+                            y + ((size_t)img * (coutp / 16) + ob) * plane, h, w, r0, c0);
+        }
+    }
+}
+
+slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *x, float *y,
+                                   void *scratch, int threads) {
+    if (!c || !c->u || n < 1 || !x || !y || !scratch)
+        return slim_error(SLIM_ERR_ARG, "winograd conv: missing weights, data or scratch");
+    if (!slim_wino_available())
+        return slim_error(SLIM_ERR_BACKEND, "winograd conv: this CPU has no AVX-512F");
+    int groups = (n * ((c->h + 3) / 4) * ((c->w + 3) / 4) + WINO_GROUP - 1) / WINO_GROUP;
+    if (threads <= 1 || groups < 2) {
+        forward(c, n, x, y, scratch, 0, groups);
+        return SLIM_OK;
+    }
+    size_t per = thread_scratch(c);
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        forward(c, n, x, y, (char *)scratch + (size_t)t * per, groups * t / nt,
+                groups * (t + 1) / nt);
+    }
+    return SLIM_OK;
+}
