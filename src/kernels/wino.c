@@ -122,90 +122,113 @@ size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
     return thread_scratch(c) * (size_t)(threads > 1 ? threads : 1);
 }
 
-/* The 6-point input transform B^T x of one row or column. */
-#define WINO_IN_1D(x0, x1, x2, x3, x4, x5, t0, t1, t2, t3, t4, t5)                                 \
+/* The 6-point input transform B^T x of one row or column, on vectors of
+ * type VT with intrinsics P##_add_ps etc. (P: _mm512 or _mm256). */
+#define WINO_IN_1D(VT, P, x0, x1, x2, x3, x4, x5, t0, t1, t2, t3, t4, t5)                          \
     do {                                                                                           \
-        __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f),                           \
-               two = _mm512_set1_ps(2.0f);                                                         \
-        __m512 s12 = _mm512_add_ps(x1, x2), d12 = _mm512_sub_ps(x1, x2);                           \
-        __m512 s34 = _mm512_add_ps(x3, x4), d43 = _mm512_sub_ps(x4, x3);                           \
-        __m512 d42 = _mm512_sub_ps(x4, x2), d31 = _mm512_sub_ps(x3, x1);                           \
-        t0 = _mm512_fnmadd_ps(five, x2, _mm512_fmadd_ps(four, x0, x4));                            \
-        t1 = _mm512_fnmadd_ps(four, s12, s34);                                                     \
-        t2 = _mm512_fmadd_ps(four, d12, d43);                                                      \
-        t3 = _mm512_fmadd_ps(two, d31, d42);                                                       \
-        t4 = _mm512_fnmadd_ps(two, d31, d42);                                                      \
-        t5 = _mm512_fnmadd_ps(five, x3, _mm512_fmadd_ps(four, x1, x5));                            \
+        VT four = P##_set1_ps(4.0f), five = P##_set1_ps(5.0f), two = P##_set1_ps(2.0f);            \
+        VT s12 = P##_add_ps(x1, x2), d12 = P##_sub_ps(x1, x2);                                     \
+        VT s34 = P##_add_ps(x3, x4), d43 = P##_sub_ps(x4, x3);                                     \
+        VT d42 = P##_sub_ps(x4, x2), d31 = P##_sub_ps(x3, x1);                                     \
+        t0 = P##_fnmadd_ps(five, x2, P##_fmadd_ps(four, x0, x4));                                  \
+        t1 = P##_fnmadd_ps(four, s12, s34);                                                        \
+        t2 = P##_fmadd_ps(four, d12, d43);                                                         \
+        t3 = P##_fmadd_ps(two, d31, d42);                                                          \
+        t4 = P##_fnmadd_ps(two, d31, d42);                                                         \
+        t5 = P##_fnmadd_ps(five, x3, P##_fmadd_ps(four, x1, x5));                                  \
     } while (0)
 
-/* The input transform of one tile and one block of 16 channels: the 6x6
- * patch whose top-left input pixel is (r0, c0) (may lie in the padding), to
- * v[p * vstride] for the 36 points p. */
-WINO_TARGET static void input_tile(const float *x, int h, int w, int r0, int c0, float *v,
-                                   size_t vstride) {
-    __m512 d[6][6];
-    const __m512 zero = _mm512_setzero_ps();
-    if (r0 >= 0 && c0 >= 0 && r0 + 6 <= h && c0 + 6 <= w) {
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++)
-                d[i][j] = _mm512_loadu_ps(x + ((size_t)(r0 + i) * w + (c0 + j)) * 16);
-    } else {
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < 6; j++) {
-                int r = r0 + i, col = c0 + j;
-                d[i][j] = r >= 0 && r < h && col >= 0 && col < w
-                              ? _mm512_loadu_ps(x + ((size_t)r * w + col) * 16)
-                              : zero;
-            }
+/* The input transform of one tile and one block of channels: the 6x6 patch
+ * whose top-left input pixel is (r0, c0) (may lie in the padding), to
+ * v[p * vstride] for the 36 points p. The 16-lane version transforms a
+ * whole block; the 8-lane one its first 8 channels (a last block with no
+ * more real ones costs half). */
+#define WINO_INPUT_TILE(NAME, VT, P)                                                               \
+    WINO_TARGET static void NAME(const float *x, int h, int w, int r0, int c0, float *v,           \
+                                 size_t vstride) {                                                 \
+        VT d[6][6];                                                                                \
+        const VT zero = P##_setzero_ps();                                                          \
+        if (r0 >= 0 && c0 >= 0 && r0 + 6 <= h && c0 + 6 <= w) {                                    \
+            for (int i = 0; i < 6; i++)                                                            \
+                for (int j = 0; j < 6; j++)                                                        \
+                    d[i][j] = P##_loadu_ps(x + ((size_t)(r0 + i) * w + (c0 + j)) * 16);            \
+        } else {                                                                                   \
+            for (int i = 0; i < 6; i++)                                                            \
+                for (int j = 0; j < 6; j++) {                                                      \
+                    int r = r0 + i, col = c0 + j;                                                  \
+                    d[i][j] = r >= 0 && r < h && col >= 0 && col < w                               \
+                                  ? P##_loadu_ps(x + ((size_t)r * w + col) * 16)                   \
+                                  : zero;                                                          \
+                }                                                                                  \
+        }                                                                                          \
+        VT t[6][6];                                                                                \
+        for (int j = 0; j < 6; j++) /* columns: B^T d */                                           \
+            WINO_IN_1D(VT, P, d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], t[0][j],       \
+                       t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]);                               \
+        for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */                                        \
+            VT o[6];                                                                               \
+            WINO_IN_1D(VT, P, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1],    \
+                       o[2], o[3], o[4], o[5]);                                                    \
+            for (int j = 0; j < 6; j++)                                                            \
+                P##_store_ps(v + (size_t)(i * 6 + j) * vstride, o[j]);                             \
+        }                                                                                          \
     }
-    __m512 t[6][6];
-    for (int j = 0; j < 6; j++) /* columns: B^T d */
-        WINO_IN_1D(d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], t[0][j], t[1][j], t[2][j],
-                   t[3][j], t[4][j], t[5][j]);
-    for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */
-        __m512 o0, o1, o2, o3, o4, o5;
-        WINO_IN_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o0, o1, o2, o3, o4, o5);
-        float *vp = v + (size_t)(i * 6) * vstride;
-        _mm512_store_ps(vp, o0);
-        _mm512_store_ps(vp + vstride, o1);
-        _mm512_store_ps(vp + 2 * vstride, o2);
-        _mm512_store_ps(vp + 3 * vstride, o3);
-        _mm512_store_ps(vp + 4 * vstride, o4);
-        _mm512_store_ps(vp + 5 * vstride, o5);
-    }
-}
 
-/* The 36 GEMMs of one group for output-channel vectors ob and ob + 1 (nb of
- * them, 1 or 2): m[t][p] (coutp floats per point) = sum_c v[p][t][c] u[p][c]. */
-WINO_TARGET static void group_gemm(const float *v, size_t vstride, const float *u, int cin,
-                                   int coutp, int ob, int nb, float *m) {
+WINO_INPUT_TILE(input_tile, __m512, _mm512)
+WINO_INPUT_TILE(input_tile8, __m256, _mm256)
+
+/* The 36 GEMMs of one group for one vector of output channels starting at
+ * channel o: m[t][p][o..] (coutp floats per point) = sum_c v[p][t][c]
+ * u[p][c][o..]. The 8-lane version serves a last block of at most 8 real
+ * channels; it zeroes the block's other 8 lanes of m. */
+#define WINO_GEMM1(NAME, VT, P, TAIL)                                                              \
+    WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
+                                 int coutp, int o, float *m) {                                     \
+        for (int p = 0; p < 36; p++) {                                                             \
+            const float *vp = v + (size_t)p * WINO_GROUP * vstride;                                \
+            const float *up = u + (size_t)p * cin * coutp + o;                                     \
+            VT a[WINO_GROUP];                                                                      \
+            for (int t = 0; t < WINO_GROUP; t++)                                                   \
+                a[t] = P##_setzero_ps();                                                           \
+            for (int c = 0; c < cin; c++) {                                                        \
+                VT w0 = P##_load_ps(up + (size_t)c * coutp);                                       \
+                for (int t = 0; t < WINO_GROUP; t++)                                               \
+                    a[t] = P##_fmadd_ps(P##_set1_ps(vp[(size_t)t * vstride + c]), w0, a[t]);       \
+            }                                                                                      \
+            for (int t = 0; t < WINO_GROUP; t++) {                                                 \
+                float *mp = m + ((size_t)t * 36 + p) * coutp + o;                                  \
+                P##_store_ps(mp, a[t]);                                                            \
+                TAIL;                                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+WINO_GEMM1(group_gemm1, __m512, _mm512, (void)0)
+WINO_GEMM1(group_gemm_half, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setzero_ps()))
+
+/* The same for two vectors of output channels, o and o + 16: each value of
+ * v read serves two multiplies. */
+WINO_TARGET static void group_gemm2(const float *v, size_t vstride, const float *u, int cin,
+                                    int coutp, int o, float *m) {
     for (int p = 0; p < 36; p++) {
         const float *vp = v + (size_t)p * WINO_GROUP * vstride;
-        const float *up = u + (size_t)p * cin * coutp + ob * 16;
+        const float *up = u + (size_t)p * cin * coutp + o;
         __m512 a0[WINO_GROUP], a1[WINO_GROUP];
         for (int t = 0; t < WINO_GROUP; t++)
             a0[t] = a1[t] = _mm512_setzero_ps();
-        if (nb == 2) {
-            for (int c = 0; c < cin; c++) {
-                __m512 w0 = _mm512_load_ps(up + (size_t)c * coutp);
-                __m512 w1 = _mm512_load_ps(up + (size_t)c * coutp + 16);
-                for (int t = 0; t < WINO_GROUP; t++) {
-                    __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);
-                    a0[t] = _mm512_fmadd_ps(x, w0, a0[t]);
-                    a1[t] = _mm512_fmadd_ps(x, w1, a1[t]);
-                }
-            }
-        } else {
-            for (int c = 0; c < cin; c++) {
-                __m512 w0 = _mm512_load_ps(up + (size_t)c * coutp);
-                for (int t = 0; t < WINO_GROUP; t++)
-                    a0[t] = _mm512_fmadd_ps(_mm512_set1_ps(vp[(size_t)t * vstride + c]), w0, a0[t]);
+        for (int c = 0; c < cin; c++) {
+            __m512 w0 = _mm512_load_ps(up + (size_t)c * coutp);
+            __m512 w1 = _mm512_load_ps(up + (size_t)c * coutp + 16);
+            for (int t = 0; t < WINO_GROUP; t++) {
+                __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);
+                a0[t] = _mm512_fmadd_ps(x, w0, a0[t]);
+                a1[t] = _mm512_fmadd_ps(x, w1, a1[t]);
             }
         }
         for (int t = 0; t < WINO_GROUP; t++) {
-            float *mp = m + ((size_t)t * 36 + p) * coutp + ob * 16;
+            float *mp = m + ((size_t)t * 36 + p) * coutp + o;
             _mm512_store_ps(mp, a0[t]);
-            if (nb == 2) _mm512_store_ps(mp + 16, a1[t]);
+            _mm512_store_ps(mp + 16, a1[t]);
         }
     }
 }
@@ -272,12 +295,23 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             }
             int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
             int r0 = r / tw * 4, c0 = r % tw * 4;
-            for (int cb = 0; cb < cinp / 16; cb++)
-                input_tile(x + ((size_t)img * (cinp / 16) + cb) * plane, h, w, r0 - 1, c0 - 1,
-                           vt + cb * 16, (size_t)WINO_GROUP * cinp);
+            for (int cb = 0; cb < cinp / 16; cb++) {
+                const float *xb = x + ((size_t)img * (cinp / 16) + cb) * plane;
+                if (cin - cb * 16 <= 8)
+                    input_tile8(xb, h, w, r0 - 1, c0 - 1, vt + cb * 16, (size_t)WINO_GROUP * cinp);
+                else
+                    input_tile(xb, h, w, r0 - 1, c0 - 1, vt + cb * 16, (size_t)WINO_GROUP * cinp);
+            }
         }
-        for (int ob = 0; ob < coutp / 16; ob += 2)
-            group_gemm(v, (size_t)cinp, c->u, cin, coutp, ob, coutp / 16 - ob >= 2 ? 2 : 1, m);
+        /* Output vectors in pairs, then a last single one, 8-lane when it
+         * holds at most 8 real channels. */
+        int full = coutp / 16, half = c->cout - (full - 1) * 16 <= 8;
+        if (half) full--;
+        int ob = 0;
+        for (; ob + 2 <= full; ob += 2)
+            group_gemm2(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        if (ob < full) group_gemm1(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        if (half) group_gemm_half(v, (size_t)cinp, c->u, cin, coutp, full * 16, m);
         for (int t = 0; t < count; t++) {
             int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
             int r0 = r / tw * 4, c0 = r % tw * 4;

@@ -737,11 +737,15 @@ static int wants_winograd(const builder *b, const slim_layer *l) {
  * AVX-512F where oneDNN may use AVX-512 too (ONEDNN_MAX_CPU_ISA below it
  * turns both off). It is faster than oneDNN 2.6's Winograd on every vgg-fm conv,
  * and ~2x on the few channels pruned convs keep (docs/RUNTIME.md). */
-static int wants_own_winograd(const builder *b, int i) {
-    const slim_layer *l = &b->m->layers[i];
-    return b->act_tag == dnnl_aBcd16b && l->k == 3 && l->stride == 1 && l->pad == 1 &&
-           l->in_c >= 16 && l->c >= 16 && b->g->sum_with[i] < 0 && slim_wino_available() &&
+int slim_rt_wino_fits(const slim_layer *l) {
+    return l->kind == SLIM_LAYER_CONV && l->k == 3 && l->stride == 1 && l->pad == 1 &&
+           l->in_c >= 16 && l->c >= 16 && slim_wino_available() &&
            dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+}
+
+static int wants_own_winograd(const builder *b, int i) {
+    return b->act_tag == dnnl_aBcd16b && b->g->sum_with[i] < 0 &&
+           slim_rt_wino_fits(&b->m->layers[i]);
 }
 
 /* Appends a step of our Winograd conv wc, with its scratchpad. */

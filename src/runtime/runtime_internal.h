@@ -139,6 +139,10 @@ void slim_rt_set_tile(slim_runtime *rt, int tile);
  * (for tests that count heap allocations). */
 int slim_rt_in_execute(void);
 
+/* plan.c: whether conv l fits our Winograd (kernels/wino.c), which blocked
+ * plans (batches of 8 and more) then use unless it takes a fused sum. */
+int slim_rt_wino_fits(const slim_layer *l);
+
 /* rewrite.c: turns biasmaps into the weights of an extra input channel of
  * ones where that is free (rt->model is replaced; the flags are set). */
 slim_status slim_rt_rewrite(slim_runtime *rt);
