@@ -630,6 +630,8 @@ static void test_wino(void **state) {
     wino_case(5, 30, 32, 7, 7, 0, 1, 0, 2, 6);
     wino_case(1, 64, 47, 9, 6, 1, 1, 1, 2, 7);
     wino_case(7, 33, 16, 3, 2, 1, 1, 1, 3, 8);
+    wino_case(2, 20, 70, 6, 5, 1, 1, 1, 1, 9); /* 4 vectors at a time, then an 8-lane one */
+    wino_case(3, 16, 64, 8, 8, 1, 0, 1, 2, 10);
 }
 
 static void test_wino_errors(void **state) {

@@ -28,12 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINO_GROUP 12 /* tiles per GEMM: 12 x 2 accumulators + 2 weights */
-#define WINO_TARGET __attribute__((target("avx512f,fma")))
+#define WINO_GROUP 4 /* tiles per GEMM */
+#define WINO_TARGET __attribute__((target("avx512f,avx512vl,fma")))
 
 int slim_wino_available(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
 }
 
 static int round16(int c) { return (c + 15) / 16 * 16; }
@@ -111,67 +111,84 @@ void slim_wino_conv_free(slim_wino_conv *c) {
     c->u = c->bias = c->biasmap = NULL;
 }
 
-/* One thread's scratch: V and M of one group, 64-byte aligned. */
+/* One thread's scratch: V and M of one group and a 6x6 patch, 64-byte
+ * aligned. */
 static size_t thread_scratch(const slim_wino_conv *c) {
     size_t v = (size_t)36 * WINO_GROUP * round16(c->cin);
     size_t m = (size_t)36 * WINO_GROUP * round16(c->cout);
-    return (v + m) * sizeof(float) + 64;
+    return (v + m + 6 * 6 * 16) * sizeof(float) + 64;
 }
 
 size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
     return thread_scratch(c) * (size_t)(threads > 1 ? threads : 1);
 }
 
-/* The 6-point input transform B^T x of one row or column, on vectors of
+/* The input transform B^T x of one row or column of 6 points: the first
+ * three outputs (WINO_IN_LO) or the last three (WINO_IN_HI), on vectors of
  * type VT with intrinsics P##_add_ps etc. (P: _mm512 or _mm256). */
-#define WINO_IN_1D(VT, P, x0, x1, x2, x3, x4, x5, t0, t1, t2, t3, t4, t5)                          \
+#define WINO_IN_LO(VT, P, x0, x1, x2, x3, x4, t0, t1, t2)                                          \
     do {                                                                                           \
-        VT four = P##_set1_ps(4.0f), five = P##_set1_ps(5.0f), two = P##_set1_ps(2.0f);            \
-        VT s12 = P##_add_ps(x1, x2), d12 = P##_sub_ps(x1, x2);                                     \
-        VT s34 = P##_add_ps(x3, x4), d43 = P##_sub_ps(x4, x3);                                     \
+        VT four = P##_set1_ps(4.0f);                                                               \
+        t0 = P##_fmadd_ps(four, P##_sub_ps(x0, x2), P##_sub_ps(x4, x2)); /* 4x0 - 5x2 + x4 */      \
+        t1 = P##_fnmadd_ps(four, P##_add_ps(x1, x2), P##_add_ps(x3, x4));                          \
+        t2 = P##_fmadd_ps(four, P##_sub_ps(x1, x2), P##_sub_ps(x4, x3));                           \
+    } while (0)
+#define WINO_IN_HI(VT, P, x1, x2, x3, x4, x5, t3, t4, t5)                                          \
+    do {                                                                                           \
         VT d42 = P##_sub_ps(x4, x2), d31 = P##_sub_ps(x3, x1);                                     \
-        t0 = P##_fnmadd_ps(five, x2, P##_fmadd_ps(four, x0, x4));                                  \
-        t1 = P##_fnmadd_ps(four, s12, s34);                                                        \
-        t2 = P##_fmadd_ps(four, d12, d43);                                                         \
-        t3 = P##_fmadd_ps(two, d31, d42);                                                          \
-        t4 = P##_fnmadd_ps(two, d31, d42);                                                         \
-        t5 = P##_fnmadd_ps(five, x3, P##_fmadd_ps(four, x1, x5));                                  \
+        t3 = P##_fmadd_ps(P##_set1_ps(2.0f), d31, d42);                                            \
+        t4 = P##_fnmadd_ps(P##_set1_ps(2.0f), d31, d42);                                           \
+        t5 = P##_fnmadd_ps(P##_set1_ps(4.0f), d31, P##_sub_ps(x5, x3)); /* 4x1 - 5x3 + x5 */       \
     } while (0)
 
 /* The input transform of one tile and one block of channels: the 6x6 patch
- * whose top-left input pixel is (r0, c0) (may lie in the padding), to
- * v[p * vstride] for the 36 points p. The 16-lane version transforms a
- * whole block; the 8-lane one its first 8 channels (a last block with no
- * more real ones costs half). */
+ * at x (rows `stride` floats apart, pixels 16), to v[p * vstride] for the
+ * 36 points p. The 16-lane version transforms a whole block; the 8-lane one
+ * its first 8 channels (a last block with no more real ones).
+ *
+ * B^T d B in two halves, rows 0-2 of the result and then rows 3-5, each
+ * reading the patch again: a half's 18 intermediate vectors stay in
+ * registers, where all 36 would spill (the loads hit the cache; stores and
+ * spills are what this step waits on). */
+#define WINO_LD(P, j, r) P##_loadu_ps(x + (size_t)(j)*16 + (size_t)(r)*stride)
+/* Column j, rows 0-4 (LO) or 1-5 (HI), of the patch, to a##j, b##j, c##j. */
+#define WINO_COL(VT, P, HALF, j)                                                                   \
+    WINO_IN_##HALF(VT, P, WINO_LD(P, j, HALF##_ROW), WINO_LD(P, j, HALF##_ROW + 1),                \
+                   WINO_LD(P, j, HALF##_ROW + 2), WINO_LD(P, j, HALF##_ROW + 3),                   \
+                   WINO_LD(P, j, HALF##_ROW + 4), a##j, b##j, c##j)
+#define LO_ROW 0
+#define HI_ROW 1
+/* Row r of the half's result (its values e0..e5) to the 6 points r*6 + k. */
+#define WINO_ROW(VT, P, r, e0, e1, e2, e3, e4, e5)                                                 \
+    do {                                                                                           \
+        VT o0, o1, o2, o3, o4, o5;                                                                 \
+        WINO_IN_LO(VT, P, e0, e1, e2, e3, e4, o0, o1, o2);                                         \
+        WINO_IN_HI(VT, P, e1, e2, e3, e4, e5, o3, o4, o5);                                         \
+        float *vp = v + (size_t)((r)*6) * vstride;                                                 \
+        P##_store_ps(vp, o0);                                                                      \
+        P##_store_ps(vp + vstride, o1);                                                            \
+        P##_store_ps(vp + 2 * vstride, o2);                                                        \
+        P##_store_ps(vp + 3 * vstride, o3);                                                        \
+        P##_store_ps(vp + 4 * vstride, o4);                                                        \
+        P##_store_ps(vp + 5 * vstride, o5);                                                        \
+    } while (0)
+#define WINO_HALF(VT, P, HALF, r0)                                                                 \
+    do {                                                                                           \
+        VT a0, b0, c0, a1, b1, c1, a2, b2, c2, a3, b3, c3, a4, b4, c4, a5, b5, c5;                 \
+        WINO_COL(VT, P, HALF, 0);                                                                  \
+        WINO_COL(VT, P, HALF, 1);                                                                  \
+        WINO_COL(VT, P, HALF, 2);                                                                  \
+        WINO_COL(VT, P, HALF, 3);                                                                  \
+        WINO_COL(VT, P, HALF, 4);                                                                  \
+        WINO_COL(VT, P, HALF, 5);                                                                  \
+        WINO_ROW(VT, P, r0, a0, a1, a2, a3, a4, a5);                                               \
+        WINO_ROW(VT, P, r0 + 1, b0, b1, b2, b3, b4, b5);                                           \
+        WINO_ROW(VT, P, r0 + 2, c0, c1, c2, c3, c4, c5);                                           \
+    } while (0)
 #define WINO_INPUT_TILE(NAME, VT, P)                                                               \
-    WINO_TARGET static void NAME(const float *x, int h, int w, int r0, int c0, float *v,           \
-                                 size_t vstride) {                                                 \
-        VT d[6][6];                                                                                \
-        const VT zero = P##_setzero_ps();                                                          \
-        if (r0 >= 0 && c0 >= 0 && r0 + 6 <= h && c0 + 6 <= w) {                                    \
-            for (int i = 0; i < 6; i++)                                                            \
-                for (int j = 0; j < 6; j++)                                                        \
-                    d[i][j] = P##_loadu_ps(x + ((size_t)(r0 + i) * w + (c0 + j)) * 16);            \
-        } else {                                                                                   \
-            for (int i = 0; i < 6; i++)                                                            \
-                for (int j = 0; j < 6; j++) {                                                      \
-                    int r = r0 + i, col = c0 + j;                                                  \
-                    d[i][j] = r >= 0 && r < h && col >= 0 && col < w                               \
-                                  ? P##_loadu_ps(x + ((size_t)r * w + col) * 16)                   \
-                                  : zero;                                                          \
-                }                                                                                  \
-        }                                                                                          \
-        VT t[6][6];                                                                                \
-        for (int j = 0; j < 6; j++) /* columns: B^T d */                                           \
-            WINO_IN_1D(VT, P, d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j], t[0][j],       \
-                       t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]);                               \
-        for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */                                        \
-            VT o[6];                                                                               \
-            WINO_IN_1D(VT, P, t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1],    \
-                       o[2], o[3], o[4], o[5]);                                                    \
-            for (int j = 0; j < 6; j++)                                                            \
-                P##_store_ps(v + (size_t)(i * 6 + j) * vstride, o[j]);                             \
-        }                                                                                          \
+    WINO_TARGET static void NAME(const float *x, size_t stride, float *v, size_t vstride) {        \
+        WINO_HALF(VT, P, LO, 0);                                                                   \
+        WINO_HALF(VT, P, HI, 3);                                                                   \
     }
 
 WINO_INPUT_TILE(input_tile, __m512, _mm512)
@@ -206,32 +223,36 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 WINO_GEMM1(group_gemm1, __m512, _mm512, (void)0)
 WINO_GEMM1(group_gemm_half, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setzero_ps()))
 
-/* The same for two vectors of output channels, o and o + 16: each value of
- * v read serves two multiplies. */
-WINO_TARGET static void group_gemm2(const float *v, size_t vstride, const float *u, int cin,
-                                    int coutp, int o, float *m) {
-    for (int p = 0; p < 36; p++) {
-        const float *vp = v + (size_t)p * WINO_GROUP * vstride;
-        const float *up = u + (size_t)p * cin * coutp + o;
-        __m512 a0[WINO_GROUP], a1[WINO_GROUP];
-        for (int t = 0; t < WINO_GROUP; t++)
-            a0[t] = a1[t] = _mm512_setzero_ps();
-        for (int c = 0; c < cin; c++) {
-            __m512 w0 = _mm512_load_ps(up + (size_t)c * coutp);
-            __m512 w1 = _mm512_load_ps(up + (size_t)c * coutp + 16);
-            for (int t = 0; t < WINO_GROUP; t++) {
-                __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);
-                a0[t] = _mm512_fmadd_ps(x, w0, a0[t]);
-                a1[t] = _mm512_fmadd_ps(x, w1, a1[t]);
-            }
-        }
-        for (int t = 0; t < WINO_GROUP; t++) {
-            float *mp = m + ((size_t)t * 36 + p) * coutp + o;
-            _mm512_store_ps(mp, a0[t]);
-            _mm512_store_ps(mp + 16, a1[t]);
-        }
+/* The same for NB vectors of output channels from o: each value of v read
+ * serves NB multiplies. */
+#define WINO_GEMMN(NAME, NB)                                                                       \
+    WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
+                                 int coutp, int o, float *m) {                                     \
+        for (int p = 0; p < 36; p++) {                                                             \
+            const float *vp = v + (size_t)p * WINO_GROUP * vstride;                                \
+            const float *up = u + (size_t)p * cin * coutp + o;                                     \
+            __m512 a[WINO_GROUP][NB];                                                              \
+            for (int t = 0; t < WINO_GROUP; t++)                                                   \
+                for (int k = 0; k < NB; k++)                                                       \
+                    a[t][k] = _mm512_setzero_ps();                                                 \
+            for (int c = 0; c < cin; c++) {                                                        \
+                __m512 w[NB];                                                                      \
+                for (int k = 0; k < NB; k++)                                                       \
+                    w[k] = _mm512_load_ps(up + (size_t)c * coutp + 16 * k);                        \
+                for (int t = 0; t < WINO_GROUP; t++) {                                             \
+                    __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);                        \
+                    for (int k = 0; k < NB; k++)                                                   \
+                        a[t][k] = _mm512_fmadd_ps(x, w[k], a[t][k]);                               \
+                }                                                                                  \
+            }                                                                                      \
+            for (int t = 0; t < WINO_GROUP; t++)                                                   \
+                for (int k = 0; k < NB; k++)                                                       \
+                    _mm512_store_ps(m + ((size_t)t * 36 + p) * coutp + o + 16 * k, a[t][k]);       \
+        }                                                                                          \
     }
-}
+
+WINO_GEMMN(group_gemm2, 2)
+WINO_GEMMN(group_gemm4, 4)
 
 /* The 6-point output transform A^T x, 4 values. */
 #define WINO_OUT_1D(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                        \
@@ -284,6 +305,7 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     const size_t plane = (size_t)h * w * 16;
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *m = v + (size_t)36 * WINO_GROUP * cinp;
+    float *patch = m + (size_t)36 * WINO_GROUP * coutp; /* 6 x 6 x 16 */
     for (int g0 = first * WINO_GROUP; g0 < tiles; g0 += WINO_GROUP) {
         int count = tiles - g0 < WINO_GROUP ? tiles - g0 : WINO_GROUP;
         for (int t = 0; t < WINO_GROUP; t++) {
@@ -295,19 +317,38 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             }
             int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
             int r0 = r / tw * 4, c0 = r % tw * 4;
+            /* The 6x6 patch from (r0 - 1, c0 - 1): in place when inside the
+             * image, else copied with its zero padding into patch. */
+            int inside = r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w;
             for (int cb = 0; cb < cinp / 16; cb++) {
                 const float *xb = x + ((size_t)img * (cinp / 16) + cb) * plane;
+                const float *at = xb + ((size_t)(r0 - 1) * w + (c0 - 1)) * 16;
+                size_t stride = (size_t)w * 16;
+                if (!inside) {
+                    for (int i = 0; i < 6; i++)
+                        for (int j = 0; j < 6; j++) {
+                            int r = r0 - 1 + i, col = c0 - 1 + j;
+                            __m512 d = r >= 0 && r < h && col >= 0 && col < w
+                                           ? _mm512_loadu_ps(xb + ((size_t)r * w + col) * 16)
+                                           : _mm512_setzero_ps();
+                            _mm512_store_ps(patch + (i * 6 + j) * 16, d);
+                        }
+                    at = patch;
+                    stride = 6 * 16;
+                }
                 if (cin - cb * 16 <= 8)
-                    input_tile8(xb, h, w, r0 - 1, c0 - 1, vt + cb * 16, (size_t)WINO_GROUP * cinp);
+                    input_tile8(at, stride, vt + cb * 16, (size_t)WINO_GROUP * cinp);
                 else
-                    input_tile(xb, h, w, r0 - 1, c0 - 1, vt + cb * 16, (size_t)WINO_GROUP * cinp);
+                    input_tile(at, stride, vt + cb * 16, (size_t)WINO_GROUP * cinp);
             }
         }
-        /* Output vectors in pairs, then a last single one, 8-lane when it
-         * holds at most 8 real channels. */
+        /* Output vectors four at a time, then in pairs, then a last single
+         * one, 8-lane when it holds at most 8 real channels. */
         int full = coutp / 16, half = c->cout - (full - 1) * 16 <= 8;
         if (half) full--;
         int ob = 0;
+        for (; ob + 4 <= full; ob += 4)
+            group_gemm4(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
         for (; ob + 2 <= full; ob += 2)
             group_gemm2(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
         if (ob < full) group_gemm1(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
