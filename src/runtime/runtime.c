@@ -330,13 +330,17 @@ slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *log
     }
     for (int w = 0; w < workers; w++)
         rt->workers[w].status = SLIM_OK;
+    int next = 0; /* the next tile not taken */
 #pragma omp parallel num_threads(workers)
     {
         /* The team may be smaller than asked (inside another parallel
-         * region it is one thread): its threads share all the tiles. */
-        int w = omp_get_thread_num(), team = omp_get_num_threads();
+         * region it is one thread): its threads share all the tiles. Each
+         * takes the next tile when done with one, so that a thread the
+         * system holds up does fewer, not all the others wait for it. */
+        int w = omp_get_thread_num();
         rt_ctx *c = &rt->workers[w];
-        for (int t = w; t < tiles && c->status == SLIM_OK; t += team) {
+        for (int t; c->status == SLIM_OK &&
+                    (t = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < tiles;) {
             int first_, size_;
             tile_at(n, rt->tile, t, &first_, &size_);
             c->status =
