@@ -724,16 +724,17 @@ static int slow_impl(const_dnnl_primitive_desc_t pd) {
     return strstr(name, "ref") != NULL || strstr(name, "gemm") != NULL;
 }
 
-/* Winograd for a conv: 3x3, stride 1, at least 16 channels in and out, and
- * a plan batch of WINO_MIN_BATCH or more (see plan_policy). */
+/* oneDNN's Winograd for a conv: 3x3, stride 1, at least 16 channels in and
+ * out, and a plan batch of WINO_MIN_BATCH or more (see plan_policy). */
+#define WINO_MIN_BATCH 8
 static int wants_winograd(const builder *b, const slim_layer *l) {
-    return b->act_tag != dnnl_format_tag_any && l->k == 3 && l->stride == 1 && l->in_c >= 16 &&
-           l->c >= 16;
+    return b->act_tag != dnnl_format_tag_any && b->n >= WINO_MIN_BATCH && l->k == 3 &&
+           l->stride == 1 && l->in_c >= 16 && l->c >= 16;
 }
 
-/* Our Winograd (kernels/wino.c) for a conv: 3x3, stride 1, pad 1, 16+
- * channels in and out, no fused sum, in a plan whose activations are in
- * 16-channel blocks (the layout it reads and writes), on a CPU with
+/* Our Winograd (kernels/wino.c) for a conv, at any batch: 3x3, stride 1,
+ * pad 1, 16+ channels in and out, no fused sum, in a plan whose activations
+ * are in 16-channel blocks (the layout it reads and writes), on a CPU with
  * AVX-512F where oneDNN may use AVX-512 too (ONEDNN_MAX_CPU_ISA below it
  * turns both off). It is faster than oneDNN 2.6's Winograd on every vgg-fm conv,
  * and ~2x on the few channels pruned convs keep (docs/RUNTIME.md). */
@@ -1142,14 +1143,22 @@ static slim_status make_memories(slim_runtime *rt, rt_plan *p) {
 
 /* Whether this plan uses winograd convs, and then in which layout.
  *
- * oneDNN 2.6 has f32 winograd only on AVX-512, where it is ~1.5-2x faster
+ * Ours (kernels/wino.c) is faster than oneDNN's direct convs at every batch
+ * (vgg-fm batch-1 latency 0.47 -> 0.21 ms on one thread) and than its
+ * winograd. Where ours is off: oneDNN 2.6 has f32 winograd only on
+ * AVX-512, where it is ~1.5-2x faster
  * than the direct conv for 3x3 stride-1 convs of 16+ channels at batch 8
  * and more (measured on vgg-fm: docs/RUNTIME.md). At small batches the
  * direct conv is as fast and its results closer to the reference. The
  * probe builds a winograd pd for the first conv that would use it; its
  * destination layout becomes the plan's activation layout. */
-#define WINO_MIN_BATCH 8
 static void plan_policy(builder *b) {
+    /* Ours, at any batch, in 16-channel blocks: when a conv will run on it,
+     * every activation takes its layout. */
+    b->act_tag = dnnl_aBcd16b;
+    for (int i = 1; i < b->m->n_layers; i++)
+        if (b->g->needed[i] && b->m->layers[i].kind == SLIM_LAYER_CONV && wants_own_winograd(b, i))
+            return;
     b->act_tag = dnnl_format_tag_any;
     if (b->n < WINO_MIN_BATCH) return;
     static const dnnl_format_tag_t tags[] = {dnnl_aBcd16b, dnnl_aBcd8b, dnnl_acdb};
@@ -1158,7 +1167,6 @@ static void plan_policy(builder *b) {
         if (!b->g->needed[i] || l->kind != SLIM_LAYER_CONV) continue;
         b->act_tag = dnnl_aBcd16b; /* so that wants_winograd says yes */
         int wanted = wants_winograd(b, l), split;
-        if (wants_own_winograd(b, i)) return; /* ours, in 16-channel blocks */
         b->act_tag = dnnl_format_tag_any;
         if (!wanted) continue;
         dnnl_primitive_desc_t pd = NULL;
