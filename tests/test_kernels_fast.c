@@ -565,20 +565,23 @@ static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
 }
 
 /* One conv on the Winograd kernel against the reference conv (+ biasmap,
- * ReLU), on `threads` threads. The input's padding channels hold NaN, which
- * must not reach the output; the output's padding channels must be zero. */
-static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map, int relu,
-                      int threads, uint64_t seed) {
+ * + a residual already in the output, ReLU), on `threads` threads. The
+ * input's padding channels hold NaN, which must not reach the output; the
+ * output's padding channels must be zero. */
+static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
+                      int with_sum, int relu, int threads, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
     size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * h * w;
     float *x = malloc(xn * sizeof(float)), *wt = malloc((size_t)cout * cin * 9 * sizeof(float));
     float *b = malloc((size_t)cout * sizeof(float)), *y = malloc(yn * sizeof(float));
     float *map = malloc((size_t)cout * h * w * sizeof(float));
+    float *res = malloc(yn * sizeof(float)); /* the residual a sum adds */
     tu_fill_uniform(&rng, x, xn, -1, 1);
     tu_fill_uniform(&rng, wt, (size_t)cout * cin * 9, -0.3f, 0.3f);
     tu_fill_uniform(&rng, b, (size_t)cout, -0.5f, 0.5f);
     tu_fill_uniform(&rng, map, (size_t)cout * h * w, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, res, yn, -1, 1);
     slim_conv_shape s = {
         .n = n, .cin = cin, .h = h, .w = w, .cout = cout, .kh = 3, .kw = 3, .stride = 1, .pad = 1};
     expect_ok(slim_conv_shape_finish(&s));
@@ -587,21 +590,24 @@ static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int
         for (size_t j = 0; j < (size_t)cout * h * w; j++) {
             float *v = &y[(size_t)i * cout * h * w + j];
             if (with_map) *v += map[j];
+            if (with_sum) *v += res[(size_t)i * cout * h * w + j];
             if (relu && *v < 0) *v = 0;
         }
     float *xb = to_blocks(n, cin, h * w, x, NAN), *want = to_blocks(n, cout, h * w, y, 0.0f);
     size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 * h * w;
     float *got = malloc(ybn * sizeof(float));
+    float *resb = to_blocks(n, cout, h * w, res, 0.0f);
     for (size_t i = 0; i < ybn; i++)
-        got[i] = -7.0f; /* every element must be written */
+        got[i] = with_sum ? resb[i] : -7.0f; /* else: every element must be written */
     slim_wino_conv c;
     expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, with_bias ? b : NULL,
                                   with_map ? map : NULL, relu));
+    c.sum = with_sum;
     void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
     expect_ok(slim_wino_conv_forward(&c, n, xb, got, scratch, threads));
     char what[96];
-    snprintf(what, sizeof what, "wino n%d %d->%d %dx%d bias%d map%d relu%d threads%d", n, cin, cout,
-             h, w, with_bias, with_map, relu, threads);
+    snprintf(what, sizeof what, "wino n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d", n, cin,
+             cout, h, w, with_bias, with_map, with_sum, relu, threads);
     /* F(4x4, 3x3) rounds more than direct summation: ~1e-6 relative per
      * term, growing with the channels summed. */
     expect_close(got, want, ybn, 2e-5 * (1 + cin / 16.0), what);
@@ -612,6 +618,8 @@ static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int
     free(b);
     free(y);
     free(map);
+    free(res);
+    free(resb);
     free(xb);
     free(want);
     free(got);
@@ -622,16 +630,18 @@ static void test_wino(void **state) {
     if (!slim_wino_available()) skip();
     /* Sizes not multiples of the 4x4 tile, channel counts on both sides of
      * 16-channel blocks, batches that leave a last group part empty. */
-    wino_case(1, 1, 1, 1, 1, 1, 0, 0, 1, 1);
-    wino_case(2, 3, 5, 5, 7, 1, 0, 1, 1, 2);
-    wino_case(3, 16, 16, 4, 4, 0, 0, 0, 1, 3);
-    wino_case(2, 19, 15, 28, 28, 1, 1, 1, 1, 4);
-    wino_case(2, 17, 33, 14, 14, 1, 0, 1, 2, 5);
-    wino_case(5, 30, 32, 7, 7, 0, 1, 0, 2, 6);
-    wino_case(1, 64, 47, 9, 6, 1, 1, 1, 2, 7);
-    wino_case(7, 33, 16, 3, 2, 1, 1, 1, 3, 8);
-    wino_case(2, 20, 70, 6, 5, 1, 1, 1, 1, 9); /* 4 vectors at a time, then an 8-lane one */
-    wino_case(3, 16, 64, 8, 8, 1, 0, 1, 2, 10);
+    wino_case(1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1);
+    wino_case(2, 3, 5, 5, 7, 1, 0, 0, 1, 1, 2);
+    wino_case(3, 16, 16, 4, 4, 0, 0, 0, 0, 1, 3);
+    wino_case(2, 19, 15, 28, 28, 1, 1, 0, 1, 1, 4);
+    wino_case(2, 17, 33, 14, 14, 1, 0, 0, 1, 2, 5);
+    wino_case(5, 30, 32, 7, 7, 0, 1, 0, 0, 2, 6);
+    wino_case(1, 64, 47, 9, 6, 1, 1, 0, 1, 2, 7);
+    wino_case(7, 33, 16, 3, 2, 1, 1, 0, 1, 3, 8);
+    wino_case(2, 20, 70, 6, 5, 1, 1, 0, 1, 1, 9); /* 4 vectors at a time, then an 8-lane one */
+    wino_case(3, 16, 64, 8, 8, 1, 0, 0, 1, 2, 10);
+    wino_case(2, 24, 20, 10, 9, 1, 1, 1, 1, 2, 11); /* a residual sum, as resnet-fm's */
+    wino_case(1, 16, 8, 5, 5, 0, 0, 1, 0, 1, 12);
 }
 
 static void test_wino_errors(void **state) {

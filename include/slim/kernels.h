@@ -127,6 +127,7 @@ void slim_ref_add_backward(size_t n, const float *dy, float *da, float *db);
  * weights are transformed once, at init. */
 typedef struct slim_wino_conv {
     int cin, cout, h, w, relu;
+    int sum;        /* set after init: add what y holds (a residual) before the ReLU */
     float *u;       /* 36 points x cin x round16(cout) transformed weights */
     float *bias;    /* round16(cout), zero beyond cout */
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */

@@ -268,10 +268,11 @@ WINO_GEMMN(group_gemm4, 4)
 /* The output transform of one tile and one block of 16 output channels:
  * m[p * mstride] for the 36 points to the 4x4 pixels from (r0, c0) that lie
  * inside the h x w output y (one block, (h, w, 16)), plus the bias and the
- * biasmap bm (the block's (h, w, 16), or NULL). */
+ * biasmap bm (the block's (h, w, 16), or NULL) and, with sum, what y holds
+ * there. */
 WINO_TARGET static void output_tile(const float *m, size_t mstride, const float *bias,
-                                    const float *bm, int relu, float *y, int h, int w, int r0,
-                                    int c0) {
+                                    const float *bm, int sum, int relu, float *y, int h, int w,
+                                    int r0, int c0) {
     __m512 t[4][6];
     for (int j = 0; j < 6; j++) { /* columns: A^T M */
         const float *mp = m + (size_t)j * mstride;
@@ -289,6 +290,7 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
             size_t at = ((size_t)(r0 + i) * w + (c0 + j)) * 16;
             __m512 r = _mm512_add_ps(o[j], b);
             if (bm) r = _mm512_add_ps(r, _mm512_load_ps(bm + at));
+            if (sum) r = _mm512_add_ps(r, _mm512_loadu_ps(y + at));
             if (relu) r = _mm512_max_ps(r, zero);
             _mm512_storeu_ps(y + at, r);
         }
@@ -358,7 +360,7 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             int r0 = r / tw * 4, c0 = r % tw * 4;
             for (int ob = 0; ob < coutp / 16; ob++)
                 output_tile(m + (size_t)t * 36 * coutp + ob * 16, (size_t)coutp, c->bias + ob * 16,
-                            c->biasmap ? c->biasmap + ob * plane : NULL, c->relu,
+                            c->biasmap ? c->biasmap + ob * plane : NULL, c->sum, c->relu,
                             y + ((size_t)img * (coutp / 16) + ob) * plane, h, w, r0, c0);
         }
     }

@@ -609,30 +609,33 @@ static slim_status biasmap_step(builder *b, int i, const rt_loc *dst) {
 /* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
  * layouts the primitive prefers. With split_biasmap, the conv does
  * [+bias] [+sum] and a binary step adds the biasmap and does the relu. */
+/* The destination of conv i, which reads src, in layout dst_md: new, or
+ * with a fused sum, what the sum adds onto: k's output, in place when
+ * nothing reads it later, else a copy of it. */
+static slim_status conv_dst(builder *b, int i, const rt_loc *src, const dnnl_memory_desc_t *dst_md,
+                            rt_loc *dst) {
+    int k = b->g->sum_with[i], end = b->g->chain_end[i];
+    if (k < 0) return new_storage(b, dst_md, b->g->last_read[end], dst);
+    rt_loc *vk = &b->vals[k].loc;
+    if (md_equal(&vk->md, dst_md) && can_overwrite(b, vk) && !same_storage(vk, src)) {
+        *dst = *vk;
+        return SLIM_OK;
+    }
+    rt_loc from;
+    char what[RT_WHAT_LEN];
+    snprintf(what, sizeof what, "reorder %s (copy for the sum)", b->m->layers[k].name);
+    SLIM_TRY(new_storage(b, dst_md, b->g->last_read[end], dst));
+    SLIM_TRY(value_view(b, k, 4, &from));
+    return push_reorder(b, &from, dst, what);
+}
+
 static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd, int split_biasmap) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
     int k = b->g->sum_with[i], end = b->g->chain_end[i];
     rt_loc src, dst;
     SLIM_TRY(value_in(b, l->inputs[0], pd_md(*pd, DNNL_ARG_SRC), &src));
-    const dnnl_memory_desc_t *dst_md = pd_md(*pd, DNNL_ARG_DST);
-    if (k >= 0) {
-        /* The sum post-op adds onto what dst holds: k's output, in place
-         * when nothing reads it later, else a copy of it. */
-        rt_loc *vk = &b->vals[k].loc;
-        if (md_equal(&vk->md, dst_md) && can_overwrite(b, vk) && !same_storage(vk, &src)) {
-            dst = *vk;
-        } else {
-            rt_loc from;
-            char what[RT_WHAT_LEN];
-            snprintf(what, sizeof what, "reorder %s (copy for the sum)", m->layers[k].name);
-            SLIM_TRY(new_storage(b, dst_md, b->g->last_read[end], &dst));
-            SLIM_TRY(value_view(b, k, 4, &from));
-            SLIM_TRY(push_reorder(b, &from, &dst, what));
-        }
-    } else {
-        SLIM_TRY(new_storage(b, dst_md, b->g->last_read[end], &dst));
-    }
+    SLIM_TRY(conv_dst(b, i, &src, pd_md(*pd, DNNL_ARG_DST), &dst));
     dnnl_memory_desc_t wplain;
     const float *w;
     SLIM_TRY(md_plain(&wplain, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}));
@@ -733,7 +736,7 @@ static int wants_winograd(const builder *b, const slim_layer *l) {
 }
 
 /* Our Winograd (kernels/wino.c) for a conv, at any batch: 3x3, stride 1,
- * pad 1, 16+ channels in and out, no fused sum, in a plan whose activations
+ * pad 1, 16+ channels in and out, in a plan whose activations
  * are in 16-channel blocks (the layout it reads and writes), on a CPU with
  * AVX-512F where oneDNN may use AVX-512 too (ONEDNN_MAX_CPU_ISA below it
  * turns both off). It is faster than oneDNN 2.6's Winograd on every vgg-fm conv,
@@ -745,8 +748,7 @@ int slim_rt_wino_fits(const slim_layer *l) {
 }
 
 static int wants_own_winograd(const builder *b, int i) {
-    return b->act_tag == dnnl_aBcd16b && b->g->sum_with[i] < 0 &&
-           slim_rt_wino_fits(&b->m->layers[i]);
+    return b->act_tag == dnnl_aBcd16b && slim_rt_wino_fits(&b->m->layers[i]);
 }
 
 /* Appends a step of our Winograd conv wc, with its scratchpad. */
@@ -767,17 +769,18 @@ static slim_status push_wino_step(builder *b, const slim_wino_conv *wc, rt_step 
     return SLIM_OK;
 }
 
-/* conv [+bias] [+biasmap] [+relu] on our Winograd. */
+/* conv [+bias] [+biasmap] [+sum] [+relu] on our Winograd. */
 static slim_status build_own_winograd(builder *b, int i) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
-    int relu = b->g->relu[i];
+    int relu = b->g->relu[i], k = b->g->sum_with[i];
     slim_wino_conv *wc = &b->rt->wino[i];
     if (!wc->u) {
         SLIM_TRY(slim_wino_conv_init(wc, l->in_c, l->c, l->h, l->w, m->params[l->p_weight].data,
                                      l->p_bias >= 0 ? m->params[l->p_bias].data : NULL,
                                      l->p_biasmap >= 0 ? m->params[l->p_biasmap].data : NULL,
                                      relu));
+        wc->sum = k >= 0;
         size_t coutp = (size_t)(l->c + 15) / 16 * 16;
         b->rt->weight_bytes += (36 * (size_t)l->in_c + 1) * coutp * sizeof(float);
         if (wc->biasmap) b->rt->weight_bytes += coutp * l->h * l->w * sizeof(float);
@@ -787,7 +790,7 @@ static slim_status build_own_winograd(builder *b, int i) {
     SLIM_TRY(md_tag(&dst_md, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, dnnl_aBcd16b));
     rt_loc src, dst;
     SLIM_TRY(value_in(b, l->inputs[0], &src_md, &src));
-    SLIM_TRY(new_storage(b, &dst_md, b->g->last_read[b->g->chain_end[i]], &dst));
+    SLIM_TRY(conv_dst(b, i, &src, &dst_md, &dst));
     rt_step *s = NULL;
     SLIM_TRY(push_wino_step(b, wc, &s));
     SLIM_TRY(step_loc(s, DNNL_ARG_SRC, &src));
@@ -797,6 +800,7 @@ static slim_status build_own_winograd(builder *b, int i) {
     if (b->rt->ones_channel[i]) append(s->what, sizeof s->what, "%s", " +ones");
     if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
     if (l->p_biasmap >= 0) append(s->what, sizeof s->what, "%s", " +biasmap");
+    if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
     if (relu) append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
     set_value(b, i, &dst);
     return SLIM_OK;
