@@ -65,18 +65,6 @@ static int producer_of(const slim_model *m, int c) {
     return -1;
 }
 
-/* Whether conv c will add its biasmap inside our Winograd: it fits it and
- * no add reads its output (an add may fuse as a sum, which ours does not
- * take). There the channel of ones would only cost: one more input channel
- * in every multiply of the conv. */
-static int wino_takes_biasmap(const slim_model *m, int c) {
-    if (!slim_rt_wino_fits(&m->layers[c])) return 0;
-    for (int j = c + 1; j < m->n_layers; j++)
-        for (int k = 0; k < m->layers[j].n_inputs; k++)
-            if (m->layers[j].inputs[k] == c && m->layers[j].kind == SLIM_LAYER_ADD) return 0;
-    return 1;
-}
-
 /* m[y][t] = 1 when input index y*stride - pad + t is inside [0, in). */
 static void axis_mask(int out, int in, int k, int stride, int pad, double *m) {
     for (int y = 0; y < out; y++)
@@ -275,7 +263,9 @@ slim_status slim_rt_rewrite(slim_runtime *rt) {
         const slim_layer *l = &m->layers[c];
         if (l->kind != SLIM_LAYER_CONV || l->p_biasmap < 0) continue;
         int p = producer_of(m, c);
-        if (p < 0 || m->layers[p].c % RW_BLOCK == 0 || wino_takes_biasmap(m, c)) continue;
+        /* A conv on our Winograd adds its biasmap itself; the channel of
+         * ones would only cost it one more input channel in every multiply. */
+        if (p < 0 || m->layers[p].c % RW_BLOCK == 0 || slim_rt_wino_fits(l)) continue;
         w1[c] = malloc((size_t)l->c * l->k * l->k * sizeof(float));
         if (!w1[c]) {
             st = SLIM_ERR_NOMEM;

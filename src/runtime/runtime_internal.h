@@ -139,8 +139,8 @@ void slim_rt_set_tile(slim_runtime *rt, int tile);
  * (for tests that count heap allocations). */
 int slim_rt_in_execute(void);
 
-/* plan.c: whether conv l fits our Winograd (kernels/wino.c), which blocked
- * plans (batches of 8 and more) then use unless it takes a fused sum. */
+/* plan.c: whether conv l fits our Winograd (kernels/wino.c), which every
+ * plan then uses for it. */
 int slim_rt_wino_fits(const slim_layer *l);
 
 /* rewrite.c: turns biasmaps into the weights of an extra input channel of
