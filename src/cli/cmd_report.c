@@ -25,8 +25,8 @@ static cli_opt opts[] = {
      &a.limit, 0},
     {"threads", CLI_INT, "T", "2", "Threads for oneDNN and OpenBLAS.", NULL, 0, &a.threads, 0},
     {"repeats", CLI_INT, "R", "3",
-     "Timed passes over the test set per model; the fastest is reported (the others absorb "
-     "noise from the machine).",
+     "Timed passes over the test set per model, and rounds of 200 batch-1 runs; the fastest "
+     "of each is reported (the others absorb noise from the machine).",
      NULL, 0, &a.repeats, 0},
 };
 
@@ -36,8 +36,9 @@ static cli_spec spec = {
     "Compares models (training checkpoints, pruned checkpoints, exported .slim models) on "
     "the same test data: test accuracy, BN channels (conv output channels for a model "
     "without BN), parameters, forward MACs per image, and inference speed measured with the "
-    "fused inference runtime (images/s at batch 256 over the test set, and the median "
-    "batch-1 latency of 200 runs). Every figure is also given relative to the first model. "
+    "fused inference runtime (images/s at batch 256 over the test set, the best of the "
+    "timed passes, and the batch-1 latency, the lowest of as many medians of 200 runs). Every "
+    "figure is also given relative to the first model. "
     "Prints a Markdown table.",
     opts,
     sizeof opts / sizeof opts[0],
@@ -100,17 +101,24 @@ static slim_status measure(slim_model *m, const slim_dataset *ds, row *r) {
         /* The first pass warms up (and counts accuracy); the rest are timed. */
         if (rep > 0 && now_s() - t0 < best) best = now_s() - t0;
     }
-    double lat[200];
-    for (int i = 0; st == SLIM_OK && i < 220; i++) {
-        double t0 = now_s();
-        st = slim_runtime_run(rt, ds->images + (size_t)(i % (int)ds->n) * img, 1, logits);
-        if (i >= 20) lat[i - 20] = (now_s() - t0) * 1e3;
+    /* Batch-1 latency: the median of 200 runs, in as many rounds as the
+     * timed passes, keeping the lowest: at ~0.1 ms a run, a moment of
+     * another process's load moves one round's median by 2x. */
+    double lat[200], best_lat = INFINITY;
+    for (int rep = 0; st == SLIM_OK && rep < (int)a.repeats; rep++) {
+        for (int i = rep == 0 ? -20 : 0; st == SLIM_OK && i < 200; i++) {
+            double t0 = now_s();
+            st =
+                slim_runtime_run(rt, ds->images + (size_t)((i + 20) % (int)ds->n) * img, 1, logits);
+            if (i >= 0) lat[i] = (now_s() - t0) * 1e3;
+        }
+        qsort(lat, 200, sizeof(double), cmp_double);
+        if (0.5 * (lat[99] + lat[100]) < best_lat) best_lat = 0.5 * (lat[99] + lat[100]);
     }
     if (st == SLIM_OK) {
-        qsort(lat, 200, sizeof(double), cmp_double);
         r->accuracy = (double)correct / (double)ds->n;
         r->ips = (double)ds->n / best;
-        r->latency_ms = 0.5 * (lat[99] + lat[100]);
+        r->latency_ms = best_lat;
         r->macs = slim_model_macs(m);
         r->params = slim_model_param_count(m);
         r->channels = channels_of(m);
