@@ -120,11 +120,11 @@ void slim_ref_add_backward(size_t n, const float *dy, float *da, float *db);
 
 /* ---- Winograd F(4x4, 3x3) inference conv (src/kernels/wino.c) -------- */
 
-/* A 3x3, stride 1, pad 1 conv with bias, biasmap and ReLU (each optional) on
- * activations in
- * 16-channel blocks (n, ceil(c/16), h, w, 16): the input's padding channels
- * are not read, the output's are written as zeros (ReLU'd zero bias). The
- * weights are transformed once, at init. */
+/* A 3x3, stride 1, pad 1 conv with bias, biasmap, residual sum and ReLU
+ * (each optional) on activations in 16-channel blocks (n, ceil(c/16), h, w,
+ * 16): the input's padding channels do not reach the output, whose padding
+ * channels are written as zeros (given a residual whose padding is zero).
+ * The weights are transformed once, at init. */
 typedef struct slim_wino_conv {
     int cin, cout, h, w, relu;
     int sum;        /* set after init: add what y holds (a residual) before the ReLU */
@@ -133,7 +133,7 @@ typedef struct slim_wino_conv {
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
 } slim_wino_conv;
 
-/* Nonzero when this CPU runs the kernel (it needs AVX-512F). */
+/* Nonzero when this CPU runs the kernel (it needs AVX-512F and VL). */
 int slim_wino_available(void);
 /* weights (cout, cin, 3, 3), bias (cout) or NULL, biasmap (cout, h, w) or
  * NULL (added before the ReLU). */

@@ -1,7 +1,7 @@
 /* Winograd F(4x4, 3x3) convolution for inference, on activations in 16-channel
- * blocks (oneDNN's aBcd16b: n, ceil(c/16), h, w, 16), with bias and an
- * an optional biasmap (a bias per channel and position) and an optional
- * fused ReLU.
+ * blocks (oneDNN's aBcd16b: n, ceil(c/16), h, w, 16), with bias and, each
+ * optional, a biasmap (a bias per channel and position), a residual sum
+ * (what the output already holds) and a fused ReLU.
  *
  * Why our own: oneDNN 2.6's AVX-512 Winograd pads both channel counts to
  * multiples of 16 in its transforms and in its GEMMs, which for the few
@@ -9,17 +9,19 @@
  * a conv nearly twice as wide: a pruned model then does not run as much
  * faster as its MACs fell. Here the batched GEMM between the transforms runs
  * over the real input channels only (the output channels are the vector
- * lanes, so they round up to 16 but no further), and the transforms cost
- * one vector operation per 16 channels.
+ * lanes, so they round up to 16, or to 8 in a last block of at most 8 real
+ * ones), and the transforms cost one vector operation per 16 channels (8
+ * lanes for such a last input block).
  *
  * Per group of WINO_GROUP output tiles of 4x4 pixels:
  *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
  *   M[t][p][o] = sum_c V[p][t][c] U[p][c][o]  (36 small GEMMs, U = G g G^T)
- *   y = A^T M A + bias, ReLU, stored where the 4x4 tile is inside the image.
+ *   y = ReLU(A^T M A + bias + biasmap + y if summing), stored where the 4x4
+ *       tile is inside the image.
  * The points are 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2016).
  *
- * The vector code needs AVX-512F; slim_wino_available says whether this CPU
- * has it, and callers use another conv when it does not. */
+ * The vector code needs AVX-512F and VL; slim_wino_available says whether
+ * this CPU has them, and callers use another conv when it does not. */
 #include "slim/kernels.h"
 
 #include <immintrin.h>
@@ -371,7 +373,7 @@ slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *
     if (!c || !c->u || n < 1 || !x || !y || !scratch)
         return slim_error(SLIM_ERR_ARG, "winograd conv: missing weights, data or scratch");
     if (!slim_wino_available())
-        return slim_error(SLIM_ERR_BACKEND, "winograd conv: this CPU has no AVX-512F");
+        return slim_error(SLIM_ERR_BACKEND, "winograd conv: this CPU has no AVX-512F/VL");
     int groups = (n * ((c->h + 3) / 4) * ((c->w + 3) / 4) + WINO_GROUP - 1) / WINO_GROUP;
     if (threads <= 1 || groups < 2) {
         forward(c, n, x, y, scratch, 0, groups);
