@@ -211,21 +211,24 @@ int main(int argc, char **argv) {
     int batches = 100, threads = 2;
     double fraction = 0;
     int show_plan = 0;
-    for (int i = 3; i < argc; i += 2) {
+    for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--plan") == 0) {
             show_plan = 1;
-            i--;
-        } else if (i + 1 >= argc) {
+            continue;
+        }
+        if (i + 1 >= argc) {
             fprintf(stderr, "slim_bench: error: %s needs a value\n", argv[i]);
             return 2;
-        } else if (strcmp(argv[i], "--batches") == 0)
-            batches = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0)
-            threads = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--prune-fraction") == 0)
-            fraction = atof(argv[i + 1]);
+        }
+        const char *value = argv[++i];
+        if (strcmp(argv[i - 1], "--batches") == 0)
+            batches = atoi(value);
+        else if (strcmp(argv[i - 1], "--threads") == 0)
+            threads = atoi(value);
+        else if (strcmp(argv[i - 1], "--prune-fraction") == 0)
+            fraction = atof(value);
         else {
-            fprintf(stderr, "slim_bench: error: unknown option %s\n", argv[i]);
+            fprintf(stderr, "slim_bench: error: unknown option %s\n", argv[i - 1]);
             return 2;
         }
     }

@@ -299,6 +299,15 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
     }
 }
 
+/* Tile g of a batch whose images have th x tw tiles: its image and the
+ * top-left output pixel (r0, c0) of its 4x4 pixels. */
+static void tile_origin(int g, int th, int tw, int *img, int *r0, int *c0) {
+    int r = g % (th * tw);
+    *img = g / (th * tw);
+    *r0 = r / tw * 4;
+    *c0 = r % tw * 4;
+}
+
 /* Groups [first, last) of the n images' tiles. */
 WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, float *y,
                                 void *scratch, int first, int last) {
@@ -319,8 +328,8 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                     memset(vt + (size_t)p * WINO_GROUP * cinp, 0, (size_t)cinp * sizeof(float));
                 continue;
             }
-            int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
-            int r0 = r / tw * 4, c0 = r % tw * 4;
+            int img, r0, c0;
+            tile_origin(g0 + t, th, tw, &img, &r0, &c0);
             /* The 6x6 patch from (r0 - 1, c0 - 1): in place when inside the
              * image, else copied with its zero padding into patch. */
             int inside = r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w;
@@ -358,8 +367,8 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
         if (ob < full) group_gemm1(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
         if (half) group_gemm_half(v, (size_t)cinp, c->u, cin, coutp, full * 16, m);
         for (int t = 0; t < count; t++) {
-            int g = g0 + t, img = g / (th * tw), r = g % (th * tw);
-            int r0 = r / tw * 4, c0 = r % tw * 4;
+            int img, r0, c0;
+            tile_origin(g0 + t, th, tw, &img, &r0, &c0);
             for (int ob = 0; ob < coutp / 16; ob++)
                 output_tile(m + (size_t)t * 36 * coutp + ob * 16, (size_t)coutp, c->bias + ob * 16,
                             c->biasmap ? c->biasmap + ob * plane : NULL, c->sum, c->relu,

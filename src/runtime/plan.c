@@ -338,6 +338,15 @@ static slim_status new_step(rt_plan *p, rt_step **out) {
     return SLIM_OK;
 }
 
+/* Gives step s the context's scratchpad, as md, and grows the plan's need
+ * to its size. */
+static void step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md) {
+    s->args[s->nargs++] =
+        (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = *md};
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
+}
+
 /* Appends a step that takes over *pd (set to NULL) and makes its
  * primitive; the scratchpad argument is added here. */
 static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reorder, rt_step **out) {
@@ -352,12 +361,7 @@ static slim_status push_step(builder *b, dnnl_primitive_desc_t *pd, int is_reord
     SLIM_DNNL_CHECK(dnnl_primitive_create(&s->prim, s->pd));
     const dnnl_memory_desc_t *smd =
         dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
-    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (bytes > 0) {
-        s->args[s->nargs++] =
-            (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = *smd};
-        if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
-    }
+    if (smd && dnnl_memory_desc_get_size(smd) > 0) step_scratch(p, s, smd);
     return SLIM_OK;
 }
 
@@ -606,9 +610,6 @@ static slim_status biasmap_step(builder *b, int i, const rt_loc *dst) {
     return relu && !fuse ? relu_step(b, i, dst) : SLIM_OK;
 }
 
-/* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
- * layouts the primitive prefers. With split_biasmap, the conv does
- * [+bias] [+sum] and a binary step adds the biasmap and does the relu. */
 /* The destination of conv i, which reads src, in layout dst_md: new, or
  * with a fused sum, what the sum adds onto: k's output, in place when
  * nothing reads it later, else a copy of it. */
@@ -629,10 +630,28 @@ static slim_status conv_dst(builder *b, int i, const rt_loc *src, const dnnl_mem
     return push_reorder(b, &from, dst, what);
 }
 
+/* Step s's description for conv i: "conv NAME" and what it fuses; with
+ * split_biasmap, a binary step after it adds the biasmap and does the relu. */
+static void conv_what(const builder *b, int i, int split_biasmap, rt_step *s) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    int k = b->g->sum_with[i];
+    snprintf(s->what, sizeof s->what, "conv %s", l->name);
+    if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
+    if (b->rt->ones_channel[i]) append(s->what, sizeof s->what, "%s", " +ones");
+    if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
+    if (l->p_biasmap >= 0 && !split_biasmap) append(s->what, sizeof s->what, "%s", " +biasmap");
+    if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
+    if (b->g->relu[i] && !split_biasmap)
+        append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+}
+
+/* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
+ * layouts the primitive prefers. With split_biasmap, the conv does
+ * [+bias] [+sum] and a binary step adds the biasmap and does the relu. */
 static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd, int split_biasmap) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
-    int k = b->g->sum_with[i], end = b->g->chain_end[i];
     rt_loc src, dst;
     SLIM_TRY(value_in(b, l->inputs[0], pd_md(*pd, DNNL_ARG_SRC), &src));
     SLIM_TRY(conv_dst(b, i, &src, pd_md(*pd, DNNL_ARG_DST), &dst));
@@ -650,14 +669,7 @@ static slim_status conv_wire(builder *b, int i, dnnl_primitive_desc_t *pd, int s
         SLIM_TRY(step_fixed(s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                             m->params[l->p_biasmap].data));
     SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
-    snprintf(s->what, sizeof s->what, "conv %s", l->name);
-    if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
-    if (b->rt->ones_channel[i]) append(s->what, sizeof s->what, "%s", " +ones");
-    if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
-    if (l->p_biasmap >= 0 && !split_biasmap) append(s->what, sizeof s->what, "%s", " +biasmap");
-    if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
-    if (b->g->relu[i] && !split_biasmap)
-        append(s->what, sizeof s->what, " +relu(%s)", m->layers[end].name);
+    conv_what(b, i, split_biasmap, s);
     if (split_biasmap) SLIM_TRY(biasmap_step(b, i, &dst));
     set_value(b, i, &dst);
     return SLIM_OK;
@@ -769,9 +781,7 @@ static slim_status push_wino_step(builder *b, const slim_wino_conv *wc, rt_step 
     dnnl_memory_desc_t md;
     SLIM_DNNL_CHECK(
         dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){(dnnl_dim_t)bytes}, dnnl_u8, dnnl_a));
-    s->args[s->nargs++] =
-        (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = md};
-    if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
+    step_scratch(p, s, &md);
     *out = s;
     return SLIM_OK;
 }
@@ -780,14 +790,13 @@ static slim_status push_wino_step(builder *b, const slim_wino_conv *wc, rt_step 
 static slim_status build_own_winograd(builder *b, int i) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
-    int relu = b->g->relu[i], k = b->g->sum_with[i];
     slim_wino_conv *wc = &b->rt->wino[i];
     if (!wc->u) {
         SLIM_TRY(slim_wino_conv_init(wc, l->in_c, l->c, l->h, l->w, m->params[l->p_weight].data,
                                      l->p_bias >= 0 ? m->params[l->p_bias].data : NULL,
                                      l->p_biasmap >= 0 ? m->params[l->p_biasmap].data : NULL,
-                                     relu));
-        wc->sum = k >= 0;
+                                     b->g->relu[i]));
+        wc->sum = b->g->sum_with[i] >= 0;
         size_t coutp = (size_t)(l->c + 15) / 16 * 16;
         b->rt->weight_bytes += (36 * (size_t)l->in_c + 1) * coutp * sizeof(float);
         if (wc->biasmap) b->rt->weight_bytes += coutp * l->h * l->w * sizeof(float);
@@ -802,13 +811,7 @@ static slim_status build_own_winograd(builder *b, int i) {
     SLIM_TRY(push_wino_step(b, wc, &s));
     SLIM_TRY(step_loc(s, DNNL_ARG_SRC, &src));
     SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
-    snprintf(s->what, sizeof s->what, "conv %s", l->name);
-    if (l->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
-    if (b->rt->ones_channel[i]) append(s->what, sizeof s->what, "%s", " +ones");
-    if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
-    if (l->p_biasmap >= 0) append(s->what, sizeof s->what, "%s", " +biasmap");
-    if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
-    if (relu) append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    conv_what(b, i, 0, s);
     set_value(b, i, &dst);
     return SLIM_OK;
 }
