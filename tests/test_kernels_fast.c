@@ -564,12 +564,39 @@ static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
     return y;
 }
 
-/* One conv on the Winograd kernel against the reference conv (+ biasmap,
- * + a residual already in the output, ReLU), on `threads` threads. The
- * input's padding channels hold NaN, which must not reach the output; the
- * output's padding channels must be zero. */
-static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
-                      int with_sum, int relu, int threads, uint64_t seed) {
+/* Our inference convs: Winograd (blocked input) and the stem conv (plain
+ * input), both writing 16-channel blocks. */
+typedef enum { OWN_WINO, OWN_STEM } own_kernel;
+
+/* Runs kernel k on xb (blocked for Winograd, plain for the stem) into got. */
+static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, const float *wt,
+                         const float *b, const float *map, int sum, int relu, int threads,
+                         const float *xb, float *got) {
+    if (k == OWN_WINO) {
+        slim_wino_conv c;
+        expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
+        c.sum = sum;
+        void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
+        expect_ok(slim_wino_conv_forward(&c, n, xb, got, scratch, threads));
+        free(scratch);
+        slim_wino_conv_free(&c);
+    } else {
+        slim_stem_conv c;
+        expect_ok(slim_stem_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
+        c.sum = sum;
+        void *scratch = malloc(slim_stem_scratch_bytes(&c, threads));
+        expect_ok(slim_stem_conv_forward(&c, n, xb, got, scratch, threads));
+        free(scratch);
+        slim_stem_conv_free(&c);
+    }
+}
+
+/* One conv on our kernel k against the reference conv (+ biasmap, + a
+ * residual already in the output, ReLU), on `threads` threads. Winograd's
+ * blocked input holds NaN in its padding channels, which must not reach the
+ * output; the output's padding channels must be zero. */
+static void own_conv_case(own_kernel k, int n, int cin, int cout, int h, int w, int with_bias,
+                          int with_map, int with_sum, int relu, int threads, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
     size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * h * w;
@@ -593,26 +620,22 @@ static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int
             if (with_sum) *v += res[(size_t)i * cout * h * w + j];
             if (relu && *v < 0) *v = 0;
         }
-    float *xb = to_blocks(n, cin, h * w, x, NAN), *want = to_blocks(n, cout, h * w, y, 0.0f);
+    float *xb = k == OWN_WINO ? to_blocks(n, cin, h * w, x, NAN) : NULL;
+    float *want = to_blocks(n, cout, h * w, y, 0.0f);
     size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 * h * w;
     float *got = malloc(ybn * sizeof(float));
     float *resb = to_blocks(n, cout, h * w, res, 0.0f);
     for (size_t i = 0; i < ybn; i++)
         got[i] = with_sum ? resb[i] : -7.0f; /* else: every element must be written */
-    slim_wino_conv c;
-    expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, with_bias ? b : NULL,
-                                  with_map ? map : NULL, relu));
-    c.sum = with_sum;
-    void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
-    expect_ok(slim_wino_conv_forward(&c, n, xb, got, scratch, threads));
+    own_conv_run(k, n, cin, cout, h, w, wt, with_bias ? b : NULL, with_map ? map : NULL, with_sum,
+                 relu, threads, k == OWN_WINO ? xb : x, got);
     char what[96];
-    snprintf(what, sizeof what, "wino n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d", n, cin,
-             cout, h, w, with_bias, with_map, with_sum, relu, threads);
+    snprintf(what, sizeof what, "%s n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d",
+             k == OWN_WINO ? "wino" : "stem", n, cin, cout, h, w, with_bias, with_map, with_sum,
+             relu, threads);
     /* F(4x4, 3x3) rounds more than direct summation: ~1e-6 relative per
      * term, growing with the channels summed. */
     expect_close(got, want, ybn, 2e-5 * (1 + cin / 16.0), what);
-    free(scratch);
-    slim_wino_conv_free(&c);
     free(x);
     free(wt);
     free(b);
@@ -623,6 +646,11 @@ static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int
     free(xb);
     free(want);
     free(got);
+}
+
+static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
+                      int with_sum, int relu, int threads, uint64_t seed) {
+    own_conv_case(OWN_WINO, n, cin, cout, h, w, with_bias, with_map, with_sum, relu, threads, seed);
 }
 
 static void test_wino(void **state) {
@@ -655,6 +683,41 @@ static void test_wino_errors(void **state) {
     slim_wino_conv_free(&c); /* safe after a failed init */
     float x[16 * 16] = {0}, y[16 * 16];
     assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, y, 1), SLIM_ERR_ARG);
+}
+
+static void stem_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
+                      int with_sum, int relu, int threads, uint64_t seed) {
+    own_conv_case(OWN_STEM, n, cin, cout, h, w, with_bias, with_map, with_sum, relu, threads, seed);
+}
+
+static void test_stem(void **state) {
+    (void)state;
+    if (!slim_stem_available()) skip();
+    /* Rows shorter and longer than a run of 7 pixels and not multiples of
+     * it; output channels as one 8-lane block, one 16-lane block, pairs of
+     * blocks whose second has 8 lanes or 16, and an odd last block; more
+     * threads than rows. */
+    stem_case(1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 21);
+    stem_case(2, 1, 18, 28, 28, 1, 0, 0, 1, 1, 22); /* vgg-fm's first conv, pruned */
+    stem_case(2, 1, 32, 28, 28, 1, 0, 0, 1, 2, 23);
+    stem_case(3, 3, 16, 9, 13, 0, 1, 0, 1, 2, 24);
+    stem_case(1, 2, 40, 5, 8, 1, 1, 1, 0, 3, 25);
+    stem_case(2, 3, 57, 6, 15, 1, 0, 1, 1, 1, 26);
+    stem_case(1, 1, 8, 2, 3, 1, 1, 0, 1, 3, 27);
+    stem_case(4, 3, 9, 7, 7, 1, 0, 0, 0, 2, 28);
+}
+
+static void test_stem_errors(void **state) {
+    (void)state;
+    slim_stem_conv c;
+    float wt[9] = {0};
+    assert_int_equal(slim_stem_conv_init(&c, 0, 1, 4, 4, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_stem_conv_init(&c, 1, 1, 4, 0, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_stem_conv_init(&c, 1, 1, 4, 4, NULL, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_null(c.wt);
+    slim_stem_conv_free(&c); /* safe after a failed init */
+    float x[16 * 16] = {0}, y[16 * 16];
+    assert_int_equal(slim_stem_conv_forward(&c, 1, x, y, y, 1), SLIM_ERR_ARG);
 }
 
 /* ---- threads ---------------------------------------------------------- */
@@ -691,6 +754,8 @@ int main(void) {
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_wino),
         cmocka_unit_test(test_wino_errors),
+        cmocka_unit_test(test_stem),
+        cmocka_unit_test(test_stem_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

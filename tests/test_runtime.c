@@ -337,21 +337,21 @@ static void test_runtime_models(void **state) {
     }
 }
 
-/* Whether conv `name` of m runs on our Winograd in the runtime. */
+/* Whether conv `name` of m runs on one of our convs in the runtime. */
 static int runs_own(const slim_model *m, const char *name) {
-    return slim_rt_wino_fits(&m->layers[slim_model_find_layer(m, name)]);
+    return slim_rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
 }
 
 /* In a plan description: conv `name`'s biasmap (one the rewrite left) is
- * added inside our Winograd (" +biasmap" on its line) when it runs there,
- * else by a binary step of its own. */
+ * added inside our conv (" +biasmap" on its line) when it runs there, else
+ * by a binary step of its own. */
 static void expect_biasmap(const char *plan, const slim_model *m, const char *name) {
     char conv[64], add[64];
     snprintf(conv, sizeof conv, "conv %s ", name);
     snprintf(add, sizeof add, "add %s.biasmap", name);
     const char *line = strstr(plan, conv);
     assert_non_null(line);
-    const char *end = strchr(line, '\n'), *own = strstr(line, "slim:wino");
+    const char *end = strchr(line, '\n'), *own = strstr(line, "slim:");
     int in_own = own && own < end;
     assert_int_equal(in_own, runs_own(m, name));
     if (in_own) {

@@ -118,6 +118,17 @@ void slim_ref_gap_backward(int n, int c, int hw, const float *dy, float *dx);
 void slim_ref_add_forward(size_t n, const float *a, const float *b, float *y);
 void slim_ref_add_backward(size_t n, const float *dy, float *da, float *db);
 
+/* ---- Helpers of our inference convs (src/kernels/blocked.c) ---------- */
+
+/* n floats, zeroed, 64-byte aligned (free with free); NULL when out of
+ * memory. */
+float *slim_floats64(size_t n);
+/* bias (cout) or NULL (zeros) to *bias16 (round16(cout) floats) and biasmap
+ * (cout, h, w) or NULL to *biasmap16 ((round16(cout) / 16, h, w, 16), or
+ * NULL), both zero beyond cout. 0 when out of memory (both NULL then). */
+int slim_blocked_bias_init(int cout, int h, int w, const float *bias, const float *biasmap,
+                           float **bias16, float **biasmap16);
+
 /* ---- Winograd F(4x4, 3x3) inference conv (src/kernels/wino.c) -------- */
 
 /* A 3x3, stride 1, pad 1 conv with bias, biasmap, residual sum and ReLU
@@ -147,6 +158,37 @@ size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads);
 /* x: (n, ceil(cin/16), h, w, 16), y: (n, ceil(cout/16), h, w, 16); the
  * tiles are shared among `threads` OpenMP threads. */
 slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *x, float *y,
+                                   void *scratch, int threads);
+
+/* ---- Direct 3x3 inference conv for few input channels (src/kernels/stem.c) */
+
+/* A 3x3, stride 1, pad 1 conv with bias, biasmap, residual sum and ReLU
+ * (each optional) from plain (n, cin, h, w) input to 16-channel blocked
+ * output (n, ceil(cout/16), h, w, 16), whose padding channels are written
+ * as zeros (given a residual whose padding is zero). Meant for the first
+ * conv of a network (1-3 input channels), where Winograd does not pay. */
+typedef struct slim_stem_conv {
+    int cin, cout, h, w, relu;
+    int sum;        /* set after init: add what y holds (a residual) before the ReLU */
+    float *wt;      /* cin x 9 taps x round16(cout), zero beyond cout */
+    float *bias;    /* round16(cout), zero beyond cout */
+    float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
+} slim_stem_conv;
+
+/* Nonzero when this CPU runs the kernel (it needs AVX-512F and VL). */
+int slim_stem_available(void);
+/* weights (cout, cin, 3, 3), bias (cout) or NULL, biasmap (cout, h, w) or
+ * NULL (added before the ReLU). */
+slim_status slim_stem_conv_init(slim_stem_conv *c, int cin, int cout, int h, int w,
+                                const float *weights, const float *bias, const float *biasmap,
+                                int relu);
+void slim_stem_conv_free(slim_stem_conv *c);
+/* Bytes of scratch a forward call on `threads` threads needs (whatever the
+ * batch). */
+size_t slim_stem_scratch_bytes(const slim_stem_conv *c, int threads);
+/* x: (n, cin, h, w), y: (n, ceil(cout/16), h, w, 16); the n x h output rows
+ * are shared among `threads` OpenMP threads. */
+slim_status slim_stem_conv_forward(const slim_stem_conv *c, int n, const float *x, float *y,
                                    void *scratch, int threads);
 
 /* ---- BLAS kernels (src/kernels/blas.c) -------------------------------- */

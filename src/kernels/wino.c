@@ -40,11 +40,6 @@ int slim_wino_available(void) {
 
 static int round16(int c) { return (c + 15) / 16 * 16; }
 
-static float *alloc_floats(size_t n) {
-    void *p = NULL;
-    return posix_memalign(&p, 64, n * sizeof(float) + 64) == 0 ? p : NULL;
-}
-
 /* U = G g G^T for one 3x3 kernel g, in double (the transform's fractions
  * would otherwise round twice). */
 static void kernel_transform(const float *g, double u[6][6]) {
@@ -77,25 +72,13 @@ slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int
     c->h = h;
     c->w = w;
     c->relu = relu != 0;
-    c->u = alloc_floats((size_t)36 * cin * coutp);
-    c->bias = alloc_floats((size_t)coutp);
-    if (biasmap) c->biasmap = alloc_floats((size_t)coutp * h * w);
-    if (!c->u || !c->bias || (biasmap && !c->biasmap)) {
+    c->u = slim_floats64((size_t)36 * cin * coutp);
+    if (!c->u || !slim_blocked_bias_init(cout, h, w, bias, biasmap, &c->bias, &c->biasmap)) {
         slim_wino_conv_free(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d x %d weights", cin,
                           cout);
     }
-    memset(c->u, 0, (size_t)36 * cin * coutp * sizeof(float));
-    memset(c->bias, 0, (size_t)coutp * sizeof(float));
-    if (biasmap) { /* to 16-channel blocks, zero beyond cout */
-        memset(c->biasmap, 0, (size_t)coutp * h * w * sizeof(float));
-        for (int o = 0; o < cout; o++)
-            for (int p = 0; p < h * w; p++)
-                c->biasmap[((size_t)(o / 16) * h * w + p) * 16 + o % 16] =
-                    biasmap[(size_t)o * h * w + p];
-    }
     for (int o = 0; o < cout; o++) {
-        c->bias[o] = bias ? bias[o] : 0.0f;
         for (int i = 0; i < cin; i++) {
             double u[6][6];
             kernel_transform(weights + ((size_t)o * cin + i) * 9, u);

@@ -25,8 +25,9 @@
  *
  * Only producer -> [relu | maxpool | avgpool]* -> consumer chains whose
  * every layer is read by the next one only are rewritten: anything else
- * would see the extra channel. A consumer that our Winograd conv will run
- * (kernels/wino.c) is not: that adds the biasmap itself, at no cost. */
+ * would see the extra channel. A consumer that one of our convs will run
+ * (kernels/wino.c, kernels/stem.c) is not: they add the biasmap themselves,
+ * at no cost. */
 #include "runtime/runtime_internal.h"
 
 #include <math.h>
@@ -263,9 +264,9 @@ slim_status slim_rt_rewrite(slim_runtime *rt) {
         const slim_layer *l = &m->layers[c];
         if (l->kind != SLIM_LAYER_CONV || l->p_biasmap < 0) continue;
         int p = producer_of(m, c);
-        /* A conv on our Winograd adds its biasmap itself; the channel of
-         * ones would only cost it one more input channel in every multiply. */
-        if (p < 0 || m->layers[p].c % RW_BLOCK == 0 || slim_rt_wino_fits(l)) continue;
+        /* Our convs add their biasmap themselves; the channel of ones would
+         * only cost them one more input channel in every multiply. */
+        if (p < 0 || m->layers[p].c % RW_BLOCK == 0 || slim_rt_own_conv(l)) continue;
         w1[c] = malloc((size_t)l->c * l->k * l->k * sizeof(float));
         if (!w1[c]) {
             st = SLIM_ERR_NOMEM;

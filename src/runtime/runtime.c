@@ -102,7 +102,11 @@ void slim_runtime_free(slim_runtime *rt) {
     if (rt->wino && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
             slim_wino_conv_free(&rt->wino[i]);
+    if (rt->stem && rt->model)
+        for (int i = 0; i < rt->model->n_layers; i++)
+            slim_stem_conv_free(&rt->stem[i]);
     free(rt->wino);
+    free(rt->stem);
     free(rt->ones_channel);
     free(rt->biasmap_channel);
     slim_rt_graph_free(&rt->graph);
@@ -181,9 +185,9 @@ static int executing;
 
 int slim_rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) > 0; }
 
-/* A step of our own Winograd conv: its buffers are those its memory
- * objects point at (bound like any step's). */
-static slim_status execute_wino(rt_ctx *c, rt_step *st) {
+/* A step of one of our convs: its buffers are those its memory objects
+ * point at (bound like any step's). */
+static slim_status execute_own(rt_ctx *c, rt_step *st) {
     void *h[3] = {NULL, NULL, NULL};
     static const int which[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
     int n = 0;
@@ -196,6 +200,7 @@ static slim_status execute_wino(rt_ctx *c, rt_step *st) {
     /* The primitives before it have finished (an in-order CPU stream
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
+    if (st->stem) return slim_stem_conv_forward(st->stem, n, h[0], h[1], h[2], st->threads);
     return slim_wino_conv_forward(st->wino, n, h[0], h[1], h[2], st->threads);
 }
 
@@ -234,9 +239,10 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
         size_t nl = (size_t)rt->model->n_layers;
         rt->weights = slim_calloc(nl, sizeof *rt->weights);
         rt->wino = slim_calloc(nl, sizeof *rt->wino);
+        rt->stem = slim_calloc(nl, sizeof *rt->stem);
         rt->ones_channel = slim_calloc(nl, sizeof *rt->ones_channel);
         rt->biasmap_channel = slim_calloc(nl, sizeof *rt->biasmap_channel);
-        if (!rt->weights || !rt->wino || !rt->ones_channel || !rt->biasmap_channel)
+        if (!rt->weights || !rt->wino || !rt->stem || !rt->ones_channel || !rt->biasmap_channel)
             st = SLIM_ERR_NOMEM;
     }
     if (st == SLIM_OK) st = slim_rt_rewrite(rt);
@@ -277,8 +283,8 @@ static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
             else if (arg->where == RT_AT_OUTPUT)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, logits, c->stream));
         }
-        if (st->wino)
-            SLIM_TRY(execute_wino(c, st));
+        if (st->wino || st->stem)
+            SLIM_TRY(execute_own(c, st));
         else
             SLIM_DNNL_CHECK(execute(c, st));
     }
@@ -457,6 +463,8 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         const char *impl = "?";
         if (st->wino)
             impl = "slim:wino_4x3:avx512f";
+        else if (st->stem)
+            impl = "slim:stem_3x3:avx512f";
         else if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &impl) !=
                  dnnl_success)
             impl = "?";

@@ -41,10 +41,12 @@ typedef struct rt_arg {
 
 /* One primitive with its arguments. */
 typedef struct rt_step {
-    dnnl_primitive_desc_t pd; /* NULL for a step of our own kernel (wino) */
+    dnnl_primitive_desc_t pd; /* NULL for a step of our own kernel (wino, stem) */
     dnnl_primitive_t prim;
-    const slim_wino_conv *wino; /* our Winograd conv (kernels/wino.c): SRC, DST, SCRATCHPAD */
-    int threads;                /* the wino step's threads */
+    /* Our convs (kernels/wino.c, kernels/stem.c), args SRC, DST, SCRATCHPAD: */
+    const slim_wino_conv *wino;
+    const slim_stem_conv *stem;
+    int threads; /* the threads our conv runs on */
     int is_reorder;
     int nargs;
     rt_arg args[RT_MAX_ARGS];
@@ -125,6 +127,7 @@ struct slim_runtime {
     int n_workers;
     rt_weights **weights; /* [n_layers] */
     slim_wino_conv *wino; /* [n_layers]: transformed weights of convs on our Winograd */
+    slim_stem_conv *stem; /* [n_layers]: weights of convs on our stem conv */
     /* The rewrite (rewrite.c), per layer of the model: */
     int *ones_channel;    /* the conv's last output channel is a channel of ones */
     int *biasmap_channel; /* the conv's biasmap is the weights of its last input channel */
@@ -139,9 +142,11 @@ void slim_rt_set_tile(slim_runtime *rt, int tile);
  * (for tests that count heap allocations). */
 int slim_rt_in_execute(void);
 
-/* plan.c: whether conv l fits our Winograd (kernels/wino.c), which every
- * plan then uses for it. */
+/* plan.c: whether conv l fits our Winograd (kernels/wino.c), or our stem
+ * conv (kernels/stem.c), or either: every plan then uses it for l. */
 int slim_rt_wino_fits(const slim_layer *l);
+int slim_rt_stem_fits(const slim_layer *l);
+int slim_rt_own_conv(const slim_layer *l);
 
 /* rewrite.c: turns biasmaps into the weights of an extra input channel of
  * ones where that is free (rt->model is replaced; the flags are set). */

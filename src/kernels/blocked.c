@@ -1,0 +1,35 @@
+/* What our inference convs (wino.c, stem.c) share: their bias and biasmap in
+ * the 16-channel blocks their outputs are in, zero beyond the real
+ * channels, so that the padding channels they write stay zero. */
+#include "slim/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+float *slim_floats64(size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n * sizeof(float) + 64) != 0) return NULL;
+    memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+int slim_blocked_bias_init(int cout, int h, int w, const float *bias, const float *biasmap,
+                           float **bias16, float **biasmap16) {
+    size_t coutp = (size_t)(cout + 15) / 16 * 16, plane = (size_t)h * w;
+    *bias16 = slim_floats64(coutp);
+    *biasmap16 = biasmap ? slim_floats64(coutp * plane) : NULL;
+    if (!*bias16 || (biasmap && !*biasmap16)) {
+        free(*bias16);
+        free(*biasmap16);
+        *bias16 = *biasmap16 = NULL;
+        return 0;
+    }
+    for (int o = 0; o < cout; o++)
+        (*bias16)[o] = bias ? bias[o] : 0.0f;
+    if (biasmap)
+        for (int o = 0; o < cout; o++)
+            for (size_t p = 0; p < plane; p++)
+                (*biasmap16)[((size_t)(o / 16) * plane + p) * 16 + o % 16] =
+                    biasmap[(size_t)o * plane + p];
+    return 1;
+}
