@@ -661,6 +661,25 @@ static void test_imagefolder_split(void **state) {
  * handling of the first one is undefined behaviour, which slim sidesteps)
  * decodes exactly as the plain file does; a chunk declaring more bytes than
  * the file holds is refused without stb allocating the declared size. */
+/* The PNG at path is refused as corrupt (its message naming the file and
+ * saying `why`) without an allocation over 1 MB (counted in builds that
+ * count allocations). */
+static void png_refused_small(const char *path, const char *why) {
+    static const float mean[3] = {0.5f, 0.5f, 0.5f}, std[3] = {0.5f, 0.5f, 0.5f};
+    float x[3 * I_H * I_W];
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+#if TRACK_MALLOC
+    track_start();
+#endif
+    assert_error(slim_data_load_image(path, 3, I_H, I_W, mean, std, x), SLIM_ERR_FORMAT, name);
+#if TRACK_MALLOC
+    track_stop();
+    if (tu_largest_alloc > (size_t)1 << 20)
+        fail_msg("%s: largest allocation %zu bytes", path, (size_t)tu_largest_alloc);
+#endif
+    assert_true(has(why));
+}
+
 static void test_png_stb_guards(void **state) {
     (void)state;
     char *root = make_tmpdir("idat");
@@ -703,21 +722,41 @@ static void test_png_stb_guards(void **state) {
     tu_source_path("tests/fuzz/regressions/image/stb-png-idat-past-end.png", found, sizeof found);
     put_be32(buf + idat, 0x7ffffff0u);
     write_bytes(padded, 0, buf, len);
-#if TRACK_MALLOC
-    track_start();
-#endif
-    assert_error(slim_data_load_image(padded, 3, I_H, I_W, mean, std, b), SLIM_ERR_FORMAT,
-                 "padded.png");
-    assert_true(has("declares 2147483632 bytes"));
-    assert_error(slim_data_load_image(found, 3, I_H, I_W, mean, std, b), SLIM_ERR_FORMAT,
-                 "stb-png-idat-past-end.png");
-    assert_true(has("truncated or corrupt PNG"));
-#if TRACK_MALLOC
-    track_stop();
-    if (tu_largest_alloc > (size_t)1 << 20)
-        fail_msg("largest allocation %zu bytes for a PNG of %zu bytes", (size_t)tu_largest_alloc,
-                 len);
-#endif
+    png_refused_small(padded, "declares 2147483632 bytes");
+    png_refused_small(found, "truncated or corrupt PNG");
+
+    /* A well-formed PNG of the right size whose image data inflates to 8 MB
+     * (an ~8 KB IDAT): stb would inflate all of it before using the first
+     * I_H x (1 + 3 I_W) bytes (bug 10). */
+    size_t bomb_raw = (size_t)8 << 20;
+    unsigned char *zeros = calloc(bomb_raw, 1);
+    uLongf zlen = compressBound(bomb_raw);
+    unsigned char *bomb = malloc(33 + 12 + zlen + 12);
+    assert_true(zeros && bomb);
+    assert_int_equal(compress2(bomb + 33 + 8, &zlen, zeros, bomb_raw, 9), Z_OK);
+    memcpy(bomb, buf, 33); /* signature and IHDR of the plain file */
+    put_be32(bomb + 33, (uint32_t)zlen);
+    memcpy(bomb + 33 + 4, "IDAT", 4);
+    put_be32(bomb + 33 + 8 + zlen, (uint32_t)crc32(0, bomb + 33 + 4, (uInt)zlen + 4));
+    size_t bn = 33 + 12 + zlen;
+    memcpy(bomb + bn, buf + len - 12, 12), bn += 12; /* IEND */
+    assert_true(memcmp(bomb + bn - 8, "IEND", 4) == 0);
+    write_bytes(padded, 0, bomb, bn);
+    png_refused_small(padded, "inflates past the");
+    /* The same data cut to what the image needs decodes (the check counts
+     * the bytes right). */
+    zlen = compressBound(bomb_raw);
+    size_t need = (size_t)I_H * (1 + 3 * I_W);
+    assert_int_equal(compress2(bomb + 33 + 8, &zlen, zeros, need, 9), Z_OK);
+    put_be32(bomb + 33, (uint32_t)zlen);
+    put_be32(bomb + 33 + 8 + zlen, (uint32_t)crc32(0, bomb + 33 + 4, (uInt)zlen + 4));
+    bn = 33 + 12 + zlen;
+    memcpy(bomb + bn, buf + len - 12, 12), bn += 12;
+    write_bytes(padded, 0, bomb, bn);
+    assert_int_equal(slim_data_load_image(padded, 3, I_H, I_W, mean, std, b), SLIM_OK);
+    assert_true(b[0] == norm(0, 0.5f, 0.5f));
+    free(zeros);
+    free(bomb);
     rm_tree(root);
 }
 

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h> /* before jpeglib.h, which needs FILE and size_t */
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include <jpeglib.h>
+#include <zlib.h>
 
 #include <jerror.h> /* the JWRN_* message codes; after jpeglib.h */
 
@@ -377,6 +379,75 @@ static slim_status png_prepare(const char *path, unsigned char *buf, size_t *len
     return SLIM_OK;
 }
 
+static uint32_t png_be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The bytes a PNG's image data inflates to, by its IHDR (at byte 8 of a
+ * file png_prepare accepted): per row of each pass (7 when interlaced),
+ * one filter byte and the row's pixels; 0 for an IHDR that is not there or
+ * not valid (stb refuses those itself). */
+static uint64_t png_raw_bytes(const unsigned char *buf, size_t len) {
+    if (len < 8 + 25 || png_be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4) != 0) return 0;
+    uint64_t w = png_be32(buf + 16), h = png_be32(buf + 20);
+    int depth = buf[24], type = buf[25], interlaced = buf[28];
+    static const int channels[7] = {1, 0, 3, 1, 2, 0, 4}; /* by colour type */
+    if (type > 6 || !channels[type] || depth < 1 || depth > 16) return 0;
+    uint64_t bits = (uint64_t)channels[type] * (uint64_t)depth; /* per pixel */
+    static const int x0[7] = {0, 4, 0, 2, 0, 1, 0}, y0[7] = {0, 0, 4, 0, 2, 0, 1};
+    static const int dx[7] = {8, 8, 4, 4, 2, 2, 1}, dy[7] = {8, 8, 8, 4, 4, 2, 2};
+    if (!interlaced) return h * (1 + (w * bits + 7) / 8);
+    uint64_t total = 0;
+    for (int p = 0; p < 7; p++) {
+        uint64_t pw = w > (uint64_t)x0[p] ? (w - x0[p] + dx[p] - 1) / dx[p] : 0;
+        uint64_t ph = h > (uint64_t)y0[p] ? (h - y0[p] + dy[p] - 1) / dy[p] : 0;
+        if (pw && ph) total += ph * (1 + (pw * bits + 7) / 8);
+    }
+    return total;
+}
+
+/* stb_image 2.27 inflates all of a PNG's image data into a buffer that
+ * grows with it (deflate expands up to ~1030x; stb stops at 4 GB) and only
+ * then uses what the image needs, so a few MB of crafted file could cost GBs
+ * of memory (docs/RELIABILITY.md, bug 10). Inflated here first, through a
+ * small window and counting, a stream that runs past what the IHDR's image
+ * needs is refused before stb sees it. */
+static slim_status png_check_inflate(const char *path, const unsigned char *buf, size_t len) {
+    uint64_t need = png_raw_bytes(buf, len), got = 0;
+    if (need == 0) return SLIM_OK;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK)
+        return slim_error(SLIM_ERR_NOMEM, "%s: cannot start inflating the PNG's data", path);
+    unsigned char window[16384];
+    int zs = Z_OK;
+    for (size_t r = 8; r + 12 <= len && zs != Z_STREAM_END && got <= need;) {
+        size_t k = png_be32(buf + r);
+        if (memcmp(buf + r + 4, "IDAT", 4) == 0) {
+            z.next_in = (unsigned char *)(uintptr_t)(buf + r + 8);
+            z.avail_in = (uInt)k;
+            while (z.avail_in > 0 && zs == Z_OK && got <= need) {
+                z.next_out = window;
+                z.avail_out = sizeof window;
+                zs = inflate(&z, Z_NO_FLUSH);
+                got += sizeof window - z.avail_out;
+                if (zs == Z_BUF_ERROR && z.avail_out > 0) zs = Z_OK; /* needs the next chunk */
+            }
+        }
+        if (memcmp(buf + r + 4, "IEND", 4) == 0) break;
+        r += 12 + k;
+    }
+    inflateEnd(&z);
+    if (got > need)
+        return slim_error(SLIM_ERR_FORMAT,
+                          "%s: corrupt PNG: its image data inflates past the %llu bytes its "
+                          "%ux%u image needs",
+                          path, (unsigned long long)need, (unsigned)png_be32(buf + 16),
+                          (unsigned)png_be32(buf + 20));
+    /* Other faults (a damaged stream, too little data) are stb's to report. */
+    return SLIM_OK;
+}
+
 static slim_status png_read(const char *path, unsigned char *buf, size_t len, int c, int h, int w,
                             image_header *hd, unsigned char *px) {
     SLIM_TRY(png_prepare(path, buf, &len));
@@ -388,6 +459,7 @@ static slim_status png_read(const char *path, unsigned char *buf, size_t len, in
     hd->comp = comp;
     if (!px) return SLIM_OK;
     if (ih != h || iw != w) return size_mismatch(path, hd, h, w);
+    SLIM_TRY(png_check_inflate(path, buf, len));
     unsigned char *dec = stbi_load_from_memory(buf, (int)len, &iw, &ih, &comp, c);
     if (!dec)
         return slim_error(SLIM_ERR_FORMAT, "%s: cannot decode PNG: %s", path,
