@@ -6,8 +6,9 @@
  *       training images/s over N batches of 128 after 5 warm-up batches
  *       (forward, loss, backward, SGD lr 0.05 momentum 0.9 wd 5e-4), peak RSS
  *   build/tools/slim_bench infer MODEL [--threads T] [--prune-fraction F]
- *                              [--passes N (3)] [--pruned-only] [--plan]
- *       inference images/s at batch 256 over the test set and the median
+ *                              [--passes N (3)] [--images N (all)] [--pruned-only] [--plan]
+ *       inference images/s at batch 256 over the test set (its first N
+ *       images with --images: under a sanitizer, say) and the median
  *       batch-1 latency of 200 runs, with the fused inference runtime, the
  *       best of N passes; with F > 0 also the same for a copy pruned at
  *       threshold 0 after zeroing gamma in a fraction F of every BN's
@@ -127,7 +128,7 @@ typedef struct bench_model {
  * latency on two threads measured 0.25 ms where it is 0.16 alone): images/s
  * at batch 256 over the data set, and the median batch-1 latency of 200
  * runs; the best of each is kept. */
-static int bench_pass(bench_model *b, const slim_dataset *ds, int show_plan) {
+static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int show_plan) {
     slim_runtime *rt;
     if (slim_runtime_create(b->m, 256, &rt) != SLIM_OK) return fail("runtime");
     if (show_plan) {
@@ -142,18 +143,18 @@ static int bench_pass(bench_model *b, const slim_dataset *ds, int show_plan) {
     for (int i = 0; i < 3; i++)
         if (slim_runtime_run(rt, ds->images, 256, logits) != SLIM_OK) return fail("run");
     double t0 = now_s();
-    for (size_t s = 0; s < ds->n; s += 256) {
-        int n = (int)(ds->n - s < 256 ? ds->n - s : 256);
+    for (size_t s = 0; s < count; s += 256) {
+        int n = (int)(count - s < 256 ? count - s : 256);
         if (slim_runtime_run(rt, ds->images + s * img, n, logits) != SLIM_OK) return fail("run");
     }
-    double ips = (double)ds->n / (now_s() - t0);
+    double ips = (double)count / (now_s() - t0);
     if (ips > b->ips) b->ips = ips;
     for (int i = 0; i < 20; i++)
-        slim_runtime_run(rt, ds->images + (size_t)i * img, 1, logits);
+        slim_runtime_run(rt, ds->images + (size_t)i % count * img, 1, logits);
     double lat[200];
     for (int i = 0; i < 200; i++) {
         double t = now_s();
-        slim_runtime_run(rt, ds->images + (size_t)i * img, 1, logits);
+        slim_runtime_run(rt, ds->images + (size_t)i % count * img, 1, logits);
         lat[i] = (now_s() - t) * 1e3;
     }
     qsort(lat, 200, sizeof(double), cmp_double);
@@ -189,8 +190,8 @@ static int make_pruned(slim_model *m, double fraction, slim_model **out) {
 /* The unpruned model (unless pruned_only) and, with prune_fraction > 0, its
  * pruned copy, measured in alternating passes: a moment of load on this
  * shared machine then costs one pass, not one model's figure. */
-static int bench_infer(const char *path, double prune_fraction, int passes, int pruned_only,
-                       int show_plan) {
+static int bench_infer(const char *path, double prune_fraction, int passes, long images,
+                       int pruned_only, int show_plan) {
     slim_model *m, *p = NULL;
     if (load_model(path, &m) != SLIM_OK) return fail(path);
     const slim_layer *in = &m->layers[0];
@@ -201,14 +202,15 @@ static int bench_infer(const char *path, double prune_fraction, int passes, int 
     if (slim_data_load("fashion-mnist", 0, &opts, &ds) != SLIM_OK ||
         slim_dataset_to_floats(ds) != SLIM_OK)
         return fail("data");
+    size_t count = images > 0 && (size_t)images < ds->n ? (size_t)images : ds->n;
     bench_model full = {pruned_only ? NULL : m, 0, 0}, pruned = {NULL, 0, 0};
     if (prune_fraction > 0) {
         if (make_pruned(m, prune_fraction, &p)) return 1;
         pruned.m = p;
     }
     for (int i = 0; i < passes; i++)
-        if ((full.m && bench_pass(&full, ds, show_plan && i == 0)) ||
-            (pruned.m && bench_pass(&pruned, ds, show_plan && i == 0)))
+        if ((full.m && bench_pass(&full, ds, count, show_plan && i == 0)) ||
+            (pruned.m && bench_pass(&pruned, ds, count, show_plan && i == 0)))
             return 1;
     const char *sep = "{";
     if (full.m) {
@@ -230,15 +232,29 @@ static int bench_infer(const char *path, double prune_fraction, int passes, int 
     return 0;
 }
 
+/* value as a whole number or a number (strtol/strtod taking all of it); 0
+ * when it is something else. */
+static int whole(const char *value, long *out) {
+    char *end;
+    *out = strtol(value, &end, 10);
+    return end != value && *end == '\0';
+}
+static int number(const char *value, double *out) {
+    char *end;
+    *out = strtod(value, &end);
+    return end != value && *end == '\0';
+}
+
 int main(int argc, char **argv) {
     if (argc < 3 || (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "infer") != 0)) {
         fprintf(stderr, "usage: slim_bench train|infer MODEL [--batches N (100)] [--threads T (2)] "
-                        "[--prune-fraction F (0)] [--passes N (3)] [--pruned-only] [--plan]\n");
+                        "[--prune-fraction F (0)] [--passes N (3)] [--images N (all)] "
+                        "[--pruned-only] [--plan]\n");
         return 2;
     }
-    int batches = 100, threads = 2;
+    long batches = 100, threads = 2, passes = 3, images = 0;
     double fraction = 0;
-    int show_plan = 0, passes = 3, pruned_only = 0;
+    int show_plan = 0, pruned_only = 0;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--plan") == 0) {
             show_plan = 1;
@@ -252,29 +268,38 @@ int main(int argc, char **argv) {
             fprintf(stderr, "slim_bench: error: %s needs a value\n", argv[i]);
             return 2;
         }
-        const char *value = argv[++i];
-        if (strcmp(argv[i - 1], "--batches") == 0)
-            batches = atoi(value);
-        else if (strcmp(argv[i - 1], "--threads") == 0)
-            threads = atoi(value);
-        else if (strcmp(argv[i - 1], "--prune-fraction") == 0)
-            fraction = atof(value);
-        else if (strcmp(argv[i - 1], "--passes") == 0)
-            passes = atoi(value);
+        const char *value = argv[++i], *name = argv[i - 1];
+        int ok;
+        if (strcmp(name, "--batches") == 0)
+            ok = whole(value, &batches);
+        else if (strcmp(name, "--threads") == 0)
+            ok = whole(value, &threads);
+        else if (strcmp(name, "--prune-fraction") == 0)
+            ok = number(value, &fraction);
+        else if (strcmp(name, "--passes") == 0)
+            ok = whole(value, &passes);
+        else if (strcmp(name, "--images") == 0)
+            ok = whole(value, &images);
         else {
-            fprintf(stderr, "slim_bench: error: unknown option %s\n", argv[i - 1]);
+            fprintf(stderr, "slim_bench: error: unknown option %s\n", name);
+            return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "slim_bench: error: %s takes a number, not '%s'\n", name, value);
             return 2;
         }
     }
-    if (batches < 1 || threads < 1 || passes < 1 || fraction < 0 || fraction >= 1 ||
+    if (batches < 1 || threads < 1 || threads > 1024 || passes < 1 || passes > 1000 ||
+        batches > 1000000 || images < 0 || !(fraction >= 0 && fraction < 1) ||
         (pruned_only && fraction <= 0)) {
-        fprintf(stderr, "slim_bench: error: --batches, --threads and --passes take a positive "
-                        "count, --prune-fraction a fraction in [0, 1), and --pruned-only needs "
-                        "--prune-fraction\n");
+        fprintf(stderr, "slim_bench: error: --batches (up to 1000000), --threads (up to "
+                        "1024) and --passes (up to 1000) take a positive count, --images a "
+                        "count (0: all), --prune-fraction a fraction in [0, 1), and "
+                        "--pruned-only needs --prune-fraction\n");
         return 2;
     }
-    slim_set_threads(threads);
+    slim_set_threads((int)threads);
     return strcmp(argv[1], "train") == 0
-               ? bench_train(argv[2], batches)
-               : bench_infer(argv[2], fraction, passes, pruned_only, show_plan);
+               ? bench_train(argv[2], (int)batches)
+               : bench_infer(argv[2], fraction, (int)passes, images, pruned_only, show_plan);
 }
