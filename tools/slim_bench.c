@@ -8,7 +8,8 @@
  *   build/tools/slim_bench infer MODEL [--threads T] [--prune-fraction F]
  *                              [--passes N (3)] [--images N (all)] [--pruned-only] [--plan]
  *       inference images/s at batch 256 over the test set (its first N
- *       images with --images: under a sanitizer, say) and the median
+ *       images with --images: under a sanitizer, say; below 256 a single
+ *       partial batch, not comparable with batch-256 figures) and the median
  *       batch-1 latency of 200 runs, with the fused inference runtime, the
  *       best of N passes; with F > 0 also the same for a copy pruned at
  *       threshold 0 after zeroing gamma in a fraction F of every BN's

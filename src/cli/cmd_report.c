@@ -4,6 +4,8 @@
  * inference speed, each also relative to the first model. */
 #include "cli/cli.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +24,8 @@ static cli_opt opts[] = {
      "Test data (the test split of any --data spec of slim train).", NULL, 0, &a.data, 0},
     {"limit", CLI_INT, "N", "0", "Evaluate on the first N test images (0 = all).", NULL, 0,
      &a.limit, 0},
-    {"threads", CLI_INT, "T", "2", "Threads for oneDNN and OpenBLAS.", NULL, 0, &a.threads, 0},
+    {"threads", CLI_INT, "T", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).", NULL,
+     0, &a.threads, 0},
     {"repeats", CLI_INT, "R", "3",
      "Timed rounds: in each, every model in turn makes one pass over the test set and 200 "
      "batch-1 runs, on a runtime of its own; the fastest pass and the lowest median latency "
@@ -144,12 +147,30 @@ static slim_status timed_round(row *r, const slim_dataset *ds, float *logits) {
     return SLIM_OK;
 }
 
+/* "(v / base)" as a percentage or a factor, into buf (16 bytes); "(-)"
+ * when the first model has none of it (a model without convs has no
+ * channels to count). */
+static const char *relative(double v, double base, int percent, char *buf) {
+    if (!(base > 0))
+        snprintf(buf, 16, "(-)");
+    else if (percent)
+        snprintf(buf, 16, "(%.1f%%)", 100.0 * v / base);
+    else
+        snprintf(buf, 16, "(%.2fx)", v / base);
+    return buf;
+}
+
 int cmd_report(int argc, char **argv) {
     int n_pos = 0;
     int pr = cli_parse(&spec, argc, argv, &n_pos);
     if (pr == CLI_PARSE_HELP) return CLI_EXIT_OK;
     if (pr != CLI_PARSE_OK) return CLI_EXIT_USAGE;
-    if (a.repeats < 1) return cli_usage_error("report", "--repeats must be >= 1");
+    if (a.repeats < 1 || a.repeats > 1000)
+        return cli_usage_error("report", "--repeats must be between 1 and 1000, got %" PRId64,
+                               a.repeats);
+    if (a.threads < 0 || a.threads > 4096)
+        return cli_usage_error("report", "--threads must be between 0 and 4096, got %" PRId64,
+                               a.threads);
     if (a.limit < 0) return cli_usage_error("report", "--limit must be >= 0");
     slim_set_threads((int)a.threads);
     row *rows = slim_calloc((size_t)n_pos, sizeof *rows);
@@ -183,6 +204,11 @@ int cmd_report(int argc, char **argv) {
                 status = CLI_EXIT_FAIL;
             }
         }
+        if (status == CLI_EXIT_OK && ds->n_classes > rows[i].m->n_classes) {
+            cli_error("%s: the data has %d classes but the model outputs %d", argv[1 + i],
+                      ds->n_classes, rows[i].m->n_classes);
+            status = CLI_EXIT_FAIL;
+        }
     }
     if (status == CLI_EXIT_OK) {
         size_t most = 1; /* the widest model's logits */
@@ -204,19 +230,19 @@ int cmd_report(int argc, char **argv) {
     if (status == CLI_EXIT_OK) {
         const row *b = &rows[0];
         printf("Test set: %zu images of %s. Speed: fused inference runtime, %d threads.\n\n", ds->n,
-               a.data, (int)a.threads);
+               a.data, slim_get_threads());
         printf("| model | test acc | channels | params | MACs/image | images/s (batch 256) "
                "| batch-1 latency |\n|---|---:|---:|---:|---:|---:|---:|\n");
         for (int i = 0; i < n_pos; i++) {
             const row *r = &rows[i];
-            char p[32], mc[32];
-            printf("| %s | %.2f%% | %d (%.1f%%) | %s (%.1f%%) | %s (%.1f%%) | %.0f (%.2fx) | "
-                   "%.3f ms (%.2fx) |\n",
-                   r->path, 100 * r->accuracy, r->channels, 100.0 * r->channels / b->channels,
+            char p[32], mc[32], rc[16], rp[16], rm[16], ri[16], rl[16];
+            printf("| %s | %.2f%% | %d %s | %s %s | %s %s | %.0f %s | %.3f ms %s |\n", r->path,
+                   100 * r->accuracy, r->channels, relative(r->channels, b->channels, 1, rc),
                    cli_si((double)r->params, p, sizeof p),
-                   100.0 * (double)r->params / (double)b->params, cli_si(r->macs, mc, sizeof mc),
-                   100.0 * r->macs / b->macs, r->ips, r->ips / b->ips, r->latency_ms,
-                   r->latency_ms / b->latency_ms);
+                   relative((double)r->params, (double)b->params, 1, rp),
+                   cli_si(r->macs, mc, sizeof mc), relative(r->macs, b->macs, 1, rm), r->ips,
+                   relative(r->ips, b->ips, 0, ri), r->latency_ms,
+                   relative(r->latency_ms, b->latency_ms, 0, rl));
         }
     }
     for (int i = 0; rows && i < n_pos; i++) {

@@ -7,6 +7,26 @@ set -euo pipefail
 source "$(dirname "$0")/common.bash"
 cli_test_setup report
 
+# png_folder DIR SIZE CHANNELS: an image folder of two classes (cat, dog),
+# four SIZE x SIZE PNGs each, gray (1) or RGB (3), each class its own pattern.
+png_folder() {
+    mkdir -p "$1/cat" "$1/dog"
+    python3 - "$@" <<'PY'
+import struct, sys, zlib
+root, size, channels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def png(path, seed):
+    rows = b"".join(b"\x00" + bytes((x * seed + y) % 256 for x in range(size * channels))
+                    for y in range(size))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    ihdr = struct.pack(">IIBBBBB", size, size, 8, {1: 0, 3: 2}[channels], 0, 0, 0)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+                           chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+for i in range(4):
+    png(f"{root}/cat/{i}.png", 3 + i)
+    png(f"{root}/dog/{i}.png", 40 + i)
+PY
+}
+
 # A small trained model, a percentile-pruned copy (channels really removed)
 # and that copy exported.
 "$SLIM" train --model "$SRC/models/lenet-bn.net" --epochs 1 --limit 2048 --test-limit 300 \
@@ -37,9 +57,12 @@ ref = info["a.ckpt"]
 for row, n in zip(rows, names):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0].endswith("/" + n), (cells[0], n)
-    # accuracy: what slim eval prints for the same images
+    # accuracy: what slim eval prints for the same images (eval runs the
+    # model's own forward pass, the report the fused runtime: a near tie may
+    # go the other way in one of them, hence one image of slack)
     acc = re.search(r"accuracy: ([0-9.]+)%", open(f"{tmp}/eval_{n.split('.')[0]}.txt").read())
-    assert cells[1] == acc.group(1) + "%", (n, cells[1], acc.group(1))
+    assert abs(float(cells[1].rstrip("%")) - float(acc.group(1))) <= 100 / 300 + 0.005, \
+        (n, cells[1], acc.group(1))
     # channels, parameters and MACs, each relative to the first model
     ch = re.match(r"(\d+) \(([0-9.]+)%\)", cells[2])
     assert int(ch.group(1)) == info[n]["channels"], (n, cells[2], info[n]["channels"])
@@ -53,6 +76,8 @@ for row, n in zip(rows, names):
     if n == "a.ckpt":
         assert ips.group(2) == "1.00" and lat.group(2) == "1.00", (cells[5], cells[6])
 # the pruned and exported rows: fewer channels and MACs than the first
+assert info["b.ckpt"]["channels"] < ref["channels"], (info["b.ckpt"]["channels"], ref["channels"])
+assert info["c.slim"]["channels"] == info["b.ckpt"]["channels"]
 assert info["b.ckpt"]["macs"] < ref["macs"] and info["c.slim"]["macs"] == info["b.ckpt"]["macs"]
 PY
 
@@ -68,19 +93,7 @@ report_error() {
 }
 report_error "missing file" "nowhere.ckpt" 1 "$TMP/a.ckpt" "$TMP/nowhere.ckpt" --limit 300
 # A model of another input shape (3x8x8), trained on an image folder.
-mkdir -p "$TMP/rgb/cat" "$TMP/rgb/dog"
-python3 - "$TMP/rgb" <<'PY'
-import struct, sys, zlib
-def png(path, seed):
-    rows = b"".join(b"\x00" + bytes((x * seed + y) % 256 for x in range(8 * 3)) for y in range(8))
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
-                           chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-for i in range(4):
-    png(f"{sys.argv[1]}/cat/{i}.png", 3 + i)
-    png(f"{sys.argv[1]}/dog/{i}.png", 40 + i)
-PY
+png_folder "$TMP/rgb" 8 3
 printf 'input shape=3x8x8\nconv out=4 k=3 pad=1\nbn\nrelu\ngap\ndense out=2\n' >"$TMP/rgb.net"
 "$SLIM" train --model "$TMP/rgb.net" --data "$TMP/rgb" --epochs 1 --batch 4 --out "$TMP/rgb.ckpt" \
     --progress plain --quiet >/dev/null 2>"$TMP/err.txt" || fail "train rgb: $(cat "$TMP/err.txt")"
@@ -90,4 +103,25 @@ report_error "two input shapes" "input is 3x8x8" 1 "$TMP/a.ckpt" "$TMP/rgb.ckpt"
 report_error "two input shapes, larger second" "input is 1x28x28" 1 "$TMP/rgb.ckpt" \
     "$TMP/a.ckpt" --data "$TMP/rgb"
 report_error "no repeats" "--repeats" 2 "$TMP/a.ckpt" --repeats 0
+report_error "2^32 repeats" "--repeats" 2 "$TMP/a.ckpt" --repeats 4294967296
+report_error "negative threads" "--threads" 2 "$TMP/a.ckpt" --threads -3
+
+# A 1x28x28 model of 2 classes on Fashion-MNIST's 10 (before: a table with
+# an accuracy that meant nothing; slim eval refuses it).
+png_folder "$TMP/gray" 28 1
+printf 'input shape=1x28x28\nconv out=2 k=3 pad=1\nbn\nrelu\ngap\ndense out=2\n' >"$TMP/two.net"
+"$SLIM" train --model "$TMP/two.net" --data "$TMP/gray" --epochs 1 --batch 4 --out "$TMP/two.ckpt" \
+    --progress plain --quiet >/dev/null 2>"$TMP/err.txt" || fail "train two: $(cat "$TMP/err.txt")"
+report_error "too few classes" "10 classes but the model outputs 2" 1 "$TMP/a.ckpt" \
+    "$TMP/two.ckpt" --limit 300
+
+# A first model without convs has no channels to compare with: "(-)", not
+# a division by zero.
+printf 'input shape=1x28x28\nflatten\ndense out=10\n' >"$TMP/dense.net"
+"$SLIM" train --model "$TMP/dense.net" --epochs 1 --limit 512 --test-limit 64 --out "$TMP/d.ckpt" \
+    --progress plain --quiet >/dev/null 2>"$TMP/err.txt" || fail "train dense: $(cat "$TMP/err.txt")"
+"$SLIM" report "$TMP/d.ckpt" "$TMP/a.ckpt" --limit 300 --repeats 1 >"$TMP/dense.md" \
+    2>"$TMP/err.txt" || fail "report on a dense model: $(cat "$TMP/err.txt")"
+grep -q '/d.ckpt | [0-9.]*% | 0 (-) |' "$TMP/dense.md" || fail "dense row: $(cat "$TMP/dense.md")"
+! grep '^| ' "$TMP/dense.md" | grep -qiw 'nan\|inf' || fail "nan or inf in the table: $(cat "$TMP/dense.md")"
 echo "report: rows, figures and errors OK"

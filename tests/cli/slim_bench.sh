@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# build/tools/slim_bench (tools/bench's measuring side) on a small model:
+# its JSON carries every figure tools/bench reads, and bad options are
+# refused with a message and exit status 2. No figure is judged: speed is
+# measured by tools/bench, never asserted in tests.
+set -euo pipefail
+source "$(dirname "$0")/common.bash"
+cli_test_setup slim_bench
+BENCH="${SLIM_BINARY_DIR:?SLIM_BINARY_DIR must point to the build directory}/tools/slim_bench"
+[[ -x "$BENCH" ]] || fail "$BENCH not built"
+MODEL="$SRC/models/lenet-bn.net"
+
+"$BENCH" infer "$MODEL" --images 64 --passes 1 --prune-fraction 0.5 >"$TMP/infer.json" \
+    2>"$TMP/err.txt" || fail "infer: $(cat "$TMP/err.txt")"
+"$BENCH" train "$MODEL" --batches 1 >"$TMP/train.json" 2>"$TMP/err.txt" ||
+    fail "train: $(cat "$TMP/err.txt")"
+python3 - "$TMP" <<'PY' || fail "JSON: $(cat "$TMP/infer.json" "$TMP/train.json")"
+import json, sys
+d = json.load(open(sys.argv[1] + "/infer.json"))
+for k in ("infer_images_per_s", "latency_ms", "macs", "pruned_infer_images_per_s",
+          "pruned_latency_ms", "pruned_macs", "pruned_mac_ratio", "pruned_time_ratio", "peak_rss_mib"):
+    assert d[k] > 0, k
+assert d["pruned_macs"] < d["macs"] and abs(d["pruned_mac_ratio"] - d["pruned_macs"] / d["macs"]) < 1e-3
+t = json.load(open(sys.argv[1] + "/train.json"))
+assert t["train_images_per_s"] > 0 and t["peak_rss_mib"] > 0 and t["batches"] == 1
+PY
+
+bench_error() {
+    local what=$1 pattern=$2
+    shift 2
+    local rc=0
+    "$BENCH" "$@" >"$TMP/out.txt" 2>"$TMP/err.txt" || rc=$?
+    [[ $rc -eq 2 ]] || fail "$what: exit $rc, want 2: $(cat "$TMP/err.txt")"
+    [[ ! -s "$TMP/out.txt" ]] || fail "$what: printed $(cat "$TMP/out.txt")"
+    grep -qF -- "$pattern" "$TMP/err.txt" || fail "$what: $(cat "$TMP/err.txt")"
+}
+bench_error "no mode" "usage" "$MODEL"
+bench_error "not a number" "--images takes a number, not 'x'" infer "$MODEL" --images x
+bench_error "trailing junk" "--threads takes a number, not '2x'" infer "$MODEL" --threads 2x
+bench_error "NaN fraction" "a fraction in [0, 1)" infer "$MODEL" --prune-fraction nan
+bench_error "negative images" "--images a count" infer "$MODEL" --images -1
+bench_error "pruned-only alone" "--pruned-only needs" infer "$MODEL" --pruned-only
+bench_error "missing value" "--passes needs a value" infer "$MODEL" --passes
+bench_error "unknown option" "unknown option --fast" infer "$MODEL" --fast 1
+echo "slim_bench: JSON and option errors OK"
