@@ -84,24 +84,31 @@ static int channels_of(const slim_model *m) {
     return bn ? bn : conv;
 }
 
-/* The model's sizes and its accuracy on the test set, through the runtime. */
-static slim_status accuracy_pass(row *r, const slim_dataset *ds, float *logits) {
-    slim_runtime *rt = NULL;
-    SLIM_TRY(slim_runtime_create(r->m, BATCH, &rt));
-    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w, k = (size_t)r->m->n_classes;
-    size_t correct = 0;
-    slim_status st = SLIM_OK;
-    for (size_t s = 0; st == SLIM_OK && s < ds->n; s += BATCH) {
+/* One pass over the test set in batches of BATCH; with correct, counts the
+ * images whose top logit is their label. */
+static slim_status test_pass(slim_runtime *rt, const slim_dataset *ds, int classes, float *logits,
+                             size_t *correct) {
+    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w, k = (size_t)classes;
+    for (size_t s = 0; s < ds->n; s += BATCH) {
         int n = (int)(ds->n - s < BATCH ? ds->n - s : BATCH);
-        st = slim_runtime_run(rt, ds->images + s * img, n, logits);
-        for (int i = 0; st == SLIM_OK && i < n; i++) {
+        SLIM_TRY(slim_runtime_run(rt, ds->images + s * img, n, logits));
+        for (int i = 0; correct && i < n; i++) {
             const float *z = logits + (size_t)i * k;
             size_t arg = 0;
             for (size_t j = 1; j < k; j++)
                 if (z[j] > z[arg]) arg = j;
-            correct += (int32_t)arg == ds->labels[s + (size_t)i];
+            *correct += (int32_t)arg == ds->labels[s + (size_t)i];
         }
     }
+    return SLIM_OK;
+}
+
+/* The model's sizes and its accuracy on the test set, through the runtime. */
+static slim_status accuracy_pass(row *r, const slim_dataset *ds, float *logits) {
+    slim_runtime *rt = NULL;
+    SLIM_TRY(slim_runtime_create(r->m, BATCH, &rt));
+    size_t correct = 0;
+    slim_status st = test_pass(rt, ds, r->m->n_classes, logits, &correct);
     slim_runtime_free(rt);
     r->accuracy = (double)correct / (double)ds->n;
     r->macs = slim_model_macs(r->m);
@@ -127,10 +134,7 @@ static slim_status timed_round(row *r, const slim_dataset *ds, float *logits) {
     for (int i = 0; st == SLIM_OK && i < 3; i++) /* builds the plans, warms the caches */
         st = slim_runtime_run(rt, ds->images, warm, logits);
     double t0 = now_s();
-    for (size_t s = 0; st == SLIM_OK && s < ds->n; s += BATCH) {
-        int n = (int)(ds->n - s < BATCH ? ds->n - s : BATCH);
-        st = slim_runtime_run(rt, ds->images + s * img, n, logits);
-    }
+    if (st == SLIM_OK) st = test_pass(rt, ds, r->m->n_classes, logits, NULL);
     double ips = (double)ds->n / (now_s() - t0);
     double lat[200];
     for (int i = -20; st == SLIM_OK && i < 200; i++) {
