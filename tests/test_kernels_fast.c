@@ -666,7 +666,9 @@ static void test_wino(void **state) {
     wino_case(5, 30, 32, 7, 7, 0, 1, 0, 0, 2, 6);
     wino_case(1, 64, 47, 9, 6, 1, 1, 0, 1, 2, 7);
     wino_case(7, 33, 16, 3, 2, 1, 1, 0, 1, 3, 8);
-    wino_case(2, 20, 70, 6, 5, 1, 1, 0, 1, 1, 9); /* 4 vectors at a time, then an 8-lane one */
+    wino_case(2, 20, 70, 6, 5, 1, 1, 0, 1, 1, 9);   /* 5 vectors in one call */
+    wino_case(1, 20, 100, 5, 6, 1, 1, 0, 1, 2, 13); /* 4 vectors, then 3 */
+    wino_case(2, 8, 130, 4, 4, 1, 0, 0, 1, 1, 14);  /* 4, then 5 */
     wino_case(3, 16, 64, 8, 8, 1, 0, 0, 1, 2, 10);
     wino_case(2, 24, 20, 10, 9, 1, 1, 1, 1, 2, 11); /* a residual sum, as resnet-fm's */
     wino_case(1, 16, 8, 5, 5, 0, 0, 1, 0, 1, 12);

@@ -9,9 +9,13 @@
  * a conv nearly twice as wide: a pruned model then does not run as much
  * faster as its MACs fell. Here the batched GEMM between the transforms runs
  * over the real input channels only (the output channels are the vector
- * lanes, so they round up to 16, or to 8 in a last block of at most 8 real
- * ones), and the transforms cost one vector operation per 16 channels (8
- * lanes for such a last input block).
+ * lanes, so they round up to 16, or to 8 when a conv has at most 8), and the
+ * transforms cost one vector operation per 16 channels (8 lanes for a last
+ * input block of at most 8 real ones). A last output block of few channels
+ * shares its GEMM call, and so every broadcast of the input, with the
+ * blocks before it: on a CPU whose 8-lane operations cost what 16-lane ones
+ * do (AMD Zen 5), an 8-lane GEMM of its own for 63 -> 70 channels cost more
+ * than the 5th vector does (7x7: 0.075 -> 0.066 ms for 8 images).
  *
  * Per group of WINO_GROUP output tiles of 4x4 pixels:
  *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
@@ -181,7 +185,7 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 
 /* The 36 GEMMs of one group for one vector of output channels starting at
  * channel o: m[t][p][o..] (coutp floats per point) = sum_c v[p][t][c]
- * u[p][c][o..]. The 8-lane version serves a last block of at most 8 real
+ * u[p][c][o..]. The 8-lane version serves a conv of at most 8 output
  * channels; it zeroes the block's other 8 lanes of m. */
 #define WINO_GEMM1(NAME, VT, P, TAIL)                                                              \
     WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
@@ -208,8 +212,9 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 WINO_GEMM1(group_gemm1, __m512, _mm512, (void)0)
 WINO_GEMM1(group_gemm_half, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setzero_ps()))
 
-/* The same for NB vectors of output channels from o: each value of v read
- * serves NB multiplies. */
+/* The same for NB (2-5) vectors of output channels from o: each value of v
+ * read serves NB multiplies (NB = 5: 20 sums, 5 weights and the broadcast
+ * in 26 of the 32 vector registers). */
 #define WINO_GEMMN(NAME, NB)                                                                       \
     WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
                                  int coutp, int o, float *m) {                                     \
@@ -237,7 +242,9 @@ WINO_GEMM1(group_gemm_half, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setze
     }
 
 WINO_GEMMN(group_gemm2, 2)
+WINO_GEMMN(group_gemm3, 3)
 WINO_GEMMN(group_gemm4, 4)
+WINO_GEMMN(group_gemm5, 5)
 
 /* The 6-point output transform A^T x, 4 values. */
 #define WINO_OUT_1D(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                        \
@@ -338,17 +345,19 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                     input_tile(at, stride, vt + cb * 16, (size_t)WINO_GROUP * cinp);
             }
         }
-        /* Output vectors four at a time, then in pairs, then a last single
-         * one, 8-lane when it holds at most 8 real channels. */
-        int full = coutp / 16, half = c->cout - (full - 1) * 16 <= 8;
-        if (half) full--;
-        int ob = 0;
-        for (; ob + 4 <= full; ob += 4)
+        /* Output vectors four at a time, the last 1-5 in one call (a
+         * lone last one 8-lane when it holds at most 8 real channels): a
+         * value of v broadcast once serves every vector of a call. */
+        int left = coutp / 16, ob = 0;
+        for (; left > 5 || left == 4; left -= 4, ob += 4)
             group_gemm4(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        for (; ob + 2 <= full; ob += 2)
-            group_gemm2(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        if (ob < full) group_gemm1(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        if (half) group_gemm_half(v, (size_t)cinp, c->u, cin, coutp, full * 16, m);
+        if (left == 5) group_gemm5(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        if (left == 3) group_gemm3(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        if (left == 2) group_gemm2(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        if (left == 1 && c->cout - ob * 16 <= 8)
+            group_gemm_half(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        else if (left == 1)
+            group_gemm1(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
             tile_origin(g0 + t, th, tw, &img, &r0, &c0);
