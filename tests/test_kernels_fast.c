@@ -564,18 +564,39 @@ static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
     return y;
 }
 
+/* (n, ceil(c/16), h, w, 16) blocks -> the same in padded planes
+ * (slim_padded_size), border filled with `border`. */
+static float *to_padded(int n, int c, int h, int w, const float *x, float border) {
+    size_t planes = (size_t)n * ((c + 15) / 16), hp = slim_padded_size(h), wp = slim_padded_size(w);
+    float *y = malloc(planes * hp * wp * 16 * sizeof(float));
+    for (size_t i = 0; i < planes * hp * wp * 16; i++)
+        y[i] = border;
+    for (size_t pl = 0; pl < planes; pl++)
+        for (int r = 0; r < h; r++)
+            memcpy(y + ((pl * hp + r + 1) * wp + 1) * 16, x + (pl * h + r) * (size_t)w * 16,
+                   (size_t)w * 16 * sizeof(float));
+    return y;
+}
+
 /* Our inference convs: Winograd (blocked input) and the stem conv (plain
  * input), both writing 16-channel blocks. */
 typedef enum { OWN_WINO, OWN_STEM } own_kernel;
 
+/* Layouts and the fused pool (Winograd reads padded input, both write
+ * padded output, Winograd pools). */
+enum { IN_PADDED = 1, OUT_PADDED = 2, POOLED = 4 };
+
 /* Runs kernel k on xb (blocked for Winograd, plain for the stem) into got. */
 static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, const float *wt,
                          const float *b, const float *map, int sum, int relu, int threads,
-                         const float *xb, float *got) {
+                         int layout, const float *xb, float *got) {
     if (k == OWN_WINO) {
         slim_wino_conv c;
         expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
         c.sum = sum;
+        c.in_padded = (layout & IN_PADDED) != 0;
+        c.out_padded = (layout & OUT_PADDED) != 0;
+        c.pool = (layout & POOLED) != 0;
         void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
         expect_ok(slim_wino_conv_forward(&c, n, xb, got, scratch, threads));
         free(scratch);
@@ -584,6 +605,7 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
         slim_stem_conv c;
         expect_ok(slim_stem_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
         c.sum = sum;
+        c.out_padded = (layout & OUT_PADDED) != 0;
         void *scratch = malloc(slim_stem_scratch_bytes(&c, threads));
         expect_ok(slim_stem_conv_forward(&c, n, xb, got, scratch, threads));
         free(scratch);
@@ -592,11 +614,14 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
 }
 
 /* One conv on our kernel k against the reference conv (+ biasmap, + a
- * residual already in the output, ReLU), on `threads` threads. Winograd's
- * blocked input holds NaN in its padding channels, which must not reach the
- * output; the output's padding channels must be zero. */
-static void own_conv_case(own_kernel k, int n, int cin, int cout, int h, int w, int with_bias,
-                          int with_map, int with_sum, int relu, int threads, uint64_t seed) {
+ * residual already in the output, ReLU, then with POOLED a 2x2 max pool),
+ * on `threads` threads, in the layouts `layout` names. Winograd's blocked
+ * input holds NaN in its padding channels, which must not reach the
+ * output; the output's padding channels must be zero, and the border of
+ * padded output planes untouched. */
+static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int w, int with_bias,
+                             int with_map, int with_sum, int relu, int threads, int layout,
+                             uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
     size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * h * w;
@@ -620,19 +645,43 @@ static void own_conv_case(own_kernel k, int n, int cin, int cout, int h, int w, 
             if (with_sum) *v += res[(size_t)i * cout * h * w + j];
             if (relu && *v < 0) *v = 0;
         }
+    int oh = h, ow = w; /* the output's size */
+    if (layout & POOLED) {
+        oh = h / 2, ow = w / 2;
+        for (int i = 0; i < n * cout; i++) /* in place: (r, c) reads rows 2r, 2r+1 only */
+            for (int r = 0; r < oh; r++)
+                for (int c = 0; c < ow; c++) {
+                    const float *q = y + ((size_t)i * h + 2 * r) * w + 2 * c;
+                    float a = fmaxf(q[0], q[1]), e = fmaxf(q[w], q[w + 1]);
+                    y[((size_t)i * oh + r) * ow + c] = fmaxf(a, e);
+                }
+    }
     float *xb = k == OWN_WINO ? to_blocks(n, cin, h * w, x, NAN) : NULL;
-    float *want = to_blocks(n, cout, h * w, y, 0.0f);
-    size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 * h * w;
-    float *got = malloc(ybn * sizeof(float));
+    if (xb && (layout & IN_PADDED)) {
+        float *xp = to_padded(n, cin, h, w, xb, 0.0f);
+        free(xb);
+        xb = xp;
+    }
+    float *want = to_blocks(n, cout, oh * ow, y, 0.0f);
     float *resb = to_blocks(n, cout, h * w, res, 0.0f);
+    if (layout & OUT_PADDED) { /* the border: a value no conv writes */
+        float *wp = to_padded(n, cout, oh, ow, want, -7.0f),
+              *rp = to_padded(n, cout, h, w, resb, -7.0f);
+        free(want), free(resb);
+        want = wp, resb = rp;
+    }
+    size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 *
+                 ((layout & OUT_PADDED) ? (size_t)slim_padded_size(oh) * slim_padded_size(ow)
+                                        : (size_t)oh * ow);
+    float *got = malloc(ybn * sizeof(float));
     for (size_t i = 0; i < ybn; i++)
         got[i] = with_sum ? resb[i] : -7.0f; /* else: every element must be written */
     own_conv_run(k, n, cin, cout, h, w, wt, with_bias ? b : NULL, with_map ? map : NULL, with_sum,
-                 relu, threads, k == OWN_WINO ? xb : x, got);
-    char what[96];
-    snprintf(what, sizeof what, "%s n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d",
+                 relu, threads, layout, k == OWN_WINO ? xb : x, got);
+    char what[112];
+    snprintf(what, sizeof what, "%s n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d layout%d",
              k == OWN_WINO ? "wino" : "stem", n, cin, cout, h, w, with_bias, with_map, with_sum,
-             relu, threads);
+             relu, threads, layout);
     /* F(4x4, 3x3) rounds more than direct summation: ~1e-6 relative per
      * term, growing with the channels summed. */
     expect_close(got, want, ybn, 2e-5 * (1 + cin / 16.0), what);
@@ -646,6 +695,11 @@ static void own_conv_case(own_kernel k, int n, int cin, int cout, int h, int w, 
     free(xb);
     free(want);
     free(got);
+}
+
+static void own_conv_case(own_kernel k, int n, int cin, int cout, int h, int w, int with_bias,
+                          int with_map, int with_sum, int relu, int threads, uint64_t seed) {
+    own_conv_case_in(k, n, cin, cout, h, w, with_bias, with_map, with_sum, relu, threads, 0, seed);
 }
 
 static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
@@ -709,6 +763,37 @@ static void test_stem(void **state) {
     stem_case(4, 3, 9, 7, 7, 1, 0, 0, 0, 2, 28);
 }
 
+/* Padded planes in and out (read in place, border left as it is) and the
+ * 2x2 max pool in the output transform: even and odd sizes (a last pooled
+ * row or column from a tile's first half), sizes below one tile, a
+ * residual into padded output, with and without ReLU. */
+static void test_own_conv_layouts(void **state) {
+    (void)state;
+    if (!slim_wino_available()) skip();
+    const int in = IN_PADDED, out = OUT_PADDED, pool = POOLED;
+    own_conv_case_in(OWN_WINO, 2, 18, 16, 28, 28, 1, 1, 0, 1, 1, in | out | pool, 41);
+    own_conv_case_in(OWN_WINO, 3, 29, 27, 7, 7, 1, 1, 0, 1, 2, in | out | pool, 42);
+    own_conv_case_in(OWN_WINO, 1, 16, 40, 9, 6, 0, 0, 0, 0, 1, pool, 43);
+    own_conv_case_in(OWN_WINO, 2, 20, 70, 5, 11, 1, 0, 0, 1, 3, in | pool, 44);
+    own_conv_case_in(OWN_WINO, 2, 8, 24, 2, 3, 1, 1, 0, 1, 1, out | pool, 45);
+    own_conv_case_in(OWN_WINO, 4, 33, 17, 14, 14, 1, 1, 1, 1, 2, in | out, 46);
+    own_conv_case_in(OWN_WINO, 1, 5, 9, 3, 1, 1, 0, 0, 1, 1, in, 47);
+    own_conv_case_in(OWN_WINO, 2, 16, 16, 6, 6, 1, 0, 1, 0, 2, out, 48);
+    own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 1, 0, 1, 2, out, 49);
+    own_conv_case_in(OWN_STEM, 1, 3, 33, 5, 9, 1, 0, 1, 1, 1, out, 50);
+    /* A pool needs 2x2 outputs and no residual. */
+    slim_wino_conv c;
+    float wt[9] = {0}, x[16 * 16] = {0}, y[16 * 16], scratch[4096];
+    expect_ok(slim_wino_conv_init(&c, 1, 1, 1, 4, wt, NULL, NULL, 0));
+    c.pool = 1;
+    assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, scratch, 1), SLIM_ERR_ARG);
+    slim_wino_conv_free(&c);
+    expect_ok(slim_wino_conv_init(&c, 1, 1, 4, 4, wt, NULL, NULL, 0));
+    c.pool = c.sum = 1;
+    assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, scratch, 1), SLIM_ERR_ARG);
+    slim_wino_conv_free(&c);
+}
+
 static void test_stem_errors(void **state) {
     (void)state;
     slim_stem_conv c;
@@ -758,6 +843,7 @@ int main(void) {
         cmocka_unit_test(test_wino_errors),
         cmocka_unit_test(test_stem),
         cmocka_unit_test(test_stem_errors),
+        cmocka_unit_test(test_own_conv_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

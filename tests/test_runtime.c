@@ -122,6 +122,14 @@ static void randomize(slim_model *m, slim_rng *rng) {
     free(x);
 }
 
+/* parse(text) with parameters drawn from rng, seeded (a, b) first. */
+static slim_model *parse_random(const char *text, slim_rng *rng, uint64_t a, uint64_t b) {
+    slim_rng_seed(rng, a, b);
+    slim_model *m = parse(text);
+    randomize(m, rng);
+    return m;
+}
+
 static float *random_input(const slim_model *m, int n, slim_rng *rng) {
     size_t count = (size_t)n * input_numel(m);
     float *x = malloc(count * sizeof(float));
@@ -303,9 +311,7 @@ static const char *odd_text =
 static void test_fold_bn_partial(void **state) {
     (void)state;
     slim_rng rng;
-    slim_rng_seed(&rng, 5, 5);
-    slim_model *m = parse(odd_text);
-    randomize(m, &rng);
+    slim_model *m = parse_random(odd_text, &rng, 5, 5);
     check_fold(m, &rng, "odd");
     slim_model *f = NULL;
     assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
@@ -340,6 +346,16 @@ static void test_runtime_models(void **state) {
 /* Whether conv `name` of m runs on one of our convs in the runtime. */
 static int runs_own(const slim_model *m, const char *name) {
     return slim_rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
+}
+
+/* The description of m's plan for batch n, on a runtime of max_batch n. */
+static char *plan_of(const slim_model *m, int n) {
+    slim_runtime *rt = NULL;
+    char *plan = NULL;
+    assert_int_equal(slim_runtime_create(m, n, &rt), SLIM_OK);
+    assert_int_equal(slim_runtime_describe(rt, n, &plan), SLIM_OK);
+    slim_runtime_free(rt);
+    return plan;
 }
 
 /* In a plan description: conv `name`'s biasmap (one the rewrite left) is
@@ -379,24 +395,18 @@ static void test_runtime_biasmap(void **state) {
                        "flatten\n"
                        "dense out=10\n";
     slim_rng rng;
-    slim_rng_seed(&rng, 21, 2);
-    slim_model *m = parse(text);
-    randomize(m, &rng);
+    slim_model *m = parse_random(text, &rng, 21, 2);
     check_fold(m, &rng, "biasmap fold");
     check_runtime(m, &rng, "biasmap");
     /* Random biasmaps are not what a fold makes (see test_runtime_pruned):
      * c2 and c3 have producers with a free channel, but their biasmaps
      * stay binary adds (c1's producer is the input). */
-    slim_runtime *rt = NULL;
-    assert_int_equal(slim_runtime_create(m, 4, &rt), SLIM_OK);
-    char *plan = NULL;
-    assert_int_equal(slim_runtime_describe(rt, 4, &plan), SLIM_OK);
+    char *plan = plan_of(m, 4);
     expect_biasmap(plan, m, "c1"); /* 3 input channels: oneDNN's conv */
     expect_biasmap(plan, m, "c2"); /* stride 2: oneDNN's conv */
     expect_biasmap(plan, m, "c3"); /* ours where the CPU has it */
     assert_null(strstr(plan, "ones"));
     free(plan);
-    slim_runtime_free(rt);
     slim_model_free(m);
 }
 
@@ -441,9 +451,7 @@ static void test_runtime_pruned(void **state) {
         int removed;
     } zero[] = {{"abn", 8}, {"bbn", 5}, {"cbn", 3}, {"dbn", 3}, {"ebn", 2}};
     slim_rng rng;
-    slim_rng_seed(&rng, 17, 3);
-    slim_model *m = parse(text);
-    randomize(m, &rng);
+    slim_model *m = parse_random(text, &rng, 17, 3);
     for (size_t z = 0; z < sizeof zero / sizeof zero[0]; z++) {
         const slim_layer *l = &m->layers[slim_model_find_layer(m, zero[z].bn)];
         float *g = m->params[l->p_gamma].data, *b = m->params[l->p_beta].data;
@@ -501,9 +509,7 @@ static void test_runtime_pruned(void **state) {
 static void test_runtime_odd_graph(void **state) {
     (void)state;
     slim_rng rng;
-    slim_rng_seed(&rng, 33, 4);
-    slim_model *m = parse(odd_text);
-    randomize(m, &rng);
+    slim_model *m = parse_random(odd_text, &rng, 33, 4);
     check_runtime(m, &rng, "odd");
     slim_model_free(m);
 
@@ -525,6 +531,48 @@ static void test_runtime_odd_graph(void **state) {
     slim_model_free(g);
 }
 
+/* Pools taken into our Winograd and padded planes between our convs,
+ * where they may be and only there: c2 + relu + pool and c3 + pool (odd
+ * sizes: 13 -> 6 -> 3) are one step each; the stride-1 pool ps is not
+ * (and r1, which it reads besides c2, stays unpadded); c2's output, read by
+ * c3 alone, is padded, c3's, read by a 1x1 conv (oneDNN's), is not, nor
+ * is what oneDNN's pool ps gives c5; c5's output, read by c6 alone, is. */
+static void test_runtime_pools_padded(void **state) {
+    (void)state;
+    const char *text = "input shape=2x13x13\n"
+                       "conv c1 out=18 k=3 pad=1\n"
+                       "relu r1\n"
+                       "conv c2 out=20 k=3 pad=1\n"
+                       "relu r2\n"
+                       "maxpool k=2\n"
+                       "conv c3 out=17 k=3 pad=1 biasmap=1\n"
+                       "maxpool k=2\n"
+                       "conv c4 out=12 k=1\n"
+                       "gap g1\n"
+                       "maxpool ps k=2 stride=1 from=r1\n"
+                       "conv c5 out=12 k=3 pad=1\n"
+                       "relu r5\n"
+                       "conv c6 out=12 k=3 pad=1\n"
+                       "gap g2\n"
+                       "add a from=g1,g2\n"
+                       "dense out=10\n";
+    slim_rng rng;
+    slim_model *m = parse_random(text, &rng, 51, 2);
+    check_runtime(m, &rng, "pools-padded");
+    if (runs_own(m, "c2")) {
+        for (int n = 1; n <= 8; n += 7) { /* threads sharing a step; a tile of its own */
+            char *plan = plan_of(m, n);
+            assert_non_null(strstr(plan, "conv c2 +bias +relu(r2) +maxpool(maxpool1)"));
+            assert_non_null(strstr(plan, "conv c3 +bias +biasmap +maxpool(maxpool2)"));
+            assert_int_equal(count_str(plan, "+maxpool("), 2);
+            assert_non_null(strstr(plan, "maxpool ps"));
+            assert_int_equal(count_str(plan, "(padded)"), 4);
+            free(plan);
+        }
+    }
+    slim_model_free(m);
+}
+
 /* The fusions the plan is built around: on vgg-fm every relu rides on its
  * conv, and on resnet-fm every add is a sum post-op. */
 static void test_runtime_fusions(void **state) {
@@ -543,6 +591,10 @@ static void test_runtime_fusions(void **state) {
     }
     assert_int_equal(convs, 6);
     assert_int_equal(relus, 6);
+    if (runs_own(m, "conv2")) { /* both pools in the convs before them */
+        assert_int_equal(count_str(plan, "+maxpool("), 2);
+        assert_null(strstr(plan, "\n  2  maxpool"));
+    }
     assert_null(strstr(plan, "\n relu"));   /* no standalone relu step... */
     assert_null(strstr(plan, "batchnorm")); /* ...and no bn left */
     slim_runtime_stats st;
@@ -587,9 +639,7 @@ static void test_runtime_repeat(void **state) {
                        "gap\n"
                        "dense out=10\n";
     slim_rng rng;
-    slim_rng_seed(&rng, 7, 7);
-    slim_model *m = parse(text);
-    randomize(m, &rng);
+    slim_model *m = parse_random(text, &rng, 7, 7);
     slim_runtime *rt = NULL;
     assert_int_equal(slim_runtime_create(m, 8, &rt), SLIM_OK);
     float *x = random_input(m, 8, &rng);
@@ -785,13 +835,14 @@ int main(int argc, char **argv) {
         return cmocka_run_group_tests_name("runtime, AVX2 layouts", child, NULL, free_models);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fold_bn_models),    cmocka_unit_test(test_fold_bn_references),
-        cmocka_unit_test(test_fold_bn_partial),   cmocka_unit_test(test_fold_bn_errors),
-        cmocka_unit_test(test_runtime_models),    cmocka_unit_test(test_runtime_biasmap),
-        cmocka_unit_test(test_runtime_odd_graph), cmocka_unit_test(test_runtime_fusions),
-        cmocka_unit_test(test_runtime_repeat),    cmocka_unit_test(test_runtime_errors),
-        cmocka_unit_test(test_runtime_no_malloc), cmocka_unit_test(test_runtime_blocked_layouts),
-        cmocka_unit_test(test_runtime_pruned),    cmocka_unit_test(test_runtime_tiles),
+        cmocka_unit_test(test_fold_bn_models),       cmocka_unit_test(test_fold_bn_references),
+        cmocka_unit_test(test_fold_bn_partial),      cmocka_unit_test(test_fold_bn_errors),
+        cmocka_unit_test(test_runtime_models),       cmocka_unit_test(test_runtime_biasmap),
+        cmocka_unit_test(test_runtime_odd_graph),    cmocka_unit_test(test_runtime_fusions),
+        cmocka_unit_test(test_runtime_repeat),       cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_runtime_no_malloc),    cmocka_unit_test(test_runtime_blocked_layouts),
+        cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
+        cmocka_unit_test(test_runtime_pools_padded),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

@@ -129,6 +129,14 @@ float *slim_floats64(size_t n);
 int slim_blocked_bias_init(int cout, int h, int w, const float *bias, const float *biasmap,
                            float **bias16, float **biasmap16);
 
+/* Padded planes: an h x w image in 16-channel blocks stored from row 1,
+ * column 1 of a slim_padded_size(h) x slim_padded_size(w) plane whose other
+ * pixels are zero, so that every 6x6 input patch of a Winograd tile (4x4
+ * outputs, from row and column -1) lies inside it and no tile at the
+ * border needs a zero-padded copy. Our convs can read (wino) and write
+ * (wino, stem) them; the zeros are the caller's (written once). */
+int slim_padded_size(int n);
+
 /* ---- Winograd F(4x4, 3x3) inference conv (src/kernels/wino.c) -------- */
 
 /* A 3x3, stride 1, pad 1 conv with bias, biasmap, residual sum and ReLU
@@ -139,6 +147,10 @@ int slim_blocked_bias_init(int cout, int h, int w, const float *bias, const floa
 typedef struct slim_wino_conv {
     int cin, cout, h, w, relu;
     int sum;        /* set after init: add what y holds (a residual) before the ReLU */
+    int pool;       /* set after init: a 2x2, stride 2 max pool follows (not with sum):
+                     * y is (n, ceil(cout/16), h/2, w/2, 16), rounded down */
+    int in_padded;  /* set after init: x is in padded planes (slim_padded_size) */
+    int out_padded; /* set after init: y likewise (its border is left as it is) */
     float *u;       /* 36 points x cin x round16(cout) transformed weights */
     float *bias;    /* round16(cout), zero beyond cout */
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
@@ -155,8 +167,9 @@ void slim_wino_conv_free(slim_wino_conv *c);
 /* Bytes of scratch a forward call on `threads` threads needs (whatever the
  * batch). */
 size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads);
-/* x: (n, ceil(cin/16), h, w, 16), y: (n, ceil(cout/16), h, w, 16); the
- * tiles are shared among `threads` OpenMP threads. */
+/* x: (n, ceil(cin/16), h, w, 16), y: (n, ceil(cout/16), h, w, 16), each
+ * in padded planes when in_padded, out_padded say so, and y pooled with
+ * pool; the tiles are shared among `threads` OpenMP threads. */
 slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *x, float *y,
                                    void *scratch, int threads);
 
@@ -170,6 +183,7 @@ slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *
 typedef struct slim_stem_conv {
     int cin, cout, h, w, relu;
     int sum;        /* set after init: add what y holds (a residual) before the ReLU */
+    int out_padded; /* set after init: y is in padded planes (slim_padded_size) */
     float *wt;      /* cin x 9 taps x round16(cout), zero beyond cout */
     float *bias;    /* round16(cout), zero beyond cout */
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+int slim_padded_size(int n) { return (n + 3) / 4 * 4 + 2; }
+
 float *slim_floats64(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n * sizeof(float) + 64) != 0) return NULL;

@@ -257,14 +257,34 @@ WINO_GEMMN(group_gemm5, 5)
         o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), x5);                   \
     } while (0)
 
+/* Where one block of output channels of one image goes: y (its pixel
+ * (0, 0)), ystride floats from row to row, the conv's h x w output, and
+ * the block's biasmap (its (h, w, 16), or NULL). */
+typedef struct out_block {
+    float *y;
+    size_t ystride;
+    const float *bm;
+    int h, w;
+} out_block;
+
+/* Bias b, biasmap, residual and ReLU on value o of output pixel (r, c). */
+WINO_TARGET static inline __m512 epilogue(__m512 o, __m512 b, const out_block *ob, int sum,
+                                          int relu, int r, int c) {
+    __m512 e = _mm512_add_ps(o, b);
+    if (ob->bm) e = _mm512_add_ps(e, _mm512_load_ps(ob->bm + ((size_t)r * ob->w + c) * 16));
+    if (sum) e = _mm512_add_ps(e, _mm512_loadu_ps(ob->y + (size_t)r * ob->ystride + c * 16));
+    return relu ? _mm512_max_ps(e, _mm512_setzero_ps()) : e;
+}
+#define WINO_EPILOGUE(o, r, c) epilogue(o, b, ob, sum, relu, r, c)
+
 /* The output transform of one tile and one block of 16 output channels:
  * m[p * mstride] for the 36 points to the 4x4 pixels from (r0, c0) that lie
- * inside the h x w output y (one block, (h, w, 16)), plus the bias and the
- * biasmap bm (the block's (h, w, 16), or NULL) and, with sum, what y holds
- * there. */
+ * inside the output, with the bias, the biasmap, with sum what y holds there
+ * and the ReLU; with pool, the 2x2 maxima of those pixels instead (the 4x4
+ * tile holds whole 2x2 windows: r0 and c0 are multiples of 4). */
 WINO_TARGET static void output_tile(const float *m, size_t mstride, const float *bias,
-                                    const float *bm, int sum, int relu, float *y, int h, int w,
-                                    int r0, int c0) {
+                                    const out_block *ob, int sum, int relu, int pool, int r0,
+                                    int c0) {
     __m512 t[4][6];
     for (int j = 0; j < 6; j++) { /* columns: A^T M */
         const float *mp = m + (size_t)j * mstride;
@@ -273,18 +293,31 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
                x4 = _mm512_load_ps(mp + 24 * mstride), x5 = _mm512_load_ps(mp + 30 * mstride);
         WINO_OUT_1D(x0, x1, x2, x3, x4, x5, t[0][j], t[1][j], t[2][j], t[3][j]);
     }
-    const __m512 b = _mm512_load_ps(bias), zero = _mm512_setzero_ps();
-    for (int i = 0; i < 4; i++) { /* rows: (A^T M) A */
-        if (r0 + i >= h) break;
-        __m512 o[4];
+    const __m512 b = _mm512_load_ps(bias);
+    if (!pool) {
+        for (int i = 0; i < 4 && r0 + i < ob->h; i++) { /* rows: (A^T M) A */
+            __m512 o[4];
+            WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2],
+                        o[3]);
+            for (int j = 0; j < 4 && c0 + j < ob->w; j++)
+                _mm512_storeu_ps(ob->y + (size_t)(r0 + i) * ob->ystride + (c0 + j) * 16,
+                                 WINO_EPILOGUE(o[j], r0 + i, c0 + j));
+        }
+        return;
+    }
+    const int ph = ob->h / 2, pw = ob->w / 2; /* the pooled output */
+    for (int i = 0; i < 4 && (r0 + i) / 2 < ph; i += 2) {
+        __m512 o[4], u[4];
         WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3]);
-        for (int j = 0; j < 4 && c0 + j < w; j++) {
-            size_t at = ((size_t)(r0 + i) * w + (c0 + j)) * 16;
-            __m512 r = _mm512_add_ps(o[j], b);
-            if (bm) r = _mm512_add_ps(r, _mm512_load_ps(bm + at));
-            if (sum) r = _mm512_add_ps(r, _mm512_loadu_ps(y + at));
-            if (relu) r = _mm512_max_ps(r, zero);
-            _mm512_storeu_ps(y + at, r);
+        WINO_OUT_1D(t[i + 1][0], t[i + 1][1], t[i + 1][2], t[i + 1][3], t[i + 1][4], t[i + 1][5],
+                    u[0], u[1], u[2], u[3]);
+        for (int j = 0; j < 4 && (c0 + j) / 2 < pw; j += 2) {
+            __m512 top = _mm512_max_ps(WINO_EPILOGUE(o[j], r0 + i, c0 + j),
+                                       WINO_EPILOGUE(o[j + 1], r0 + i, c0 + j + 1));
+            __m512 bottom = _mm512_max_ps(WINO_EPILOGUE(u[j], r0 + i + 1, c0 + j),
+                                          WINO_EPILOGUE(u[j + 1], r0 + i + 1, c0 + j + 1));
+            _mm512_storeu_ps(ob->y + (size_t)((r0 + i) / 2) * ob->ystride + (c0 + j) / 2 * 16,
+                             _mm512_max_ps(top, bottom));
         }
     }
 }
@@ -305,7 +338,17 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     const int cinp = round16(cin), coutp = round16(c->cout);
     const int th = (h + 3) / 4, tw = (w + 3) / 4;
     const int tiles = n * th * tw < last * WINO_GROUP ? n * th * tw : last * WINO_GROUP;
-    const size_t plane = (size_t)h * w * 16;
+    /* The input's planes: h x w, or padded (from row and column -1). */
+    const int ipw = c->in_padded ? slim_padded_size(w) : w;
+    const size_t iplane =
+        c->in_padded ? (size_t)slim_padded_size(h) * ipw * 16 : (size_t)h * w * 16;
+    const size_t plane = (size_t)h * w * 16; /* the biasmap's */
+    /* The output's planes: h x w or pooled, either of them padded;
+     * oorigin is where pixel (0, 0) is in one. */
+    const int oh = c->pool ? h / 2 : h, ow = c->pool ? w / 2 : w;
+    const int opw = c->out_padded ? slim_padded_size(ow) : ow;
+    const size_t oplane = (size_t)(c->out_padded ? slim_padded_size(oh) : oh) * opw * 16;
+    const size_t ostride = (size_t)opw * 16, oorigin = c->out_padded ? ostride + 16 : 0;
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *m = v + (size_t)36 * WINO_GROUP * cinp;
     float *patch = m + (size_t)36 * WINO_GROUP * coutp; /* 6 x 6 x 16 */
@@ -321,12 +364,14 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             int img, r0, c0;
             tile_origin(g0 + t, th, tw, &img, &r0, &c0);
             /* The 6x6 patch from (r0 - 1, c0 - 1): in place when inside the
-             * image, else copied with its zero padding into patch. */
-            int inside = r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w;
+             * image or its padded plane, else copied with its zero padding
+             * into patch. */
+            int inside = c->in_padded || (r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w);
             for (int cb = 0; cb < cinp / 16; cb++) {
-                const float *xb = x + ((size_t)img * (cinp / 16) + cb) * plane;
-                const float *at = xb + ((size_t)(r0 - 1) * w + (c0 - 1)) * 16;
-                size_t stride = (size_t)w * 16;
+                const float *xb = x + ((size_t)img * (cinp / 16) + cb) * iplane;
+                const float *at = c->in_padded ? xb + ((size_t)r0 * ipw + c0) * 16
+                                               : xb + ((size_t)(r0 - 1) * w + (c0 - 1)) * 16;
+                size_t stride = (size_t)ipw * 16;
                 if (!inside) {
                     for (int i = 0; i < 6; i++)
                         for (int j = 0; j < 6; j++) {
@@ -361,10 +406,12 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
             tile_origin(g0 + t, th, tw, &img, &r0, &c0);
-            for (int ob = 0; ob < coutp / 16; ob++)
-                output_tile(m + (size_t)t * 36 * coutp + ob * 16, (size_t)coutp, c->bias + ob * 16,
-                            c->biasmap ? c->biasmap + ob * plane : NULL, c->sum, c->relu,
-                            y + ((size_t)img * (coutp / 16) + ob) * plane, h, w, r0, c0);
+            for (int b = 0; b < coutp / 16; b++) {
+                out_block ob = {y + ((size_t)img * (coutp / 16) + b) * oplane + oorigin, ostride,
+                                c->biasmap ? c->biasmap + b * plane : NULL, h, w};
+                output_tile(m + (size_t)t * 36 * coutp + b * 16, (size_t)coutp, c->bias + b * 16,
+                            &ob, c->sum, c->relu, c->pool, r0, c0);
+            }
         }
     }
 }
@@ -375,6 +422,9 @@ slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *
         return slim_error(SLIM_ERR_ARG, "winograd conv: missing weights, data or scratch");
     if (!slim_wino_available())
         return slim_error(SLIM_ERR_BACKEND, "winograd conv: this CPU has no AVX-512F/VL");
+    if (c->pool && (c->sum || c->h < 2 || c->w < 2))
+        return slim_error(SLIM_ERR_ARG,
+                          "winograd conv: a fused pool needs at least 2x2 outputs and no sum");
     int groups = (n * ((c->h + 3) / 4) * ((c->w + 3) / 4) + WINO_GROUP - 1) / WINO_GROUP;
     if (threads <= 1 || groups < 2) {
         forward(c, n, x, y, scratch, 0, groups);

@@ -30,6 +30,8 @@ void slim_rt_graph_free(rt_graph *g) {
     free(g->chain_end);
     free(g->relu);
     free(g->sum_with);
+    free(g->pool);
+    free(g->padded);
     free(g->last_read);
     memset(g, 0, sizeof *g);
 }
@@ -49,6 +51,14 @@ static int sole_consumer(const slim_model *m, const rt_graph *g, int i) {
     return count == 1 ? found : -1;
 }
 
+/* Whether pool layer p, the sole reader of conv i's chain, can be taken
+ * into i's step: a 2x2, stride 2, unpadded max pool after our Winograd. */
+static int poolable(const slim_model *m, int i, int p) {
+    const slim_layer *c = &m->layers[i], *l = &m->layers[p];
+    return slim_rt_wino_fits(c) && l->kind == SLIM_LAYER_MAXPOOL && l->k == 2 && l->stride == 2 &&
+           l->pad == 0 && c->h >= 2 && c->w >= 2 && l->h == c->h / 2 && l->w == c->w / 2;
+}
+
 slim_status slim_rt_graph_init(slim_runtime *rt) {
     const slim_model *m = rt->model;
     rt_graph *g = &rt->graph;
@@ -58,8 +68,11 @@ slim_status slim_rt_graph_init(slim_runtime *rt) {
     g->chain_end = slim_calloc(n, sizeof(int));
     g->relu = slim_calloc(n, sizeof(int));
     g->sum_with = slim_calloc(n, sizeof(int));
+    g->pool = slim_calloc(n, sizeof(int));
+    g->padded = slim_calloc(n, sizeof(int));
     g->last_read = slim_calloc(n, sizeof(int));
-    if (!g->needed || !g->root || !g->chain_end || !g->relu || !g->sum_with || !g->last_read)
+    if (!g->needed || !g->root || !g->chain_end || !g->relu || !g->sum_with || !g->pool ||
+        !g->padded || !g->last_read)
         return SLIM_ERR_NOMEM;
     int last = m->n_layers - 1;
     g->needed[0] = g->needed[last] = 1;
@@ -99,7 +112,28 @@ slim_status slim_rt_graph_init(slim_runtime *rt) {
             g->relu[i] = 1;
             chain = r;
         }
+        /* conv [+relu] + 2x2/2 max pool on our Winograd: the pool is taken
+         * in its output transform (a 4x4 tile holds whole 2x2 windows). */
+        int p = sole_consumer(m, g, chain);
+        if (p >= 0 && poolable(m, i, p) && g->sum_with[i] < 0) {
+            g->root[p] = i;
+            g->pool[i] = 1;
+            chain = p;
+        }
         g->chain_end[i] = chain;
+    }
+    /* The output of our conv goes to padded planes when our Winograd convs
+     * are all that read it: they then read border tiles in place. */
+    for (int i = 1; i <= last; i++) {
+        if (!g->needed[i] || g->root[i] != i || !slim_rt_own_conv(&m->layers[i])) continue;
+        int end = g->chain_end[i], readers = 0, all_wino = 1;
+        for (int j = i + 1; j <= last; j++)
+            for (int k = 0; g->needed[j] && k < m->layers[j].n_inputs; k++)
+                if (m->layers[j].inputs[k] == end) {
+                    readers++;
+                    all_wino = all_wino && g->root[j] == j && slim_rt_wino_fits(&m->layers[j]);
+                }
+        g->padded[i] = end != last && readers > 0 && all_wino && g->sum_with[i] < 0;
     }
     /* A layer's output is read when the step of each consumer outside its
      * own chain runs; the logits are read after every step. */
@@ -642,8 +676,11 @@ static void conv_what(const builder *b, int i, int split_biasmap, rt_step *s) {
     if (b->rt->biasmap_channel[i]) append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
     if (l->p_biasmap >= 0 && !split_biasmap) append(s->what, sizeof s->what, "%s", " +biasmap");
     if (k >= 0) append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
-    if (b->g->relu[i] && !split_biasmap)
-        append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    for (int r = i + 1; b->g->relu[i] && !split_biasmap && r <= b->g->chain_end[i]; r++)
+        if (b->g->root[r] == i && m->layers[r].kind == SLIM_LAYER_RELU)
+            append(s->what, sizeof s->what, " +relu(%s)", m->layers[r].name);
+    if (b->g->pool[i])
+        append(s->what, sizeof s->what, " +maxpool(%s)", m->layers[b->g->chain_end[i]].name);
 }
 
 /* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
@@ -826,14 +863,33 @@ static slim_status build_own_conv(builder *b, int i) {
     }
     if (weights) /* + the bias and the blocked biasmap */
         b->rt->weight_bytes += (weights + coutp + (map ? coutp * l->h * l->w : 0)) * sizeof(float);
+    /* Padded planes in and out, and the pool, as the graph says (the same
+     * in every plan, like sum). */
+    const int in_root = b->g->root[l->inputs[0]];
+    const int in_padded = !stem && b->g->padded[in_root], out_padded = b->g->padded[i];
+    const slim_layer *end = &m->layers[b->g->chain_end[i]]; /* the pool's dims, if any */
+    if (stem) {
+        sc->out_padded = out_padded;
+    } else {
+        wc->in_padded = in_padded;
+        wc->out_padded = out_padded;
+        wc->pool = b->g->pool[i];
+    }
     scratch = stem ? slim_stem_scratch_bytes(sc, threads) : slim_wino_scratch_bytes(wc, threads);
     dnnl_memory_desc_t src_md, dst_md;
-    SLIM_TRY(md_tag(&src_md, 4, (dnnl_dims_t){b->n, l->in_c, l->in_h, l->in_w},
+    SLIM_TRY(md_tag(&src_md, 4,
+                    (dnnl_dims_t){b->n, l->in_c, in_padded ? slim_padded_size(l->in_h) : l->in_h,
+                                  in_padded ? slim_padded_size(l->in_w) : l->in_w},
                     stem ? dnnl_nchw : dnnl_aBcd16b));
-    SLIM_TRY(md_tag(&dst_md, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, dnnl_aBcd16b));
+    SLIM_TRY(md_tag(&dst_md, 4,
+                    (dnnl_dims_t){b->n, l->c, out_padded ? slim_padded_size(end->h) : end->h,
+                                  out_padded ? slim_padded_size(end->w) : end->w},
+                    dnnl_aBcd16b));
     rt_loc src, dst;
     SLIM_TRY(value_in(b, l->inputs[0], &src_md, &src));
     SLIM_TRY(conv_dst(b, i, &src, &dst_md, &dst));
+    if (out_padded) /* its border must stay zero: shared with nothing */
+        b->plan->storages[dst.storage].exclusive = b->plan->storages[dst.storage].zeroed = 1;
     rt_step *s = NULL;
     SLIM_TRY(push_own_step(b, scratch, &s));
     if (stem)

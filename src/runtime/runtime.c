@@ -163,6 +163,8 @@ static slim_status plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
  * which another plan may have overwritten since this one last ran. */
 static slim_status plan_bind(rt_ctx *c, rt_plan *p) {
     char *arena = c->arena;
+    for (int s = 0; s < p->n_storages; s++) /* padded planes: their borders */
+        if (p->storages[s].zeroed) memset(arena + p->storages[s].offset, 0, p->storages[s].bytes);
     for (int s = 0; s < p->n_steps; s++) {
         rt_step *st = &p->steps[s];
         for (int a = 0; a < st->nargs; a++) {
@@ -474,6 +476,9 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         char a[48] = "-", b[48] = "-";
         if (src) slim_rt_md_str(&src->md, a, sizeof a);
         if (dst) slim_rt_md_str(&dst->md, b, sizeof b);
+        if (st->wino && st->wino->in_padded) strcat(a, "(padded)");
+        if ((st->wino && st->wino->out_padded) || (st->stem && st->stem->out_padded))
+            strcat(b, "(padded)");
         int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&
                       src->storage == dst->storage;
         text_add(&t, "%3d  %-48s %s -> %s%s  [%s]\n", s, st->what, a, b,

@@ -59,6 +59,7 @@ typedef struct rt_storage {
     size_t bytes;
     int first, last; /* layer times: written at first, last read at last */
     int exclusive;   /* padded layout: shares memory with nothing (see plan.c) */
+    int zeroed;      /* padded planes: all zero when bound, their producer writes inside */
     size_t offset;   /* into the arena, set when the plan is finished */
 } rt_storage;
 
@@ -95,6 +96,9 @@ typedef struct rt_graph {
     int *chain_end; /* per root: the last layer its step computes */
     int *relu;      /* per root: a relu is fused as its last post-op */
     int *sum_with;  /* per conv root: the other operand of a fused add, -1 if none */
+    int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
+    int *padded;    /* per root of our convs: its output is stored in padded planes
+                     * (slim_padded_size), read only by our Winograd */
     int *last_read; /* per layer: the last time its output is read */
 } rt_graph;
 
