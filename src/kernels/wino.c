@@ -17,7 +17,7 @@
  * do (AMD Zen 5), an 8-lane GEMM of its own for 63 -> 70 channels cost more
  * than the 5th vector does (7x7: 0.075 -> 0.066 ms for 8 images).
  *
- * Per group of WINO_GROUP output tiles of 4x4 pixels:
+ * Per group of 4 or 8 output tiles of 4x4 pixels (group_size):
  *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
  *   M[t][p][o] = sum_c V[p][t][c] U[p][c][o]  (36 small GEMMs, U = G g G^T)
  *   y = ReLU(A^T M A + bias + biasmap + y if summing), stored where the 4x4
@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINO_GROUP 4 /* tiles per GEMM */
 #define WINO_TARGET __attribute__((target("avx512f,avx512vl,fma")))
 
 int slim_wino_available(void) {
@@ -43,6 +42,21 @@ int slim_wino_available(void) {
 }
 
 static int round16(int c) { return (c + 15) / 16 * 16; }
+
+/* Groups of 8 tiles for convs of at most 32 output channels, else 4. A
+ * broadcast of v serves a multiply-add per output vector, and a weight
+ * vector loaded serves one per tile: with one or two output vectors, 4
+ * tiles leave the GEMM bound by loads and by its few chains of dependent
+ * multiply-adds (measured on Zen 5, GEMMs alone, 18 -> 16 channels: 4.7
+ * against 5.8 G multiply-adds/s; 29 -> 27: 6.5 against 7.0); with more
+ * vectors, 8 tiles would not fit the sums in registers. */
+#define WINO_GROUP_MAX 8
+/* Floats between the points of v beyond the group's G x round16(cin): with
+ * none, the input transform's 36 stores per tile land a power of two apart
+ * (1 KiB with 8 tiles of 32 channels) and share few cache sets (measured:
+ * 18 -> 16 channels, 8 tiles, 0.108 ms without, 0.098 with). */
+#define WINO_SKEW 16
+static int group_size(const slim_wino_conv *c) { return round16(c->cout) <= 32 ? 8 : 4; }
 
 /* U = G g G^T for one 3x3 kernel g, in double (the transform's fractions
  * would otherwise round twice). */
@@ -103,8 +117,8 @@ void slim_wino_conv_free(slim_wino_conv *c) {
 /* One thread's scratch: V and M of one group and a 6x6 patch, 64-byte
  * aligned. */
 static size_t thread_scratch(const slim_wino_conv *c) {
-    size_t v = (size_t)36 * WINO_GROUP * round16(c->cin);
-    size_t m = (size_t)36 * WINO_GROUP * round16(c->cout);
+    size_t v = (size_t)36 * (WINO_GROUP_MAX * round16(c->cin) + WINO_SKEW);
+    size_t m = (size_t)36 * WINO_GROUP_MAX * round16(c->cout);
     return (v + m + 6 * 6 * 16) * sizeof(float) + 64;
 }
 
@@ -183,25 +197,25 @@ size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
 WINO_INPUT_TILE(input_tile, __m512, _mm512)
 WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 
-/* The 36 GEMMs of one group for one vector of output channels starting at
- * channel o: m[t][p][o..] (coutp floats per point) = sum_c v[p][t][c]
- * u[p][c][o..]. The 8-lane version serves a conv of at most 8 output
- * channels; it zeroes the block's other 8 lanes of m. */
-#define WINO_GEMM1(NAME, VT, P, TAIL)                                                              \
+/* The 36 GEMMs of one group of G tiles for one vector of output channels
+ * starting at channel o: m[t][p][o..] (coutp floats per point) = sum_c
+ * v[p][t][c] u[p][c][o..]. The 8-lane version serves a conv of at most 8
+ * output channels; it zeroes the block's other 8 lanes of m. */
+#define WINO_GEMM1(NAME, VT, P, TAIL, G)                                                           \
     WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
                                  int coutp, int o, float *m) {                                     \
         for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * WINO_GROUP * vstride;                                \
+            const float *vp = v + (size_t)p * ((G)*vstride + WINO_SKEW);                           \
             const float *up = u + (size_t)p * cin * coutp + o;                                     \
-            VT a[WINO_GROUP];                                                                      \
-            for (int t = 0; t < WINO_GROUP; t++)                                                   \
+            VT a[G];                                                                               \
+            for (int t = 0; t < (G); t++)                                                          \
                 a[t] = P##_setzero_ps();                                                           \
             for (int c = 0; c < cin; c++) {                                                        \
                 VT w0 = P##_load_ps(up + (size_t)c * coutp);                                       \
-                for (int t = 0; t < WINO_GROUP; t++)                                               \
+                for (int t = 0; t < (G); t++)                                                      \
                     a[t] = P##_fmadd_ps(P##_set1_ps(vp[(size_t)t * vstride + c]), w0, a[t]);       \
             }                                                                                      \
-            for (int t = 0; t < WINO_GROUP; t++) {                                                 \
+            for (int t = 0; t < (G); t++) {                                                        \
                 float *mp = m + ((size_t)t * 36 + p) * coutp + o;                                  \
                 P##_store_ps(mp, a[t]);                                                            \
                 TAIL;                                                                              \
@@ -209,42 +223,42 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
         }                                                                                          \
     }
 
-WINO_GEMM1(group_gemm1, __m512, _mm512, (void)0)
-WINO_GEMM1(group_gemm_half, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setzero_ps()))
-
 /* The same for NB (2-5) vectors of output channels from o: each value of v
- * read serves NB multiplies (NB = 5: 20 sums, 5 weights and the broadcast
- * in 26 of the 32 vector registers). */
-#define WINO_GEMMN(NAME, NB)                                                                       \
+ * read serves NB multiplies (NB x G sums, NB weights and the broadcast
+ * within the 32 vector registers). */
+#define WINO_GEMMN(NAME, NB, G)                                                                    \
     WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
                                  int coutp, int o, float *m) {                                     \
         for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * WINO_GROUP * vstride;                                \
+            const float *vp = v + (size_t)p * ((G)*vstride + WINO_SKEW);                           \
             const float *up = u + (size_t)p * cin * coutp + o;                                     \
-            __m512 a[WINO_GROUP][NB];                                                              \
-            for (int t = 0; t < WINO_GROUP; t++)                                                   \
+            __m512 a[G][NB];                                                                       \
+            for (int t = 0; t < (G); t++)                                                          \
                 for (int k = 0; k < NB; k++)                                                       \
                     a[t][k] = _mm512_setzero_ps();                                                 \
             for (int c = 0; c < cin; c++) {                                                        \
                 __m512 w[NB];                                                                      \
                 for (int k = 0; k < NB; k++)                                                       \
                     w[k] = _mm512_load_ps(up + (size_t)c * coutp + 16 * k);                        \
-                for (int t = 0; t < WINO_GROUP; t++) {                                             \
+                for (int t = 0; t < (G); t++) {                                                    \
                     __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);                        \
                     for (int k = 0; k < NB; k++)                                                   \
                         a[t][k] = _mm512_fmadd_ps(x, w[k], a[t][k]);                               \
                 }                                                                                  \
             }                                                                                      \
-            for (int t = 0; t < WINO_GROUP; t++)                                                   \
+            for (int t = 0; t < (G); t++)                                                          \
                 for (int k = 0; k < NB; k++)                                                       \
                     _mm512_store_ps(m + ((size_t)t * 36 + p) * coutp + o + 16 * k, a[t][k]);       \
         }                                                                                          \
     }
 
-WINO_GEMMN(group_gemm2, 2)
-WINO_GEMMN(group_gemm3, 3)
-WINO_GEMMN(group_gemm4, 4)
-WINO_GEMMN(group_gemm5, 5)
+WINO_GEMM1(gemm1_g8, __m512, _mm512, (void)0, 8)
+WINO_GEMM1(gemm_half_g8, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setzero_ps()), 8)
+WINO_GEMMN(gemm2_g8, 2, 8)
+WINO_GEMMN(gemm2_g4, 2, 4)
+WINO_GEMMN(gemm3_g4, 3, 4)
+WINO_GEMMN(gemm4_g4, 4, 4)
+WINO_GEMMN(gemm5_g4, 5, 4)
 
 /* The 6-point output transform A^T x, 4 values. */
 #define WINO_OUT_1D(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                        \
@@ -337,7 +351,8 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     const int h = c->h, w = c->w, cin = c->cin;
     const int cinp = round16(cin), coutp = round16(c->cout);
     const int th = (h + 3) / 4, tw = (w + 3) / 4;
-    const int tiles = n * th * tw < last * WINO_GROUP ? n * th * tw : last * WINO_GROUP;
+    const int G = group_size(c);
+    const int tiles = n * th * tw < last * G ? n * th * tw : last * G;
     /* The input's planes: h x w, or padded (from row and column -1). */
     const int ipw = c->in_padded ? slim_padded_size(w) : w;
     const size_t iplane =
@@ -350,15 +365,16 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     const size_t oplane = (size_t)(c->out_padded ? slim_padded_size(oh) : oh) * opw * 16;
     const size_t ostride = (size_t)opw * 16, oorigin = c->out_padded ? ostride + 16 : 0;
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    float *m = v + (size_t)36 * WINO_GROUP * cinp;
-    float *patch = m + (size_t)36 * WINO_GROUP * coutp; /* 6 x 6 x 16 */
-    for (int g0 = first * WINO_GROUP; g0 < tiles; g0 += WINO_GROUP) {
-        int count = tiles - g0 < WINO_GROUP ? tiles - g0 : WINO_GROUP;
-        for (int t = 0; t < WINO_GROUP; t++) {
+    float *m = v + (size_t)36 * (WINO_GROUP_MAX * cinp + WINO_SKEW);
+    float *patch = m + (size_t)36 * WINO_GROUP_MAX * coutp; /* 6 x 6 x 16 */
+    for (int g0 = first * G; g0 < tiles; g0 += G) {
+        int count = tiles - g0 < G ? tiles - g0 : G;
+        for (int t = 0; t < G; t++) {
             float *vt = v + (size_t)t * cinp;
             if (t >= count) { /* the last group: tiles that are not there */
                 for (int p = 0; p < 36; p++)
-                    memset(vt + (size_t)p * WINO_GROUP * cinp, 0, (size_t)cinp * sizeof(float));
+                    memset(vt + (size_t)p * (G * cinp + WINO_SKEW), 0,
+                           (size_t)cinp * sizeof(float));
                 continue;
             }
             int img, r0, c0;
@@ -385,24 +401,29 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                     stride = 6 * 16;
                 }
                 if (cin - cb * 16 <= 8)
-                    input_tile8(at, stride, vt + cb * 16, (size_t)WINO_GROUP * cinp);
+                    input_tile8(at, stride, vt + cb * 16, (size_t)G * cinp + WINO_SKEW);
                 else
-                    input_tile(at, stride, vt + cb * 16, (size_t)WINO_GROUP * cinp);
+                    input_tile(at, stride, vt + cb * 16, (size_t)G * cinp + WINO_SKEW);
             }
         }
         /* Output vectors four at a time, the last 1-5 in one call (a
          * lone last one 8-lane when it holds at most 8 real channels): a
          * value of v broadcast once serves every vector of a call. */
         int left = coutp / 16, ob = 0;
-        for (; left > 5 || left == 4; left -= 4, ob += 4)
-            group_gemm4(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        if (left == 5) group_gemm5(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        if (left == 3) group_gemm3(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        if (left == 2) group_gemm2(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        if (left == 1 && c->cout - ob * 16 <= 8)
-            group_gemm_half(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
-        else if (left == 1)
-            group_gemm1(v, (size_t)cinp, c->u, cin, coutp, ob * 16, m);
+        const size_t vs = (size_t)cinp;
+        if (G == 8 && left == 2)
+            gemm2_g8(v, vs, c->u, cin, coutp, 0, m);
+        else if (G == 8 && c->cout <= 8)
+            gemm_half_g8(v, vs, c->u, cin, coutp, 0, m);
+        else if (G == 8)
+            gemm1_g8(v, vs, c->u, cin, coutp, 0, m);
+        else {
+            for (; left > 5 || left == 4; left -= 4, ob += 4)
+                gemm4_g4(v, vs, c->u, cin, coutp, ob * 16, m);
+            if (left == 5) gemm5_g4(v, vs, c->u, cin, coutp, ob * 16, m);
+            if (left == 3) gemm3_g4(v, vs, c->u, cin, coutp, ob * 16, m);
+            if (left == 2) gemm2_g4(v, vs, c->u, cin, coutp, ob * 16, m);
+        }
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
             tile_origin(g0 + t, th, tw, &img, &r0, &c0);
@@ -425,7 +446,7 @@ slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *
     if (c->pool && (c->sum || c->h < 2 || c->w < 2))
         return slim_error(SLIM_ERR_ARG,
                           "winograd conv: a fused pool needs at least 2x2 outputs and no sum");
-    int groups = (n * ((c->h + 3) / 4) * ((c->w + 3) / 4) + WINO_GROUP - 1) / WINO_GROUP;
+    int G = group_size(c), groups = (n * ((c->h + 3) / 4) * ((c->w + 3) / 4) + G - 1) / G;
     if (threads <= 1 || groups < 2) {
         forward(c, n, x, y, scratch, 0, groups);
         return SLIM_OK;
