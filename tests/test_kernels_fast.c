@@ -778,6 +778,8 @@ static void test_own_conv_layouts(void **state) {
     own_conv_case_in(OWN_WINO, 2, 8, 24, 2, 3, 1, 1, 0, 1, 1, out | pool, 45);
     own_conv_case_in(OWN_WINO, 4, 33, 17, 14, 14, 1, 1, 1, 1, 2, in | out, 46);
     own_conv_case_in(OWN_WINO, 1, 5, 9, 3, 1, 1, 0, 0, 1, 1, in, 47);
+    own_conv_case_in(OWN_WINO, 1, 18, 16, 9, 9, 1, 0, 0, 1, 2, in, 52); /* a tile unpaired */
+    own_conv_case_in(OWN_WINO, 2, 40, 24, 6, 7, 0, 1, 0, 1, 1, in | out | pool, 53);
     own_conv_case_in(OWN_WINO, 2, 16, 16, 6, 6, 1, 0, 1, 0, 2, out, 48);
     own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 1, 0, 1, 2, out, 49);
     own_conv_case_in(OWN_STEM, 1, 3, 33, 5, 9, 1, 0, 1, 1, 1, out, 50);

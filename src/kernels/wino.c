@@ -197,6 +197,36 @@ size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
 WINO_INPUT_TILE(input_tile, __m512, _mm512)
 WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 
+/* The 8-lane transform for two tiles at once, one in each half of the
+ * 16-lane vectors: patches at x and x2, results to v and v2. A last block
+ * of at most 8 real channels costs a whole vector operation per step on a
+ * CPU whose 8-lane operations cost what 16-lane ones do (Zen 5); in pairs,
+ * half of that. */
+#undef WINO_LD
+#define WINO_LD(P, j, r)                                                                           \
+    _mm512_castpd_ps(_mm512_insertf64x4(                                                           \
+        _mm512_castps_pd(                                                                          \
+            _mm512_castps256_ps512(_mm256_loadu_ps(x + (size_t)(j)*16 + (size_t)(r)*stride))),     \
+        _mm256_castps_pd(_mm256_loadu_ps(x2 + (size_t)(j)*16 + (size_t)(r)*stride)), 1))
+#undef WINO_ROW
+#define WINO_ROW(VT, P, r, e0, e1, e2, e3, e4, e5)                                                 \
+    do {                                                                                           \
+        VT o[6];                                                                                   \
+        WINO_IN_LO(VT, P, e0, e1, e2, e3, e4, o[0], o[1], o[2]);                                   \
+        WINO_IN_HI(VT, P, e1, e2, e3, e4, e5, o[3], o[4], o[5]);                                   \
+        for (int k = 0; k < 6; k++) {                                                              \
+            size_t at = (size_t)((r)*6 + k) * vstride;                                             \
+            _mm256_store_ps(v + at, _mm512_castps512_ps256(o[k]));                                 \
+            _mm256_store_ps(v2 + at,                                                               \
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(o[k]), 1)));  \
+        }                                                                                          \
+    } while (0)
+WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stride, float *v,
+                                    float *v2, size_t vstride) {
+    WINO_HALF(__m512, _mm512, LO, 0);
+    WINO_HALF(__m512, _mm512, HI, 3);
+}
+
 /* The 36 GEMMs of one group of G tiles for one vector of output channels
  * starting at channel o: m[t][p][o..] (coutp floats per point) = sum_c
  * v[p][t][c] u[p][c][o..]. The 8-lane version serves a conv of at most 8
@@ -367,6 +397,10 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *m = v + (size_t)36 * (WINO_GROUP_MAX * cinp + WINO_SKEW);
     float *patch = m + (size_t)36 * WINO_GROUP_MAX * coutp; /* 6 x 6 x 16 */
+    const size_t vpoint = (size_t)G * cinp + WINO_SKEW;     /* v's floats per point */
+    /* A last input block of at most 8 real channels in padded planes: its
+     * transforms are made in pairs of tiles, after the other blocks'. */
+    const int pair_tail = c->in_padded && cin % 16 != 0 && cin % 16 <= 8;
     for (int g0 = first * G; g0 < tiles; g0 += G) {
         int count = tiles - g0 < G ? tiles - g0 : G;
         for (int t = 0; t < G; t++) {
@@ -383,7 +417,7 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
              * image or its padded plane, else copied with its zero padding
              * into patch. */
             int inside = c->in_padded || (r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w);
-            for (int cb = 0; cb < cinp / 16; cb++) {
+            for (int cb = 0; cb < cinp / 16 - pair_tail; cb++) {
                 const float *xb = x + ((size_t)img * (cinp / 16) + cb) * iplane;
                 const float *at = c->in_padded ? xb + ((size_t)r0 * ipw + c0) * 16
                                                : xb + ((size_t)(r0 - 1) * w + (c0 - 1)) * 16;
@@ -405,6 +439,23 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                 else
                     input_tile(at, stride, vt + cb * 16, (size_t)G * cinp + WINO_SKEW);
             }
+        }
+        /* A last input block of at most 8 real channels, read in place,
+         * two tiles at a time. */
+        for (int t = 0; pair_tail && t < count; t += 2) {
+            const float *at[2];
+            for (int k = 0; k < 2; k++) {
+                int img, r0, c0;
+                tile_origin(g0 + (t + k < count ? t + k : t), th, tw, &img, &r0,
+                            &c0); /* an odd last tile: itself */
+                at[k] = x + ((size_t)img * (cinp / 16) + cinp / 16 - 1) * iplane +
+                        ((size_t)r0 * ipw + c0) * 16;
+            }
+            float *vt = v + (size_t)t * cinp + cinp - 16;
+            if (t + 1 < count)
+                input_pair8(at[0], at[1], (size_t)ipw * 16, vt, vt + cinp, vpoint);
+            else
+                input_tile8(at[0], (size_t)ipw * 16, vt, vpoint);
         }
         /* Output vectors four at a time, the last 1-5 in one call (a
          * lone last one 8-lane when it holds at most 8 real channels): a
