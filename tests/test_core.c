@@ -1,7 +1,9 @@
-/* Core: PCG32, the arena's no-malloc steady state, error messages. */
+/* Core: PCG32, the arena's no-malloc steady state, error messages, large buffers. */
 #include "testutil.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_pcg32_reference(void **state) {
@@ -77,12 +79,32 @@ static void test_errors(void **state) {
     assert_non_null(strstr(slim_last_error(), "overflow"));
 }
 
+/* Large buffers: zeroed like calloc, 2 MiB-aligned from 4 MiB on (where
+ * huge pages can back them), freed with free(); overflow refused. */
+static void test_calloc_large(void **state) {
+    (void)state;
+    const size_t sizes[] = {1, 1000, (size_t)4 << 20, ((size_t)9 << 20) + 12};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = slim_calloc_large(sizes[i], 1);
+        assert_non_null(p);
+        size_t nonzero = 0;
+        for (size_t j = 0; j < sizes[i]; j++)
+            nonzero += p[j] != 0;
+        assert_int_equal(nonzero, 0);
+        if (sizes[i] >= ((size_t)4 << 20)) assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
+        memset(p, 0xab, sizes[i]);
+        free(p);
+    }
+    slim_clear_error();
+    assert_null(slim_calloc_large(SIZE_MAX / 2, 4));
+    assert_non_null(strstr(slim_last_error(), "overflow"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pcg32_reference),
-        cmocka_unit_test(test_rng_ranges),
-        cmocka_unit_test(test_arena_steady_state),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_pcg32_reference),    cmocka_unit_test(test_rng_ranges),
+        cmocka_unit_test(test_arena_steady_state), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_calloc_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

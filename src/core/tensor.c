@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 size_t slim_shape_numel(int ndim, const int *shape) {
     size_t n = 1;
@@ -45,6 +46,23 @@ const char *slim_shape_str(const slim_tensor *t, char *buf, size_t len) {
     for (int i = 0; i < t->ndim && off < len; i++)
         off += (size_t)snprintf(buf + off, len - off, i ? "x%d" : "%d", t->shape[i]);
     return buf;
+}
+
+void *slim_calloc_large(size_t n, size_t size) {
+    const size_t huge = (size_t)2 << 20;
+    if (size && n > SIZE_MAX / size) return slim_calloc(n, size); /* its message */
+    size_t bytes = n * size;
+    if (bytes < 2 * huge) return slim_calloc(n, size);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0) {
+        slim_error(SLIM_ERR_NOMEM, "cannot allocate %zu bytes", bytes);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE); /* advice: pages stay small where it is not taken */
+#endif
+    memset(p, 0, bytes);
+    return p;
 }
 
 void *slim_calloc(size_t n, size_t size) {

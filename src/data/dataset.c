@@ -31,7 +31,7 @@ static slim_status dataset_alloc(size_t n, int c, int h, int w, int n_classes, i
         ds->std[k] = 1.0f;
     }
     /* calloc(1, ...) when n == 0 so that the pointers are never NULL. */
-    void *data = slim_calloc(n ? n * per : 1, size);
+    void *data = slim_calloc_large(n ? n * per : 1, size);
     if (bytes)
         ds->pixels = data;
     else
@@ -126,7 +126,7 @@ slim_status slim_dataset_to_floats(slim_dataset *ds) {
     if (ds->n > 0 && per > SIZE_MAX / sizeof(float) / ds->n)
         return slim_error(SLIM_ERR_NOMEM, "data set: %zu images do not fit in memory as floats",
                           ds->n);
-    float *images = slim_calloc(ds->n ? ds->n * per : 1, sizeof(float));
+    float *images = slim_calloc_large(ds->n ? ds->n * per : 1, sizeof(float));
     if (!images)
         return slim_error(SLIM_ERR_NOMEM, "data set: cannot allocate %zu images as floats", ds->n);
     slim_dataset_read(ds, 0, ds->n, images); /* the whole range: cannot fail */
