@@ -198,10 +198,11 @@ WINO_INPUT_TILE(input_tile, __m512, _mm512)
 WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 
 /* The 8-lane transform for two tiles at once, one in each half of the
- * 16-lane vectors: patches at x and x2, results to v and v2. A last block
- * of at most 8 real channels costs a whole vector operation per step on a
- * CPU whose 8-lane operations cost what 16-lane ones do (Zen 5); in pairs,
- * half of that. */
+ * 16-lane vectors: patches at x and x2, results to v, the two tiles' 8
+ * channels side by side. A last block of at most 8 real channels costs a
+ * whole vector operation per step on a CPU whose 8-lane operations cost
+ * what 16-lane ones do (Zen 5); in pairs, half of that, and half the
+ * stores. */
 #undef WINO_LD
 #define WINO_LD(P, j, r)                                                                           \
     _mm512_castpd_ps(_mm512_insertf64x4(                                                           \
@@ -214,15 +215,11 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
         VT o[6];                                                                                   \
         WINO_IN_LO(VT, P, e0, e1, e2, e3, e4, o[0], o[1], o[2]);                                   \
         WINO_IN_HI(VT, P, e1, e2, e3, e4, e5, o[3], o[4], o[5]);                                   \
-        for (int k = 0; k < 6; k++) {                                                              \
-            size_t at = (size_t)((r)*6 + k) * vstride;                                             \
-            _mm256_store_ps(v + at, _mm512_castps512_ps256(o[k]));                                 \
-            _mm256_store_ps(v2 + at,                                                               \
-                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(o[k]), 1)));  \
-        }                                                                                          \
+        for (int k = 0; k < 6; k++)                                                                \
+            _mm512_store_ps(v + (size_t)((r)*6 + k) * vstride, o[k]);                              \
     } while (0)
 WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stride, float *v,
-                                    float *v2, size_t vstride) {
+                                    size_t vstride) {
     WINO_HALF(__m512, _mm512, LO, 0);
     WINO_HALF(__m512, _mm512, HI, 3);
 }
@@ -232,18 +229,23 @@ WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stri
  * v[p][t][c] u[p][c][o..]. The 8-lane version serves a conv of at most 8
  * output channels; it zeroes the block's other 8 lanes of m. */
 #define WINO_GEMM1(NAME, VT, P, TAIL, G)                                                           \
-    WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
+    WINO_TARGET static void NAME(const float *v, size_t vpoint, int c16, const float *u, int cin,  \
                                  int coutp, int o, float *m) {                                     \
         for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * ((G)*vstride + WINO_SKEW);                           \
+            const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)(G)*c16;                  \
             const float *up = u + (size_t)p * cin * coutp + o;                                     \
             VT a[G];                                                                               \
             for (int t = 0; t < (G); t++)                                                          \
                 a[t] = P##_setzero_ps();                                                           \
-            for (int c = 0; c < cin; c++) {                                                        \
+            for (int c = 0; c < cin && c < c16; c++) {                                             \
                 VT w0 = P##_load_ps(up + (size_t)c * coutp);                                       \
                 for (int t = 0; t < (G); t++)                                                      \
-                    a[t] = P##_fmadd_ps(P##_set1_ps(vp[(size_t)t * vstride + c]), w0, a[t]);       \
+                    a[t] = P##_fmadd_ps(P##_set1_ps(vp[(size_t)t * c16 + c]), w0, a[t]);           \
+            }                                                                                      \
+            for (int c = c16; c < cin; c++) { /* the narrow last block */                          \
+                VT w0 = P##_load_ps(up + (size_t)c * coutp);                                       \
+                for (int t = 0; t < (G); t++)                                                      \
+                    a[t] = P##_fmadd_ps(P##_set1_ps(vn[t * 8 + c - c16]), w0, a[t]);               \
             }                                                                                      \
             for (int t = 0; t < (G); t++) {                                                        \
                 float *mp = m + ((size_t)t * 36 + p) * coutp + o;                                  \
@@ -256,26 +258,31 @@ WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stri
 /* The same for NB (2-5) vectors of output channels from o: each value of v
  * read serves NB multiplies (NB x G sums, NB weights and the broadcast
  * within the 32 vector registers). */
+#define WINO_GEMMN_STEP(NB, G, c, X)                                                               \
+    do {                                                                                           \
+        __m512 w[NB];                                                                              \
+        for (int k = 0; k < NB; k++)                                                               \
+            w[k] = _mm512_load_ps(up + (size_t)(c)*coutp + 16 * k);                                \
+        for (int t = 0; t < (G); t++) {                                                            \
+            __m512 x = _mm512_set1_ps(X);                                                          \
+            for (int k = 0; k < NB; k++)                                                           \
+                a[t][k] = _mm512_fmadd_ps(x, w[k], a[t][k]);                                       \
+        }                                                                                          \
+    } while (0)
 #define WINO_GEMMN(NAME, NB, G)                                                                    \
-    WINO_TARGET static void NAME(const float *v, size_t vstride, const float *u, int cin,          \
+    WINO_TARGET static void NAME(const float *v, size_t vpoint, int c16, const float *u, int cin,  \
                                  int coutp, int o, float *m) {                                     \
         for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * ((G)*vstride + WINO_SKEW);                           \
+            const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)(G)*c16;                  \
             const float *up = u + (size_t)p * cin * coutp + o;                                     \
             __m512 a[G][NB];                                                                       \
             for (int t = 0; t < (G); t++)                                                          \
                 for (int k = 0; k < NB; k++)                                                       \
                     a[t][k] = _mm512_setzero_ps();                                                 \
-            for (int c = 0; c < cin; c++) {                                                        \
-                __m512 w[NB];                                                                      \
-                for (int k = 0; k < NB; k++)                                                       \
-                    w[k] = _mm512_load_ps(up + (size_t)c * coutp + 16 * k);                        \
-                for (int t = 0; t < (G); t++) {                                                    \
-                    __m512 x = _mm512_set1_ps(vp[(size_t)t * vstride + c]);                        \
-                    for (int k = 0; k < NB; k++)                                                   \
-                        a[t][k] = _mm512_fmadd_ps(x, w[k], a[t][k]);                               \
-                }                                                                                  \
-            }                                                                                      \
+            for (int c = 0; c < cin && c < c16; c++)                                               \
+                WINO_GEMMN_STEP(NB, G, c, vp[(size_t)t * c16 + c]);                                \
+            for (int c = c16; c < cin; c++) /* the narrow last block */                            \
+                WINO_GEMMN_STEP(NB, G, c, vn[t * 8 + c - c16]);                                    \
             for (int t = 0; t < (G); t++)                                                          \
                 for (int k = 0; k < NB; k++)                                                       \
                     _mm512_store_ps(m + ((size_t)t * 36 + p) * coutp + o + 16 * k, a[t][k]);       \
@@ -397,18 +404,23 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *m = v + (size_t)36 * (WINO_GROUP_MAX * cinp + WINO_SKEW);
     float *patch = m + (size_t)36 * WINO_GROUP_MAX * coutp; /* 6 x 6 x 16 */
-    const size_t vpoint = (size_t)G * cinp + WINO_SKEW;     /* v's floats per point */
-    /* A last input block of at most 8 real channels in padded planes: its
-     * transforms are made in pairs of tiles, after the other blocks'. */
-    const int pair_tail = c->in_padded && cin % 16 != 0 && cin % 16 <= 8;
+    /* v, per point: the group's tiles one after the other, c16 floats each
+     * (their 16-channel blocks), then a last block of at most 8 real
+     * channels, if any, 8 floats per tile (two tiles' in one vector). */
+    const int c16 = cin % 16 != 0 && cin % 16 <= 8 ? cin / 16 * 16 : cinp;
+    const size_t vpoint = (size_t)G * c16 + (c16 < cin ? (size_t)G * 8 : 0) + WINO_SKEW;
+    /* Such a last block in padded planes is transformed two tiles at a
+     * time, after the other blocks. */
+    const int pair_tail = c->in_padded && c16 < cin;
     for (int g0 = first * G; g0 < tiles; g0 += G) {
         int count = tiles - g0 < G ? tiles - g0 : G;
         for (int t = 0; t < G; t++) {
-            float *vt = v + (size_t)t * cinp;
             if (t >= count) { /* the last group: tiles that are not there */
-                for (int p = 0; p < 36; p++)
-                    memset(vt + (size_t)p * (G * cinp + WINO_SKEW), 0,
-                           (size_t)cinp * sizeof(float));
+                for (int p = 0; p < 36; p++) {
+                    float *vp = v + (size_t)p * vpoint;
+                    memset(vp + (size_t)t * c16, 0, (size_t)c16 * sizeof(float));
+                    if (c16 < cin) memset(vp + (size_t)c16 * G + t * 8, 0, 8 * sizeof(float));
+                }
                 continue;
             }
             int img, r0, c0;
@@ -434,14 +446,12 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                     at = patch;
                     stride = 6 * 16;
                 }
-                if (cin - cb * 16 <= 8)
-                    input_tile8(at, stride, vt + cb * 16, (size_t)G * cinp + WINO_SKEW);
+                if (cb * 16 < c16)
+                    input_tile(at, stride, v + (size_t)t * c16 + cb * 16, vpoint);
                 else
-                    input_tile(at, stride, vt + cb * 16, (size_t)G * cinp + WINO_SKEW);
+                    input_tile8(at, stride, v + (size_t)c16 * G + t * 8, vpoint);
             }
         }
-        /* A last input block of at most 8 real channels, read in place,
-         * two tiles at a time. */
         for (int t = 0; pair_tail && t < count; t += 2) {
             const float *at[2];
             for (int k = 0; k < 2; k++) {
@@ -451,9 +461,9 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                 at[k] = x + ((size_t)img * (cinp / 16) + cinp / 16 - 1) * iplane +
                         ((size_t)r0 * ipw + c0) * 16;
             }
-            float *vt = v + (size_t)t * cinp + cinp - 16;
+            float *vt = v + (size_t)c16 * G + t * 8;
             if (t + 1 < count)
-                input_pair8(at[0], at[1], (size_t)ipw * 16, vt, vt + cinp, vpoint);
+                input_pair8(at[0], at[1], (size_t)ipw * 16, vt, vpoint);
             else
                 input_tile8(at[0], (size_t)ipw * 16, vt, vpoint);
         }
@@ -461,19 +471,18 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
          * lone last one 8-lane when it holds at most 8 real channels): a
          * value of v broadcast once serves every vector of a call. */
         int left = coutp / 16, ob = 0;
-        const size_t vs = (size_t)cinp;
         if (G == 8 && left == 2)
-            gemm2_g8(v, vs, c->u, cin, coutp, 0, m);
+            gemm2_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else if (G == 8 && c->cout <= 8)
-            gemm_half_g8(v, vs, c->u, cin, coutp, 0, m);
+            gemm_half_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else if (G == 8)
-            gemm1_g8(v, vs, c->u, cin, coutp, 0, m);
+            gemm1_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else {
             for (; left > 5 || left == 4; left -= 4, ob += 4)
-                gemm4_g4(v, vs, c->u, cin, coutp, ob * 16, m);
-            if (left == 5) gemm5_g4(v, vs, c->u, cin, coutp, ob * 16, m);
-            if (left == 3) gemm3_g4(v, vs, c->u, cin, coutp, ob * 16, m);
-            if (left == 2) gemm2_g4(v, vs, c->u, cin, coutp, ob * 16, m);
+                gemm4_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
+            if (left == 5) gemm5_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
+            if (left == 3) gemm3_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
+            if (left == 2) gemm2_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
         }
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
