@@ -573,6 +573,26 @@ static void test_runtime_pools_padded(void **state) {
     slim_model_free(m);
 }
 
+/* The one speed measurement report and slim_bench share: positive figures
+ * for a batch that is not a multiple of 256 nor above it, and errors for
+ * what it cannot measure. */
+static void test_runtime_measure(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 61, 1);
+    slim_model *m = load("models/lenet-bn.net");
+    float *x = random_input(m, 5, &rng);
+    slim_runtime_speed sp = {0, 0};
+    assert_int_equal(slim_runtime_measure(m, x, 5, &sp), SLIM_OK);
+    assert_true(sp.images_per_s > 0 && sp.latency_ms > 0);
+    assert_int_equal(slim_runtime_measure(m, x, 0, &sp), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_measure(NULL, x, 5, &sp), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_measure(m, NULL, 5, &sp), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_measure(m, x, 5, NULL), SLIM_ERR_ARG);
+    free(x);
+    slim_model_free(m);
+}
+
 /* The fusions the plan is built around: on vgg-fm every relu rides on its
  * conv, and on resnet-fm every add is a sum post-op. */
 static void test_runtime_fusions(void **state) {
@@ -842,7 +862,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_repeat),       cmocka_unit_test(test_runtime_errors),
         cmocka_unit_test(test_runtime_no_malloc),    cmocka_unit_test(test_runtime_blocked_layouts),
         cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
-        cmocka_unit_test(test_runtime_pools_padded),
+        cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_measure),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

@@ -114,11 +114,6 @@ static int bench_train(const char *path, int batches) {
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One model under measurement and its best figures so far. */
 typedef struct bench_model {
     const slim_model *m;
@@ -126,43 +121,23 @@ typedef struct bench_model {
 } bench_model;
 
 /* One pass on a runtime of its own (with two runtimes alive, batch-1
- * latency on two threads measured 0.25 ms where it is 0.16 alone): images/s
- * at batch 256 over the data set, and the median batch-1 latency of 200
- * runs; the best of each is kept. */
+ * latency on two threads measured 0.25 ms where it is 0.16 alone; see
+ * slim_runtime_measure): images/s at batch 256 over the data set, and the
+ * median batch-1 latency of 200 runs; the best of each is kept. */
 static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int show_plan) {
-    slim_runtime *rt;
-    if (slim_runtime_create(b->m, 256, &rt) != SLIM_OK) return fail("runtime");
     if (show_plan) {
+        slim_runtime *rt;
         char *text;
+        if (slim_runtime_create(b->m, 256, &rt) != SLIM_OK) return fail("runtime");
         if (slim_runtime_describe(rt, 256, &text) != SLIM_OK) return fail("describe");
         fprintf(stderr, "%s\n", text);
         free(text);
+        slim_runtime_free(rt);
     }
-    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
-    float *logits = malloc(256 * (size_t)b->m->n_classes * sizeof(float));
-    if (!logits) return fail("memory");
-    for (int i = 0; i < 3; i++)
-        if (slim_runtime_run(rt, ds->images, 256, logits) != SLIM_OK) return fail("run");
-    double t0 = now_s();
-    for (size_t s = 0; s < count; s += 256) {
-        int n = (int)(count - s < 256 ? count - s : 256);
-        if (slim_runtime_run(rt, ds->images + s * img, n, logits) != SLIM_OK) return fail("run");
-    }
-    double ips = (double)count / (now_s() - t0);
-    if (ips > b->ips) b->ips = ips;
-    for (int i = 0; i < 20; i++)
-        slim_runtime_run(rt, ds->images + (size_t)i % count * img, 1, logits);
-    double lat[200];
-    for (int i = 0; i < 200; i++) {
-        double t = now_s();
-        slim_runtime_run(rt, ds->images + (size_t)i % count * img, 1, logits);
-        lat[i] = (now_s() - t) * 1e3;
-    }
-    qsort(lat, 200, sizeof(double), cmp_double);
-    double median = 0.5 * (lat[99] + lat[100]);
-    if (b->latency_ms == 0 || median < b->latency_ms) b->latency_ms = median;
-    free(logits);
-    slim_runtime_free(rt);
+    slim_runtime_speed sp;
+    if (slim_runtime_measure(b->m, ds->images, count, &sp) != SLIM_OK) return fail("run");
+    if (sp.images_per_s > b->ips) b->ips = sp.images_per_s;
+    if (b->latency_ms == 0 || sp.latency_ms < b->latency_ms) b->latency_ms = sp.latency_ms;
     return 0;
 }
 

@@ -112,6 +112,21 @@ void slim_runtime_get_stats(const slim_runtime *rt, slim_runtime_stats *stats);
  * oneDNN's implementation name. Malloc'd; the caller frees it. */
 slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out);
 
+/* The speed of model's inference, measured the one way slim report and
+ * tools/slim_bench report it: on a runtime of its own for batches of 256
+ * (made and freed here), three warm-up batches, then one timed pass over
+ * the n images x (plain NCHW floats) in batches of 256 (images_per_s), then
+ * 20 warm-up and 200 timed batch-1 runs (their median, latency_ms). On
+ * these shared machines one call is one sample: callers take the best of
+ * several, alternating between models. */
+typedef struct slim_runtime_speed {
+    double images_per_s;
+    double latency_ms;
+} slim_runtime_speed;
+
+slim_status slim_runtime_measure(const slim_model *model, const float *x, size_t n,
+                                 slim_runtime_speed *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "slim/data.h"
 #include "slim/model_io.h"
@@ -64,17 +63,6 @@ typedef struct row {
 
 enum { BATCH = 256 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *x, const void *y) {
-    double p = *(const double *)x, q = *(const double *)y;
-    return (p > q) - (p < q);
-}
-
 static int channels_of(const slim_model *m) {
     int bn = 0, conv = 0;
     for (int i = 0; i < m->n_layers; i++) {
@@ -125,29 +113,11 @@ static slim_status accuracy_pass(row *r, const slim_dataset *ds, float *logits) 
  * a moment of another process's load costs one round of one model, not
  * all of a model's figures (measured one model after the other, the demo's
  * pruned and fine-tuned models, the same network, once differed by 7%). */
-static slim_status timed_round(row *r, const slim_dataset *ds, float *logits) {
-    slim_runtime *rt = NULL;
-    SLIM_TRY(slim_runtime_create(r->m, BATCH, &rt));
-    size_t img = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
-    int warm = ds->n < BATCH ? (int)ds->n : BATCH;
-    slim_status st = SLIM_OK;
-    for (int i = 0; st == SLIM_OK && i < 3; i++) /* builds the plans, warms the caches */
-        st = slim_runtime_run(rt, ds->images, warm, logits);
-    double t0 = now_s();
-    if (st == SLIM_OK) st = test_pass(rt, ds, r->m->n_classes, logits, NULL);
-    double ips = (double)ds->n / (now_s() - t0);
-    double lat[200];
-    for (int i = -20; st == SLIM_OK && i < 200; i++) {
-        double t = now_s();
-        st = slim_runtime_run(rt, ds->images + (size_t)(i + 20) % ds->n * img, 1, logits);
-        if (i >= 0) lat[i] = (now_s() - t) * 1e3;
-    }
-    slim_runtime_free(rt);
-    if (st != SLIM_OK) return st;
-    qsort(lat, 200, sizeof(double), cmp_double);
-    double median = 0.5 * (lat[99] + lat[100]);
-    if (ips > r->ips) r->ips = ips;
-    if (r->latency_ms == 0 || median < r->latency_ms) r->latency_ms = median;
+static slim_status timed_round(row *r, const slim_dataset *ds) {
+    slim_runtime_speed sp;
+    SLIM_TRY(slim_runtime_measure(r->m, ds->images, ds->n, &sp));
+    if (sp.images_per_s > r->ips) r->ips = sp.images_per_s;
+    if (r->latency_ms == 0 || sp.latency_ms < r->latency_ms) r->latency_ms = sp.latency_ms;
     return SLIM_OK;
 }
 
@@ -225,7 +195,7 @@ int cmd_report(int argc, char **argv) {
     for (int rep = -1; rep < (int)a.repeats && status == CLI_EXIT_OK; rep++)
         for (int i = 0; i < n_pos && status == CLI_EXIT_OK; i++) {
             slim_status st =
-                rep < 0 ? accuracy_pass(&rows[i], ds, logits) : timed_round(&rows[i], ds, logits);
+                rep < 0 ? accuracy_pass(&rows[i], ds, logits) : timed_round(&rows[i], ds);
             if (st != SLIM_OK) {
                 slim_error_prefix(SLIM_ERR_ARG, "%s", argv[1 + i]);
                 status = cli_fail();
