@@ -363,12 +363,20 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
         WINO_OUT_1D(t[i + 1][0], t[i + 1][1], t[i + 1][2], t[i + 1][3], t[i + 1][4], t[i + 1][5],
                     u[0], u[1], u[2], u[3]);
         for (int j = 0; j < 4 && (c0 + j) / 2 < pw; j += 2) {
-            __m512 top = _mm512_max_ps(WINO_EPILOGUE(o[j], r0 + i, c0 + j),
-                                       WINO_EPILOGUE(o[j + 1], r0 + i, c0 + j + 1));
-            __m512 bottom = _mm512_max_ps(WINO_EPILOGUE(u[j], r0 + i + 1, c0 + j),
-                                          WINO_EPILOGUE(u[j + 1], r0 + i + 1, c0 + j + 1));
-            _mm512_storeu_ps(ob->y + (size_t)((r0 + i) / 2) * ob->ystride + (c0 + j) / 2 * 16,
-                             _mm512_max_ps(top, bottom));
+            /* The bias and the ReLU commute with the maximum (a biasmap,
+             * different per pixel, does not): added once, after it. */
+            if (ob->bm) {
+                const float *bm = ob->bm + ((size_t)(r0 + i) * ob->w + c0 + j) * 16;
+                const size_t down = (size_t)ob->w * 16;
+                o[j] = _mm512_add_ps(o[j], _mm512_load_ps(bm));
+                o[j + 1] = _mm512_add_ps(o[j + 1], _mm512_load_ps(bm + 16));
+                u[j] = _mm512_add_ps(u[j], _mm512_load_ps(bm + down));
+                u[j + 1] = _mm512_add_ps(u[j + 1], _mm512_load_ps(bm + down + 16));
+            }
+            __m512 r = _mm512_add_ps(
+                _mm512_max_ps(_mm512_max_ps(o[j], o[j + 1]), _mm512_max_ps(u[j], u[j + 1])), b);
+            if (relu) r = _mm512_max_ps(r, _mm512_setzero_ps());
+            _mm512_storeu_ps(ob->y + (size_t)((r0 + i) / 2) * ob->ystride + (c0 + j) / 2 * 16, r);
         }
     }
 }
