@@ -76,6 +76,27 @@ static void kernel_transform(const float *g, double u[6][6]) {
             u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
 }
 
+/* c->inner when the biasmap is the same at every pixel away from the
+ * border, bit for bit (pruning's fold sums the same terms in the same
+ * order there); left NULL otherwise. 0 when out of memory. */
+static int inner_bias(slim_wino_conv *c) {
+    const int coutp = round16(c->cout), h = c->h, w = c->w;
+    for (int b = 0; b < coutp / 16; b++) {
+        const float *plane = c->biasmap + (size_t)b * h * w * 16, *first = plane + (w + 1) * 16;
+        for (int r = 1; r < h - 1; r++)
+            if (memcmp(plane + ((size_t)r * w + 1) * 16, first, 16 * sizeof(float)) != 0 ||
+                (w > 3 && memcmp(plane + ((size_t)r * w + 1) * 16, plane + ((size_t)r * w + 2) * 16,
+                                 (size_t)(w - 3) * 16 * sizeof(float)) != 0))
+                return 1;
+    }
+    c->inner = slim_floats64((size_t)coutp);
+    if (!c->inner) return 0;
+    for (int o = 0; o < coutp; o++)
+        c->inner[o] =
+            c->bias[o] + c->biasmap[(size_t)(o / 16) * h * w * 16 + (w + 1) * 16 + o % 16];
+    return 1;
+}
+
 slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int w,
                                 const float *weights, const float *bias, const float *biasmap,
                                 int relu) {
@@ -96,6 +117,10 @@ slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d x %d weights", cin,
                           cout);
     }
+    if (c->biasmap && h >= 3 && w >= 3 && !inner_bias(c)) {
+        slim_wino_conv_free(c);
+        return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d biases", cout);
+    }
     for (int o = 0; o < cout; o++) {
         for (int i = 0; i < cin; i++) {
             double u[6][6];
@@ -111,7 +136,8 @@ void slim_wino_conv_free(slim_wino_conv *c) {
     free(c->u);
     free(c->bias);
     free(c->biasmap);
-    c->u = c->bias = c->biasmap = NULL;
+    free(c->inner);
+    c->u = c->bias = c->biasmap = c->inner = NULL;
 }
 
 /* One thread's scratch: V and M of one group and a 6x6 patch, 64-byte
@@ -495,11 +521,14 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
             tile_origin(g0 + t, th, tw, &img, &r0, &c0);
+            /* A tile away from the border: the biasmap is a bias there. */
+            int inner = c->inner && r0 >= 1 && c0 >= 1 && r0 + 3 <= h - 2 && c0 + 3 <= w - 2;
             for (int b = 0; b < coutp / 16; b++) {
                 out_block ob = {y + ((size_t)img * (coutp / 16) + b) * oplane + oorigin, ostride,
-                                c->biasmap ? c->biasmap + b * plane : NULL, h, w};
-                output_tile(m + (size_t)t * 36 * coutp + b * 16, (size_t)coutp, c->bias + b * 16,
-                            &ob, c->sum, c->relu, c->pool, r0, c0);
+                                c->biasmap && !inner ? c->biasmap + b * plane : NULL, h, w};
+                output_tile(m + (size_t)t * 36 * coutp + b * 16, (size_t)coutp,
+                            (inner ? c->inner : c->bias) + b * 16, &ob, c->sum, c->relu, c->pool,
+                            r0, c0);
             }
         }
     }
