@@ -476,9 +476,10 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         char a[48] = "-", b[48] = "-";
         if (src) slim_rt_md_str(&src->md, a, sizeof a);
         if (dst) slim_rt_md_str(&dst->md, b, sizeof b);
-        if (st->wino && st->wino->in_padded) strcat(a, "(padded)");
+        if (st->wino && st->wino->in_padded)
+            snprintf(a + strlen(a), sizeof a - strlen(a), "(padded)");
         if ((st->wino && st->wino->out_padded) || (st->stem && st->stem->out_padded))
-            strcat(b, "(padded)");
+            snprintf(b + strlen(b), sizeof b - strlen(b), "(padded)");
         int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&
                       src->storage == dst->storage;
         text_add(&t, "%3d  %-48s %s -> %s%s  [%s]\n", s, st->what, a, b,
