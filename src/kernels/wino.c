@@ -21,8 +21,12 @@
  *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
  *   M[t][p][o] = sum_c V[p][t][c] U[p][c][o]  (36 small GEMMs, U = G g G^T)
  *   y = ReLU(A^T M A + bias + biasmap + y if summing), stored where the 4x4
- *       tile is inside the image.
- * The points are 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2016).
+ *       tile is inside the image, or with a fused pool the maxima of its
+ *       2x2 windows.
+ * The points are 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2016). Input
+ * in padded planes (slim_padded_size) is read in place; otherwise a border
+ * tile's patch is first copied with its zeros. The output may go to padded
+ * planes too, for a next Winograd conv to read so.
  *
  * The vector code needs AVX-512F and VL; slim_wino_available says whether
  * this CPU has them, and callers use another conv when it does not. */
