@@ -593,6 +593,49 @@ static void test_runtime_measure(void **state) {
     slim_model_free(m);
 }
 
+/* Per-step times: a line per step of the plan the batch runs (a tile's
+ * above the tile size), named as describe names it, and their sum; the
+ * runtime still gives the reference logits afterwards. */
+static void test_runtime_profile(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 62, 1);
+    slim_model *m = load("models/lenet-bn.net");
+    float *x = random_input(m, 16, &rng);
+    slim_runtime *rt = NULL;
+    assert_int_equal(slim_runtime_create(m, 16, &rt), SLIM_OK);
+    slim_runtime_stats stats;
+    slim_runtime_get_stats(rt, &stats);
+    for (int n = 1; n <= 16; n += 15) {
+        char *prof = NULL, *plan = NULL;
+        assert_int_equal(slim_runtime_profile(rt, x, n, 3, &prof), SLIM_OK);
+        assert_int_equal(slim_runtime_describe(rt, n, &plan), SLIM_OK);
+        int steps = count_str(prof, " ms\n") - 1; /* the last line is the sum */
+        assert_true(steps >= 1);
+        assert_int_equal(count_str(plan, "\n") - count_str(plan, "plan for") -
+                             count_str(plan, "tiles:") - count_str(plan, "logits copied"),
+                         steps);
+        assert_non_null(strstr(prof, "all steps"));
+        free(prof);
+        free(plan);
+    }
+    size_t k = (size_t)m->n_classes;
+    float want[16 * 10], got[16 * 10];
+    assert_true(k <= 10);
+    forward_ref(m, x, 16, 0, want);
+    assert_int_equal(slim_runtime_run(rt, x, 16, got), SLIM_OK);
+    expect_close("after profile", got, want, 16 * k,
+                 TOL_RUNTIME * fmax(1.0, tu_max_abs(want, 16 * k)));
+    char *none = NULL;
+    assert_int_equal(slim_runtime_profile(rt, x, 17, 3, &none), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_profile(rt, x, 1, 0, &none), SLIM_ERR_ARG);
+    assert_int_equal(slim_runtime_profile(rt, NULL, 1, 3, &none), SLIM_ERR_ARG);
+    assert_null(none);
+    slim_runtime_free(rt);
+    free(x);
+    slim_model_free(m);
+}
+
 /* The fusions the plan is built around: on vgg-fm every relu rides on its
  * conv, and on resnet-fm every add is a sum post-op. */
 static void test_runtime_fusions(void **state) {
@@ -863,6 +906,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_no_malloc),    cmocka_unit_test(test_runtime_blocked_layouts),
         cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
         cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_measure),
+        cmocka_unit_test(test_runtime_profile),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

@@ -7,6 +7,7 @@
  *       (forward, loss, backward, SGD lr 0.05 momentum 0.9 wd 5e-4), peak RSS
  *   build/tools/slim_bench infer MODEL [--threads T] [--prune-fraction F]
  *                              [--passes N (3)] [--images N (all)] [--pruned-only] [--plan]
+ *                              [--profile]
  *       inference images/s at batch 256 over the test set (its first N
  *       images with --images: under a sanitizer, say; below 256 a single
  *       partial batch, not comparable with batch-256 figures) and the median
@@ -15,7 +16,9 @@
  *       threshold 0 after zeroing gamma in a fraction F of every BN's
  *       channels, with both MAC counts, the two models' passes alternating;
  *       --pruned-only measures the pruned copy alone (to profile it);
- *       --plan prints each model's inference plan to stderr.
+ *       --plan prints each model's inference plan to stderr, --profile the
+ *       time of each of its steps (slim_runtime_profile: the plan a batch of
+ *       256 runs per tile, each step alone, median of 200 runs).
  */
 #include "slim/autograd.h"
 #include "slim/data.h"
@@ -124,14 +127,27 @@ typedef struct bench_model {
  * latency on two threads measured 0.25 ms where it is 0.16 alone; see
  * slim_runtime_measure): images/s at batch 256 over the data set, and the
  * median batch-1 latency of 200 runs; the best of each is kept. */
-static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int show_plan) {
-    if (show_plan) {
+enum { SHOW_PLAN = 1, SHOW_PROFILE = 2 };
+
+static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int show) {
+    if (show) {
         slim_runtime *rt;
         char *text;
+        int n = count < 256 ? (int)count : 256;
         if (slim_runtime_create(b->m, 256, &rt) != SLIM_OK) return fail("runtime");
-        if (slim_runtime_describe(rt, 256, &text) != SLIM_OK) return fail("describe");
-        fprintf(stderr, "%s\n", text);
-        free(text);
+        if ((show & SHOW_PLAN) && slim_runtime_describe(rt, 256, &text) == SLIM_OK) {
+            fprintf(stderr, "%s\n", text);
+            free(text);
+        } else if (show & SHOW_PLAN) {
+            return fail("describe");
+        }
+        if ((show & SHOW_PROFILE) &&
+            slim_runtime_profile(rt, ds->images, n, 200, &text) == SLIM_OK) {
+            fprintf(stderr, "%s\n", text);
+            free(text);
+        } else if (show & SHOW_PROFILE) {
+            return fail("profile");
+        }
         slim_runtime_free(rt);
     }
     slim_runtime_speed sp;
@@ -167,7 +183,7 @@ static int make_pruned(slim_model *m, double fraction, slim_model **out) {
  * pruned copy, measured in alternating passes: a moment of load on this
  * shared machine then costs one pass, not one model's figure. */
 static int bench_infer(const char *path, double prune_fraction, int passes, long images,
-                       int pruned_only, int show_plan) {
+                       int pruned_only, int show) {
     slim_model *m, *p = NULL;
     if (load_model(path, &m) != SLIM_OK) return fail(path);
     const slim_layer *in = &m->layers[0];
@@ -185,8 +201,8 @@ static int bench_infer(const char *path, double prune_fraction, int passes, long
         pruned.m = p;
     }
     for (int i = 0; i < passes; i++)
-        if ((full.m && bench_pass(&full, ds, count, show_plan && i == 0)) ||
-            (pruned.m && bench_pass(&pruned, ds, count, show_plan && i == 0)))
+        if ((full.m && bench_pass(&full, ds, count, i == 0 ? show : 0)) ||
+            (pruned.m && bench_pass(&pruned, ds, count, i == 0 ? show : 0)))
             return 1;
     const char *sep = "{";
     if (full.m) {
@@ -225,15 +241,15 @@ int main(int argc, char **argv) {
     if (argc < 3 || (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "infer") != 0)) {
         fprintf(stderr, "usage: slim_bench train|infer MODEL [--batches N (100)] [--threads T (2)] "
                         "[--prune-fraction F (0)] [--passes N (3)] [--images N (all)] "
-                        "[--pruned-only] [--plan]\n");
+                        "[--pruned-only] [--plan] [--profile]\n");
         return 2;
     }
     long batches = 100, threads = 2, passes = 3, images = 0;
     double fraction = 0;
-    int show_plan = 0, pruned_only = 0;
+    int show = 0, pruned_only = 0;
     for (int i = 3; i < argc; i++) {
-        if (strcmp(argv[i], "--plan") == 0) {
-            show_plan = 1;
+        if (strcmp(argv[i], "--plan") == 0 || strcmp(argv[i], "--profile") == 0) {
+            show |= strcmp(argv[i], "--plan") == 0 ? SHOW_PLAN : SHOW_PROFILE;
             continue;
         }
         if (strcmp(argv[i], "--pruned-only") == 0) {
@@ -277,5 +293,5 @@ int main(int argc, char **argv) {
     slim_set_threads((int)threads);
     return strcmp(argv[1], "train") == 0
                ? bench_train(argv[2], (int)batches)
-               : bench_infer(argv[2], fraction, (int)passes, images, pruned_only, show_plan);
+               : bench_infer(argv[2], fraction, (int)passes, images, pruned_only, show);
 }

@@ -112,6 +112,15 @@ void slim_runtime_get_stats(const slim_runtime *rt, slim_runtime_stats *stats);
  * oneDNN's implementation name. Malloc'd; the caller frees it. */
 slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out);
 
+/* Where a run of batch n spends its time: the plan n runs (that of its
+ * tile when n is above the tile size), run once whole on x (at least that
+ * many images), then each step alone reps times; one line per step (as
+ * describe names it) with its median time, and their sum. For profiling
+ * (tools/slim_bench --profile): in-place steps then see their own output
+ * again, so the run's results are not kept. Malloc'd; the caller frees
+ * it. */
+slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int reps, char **out);
+
 /* The speed of model's inference, measured the one way slim report and
  * tools/slim_bench report it: on a runtime of its own for batches of 256
  * (made and freed here), three warm-up batches, then one timed pass over

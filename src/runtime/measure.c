@@ -1,6 +1,7 @@
 /* The speed of a model's inference runtime, measured one way for every
- * caller (slim report, tools/slim_bench): see include/slim/runtime.h. */
-#include "slim/runtime.h"
+ * caller (slim report, tools/slim_bench): see include/slim/runtime.h; and
+ * the clock and comparison runtime.c's per-step profile shares with it. */
+#include "runtime/runtime_internal.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -8,13 +9,13 @@
 #define MEASURE_BATCH 256
 #define MEASURE_LATENCY_RUNS 200
 
-static double now_s(void) {
+double slim_rt_now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int cmp_double(const void *x, const void *y) {
+int slim_rt_cmp_double(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
 }
@@ -32,18 +33,18 @@ slim_status slim_runtime_measure(const slim_model *model, const float *x, size_t
     int warm = n < MEASURE_BATCH ? (int)n : MEASURE_BATCH;
     for (int i = 0; st == SLIM_OK && i < 3; i++) /* builds the plans, warms the caches */
         st = slim_runtime_run(rt, x, warm, logits);
-    double t0 = now_s();
+    double t0 = slim_rt_now_s();
     for (size_t s = 0; st == SLIM_OK && s < n; s += MEASURE_BATCH)
         st = slim_runtime_run(rt, x + s * img, (int)(n - s < MEASURE_BATCH ? n - s : MEASURE_BATCH),
                               logits);
-    out->images_per_s = (double)n / (now_s() - t0);
+    out->images_per_s = (double)n / (slim_rt_now_s() - t0);
     for (int i = -20; st == SLIM_OK && i < MEASURE_LATENCY_RUNS; i++) {
-        double t = now_s();
+        double t = slim_rt_now_s();
         st = slim_runtime_run(rt, x + (size_t)(i + 20) % n * img, 1, logits);
-        if (i >= 0) lat[i] = (now_s() - t) * 1e3;
+        if (i >= 0) lat[i] = (slim_rt_now_s() - t) * 1e3;
     }
     if (st == SLIM_OK) {
-        qsort(lat, MEASURE_LATENCY_RUNS, sizeof(double), cmp_double);
+        qsort(lat, MEASURE_LATENCY_RUNS, sizeof(double), slim_rt_cmp_double);
         out->latency_ms = 0.5 * (lat[MEASURE_LATENCY_RUNS / 2 - 1] + lat[MEASURE_LATENCY_RUNS / 2]);
     }
     free(logits);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A bound on max_batch that keeps the plan table small and the arena
  * arithmetic far from overflow; far above any useful batch. */
@@ -428,6 +429,63 @@ static const rt_arg *find_arg(const rt_step *s, int arg) {
     for (int a = 0; a < s->nargs; a++)
         if (s->args[a].arg == arg) return &s->args[a];
     return NULL;
+}
+
+slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int reps, char **out) {
+    if (!out) return slim_error(SLIM_ERR_ARG, "slim_runtime_profile: out is NULL");
+    *out = NULL;
+    if (!rt || !x || n < 1 || n > rt->max_batch || reps < 1 || reps > 100000)
+        return slim_error(SLIM_ERR_ARG,
+                          "slim_runtime_profile: no runtime or input, batch %d or %d repeats out "
+                          "of range",
+                          n, reps);
+    /* The plan batch n runs: its own, or that of its (first, largest) tile,
+     * on the context that runs it. */
+    rt_ctx *c = &rt->main;
+    if (n > rt->tile) {
+        int first;
+        tile_at(n, rt->tile, 0, &first, &n);
+        if (rt->n_workers) c = &rt->workers[0];
+    }
+    rt_plan *p;
+    SLIM_TRY(plan_get(rt, c, n, &p));
+    float *logits = slim_calloc((size_t)n * (size_t)rt->model->n_classes, sizeof(float));
+    double *t = slim_calloc((size_t)reps, sizeof(double)), total = 0;
+    slim_status st = logits && t ? SLIM_OK : SLIM_ERR_NOMEM;
+    /* One whole run fills every buffer (and binds the plan's handles, x and
+     * logits included); then each step alone, reps times. In-place steps
+     * see their own output again: the figures are times, not results. */
+    if (st == SLIM_OK) st = run_plan(c, x, n, logits);
+    text txt = {0};
+    text_add(&txt, "plan for batch %d, each step alone (median of %d runs):\n", n, reps);
+    for (int s = 0; st == SLIM_OK && s < p->n_steps; s++) {
+        rt_step *step = &p->steps[s];
+        for (int r = 0; st == SLIM_OK && r < reps; r++) {
+            double t0 = slim_rt_now_s();
+            if (step->wino || step->stem)
+                st = execute_own(c, step);
+            else if (execute(c, step) != dnnl_success)
+                st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
+            if (st == SLIM_OK && dnnl_stream_wait(c->stream) != dnnl_success)
+                st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
+            t[r] = slim_rt_now_s() - t0;
+        }
+        qsort(t, (size_t)reps, sizeof(double), slim_rt_cmp_double);
+        double ms = 1e3 * (reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]));
+        total += ms;
+        text_add(&txt, "%3d  %-48s %9.4f ms\n", s, step->what, ms);
+    }
+    text_add(&txt, "     %-48s %9.4f ms\n", "all steps", total);
+    free(logits);
+    free(t);
+    if (st == SLIM_OK && (txt.failed || !txt.s))
+        st = slim_error(SLIM_ERR_NOMEM, "slim_runtime_profile: out of memory");
+    if (st != SLIM_OK) {
+        free(txt.s);
+        return st;
+    }
+    *out = txt.s;
+    return SLIM_OK;
 }
 
 slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
