@@ -137,6 +137,14 @@ int slim_blocked_bias_init(int cout, int h, int w, const float *bias, const floa
  * (wino, stem) them; the zeros are the caller's (written once). */
 int slim_padded_size(int n);
 
+/* Where an h x w image's pixels lie in one 16-channel block of its buffer,
+ * in padded planes or not: `plane` floats per block, `stride` floats from
+ * row to row, pixel (0, 0) at `origin`. */
+typedef struct slim_planes {
+    size_t plane, stride, origin;
+} slim_planes;
+slim_planes slim_planes_of(int h, int w, int padded);
+
 /* ---- Winograd F(4x4, 3x3) inference conv (src/kernels/wino.c) -------- */
 
 /* A 3x3, stride 1, pad 1 conv with bias, biasmap, residual sum and ReLU

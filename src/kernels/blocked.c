@@ -8,6 +8,12 @@
 
 int slim_padded_size(int n) { return (n + 3) / 4 * 4 + 2; }
 
+slim_planes slim_planes_of(int h, int w, int padded) {
+    size_t rows = (size_t)(padded ? slim_padded_size(h) : h);
+    size_t stride = (size_t)(padded ? slim_padded_size(w) : w) * 16;
+    return (slim_planes){rows * stride, stride, padded ? stride + 16 : 0};
+}
+
 float *slim_floats64(size_t n) {
     void *p = NULL;
     if (posix_memalign(&p, 64, n * sizeof(float) + 64) != 0) return NULL;

@@ -211,12 +211,9 @@ static void pad_image(const slim_stem_conv *c, const float *x, float *pad) {
 STEM_TARGET static void forward(const slim_stem_conv *c, const float *x, float *y, void *scratch,
                                 int first, int last) {
     const int h = c->h, w = c->w, blocks = round16(c->cout) / 16;
-    const int half = c->cout - (blocks - 1) * 16 <= 8;         /* the last block takes 8 lanes */
-    const size_t plane = (size_t)h * w * 16, row = pad_row(c); /* plane: the biasmap's */
-    /* The output's planes, h x w or padded (slim_padded_size). */
-    const int opw = c->out_padded ? slim_padded_size(w) : w;
-    const size_t oplane = (size_t)(c->out_padded ? slim_padded_size(h) : h) * opw * 16;
-    const size_t ostride = (size_t)opw * 16, oorigin = c->out_padded ? ostride + 16 : 0;
+    const int half = c->cout - (blocks - 1) * 16 <= 8;           /* the last block takes 8 lanes */
+    const size_t plane = (size_t)h * w * 16, row = pad_row(c);   /* plane: the biasmap's */
+    const slim_planes out = slim_planes_of(h, w, c->out_padded); /* padded or not */
     float *pad = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     memset(pad, 0, (size_t)c->cin * pad_plane(c) * sizeof(float));
     const int extra = c->biasmap || c->sum;
@@ -229,14 +226,15 @@ STEM_TARGET static void forward(const slim_stem_conv *c, const float *x, float *
         }
         for (int x0 = 0; x0 < w; x0 += STEM_RUN) {
             const float *in = pad + (size_t)r * row + x0;
-            size_t at = ((size_t)r * w + x0) * 16, oat = oorigin + r * ostride + (size_t)x0 * 16;
+            size_t at = ((size_t)r * w + x0) * 16,
+                   oat = out.origin + r * out.stride + (size_t)x0 * 16;
             int valid = w - x0 < STEM_RUN ? w - x0 : STEM_RUN;
             for (int b = 0; b < blocks;) {
-                float *yb = y + ((size_t)img * blocks + b) * oplane + oat;
+                float *yb = y + ((size_t)img * blocks + b) * out.plane + oat;
                 const float *bm = c->biasmap ? c->biasmap + (size_t)b * plane + at : NULL;
                 run_out oa = {yb, bm, valid, c->sum, c->relu};
                 if (b + 1 < blocks) {
-                    run_out ob = {yb + oplane, bm ? bm + plane : NULL, valid, c->sum, c->relu};
+                    run_out ob = {yb + out.plane, bm ? bm + plane : NULL, valid, c->sum, c->relu};
                     int h8 = half && b + 2 == blocks;
                     if (extra)
                         (h8 ? run_16_8_extra : run_16_16_extra)(c, in, b * 16, &oa, &ob);

@@ -34,6 +34,7 @@
 
 #include <immintrin.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,12 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
     }
 }
 
+/* Pixel (r, c) of the block at `block` laid out as p (r and c may be -1 in
+ * padded planes: the border). */
+static const float *pixel(const float *block, slim_planes p, int r, int c) {
+    return block + p.origin + (ptrdiff_t)r * (ptrdiff_t)p.stride + (ptrdiff_t)c * 16;
+}
+
 /* Tile g of a batch whose images have th x tw tiles: its image and the
  * top-left output pixel (r0, c0) of its 4x4 pixels. */
 static void tile_origin(int g, int th, int tw, int *img, int *r0, int *c0) {
@@ -428,17 +435,11 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     const int th = (h + 3) / 4, tw = (w + 3) / 4;
     const int G = group_size(c);
     const int tiles = n * th * tw < last * G ? n * th * tw : last * G;
-    /* The input's planes: h x w, or padded (from row and column -1). */
-    const int ipw = c->in_padded ? slim_padded_size(w) : w;
-    const size_t iplane =
-        c->in_padded ? (size_t)slim_padded_size(h) * ipw * 16 : (size_t)h * w * 16;
+    /* The input's planes, and the output's (h x w or pooled), either of
+     * them padded or not. */
+    const slim_planes in = slim_planes_of(h, w, c->in_padded);
+    const slim_planes out = slim_planes_of(c->pool ? h / 2 : h, c->pool ? w / 2 : w, c->out_padded);
     const size_t plane = (size_t)h * w * 16; /* the biasmap's */
-    /* The output's planes: h x w or pooled, either of them padded;
-     * oorigin is where pixel (0, 0) is in one. */
-    const int oh = c->pool ? h / 2 : h, ow = c->pool ? w / 2 : w;
-    const int opw = c->out_padded ? slim_padded_size(ow) : ow;
-    const size_t oplane = (size_t)(c->out_padded ? slim_padded_size(oh) : oh) * opw * 16;
-    const size_t ostride = (size_t)opw * 16, oorigin = c->out_padded ? ostride + 16 : 0;
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *m = v + (size_t)36 * (WINO_GROUP_MAX * cinp + WINO_SKEW);
     float *patch = m + (size_t)36 * WINO_GROUP_MAX * coutp; /* 6 x 6 x 16 */
@@ -468,21 +469,20 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
              * into patch. */
             int inside = c->in_padded || (r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w);
             for (int cb = 0; cb < cinp / 16 - pair_tail; cb++) {
-                const float *xb = x + ((size_t)img * (cinp / 16) + cb) * iplane;
-                const float *at = c->in_padded ? xb + ((size_t)r0 * ipw + c0) * 16
-                                               : xb + ((size_t)(r0 - 1) * w + (c0 - 1)) * 16;
-                size_t stride = (size_t)ipw * 16;
-                if (!inside) {
+                const float *xb = x + ((size_t)img * (cinp / 16) + cb) * in.plane, *at = patch;
+                size_t stride = 6 * 16;
+                if (inside) {
+                    at = pixel(xb, in, r0 - 1, c0 - 1);
+                    stride = in.stride;
+                } else {
                     for (int i = 0; i < 6; i++)
                         for (int j = 0; j < 6; j++) {
                             int r = r0 - 1 + i, col = c0 - 1 + j;
                             __m512 d = r >= 0 && r < h && col >= 0 && col < w
-                                           ? _mm512_loadu_ps(xb + ((size_t)r * w + col) * 16)
+                                           ? _mm512_loadu_ps(pixel(xb, in, r, col))
                                            : _mm512_setzero_ps();
                             _mm512_store_ps(patch + (i * 6 + j) * 16, d);
                         }
-                    at = patch;
-                    stride = 6 * 16;
                 }
                 if (cb * 16 < c16)
                     input_tile(at, stride, v + (size_t)t * c16 + cb * 16, vpoint);
@@ -496,19 +496,19 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                 int img, r0, c0;
                 tile_origin(g0 + (t + k < count ? t + k : t), th, tw, &img, &r0,
                             &c0); /* an odd last tile: itself */
-                at[k] = x + ((size_t)img * (cinp / 16) + cinp / 16 - 1) * iplane +
-                        ((size_t)r0 * ipw + c0) * 16;
+                at[k] = pixel(x + ((size_t)img * (cinp / 16) + cinp / 16 - 1) * in.plane, in,
+                              r0 - 1, c0 - 1);
             }
             float *vt = v + (size_t)c16 * G + t * 8;
             if (t + 1 < count)
-                input_pair8(at[0], at[1], (size_t)ipw * 16, vt, vpoint);
+                input_pair8(at[0], at[1], in.stride, vt, vpoint);
             else
-                input_tile8(at[0], (size_t)ipw * 16, vt, vpoint);
+                input_tile8(at[0], in.stride, vt, vpoint);
         }
         /* Output vectors four at a time, the last 1-5 in one call (a
          * lone last one 8-lane when it holds at most 8 real channels): a
          * value of v broadcast once serves every vector of a call. */
-        int left = coutp / 16, ob = 0;
+        int left = coutp / 16, done = 0; /* vectors done */
         if (G == 8 && left == 2)
             gemm2_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else if (G == 8 && c->cout <= 8)
@@ -516,11 +516,11 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
         else if (G == 8)
             gemm1_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else {
-            for (; left > 5 || left == 4; left -= 4, ob += 4)
-                gemm4_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
-            if (left == 5) gemm5_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
-            if (left == 3) gemm3_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
-            if (left == 2) gemm2_g4(v, vpoint, c16, c->u, cin, coutp, ob * 16, m);
+            for (; left > 5 || left == 4; left -= 4, done += 4)
+                gemm4_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+            if (left == 5) gemm5_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+            if (left == 3) gemm3_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+            if (left == 2) gemm2_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
         }
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
@@ -528,8 +528,9 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             /* A tile away from the border: the biasmap is a bias there. */
             int inner = c->inner && r0 >= 1 && c0 >= 1 && r0 + 3 <= h - 2 && c0 + 3 <= w - 2;
             for (int b = 0; b < coutp / 16; b++) {
-                out_block ob = {y + ((size_t)img * (coutp / 16) + b) * oplane + oorigin, ostride,
-                                c->biasmap && !inner ? c->biasmap + b * plane : NULL, h, w};
+                out_block ob = {y + ((size_t)img * (coutp / 16) + b) * out.plane + out.origin,
+                                out.stride, c->biasmap && !inner ? c->biasmap + b * plane : NULL, h,
+                                w};
                 output_tile(m + (size_t)t * 36 * coutp + b * 16, (size_t)coutp,
                             (inner ? c->inner : c->bias) + b * 16, &ob, c->sum, c->relu, c->pool,
                             r0, c0);
