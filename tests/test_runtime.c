@@ -604,8 +604,6 @@ static void test_runtime_profile(void **state) {
     float *x = random_input(m, 16, &rng);
     slim_runtime *rt = NULL;
     assert_int_equal(slim_runtime_create(m, 16, &rt), SLIM_OK);
-    slim_runtime_stats stats;
-    slim_runtime_get_stats(rt, &stats);
     for (int n = 1; n <= 16; n += 15) {
         char *prof = NULL, *plan = NULL;
         assert_int_equal(slim_runtime_profile(rt, x, n, 3, &prof), SLIM_OK);

@@ -1,6 +1,6 @@
 /* The speed of a model's inference runtime, measured one way for every
  * caller (slim report, tools/slim_bench): see include/slim/runtime.h; and
- * the clock and comparison runtime.c's per-step profile shares with it. */
+ * the clock and median runtime.c's per-step profile shares with it. */
 #include "runtime/runtime_internal.h"
 
 #include <stdlib.h>
@@ -15,9 +15,14 @@ double slim_rt_now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-int slim_rt_cmp_double(const void *x, const void *y) {
+static int cmp_double(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
+}
+
+double slim_rt_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 slim_status slim_runtime_measure(const slim_model *model, const float *x, size_t n,
@@ -43,10 +48,7 @@ slim_status slim_runtime_measure(const slim_model *model, const float *x, size_t
         st = slim_runtime_run(rt, x + (size_t)(i + 20) % n * img, 1, logits);
         if (i >= 0) lat[i] = (slim_rt_now_s() - t) * 1e3;
     }
-    if (st == SLIM_OK) {
-        qsort(lat, MEASURE_LATENCY_RUNS, sizeof(double), slim_rt_cmp_double);
-        out->latency_ms = 0.5 * (lat[MEASURE_LATENCY_RUNS / 2 - 1] + lat[MEASURE_LATENCY_RUNS / 2]);
-    }
+    if (st == SLIM_OK) out->latency_ms = slim_rt_median(lat, MEASURE_LATENCY_RUNS);
     free(logits);
     free(lat);
     slim_runtime_free(rt);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* A bound on max_batch that keeps the plan table small and the arena
  * arithmetic far from overflow; far above any useful batch. */
@@ -470,8 +469,7 @@ slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int re
                 st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
             t[r] = slim_rt_now_s() - t0;
         }
-        qsort(t, (size_t)reps, sizeof(double), slim_rt_cmp_double);
-        double ms = 1e3 * (reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]));
+        double ms = 1e3 * slim_rt_median(t, reps);
         total += ms;
         text_add(&txt, "%3d  %-48s %9.4f ms\n", s, step->what, ms);
     }

@@ -139,9 +139,10 @@ struct slim_runtime {
     int plans_built;
 };
 
-/* measure.c: a monotonic clock in seconds, and doubles compared for qsort. */
+/* measure.c: a monotonic clock in seconds; the median of n values (sorts
+ * them). */
 double slim_rt_now_s(void);
-int slim_rt_cmp_double(const void *x, const void *y);
+double slim_rt_median(double *v, int n);
 
 /* runtime.c: sets the tile size (for tests: to tile small batches). */
 void slim_rt_set_tile(slim_runtime *rt, int tile);
