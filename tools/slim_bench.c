@@ -123,31 +123,35 @@ typedef struct bench_model {
     double ips, latency_ms; /* best pass, lowest median */
 } bench_model;
 
-/* One pass on a runtime of its own (with two runtimes alive, batch-1
- * latency on two threads measured 0.25 ms where it is 0.16 alone; see
- * slim_runtime_measure): images/s at batch 256 over the data set, and the
- * median batch-1 latency of 200 runs; the best of each is kept. */
 enum { SHOW_PLAN = 1, SHOW_PROFILE = 2 };
 
+/* The text a runtime call just made in *text (its plan or its profile),
+ * to stderr; read through the pointer, after the call has set it. */
+static int show_text(slim_status st, char **text, const char *what) {
+    if (st != SLIM_OK) return fail(what);
+    fprintf(stderr, "%s\n", *text);
+    free(*text);
+    *text = NULL;
+    return 0;
+}
+
+/* One pass (slim_runtime_measure: on a runtime of its own; with two
+ * runtimes alive, batch-1 latency on two threads measured 0.25 ms where it
+ * is 0.16 alone): images/s at batch 256 over the data set, and the median
+ * batch-1 latency of 200 runs; the best of each is kept. With show, first
+ * the model's plan and/or per-step profile for batch 256. */
 static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int show) {
     if (show) {
         slim_runtime *rt;
-        char *text;
-        int n = count < 256 ? (int)count : 256;
+        char *text = NULL;
         if (slim_runtime_create(b->m, 256, &rt) != SLIM_OK) return fail("runtime");
-        if ((show & SHOW_PLAN) && slim_runtime_describe(rt, 256, &text) == SLIM_OK) {
-            fprintf(stderr, "%s\n", text);
-            free(text);
-        } else if (show & SHOW_PLAN) {
-            return fail("describe");
-        }
+        if ((show & SHOW_PLAN) &&
+            show_text(slim_runtime_describe(rt, 256, &text), &text, "describe"))
+            return 1;
+        int n = count < 256 ? (int)count : 256;
         if ((show & SHOW_PROFILE) &&
-            slim_runtime_profile(rt, ds->images, n, 200, &text) == SLIM_OK) {
-            fprintf(stderr, "%s\n", text);
-            free(text);
-        } else if (show & SHOW_PROFILE) {
-            return fail("profile");
-        }
+            show_text(slim_runtime_profile(rt, ds->images, n, 200, &text), &text, "profile"))
+            return 1;
         slim_runtime_free(rt);
     }
     slim_runtime_speed sp;
