@@ -1,6 +1,7 @@
-/* What our inference convs (wino.c, stem.c) share: their bias and biasmap in
- * the 16-channel blocks their outputs are in, zero beyond the real
- * channels, so that the padding channels they write stay zero. */
+/* What our inference convs (wino.c, stem.c) share: the layout of padded
+ * planes and of a block's pixels (slim_planes_of), and their bias and
+ * biasmap in the 16-channel blocks their outputs are in, zero beyond the
+ * real channels, so that the padding channels they write stay zero. */
 #include "slim/kernels.h"
 
 #include <stdlib.h>
