@@ -731,6 +731,10 @@ static void test_wino(void **state) {
     wino_case(3, 16, 64, 8, 8, 1, 0, 0, 1, 2, 10);
     wino_case(2, 24, 20, 10, 9, 1, 1, 1, 1, 2, 11); /* a residual sum, as resnet-fm's */
     wino_case(1, 16, 8, 5, 5, 0, 0, 1, 0, 1, 12);
+    /* 9-16 outputs take the GEMM in pairs of input channels: an odd count
+     * in blocks (15), and held apart, even (24: 16 + 8) and odd (19, 33). */
+    wino_case(2, 15, 12, 6, 9, 1, 1, 0, 1, 1, 15);
+    wino_case(1, 24, 10, 8, 8, 1, 0, 1, 1, 2, 16);
 }
 
 static void test_wino_errors(void **state) {
@@ -766,6 +770,12 @@ static void test_stem(void **state) {
     stem_case(2, 3, 57, 6, 15, 1, 0, 1, 1, 1, 26);
     stem_case(1, 1, 8, 2, 3, 1, 1, 0, 1, 3, 27);
     stem_case(4, 3, 9, 7, 7, 1, 0, 0, 0, 2, 28);
+    /* A last block of 1-4 channels: alone, after a pair of blocks, after a
+     * lone block; rows of 16 and of one more. */
+    stem_case(2, 3, 3, 6, 17, 1, 1, 0, 1, 1, 29);
+    stem_case(1, 1, 20, 5, 16, 1, 0, 1, 1, 2, 30);
+    stem_case(2, 2, 35, 9, 33, 0, 1, 1, 0, 1, 31);
+    stem_case(1, 1, 50, 4, 30, 1, 1, 0, 1, 3, 32);
 }
 
 /* Padded planes in and out (read in place, border left as it is) and the
@@ -792,6 +802,9 @@ static void test_own_conv_layouts(void **state) {
     own_conv_case_in(OWN_WINO, 2, 16, 16, 6, 6, 1, 0, 1, 0, 2, out, 48);
     own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 1, 0, 1, 2, out, 49);
     own_conv_case_in(OWN_STEM, 1, 3, 33, 5, 9, 1, 0, 1, 1, 1, out, 50);
+    own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 0, 0, 1, 1, out, 57); /* as vgg-fm's, pruned */
+    own_conv_case_in(OWN_STEM, 1, 2, 19, 7, 18, 1, 1, 1, 0, 2, out, 58);
+    own_conv_case_in(OWN_STEM, 1, 1, 4, 3, 21, 0, 0, 0, 1, 1, out, 59);
     /* A pool needs 2x2 outputs and no residual. */
     slim_wino_conv c;
     float wt[9] = {0}, x[16 * 16] = {0}, y[16 * 16], scratch[4096];

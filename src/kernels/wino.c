@@ -63,6 +63,24 @@ static int round16(int c) { return (c + 15) / 16 * 16; }
 #define WINO_SKEW 16
 static int group_size(const slim_wino_conv *c) { return round16(c->cout) <= 32 ? 8 : 4; }
 
+/* The input channels v holds in 16-channel blocks per tile: all of them
+ * (rounded up to 16), or all but a last block of at most 8 real ones, which
+ * v holds apart, 8 floats per tile. */
+static int block_channels(int cin) {
+    return cin % 16 != 0 && cin % 16 <= 8 ? cin / 16 * 16 : round16(cin);
+}
+
+/* A conv of 9-16 output channels, one vector, takes its GEMM in pairs of
+ * input channels (gemm1_pairs): u then holds, per point, per pair of
+ * channels, 32 floats (see pair_weights). */
+static int by_pairs(int cout) { return cout > 8 && cout <= 16; }
+/* Pairs of one point: those of the blocked channels, then of the last
+ * block held apart; a last odd channel of either makes a pair alone. */
+static int pair_count(int cin) {
+    int c16 = block_channels(cin), blocked = cin < c16 ? cin : c16;
+    return (blocked + 1) / 2 + (cin > c16 ? (cin - c16 + 1) / 2 : 0);
+}
+
 /* U = G g G^T for one 3x3 kernel g, in double (the transform's fractions
  * would otherwise round twice). */
 static void kernel_transform(const float *g, double u[6][6]) {
@@ -116,7 +134,8 @@ slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int
     c->h = h;
     c->w = w;
     c->relu = relu != 0;
-    c->u = slim_floats64((size_t)36 * cin * coutp);
+    c->u = slim_floats64(by_pairs(cout) ? (size_t)36 * pair_count(cin) * 32
+                                        : (size_t)36 * cin * coutp);
     if (!c->u || !slim_blocked_bias_init(cout, h, w, bias, biasmap, &c->bias, &c->biasmap)) {
         slim_wino_conv_free(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d x %d weights", cin,
@@ -126,12 +145,22 @@ slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int
         slim_wino_conv_free(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d biases", cout);
     }
+    const int c16 = block_channels(cin), pairs = pair_count(cin);
     for (int o = 0; o < cout; o++) {
         for (int i = 0; i < cin; i++) {
             double u[6][6];
             kernel_transform(weights + ((size_t)o * cin + i) * 9, u);
-            for (int p = 0; p < 36; p++)
-                c->u[((size_t)p * cin + i) * coutp + o] = (float)u[p / 6][p % 6];
+            for (int p = 0; p < 36; p++) {
+                float *at = c->u + ((size_t)p * cin + i) * coutp + o;
+                if (by_pairs(cout)) {
+                    /* Channel i's pair, counted from the start of its part
+                     * of v (blocked or apart), and its parity in it. */
+                    int k = i < c16 ? i / 2 : ((cin < c16 ? cin : c16) + 1) / 2 + (i - c16) / 2;
+                    int parity = (i < c16 ? i : i - c16) % 2;
+                    at = c->u + ((size_t)p * pairs + k) * 32 + (o / 8) * 16 + (o % 8) * 2 + parity;
+                }
+                *at = (float)u[p / 6][p % 6];
+            }
         }
     }
     return SLIM_OK;
@@ -255,40 +284,41 @@ WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stri
     WINO_HALF(__m512, _mm512, HI, 3);
 }
 
-/* The 36 GEMMs of one group of G tiles for one vector of output channels
- * starting at channel o: m[t][p][o..] (coutp floats per point) = sum_c
- * v[p][t][c] u[p][c][o..]. The 8-lane version serves a conv of at most 8
- * output channels; it zeroes the block's other 8 lanes of m. */
-#define WINO_GEMM1(NAME, VT, P, TAIL, G)                                                           \
-    WINO_TARGET static void NAME(const float *v, size_t vpoint, int c16, const float *u, int cin,  \
-                                 int coutp, int o, float *m) {                                     \
-        for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)(G)*c16;                  \
-            const float *up = u + (size_t)p * cin * coutp + o;                                     \
-            VT a[G];                                                                               \
-            for (int t = 0; t < (G); t++)                                                          \
-                a[t] = P##_setzero_ps();                                                           \
-            for (int c = 0; c < cin && c < c16; c++) {                                             \
-                VT w0 = P##_load_ps(up + (size_t)c * coutp);                                       \
-                for (int t = 0; t < (G); t++)                                                      \
-                    a[t] = P##_fmadd_ps(P##_set1_ps(vp[(size_t)t * c16 + c]), w0, a[t]);           \
-            }                                                                                      \
-            for (int c = c16; c < cin; c++) { /* the narrow last block */                          \
-                VT w0 = P##_load_ps(up + (size_t)c * coutp);                                       \
-                for (int t = 0; t < (G); t++)                                                      \
-                    a[t] = P##_fmadd_ps(P##_set1_ps(vn[t * 8 + c - c16]), w0, a[t]);               \
-            }                                                                                      \
-            for (int t = 0; t < (G); t++) {                                                        \
-                float *mp = m + ((size_t)t * 36 + p) * coutp + o;                                  \
-                P##_store_ps(mp, a[t]);                                                            \
-                TAIL;                                                                              \
-            }                                                                                      \
-        }                                                                                          \
+/* The 36 GEMMs of one group of 8 tiles for a conv of at most 8 output
+ * channels, in 8 lanes: m[t][p][0..7] (16 floats per point, the other 8
+ * zeroed) = sum_c v[p][t][c] u[p][c][0..7]. */
+WINO_TARGET static void gemm_half_g8(const float *v, size_t vpoint, int c16, const float *u,
+                                     int cin, float *m) {
+    enum { G = 8 };
+    for (int p = 0; p < 36; p++) {
+        const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)G * c16;
+        const float *up = u + (size_t)p * cin * 16;
+        __m256 a[G];
+        for (int t = 0; t < G; t++)
+            a[t] = _mm256_setzero_ps();
+        for (int c = 0; c < cin && c < c16; c++) {
+            const __m256 w0 = _mm256_load_ps(up + (size_t)c * 16);
+            for (int t = 0; t < G; t++)
+                a[t] = _mm256_fmadd_ps(_mm256_set1_ps(vp[(size_t)t * c16 + c]), w0, a[t]);
+        }
+        for (int c = c16; c < cin; c++) { /* the last block, held apart */
+            const __m256 w0 = _mm256_load_ps(up + (size_t)c * 16);
+            for (int t = 0; t < G; t++)
+                a[t] = _mm256_fmadd_ps(_mm256_set1_ps(vn[t * 8 + c - c16]), w0, a[t]);
+        }
+        for (int t = 0; t < G; t++) {
+            float *mp = m + ((size_t)t * 36 + p) * 16;
+            _mm256_store_ps(mp, a[t]);
+            _mm256_store_ps(mp + 8, _mm256_setzero_ps());
+        }
     }
+}
 
-/* The same for NB (2-5) vectors of output channels from o: each value of v
- * read serves NB multiplies (NB x G sums, NB weights and the broadcast
- * within the 32 vector registers). */
+/* The 36 GEMMs of one group of G tiles for NB (2-5) vectors of output
+ * channels from o: m[t][p][o..] (coutp floats per point) = sum_c
+ * v[p][t][c] u[p][c][o..]. Each value of v read serves NB multiplies
+ * (NB x G sums, NB weights and the broadcast within the 32 vector
+ * registers). */
 #define WINO_GEMMN_STEP(NB, G, c, X)                                                               \
     do {                                                                                           \
         __m512 w[NB];                                                                              \
@@ -320,8 +350,63 @@ WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stri
         }                                                                                          \
     }
 
-WINO_GEMM1(gemm1_g8, __m512, _mm512, (void)0, 8)
-WINO_GEMM1(gemm_half_g8, __m256, _mm256, _mm256_store_ps(mp + 8, _mm256_setzero_ps()), 8)
+/* The GEMMs of a group of 8 tiles for a conv of 9-16 output channels (one
+ * vector), two input channels per broadcast. With one output vector, a
+ * broadcast of one value of v serves a single multiply-add, and the
+ * broadcasts, not the multiply-adds, set the pace (measured on Zen 5,
+ * GEMMs alone, 18 -> 16 channels: 5.3 G multiply-adds/s, where two vectors
+ * reach 6.8). Here a 64-bit broadcast carries channels c and c + 1 of a
+ * tile, alternating across the lanes, into two multiply-adds: one with a
+ * vector of outputs 0-7, one of 8-15, each output in two lanes, its weight
+ * for c in the even one and for c + 1 in the odd one (pair_weights). Each
+ * tile's sums are added pairwise at the end. A channel without a partner
+ * (the last of an odd count) is broadcast alone, against weights whose odd
+ * lanes are zero: the next channel's value in v may be anything (NaN in
+ * padding), so it is never read. 18 -> 16: 6.4 G/s. */
+WINO_TARGET static inline __m512 broadcast_pair(const float *x) {
+    double d;
+    memcpy(&d, x, sizeof d);
+    return _mm512_castpd_ps(_mm512_set1_pd(d));
+}
+WINO_TARGET static void gemm1_pairs(const float *v, size_t vpoint, int c16, const float *u, int cin,
+                                    float *m) {
+    enum { G = 8 };
+    const int blocked = cin < c16 ? cin : c16, pairs = pair_count(cin);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int p = 0; p < 36; p++) {
+        const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)G * c16;
+        const float *wp = u + (size_t)p * pairs * 32;
+        __m512 lo[G], hi[G]; /* outputs 0-7 and 8-15, two lanes each */
+        for (int t = 0; t < G; t++)
+            lo[t] = hi[t] = _mm512_setzero_ps();
+#define WINO_PAIR_STEP(X)                                                                          \
+    do {                                                                                           \
+        const __m512 w0 = _mm512_load_ps(wp), w1 = _mm512_load_ps(wp + 16);                        \
+        for (int t = 0; t < G; t++) {                                                              \
+            const __m512 x = (X);                                                                  \
+            lo[t] = _mm512_fmadd_ps(x, w0, lo[t]);                                                 \
+            hi[t] = _mm512_fmadd_ps(x, w1, hi[t]);                                                 \
+        }                                                                                          \
+        wp += 32;                                                                                  \
+    } while (0)
+        int c = 0;
+        for (; c + 1 < blocked; c += 2)
+            WINO_PAIR_STEP(broadcast_pair(vp + (size_t)t * c16 + c));
+        if (c < blocked) WINO_PAIR_STEP(_mm512_set1_ps(vp[(size_t)t * c16 + c]));
+        for (c = c16; c + 1 < cin; c += 2) /* the last block, held apart */
+            WINO_PAIR_STEP(broadcast_pair(vn + t * 8 + c - c16));
+        if (c16 < cin && c < cin) WINO_PAIR_STEP(_mm512_set1_ps(vn[t * 8 + c - c16]));
+#undef WINO_PAIR_STEP
+        for (int t = 0; t < G; t++)
+            _mm512_store_ps(m + ((size_t)t * 36 + p) * 16,
+                            _mm512_add_ps(_mm512_permutex2var_ps(lo[t], even, hi[t]),
+                                          _mm512_permutex2var_ps(lo[t], odd, hi[t])));
+    }
+}
+
 WINO_GEMMN(gemm2_g8, 2, 8)
 WINO_GEMMN(gemm2_g4, 2, 4)
 WINO_GEMMN(gemm3_g4, 3, 4)
@@ -446,7 +531,7 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     /* v, per point: the group's tiles one after the other, c16 floats each
      * (their 16-channel blocks), then a last block of at most 8 real
      * channels, if any, 8 floats per tile (two tiles' in one vector). */
-    const int c16 = cin % 16 != 0 && cin % 16 <= 8 ? cin / 16 * 16 : cinp;
+    const int c16 = block_channels(cin);
     const size_t vpoint = (size_t)G * c16 + (c16 < cin ? (size_t)G * 8 : 0) + WINO_SKEW;
     /* Such a last block in padded planes is transformed two tiles at a
      * time, after the other blocks. */
@@ -512,9 +597,9 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
         if (G == 8 && left == 2)
             gemm2_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else if (G == 8 && c->cout <= 8)
-            gemm_half_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
+            gemm_half_g8(v, vpoint, c16, c->u, cin, m);
         else if (G == 8)
-            gemm1_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
+            gemm1_pairs(v, vpoint, c16, c->u, cin, m);
         else {
             for (; left > 5 || left == 4; left -= 4, done += 4)
                 gemm4_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
