@@ -731,10 +731,14 @@ static void test_wino(void **state) {
     wino_case(3, 16, 64, 8, 8, 1, 0, 0, 1, 2, 10);
     wino_case(2, 24, 20, 10, 9, 1, 1, 1, 1, 2, 11); /* a residual sum, as resnet-fm's */
     wino_case(1, 16, 8, 5, 5, 0, 0, 1, 0, 1, 12);
-    /* 9-16 outputs take the GEMM in pairs of input channels: an odd count
+    /* 1-16 outputs take the GEMM in pairs of input channels: an odd count
      * in blocks (15), and held apart, even (24: 16 + 8) and odd (19, 33). */
     wino_case(2, 15, 12, 6, 9, 1, 1, 0, 1, 1, 15);
     wino_case(1, 24, 10, 8, 8, 1, 0, 1, 1, 2, 16);
+    /* A last vector of at most 8 outputs is paired too, after 1, 2, 3 and
+     * 4 others in its call (70, 100, 33 above; 52, 84 here). */
+    wino_case(2, 19, 52, 5, 6, 1, 1, 0, 1, 1, 17);
+    wino_case(1, 21, 84, 6, 5, 1, 0, 1, 1, 2, 18);
 }
 
 static void test_wino_errors(void **state) {

@@ -159,7 +159,8 @@ typedef struct slim_wino_conv {
                      * y is (n, ceil(cout/16), h/2, w/2, 16), rounded down */
     int in_padded;  /* set after init: x is in padded planes (slim_padded_size) */
     int out_padded; /* set after init: y likewise (its border is left as it is) */
-    float *u;       /* 36 points x cin x round16(cout) transformed weights */
+    float *u;       /* transformed weights: 36 points x cin (rounded up to even) x
+                     * round16(cout), a last vector's by pairs of input channels (wino.c) */
     float *bias;    /* round16(cout), zero beyond cout */
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
     float *inner;   /* NULL, or bias + the biasmap where that is the same at every pixel

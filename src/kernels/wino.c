@@ -9,13 +9,15 @@
  * a conv nearly twice as wide: a pruned model then does not run as much
  * faster as its MACs fell. Here the batched GEMM between the transforms runs
  * over the real input channels only (the output channels are the vector
- * lanes, so they round up to 16, or to 8 when a conv has at most 8), and the
- * transforms cost one vector operation per 16 channels (8 lanes for a last
- * input block of at most 8 real ones). A last output block of few channels
- * shares its GEMM call, and so every broadcast of the input, with the
- * blocks before it: on a CPU whose 8-lane operations cost what 16-lane ones
- * do (AMD Zen 5), an 8-lane GEMM of its own for 63 -> 70 channels cost more
- * than the 5th vector does (7x7: 0.075 -> 0.066 ms for 8 images).
+ * lanes, so they round up to 16; a last vector of at most 8 real ones, or a
+ * lone one, takes input channels two at a time: 8 outputs per multiply-add,
+ * see WINO_GEMM), and the transforms cost one vector operation per 16
+ * channels (8 lanes for a last input block of at most 8 real ones). A last
+ * output block of few channels shares its GEMM call, and so every broadcast
+ * of the input, with the blocks before it: on a CPU whose 8-lane operations
+ * cost what 16-lane ones do (AMD Zen 5), an 8-lane GEMM of its own for
+ * 63 -> 70 channels cost more than the 5th vector does (7x7: 0.075 -> 0.066
+ * ms for 8 images).
  *
  * Per group of 4 or 8 output tiles of 4x4 pixels (group_size):
  *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
@@ -70,15 +72,31 @@ static int block_channels(int cin) {
     return cin % 16 != 0 && cin % 16 <= 8 ? cin / 16 * 16 : round16(cin);
 }
 
-/* A conv of 9-16 output channels, one vector, takes its GEMM in pairs of
- * input channels (gemm1_pairs): u then holds, per point, per pair of
- * channels, 32 floats (see pair_weights). */
-static int by_pairs(int cout) { return cout > 8 && cout <= 16; }
-/* Pairs of one point: those of the blocked channels, then of the last
- * block held apart; a last odd channel of either makes a pair alone. */
-static int pair_count(int cin) {
-    int c16 = block_channels(cin), blocked = cin < c16 ? cin : c16;
-    return (blocked + 1) / 2 + (cin > c16 ? (cin - c16 + 1) / 2 : 0);
+/* Whether the last vector of output channels (16 lanes from round16(cout)
+ * - 16) is "paired": when it holds at most 8 real channels, or is the only
+ * one. Its GEMM then takes input channels two at a time (see
+ * WINO_PAIR_STEP), and u holds its weights by pairs of input channels
+ * (pair_slot). */
+static int paired_last(int cout) {
+    return round16(cout) == 16 || (cout % 16 != 0 && cout % 16 <= 8);
+}
+/* u: per point, per input channel (their count rounded up to even: a last
+ * odd one's pair slot exists), round16(cout) floats. */
+static int even_cin(int cin) { return cin + cin % 2; }
+/* Where u holds the weight from input channel i to output o (of coutp):
+ * at slot (input channel) *slot, lane *lane. In a paired vector from
+ * o_v, output o_v + k for k < 8 lies in the slot of i's pair's first
+ * channel, for k >= 8 in its second; lanes 2 (k % 8) for the pair's first
+ * channel and 2 (k % 8) + 1 for its second. */
+static void pair_slot(int cout, int i, int o, int *slot, int *lane) {
+    const int coutp = round16(cout), o_v = coutp - 16;
+    if (!paired_last(cout) || o < o_v) {
+        *slot = i, *lane = o;
+        return;
+    }
+    int k = o - o_v;
+    *slot = i - i % 2 + k / 8;
+    *lane = o_v + k % 8 * 2 + i % 2;
 }
 
 /* U = G g G^T for one 3x3 kernel g, in double (the transform's fractions
@@ -134,8 +152,7 @@ slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int
     c->h = h;
     c->w = w;
     c->relu = relu != 0;
-    c->u = slim_floats64(by_pairs(cout) ? (size_t)36 * pair_count(cin) * 32
-                                        : (size_t)36 * cin * coutp);
+    c->u = slim_floats64((size_t)36 * even_cin(cin) * coutp);
     if (!c->u || !slim_blocked_bias_init(cout, h, w, bias, biasmap, &c->bias, &c->biasmap)) {
         slim_wino_conv_free(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d x %d weights", cin,
@@ -145,22 +162,14 @@ slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int
         slim_wino_conv_free(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d biases", cout);
     }
-    const int c16 = block_channels(cin), pairs = pair_count(cin);
     for (int o = 0; o < cout; o++) {
         for (int i = 0; i < cin; i++) {
             double u[6][6];
             kernel_transform(weights + ((size_t)o * cin + i) * 9, u);
-            for (int p = 0; p < 36; p++) {
-                float *at = c->u + ((size_t)p * cin + i) * coutp + o;
-                if (by_pairs(cout)) {
-                    /* Channel i's pair, counted from the start of its part
-                     * of v (blocked or apart), and its parity in it. */
-                    int k = i < c16 ? i / 2 : ((cin < c16 ? cin : c16) + 1) / 2 + (i - c16) / 2;
-                    int parity = (i < c16 ? i : i - c16) % 2;
-                    at = c->u + ((size_t)p * pairs + k) * 32 + (o / 8) * 16 + (o % 8) * 2 + parity;
-                }
-                *at = (float)u[p / 6][p % 6];
-            }
+            int slot, lane;
+            pair_slot(cout, i, o, &slot, &lane);
+            for (int p = 0; p < 36; p++)
+                c->u[((size_t)p * even_cin(cin) + slot) * coutp + lane] = (float)u[p / 6][p % 6];
         }
     }
     return SLIM_OK;
@@ -284,134 +293,119 @@ WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stri
     WINO_HALF(__m512, _mm512, HI, 3);
 }
 
-/* The 36 GEMMs of one group of 8 tiles for a conv of at most 8 output
- * channels, in 8 lanes: m[t][p][0..7] (16 floats per point, the other 8
- * zeroed) = sum_c v[p][t][c] u[p][c][0..7]. */
-WINO_TARGET static void gemm_half_g8(const float *v, size_t vpoint, int c16, const float *u,
-                                     int cin, float *m) {
-    enum { G = 8 };
-    for (int p = 0; p < 36; p++) {
-        const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)G * c16;
-        const float *up = u + (size_t)p * cin * 16;
-        __m256 a[G];
-        for (int t = 0; t < G; t++)
-            a[t] = _mm256_setzero_ps();
-        for (int c = 0; c < cin && c < c16; c++) {
-            const __m256 w0 = _mm256_load_ps(up + (size_t)c * 16);
-            for (int t = 0; t < G; t++)
-                a[t] = _mm256_fmadd_ps(_mm256_set1_ps(vp[(size_t)t * c16 + c]), w0, a[t]);
-        }
-        for (int c = c16; c < cin; c++) { /* the last block, held apart */
-            const __m256 w0 = _mm256_load_ps(up + (size_t)c * 16);
-            for (int t = 0; t < G; t++)
-                a[t] = _mm256_fmadd_ps(_mm256_set1_ps(vn[t * 8 + c - c16]), w0, a[t]);
-        }
-        for (int t = 0; t < G; t++) {
-            float *mp = m + ((size_t)t * 36 + p) * 16;
-            _mm256_store_ps(mp, a[t]);
-            _mm256_store_ps(mp + 8, _mm256_setzero_ps());
-        }
-    }
-}
-
-/* The 36 GEMMs of one group of G tiles for NB (2-5) vectors of output
+/* The 36 GEMMs of one group of G tiles for NB (1-5) vectors of output
  * channels from o: m[t][p][o..] (coutp floats per point) = sum_c
  * v[p][t][c] u[p][c][o..]. Each value of v read serves NB multiplies
  * (NB x G sums, NB weights and the broadcast within the 32 vector
- * registers). */
-#define WINO_GEMMN_STEP(NB, G, c, X)                                                               \
-    do {                                                                                           \
-        __m512 w[NB];                                                                              \
-        for (int k = 0; k < NB; k++)                                                               \
-            w[k] = _mm512_load_ps(up + (size_t)(c)*coutp + 16 * k);                                \
-        for (int t = 0; t < (G); t++) {                                                            \
-            __m512 x = _mm512_set1_ps(X);                                                          \
-            for (int k = 0; k < NB; k++)                                                           \
-                a[t][k] = _mm512_fmadd_ps(x, w[k], a[t][k]);                                       \
-        }                                                                                          \
-    } while (0)
-#define WINO_GEMMN(NAME, NB, G)                                                                    \
-    WINO_TARGET static void NAME(const float *v, size_t vpoint, int c16, const float *u, int cin,  \
-                                 int coutp, int o, float *m) {                                     \
-        for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)(G)*c16;                  \
-            const float *up = u + (size_t)p * cin * coutp + o;                                     \
-            __m512 a[G][NB];                                                                       \
-            for (int t = 0; t < (G); t++)                                                          \
-                for (int k = 0; k < NB; k++)                                                       \
-                    a[t][k] = _mm512_setzero_ps();                                                 \
-            for (int c = 0; c < cin && c < c16; c++)                                               \
-                WINO_GEMMN_STEP(NB, G, c, vp[(size_t)t * c16 + c]);                                \
-            for (int c = c16; c < cin; c++) /* the narrow last block */                            \
-                WINO_GEMMN_STEP(NB, G, c, vn[t * 8 + c - c16]);                                    \
-            for (int t = 0; t < (G); t++)                                                          \
-                for (int k = 0; k < NB; k++)                                                       \
-                    _mm512_store_ps(m + ((size_t)t * 36 + p) * coutp + o + 16 * k, a[t][k]);       \
-        }                                                                                          \
-    }
-
-/* The GEMMs of a group of 8 tiles for a conv of 9-16 output channels (one
- * vector), two input channels per broadcast. With one output vector, a
- * broadcast of one value of v serves a single multiply-add, and the
- * broadcasts, not the multiply-adds, set the pace (measured on Zen 5,
- * GEMMs alone, 18 -> 16 channels: 5.3 G multiply-adds/s, where two vectors
- * reach 6.8). Here a 64-bit broadcast carries channels c and c + 1 of a
- * tile, alternating across the lanes, into two multiply-adds: one with a
- * vector of outputs 0-7, one of 8-15, each output in two lanes, its weight
- * for c in the even one and for c + 1 in the odd one (pair_weights). Each
- * tile's sums are added pairwise at the end. A channel without a partner
- * (the last of an odd count) is broadcast alone, against weights whose odd
- * lanes are zero: the next channel's value in v may be anything (NaN in
- * padding), so it is never read. 18 -> 16: 6.4 G/s. */
+ * registers).
+ *
+ * With PAIRED, the last vector is paired (paired_last): it takes two input
+ * channels per step. A lone vector of output channels would otherwise need
+ * a broadcast of v per multiply-add, and the broadcasts, not the
+ * multiply-adds, set the pace (measured on Zen 5, GEMMs alone, 18 -> 16
+ * channels: 5.3 G multiply-adds/s, where two vectors reach 6.8); a last
+ * vector of at most 8 real channels would spend a multiply-add per input
+ * channel on mostly zeros. Paired, a 64-bit broadcast carries channels c
+ * and c + 1 of a tile, alternating across the lanes, into one multiply-add
+ * per 8 outputs (each output in two lanes: its weight for c in the even
+ * one, for c + 1 in the odd one), and each tile's two lanes are added at
+ * the end. A last channel of an odd count goes alone, against weights
+ * whose odd lanes are zero: the next value of v may be anything (NaN in
+ * padding), so it is never read. 18 -> 16: 6.4 G/s; 63 -> 70 (4 vectors
+ * and a paired one): 6.56 -> 5.92 us per group. */
 WINO_TARGET static inline __m512 broadcast_pair(const float *x) {
     double d;
     memcpy(&d, x, sizeof d);
     return _mm512_castpd_ps(_mm512_set1_pd(d));
 }
-WINO_TARGET static void gemm1_pairs(const float *v, size_t vpoint, int c16, const float *u, int cin,
-                                    float *m) {
-    enum { G = 8 };
-    const int blocked = cin < c16 ? cin : c16, pairs = pair_count(cin);
-    const __m512i even =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd =
-        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int p = 0; p < 36; p++) {
-        const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)G * c16;
-        const float *wp = u + (size_t)p * pairs * 32;
-        __m512 lo[G], hi[G]; /* outputs 0-7 and 8-15, two lanes each */
-        for (int t = 0; t < G; t++)
-            lo[t] = hi[t] = _mm512_setzero_ps();
-#define WINO_PAIR_STEP(X)                                                                          \
+/* Input channel c (and c + 1 with PAIR) for all vectors, x(t) being tile t's
+ * value of channel c in v: FULL plain vectors, then PV paired ones (sums
+ * a[t][FULL..], 0-2: halves of 8 outputs). */
+#define WINO_GEMM_STEP(FULL, PV, G, c, PAIR, x)                                                    \
     do {                                                                                           \
-        const __m512 w0 = _mm512_load_ps(wp), w1 = _mm512_load_ps(wp + 16);                        \
-        for (int t = 0; t < G; t++) {                                                              \
-            const __m512 x = (X);                                                                  \
-            lo[t] = _mm512_fmadd_ps(x, w0, lo[t]);                                                 \
-            hi[t] = _mm512_fmadd_ps(x, w1, hi[t]);                                                 \
+        const float *uc = up + (size_t)(c)*coutp;                                                  \
+        __m512 w[FULL + 1], w2[FULL + 1], wp[PV + 1];                                              \
+        for (int k = 0; k < (FULL); k++) {                                                         \
+            w[k] = _mm512_load_ps(uc + 16 * k);                                                    \
+            if (PAIR) w2[k] = _mm512_load_ps(uc + coutp + 16 * k);                                 \
         }                                                                                          \
-        wp += 32;                                                                                  \
+        for (int k = 0; k < (PV); k++)                                                             \
+            wp[k] = _mm512_load_ps(uc + (size_t)k * coutp + 16 * (FULL));                          \
+        for (int t = 0; t < (G); t++) {                                                            \
+            const float *xt = &(x(t));                                                             \
+            const __m512 x1 = _mm512_set1_ps(xt[0]);                                               \
+            for (int k = 0; k < (FULL); k++)                                                       \
+                a[t][k] = _mm512_fmadd_ps(x1, w[k], a[t][k]);                                      \
+            if (PAIR) {                                                                            \
+                const __m512 x2 = _mm512_set1_ps(xt[1]);                                           \
+                for (int k = 0; k < (FULL); k++)                                                   \
+                    a[t][k] = _mm512_fmadd_ps(x2, w2[k], a[t][k]);                                 \
+            }                                                                                      \
+            const __m512 xp = (PAIR) ? broadcast_pair(xt) : x1;                                    \
+            for (int k = 0; k < (PV); k++)                                                         \
+                a[t][(FULL) + k] = _mm512_fmadd_ps(xp, wp[k], a[t][(FULL) + k]);                   \
+        }                                                                                          \
     } while (0)
-        int c = 0;
-        for (; c + 1 < blocked; c += 2)
-            WINO_PAIR_STEP(broadcast_pair(vp + (size_t)t * c16 + c));
-        if (c < blocked) WINO_PAIR_STEP(_mm512_set1_ps(vp[(size_t)t * c16 + c]));
-        for (c = c16; c + 1 < cin; c += 2) /* the last block, held apart */
-            WINO_PAIR_STEP(broadcast_pair(vn + t * 8 + c - c16));
-        if (c16 < cin && c < cin) WINO_PAIR_STEP(_mm512_set1_ps(vn[t * 8 + c - c16]));
-#undef WINO_PAIR_STEP
-        for (int t = 0; t < G; t++)
-            _mm512_store_ps(m + ((size_t)t * 36 + p) * 16,
-                            _mm512_add_ps(_mm512_permutex2var_ps(lo[t], even, hi[t]),
-                                          _mm512_permutex2var_ps(lo[t], odd, hi[t])));
+#define WINO_V_BLOCKED(t) vp[(size_t)(t)*c16 + c]
+#define WINO_V_APART(t) vn[(t)*8 + c - c16]
+/* FULL plain vectors and PV (0-2) paired halves of 8 outputs; with PV 1
+ * the paired vector's other 8 lanes of m are zeroed. */
+#define WINO_GEMM(NAME, FULL, PV, G)                                                               \
+    WINO_TARGET static void NAME(const float *v, size_t vpoint, int c16, const float *u, int cin,  \
+                                 int coutp, int o, float *m) {                                     \
+        const __m512i even =                                                                       \
+            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);          \
+        const __m512i odd =                                                                        \
+            _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);          \
+        const int blocked = cin < c16 ? cin : c16;                                                 \
+        for (int p = 0; p < 36; p++) {                                                             \
+            const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)(G)*c16;                  \
+            const float *up = u + (size_t)p * even_cin(cin) * coutp + o;                           \
+            __m512 a[G][(FULL) + (PV)];                                                            \
+            for (int t = 0; t < (G); t++)                                                          \
+                for (int k = 0; k < (FULL) + (PV); k++)                                            \
+                    a[t][k] = _mm512_setzero_ps();                                                 \
+            int c = 0;                                                                             \
+            if (PV) {                                                                              \
+                for (; c + 1 < blocked; c += 2)                                                    \
+                    WINO_GEMM_STEP(FULL, PV, G, c, 1, WINO_V_BLOCKED);                             \
+                if (c < blocked) WINO_GEMM_STEP(FULL, PV, G, c, 0, WINO_V_BLOCKED);                \
+                for (c = c16; c + 1 < cin; c += 2) /* the last block, held apart */                \
+                    WINO_GEMM_STEP(FULL, PV, G, c, 1, WINO_V_APART);                               \
+                if (c16 < cin && c < cin) WINO_GEMM_STEP(FULL, PV, G, c, 0, WINO_V_APART);         \
+            } else {                                                                               \
+                for (; c < blocked; c++)                                                           \
+                    WINO_GEMM_STEP(FULL, 0, G, c, 0, WINO_V_BLOCKED);                              \
+                for (c = c16; c < cin; c++)                                                        \
+                    WINO_GEMM_STEP(FULL, 0, G, c, 0, WINO_V_APART);                                \
+            }                                                                                      \
+            for (int t = 0; t < (G); t++) {                                                        \
+                float *mt = m + ((size_t)t * 36 + p) * coutp + o;                                  \
+                for (int k = 0; k < (FULL); k++)                                                   \
+                    _mm512_store_ps(mt + 16 * k, a[t][k]);                                         \
+                const __m512 lo = a[t][FULL], hi = (PV) == 2 ? a[t][(FULL) + 1] : lo;              \
+                const __m512 sum = _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi),             \
+                                                 _mm512_permutex2var_ps(lo, odd, hi));             \
+                if ((PV) == 2) _mm512_store_ps(mt + 16 * (FULL), sum);                             \
+                if ((PV) == 1)                                                                     \
+                    _mm512_store_ps(mt + 16 * (FULL),                                              \
+                                    _mm512_maskz_mov_ps((__mmask16)0x00ff, sum));                  \
+            }                                                                                      \
+        }                                                                                          \
     }
-}
 
-WINO_GEMMN(gemm2_g8, 2, 8)
-WINO_GEMMN(gemm2_g4, 2, 4)
-WINO_GEMMN(gemm3_g4, 3, 4)
-WINO_GEMMN(gemm4_g4, 4, 4)
-WINO_GEMMN(gemm5_g4, 5, 4)
+WINO_GEMM(gemm_pairs_g8, 0, 2, 8)      /* 9-16 output channels */
+WINO_GEMM(gemm_pairs_half_g8, 0, 1, 8) /* at most 8 */
+WINO_GEMM(gemm2_g8, 2, 0, 8)
+WINO_GEMM(gemm2p_g8, 1, 1, 8)
+WINO_GEMM(gemm2_g4, 2, 0, 4)
+WINO_GEMM(gemm2p_g4, 1, 1, 4)
+WINO_GEMM(gemm3_g4, 3, 0, 4)
+WINO_GEMM(gemm3p_g4, 2, 1, 4)
+WINO_GEMM(gemm4_g4, 4, 0, 4)
+WINO_GEMM(gemm4p_g4, 3, 1, 4)
+WINO_GEMM(gemm5_g4, 5, 0, 4)
+WINO_GEMM(gemm5p_g4, 4, 1, 4)
 
 /* The 6-point output transform A^T x, 4 values. */
 #define WINO_OUT_1D(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                        \
@@ -590,22 +584,26 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             else
                 input_tile8(at[0], in.stride, vt, vpoint);
         }
-        /* Output vectors four at a time, the last 1-5 in one call (a
-         * lone last one 8-lane when it holds at most 8 real channels): a
-         * value of v broadcast once serves every vector of a call. */
+        /* Output vectors four at a time, the last 1-5 in one call, the
+         * last paired (paired_last) or not: a value of v broadcast once
+         * serves every vector of a call. */
         int left = coutp / 16, done = 0; /* vectors done */
+        const int paired = paired_last(c->cout);
         if (G == 8 && left == 2)
-            gemm2_g8(v, vpoint, c16, c->u, cin, coutp, 0, m);
-        else if (G == 8 && c->cout <= 8)
-            gemm_half_g8(v, vpoint, c16, c->u, cin, m);
+            (paired ? gemm2p_g8 : gemm2_g8)(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else if (G == 8)
-            gemm1_pairs(v, vpoint, c16, c->u, cin, m);
+            (c->cout <= 8 ? gemm_pairs_half_g8 : gemm_pairs_g8)(v, vpoint, c16, c->u, cin, coutp, 0,
+                                                                m);
         else {
             for (; left > 5 || left == 4; left -= 4, done += 4)
-                gemm4_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
-            if (left == 5) gemm5_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
-            if (left == 3) gemm3_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
-            if (left == 2) gemm2_g4(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+                (paired && left == 4 ? gemm4p_g4 : gemm4_g4)(v, vpoint, c16, c->u, cin, coutp,
+                                                             done * 16, m);
+            if (left == 5)
+                (paired ? gemm5p_g4 : gemm5_g4)(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+            if (left == 3)
+                (paired ? gemm3p_g4 : gemm3_g4)(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+            if (left == 2)
+                (paired ? gemm2p_g4 : gemm2_g4)(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
         }
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
