@@ -822,6 +822,74 @@ static void test_own_conv_layouts(void **state) {
     slim_wino_conv_free(&c);
 }
 
+/* Our head (global average pool + dense) against the plain computation:
+ * its blocked input holds NaN in its padding channels, which must not
+ * reach the outputs; outputs beyond k must not be written. */
+static void head_case(int n, int c, int k, int h, int w, int with_bias, int relu, uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 5);
+    const int hw = h * w;
+    float *x = malloc((size_t)n * c * hw * sizeof(float));
+    float *wt = malloc((size_t)k * c * sizeof(float)), *b = malloc((size_t)k * sizeof(float));
+    float *want = malloc(((size_t)n * k + 1) * sizeof(float));
+    float *got = malloc(((size_t)n * k + 1) * sizeof(float));
+    tu_fill_uniform(&rng, x, (size_t)n * c * hw, -1, 1);
+    tu_fill_uniform(&rng, wt, (size_t)k * c, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, b, (size_t)k, -0.5f, 0.5f);
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < k; o++) {
+            double acc = with_bias ? b[o] : 0.0;
+            for (int ch = 0; ch < c; ch++) {
+                double mean = 0;
+                for (int p = 0; p < hw; p++)
+                    mean += x[((size_t)i * c + ch) * hw + p];
+                acc += wt[(size_t)o * c + ch] * (mean / hw);
+            }
+            want[(size_t)i * k + o] = (float)(relu && acc < 0 ? 0 : acc);
+        }
+    float *xb = to_blocks(n, c, hw, x, NAN);
+    slim_head hd;
+    expect_ok(slim_head_init(&hd, c, k, h, w, wt, with_bias ? b : NULL, relu));
+    got[(size_t)n * k] = want[(size_t)n * k] = -7.0f; /* past the end: untouched */
+    expect_ok(slim_head_forward(&hd, n, xb, got));
+    char what[80];
+    snprintf(what, sizeof what, "head n%d %d(%dx%d)->%d bias%d relu%d", n, c, h, w, k, with_bias,
+             relu);
+    expect_close(got, want, (size_t)n * k + 1, 1e-5 * (1 + c / 16.0), what);
+    slim_head_free(&hd);
+    free(x);
+    free(wt);
+    free(b);
+    free(want);
+    free(got);
+    free(xb);
+}
+
+static void test_head(void **state) {
+    (void)state;
+    if (!slim_head_available()) skip();
+    /* vgg-fm's (unpruned and pruned), channels and outputs on both sides of
+     * 16, one pixel, pixel counts below and above a multiple of 4. */
+    head_case(8, 128, 10, 7, 7, 1, 0, 71);
+    head_case(3, 70, 10, 7, 7, 1, 0, 72);
+    head_case(2, 5, 1, 1, 1, 0, 1, 73);
+    head_case(2, 33, 40, 3, 5, 1, 1, 74);
+    head_case(1, 16, 16, 2, 2, 1, 1, 75);
+    head_case(2, 17, 33, 1, 3, 0, 0, 76);
+}
+
+static void test_head_errors(void **state) {
+    (void)state;
+    slim_head hd;
+    float wt[4] = {0}, x[64] = {0}, y[4];
+    assert_int_equal(slim_head_init(&hd, 0, 1, 1, 1, wt, NULL, 0), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_head_init(&hd, 1, 1, 1, 0, wt, NULL, 0), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_head_init(&hd, 1, 1, 1, 1, NULL, NULL, 0), SLIM_ERR_SHAPE);
+    assert_null(hd.wt);
+    slim_head_free(&hd); /* safe after a failed init */
+    assert_int_equal(slim_head_forward(&hd, 1, x, y), SLIM_ERR_ARG);
+}
+
 static void test_stem_errors(void **state) {
     (void)state;
     slim_stem_conv c;
@@ -872,6 +940,8 @@ int main(void) {
         cmocka_unit_test(test_stem),
         cmocka_unit_test(test_stem_errors),
         cmocka_unit_test(test_own_conv_layouts),
+        cmocka_unit_test(test_head),
+        cmocka_unit_test(test_head_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -573,6 +573,48 @@ static void test_runtime_pools_padded(void **state) {
     slim_model_free(m);
 }
 
+/* Global average pool + dense (+ relu) as one step on our head kernel,
+ * where the gap's output is the dense's alone; logits against the
+ * reference either way. */
+static void test_runtime_head(void **state) {
+    (void)state;
+    const char *text = "input shape=3x9x9\n"
+                       "conv c1 out=20 k=3 pad=1\n"
+                       "relu\n"
+                       "conv c2 out=24 k=3 pad=1\n"
+                       "relu r2\n"
+                       "gap g1\n"
+                       "dense d1 out=18\n"
+                       "relu rd\n"
+                       "dense d2 out=5\n";
+    slim_rng rng;
+    slim_model *m = parse_random(text, &rng, 81, 3);
+    check_runtime(m, &rng, "head");
+    if (runs_own(m, "c2")) {
+        for (int n = 1; n <= 8; n += 7) {
+            char *plan = plan_of(m, n);
+            assert_non_null(strstr(plan, "gap+dense g1 d1 +bias +relu(rd)"));
+            assert_non_null(strstr(plan, "[slim:head:avx512f]"));
+            assert_non_null(strstr(plan, "dense d2 +bias"));
+            free(plan);
+        }
+    }
+    slim_model_free(m);
+    /* The gap's output read twice: a pool and two denses, as before. */
+    const char *twice = "input shape=2x6x6\n"
+                        "conv c1 out=20 k=3 pad=1\n"
+                        "gap g1\n"
+                        "dense d1 out=4\n"
+                        "dense d2 out=4 from=g1\n"
+                        "add a from=d1,d2\n";
+    m = parse_random(twice, &rng, 82, 3);
+    check_runtime(m, &rng, "head-twice");
+    char *plan = plan_of(m, 2);
+    assert_null(strstr(plan, "gap+dense"));
+    free(plan);
+    slim_model_free(m);
+}
+
 /* The one speed measurement report and slim_bench share: positive figures
  * for a batch that is not a multiple of 256 nor above it, and errors for
  * what it cannot measure. */
@@ -652,9 +694,10 @@ static void test_runtime_fusions(void **state) {
     }
     assert_int_equal(convs, 6);
     assert_int_equal(relus, 6);
-    if (runs_own(m, "conv2")) { /* both pools in the convs before them */
+    if (runs_own(m, "conv2")) { /* both pools in the convs before them, gap in the dense */
         assert_int_equal(count_str(plan, "+maxpool("), 2);
         assert_null(strstr(plan, "\n  2  maxpool"));
+        assert_non_null(strstr(plan, "gap+dense gap1 dense1 +bias"));
     }
     assert_null(strstr(plan, "\n relu"));   /* no standalone relu step... */
     assert_null(strstr(plan, "batchnorm")); /* ...and no bn left */
@@ -903,8 +946,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_repeat),       cmocka_unit_test(test_runtime_errors),
         cmocka_unit_test(test_runtime_no_malloc),    cmocka_unit_test(test_runtime_blocked_layouts),
         cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
-        cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_measure),
-        cmocka_unit_test(test_runtime_profile),
+        cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_head),
+        cmocka_unit_test(test_runtime_measure),      cmocka_unit_test(test_runtime_profile),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

@@ -217,6 +217,27 @@ size_t slim_stem_scratch_bytes(const slim_stem_conv *c, int threads);
 slim_status slim_stem_conv_forward(const slim_stem_conv *c, int n, const float *x, float *y,
                                    void *scratch, int threads);
 
+/* ---- Global average pool + dense for inference (src/kernels/head.c) -- */
+
+/* y = ReLU(W mean(x) + bias) (ReLU optional), the mean of each channel over
+ * the h x w pixels of x in 16-channel blocks (n, ceil(c/16), h, w, 16),
+ * y plain (n, k): a network's head, after its last conv. */
+typedef struct slim_head {
+    int c, k, h, w, relu;
+    float *wt;   /* c x round16(k): the dense weights, transposed, zero beyond k */
+    float *bias; /* round16(k), zero beyond k */
+} slim_head;
+
+/* Nonzero when this CPU runs the kernel (it needs AVX-512F and VL). */
+int slim_head_available(void);
+/* weights (k, c), bias (k) or NULL. */
+slim_status slim_head_init(slim_head *hd, int c, int k, int h, int w, const float *weights,
+                           const float *bias, int relu);
+void slim_head_free(slim_head *hd);
+/* x: (n, ceil(c/16), h, w, 16) (its padding channels are not read), y: (n, k);
+ * one thread (the work is a few microseconds). */
+slim_status slim_head_forward(const slim_head *hd, int n, const float *x, float *y);
+
 /* ---- BLAS kernels (src/kernels/blas.c) -------------------------------- */
 
 void slim_blas_dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,

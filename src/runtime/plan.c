@@ -32,6 +32,7 @@ void slim_rt_graph_free(rt_graph *g) {
     free(g->sum_with);
     free(g->pool);
     free(g->padded);
+    free(g->head);
     free(g->last_read);
     memset(g, 0, sizeof *g);
 }
@@ -59,6 +60,15 @@ static int poolable(const slim_model *m, int i, int p) {
            l->pad == 0 && c->h >= 2 && c->w >= 2 && l->h == c->h / 2 && l->w == c->w / 2;
 }
 
+/* Whether dense layer d, the sole reader of global average pool g, can
+ * run with it on our head kernel (kernels/head.c). */
+static int headable(const slim_model *m, int g, int d) {
+    const slim_layer *l = &m->layers[d];
+    return l->kind == SLIM_LAYER_DENSE && m->layers[g].c == l->in_c && l->in_h == 1 &&
+           l->in_w == 1 && slim_head_available() &&
+           dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+}
+
 slim_status slim_rt_graph_init(slim_runtime *rt) {
     const slim_model *m = rt->model;
     rt_graph *g = &rt->graph;
@@ -70,9 +80,10 @@ slim_status slim_rt_graph_init(slim_runtime *rt) {
     g->sum_with = slim_calloc(n, sizeof(int));
     g->pool = slim_calloc(n, sizeof(int));
     g->padded = slim_calloc(n, sizeof(int));
+    g->head = slim_calloc(n, sizeof(int));
     g->last_read = slim_calloc(n, sizeof(int));
     if (!g->needed || !g->root || !g->chain_end || !g->relu || !g->sum_with || !g->pool ||
-        !g->padded || !g->last_read)
+        !g->padded || !g->head || !g->last_read)
         return SLIM_ERR_NOMEM;
     int last = m->n_layers - 1;
     g->needed[0] = g->needed[last] = 1;
@@ -88,10 +99,19 @@ slim_status slim_rt_graph_init(slim_runtime *rt) {
     for (int i = 1; i <= last; i++) {
         const slim_layer *l = &m->layers[i];
         if (!g->needed[i] || g->root[i] != i) continue;
-        if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE && l->kind != SLIM_LAYER_BN &&
-            l->kind != SLIM_LAYER_ADD)
-            continue;
         int chain = i;
+        if (l->kind == SLIM_LAYER_GAP) {
+            /* gap + dense [+relu] on our head kernel: one pass, not two
+             * primitives whose calls cost more than their work. */
+            int d = sole_consumer(m, g, i);
+            if (d < 0 || !headable(m, i, d)) continue;
+            g->root[d] = i;
+            g->head[i] = 1;
+            chain = d;
+        } else if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE &&
+                   l->kind != SLIM_LAYER_BN && l->kind != SLIM_LAYER_ADD) {
+            continue;
+        }
         if (l->kind == SLIM_LAYER_CONV) {
             /* conv + add(conv, k): the conv accumulates onto k (sum post-op),
              * which must exist by the time the conv runs. */
@@ -824,6 +844,8 @@ static int wants_own_conv(const builder *b, int i) {
 }
 
 /* Appends a step of one of our convs, with `bytes` of scratchpad. */
+int slim_rt_own_step(const rt_step *st) { return st->wino || st->stem || st->head; }
+
 static slim_status push_own_step(builder *b, size_t bytes, rt_step **out) {
     rt_plan *p = b->plan;
     rt_step *s = NULL;
@@ -1089,6 +1111,42 @@ static slim_status build_add(builder *b, int i) {
     return relu_step(b, i, &dst);
 }
 
+/* Global average pool i, its dense and a relu after it (the graph's
+ * head[i]) on our head kernel: 16-channel blocks in, plain (n, k) out. The
+ * dense's weights are prepared once per runtime, for every plan. */
+static slim_status build_head(builder *b, int i) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    int d = i + 1;
+    while (m->layers[d].kind != SLIM_LAYER_DENSE || b->g->root[d] != i)
+        d++;
+    const slim_layer *dense = &m->layers[d];
+    slim_head *hd = &b->rt->head[i];
+    if (!hd->wt) {
+        SLIM_TRY(slim_head_init(
+            hd, l->in_c, dense->c, l->in_h, l->in_w, m->params[dense->p_weight].data,
+            dense->p_bias >= 0 ? m->params[dense->p_bias].data : NULL, b->g->relu[i]));
+        b->rt->weight_bytes += ((size_t)l->in_c + 1) * ((dense->c + 15) / 16 * 16) * sizeof(float);
+    }
+    dnnl_memory_desc_t src_md, dst_md;
+    SLIM_TRY(md_tag(&src_md, 4, (dnnl_dims_t){b->n, l->in_c, l->in_h, l->in_w}, dnnl_aBcd16b));
+    SLIM_TRY(md_plain(&dst_md, 2, (dnnl_dims_t){b->n, dense->c}));
+    rt_loc src, dst;
+    SLIM_TRY(value_in(b, l->inputs[0], &src_md, &src));
+    SLIM_TRY(new_storage(b, &dst_md, b->g->last_read[b->g->chain_end[i]], &dst));
+    rt_step *s = NULL;
+    SLIM_TRY(push_own_step(b, 0, &s));
+    s->head = hd;
+    SLIM_TRY(step_loc(s, DNNL_ARG_SRC, &src));
+    SLIM_TRY(step_loc(s, DNNL_ARG_DST, &dst));
+    snprintf(s->what, sizeof s->what, "gap+dense %s %s", l->name, dense->name);
+    if (dense->p_bias >= 0) append(s->what, sizeof s->what, "%s", " +bias");
+    if (b->g->relu[i])
+        append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    set_value(b, i, &dst);
+    return SLIM_OK;
+}
+
 /* maxpool, avgpool (padding excluded from the divisor) and global average
  * pooling (a window of the whole plane), in the input's layout. */
 static slim_status build_pool(builder *b, int i) {
@@ -1138,7 +1196,7 @@ static slim_status build_layer(builder *b, int i) {
     case SLIM_LAYER_ADD: return build_add(b, i);
     case SLIM_LAYER_MAXPOOL:
     case SLIM_LAYER_AVGPOOL:
-    case SLIM_LAYER_GAP: return build_pool(b, i);
+    case SLIM_LAYER_GAP: return b->g->head[i] ? build_head(b, i) : build_pool(b, i);
     case SLIM_LAYER_FLATTEN:
         /* Only the dims change: consumers view the data as they need it. */
         set_value(b, i, &b->vals[l->inputs[0]].loc);

@@ -105,8 +105,12 @@ void slim_runtime_free(slim_runtime *rt) {
     if (rt->stem && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
             slim_stem_conv_free(&rt->stem[i]);
+    if (rt->head && rt->model)
+        for (int i = 0; i < rt->model->n_layers; i++)
+            slim_head_free(&rt->head[i]);
     free(rt->wino);
     free(rt->stem);
+    free(rt->head);
     free(rt->ones_channel);
     free(rt->biasmap_channel);
     slim_rt_graph_free(&rt->graph);
@@ -202,6 +206,7 @@ static slim_status execute_own(rt_ctx *c, rt_step *st) {
     /* The primitives before it have finished (an in-order CPU stream
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
+    if (st->head) return slim_head_forward(st->head, n, h[0], h[1]);
     if (st->stem) return slim_stem_conv_forward(st->stem, n, h[0], h[1], h[2], st->threads);
     return slim_wino_conv_forward(st->wino, n, h[0], h[1], h[2], st->threads);
 }
@@ -242,9 +247,11 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
         rt->weights = slim_calloc(nl, sizeof *rt->weights);
         rt->wino = slim_calloc(nl, sizeof *rt->wino);
         rt->stem = slim_calloc(nl, sizeof *rt->stem);
+        rt->head = slim_calloc(nl, sizeof *rt->head);
         rt->ones_channel = slim_calloc(nl, sizeof *rt->ones_channel);
         rt->biasmap_channel = slim_calloc(nl, sizeof *rt->biasmap_channel);
-        if (!rt->weights || !rt->wino || !rt->stem || !rt->ones_channel || !rt->biasmap_channel)
+        if (!rt->weights || !rt->wino || !rt->stem || !rt->head || !rt->ones_channel ||
+            !rt->biasmap_channel)
             st = SLIM_ERR_NOMEM;
     }
     if (st == SLIM_OK) st = slim_rt_rewrite(rt);
@@ -285,7 +292,7 @@ static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
             else if (arg->where == RT_AT_OUTPUT)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, logits, c->stream));
         }
-        if (st->wino || st->stem)
+        if (slim_rt_own_step(st))
             SLIM_TRY(execute_own(c, st));
         else
             SLIM_DNNL_CHECK(execute(c, st));
@@ -461,7 +468,7 @@ slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int re
         rt_step *step = &p->steps[s];
         for (int r = 0; st == SLIM_OK && r < reps; r++) {
             double t0 = slim_rt_now_s();
-            if (step->wino || step->stem)
+            if (slim_rt_own_step(step))
                 st = execute_own(c, step);
             else if (execute(c, step) != dnnl_success)
                 st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
@@ -523,6 +530,8 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
             impl = "slim:wino_4x3:avx512f";
         else if (st->stem)
             impl = "slim:stem_3x3:avx512f";
+        else if (st->head)
+            impl = "slim:head:avx512f";
         else if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &impl) !=
                  dnnl_success)
             impl = "?";

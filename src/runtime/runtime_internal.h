@@ -41,11 +41,13 @@ typedef struct rt_arg {
 
 /* One primitive with its arguments. */
 typedef struct rt_step {
-    dnnl_primitive_desc_t pd; /* NULL for a step of our own kernel (wino, stem) */
+    dnnl_primitive_desc_t pd; /* NULL for a step of our own kernel (wino, stem, head) */
     dnnl_primitive_t prim;
-    /* Our convs (kernels/wino.c, kernels/stem.c), args SRC, DST, SCRATCHPAD: */
+    /* Our convs (kernels/wino.c, kernels/stem.c), args SRC, DST, SCRATCHPAD,
+     * or our gap + dense (kernels/head.c), args SRC, DST; one of them: */
     const slim_wino_conv *wino;
     const slim_stem_conv *stem;
+    const slim_head *head;
     int threads; /* the threads our conv runs on */
     int is_reorder;
     int nargs;
@@ -99,6 +101,8 @@ typedef struct rt_graph {
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes
                      * (slim_padded_size), read only by our Winograd */
+    int *head;      /* per gap root: the dense after it (and a relu) run with it on
+                     * our head kernel */
     int *last_read; /* per layer: the last time its output is read */
 } rt_graph;
 
@@ -131,6 +135,7 @@ struct slim_runtime {
     int n_workers;
     rt_weights **weights; /* [n_layers] */
     slim_wino_conv *wino; /* [n_layers]: transformed weights of convs on our Winograd */
+    slim_head *head;      /* [n_layers], per gap root: its dense's weights on our head */
     slim_stem_conv *stem; /* [n_layers]: weights of convs on our stem conv */
     /* The rewrite (rewrite.c), per layer of the model: */
     int *ones_channel;    /* the conv's last output channel is a channel of ones */
@@ -156,6 +161,8 @@ int slim_rt_in_execute(void);
 int slim_rt_wino_fits(const slim_layer *l);
 int slim_rt_stem_fits(const slim_layer *l);
 int slim_rt_own_conv(const slim_layer *l);
+/* plan.c: whether a step runs one of our kernels rather than a primitive. */
+int slim_rt_own_step(const rt_step *st);
 
 /* rewrite.c: turns biasmaps into the weights of an extra input channel of
  * ones where that is free (rt->model is replaced; the flags are set). */
