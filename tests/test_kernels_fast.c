@@ -802,6 +802,12 @@ static void test_own_conv_layouts(void **state) {
     own_conv_case_in(OWN_WINO, 2, 18, 16, 28, 28, 1, 2, 0, 1, 1, in | out | pool, 54);
     own_conv_case_in(OWN_WINO, 1, 29, 27, 14, 13, 1, 2, 0, 1, 2, in | out, 55);
     own_conv_case_in(OWN_WINO, 2, 20, 33, 10, 9, 0, 2, 1, 0, 1, 0, 56);
+    /* (its border terms alone at the border pixels: last rows and columns
+     * at every place in a tile, the smallest interior, pooled) */
+    own_conv_case_in(OWN_WINO, 2, 27, 63, 7, 7, 1, 2, 0, 1, 1, in | out, 62);
+    own_conv_case_in(OWN_WINO, 1, 16, 20, 6, 5, 1, 2, 0, 1, 2, in | pool, 63);
+    own_conv_case_in(OWN_WINO, 1, 9, 12, 3, 8, 0, 2, 0, 1, 1, 0, 64);
+    own_conv_case_in(OWN_WINO, 2, 18, 29, 7, 9, 1, 2, 0, 1, 1, in | out | pool, 65);
     own_conv_case_in(OWN_WINO, 2, 40, 24, 6, 7, 0, 1, 0, 1, 1, in | out | pool, 53);
     own_conv_case_in(OWN_WINO, 2, 16, 16, 6, 6, 1, 0, 1, 0, 2, out, 48);
     own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 1, 0, 1, 2, out, 49);

@@ -164,8 +164,10 @@ typedef struct slim_wino_conv {
     float *bias;    /* round16(cout), zero beyond cout */
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
     float *inner;   /* NULL, or bias + the biasmap where that is the same at every pixel
-                     * of rows and columns 1..h-2, 1..w-2 (as pruning's are): a tile
-                     * inside them needs no biasmap */
+                     * of rows and columns 1..h-2, 1..w-2 (as pruning's are): every
+                     * tile's bias then, */
+    float *edge;    /* and with it the biasmap minus that at the border pixels, zero
+                     * elsewhere (the biasmap's layout): what a tile there adds */
 } slim_wino_conv;
 
 /* Nonzero when this CPU runs the kernel (it needs AVX-512F and VL). */

@@ -117,9 +117,14 @@ static void kernel_transform(const float *g, double u[6][6]) {
             u[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
 }
 
-/* c->inner when the biasmap is the same at every pixel away from the
- * border, bit for bit (pruning's fold sums the same terms in the same
- * order there); left NULL otherwise. 0 when out of memory. */
+/* c->inner and c->edge when the biasmap is the same at every pixel away
+ * from the border, bit for bit (pruning's fold sums the same terms in the
+ * same order there); left NULL otherwise. 0 when out of memory. Every tile
+ * then takes inner as its bias, and a tile at the border adds edge, zero
+ * but at the border pixels; without a pool, at those pixels only (loading
+ * the map at every pixel of such a tile cost 2% of a pruned vgg-fm's
+ * time; more than half of a 7 x 7 output's pixels are in tiles at the
+ * border). */
 static int inner_bias(slim_wino_conv *c) {
     const int coutp = round16(c->cout), h = c->h, w = c->w;
     for (int b = 0; b < coutp / 16; b++) {
@@ -131,10 +136,19 @@ static int inner_bias(slim_wino_conv *c) {
                 return 1;
     }
     c->inner = slim_floats64((size_t)coutp);
-    if (!c->inner) return 0;
-    for (int o = 0; o < coutp; o++)
-        c->inner[o] =
-            c->bias[o] + c->biasmap[(size_t)(o / 16) * h * w * 16 + (w + 1) * 16 + o % 16];
+    c->edge = slim_floats64((size_t)coutp * h * w);
+    if (!c->inner || !c->edge) return 0;
+    for (int o = 0; o < coutp; o++) {
+        const size_t plane = (size_t)(o / 16) * h * w * 16;
+        const float in = c->biasmap[plane + (w + 1) * 16 + o % 16];
+        c->inner[o] = c->bias[o] + in;
+        for (int r = 0; r < h; r++)
+            for (int q = 0; q < w; q++)
+                if (r == 0 || q == 0 || r == h - 1 || q == w - 1) {
+                    size_t at = plane + ((size_t)r * w + q) * 16 + o % 16;
+                    c->edge[at] = c->biasmap[at] - in;
+                }
+    }
     return 1;
 }
 
@@ -180,7 +194,8 @@ void slim_wino_conv_free(slim_wino_conv *c) {
     free(c->bias);
     free(c->biasmap);
     free(c->inner);
-    c->u = c->bias = c->biasmap = c->inner = NULL;
+    free(c->edge);
+    c->u = c->bias = c->biasmap = c->inner = c->edge = NULL;
 }
 
 /* One thread's scratch: V and M of one group and a 6x6 patch, 64-byte
@@ -420,23 +435,25 @@ WINO_GEMM(gemm5p_g4, 4, 1, 4)
 
 /* Where one block of output channels of one image goes: y (its pixel
  * (0, 0)), ystride floats from row to row, the conv's h x w output, and
- * the block's biasmap (its (h, w, 16), or NULL). */
+ * the block's biasmap (its (h, w, 16), or NULL); with edge_only that is a
+ * map of c->edge, zero but at the border pixels. */
 typedef struct out_block {
     float *y;
     size_t ystride;
     const float *bm;
-    int h, w;
+    int h, w, edge_only;
 } out_block;
 
-/* Bias b, biasmap, residual and ReLU on value o of output pixel (r, c). */
-WINO_TARGET static inline __m512 epilogue(__m512 o, __m512 b, const out_block *ob, int sum,
+/* Bias b, biasmap (when bm), residual and ReLU on value o of output pixel
+ * (r, c). */
+WINO_TARGET static inline __m512 epilogue(__m512 o, __m512 b, const out_block *ob, int bm, int sum,
                                           int relu, int r, int c) {
     __m512 e = _mm512_add_ps(o, b);
-    if (ob->bm) e = _mm512_add_ps(e, _mm512_load_ps(ob->bm + ((size_t)r * ob->w + c) * 16));
+    if (bm) e = _mm512_add_ps(e, _mm512_load_ps(ob->bm + ((size_t)r * ob->w + c) * 16));
     if (sum) e = _mm512_add_ps(e, _mm512_loadu_ps(ob->y + (size_t)r * ob->ystride + c * 16));
     return relu ? _mm512_max_ps(e, _mm512_setzero_ps()) : e;
 }
-#define WINO_EPILOGUE(o, r, c) epilogue(o, b, ob, sum, relu, r, c)
+#define WINO_EPILOGUE(o, bm, r, c) epilogue(o, b, ob, bm, sum, relu, r, c)
 
 /* The output transform of one tile and one block of 16 output channels:
  * m[p * mstride] for the 36 points to the 4x4 pixels from (r0, c0) that lie
@@ -456,28 +473,37 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
     }
     const __m512 b = _mm512_load_ps(bias);
     if (!pool) {
-        for (int i = 0; i < 4 && r0 + i < ob->h; i++) { /* rows: (A^T M) A */
+        /* The map at every pixel, or at the border ones: rows 0 and h - 1
+         * whole, columns first and last (j0 and j1 within the tile). */
+        const int h = ob->h, w = ob->w, map = ob->bm != NULL, all = map && !ob->edge_only;
+        const int j0 = map && c0 == 0 ? 0 : -1, j1 = map ? w - 1 - c0 : -1;
+        for (int i = 0; i < 4 && r0 + i < h; i++) { /* rows: (A^T M) A */
             __m512 o[4];
             WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2],
                         o[3]);
-            for (int j = 0; j < 4 && c0 + j < ob->w; j++)
+            const int row = all || (map && (r0 + i == 0 || r0 + i == h - 1));
+            for (int j = 0; j < 4 && c0 + j < w; j++)
                 _mm512_storeu_ps(ob->y + (size_t)(r0 + i) * ob->ystride + (c0 + j) * 16,
-                                 WINO_EPILOGUE(o[j], r0 + i, c0 + j));
+                                 WINO_EPILOGUE(o[j], row || j == j0 || j == j1, r0 + i, c0 + j));
         }
         return;
     }
-    const int ph = ob->h / 2, pw = ob->w / 2; /* the pooled output */
+    const int h = ob->h, w = ob->w, ph = h / 2, pw = w / 2; /* pw, ph: the pooled output */
+    const int all = ob->bm && !ob->edge_only;
     for (int i = 0; i < 4 && (r0 + i) / 2 < ph; i += 2) {
         __m512 o[4], u[4];
         WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3]);
         WINO_OUT_1D(t[i + 1][0], t[i + 1][1], t[i + 1][2], t[i + 1][3], t[i + 1][4], t[i + 1][5],
                     u[0], u[1], u[2], u[3]);
         for (int j = 0; j < 4 && (c0 + j) / 2 < pw; j += 2) {
-            /* The bias and the ReLU commute with the maximum (a biasmap,
-             * different per pixel, does not): added once, after it. */
-            if (ob->bm) {
-                const float *bm = ob->bm + ((size_t)(r0 + i) * ob->w + c0 + j) * 16;
-                const size_t down = (size_t)ob->w * 16;
+            /* The map at the window's 4 pixels (at every window, or at
+             * those with a pixel on the border); the bias and the ReLU
+             * commute with the maximum (a map, different per pixel, does
+             * not): added once, after it. */
+            if (all || (ob->bm && (r0 + i == 0 || r0 + i + 1 == h - 1 || c0 + j == 0 ||
+                                   c0 + j + 1 == w - 1))) {
+                const float *bm = ob->bm + ((size_t)(r0 + i) * w + c0 + j) * 16;
+                const size_t down = (size_t)w * 16;
                 o[j] = _mm512_add_ps(o[j], _mm512_load_ps(bm));
                 o[j + 1] = _mm512_add_ps(o[j + 1], _mm512_load_ps(bm + 16));
                 u[j] = _mm512_add_ps(u[j], _mm512_load_ps(bm + down));
@@ -608,14 +634,19 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
             tile_origin(g0 + t, th, tw, &img, &r0, &c0);
-            /* A tile away from the border: the biasmap is a bias there. */
-            int inner = c->inner && r0 >= 1 && c0 >= 1 && r0 + 3 <= h - 2 && c0 + 3 <= w - 2;
+            /* With c->inner, the biasmap is a bias away from the border,
+             * and a tile there needs no map at all. */
+            int inside = r0 >= 1 && c0 >= 1 && r0 + 3 <= h - 2 && c0 + 3 <= w - 2;
+            const float *map = c->inner ? (inside ? NULL : c->edge) : c->biasmap;
             for (int b = 0; b < coutp / 16; b++) {
                 out_block ob = {y + ((size_t)img * (coutp / 16) + b) * out.plane + out.origin,
-                                out.stride, c->biasmap && !inner ? c->biasmap + b * plane : NULL, h,
-                                w};
+                                out.stride,
+                                map ? map + b * plane : NULL,
+                                h,
+                                w,
+                                c->inner != NULL};
                 output_tile(m + (size_t)t * 36 * coutp + b * 16, (size_t)coutp,
-                            (inner ? c->inner : c->bias) + b * 16, &ob, c->sum, c->relu, c->pool,
+                            (c->inner ? c->inner : c->bias) + b * 16, &ob, c->sum, c->relu, c->pool,
                             r0, c0);
             }
         }
