@@ -578,13 +578,28 @@ static float *to_padded(int n, int c, int h, int w, const float *x, float border
     return y;
 }
 
+/* Padded planes (n images of c channels, h x w) with their last block
+ * made narrow in place (slim_narrow_planes: 8 floats per pixel in the
+ * first half of its plane), the half it no longer uses set to `rest`. */
+static void to_narrow(float *y, int n, int c, int h, int w, float rest) {
+    size_t blocks = (size_t)(c + 15) / 16,
+           pixels = (size_t)slim_padded_size(h) * slim_padded_size(w);
+    for (int i = 0; i < n; i++) {
+        float *plane = y + ((size_t)i * blocks + blocks - 1) * pixels * 16;
+        for (size_t p = 0; p < pixels; p++)
+            memmove(plane + p * 8, plane + p * 16, 8 * sizeof(float));
+        for (size_t k = pixels * 8; k < pixels * 16; k++)
+            plane[k] = rest;
+    }
+}
+
 /* Our inference convs: Winograd (blocked input) and the stem conv (plain
  * input), both writing 16-channel blocks. */
 typedef enum { OWN_WINO, OWN_STEM } own_kernel;
 
 /* Layouts and the fused pool (Winograd reads padded input, both write
  * padded output, Winograd pools). */
-enum { IN_PADDED = 1, OUT_PADDED = 2, POOLED = 4 };
+enum { IN_PADDED = 1, OUT_PADDED = 2, POOLED = 4, IN_NARROW = 8, OUT_NARROW = 16 };
 
 /* Runs kernel k on xb (blocked for Winograd, plain for the stem) into got. */
 static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, const float *wt,
@@ -595,6 +610,7 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
         expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
         c.sum = sum;
         c.in_padded = (layout & IN_PADDED) != 0;
+        c.in_narrow = (layout & IN_NARROW) != 0;
         c.out_padded = (layout & OUT_PADDED) != 0;
         c.pool = (layout & POOLED) != 0;
         void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
@@ -606,6 +622,7 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
         expect_ok(slim_stem_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
         c.sum = sum;
         c.out_padded = (layout & OUT_PADDED) != 0;
+        c.out_narrow = (layout & OUT_NARROW) != 0;
         void *scratch = malloc(slim_stem_scratch_bytes(&c, threads));
         expect_ok(slim_stem_conv_forward(&c, n, xb, got, scratch, threads));
         free(scratch);
@@ -666,6 +683,7 @@ static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int 
         float *xp = to_padded(n, cin, h, w, xb, 0.0f);
         free(xb);
         xb = xp;
+        if (layout & IN_NARROW) to_narrow(xb, n, cin, h, w, NAN); /* the rest is not read */
     }
     float *want = to_blocks(n, cout, oh * ow, y, 0.0f);
     float *resb = to_blocks(n, cout, h * w, res, 0.0f);
@@ -674,6 +692,10 @@ static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int 
               *rp = to_padded(n, cout, h, w, resb, -7.0f);
         free(want), free(resb);
         want = wp, resb = rp;
+        if (layout & OUT_NARROW) { /* the last block's other half: not written either */
+            to_narrow(want, n, cout, oh, ow, -7.0f);
+            to_narrow(resb, n, cout, h, w, -7.0f);
+        }
     }
     size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 *
                  ((layout & OUT_PADDED) ? (size_t)slim_padded_size(oh) * slim_padded_size(ow)
@@ -812,6 +834,17 @@ static void test_own_conv_layouts(void **state) {
     own_conv_case_in(OWN_WINO, 2, 16, 16, 6, 6, 1, 0, 1, 0, 2, out, 48);
     own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 1, 0, 1, 2, out, 49);
     own_conv_case_in(OWN_STEM, 1, 3, 33, 5, 9, 1, 0, 1, 1, 1, out, 50);
+    /* A last block of at most 8 channels narrow between the stem and
+     * Winograd: written after a 16-lane block in the same run, alone (with
+     * biasmap and residual), after a pair of blocks; read in pairs of
+     * tiles and a last odd one, alone, after 16-channel blocks. */
+    const int n_out = out | OUT_NARROW, n_in = in | IN_NARROW;
+    own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 0, 0, 1, 1, n_out, 66);
+    own_conv_case_in(OWN_STEM, 1, 3, 8, 5, 9, 1, 1, 1, 1, 2, n_out, 67);
+    own_conv_case_in(OWN_STEM, 1, 2, 40, 6, 7, 0, 0, 0, 1, 1, n_out, 68);
+    own_conv_case_in(OWN_WINO, 2, 18, 16, 28, 28, 1, 2, 0, 1, 1, n_in | out | pool, 69);
+    own_conv_case_in(OWN_WINO, 1, 5, 9, 3, 5, 1, 0, 0, 1, 1, n_in, 70);
+    own_conv_case_in(OWN_WINO, 3, 40, 20, 9, 7, 1, 1, 0, 1, 2, n_in | out, 71);
     own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 0, 0, 1, 1, out, 57); /* as vgg-fm's, pruned */
     own_conv_case_in(OWN_STEM, 1, 2, 19, 7, 18, 1, 1, 1, 0, 2, out, 58);
     own_conv_case_in(OWN_STEM, 1, 1, 4, 3, 21, 0, 0, 0, 1, 1, out, 59);

@@ -573,6 +573,46 @@ static void test_runtime_pools_padded(void **state) {
     slim_model_free(m);
 }
 
+/* The stem's last block of at most 8 channels narrow (8 floats a pixel)
+ * for the Winograd convs that alone read it (c1 -> c2, c3, d1: written
+ * once, read three times); not when a pool reads it too. */
+static void test_runtime_narrow(void **state) {
+    (void)state;
+    const char *text = "input shape=1x12x12\n"
+                       "conv c1 out=20 k=3 pad=1\n"
+                       "relu r1\n"
+                       "conv c2 out=12 k=3 pad=1\n"
+                       "conv c3 out=12 k=3 pad=1 from=r1\n"
+                       "add a from=c2,c3\n"
+                       "conv d1 out=6 k=3 pad=1 from=r1\n"
+                       "conv d2 out=12 k=3 pad=1\n"
+                       "gap g1\n"
+                       "gap g2 from=a\n"
+                       "add b from=g1,g2\n"
+                       "dense out=5\n";
+    const char *pooled = "input shape=1x12x12\n"
+                         "conv c1 out=20 k=3 pad=1\n"
+                         "relu r1\n"
+                         "conv c2 out=12 k=3 pad=1\n"
+                         "maxpool p k=2 from=r1\n"
+                         "conv c3 out=12 k=3 pad=1\n"
+                         "gap g1 from=c2\n"
+                         "gap g2 from=c3\n"
+                         "add b from=g1,g2\n"
+                         "dense out=5\n";
+    slim_rng rng;
+    for (int k = 0; k < 2; k++) {
+        slim_model *m = parse_random(k ? pooled : text, &rng, 91 + k, 2);
+        check_runtime(m, &rng, k ? "narrow-pooled" : "narrow");
+        if (runs_own(m, "c1")) {
+            char *plan = plan_of(m, 8);
+            assert_int_equal(count_str(plan, "narrow last block"), k ? 0 : 4);
+            free(plan);
+        }
+        slim_model_free(m);
+    }
+}
+
 /* Global average pool + dense (+ relu) as one step on our head kernel,
  * where the gap's output is the dense's alone; logits against the
  * reference either way. */
@@ -947,7 +987,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_no_malloc),    cmocka_unit_test(test_runtime_blocked_layouts),
         cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
         cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_head),
-        cmocka_unit_test(test_runtime_measure),      cmocka_unit_test(test_runtime_profile),
+        cmocka_unit_test(test_runtime_narrow),       cmocka_unit_test(test_runtime_measure),
+        cmocka_unit_test(test_runtime_profile),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

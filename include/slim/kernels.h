@@ -139,11 +139,17 @@ int slim_padded_size(int n);
 
 /* Where an h x w image's pixels lie in one 16-channel block of its buffer,
  * in padded planes or not: `plane` floats per block, `stride` floats from
- * row to row, pixel (0, 0) at `origin`. */
+ * row to row, pixel (0, 0) at `origin`, `step` floats from pixel to pixel
+ * (16). */
 typedef struct slim_planes {
-    size_t plane, stride, origin;
+    size_t plane, stride, origin, step;
 } slim_planes;
 slim_planes slim_planes_of(int h, int w, int padded);
+/* A narrow block: a last block of at most 8 real channels stored 8 floats
+ * per pixel, in the first half of its plane (stride, origin and step
+ * halved), between our stem and our Winograd in padded planes: their 8
+ * lanes are all either reads or writes, and half the cache lines. */
+slim_planes slim_narrow_planes(slim_planes p);
 
 /* ---- Winograd F(4x4, 3x3) inference conv (src/kernels/wino.c) -------- */
 
@@ -158,6 +164,8 @@ typedef struct slim_wino_conv {
     int pool;       /* set after init: a 2x2, stride 2 max pool follows (not with sum):
                      * y is (n, ceil(cout/16), h/2, w/2, 16), rounded down */
     int in_padded;  /* set after init: x is in padded planes (slim_padded_size) */
+    int in_narrow;  /* set after init, with in_padded and a last block of at most 8
+                     * channels: that block of x is narrow (slim_narrow_planes) */
     int out_padded; /* set after init: y likewise (its border is left as it is) */
     float *u;       /* transformed weights: 36 points x cin (rounded up to even) x
                      * round16(cout), a last vector's by pairs of input channels (wino.c) */
@@ -198,6 +206,8 @@ typedef struct slim_stem_conv {
     int cin, cout, h, w, relu;
     int sum;        /* set after init: add what y holds (a residual) before the ReLU */
     int out_padded; /* set after init: y is in padded planes (slim_padded_size) */
+    int out_narrow; /* set after init, with out_padded and a last block of at most 8
+                     * channels: that block is narrow (slim_narrow_planes) */
     float *wt;      /* cin x 9 taps x round16(cout), zero beyond cout */
     float *bias;    /* round16(cout), zero beyond cout */
     float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */

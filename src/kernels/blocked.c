@@ -12,7 +12,11 @@ int slim_padded_size(int n) { return (n + 3) / 4 * 4 + 2; }
 slim_planes slim_planes_of(int h, int w, int padded) {
     size_t rows = (size_t)(padded ? slim_padded_size(h) : h);
     size_t stride = (size_t)(padded ? slim_padded_size(w) : w) * 16;
-    return (slim_planes){rows * stride, stride, padded ? stride + 16 : 0};
+    return (slim_planes){rows * stride, stride, padded ? stride + 16 : 0, 16};
+}
+
+slim_planes slim_narrow_planes(slim_planes p) {
+    return (slim_planes){p.plane, p.stride / 2, p.origin / 2, 8};
 }
 
 float *slim_floats64(size_t n) {

@@ -237,7 +237,7 @@ size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
  * reading the patch again: a half's 18 intermediate vectors stay in
  * registers, where all 36 would spill (the loads hit the cache; stores and
  * spills are what this step waits on). */
-#define WINO_LD(P, j, r) P##_loadu_ps(x + (size_t)(j)*16 + (size_t)(r)*stride)
+#define WINO_LD(P, j, r) P##_loadu_ps(x + (size_t)(j)*STEP + (size_t)(r)*stride)
 /* Column j, rows 0-4 (LO) or 1-5 (HI), of the patch, to a##j, b##j, c##j. */
 #define WINO_COL(VT, P, HALF, j)                                                                   \
     WINO_IN_##HALF(VT, P, WINO_LD(P, j, HALF##_ROW), WINO_LD(P, j, HALF##_ROW + 1),                \
@@ -278,8 +278,14 @@ size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
         WINO_HALF(VT, P, HI, 3);                                                                   \
     }
 
+/* STEP: floats from pixel to pixel (16, or 8 in a narrow block). */
+#define STEP 16
 WINO_INPUT_TILE(input_tile, __m512, _mm512)
 WINO_INPUT_TILE(input_tile8, __m256, _mm256)
+#undef STEP
+#define STEP 8
+WINO_INPUT_TILE(input_tile8_narrow, __m256, _mm256)
+#undef STEP
 
 /* The 8-lane transform for two tiles at once, one in each half of the
  * 16-lane vectors: patches at x and x2, results to v, the two tiles' 8
@@ -291,8 +297,8 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
 #define WINO_LD(P, j, r)                                                                           \
     _mm512_castpd_ps(_mm512_insertf64x4(                                                           \
         _mm512_castps_pd(                                                                          \
-            _mm512_castps256_ps512(_mm256_loadu_ps(x + (size_t)(j)*16 + (size_t)(r)*stride))),     \
-        _mm256_castps_pd(_mm256_loadu_ps(x2 + (size_t)(j)*16 + (size_t)(r)*stride)), 1))
+            _mm512_castps256_ps512(_mm256_loadu_ps(x + (size_t)(j)*STEP + (size_t)(r)*stride))),   \
+        _mm256_castps_pd(_mm256_loadu_ps(x2 + (size_t)(j)*STEP + (size_t)(r)*stride)), 1))
 #undef WINO_ROW
 #define WINO_ROW(VT, P, r, e0, e1, e2, e3, e4, e5)                                                 \
     do {                                                                                           \
@@ -302,11 +308,18 @@ WINO_INPUT_TILE(input_tile8, __m256, _mm256)
         for (int k = 0; k < 6; k++)                                                                \
             _mm512_store_ps(v + (size_t)((r)*6 + k) * vstride, o[k]);                              \
     } while (0)
-WINO_TARGET static void input_pair8(const float *x, const float *x2, size_t stride, float *v,
-                                    size_t vstride) {
-    WINO_HALF(__m512, _mm512, LO, 0);
-    WINO_HALF(__m512, _mm512, HI, 3);
-}
+#define WINO_INPUT_PAIR(NAME)                                                                      \
+    WINO_TARGET static void NAME(const float *x, const float *x2, size_t stride, float *v,         \
+                                 size_t vstride) {                                                 \
+        WINO_HALF(__m512, _mm512, LO, 0);                                                          \
+        WINO_HALF(__m512, _mm512, HI, 3);                                                          \
+    }
+#define STEP 16
+WINO_INPUT_PAIR(input_pair8)
+#undef STEP
+#define STEP 8
+WINO_INPUT_PAIR(input_pair8_narrow)
+#undef STEP
 
 /* The 36 GEMMs of one group of G tiles for NB (1-5) vectors of output
  * channels from o: m[t][p][o..] (coutp floats per point) = sum_c
@@ -518,9 +531,9 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
 }
 
 /* Pixel (r, c) of the block at `block` laid out as p (r and c may be -1 in
- * padded planes: the border). */
+ * padded planes: the border), narrow or not. */
 static const float *pixel(const float *block, slim_planes p, int r, int c) {
-    return block + p.origin + (ptrdiff_t)r * (ptrdiff_t)p.stride + (ptrdiff_t)c * 16;
+    return block + p.origin + (ptrdiff_t)r * (ptrdiff_t)p.stride + (ptrdiff_t)c * (ptrdiff_t)p.step;
 }
 
 /* Tile g of a batch whose images have th x tw tiles: its image and the
@@ -556,6 +569,8 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     /* Such a last block in padded planes is transformed two tiles at a
      * time, after the other blocks. */
     const int pair_tail = c->in_padded && c16 < cin;
+    /* That block's planes: narrow, or as the others. */
+    const slim_planes tail = pair_tail && c->in_narrow ? slim_narrow_planes(in) : in;
     for (int g0 = first * G; g0 < tiles; g0 += G) {
         int count = tiles - g0 < G ? tiles - g0 : G;
         for (int t = 0; t < G; t++) {
@@ -601,14 +616,15 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                 int img, r0, c0;
                 tile_origin(g0 + (t + k < count ? t + k : t), th, tw, &img, &r0,
                             &c0); /* an odd last tile: itself */
-                at[k] = pixel(x + ((size_t)img * (cinp / 16) + cinp / 16 - 1) * in.plane, in,
+                at[k] = pixel(x + ((size_t)img * (cinp / 16) + cinp / 16 - 1) * in.plane, tail,
                               r0 - 1, c0 - 1);
             }
             float *vt = v + (size_t)c16 * G + t * 8;
             if (t + 1 < count)
-                input_pair8(at[0], at[1], in.stride, vt, vpoint);
+                (tail.step == 8 ? input_pair8_narrow : input_pair8)(at[0], at[1], tail.stride, vt,
+                                                                    vpoint);
             else
-                input_tile8(at[0], in.stride, vt, vpoint);
+                (tail.step == 8 ? input_tile8_narrow : input_tile8)(at[0], tail.stride, vt, vpoint);
         }
         /* Output vectors four at a time, the last 1-5 in one call, the
          * last paired (paired_last) or not: a value of v broadcast once

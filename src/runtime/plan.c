@@ -859,6 +859,14 @@ static slim_status push_own_step(builder *b, size_t bytes, rt_step **out) {
     return SLIM_OK;
 }
 
+/* Whether root i's output has a narrow last block (slim_narrow_planes):
+ * our stem's, in padded planes (read by our Winograd alone), when its last
+ * block holds at most 8 channels. */
+static int narrow_out(const builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    return b->g->padded[i] && slim_rt_stem_fits(l) && l->c % 16 != 0 && l->c % 16 <= 8;
+}
+
 /* conv [+bias] [+biasmap] [+sum] [+relu] on our Winograd, or on our stem
  * conv (which reads plain (n, c, h, w) input); both write 16-channel
  * blocks. Their weights are prepared once per runtime, for every plan. */
@@ -892,8 +900,10 @@ static slim_status build_own_conv(builder *b, int i) {
     const slim_layer *end = &m->layers[b->g->chain_end[i]]; /* the pool's dims, if any */
     if (stem) {
         sc->out_padded = out_padded;
+        sc->out_narrow = narrow_out(b, i);
     } else {
         wc->in_padded = in_padded;
+        wc->in_narrow = in_padded && narrow_out(b, in_root);
         wc->out_padded = out_padded;
         wc->pool = b->g->pool[i];
     }

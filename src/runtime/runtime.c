@@ -542,9 +542,11 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         if (src) slim_rt_md_str(&src->md, a, sizeof a);
         if (dst) slim_rt_md_str(&dst->md, b, sizeof b);
         if (st->wino && st->wino->in_padded)
-            snprintf(a + strlen(a), sizeof a - strlen(a), "(padded)");
+            snprintf(a + strlen(a), sizeof a - strlen(a), "(padded%s)",
+                     st->wino->in_narrow ? ", narrow last block" : "");
         if ((st->wino && st->wino->out_padded) || (st->stem && st->stem->out_padded))
-            snprintf(b + strlen(b), sizeof b - strlen(b), "(padded)");
+            snprintf(b + strlen(b), sizeof b - strlen(b), "(padded%s)",
+                     st->stem && st->stem->out_narrow ? ", narrow last block" : "");
         int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&
                       src->storage == dst->storage;
         text_add(&t, "%3d  %-48s %s -> %s%s  [%s]\n", s, st->what, a, b,
