@@ -411,13 +411,15 @@ WINO_TARGET static inline __m512 broadcast_pair(const float *x) {
                 float *mt = m + ((size_t)t * 36 + p) * coutp + o;                                  \
                 for (int k = 0; k < (FULL); k++)                                                   \
                     _mm512_store_ps(mt + 16 * k, a[t][k]);                                         \
-                const __m512 lo = a[t][FULL], hi = (PV) == 2 ? a[t][(FULL) + 1] : lo;              \
+                if ((PV) == 0) continue;                                                           \
+                /* The paired halves: a[t][FULL] (outputs 0-7) and, with                           \
+                 * two, a[t][FULL + 1] (8-15); both indices stay inside a                          \
+                 * even where PV is 0 (and this line is not reached). */                           \
+                const __m512 lo = a[t][(FULL) - ((PV) == 0)], hi = a[t][(FULL) + (PV)-1];          \
                 const __m512 sum = _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi),             \
                                                  _mm512_permutex2var_ps(lo, odd, hi));             \
-                if ((PV) == 2) _mm512_store_ps(mt + 16 * (FULL), sum);                             \
-                if ((PV) == 1)                                                                     \
-                    _mm512_store_ps(mt + 16 * (FULL),                                              \
-                                    _mm512_maskz_mov_ps((__mmask16)0x00ff, sum));                  \
+                _mm512_store_ps(mt + 16 * (FULL),                                                  \
+                                (PV) == 2 ? sum : _mm512_maskz_mov_ps((__mmask16)0x00ff, sum));    \
             }                                                                                      \
         }                                                                                          \
     }
