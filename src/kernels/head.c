@@ -11,8 +11,8 @@
  * Per image and 16-channel block: the block's sums over the h x w pixels
  * (four chains of adds, not one long one), scaled by 1 / (h w), then for
  * each vector of 16 outputs each channel's mean, broadcast from its lane,
- * times that channel's weights, added to the outputs (the bias first). The vector code needs
- * AVX-512F (slim_head_available). */
+ * times that channel's weights, added to the outputs (the bias first). The
+ * vector code needs AVX-512F (slim_head_available). */
 #include "slim/kernels.h"
 
 #include <immintrin.h>

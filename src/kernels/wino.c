@@ -75,7 +75,7 @@ static int block_channels(int cin) {
 /* Whether the last vector of output channels (16 lanes from round16(cout)
  * - 16) is "paired": when it holds at most 8 real channels, or is the only
  * one. Its GEMM then takes input channels two at a time (see
- * WINO_PAIR_STEP), and u holds its weights by pairs of input channels
+ * WINO_GEMM_STEP), and u holds its weights by pairs of input channels
  * (pair_slot). */
 static int paired_last(int cout) {
     return round16(cout) == 16 || (cout % 16 != 0 && cout % 16 <= 8);
@@ -327,7 +327,7 @@ WINO_INPUT_PAIR(input_pair8_narrow)
  * (NB x G sums, NB weights and the broadcast within the 32 vector
  * registers).
  *
- * With PAIRED, the last vector is paired (paired_last): it takes two input
+ * With PV > 0, the last vector is paired (paired_last): it takes two input
  * channels per step. A lone vector of output channels would otherwise need
  * a broadcast of v per multiply-add, and the broadcasts, not the
  * multiply-adds, set the pace (measured on Zen 5, GEMMs alone, 18 -> 16

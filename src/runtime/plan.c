@@ -60,13 +60,19 @@ static int poolable(const slim_model *m, int i, int p) {
            l->pad == 0 && c->h >= 2 && c->w >= 2 && l->h == c->h / 2 && l->w == c->w / 2;
 }
 
+/* Whether our kernels (wino, stem, head: all AVX-512F/VL) run on this CPU,
+ * alongside oneDNN's AVX-512 primitives. */
+static int own_kernels_usable(void) {
+    return slim_wino_available() && slim_head_available() &&
+           dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+}
+
 /* Whether dense layer d, the sole reader of global average pool g, can
  * run with it on our head kernel (kernels/head.c). */
 static int headable(const slim_model *m, int g, int d) {
     const slim_layer *l = &m->layers[d];
     return l->kind == SLIM_LAYER_DENSE && m->layers[g].c == l->in_c && l->in_h == 1 &&
-           l->in_w == 1 && slim_head_available() &&
-           dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+           l->in_w == 1 && own_kernels_usable();
 }
 
 slim_status slim_rt_graph_init(slim_runtime *rt) {
@@ -106,7 +112,7 @@ slim_status slim_rt_graph_init(slim_runtime *rt) {
             int d = sole_consumer(m, g, i);
             if (d < 0 || !headable(m, i, d)) continue;
             g->root[d] = i;
-            g->head[i] = 1;
+            g->head[i] = d;
             chain = d;
         } else if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE &&
                    l->kind != SLIM_LAYER_BN && l->kind != SLIM_LAYER_ADD) {
@@ -817,9 +823,6 @@ static int wants_winograd(const builder *b, const slim_layer *l) {
  * them too (they had needed 16) raised throughput from ~27,000 to
  * ~35,000-42,000 images/s. */
 #define WINO_OWN_MIN_CIN 4
-static int own_kernels_usable(void) {
-    return slim_wino_available() && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
-}
 
 int slim_rt_wino_fits(const slim_layer *l) {
     return l->kind == SLIM_LAYER_CONV && l->k == 3 && l->stride == 1 && l->pad == 1 &&
@@ -1127,10 +1130,7 @@ static slim_status build_add(builder *b, int i) {
 static slim_status build_head(builder *b, int i) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
-    int d = i + 1;
-    while (m->layers[d].kind != SLIM_LAYER_DENSE || b->g->root[d] != i)
-        d++;
-    const slim_layer *dense = &m->layers[d];
+    const slim_layer *dense = &m->layers[b->g->head[i]];
     slim_head *hd = &b->rt->head[i];
     if (!hd->wt) {
         SLIM_TRY(slim_head_init(

@@ -101,8 +101,8 @@ typedef struct rt_graph {
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes
                      * (slim_padded_size), read only by our Winograd */
-    int *head;      /* per gap root: the dense after it (and a relu) run with it on
-                     * our head kernel */
+    int *head;      /* per gap root: the dense that runs with it (and a relu after
+                     * that) on our head kernel, or 0 */
     int *last_read; /* per layer: the last time its output is read */
 } rt_graph;
 
