@@ -2,8 +2,8 @@
  *
  * The fast backend runs the loops below, shared out over OpenMP threads and
  * written without branches so that they vectorise: the reference backward
- * (`if (y > 0) dx += dy`) mispredicts on every other element of a real
- * activation and took ~8% of a single-threaded training step of vgg-fm. The
+ * (`if (y > 0) dx += dy`) mispredicts on about every other element of a
+ * real activation. The
  * results are the same as the reference kernels' bit for bit, except that
  * a -0 in dx where y <= 0 may become +0. */
 #include "slim/autograd.h"

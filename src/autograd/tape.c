@@ -13,7 +13,7 @@
  * straight back. Through malloc, the first step's spills (tens of MB,
  * allocated and freed per tensor) raised glibc's dynamic mmap threshold, so
  * that later buffers of those sizes came from the heap, whose freed chunks
- * stay resident: ~110 MB of vgg-fm's peak RSS was such dead heap. */
+ * stay resident: dead memory in the peak RSS. */
 static void *pages_alloc(size_t bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;

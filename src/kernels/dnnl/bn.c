@@ -1,14 +1,14 @@
 /* Batch normalisation, fast kernels, with slim's (PyTorch's) conventions.
  *
  * Written in C rather than on oneDNN: on the plain NCHW layout of slim's
- * buffers oneDNN 2.6 picks its generic ncsp_bnorm implementation, which
- * took 50-100 ms for a 128x32x28x28 training forward or backward on two
- * cores, where the work is a few passes over 12.8 MB.
+ * buffers oneDNN 2.6 picks its generic ncsp_bnorm implementation, far
+ * slower than the few passes over the data the work needs
+ * (docs/PERFORMANCE.md, "Training").
  *
  * Every pass walks the data in memory order, one (image, channel) plane of
  * hw floats at a time, the planes shared out over OpenMP threads: walking
- * channel by channel instead (n short planes 100 KB apart) defeated the
- * hardware prefetcher and ran 2-3x slower. A pass that reduces writes one
+ * channel by channel instead (n short planes far apart) defeats the
+ * hardware prefetcher. A pass that reduces writes one
  * partial sum per plane (float within a plane, with 16 vectorised partial
  * sums; stored as double) into a cache buffer, and a short loop then adds
  * each channel's n partials in double, in a fixed order: the result does

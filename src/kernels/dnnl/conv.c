@@ -12,24 +12,21 @@
  * single-channel input of a first layer) is passed through untouched.
  * Backward outputs must be ADDED to the caller's gradients: dw goes back
  * through a reorder with a sum post-op; dx is reordered into a plain
- * temporary and then added, which measured faster than the accumulating
- * reorder (2.2 vs 3.9 ms on 128x32x28x28, one thread).
+ * temporary and then added, which is faster than the accumulating reorder.
  *
- * Choices per shape, from per-call CPU times on the benchmark network's
- * shapes (AVX-512, oneDNN 2.6, batch 128, one thread):
+ * Choices per shape (each measured; figures in docs/PERFORMANCE.md,
+ * "Training"):
  * - all directions on blocked layouts, also for the first layer (1 input
- *   channel: forward 0.6 vs 1.5 ms, backward weights 0.6 vs 2.9 ms on
- *   plain GEMM); the 3x3 layers with 32-128 channels ran 1.6-2.3x faster;
+ *   channel), where they beat the plain GEMM;
  * - 3x3 stride-1 convolutions with at least 16 input and output channels
  *   and enough output positions run Winograd F(4x4, 3x3) (jit_wino_4x3),
- *   1.3-1.9x faster than the direct JIT kernels in all three directions
- *   (a training step of vgg-fm: 193 vs 260 ms of CPU). Its results differ
- *   from direct convolution by ~2e-6 of the output's magnitude (rounding in
- *   the transforms). Where oneDNN has no Winograd kernel for a shape, the
- *   direct algorithm is used;
+ *   faster than the direct JIT kernels in all three directions. Its
+ *   results differ from direct convolution by ~2e-6 of the output's
+ *   magnitude (rounding in the transforms). Where oneDNN has no Winograd
+ *   kernel for a shape, the direct algorithm is used;
  * - backward data with fewer than 8 input channels (a first layer asked
  *   for dx) runs on plain layouts: the blocked kernels pad the channels to
- *   16 and were 2-4x slower there (1 channel: 8.7 vs 1.9 ms). */
+ *   16, which costs more than it saves there. */
 #include "kernels/dnnl/dnnl_common.h"
 
 enum { CONV_WITH_BIAS = 1u };

@@ -108,7 +108,7 @@ static size_t buf_allocs; /* buffers allocated so far, for slim_dnnl_buf_allocs 
 
 /* Buffers come straight from mmap (page-aligned, so 64-byte aligned), and a
  * buffer that grows gives its old pages straight back. Through malloc, the
- * first training step's growing buffers (up to 34 MB) raised glibc's
+ * first training step's growing buffers (tens of MB) raised glibc's
  * dynamic mmap threshold, so that later buffers came from the heap, where
  * freed chunks stay resident: dead memory in the peak RSS. */
 static void *pages_alloc(size_t bytes) {

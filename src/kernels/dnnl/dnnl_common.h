@@ -65,7 +65,7 @@ typedef enum slim_dnnl_prim_id {
  * that lives only during one kernel call, so all caches share one set of
  * them, process-wide, grown to the largest need and freed with the last
  * cache: the temporaries take the memory of the largest layer, not the sum
- * over all layers (on vgg-fm that was ~200 MB of peak memory). Like the
+ * over all layers. Like the
  * shared stream, this needs the fast kernels to be called from one thread
  * at a time.
  *
