@@ -32,6 +32,7 @@
 #include "slim/autograd.h"
 #include "slim/nn.h"
 #include "slim/prune.h"
+#include "slim/measure.h"
 #include "slim/runtime.h"
 
 #include "runtime/runtime_internal.h"
@@ -48,7 +49,7 @@
 #define REF_BATCH 16
 #define CALIB_BATCH 8 /* images whose statistics become the running ones */
 
-#define TU_FOREIGN_ALLOC() slim_rt_in_execute()
+#define TU_FOREIGN_ALLOC() rt_in_execute()
 #include "malloc_count.h"
 #define COUNT_MALLOC TU_COUNT_MALLOC
 
@@ -345,7 +346,7 @@ static void test_runtime_models(void **state) {
 
 /* Whether conv `name` of m runs on one of our convs in the runtime. */
 static int runs_own(const slim_model *m, const char *name) {
-    return slim_rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
+    return rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
 }
 
 /* The description of m's plan for batch n, on a runtime of max_batch n. */
@@ -833,11 +834,11 @@ static void test_runtime_tiles(void **state) {
         /* vgg-fm's largest activation is 32x28x28 floats (100 KB) per image. */
         assert_true(st.tile_batch >= 8 && st.tile_batch <= 64 && st.tile_batch % 8 == 0);
         assert_int_equal(st.workers, threads > 1 ? threads : 0);
-        slim_rt_set_tile(rt, REF_BATCH);
+        rt_set_tile(rt, REF_BATCH);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, whole), SLIM_OK);
         slim_runtime_get_stats(rt, &st);
         int built = st.plans_built;
-        slim_rt_set_tile(rt, 6); /* 6 + 5 + 5 */
+        rt_set_tile(rt, 6); /* 6 + 5 + 5 */
         memset(tiled, 0xff, sizeof tiled);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
         expect_close("tiles of 6", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
@@ -850,7 +851,7 @@ static void test_runtime_tiles(void **state) {
         slim_runtime_get_stats(rt, &st);
         /* 6 and 5 on each worker (or as main plans) */
         assert_int_equal(st.plans_built - built, threads > 1 ? 2 * threads : 2);
-        slim_rt_set_tile(rt, 8); /* 8 + 8 */
+        rt_set_tile(rt, 8); /* 8 + 8 */
         memset(tiled, 0xff, sizeof tiled);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
         expect_close("tiles of 8", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
@@ -914,7 +915,7 @@ static void test_runtime_no_malloc(void **state) {
     slim_status c = slim_runtime_run(rt, x, 1, y);
     slim_status d = slim_runtime_run(rt, x, 6, y);
     tu_counting = 0;
-    slim_rt_set_tile(rt, 4); /* 3 + 3 on two workers, built here */
+    rt_set_tile(rt, 4); /* 3 + 3 on two workers, built here */
     assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
     tu_counting = 1;
     slim_status e = slim_runtime_run(rt, x, 6, y);

@@ -4,6 +4,8 @@
  * See include/slim/runtime.h. */
 #include "runtime/runtime_internal.h"
 
+#include "passes/biasmap_channel.h"
+
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,14 +56,14 @@ static int tile_for(const slim_model *m) {
     return t < RT_TILE_MIN ? RT_TILE_MIN : t > RT_TILE_MAX ? RT_TILE_MAX : (int)t;
 }
 
-void slim_rt_set_tile(slim_runtime *rt, int tile) {
+void rt_set_tile(slim_runtime *rt, int tile) {
     if (tile >= 1) rt->tile = tile;
 }
 
 static void ctx_free(rt_ctx *c, int max_batch) {
     if (c->plans)
         for (int n = 0; n <= max_batch; n++)
-            slim_rt_plan_free(c->plans[n]);
+            rt_plan_free(c->plans[n]);
     free(c->plans);
     free(c->arena);
     free(c->scratch);
@@ -113,7 +115,7 @@ void slim_runtime_free(slim_runtime *rt) {
     free(rt->head);
     free(rt->ones_channel);
     free(rt->biasmap_channel);
-    slim_rt_graph_free(&rt->graph);
+    rt_graph_free(&rt->graph);
     slim_model_free(rt->model);
     free(rt);
 }
@@ -145,7 +147,7 @@ static slim_status plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
     rt_plan *p;
     int threads = omp_get_max_threads();
     if (threads != c->threads) omp_set_num_threads(c->threads);
-    slim_status st = slim_rt_plan_build(rt, n, &p);
+    slim_status st = rt_plan_build(rt, n, &p);
     if (threads != c->threads) omp_set_num_threads(threads);
     SLIM_TRY(st);
     void *arena = c->arena, *scratch = c->scratch;
@@ -153,7 +155,7 @@ static slim_status plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
     if (st == SLIM_OK) st = grow(&c->scratch, &c->scratch_bytes, p->scratch_bytes, "scratchpad");
     if (c->arena != arena || c->scratch != scratch) c->generation++;
     if (st != SLIM_OK) {
-        slim_rt_plan_free(p);
+        rt_plan_free(p);
         return st;
     }
     c->plans[n] = p;
@@ -189,7 +191,7 @@ static slim_status plan_bind(rt_ctx *c, rt_plan *p) {
  * lets a test tell those apart from allocations of the runtime's own. */
 static int executing;
 
-int slim_rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) > 0; }
+int rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) > 0; }
 
 /* A step of one of our convs: its buffers are those its memory objects
  * point at (bound like any step's). */
@@ -206,16 +208,43 @@ static slim_status execute_own(rt_ctx *c, rt_step *st) {
     /* The primitives before it have finished (an in-order CPU stream
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
-    if (st->head) return slim_head_forward(st->head, n, h[0], h[1]);
-    if (st->stem) return slim_stem_conv_forward(st->stem, n, h[0], h[1], h[2], st->threads);
-    return slim_wino_conv_forward(st->wino, n, h[0], h[1], h[2], st->threads);
+    switch (st->kind) {
+    case RT_STEP_HEAD: return slim_head_forward(st->u.head.head, n, h[0], h[1]);
+    case RT_STEP_STEM:
+        return slim_stem_conv_forward(st->u.stem.conv, n, h[0], h[1], h[2], st->u.stem.threads);
+    case RT_STEP_WINO:
+        return slim_wino_conv_forward(st->u.wino.conv, n, h[0], h[1], h[2], st->u.wino.threads);
+    default: break;
+    }
+    return slim_error(SLIM_ERR_BACKEND, "runtime: step kind %d is not a kernel of ours", st->kind);
 }
 
 static dnnl_status_t execute(rt_ctx *c, rt_step *st) {
     __atomic_add_fetch(&executing, 1, __ATOMIC_SEQ_CST);
-    dnnl_status_t s = dnnl_primitive_execute(st->prim, c->stream, st->nargs, st->exec);
+    dnnl_status_t s = dnnl_primitive_execute(st->u.dnnl.prim, c->stream, st->nargs, st->exec);
     __atomic_sub_fetch(&executing, 1, __ATOMIC_SEQ_CST);
     return s;
+}
+
+/* Biasmaps as the weights of a channel of ones where that is free
+ * (passes/biasmap_channel.c), except on convs our kernels take: they add
+ * the biasmap themselves, and a channel of ones would only cost them one
+ * more input channel in every multiply. */
+static slim_status rewrite(slim_runtime *rt) {
+    int n = rt->model->n_layers;
+    int *keep = slim_calloc((size_t)n, sizeof *keep);
+    if (!keep) return SLIM_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        keep[i] = rt_own_conv(&rt->model->layers[i]);
+    slim_model *out = NULL;
+    slim_status st =
+        slim_model_biasmap_as_channel(rt->model, keep, &out, rt->ones_channel, rt->biasmap_channel);
+    free(keep);
+    if (st == SLIM_OK && out) {
+        slim_model_free(rt->model);
+        rt->model = out;
+    }
+    return st;
 }
 
 slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_runtime **out) {
@@ -254,8 +283,8 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
             !rt->biasmap_channel)
             st = SLIM_ERR_NOMEM;
     }
-    if (st == SLIM_OK) st = slim_rt_rewrite(rt);
-    if (st == SLIM_OK) st = slim_rt_graph_init(rt);
+    if (st == SLIM_OK) st = rewrite(rt);
+    if (st == SLIM_OK) st = rt_graph_init(&rt->graph, rt->model);
     if (st == SLIM_OK) rt->tile = tile_for(rt->model);
     /* The plans max_batch runs, so that memory is claimed and errors show
      * here: its own, or the tile's on each worker. */
@@ -292,7 +321,7 @@ static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
             else if (arg->where == RT_AT_OUTPUT)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, logits, c->stream));
         }
-        if (slim_rt_own_step(st))
+        if (st->kind != RT_STEP_DNNL)
             SLIM_TRY(execute_own(c, st));
         else
             SLIM_DNNL_CHECK(execute(c, st));
@@ -467,16 +496,16 @@ slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int re
     for (int s = 0; st == SLIM_OK && s < p->n_steps; s++) {
         rt_step *step = &p->steps[s];
         for (int r = 0; st == SLIM_OK && r < reps; r++) {
-            double t0 = slim_rt_now_s();
-            if (slim_rt_own_step(step))
+            double t0 = slim_clock_s();
+            if (step->kind != RT_STEP_DNNL)
                 st = execute_own(c, step);
             else if (execute(c, step) != dnnl_success)
                 st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
             if (st == SLIM_OK && dnnl_stream_wait(c->stream) != dnnl_success)
                 st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
-            t[r] = slim_rt_now_s() - t0;
+            t[r] = slim_clock_s() - t0;
         }
-        double ms = 1e3 * slim_rt_median(t, reps);
+        double ms = 1e3 * slim_median(t, reps);
         total += ms;
         text_add(&txt, "%3d  %-48s %9.4f ms\n", s, step->what, ms);
     }
@@ -526,31 +555,34 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
     for (int s = 0; s < p->n_steps; s++) {
         const rt_step *st = &p->steps[s];
         const char *impl = "?";
-        if (st->wino)
+        if (st->kind == RT_STEP_WINO)
             impl = "slim:wino_4x3:avx512f";
-        else if (st->stem)
+        else if (st->kind == RT_STEP_STEM)
             impl = "slim:stem_3x3:avx512f";
-        else if (st->head)
+        else if (st->kind == RT_STEP_HEAD)
             impl = "slim:head:avx512f";
-        else if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &impl) !=
+        else if (dnnl_primitive_desc_query(st->u.dnnl.pd, dnnl_query_impl_info_str, 0, &impl) !=
                  dnnl_success)
             impl = "?";
-        const rt_arg *src = find_arg(st, st->is_reorder ? DNNL_ARG_FROM : DNNL_ARG_SRC);
+        int reorder = st->kind == RT_STEP_DNNL && st->u.dnnl.is_reorder;
+        const rt_arg *src = find_arg(st, reorder ? DNNL_ARG_FROM : DNNL_ARG_SRC);
         if (!src) src = find_arg(st, DNNL_ARG_SRC_0);
-        const rt_arg *dst = find_arg(st, st->is_reorder ? DNNL_ARG_TO : DNNL_ARG_DST);
-        char a[48] = "-", b[48] = "-";
-        if (src) slim_rt_md_str(&src->md, a, sizeof a);
-        if (dst) slim_rt_md_str(&dst->md, b, sizeof b);
-        if (st->wino && st->wino->in_padded)
+        const rt_arg *dst = find_arg(st, reorder ? DNNL_ARG_TO : DNNL_ARG_DST);
+        char a[48] = "-", b[48] = "-", path[RT_WHY_LEN + 32] = "";
+        if (src) rt_md_str(&src->md, a, sizeof a);
+        if (dst) rt_md_str(&dst->md, b, sizeof b);
+        if (st->src_padded)
             snprintf(a + strlen(a), sizeof a - strlen(a), "(padded%s)",
-                     st->wino->in_narrow ? ", narrow last block" : "");
-        if ((st->wino && st->wino->out_padded) || (st->stem && st->stem->out_padded))
+                     st->src_narrow ? ", narrow last block" : "");
+        if (st->dst_padded)
             snprintf(b + strlen(b), sizeof b - strlen(b), "(padded%s)",
-                     st->stem && st->stem->out_narrow ? ", narrow last block" : "");
+                     st->dst_narrow ? ", narrow last block" : "");
+        if (st->path != RT_CONV_NONE)
+            snprintf(path, sizeof path, " [%s: %s]", rt_conv_path_name(st->path), st->why);
         int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&
                       src->storage == dst->storage;
-        text_add(&t, "%3d  %-48s %s -> %s%s  [%s]\n", s, st->what, a, b,
-                 inplace ? " (in place)" : "", impl);
+        text_add(&t, "%3d  %-48s %s -> %s%s  [%s]%s\n", s, st->what, a, b,
+                 inplace ? " (in place)" : "", impl, path);
     }
     if (p->out_storage >= 0) text_add(&t, "     logits copied out (plain)\n");
     if (t.failed || !t.s) {
