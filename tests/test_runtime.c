@@ -47,6 +47,8 @@
 #define TOL_FOLD 1e-5
 #define TOL_RUNTIME 1e-4
 #define REF_BATCH 16
+/* Set in the child process that runs with oneDNN limited to AVX2. */
+#define CHILD_ENV "SLIM_TEST_RUNTIME_AVX2"
 #define CALIB_BATCH 8 /* images whose statistics become the running ones */
 
 #define TU_FOREIGN_ALLOC() rt_in_execute()
@@ -770,6 +772,38 @@ static void test_runtime_fusions(void **state) {
     slim_model_free(m);
 }
 
+/* describe names each conv's path and why: our Winograd and stem where our
+ * kernels run, else a oneDNN path whose reason says that our kernels are
+ * off (as under ONEDNN_MAX_CPU_ISA=AVX2, where oneDNN has no Winograd
+ * either) or why they do not take the conv. */
+static void test_runtime_conv_paths(void **state) {
+    (void)state;
+    slim_model *m = load("models/vgg-fm.net");
+    char *plan = plan_of(m, 8);
+    int convs = 0, own = runs_own(m, "conv2");
+    for (const char *p = plan; (p = strstr(p, "conv conv")); p++) {
+        const char *eol = strchr(p, '\n');
+        const char *path = strstr(p, "] [");
+        assert_true(path && path < eol);
+        path += 3;
+        if (own) {
+            int first = strncmp(p, "conv conv1 ", 11) == 0;
+            assert_int_equal(strncmp(path, first ? "stem: " : "wino: ", 6), 0);
+            assert_non_null(strstr(path, "AVX-512"));
+        } else {
+            assert_int_equal(strncmp(path, "dnnl-", 5), 0);
+            const char *off = strstr(path, "own kernels off (");
+            assert_true(off && off < eol);
+        }
+        if (getenv(CHILD_ENV))
+            assert_int_equal(strncmp(path, "dnnl-direct: own kernels off (", 30), 0);
+        convs++;
+    }
+    assert_int_equal(convs, 6);
+    free(plan);
+    slim_model_free(m);
+}
+
 /* Repeated runs give identical logits, also after running other batch
  * sizes in between (which reuse the same arena), and do not rebuild. */
 static void test_runtime_repeat(void **state) {
@@ -941,7 +975,6 @@ static void test_runtime_no_malloc(void **state) {
 /* The checks whose models have padded channel counts, again with oneDNN
  * limited to AVX2 (blocked nChw8c layouts), in a child process: oneDNN
  * reads ONEDNN_MAX_CPU_ISA once, when it starts. */
-#define CHILD_ENV "SLIM_TEST_RUNTIME_AVX2"
 extern char **environ;
 /* This program's path: argv[0] when it has a directory (as under ctest, and
  * still right under valgrind), else /proc/self/exe. */
@@ -972,10 +1005,9 @@ int main(int argc, char **argv) {
     if (argc > 0 && argv[0] && strchr(argv[0], '/')) self_path = argv[0];
     if (getenv(CHILD_ENV)) {
         const struct CMUnitTest child[] = {
-            cmocka_unit_test(test_runtime_biasmap),
-            cmocka_unit_test(test_runtime_pruned),
-            cmocka_unit_test(test_runtime_odd_graph),
-            cmocka_unit_test(test_runtime_repeat),
+            cmocka_unit_test(test_runtime_biasmap),    cmocka_unit_test(test_runtime_pruned),
+            cmocka_unit_test(test_runtime_odd_graph),  cmocka_unit_test(test_runtime_repeat),
+            cmocka_unit_test(test_runtime_conv_paths),
         };
         return cmocka_run_group_tests_name("runtime, AVX2 layouts", child, NULL, free_models);
     }
@@ -989,7 +1021,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
         cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_head),
         cmocka_unit_test(test_runtime_narrow),       cmocka_unit_test(test_runtime_measure),
-        cmocka_unit_test(test_runtime_profile),
+        cmocka_unit_test(test_runtime_profile),      cmocka_unit_test(test_runtime_conv_paths),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }
