@@ -14,7 +14,7 @@
  * steps, layouts of values, weights), dnnl_md.c (oneDNN descriptors and
  * attributes), step_dnnl.c and step_own.c (the steps of oneDNN primitives
  * and of our kernels), placement.c (the arena), runtime.c (the runtime
- * object, tiles, run, describe, profile). */
+ * object, tiles, run), describe.c (describe, profile). */
 #ifndef SLIM_RUNTIME_INTERNAL_H
 #define SLIM_RUNTIME_INTERNAL_H
 
@@ -189,6 +189,16 @@ struct slim_runtime {
     size_t weight_bytes;
     int plans_built;
 };
+
+/* runtime.c: the plan of context c for batch size n, built the first
+ * time (never from a worker thread); runs context c's plan for batch n;
+ * runs one step of ours or one oneDNN step; tile t of a batch of n
+ * (n > tile) starts at image *first and holds *size images. */
+slim_status rt_plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out);
+slim_status rt_run_plan(rt_ctx *c, const float *x, int n, float *logits);
+slim_status rt_execute_own(rt_ctx *c, rt_step *st);
+dnnl_status_t rt_execute_dnnl(rt_ctx *c, rt_step *st);
+void rt_tile_at(int n, int tile, int t, int *first, int *size);
 
 /* runtime.c: sets the tile size (for tests: to tile small batches). */
 void rt_set_tile(slim_runtime *rt, int tile);
