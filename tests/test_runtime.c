@@ -22,7 +22,7 @@
  * On AVX-512 oneDNN keeps activations in nhwc, which never pads; on AVX2
  * and older it uses 8-channel blocks, which pad channel counts such as 20
  * and have their own kernels (and bugs: see binary_relu_fusable in
- * src/runtime/plan.c). The test therefore runs its small-model checks a
+ * src/runtime/step_dnnl.c). The test therefore runs its small-model checks a
  * second time in a child process limited to AVX2 (ONEDNN_MAX_CPU_ISA).
  *
  * The allocation check interposes malloc (as test_nomalloc does) and is
