@@ -18,22 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int fail(const char *what) {
     fprintf(stderr, "bench_infer: error: %s: %s\n", what, slim_last_error());
     return 1;
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* One way of running a batch: the runtime, or the forward on a tape. */
@@ -57,11 +45,6 @@ static slim_status run_once(runner *r, const float *x, int n) {
     return SLIM_OK;
 }
 
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 /* Times `runs` runs at batch n after `warm` warm-up runs: the median and
  * the fastest, in seconds. The median resists the odd preempted run on a
  * busy machine; the fastest shows what the code does when left alone. */
@@ -73,12 +56,12 @@ static slim_status time_runs(runner *r, const float *x, int n, int warm, int run
     for (int i = 0; i < warm && st == SLIM_OK; i++)
         st = run_once(r, x, n);
     for (int i = 0; i < runs && st == SLIM_OK; i++) {
-        double a = now();
+        double a = slim_clock_s();
         st = run_once(r, x, n);
-        t[i] = now() - a;
+        t[i] = slim_clock_s() - a;
     }
     if (st == SLIM_OK) {
-        *med = median(t, runs);
+        *med = slim_median(t, runs);
         *best = t[0];
     }
     free(t);

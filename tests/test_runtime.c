@@ -22,7 +22,7 @@
  * On AVX-512 oneDNN keeps activations in nhwc, which never pads; on AVX2
  * and older it uses 8-channel blocks, which pad channel counts such as 20
  * and have their own kernels (and bugs: see binary_relu_fusable in
- * src/runtime/plan.c). The test therefore runs its small-model checks a
+ * src/runtime/step_dnnl.c). The test therefore runs its small-model checks a
  * second time in a child process limited to AVX2 (ONEDNN_MAX_CPU_ISA).
  *
  * The allocation check interposes malloc (as test_nomalloc does) and is
@@ -32,6 +32,7 @@
 #include "slim/autograd.h"
 #include "slim/nn.h"
 #include "slim/prune.h"
+#include "slim/measure.h"
 #include "slim/runtime.h"
 
 #include "runtime/runtime_internal.h"
@@ -46,9 +47,11 @@
 #define TOL_FOLD 1e-5
 #define TOL_RUNTIME 1e-4
 #define REF_BATCH 16
+/* Set in the child process that runs with oneDNN limited to AVX2. */
+#define CHILD_ENV "SLIM_TEST_RUNTIME_AVX2"
 #define CALIB_BATCH 8 /* images whose statistics become the running ones */
 
-#define TU_FOREIGN_ALLOC() slim_rt_in_execute()
+#define TU_FOREIGN_ALLOC() rt_in_execute()
 #include "malloc_count.h"
 #define COUNT_MALLOC TU_COUNT_MALLOC
 
@@ -345,7 +348,7 @@ static void test_runtime_models(void **state) {
 
 /* Whether conv `name` of m runs on one of our convs in the runtime. */
 static int runs_own(const slim_model *m, const char *name) {
-    return slim_rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
+    return rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
 }
 
 /* The description of m's plan for batch n, on a runtime of max_batch n. */
@@ -769,6 +772,38 @@ static void test_runtime_fusions(void **state) {
     slim_model_free(m);
 }
 
+/* describe names each conv's path and why: our Winograd and stem where our
+ * kernels run, else a oneDNN path whose reason says that our kernels are
+ * off (as under ONEDNN_MAX_CPU_ISA=AVX2, where oneDNN has no Winograd
+ * either) or why they do not take the conv. */
+static void test_runtime_conv_paths(void **state) {
+    (void)state;
+    slim_model *m = load("models/vgg-fm.net");
+    char *plan = plan_of(m, 8);
+    int convs = 0, own = runs_own(m, "conv2");
+    for (const char *p = plan; (p = strstr(p, "conv conv")); p++) {
+        const char *eol = strchr(p, '\n');
+        const char *path = strstr(p, "] [");
+        assert_true(path && path < eol);
+        path += 3;
+        if (own) {
+            int first = strncmp(p, "conv conv1 ", 11) == 0;
+            assert_int_equal(strncmp(path, first ? "stem: " : "wino: ", 6), 0);
+            assert_non_null(strstr(path, "AVX-512"));
+        } else {
+            assert_int_equal(strncmp(path, "dnnl-", 5), 0);
+            const char *off = strstr(path, "own kernels off (");
+            assert_true(off && off < eol);
+        }
+        if (getenv(CHILD_ENV))
+            assert_int_equal(strncmp(path, "dnnl-direct: own kernels off (", 30), 0);
+        convs++;
+    }
+    assert_int_equal(convs, 6);
+    free(plan);
+    slim_model_free(m);
+}
+
 /* Repeated runs give identical logits, also after running other batch
  * sizes in between (which reuse the same arena), and do not rebuild. */
 static void test_runtime_repeat(void **state) {
@@ -833,11 +868,11 @@ static void test_runtime_tiles(void **state) {
         /* vgg-fm's largest activation is 32x28x28 floats (100 KB) per image. */
         assert_true(st.tile_batch >= 8 && st.tile_batch <= 64 && st.tile_batch % 8 == 0);
         assert_int_equal(st.workers, threads > 1 ? threads : 0);
-        slim_rt_set_tile(rt, REF_BATCH);
+        rt_set_tile(rt, REF_BATCH);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, whole), SLIM_OK);
         slim_runtime_get_stats(rt, &st);
         int built = st.plans_built;
-        slim_rt_set_tile(rt, 6); /* 6 + 5 + 5 */
+        rt_set_tile(rt, 6); /* 6 + 5 + 5 */
         memset(tiled, 0xff, sizeof tiled);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
         expect_close("tiles of 6", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
@@ -850,7 +885,7 @@ static void test_runtime_tiles(void **state) {
         slim_runtime_get_stats(rt, &st);
         /* 6 and 5 on each worker (or as main plans) */
         assert_int_equal(st.plans_built - built, threads > 1 ? 2 * threads : 2);
-        slim_rt_set_tile(rt, 8); /* 8 + 8 */
+        rt_set_tile(rt, 8); /* 8 + 8 */
         memset(tiled, 0xff, sizeof tiled);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
         expect_close("tiles of 8", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
@@ -914,7 +949,7 @@ static void test_runtime_no_malloc(void **state) {
     slim_status c = slim_runtime_run(rt, x, 1, y);
     slim_status d = slim_runtime_run(rt, x, 6, y);
     tu_counting = 0;
-    slim_rt_set_tile(rt, 4); /* 3 + 3 on two workers, built here */
+    rt_set_tile(rt, 4); /* 3 + 3 on two workers, built here */
     assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
     tu_counting = 1;
     slim_status e = slim_runtime_run(rt, x, 6, y);
@@ -940,7 +975,6 @@ static void test_runtime_no_malloc(void **state) {
 /* The checks whose models have padded channel counts, again with oneDNN
  * limited to AVX2 (blocked nChw8c layouts), in a child process: oneDNN
  * reads ONEDNN_MAX_CPU_ISA once, when it starts. */
-#define CHILD_ENV "SLIM_TEST_RUNTIME_AVX2"
 extern char **environ;
 /* This program's path: argv[0] when it has a directory (as under ctest, and
  * still right under valgrind), else /proc/self/exe. */
@@ -971,10 +1005,9 @@ int main(int argc, char **argv) {
     if (argc > 0 && argv[0] && strchr(argv[0], '/')) self_path = argv[0];
     if (getenv(CHILD_ENV)) {
         const struct CMUnitTest child[] = {
-            cmocka_unit_test(test_runtime_biasmap),
-            cmocka_unit_test(test_runtime_pruned),
-            cmocka_unit_test(test_runtime_odd_graph),
-            cmocka_unit_test(test_runtime_repeat),
+            cmocka_unit_test(test_runtime_biasmap),    cmocka_unit_test(test_runtime_pruned),
+            cmocka_unit_test(test_runtime_odd_graph),  cmocka_unit_test(test_runtime_repeat),
+            cmocka_unit_test(test_runtime_conv_paths),
         };
         return cmocka_run_group_tests_name("runtime, AVX2 layouts", child, NULL, free_models);
     }
@@ -988,7 +1021,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
         cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_head),
         cmocka_unit_test(test_runtime_narrow),       cmocka_unit_test(test_runtime_measure),
-        cmocka_unit_test(test_runtime_profile),
+        cmocka_unit_test(test_runtime_profile),      cmocka_unit_test(test_runtime_conv_paths),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

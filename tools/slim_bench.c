@@ -26,19 +26,13 @@
 #include "slim/nn.h"
 #include "slim/optim.h"
 #include "slim/prune.h"
+#include "slim/measure.h"
 #include "slim/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -86,7 +80,7 @@ static int bench_train(const char *path, int batches) {
     double timed = 0;
     size_t images = 0;
     for (int step = 0; step < 5 + batches; step++) {
-        double t0 = now_s();
+        double t0 = slim_clock_s();
         size_t n = slim_batcher_next(&b, x, y);
         if (n == 0) {
             slim_batcher_begin_epoch(&b, &rng);
@@ -101,7 +95,7 @@ static int bench_train(const char *path, int batches) {
             slim_tape_backward(&tape, loss) != SLIM_OK || slim_sgd_step(&opt, m, 0.05f) != SLIM_OK)
             return fail("training step");
         if (step >= 5) {
-            timed += now_s() - t0;
+            timed += slim_clock_s() - t0;
             images += n;
         }
     }

@@ -163,6 +163,14 @@ void *slim_calloc(size_t n, size_t size);
  * machines a miss walks two page tables). Freed with free(). */
 void *slim_calloc_large(size_t n, size_t size);
 
+/* ---- timing ----------------------------------------------------------- */
+
+/* A monotonic clock in seconds (for differences only). */
+double slim_clock_s(void);
+/* The median of v[0..n-1]; sorts v in place (v[0] is then the smallest).
+ * 0 for n < 1. */
+double slim_median(double *v, int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,50 +1,38 @@
-/* slim runtime: fast inference of a (compact) model on oneDNN.
+/* slim runtime: fast inference of a (compact) model.
  *
  * The runtime is what a trained, pruned model is exported for. It never
  * records anything for backward and never touches the model it was made
  * from: slim_runtime_create folds every foldable batch norm into its conv
- * (slim_model_fold_bn) on a private copy and turns the graph into a plan of
- * oneDNN primitives:
+ * on a private copy, turns a biasmap into the weights of an extra input
+ * channel of ones where that is free, and turns the graph into a plan:
+ * one step per group of fused layers (conv + bias + biasmap + residual
+ * add + relu [+ 2x2 max pool], global average pool + dense [+ relu], ...),
+ * each a oneDNN primitive or one of slim's own AVX-512 kernels (a
+ * Winograd 3x3 conv, a conv for the first few input channels, the
+ * pool + dense head). Activations stay in blocked layouts between steps,
+ * with reorders only where a layout must change.
  *
- *   - conv + bias in one primitive, with post-ops for what follows it: a
- *     biasmap (binary add of a (1, cout, oh, ow) tensor, or a binary step
- *     right after the conv where the fast conv kernels take no such
- *     operand), a residual add (sum post-op: the conv accumulates onto the
- *     other operand of the add) and a ReLU (eltwise), when the conv's
- *     output feeds nothing else; at batch >= 8 on AVX-512, 3x3 stride-1
- *     convs use oneDNN's Winograd algorithm;
- *   - a biasmap made by pruning's exact fold becomes, where that is free,
- *     the weights of one more input channel that holds ones (made by the
- *     producing conv as an extra filter with bias 1), so that it rides
- *     inside the conv;
- *   - activations kept in oneDNN's preferred (blocked) layouts between
- *     layers, with reorders only where a layout must change (the input, or
- *     a consumer that wants another layout);
- *   - pooling, global average pooling, ReLU, add, unfoldable batch norm and
- *     dense (inner product) as oneDNN primitives in those same layouts.
- *
- * A plan is built for one batch size, the first time that batch size is run,
- * and kept: any n in [1, max_batch] works, and a batch size seen before runs
- * without building anything. A batch larger than the runtime's tile size
- * (a few images, so that activations stay in cache; 8 on vgg-fm) runs as
+ * A plan is built for one batch size, the first time that batch size is
+ * run, and kept: any n in [1, max_batch] works, and a batch size seen
+ * before runs without building anything. A batch larger than the runtime's
+ * tile size (a few images, so that activations stay in cache) runs as
  * tiles through the plan of the tile size; with more than one thread the
- * tiles run in parallel, one per thread, on primitives made for one
- * thread, while smaller batches (batch-1 latency) split each primitive
- * over all threads (the thread count is the one at slim_runtime_create).
- * All activations of a plan live in one arena, placed so that buffers
- * whose lifetimes do not overlap share memory; the arena and the
- * scratchpad are shared by the plans of one thread. A run at a batch size
- * seen before allocates no memory of its own and builds no primitive
- * (oneDNN 2.6's dnnl_primitive_execute still allocates its small argument
- * map on every call).
+ * tiles run in parallel, one per thread, on single-thread steps, while
+ * smaller batches (batch-1 latency) split each step over all threads (the
+ * thread count is the one at slim_runtime_create). All activations of a
+ * plan live in one arena, placed so that buffers whose lifetimes do not
+ * overlap share memory. A run at a batch size seen before allocates no
+ * memory of its own and builds nothing (oneDNN 2.6's
+ * dnnl_primitive_execute still allocates its small argument map on every
+ * call).
  *
  * The results equal slim_model_forward(model, tape, x, 0, ...) with the
- * reference backend within float rounding (oneDNN sums in another order).
- * A runtime is not thread-safe: run it from one thread at a time (oneDNN
- * itself uses the OpenMP pool; see slim_set_threads).
+ * reference backend within float rounding (the sums run in another order).
+ * A runtime is not thread-safe: run it from one thread at a time (it uses
+ * the OpenMP pool; see slim_set_threads).
  *
- * See docs/RUNTIME.md for the plan, the fusions, the layouts and measured
- * speeds.
+ * docs/RUNTIME.md describes the plan, the paths a conv can take, the
+ * fusions, the layouts and the buffer placement.
  */
 #ifndef SLIM_RUNTIME_H
 #define SLIM_RUNTIME_H
@@ -52,11 +40,12 @@
 #include <stddef.h>
 
 #include "slim/core.h"
-#include "slim/nn.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct slim_model slim_model; /* slim/nn.h */
 
 /* ---- batch-norm folding (src/prune/bn_fold.c) ------------------------- */
 
@@ -108,8 +97,9 @@ typedef struct slim_runtime_stats {
 void slim_runtime_get_stats(const slim_runtime *rt, slim_runtime_stats *stats);
 
 /* A description of the plan for batch size n (built if needed), one step per
- * line: the primitive, the layers it computes, its fusions, the layouts and
- * oneDNN's implementation name. Malloc'd; the caller frees it. */
+ * line: the layers it computes and its fusions, the layouts, the
+ * implementation's name and, for a conv, the path it takes and why.
+ * Malloc'd; the caller frees it. */
 slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out);
 
 /* Where a run of batch n spends its time: the plan n runs (that of its
@@ -120,21 +110,6 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out);
  * again, so the run's results are not kept. Malloc'd; the caller frees
  * it. */
 slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int reps, char **out);
-
-/* The speed of model's inference, measured the one way slim report and
- * tools/slim_bench report it: on a runtime of its own for batches of 256
- * (made and freed here), three warm-up batches, then one timed pass over
- * the n images x (plain NCHW floats) in batches of 256 (images_per_s), then
- * 20 warm-up and 200 timed batch-1 runs (their median, latency_ms). On
- * these shared machines one call is one sample: callers take the best of
- * several, alternating between models. */
-typedef struct slim_runtime_speed {
-    double images_per_s;
-    double latency_ms;
-} slim_runtime_speed;
-
-slim_status slim_runtime_measure(const slim_model *model, const float *x, size_t n,
-                                 slim_runtime_speed *out);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 
 #include "slim/data.h"
 #include "slim/model_io.h"
+#include "slim/measure.h"
 #include "slim/runtime.h"
 
 static struct {

@@ -4,8 +4,9 @@
  * See include/slim/runtime.h. */
 #include "runtime/runtime_internal.h"
 
+#include "passes/biasmap_channel.h"
+
 #include <omp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +19,14 @@
 
 /* Batch tiling. A batch larger than the tile runs as tiles of at most
  * `tile` images, each through the whole plan, so that a layer's output is
- * still in cache when the next layer reads it: at batch 256 on vgg-fm an
- * activation (25 MB for a 28x28x32 layer) and winograd's scratchpad
- * (44 MB) spill out of the last-level cache and the convs become
- * memory-bound, most of all a pruned model's, whose few channels do
- * little arithmetic per byte. The tile is as many images as keep the
- * largest activation within RT_TILE_BYTES (the second-level cache of one
- * core on the project machine), rounded down to a multiple of 8 and within
- * [RT_TILE_MIN, RT_TILE_MAX]; RT_TILE_MIN is where winograd starts to pay
- * (plan.c). On vgg-fm that is 8 images; docs/RUNTIME.md has the
- * measurements (tiles of 8, 16, 32 and 256 images).
+ * still in cache when the next layer reads it: at large batches the
+ * activations and the scratchpad spill out of the last-level cache and the
+ * convs become memory-bound, most of all a pruned model's, whose few
+ * channels do little arithmetic per byte. The tile is as many images as
+ * keep the largest activation within RT_TILE_BYTES (the second-level cache
+ * of one core), rounded down to a multiple of 8 and within [RT_TILE_MIN,
+ * RT_TILE_MAX]; RT_TILE_MIN is where oneDNN's Winograd starts to pay
+ * (policy.c). docs/RUNTIME.md has the measurements.
  *
  * With T > 1 threads the tiles run in parallel, one per thread, each
  * worker with primitives made for one thread and its own arena,
@@ -54,14 +53,14 @@ static int tile_for(const slim_model *m) {
     return t < RT_TILE_MIN ? RT_TILE_MIN : t > RT_TILE_MAX ? RT_TILE_MAX : (int)t;
 }
 
-void slim_rt_set_tile(slim_runtime *rt, int tile) {
+void rt_set_tile(slim_runtime *rt, int tile) {
     if (tile >= 1) rt->tile = tile;
 }
 
 static void ctx_free(rt_ctx *c, int max_batch) {
     if (c->plans)
         for (int n = 0; n <= max_batch; n++)
-            slim_rt_plan_free(c->plans[n]);
+            rt_plan_free(c->plans[n]);
     free(c->plans);
     free(c->arena);
     free(c->scratch);
@@ -113,7 +112,7 @@ void slim_runtime_free(slim_runtime *rt) {
     free(rt->head);
     free(rt->ones_channel);
     free(rt->biasmap_channel);
-    slim_rt_graph_free(&rt->graph);
+    rt_graph_free(&rt->graph);
     slim_model_free(rt->model);
     free(rt);
 }
@@ -137,7 +136,7 @@ static slim_status grow(void **buf, size_t *have, size_t bytes, const char *what
  * context's thread count, which oneDNN reads when it makes them) and the
  * context's buffers grown the first time. Never called from a worker
  * thread: plans share the runtime's weights. */
-static slim_status plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
+slim_status rt_plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
     if (c->plans[n]) {
         *out = c->plans[n];
         return SLIM_OK;
@@ -145,7 +144,7 @@ static slim_status plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
     rt_plan *p;
     int threads = omp_get_max_threads();
     if (threads != c->threads) omp_set_num_threads(c->threads);
-    slim_status st = slim_rt_plan_build(rt, n, &p);
+    slim_status st = rt_plan_build(rt, n, &p);
     if (threads != c->threads) omp_set_num_threads(threads);
     SLIM_TRY(st);
     void *arena = c->arena, *scratch = c->scratch;
@@ -153,7 +152,7 @@ static slim_status plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out) {
     if (st == SLIM_OK) st = grow(&c->scratch, &c->scratch_bytes, p->scratch_bytes, "scratchpad");
     if (c->arena != arena || c->scratch != scratch) c->generation++;
     if (st != SLIM_OK) {
-        slim_rt_plan_free(p);
+        rt_plan_free(p);
         return st;
     }
     c->plans[n] = p;
@@ -189,11 +188,11 @@ static slim_status plan_bind(rt_ctx *c, rt_plan *p) {
  * lets a test tell those apart from allocations of the runtime's own. */
 static int executing;
 
-int slim_rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) > 0; }
+int rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) > 0; }
 
 /* A step of one of our convs: its buffers are those its memory objects
  * point at (bound like any step's). */
-static slim_status execute_own(rt_ctx *c, rt_step *st) {
+slim_status rt_execute_own(rt_ctx *c, rt_step *st) {
     void *h[3] = {NULL, NULL, NULL};
     static const int which[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
     int n = 0;
@@ -206,16 +205,43 @@ static slim_status execute_own(rt_ctx *c, rt_step *st) {
     /* The primitives before it have finished (an in-order CPU stream
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
-    if (st->head) return slim_head_forward(st->head, n, h[0], h[1]);
-    if (st->stem) return slim_stem_conv_forward(st->stem, n, h[0], h[1], h[2], st->threads);
-    return slim_wino_conv_forward(st->wino, n, h[0], h[1], h[2], st->threads);
+    switch (st->kind) {
+    case RT_STEP_HEAD: return slim_head_forward(st->u.head.head, n, h[0], h[1]);
+    case RT_STEP_STEM:
+        return slim_stem_conv_forward(st->u.stem.conv, n, h[0], h[1], h[2], st->u.stem.threads);
+    case RT_STEP_WINO:
+        return slim_wino_conv_forward(st->u.wino.conv, n, h[0], h[1], h[2], st->u.wino.threads);
+    default: break;
+    }
+    return slim_error(SLIM_ERR_BACKEND, "runtime: step kind %d is not a kernel of ours", st->kind);
 }
 
-static dnnl_status_t execute(rt_ctx *c, rt_step *st) {
+dnnl_status_t rt_execute_dnnl(rt_ctx *c, rt_step *st) {
     __atomic_add_fetch(&executing, 1, __ATOMIC_SEQ_CST);
-    dnnl_status_t s = dnnl_primitive_execute(st->prim, c->stream, st->nargs, st->exec);
+    dnnl_status_t s = dnnl_primitive_execute(st->u.dnnl.prim, c->stream, st->nargs, st->exec);
     __atomic_sub_fetch(&executing, 1, __ATOMIC_SEQ_CST);
     return s;
+}
+
+/* Biasmaps as the weights of a channel of ones where that is free
+ * (passes/biasmap_channel.c), except on convs our kernels take: they add
+ * the biasmap themselves, and a channel of ones would only cost them one
+ * more input channel in every multiply. */
+static slim_status rewrite(slim_runtime *rt) {
+    int n = rt->model->n_layers;
+    int *keep = slim_calloc((size_t)n, sizeof *keep);
+    if (!keep) return SLIM_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        keep[i] = rt_own_conv(&rt->model->layers[i]);
+    slim_model *out = NULL;
+    slim_status st =
+        slim_model_biasmap_as_channel(rt->model, keep, &out, rt->ones_channel, rt->biasmap_channel);
+    free(keep);
+    if (st == SLIM_OK && out) {
+        slim_model_free(rt->model);
+        rt->model = out;
+    }
+    return st;
 }
 
 slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_runtime **out) {
@@ -254,17 +280,17 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
             !rt->biasmap_channel)
             st = SLIM_ERR_NOMEM;
     }
-    if (st == SLIM_OK) st = slim_rt_rewrite(rt);
-    if (st == SLIM_OK) st = slim_rt_graph_init(rt);
+    if (st == SLIM_OK) st = rewrite(rt);
+    if (st == SLIM_OK) st = rt_graph_init(&rt->graph, rt->model);
     if (st == SLIM_OK) rt->tile = tile_for(rt->model);
     /* The plans max_batch runs, so that memory is claimed and errors show
      * here: its own, or the tile's on each worker. */
     rt_plan *p;
     int tiled = st == SLIM_OK && max_batch > rt->tile && rt->n_workers > 0;
     if (st == SLIM_OK && !tiled)
-        st = plan_get(rt, &rt->main, max_batch < rt->tile ? max_batch : rt->tile, &p);
+        st = rt_plan_get(rt, &rt->main, max_batch < rt->tile ? max_batch : rt->tile, &p);
     for (int w = 0; tiled && w < rt->n_workers && st == SLIM_OK; w++)
-        st = plan_get(rt, &rt->workers[w], rt->tile, &p);
+        st = rt_plan_get(rt, &rt->workers[w], rt->tile, &p);
     if (st != SLIM_OK) {
         slim_runtime_free(rt);
         return st;
@@ -274,7 +300,7 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
 }
 
 /* Runs context c's plan for batch n (built before). */
-static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
+slim_status rt_run_plan(rt_ctx *c, const float *x, int n, float *logits) {
     rt_plan *p = c->plans[n];
     if (p->generation != c->generation || c->last_plan != p) {
         c->last_plan = NULL; /* a half-bound plan must be bound again */
@@ -292,10 +318,10 @@ static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
             else if (arg->where == RT_AT_OUTPUT)
                 SLIM_DNNL_CHECK(dnnl_memory_set_data_handle_v2(arg->mem, logits, c->stream));
         }
-        if (slim_rt_own_step(st))
-            SLIM_TRY(execute_own(c, st));
+        if (st->kind != RT_STEP_DNNL)
+            SLIM_TRY(rt_execute_own(c, st));
         else
-            SLIM_DNNL_CHECK(execute(c, st));
+            SLIM_DNNL_CHECK(rt_execute_dnnl(c, st));
     }
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
     if (p->out_storage >= 0)
@@ -305,7 +331,7 @@ static slim_status run_plan(rt_ctx *c, const float *x, int n, float *logits) {
 
 /* n > tile: ceil(n / tile) tiles of near-equal size (n = 256, tile 16:
  * sixteen of 16), tile t of `size` images starting at image `first`. */
-static void tile_at(int n, int tile, int t, int *first, int *size) {
+void rt_tile_at(int n, int tile, int t, int *first, int *size) {
     int tiles = (n + tile - 1) / tile, base = n / tiles, extra = n % tiles;
     *size = base + (t < extra);
     *first = t * base + (t < extra ? t : extra);
@@ -319,8 +345,8 @@ slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *log
                           rt->max_batch);
     rt_plan *p;
     if (n <= rt->tile) {
-        SLIM_TRY(plan_get(rt, &rt->main, n, &p));
-        return run_plan(&rt->main, x, n, logits);
+        SLIM_TRY(rt_plan_get(rt, &rt->main, n, &p));
+        return rt_run_plan(&rt->main, x, n, logits);
     }
     const slim_layer *in = &rt->model->layers[0];
     size_t image = (size_t)in->c * (size_t)in->h * (size_t)in->w;
@@ -330,16 +356,16 @@ slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *log
      * thread-safe (plans share the weights). */
     int workers = rt->n_workers;
     for (int t = 0; t < tiles; t += tiles - 1) { /* the first (largest) and the last */
-        tile_at(n, rt->tile, t, &first, &size);
-        if (!workers) SLIM_TRY(plan_get(rt, &rt->main, size, &p));
+        rt_tile_at(n, rt->tile, t, &first, &size);
+        if (!workers) SLIM_TRY(rt_plan_get(rt, &rt->main, size, &p));
         for (int w = 0; w < workers; w++)
-            SLIM_TRY(plan_get(rt, &rt->workers[w], size, &p));
+            SLIM_TRY(rt_plan_get(rt, &rt->workers[w], size, &p));
     }
     if (!workers) {
         for (int t = 0; t < tiles; t++) {
-            tile_at(n, rt->tile, t, &first, &size);
-            SLIM_TRY(run_plan(&rt->main, x + (size_t)first * image, size,
-                              logits + (size_t)first * classes));
+            rt_tile_at(n, rt->tile, t, &first, &size);
+            SLIM_TRY(rt_run_plan(&rt->main, x + (size_t)first * image, size,
+                                 logits + (size_t)first * classes));
         }
         return SLIM_OK;
     }
@@ -357,9 +383,9 @@ slim_status slim_runtime_run(slim_runtime *rt, const float *x, int n, float *log
         for (int t; c->status == SLIM_OK &&
                     (t = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED)) < tiles;) {
             int first_, size_;
-            tile_at(n, rt->tile, t, &first_, &size_);
-            c->status =
-                run_plan(c, x + (size_t)first_ * image, size_, logits + (size_t)first_ * classes);
+            rt_tile_at(n, rt->tile, t, &first_, &size_);
+            c->status = rt_run_plan(c, x + (size_t)first_ * image, size_,
+                                    logits + (size_t)first_ * classes);
             if (c->status != SLIM_OK) snprintf(c->error, RT_ERROR_LEN, "%s", slim_last_error());
         }
     }
@@ -391,172 +417,4 @@ void slim_runtime_get_stats(const slim_runtime *rt, slim_runtime_stats *stats) {
         stats->scratchpad_bytes += rt->workers[w].scratch_bytes;
     }
     stats->weight_bytes = rt->weight_bytes;
-}
-
-/* ---- describe ------------------------------------------------------------ */
-
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    int failed;
-} text;
-
-static void text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_add(text *t, const char *fmt, ...) {
-    if (t->failed) return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        t->failed = 1;
-        return;
-    }
-    size_t add = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    if (t->len + add + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap < t->len + add + 1)
-            cap *= 2;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->failed = 1;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, line, add);
-    t->len += add;
-    t->s[t->len] = '\0';
-}
-
-static const rt_arg *find_arg(const rt_step *s, int arg) {
-    for (int a = 0; a < s->nargs; a++)
-        if (s->args[a].arg == arg) return &s->args[a];
-    return NULL;
-}
-
-slim_status slim_runtime_profile(slim_runtime *rt, const float *x, int n, int reps, char **out) {
-    if (!out) return slim_error(SLIM_ERR_ARG, "slim_runtime_profile: out is NULL");
-    *out = NULL;
-    if (!rt || !x || n < 1 || n > rt->max_batch || reps < 1 || reps > 100000)
-        return slim_error(SLIM_ERR_ARG,
-                          "slim_runtime_profile: no runtime or input, batch %d or %d repeats out "
-                          "of range",
-                          n, reps);
-    /* The plan batch n runs: its own, or that of its (first, largest) tile,
-     * on the context that runs it. */
-    rt_ctx *c = &rt->main;
-    if (n > rt->tile) {
-        int first;
-        tile_at(n, rt->tile, 0, &first, &n);
-        if (rt->n_workers) c = &rt->workers[0];
-    }
-    rt_plan *p;
-    SLIM_TRY(plan_get(rt, c, n, &p));
-    float *logits = slim_calloc((size_t)n * (size_t)rt->model->n_classes, sizeof(float));
-    double *t = slim_calloc((size_t)reps, sizeof(double)), total = 0;
-    slim_status st = logits && t ? SLIM_OK : SLIM_ERR_NOMEM;
-    /* One whole run fills every buffer (and binds the plan's handles, x and
-     * logits included); then each step alone, reps times. In-place steps
-     * see their own output again: the figures are times, not results. */
-    if (st == SLIM_OK) st = run_plan(c, x, n, logits);
-    text txt = {0};
-    text_add(&txt, "plan for batch %d, each step alone (median of %d runs):\n", n, reps);
-    for (int s = 0; st == SLIM_OK && s < p->n_steps; s++) {
-        rt_step *step = &p->steps[s];
-        for (int r = 0; st == SLIM_OK && r < reps; r++) {
-            double t0 = slim_rt_now_s();
-            if (slim_rt_own_step(step))
-                st = execute_own(c, step);
-            else if (execute(c, step) != dnnl_success)
-                st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
-            if (st == SLIM_OK && dnnl_stream_wait(c->stream) != dnnl_success)
-                st = slim_error(SLIM_ERR_BACKEND, "slim_runtime_profile: step %d failed", s);
-            t[r] = slim_rt_now_s() - t0;
-        }
-        double ms = 1e3 * slim_rt_median(t, reps);
-        total += ms;
-        text_add(&txt, "%3d  %-48s %9.4f ms\n", s, step->what, ms);
-    }
-    text_add(&txt, "     %-48s %9.4f ms\n", "all steps", total);
-    free(logits);
-    free(t);
-    if (st == SLIM_OK && (txt.failed || !txt.s))
-        st = slim_error(SLIM_ERR_NOMEM, "slim_runtime_profile: out of memory");
-    if (st != SLIM_OK) {
-        free(txt.s);
-        return st;
-    }
-    *out = txt.s;
-    return SLIM_OK;
-}
-
-slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
-    if (!out) return slim_error(SLIM_ERR_ARG, "slim_runtime_describe: out is NULL");
-    *out = NULL;
-    if (!rt || n < 1 || n > rt->max_batch)
-        return slim_error(SLIM_ERR_ARG,
-                          "slim_runtime_describe: no runtime or batch %d out of range", n);
-    rt_plan *p;
-    text t = {0};
-    if (n > rt->tile) {
-        /* The tiles of the largest size (the first ones), as a worker runs
-         * them. */
-        int tiles = (n + rt->tile - 1) / rt->tile, first, size, small;
-        tile_at(n, rt->tile, 0, &first, &size);
-        tile_at(n, rt->tile, tiles - 1, &first, &small);
-        if (small != size)
-            text_add(&t, "tiles: %d x batch %d and %d x batch %d", n % tiles, size,
-                     tiles - n % tiles, small);
-        else
-            text_add(&t, "tiles: %d x batch %d", tiles, size);
-        if (rt->n_workers)
-            text_add(&t, ", in parallel on %d threads (one-thread primitives)\n", rt->n_workers);
-        else
-            text_add(&t, "\n");
-        n = size;
-        SLIM_TRY(plan_get(rt, rt->n_workers ? &rt->workers[0] : &rt->main, n, &p));
-    } else {
-        SLIM_TRY(plan_get(rt, &rt->main, n, &p));
-    }
-    text_add(&t, "plan for batch %d: %d steps (%d reorders), arena %zu bytes, scratchpad %zu\n", n,
-             p->n_steps, p->reorders, p->arena_bytes, p->scratch_bytes);
-    for (int s = 0; s < p->n_steps; s++) {
-        const rt_step *st = &p->steps[s];
-        const char *impl = "?";
-        if (st->wino)
-            impl = "slim:wino_4x3:avx512f";
-        else if (st->stem)
-            impl = "slim:stem_3x3:avx512f";
-        else if (st->head)
-            impl = "slim:head:avx512f";
-        else if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &impl) !=
-                 dnnl_success)
-            impl = "?";
-        const rt_arg *src = find_arg(st, st->is_reorder ? DNNL_ARG_FROM : DNNL_ARG_SRC);
-        if (!src) src = find_arg(st, DNNL_ARG_SRC_0);
-        const rt_arg *dst = find_arg(st, st->is_reorder ? DNNL_ARG_TO : DNNL_ARG_DST);
-        char a[48] = "-", b[48] = "-";
-        if (src) slim_rt_md_str(&src->md, a, sizeof a);
-        if (dst) slim_rt_md_str(&dst->md, b, sizeof b);
-        if (st->wino && st->wino->in_padded)
-            snprintf(a + strlen(a), sizeof a - strlen(a), "(padded%s)",
-                     st->wino->in_narrow ? ", narrow last block" : "");
-        if ((st->wino && st->wino->out_padded) || (st->stem && st->stem->out_padded))
-            snprintf(b + strlen(b), sizeof b - strlen(b), "(padded%s)",
-                     st->stem && st->stem->out_narrow ? ", narrow last block" : "");
-        int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&
-                      src->storage == dst->storage;
-        text_add(&t, "%3d  %-48s %s -> %s%s  [%s]\n", s, st->what, a, b,
-                 inplace ? " (in place)" : "", impl);
-    }
-    if (p->out_storage >= 0) text_add(&t, "     logits copied out (plain)\n");
-    if (t.failed || !t.s) {
-        free(t.s);
-        return slim_error(SLIM_ERR_NOMEM, "slim_runtime_describe: out of memory");
-    }
-    *out = t.s;
-    return SLIM_OK;
 }

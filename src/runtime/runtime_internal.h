@@ -5,7 +5,16 @@
  * fused chain run at that layer's index, and a buffer is alive from the
  * layer that writes it to the last layer that reads it (closed interval).
  * Two storages may share arena memory only when their intervals are
- * disjoint, which is what lets the arena stay near the peak live size. */
+ * disjoint, which is what lets the arena stay near the peak live size
+ * (placement.c).
+ *
+ * The files: graph.c (which layers fuse, padded/narrow layouts, the head),
+ * policy.c (which path each conv takes, and why), plan.c (the planner:
+ * one step per root layer), build.c (the plan under construction: storages,
+ * steps, layouts of values, weights), dnnl_md.c (oneDNN descriptors and
+ * attributes), step_dnnl.c and step_own.c (the steps of oneDNN primitives
+ * and of our kernels), placement.c (the arena), runtime.c (the runtime
+ * object, tiles, run), describe.c (describe, profile). */
 #ifndef SLIM_RUNTIME_INTERNAL_H
 #define SLIM_RUNTIME_INTERNAL_H
 
@@ -13,11 +22,13 @@
 
 #include "kernels/dnnl/dnnl_common.h"
 #include "slim/kernels.h"
+#include "slim/nn.h"
 #include "slim/runtime.h"
 
 #define RT_MAX_ARGS 8
 #define RT_MAX_CONVERSIONS 4
 #define RT_WHAT_LEN 112
+#define RT_WHY_LEN 128
 #define RT_ERROR_LEN 1024 /* a worker's copy of its error message */
 
 /* Where an argument's memory lives. */
@@ -39,17 +50,50 @@ typedef struct rt_arg {
     dnnl_memory_t mem; /* created when the plan is finished */
 } rt_arg;
 
-/* One primitive with its arguments. */
+/* The paths a conv can take (policy.c chooses, with a reason). */
+typedef enum rt_conv_path {
+    RT_CONV_NONE = 0,    /* not a conv step */
+    RT_CONV_WINO,        /* our Winograd F(4x4, 3x3) (kernels/wino.c) */
+    RT_CONV_STEM,        /* our direct 3x3 conv for 1-3 input channels (kernels/stem.c) */
+    RT_CONV_DNNL_WINO,   /* oneDNN's Winograd */
+    RT_CONV_DNNL_DIRECT, /* oneDNN's direct conv (or whatever implementation it picks) */
+} rt_conv_path;
+
+/* What a step runs: a oneDNN primitive or one of our kernels. Our kernels
+ * take args SRC, DST and (convs) SCRATCHPAD, whose handles are read from
+ * the step's memory objects like a primitive's. */
+typedef enum rt_step_kind {
+    RT_STEP_DNNL = 0,
+    RT_STEP_WINO, /* kernels/wino.c */
+    RT_STEP_STEM, /* kernels/stem.c */
+    RT_STEP_HEAD, /* kernels/head.c: gap + dense [+ relu] */
+} rt_step_kind;
+
+/* One step of a plan, with its arguments. */
 typedef struct rt_step {
-    dnnl_primitive_desc_t pd; /* NULL for a step of our own kernel (wino, stem, head) */
-    dnnl_primitive_t prim;
-    /* Our convs (kernels/wino.c, kernels/stem.c), args SRC, DST, SCRATCHPAD,
-     * or our gap + dense (kernels/head.c), args SRC, DST; one of them: */
-    const slim_wino_conv *wino;
-    const slim_stem_conv *stem;
-    const slim_head *head;
-    int threads; /* the threads our conv runs on */
-    int is_reorder;
+    rt_step_kind kind;
+    union {
+        struct {
+            dnnl_primitive_desc_t pd;
+            dnnl_primitive_t prim;
+            int is_reorder;
+        } dnnl;
+        struct {
+            const slim_wino_conv *conv;
+            int threads; /* the threads it runs on */
+        } wino;
+        struct {
+            const slim_stem_conv *conv;
+            int threads;
+        } stem;
+        struct {
+            const slim_head *head;
+        } head;
+    } u;
+    /* Our convs' layouts, for describe: padded planes, narrow last block. */
+    int src_padded, src_narrow, dst_padded, dst_narrow;
+    rt_conv_path path;    /* a conv's path, RT_CONV_NONE for other steps */
+    char why[RT_WHY_LEN]; /* and why it takes that path */
     int nargs;
     rt_arg args[RT_MAX_ARGS];
     dnnl_exec_arg_t exec[RT_MAX_ARGS];
@@ -60,12 +104,12 @@ typedef struct rt_step {
 typedef struct rt_storage {
     size_t bytes;
     int first, last; /* layer times: written at first, last read at last */
-    int exclusive;   /* padded layout: shares memory with nothing (see plan.c) */
+    int exclusive;   /* padded layout: shares memory with nothing (see build.c) */
     int zeroed;      /* padded planes: all zero when bound, their producer writes inside */
     size_t offset;   /* into the arena, set when the plan is finished */
 } rt_storage;
 
-/* The primitives for one batch size. */
+/* The steps for one batch size. */
 typedef struct rt_plan {
     int n;
     rt_step *steps;
@@ -91,7 +135,7 @@ typedef struct rt_weights {
     struct rt_weights *next;
 } rt_weights;
 
-/* The batch-independent analysis of the folded graph (plan.c). */
+/* The batch-independent analysis of the folded graph (graph.c). */
 typedef struct rt_graph {
     int *needed;    /* the layer contributes to the logits */
     int *root;      /* the layer whose step computes this layer (itself if none) */
@@ -101,6 +145,8 @@ typedef struct rt_graph {
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes
                      * (slim_padded_size), read only by our Winograd */
+    int *narrow;    /* per padded root of our stem: the last block of its output is
+                     * narrow (slim_narrow_planes) */
     int *head;      /* per gap root: the dense that runs with it (and a relu after
                      * that) on our head kernel, or 0 */
     int *last_read; /* per layer: the last time its output is read */
@@ -108,15 +154,15 @@ typedef struct rt_graph {
 
 /* Where plans run: their table by batch size, the activation arena and
  * scratchpad they share, and a stream. The runtime has a main context,
- * whose primitives use all threads, and, with more than one thread, one
- * context per thread for tiles (runtime.c), whose primitives use one. */
+ * whose steps use all threads, and, with more than one thread, one
+ * context per thread for tiles (runtime.c), whose steps use one. */
 typedef struct rt_ctx {
-    int threads;        /* the primitives of its plans were made for this many threads */
+    int threads;        /* the steps of its plans were made for this many threads */
     rt_plan **plans;    /* [max_batch + 1], NULL until built */
     rt_plan *last_plan; /* the plan that ran last (its pads are zero) */
     void *arena;        /* activations of whichever plan runs */
     size_t arena_bytes;
-    void *scratch; /* oneDNN scratchpad, shared by every primitive */
+    void *scratch; /* scratchpad, shared by every step */
     size_t scratch_bytes;
     unsigned generation;  /* bumped whenever arena or scratch move */
     dnnl_stream_t stream; /* owned */
@@ -137,44 +183,49 @@ struct slim_runtime {
     slim_wino_conv *wino; /* [n_layers]: transformed weights of convs on our Winograd */
     slim_head *head;      /* [n_layers], per gap root: its dense's weights on our head */
     slim_stem_conv *stem; /* [n_layers]: weights of convs on our stem conv */
-    /* The rewrite (rewrite.c), per layer of the model: */
+    /* The bias-map rewrite (passes/biasmap_channel.c), per layer of the model: */
     int *ones_channel;    /* the conv's last output channel is a channel of ones */
     int *biasmap_channel; /* the conv's biasmap is the weights of its last input channel */
     size_t weight_bytes;
     int plans_built;
 };
 
-/* measure.c: a monotonic clock in seconds; the median of n values (sorts
- * them). */
-double slim_rt_now_s(void);
-double slim_rt_median(double *v, int n);
+/* runtime.c: the plan of context c for batch size n, built the first
+ * time (never from a worker thread); runs context c's plan for batch n;
+ * runs one step of ours or one oneDNN step; tile t of a batch of n
+ * (n > tile) starts at image *first and holds *size images. */
+slim_status rt_plan_get(slim_runtime *rt, rt_ctx *c, int n, rt_plan **out);
+slim_status rt_run_plan(rt_ctx *c, const float *x, int n, float *logits);
+slim_status rt_execute_own(rt_ctx *c, rt_step *st);
+dnnl_status_t rt_execute_dnnl(rt_ctx *c, rt_step *st);
+void rt_tile_at(int n, int tile, int t, int *first, int *size);
 
 /* runtime.c: sets the tile size (for tests: to tile small batches). */
-void slim_rt_set_tile(slim_runtime *rt, int tile);
+void rt_set_tile(slim_runtime *rt, int tile);
 
 /* runtime.c: whether a dnnl_primitive_execute of a runtime is in progress
  * (for tests that count heap allocations). */
-int slim_rt_in_execute(void);
+int rt_in_execute(void);
 
-/* plan.c: whether conv l fits our Winograd (kernels/wino.c), or our stem
- * conv (kernels/stem.c), or either: every plan then uses it for l. */
-int slim_rt_wino_fits(const slim_layer *l);
-int slim_rt_stem_fits(const slim_layer *l);
-int slim_rt_own_conv(const slim_layer *l);
-/* plan.c: whether a step runs one of our kernels rather than a primitive. */
-int slim_rt_own_step(const rt_step *st);
+/* policy.c: whether our kernels run on this CPU (all AVX-512F/VL, with
+ * oneDNN allowed AVX-512 too); whether conv l fits our Winograd, our stem
+ * conv, or either: every plan then uses it for l. */
+int rt_own_kernels_usable(void);
+int rt_wino_fits(const slim_layer *l);
+int rt_stem_fits(const slim_layer *l);
+int rt_own_conv(const slim_layer *l);
+/* policy.c: "wino", "stem", "dnnl-wino", "dnnl-direct". */
+const char *rt_conv_path_name(rt_conv_path path);
 
-/* rewrite.c: turns biasmaps into the weights of an extra input channel of
- * ones where that is free (rt->model is replaced; the flags are set). */
-slim_status slim_rt_rewrite(slim_runtime *rt);
+/* graph.c */
+slim_status rt_graph_init(rt_graph *g, const slim_model *m);
+void rt_graph_free(rt_graph *g);
 
-/* plan.c */
-slim_status slim_rt_graph_init(slim_runtime *rt);
-void slim_rt_graph_free(rt_graph *g);
-/* Builds the plan for batch size n (not yet bound to buffers). */
-slim_status slim_rt_plan_build(slim_runtime *rt, int n, rt_plan **out);
-void slim_rt_plan_free(rt_plan *plan);
-/* "aBcd16b"-style name of a layout, for describe. */
-const char *slim_rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len);
+/* plan.c: builds the plan for batch size n (not yet bound to buffers). */
+slim_status rt_plan_build(slim_runtime *rt, int n, rt_plan **out);
+void rt_plan_free(rt_plan *plan);
+
+/* dnnl_md.c: "aBcd16b"-style name of a layout, for describe. */
+const char *rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len);
 
 #endif

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* RNG streams: one seed, separate streams so that changing the model does
@@ -45,12 +44,6 @@ void slim_train_metrics_path(const char *ckpt_path, char *buf, size_t len) {
         snprintf(buf, len, "%.*s.csv", (int)(n - 5), ckpt_path);
     else
         snprintf(buf, len, "%s.csv", ckpt_path);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- settings stored in the checkpoint -------------------------------- */
@@ -261,7 +254,7 @@ static void write_metrics(run_state *rs, int epoch, float lr, double loss, doubl
 static void progress(const run_state *rs, int epoch, size_t done, size_t total, double loss,
                      double ips, double *last_print, int final) {
     if (rs->cfg.quiet) return;
-    double t = now_s();
+    double t = slim_clock_s();
     if (!final && t - *last_print < (rs->tty ? 0.2 : 5.0)) return;
     *last_print = t;
     double eta = ips > 0 ? (double)(total - done) * (double)rs->cfg.batch / ips : 0;
@@ -411,12 +404,12 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         } else {
             slim_batcher_begin_epoch(&rs->batcher, &rs->data_rng);
         }
-        double loss_sum = 0, t0 = now_s(), last_print = 0, timed = 0;
+        double loss_sum = 0, t0 = slim_clock_s(), last_print = 0, timed = 0;
         size_t seen = 0, hits = 0, n,
                done = (size_t)(rs->pos.step - (uint64_t)(epoch - 1) * per_epoch);
         float lr = c->lr;
         while ((n = slim_batcher_next(&rs->batcher, rs->x, rs->y)) > 0) {
-            double ts = now_s();
+            double ts = slim_clock_s();
             if (c->augment)
                 slim_augment_batch(&rs->aug, rs->x, (int)n, in->c, in->h, in->w, &rs->data_rng);
             slim_tape_reset(&tape);
@@ -444,7 +437,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             loss_sum += loss->data[0] * (double)n;
             hits += (size_t)argmax_hits(logits, rs->y, (int)n);
             seen += n;
-            timed += now_s() - ts;
+            timed += slim_clock_s() - ts;
             progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
                      (double)seen / (timed > 0 ? timed : 1), &last_print, 0);
             if (interrupted) break;
@@ -487,7 +480,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
                     "gamma zero %d/%d, %.0f img/s, %.1fs\n",
                     epoch, c->epochs, seen ? loss_sum / (double)seen : 0,
                     seen ? 100.0 * (double)hits / (double)seen : 0, 100.0 * test.accuracy, gzero,
-                    gtotal, ips, now_s() - t0);
+                    gtotal, ips, slim_clock_s() - t0);
         sum->epochs_done = epoch;
         sum->train_loss = seen ? loss_sum / (double)seen : 0;
         sum->test_accuracy = test.accuracy;

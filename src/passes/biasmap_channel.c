@@ -1,4 +1,5 @@
-/* Rewriting the folded model before it is planned: biasmaps as weights.
+/* A model -> model pass: biasmaps as the weights of a channel of ones
+ * (see biasmap_channel.h).
  *
  * A biasmap (cout, oh, ow) comes from pruning's exact fold: it is the conv
  * applied to an input holding a constant in each removed channel, with the
@@ -25,10 +26,10 @@
  *
  * Only producer -> [relu | maxpool | avgpool]* -> consumer chains whose
  * every layer is read by the next one only are rewritten: anything else
- * would see the extra channel. A consumer that one of our convs will run
- * (kernels/wino.c, kernels/stem.c) is not: they add the biasmap themselves,
- * at no cost. */
-#include "runtime/runtime_internal.h"
+ * would see the extra channel. A consumer the caller keeps (the runtime:
+ * one of its own convs, which add the biasmap themselves at no cost) is
+ * not. */
+#include "passes/biasmap_channel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -221,7 +222,7 @@ static void fill_conv(const slim_layer *a, const slim_model *in, const slim_laye
 static slim_status copy_param(const slim_model *in, int from, slim_model *out, int to) {
     if (from < 0 && to < 0) return SLIM_OK;
     if (from < 0 || to < 0 || in->params[from].numel != out->params[to].numel)
-        return slim_error(SLIM_ERR_SHAPE, "runtime: a rewritten layer changed shape");
+        return slim_error(SLIM_ERR_SHAPE, "biasmap channel: a rewritten layer changed shape");
     memcpy(out->params[to].data, in->params[from].data, in->params[from].numel * sizeof(float));
     return SLIM_OK;
 }
@@ -229,12 +230,13 @@ static slim_status copy_param(const slim_model *in, int from, slim_model *out, i
 static slim_status fill(const slim_model *in, const int *ones, const int *fold, float *const *w1,
                         slim_model *out) {
     if (out->n_layers != in->n_layers)
-        return slim_error(SLIM_ERR_SHAPE, "runtime: the rewritten model lost layers");
+        return slim_error(SLIM_ERR_SHAPE, "biasmap channel: the rewritten model lost layers");
     for (int i = 0; i < in->n_layers; i++) {
         const slim_layer *a = &in->layers[i];
         slim_layer *b = &out->layers[i];
         if (b->kind != a->kind || strcmp(a->name, b->name) != 0)
-            return slim_error(SLIM_ERR_SHAPE, "runtime: layer '%s' moved in the rewrite", a->name);
+            return slim_error(SLIM_ERR_SHAPE, "biasmap channel: layer '%s' moved in the rewrite",
+                              a->name);
         if (ones[i] || fold[i]) {
             fill_conv(a, in, b, out, fold[i] ? w1[i] : NULL);
             continue;
@@ -252,21 +254,23 @@ static slim_status fill(const slim_model *in, const int *ones, const int *fold, 
     return SLIM_OK;
 }
 
-slim_status slim_rt_rewrite(slim_runtime *rt) {
-    slim_model *m = rt->model;
+slim_status slim_model_biasmap_as_channel(const slim_model *m, const int *keep, slim_model **out,
+                                          int *ones, int *fold) {
+    if (!m || !out || !ones || !fold)
+        return slim_error(SLIM_ERR_ARG, "slim_model_biasmap_as_channel: missing argument");
+    *out = NULL;
     int n = m->n_layers;
-    int *ones = rt->ones_channel, *fold = rt->biasmap_channel;
+    memset(ones, 0, (size_t)n * sizeof *ones);
+    memset(fold, 0, (size_t)n * sizeof *fold);
     float **w1 = slim_calloc((size_t)n, sizeof *w1);
     if (!w1) return SLIM_ERR_NOMEM;
     int any = 0;
     slim_status st = SLIM_OK;
     for (int c = 1; c < n && st == SLIM_OK; c++) {
         const slim_layer *l = &m->layers[c];
-        if (l->kind != SLIM_LAYER_CONV || l->p_biasmap < 0) continue;
+        if (l->kind != SLIM_LAYER_CONV || l->p_biasmap < 0 || (keep && keep[c])) continue;
         int p = producer_of(m, c);
-        /* Our convs add their biasmap themselves; the channel of ones would
-         * only cost them one more input channel in every multiply. */
-        if (p < 0 || m->layers[p].c % RW_BLOCK == 0 || slim_rt_own_conv(l)) continue;
+        if (p < 0 || m->layers[p].c % RW_BLOCK == 0) continue;
         w1[c] = malloc((size_t)l->c * l->k * l->k * sizeof(float));
         if (!w1[c]) {
             st = SLIM_ERR_NOMEM;
@@ -276,20 +280,18 @@ slim_status slim_rt_rewrite(slim_runtime *rt) {
         ones[p] = fold[c] = any = 1;
     }
     char *text = NULL;
-    slim_model *out = NULL;
+    slim_model *r = NULL;
     if (st == SLIM_OK && any) st = rewritten_text(m, ones, fold, &text);
-    if (st == SLIM_OK && any) st = slim_model_parse(text, m->source[0] ? m->source : NULL, &out);
-    if (st == SLIM_OK && any) st = fill(m, ones, fold, w1, out);
-    if (st == SLIM_OK && any) {
-        slim_model_free(rt->model);
-        rt->model = out;
-        out = NULL;
-    }
-    if (st != SLIM_OK) {
+    if (st == SLIM_OK && any) st = slim_model_parse(text, m->source[0] ? m->source : NULL, &r);
+    if (st == SLIM_OK && any) st = fill(m, ones, fold, w1, r);
+    if (st == SLIM_OK) {
+        *out = r;
+        r = NULL;
+    } else {
         memset(ones, 0, (size_t)n * sizeof *ones);
         memset(fold, 0, (size_t)n * sizeof *fold);
     }
-    slim_model_free(out);
+    slim_model_free(r);
     free(text);
     for (int i = 0; i < n; i++)
         free(w1[i]);

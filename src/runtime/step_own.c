@@ -1,0 +1,133 @@
+/* Steps of our own kernels: a conv on our Winograd (kernels/wino.c) or on
+ * our stem conv (kernels/stem.c), and global average pool + dense on our
+ * head (kernels/head.c). Their weights are prepared once per runtime, for
+ * every plan; the step carries its layouts and the kernel it runs. */
+#include "runtime/build.h"
+
+#include <omp.h>
+
+#include <stdio.h>
+
+/* Appends a step of one of our kernels, with `bytes` of scratchpad. */
+static slim_status push_own_step(rt_builder *b, rt_step_kind kind, size_t bytes, rt_step **out) {
+    rt_plan *p = b->plan;
+    rt_step *s = NULL;
+    SLIM_TRY(rt_new_step(p, &s));
+    s->kind = kind;
+    dnnl_memory_desc_t md;
+    SLIM_DNNL_CHECK(
+        dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){(dnnl_dim_t)bytes}, dnnl_u8, dnnl_a));
+    rt_step_scratch(p, s, &md);
+    *out = s;
+    return SLIM_OK;
+}
+
+/* conv [+bias] [+biasmap] [+sum] [+relu] [+maxpool] on path RT_CONV_WINO
+ * or RT_CONV_STEM (policy.c). The stem reads plain (n, c, h, w) input;
+ * both write 16-channel blocks. */
+slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const char *why) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    const float *w = m->params[l->p_weight].data;
+    const float *bias = l->p_bias >= 0 ? m->params[l->p_bias].data : NULL;
+    const float *map = l->p_biasmap >= 0 ? m->params[l->p_biasmap].data : NULL;
+    const int stem = path == RT_CONV_STEM, sum = b->g->sum_with[i] >= 0,
+              threads = omp_get_max_threads(); /* the plan's context's (runtime.c) */
+    const size_t coutp = (size_t)(l->c + 15) / 16 * 16;
+    slim_wino_conv *wc = &b->rt->wino[i];
+    slim_stem_conv *sc = &b->rt->stem[i];
+    size_t weights = 0, scratch;
+    if (stem && !sc->wt) {
+        SLIM_TRY(slim_stem_conv_init(sc, l->in_c, l->c, l->h, l->w, w, bias, map, b->g->relu[i]));
+        sc->sum = sum;
+        weights = 9 * (size_t)l->in_c * coutp;
+    } else if (!stem && !wc->u) {
+        SLIM_TRY(slim_wino_conv_init(wc, l->in_c, l->c, l->h, l->w, w, bias, map, b->g->relu[i]));
+        wc->sum = sum;
+        weights = 36 * (size_t)l->in_c * coutp;
+    }
+    if (weights) /* + the bias and the blocked biasmap */
+        b->rt->weight_bytes += (weights + coutp + (map ? coutp * l->h * l->w : 0)) * sizeof(float);
+    /* Padded planes in and out, and the pool, as the graph says (the same
+     * in every plan, like sum). */
+    const int in_root = b->g->root[l->inputs[0]];
+    const int in_padded = !stem && b->g->padded[in_root], out_padded = b->g->padded[i];
+    const int in_narrow = in_padded && b->g->narrow[in_root], out_narrow = b->g->narrow[i];
+    const slim_layer *end = &m->layers[b->g->chain_end[i]]; /* the pool's dims, if any */
+    if (stem) {
+        sc->out_padded = out_padded;
+        sc->out_narrow = out_narrow;
+    } else {
+        wc->in_padded = in_padded;
+        wc->in_narrow = in_narrow;
+        wc->out_padded = out_padded;
+        wc->pool = b->g->pool[i];
+    }
+    scratch = stem ? slim_stem_scratch_bytes(sc, threads) : slim_wino_scratch_bytes(wc, threads);
+    dnnl_memory_desc_t src_md, dst_md;
+    SLIM_TRY(rt_md_tag(&src_md, 4,
+                       (dnnl_dims_t){b->n, l->in_c, in_padded ? slim_padded_size(l->in_h) : l->in_h,
+                                     in_padded ? slim_padded_size(l->in_w) : l->in_w},
+                       stem ? dnnl_nchw : dnnl_aBcd16b));
+    SLIM_TRY(rt_md_tag(&dst_md, 4,
+                       (dnnl_dims_t){b->n, l->c, out_padded ? slim_padded_size(end->h) : end->h,
+                                     out_padded ? slim_padded_size(end->w) : end->w},
+                       dnnl_aBcd16b));
+    rt_loc src, dst;
+    SLIM_TRY(rt_value_in(b, l->inputs[0], &src_md, &src));
+    SLIM_TRY(rt_conv_dst(b, i, &src, &dst_md, &dst));
+    if (out_padded) /* its border must stay zero: shared with nothing */
+        b->plan->storages[dst.storage].exclusive = b->plan->storages[dst.storage].zeroed = 1;
+    rt_step *s = NULL;
+    SLIM_TRY(push_own_step(b, stem ? RT_STEP_STEM : RT_STEP_WINO, scratch, &s));
+    if (stem) {
+        s->u.stem.conv = sc;
+        s->u.stem.threads = threads;
+    } else {
+        s->u.wino.conv = wc;
+        s->u.wino.threads = threads;
+    }
+    s->src_padded = in_padded;
+    s->src_narrow = in_narrow;
+    s->dst_padded = out_padded;
+    s->dst_narrow = stem && out_narrow;
+    s->path = path;
+    snprintf(s->why, sizeof s->why, "%s", why);
+    SLIM_TRY(rt_step_loc(s, DNNL_ARG_SRC, &src));
+    SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
+    rt_conv_what(b, i, 0, s);
+    rt_set_value(b, i, &dst);
+    return SLIM_OK;
+}
+
+/* Global average pool i, its dense and a relu after it (the graph's
+ * head[i]) on our head kernel: 16-channel blocks in, plain (n, k) out. */
+slim_status rt_build_head(rt_builder *b, int i) {
+    const slim_model *m = b->m;
+    const slim_layer *l = &m->layers[i];
+    const slim_layer *dense = &m->layers[b->g->head[i]];
+    slim_head *hd = &b->rt->head[i];
+    if (!hd->wt) {
+        SLIM_TRY(slim_head_init(
+            hd, l->in_c, dense->c, l->in_h, l->in_w, m->params[dense->p_weight].data,
+            dense->p_bias >= 0 ? m->params[dense->p_bias].data : NULL, b->g->relu[i]));
+        b->rt->weight_bytes += ((size_t)l->in_c + 1) * ((dense->c + 15) / 16 * 16) * sizeof(float);
+    }
+    dnnl_memory_desc_t src_md, dst_md;
+    SLIM_TRY(rt_md_tag(&src_md, 4, (dnnl_dims_t){b->n, l->in_c, l->in_h, l->in_w}, dnnl_aBcd16b));
+    SLIM_TRY(rt_md_plain(&dst_md, 2, (dnnl_dims_t){b->n, dense->c}));
+    rt_loc src, dst;
+    SLIM_TRY(rt_value_in(b, l->inputs[0], &src_md, &src));
+    SLIM_TRY(rt_new_storage(b, &dst_md, b->g->last_read[b->g->chain_end[i]], &dst));
+    rt_step *s = NULL;
+    SLIM_TRY(push_own_step(b, RT_STEP_HEAD, 0, &s));
+    s->u.head.head = hd;
+    SLIM_TRY(rt_step_loc(s, DNNL_ARG_SRC, &src));
+    SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
+    snprintf(s->what, sizeof s->what, "gap+dense %s %s", l->name, dense->name);
+    if (dense->p_bias >= 0) rt_append(s->what, sizeof s->what, "%s", " +bias");
+    if (b->g->relu[i])
+        rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    rt_set_value(b, i, &dst);
+    return SLIM_OK;
+}
