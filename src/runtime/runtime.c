@@ -101,13 +101,13 @@ void slim_runtime_free(slim_runtime *rt) {
     free(rt->weights);
     if (rt->wino && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
-            slim_wino_conv_free(&rt->wino[i]);
+            wino_destroy(rt->wino[i]);
     if (rt->stem && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
-            slim_stem_conv_free(&rt->stem[i]);
+            stem_destroy(rt->stem[i]);
     if (rt->head && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
-            slim_head_free(&rt->head[i]);
+            head_destroy(rt->head[i]);
     free(rt->wino);
     free(rt->stem);
     free(rt->head);
@@ -206,9 +206,9 @@ static slim_status execute_own(rt_ctx *c, rt_step *st) {
     /* The primitives before it have finished (an in-order CPU stream
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
-    if (st->head) return slim_head_forward(st->head, n, h[0], h[1]);
-    if (st->stem) return slim_stem_conv_forward(st->stem, n, h[0], h[1], h[2], st->threads);
-    return slim_wino_conv_forward(st->wino, n, h[0], h[1], h[2], st->threads);
+    if (st->head) return head_run(st->head, n, h[0], h[1]);
+    if (st->stem) return stem_run(st->stem, n, h[0], h[1], h[2], st->threads);
+    return wino_run(st->wino, n, h[0], h[1], h[2], st->threads);
 }
 
 static dnnl_status_t execute(rt_ctx *c, rt_step *st) {
@@ -541,12 +541,14 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         char a[48] = "-", b[48] = "-";
         if (src) slim_rt_md_str(&src->md, a, sizeof a);
         if (dst) slim_rt_md_str(&dst->md, b, sizeof b);
-        if (st->wino && st->wino->in_padded)
+        const wino_desc *wd = st->wino ? wino_settings(st->wino) : NULL;
+        const stem_desc *sd = st->stem ? stem_settings(st->stem) : NULL;
+        if (wd && wd->in_padded)
             snprintf(a + strlen(a), sizeof a - strlen(a), "(padded%s)",
-                     st->wino->in_narrow ? ", narrow last block" : "");
-        if ((st->wino && st->wino->out_padded) || (st->stem && st->stem->out_padded))
+                     wd->in_narrow ? ", narrow last block" : "");
+        if ((wd && wd->out_padded) || (sd && sd->out_padded))
             snprintf(b + strlen(b), sizeof b - strlen(b), "(padded%s)",
-                     st->stem && st->stem->out_narrow ? ", narrow last block" : "");
+                     sd && sd->out_narrow ? ", narrow last block" : "");
         int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&
                       src->storage == dst->storage;
         text_add(&t, "%3d  %-48s %s -> %s%s  [%s]\n", s, st->what, a, b,

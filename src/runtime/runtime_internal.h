@@ -12,6 +12,7 @@
 #include <dnnl.h>
 
 #include "kernels/dnnl/dnnl_common.h"
+#include "kernels/own.h"
 #include "slim/kernels.h"
 #include "slim/runtime.h"
 
@@ -45,9 +46,9 @@ typedef struct rt_step {
     dnnl_primitive_t prim;
     /* Our convs (kernels/wino.c, kernels/stem.c), args SRC, DST, SCRATCHPAD,
      * or our gap + dense (kernels/head.c), args SRC, DST; one of them: */
-    const slim_wino_conv *wino;
-    const slim_stem_conv *stem;
-    const slim_head *head;
+    const wino_conv *wino;
+    const stem_conv *stem;
+    const head_kernel *head;
     int threads; /* the threads our conv runs on */
     int is_reorder;
     int nargs;
@@ -100,7 +101,7 @@ typedef struct rt_graph {
     int *sum_with;  /* per conv root: the other operand of a fused add, -1 if none */
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes
-                     * (slim_padded_size), read only by our Winograd */
+                     * (padded_size), read only by our Winograd */
     int *head;      /* per gap root: the dense that runs with it (and a relu after
                      * that) on our head kernel, or 0 */
     int *last_read; /* per layer: the last time its output is read */
@@ -134,9 +135,9 @@ struct slim_runtime {
     rt_ctx *workers; /* [n_workers]: tiles, one worker per thread; none with one thread */
     int n_workers;
     rt_weights **weights; /* [n_layers] */
-    slim_wino_conv *wino; /* [n_layers]: transformed weights of convs on our Winograd */
-    slim_head *head;      /* [n_layers], per gap root: its dense's weights on our head */
-    slim_stem_conv *stem; /* [n_layers]: weights of convs on our stem conv */
+    wino_conv **wino;     /* [n_layers]: convs on our Winograd (NULL: none) */
+    head_kernel **head;   /* [n_layers], per gap root: its dense on our head */
+    stem_conv **stem;     /* [n_layers]: convs on our stem conv */
     /* The rewrite (rewrite.c), per layer of the model: */
     int *ones_channel;    /* the conv's last output channel is a channel of ones */
     int *biasmap_channel; /* the conv's biasmap is the weights of its last input channel */
