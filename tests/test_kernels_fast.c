@@ -26,8 +26,9 @@
  * loops must match the reference bit for bit. */
 #include "testutil.h"
 
+#include "kernels/kernels.h"
+#include "kernels/own.h"
 #include "slim/autograd.h"
-#include "slim/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -565,9 +566,9 @@ static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
 }
 
 /* (n, ceil(c/16), h, w, 16) blocks -> the same in padded planes
- * (slim_padded_size), border filled with `border`. */
+ * (padded_size), border filled with `border`. */
 static float *to_padded(int n, int c, int h, int w, const float *x, float border) {
-    size_t planes = (size_t)n * ((c + 15) / 16), hp = slim_padded_size(h), wp = slim_padded_size(w);
+    size_t planes = (size_t)n * ((c + 15) / 16), hp = padded_size(h), wp = padded_size(w);
     float *y = malloc(planes * hp * wp * 16 * sizeof(float));
     for (size_t i = 0; i < planes * hp * wp * 16; i++)
         y[i] = border;
@@ -579,11 +580,10 @@ static float *to_padded(int n, int c, int h, int w, const float *x, float border
 }
 
 /* Padded planes (n images of c channels, h x w) with their last block
- * made narrow in place (slim_narrow_planes: 8 floats per pixel in the
+ * made narrow in place (planes_narrow: 8 floats per pixel in the
  * first half of its plane), the half it no longer uses set to `rest`. */
 static void to_narrow(float *y, int n, int c, int h, int w, float rest) {
-    size_t blocks = (size_t)(c + 15) / 16,
-           pixels = (size_t)slim_padded_size(h) * slim_padded_size(w);
+    size_t blocks = (size_t)(c + 15) / 16, pixels = (size_t)padded_size(h) * padded_size(w);
     for (int i = 0; i < n; i++) {
         float *plane = y + ((size_t)i * blocks + blocks - 1) * pixels * 16;
         for (size_t p = 0; p < pixels; p++)
@@ -606,27 +606,43 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
                          const float *b, const float *map, int sum, int relu, int threads,
                          int layout, const float *xb, float *got) {
     if (k == OWN_WINO) {
-        slim_wino_conv c;
-        expect_ok(slim_wino_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
-        c.sum = sum;
-        c.in_padded = (layout & IN_PADDED) != 0;
-        c.in_narrow = (layout & IN_NARROW) != 0;
-        c.out_padded = (layout & OUT_PADDED) != 0;
-        c.pool = (layout & POOLED) != 0;
-        void *scratch = malloc(slim_wino_scratch_bytes(&c, threads));
-        expect_ok(slim_wino_conv_forward(&c, n, xb, got, scratch, threads));
+        const wino_desc d = {.cin = cin,
+                             .cout = cout,
+                             .h = h,
+                             .w = w,
+                             .weights = wt,
+                             .bias = b,
+                             .biasmap = map,
+                             .relu = relu,
+                             .sum = sum,
+                             .pool = (layout & POOLED) != 0,
+                             .in_padded = (layout & IN_PADDED) != 0,
+                             .in_narrow = (layout & IN_NARROW) != 0,
+                             .out_padded = (layout & OUT_PADDED) != 0};
+        wino_conv *c = NULL;
+        expect_ok(wino_create(&d, &c));
+        void *scratch = malloc(wino_scratch_bytes(c, threads));
+        expect_ok(wino_run(c, n, xb, got, scratch, threads));
         free(scratch);
-        slim_wino_conv_free(&c);
+        wino_destroy(c);
     } else {
-        slim_stem_conv c;
-        expect_ok(slim_stem_conv_init(&c, cin, cout, h, w, wt, b, map, relu));
-        c.sum = sum;
-        c.out_padded = (layout & OUT_PADDED) != 0;
-        c.out_narrow = (layout & OUT_NARROW) != 0;
-        void *scratch = malloc(slim_stem_scratch_bytes(&c, threads));
-        expect_ok(slim_stem_conv_forward(&c, n, xb, got, scratch, threads));
+        const stem_desc d = {.cin = cin,
+                             .cout = cout,
+                             .h = h,
+                             .w = w,
+                             .weights = wt,
+                             .bias = b,
+                             .biasmap = map,
+                             .relu = relu,
+                             .sum = sum,
+                             .out_padded = (layout & OUT_PADDED) != 0,
+                             .out_narrow = (layout & OUT_NARROW) != 0};
+        stem_conv *c = NULL;
+        expect_ok(stem_create(&d, &c));
+        void *scratch = malloc(stem_scratch_bytes(c, threads));
+        expect_ok(stem_run(c, n, xb, got, scratch, threads));
         free(scratch);
-        slim_stem_conv_free(&c);
+        stem_destroy(c);
     }
 }
 
@@ -697,9 +713,9 @@ static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int 
             to_narrow(resb, n, cout, h, w, -7.0f);
         }
     }
-    size_t ybn = (size_t)n * ((cout + 15) / 16) * 16 *
-                 ((layout & OUT_PADDED) ? (size_t)slim_padded_size(oh) * slim_padded_size(ow)
-                                        : (size_t)oh * ow);
+    size_t ybn =
+        (size_t)n * ((cout + 15) / 16) * 16 *
+        ((layout & OUT_PADDED) ? (size_t)padded_size(oh) * padded_size(ow) : (size_t)oh * ow);
     float *got = malloc(ybn * sizeof(float));
     for (size_t i = 0; i < ybn; i++)
         got[i] = with_sum ? resb[i] : -7.0f; /* else: every element must be written */
@@ -736,7 +752,7 @@ static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int
 
 static void test_wino(void **state) {
     (void)state;
-    if (!slim_wino_available()) skip();
+    if (!own_kernels_available()) skip();
     /* Sizes not multiples of the 4x4 tile, channel counts on both sides of
      * 16-channel blocks, batches that leave a last group part empty. */
     wino_case(1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1);
@@ -763,19 +779,6 @@ static void test_wino(void **state) {
     wino_case(1, 21, 84, 6, 5, 1, 0, 1, 1, 2, 18);
 }
 
-static void test_wino_errors(void **state) {
-    (void)state;
-    slim_wino_conv c;
-    float wt[9] = {0};
-    assert_int_equal(slim_wino_conv_init(&c, 0, 1, 4, 4, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_int_equal(slim_wino_conv_init(&c, 1, 1, 0, 4, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_int_equal(slim_wino_conv_init(&c, 1, 1, 4, 4, NULL, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_null(c.u);
-    slim_wino_conv_free(&c); /* safe after a failed init */
-    float x[16 * 16] = {0}, y[16 * 16];
-    assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, y, 1), SLIM_ERR_ARG);
-}
-
 static void stem_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
                       int with_sum, int relu, int threads, uint64_t seed) {
     own_conv_case(OWN_STEM, n, cin, cout, h, w, with_bias, with_map, with_sum, relu, threads, seed);
@@ -783,7 +786,7 @@ static void stem_case(int n, int cin, int cout, int h, int w, int with_bias, int
 
 static void test_stem(void **state) {
     (void)state;
-    if (!slim_stem_available()) skip();
+    if (!own_kernels_available()) skip();
     /* Rows shorter and longer than a run of 7 pixels and not multiples of
      * it; output channels as one 8-lane block, one 16-lane block, pairs of
      * blocks whose second has 8 lanes or 16, and an odd last block; more
@@ -810,7 +813,7 @@ static void test_stem(void **state) {
  * residual into padded output, with and without ReLU. */
 static void test_own_conv_layouts(void **state) {
     (void)state;
-    if (!slim_wino_available()) skip();
+    if (!own_kernels_available()) skip();
     const int in = IN_PADDED, out = OUT_PADDED, pool = POOLED;
     own_conv_case_in(OWN_WINO, 2, 18, 16, 28, 28, 1, 1, 0, 1, 1, in | out | pool, 41);
     own_conv_case_in(OWN_WINO, 3, 29, 27, 7, 7, 1, 1, 0, 1, 2, in | out | pool, 42);
@@ -848,17 +851,154 @@ static void test_own_conv_layouts(void **state) {
     own_conv_case_in(OWN_STEM, 2, 1, 18, 28, 28, 1, 0, 0, 1, 1, out, 57); /* as vgg-fm's, pruned */
     own_conv_case_in(OWN_STEM, 1, 2, 19, 7, 18, 1, 1, 1, 0, 2, out, 58);
     own_conv_case_in(OWN_STEM, 1, 1, 4, 3, 21, 0, 0, 0, 1, 1, out, 59);
-    /* A pool needs 2x2 outputs and no residual. */
-    slim_wino_conv c;
+}
+
+/* Every combination of settings a descriptor allows, on each kernel: the
+ * runtime creates them all from descriptors. */
+static void test_own_conv_settings(void **state) {
+    (void)state;
+    if (!own_kernels_available()) skip();
+    const int ins[] = {0, IN_PADDED, IN_PADDED | IN_NARROW};
+    uint64_t seed = 100;
+    for (int relu = 0; relu < 2; relu++)
+        for (int map = 0; map < 3; map++)
+            for (int out = 0; out < 2; out++) {
+                for (int in = 0; in < 3; in++)
+                    for (int fuse = 0; fuse < 3; fuse++) /* none, sum, pool */
+                        own_conv_case_in(
+                            OWN_WINO, 2, 18, 20, 6, 7, 1, map, fuse == 1, relu, 1,
+                            ins[in] | (out ? OUT_PADDED : 0) | (fuse == 2 ? POOLED : 0), seed++);
+                for (int narrow = 0; narrow <= out; narrow++)
+                    for (int sum = 0; sum < 2; sum++)
+                        own_conv_case_in(OWN_STEM, 2, 3, 18, 5, 9, 1, map, sum, relu, 1,
+                                         (out ? OUT_PADDED : 0) | (narrow ? OUT_NARROW : 0),
+                                         seed++);
+            }
+}
+
+/* Create refuses what a kernel cannot run, with a message, leaving *out
+ * NULL (ASan: and nothing allocated); destroy(NULL) does nothing; run
+ * refuses a missing kernel, data or scratch. */
+#define EXPECT_REFUSED(call, want, made)                                                           \
+    do {                                                                                           \
+        slim_status st_ = (call); /* before made is read */                                        \
+        assert_int_equal(st_, want);                                                               \
+        assert_null(made);                                                                         \
+        assert_true(slim_last_error()[0] != '\0');                                                 \
+    } while (0)
+
+static void test_own_lifecycle_errors(void **state) {
+    (void)state;
     float wt[9] = {0}, x[16 * 16] = {0}, y[16 * 16], scratch[4096];
-    expect_ok(slim_wino_conv_init(&c, 1, 1, 1, 4, wt, NULL, NULL, 0));
-    c.pool = 1;
-    assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, scratch, 1), SLIM_ERR_ARG);
-    slim_wino_conv_free(&c);
-    expect_ok(slim_wino_conv_init(&c, 1, 1, 4, 4, wt, NULL, NULL, 0));
-    c.pool = c.sum = 1;
-    assert_int_equal(slim_wino_conv_forward(&c, 1, x, y, scratch, 1), SLIM_ERR_ARG);
-    slim_wino_conv_free(&c);
+    const wino_desc wd = {.cin = 1, .cout = 1, .h = 4, .w = 4, .weights = wt};
+    wino_desc d = wd;
+    wino_conv *wc = (wino_conv *)x; /* not NULL: create must clear it */
+    d.cin = 0;
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_SHAPE, wc);
+    d = wd, d.cout = 0;
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_SHAPE, wc);
+    d = wd, d.h = 0;
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_SHAPE, wc);
+    d = wd, d.weights = NULL;
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_ARG, wc);
+    EXPECT_REFUSED(wino_create(NULL, &wc), SLIM_ERR_ARG, wc);
+    assert_int_equal(wino_create(&wd, NULL), SLIM_ERR_ARG);
+    d = wd, d.pool = d.sum = 1; /* a pool needs 2x2 outputs and no residual */
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_ARG, wc);
+    d = wd, d.pool = 1, d.h = 1;
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_ARG, wc);
+    d = wd, d.in_narrow = 1; /* narrow needs padded planes */
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_ARG, wc);
+    d = wd, d.in_narrow = d.in_padded = 1, d.cin = 16; /* and a last block of at most 8 */
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_ARG, wc);
+    d = wd, d.in_narrow = d.in_padded = 1, d.cin = 9;
+    EXPECT_REFUSED(wino_create(&d, &wc), SLIM_ERR_ARG, wc);
+    wino_destroy(NULL);
+    assert_int_equal(wino_run(NULL, 1, x, y, scratch, 1), SLIM_ERR_ARG);
+    expect_ok(wino_create(&wd, &wc));
+    assert_int_equal(wino_run(wc, 1, x, y, NULL, 1), SLIM_ERR_ARG);
+    assert_int_equal(wino_run(wc, 0, x, y, scratch, 1), SLIM_ERR_ARG);
+    wino_destroy(wc);
+
+    const stem_desc sd = {.cin = 1, .cout = 1, .h = 4, .w = 4, .weights = wt};
+    stem_desc e = sd;
+    stem_conv *sc = (stem_conv *)x;
+    e.cin = 0;
+    EXPECT_REFUSED(stem_create(&e, &sc), SLIM_ERR_SHAPE, sc);
+    e = sd, e.w = 0;
+    EXPECT_REFUSED(stem_create(&e, &sc), SLIM_ERR_SHAPE, sc);
+    e = sd, e.weights = NULL;
+    EXPECT_REFUSED(stem_create(&e, &sc), SLIM_ERR_ARG, sc);
+    EXPECT_REFUSED(stem_create(NULL, &sc), SLIM_ERR_ARG, sc);
+    assert_int_equal(stem_create(&sd, NULL), SLIM_ERR_ARG);
+    e = sd, e.out_narrow = 1;
+    EXPECT_REFUSED(stem_create(&e, &sc), SLIM_ERR_ARG, sc);
+    e = sd, e.out_narrow = e.out_padded = 1, e.cout = 32;
+    EXPECT_REFUSED(stem_create(&e, &sc), SLIM_ERR_ARG, sc);
+    stem_destroy(NULL);
+    assert_int_equal(stem_run(NULL, 1, x, y, scratch, 1), SLIM_ERR_ARG);
+    expect_ok(stem_create(&sd, &sc));
+    assert_int_equal(stem_run(sc, 1, NULL, y, scratch, 1), SLIM_ERR_ARG);
+    stem_destroy(sc);
+
+    const head_desc hd = {.c = 1, .k = 1, .h = 1, .w = 1, .weights = wt};
+    head_desc f = hd;
+    head_kernel *hk = (head_kernel *)x;
+    f.c = 0;
+    EXPECT_REFUSED(head_create(&f, &hk), SLIM_ERR_SHAPE, hk);
+    f = hd, f.w = 0;
+    EXPECT_REFUSED(head_create(&f, &hk), SLIM_ERR_SHAPE, hk);
+    f = hd, f.k = 0;
+    EXPECT_REFUSED(head_create(&f, &hk), SLIM_ERR_SHAPE, hk);
+    f = hd, f.weights = NULL;
+    EXPECT_REFUSED(head_create(&f, &hk), SLIM_ERR_ARG, hk);
+    EXPECT_REFUSED(head_create(NULL, &hk), SLIM_ERR_ARG, hk);
+    head_destroy(NULL);
+    assert_int_equal(head_run(NULL, 1, x, y), SLIM_ERR_ARG);
+    expect_ok(head_create(&hd, &hk));
+    assert_int_equal(head_run(hk, 1, x, NULL), SLIM_ERR_ARG);
+    head_destroy(hk);
+}
+
+/* The settings a kernel reports are those it was created with (the
+ * runtime's plan listing reads them), without the borrowed pointers. */
+static void test_own_settings_kept(void **state) {
+    (void)state;
+    float wt[18 * 3 * 9] = {0}, bias[18] = {0};
+    const wino_desc wd = {.cin = 3,
+                          .cout = 18,
+                          .h = 5,
+                          .w = 6,
+                          .weights = wt,
+                          .bias = bias,
+                          .relu = 1,
+                          .pool = 1,
+                          .in_padded = 1,
+                          .out_padded = 1};
+    wino_conv *wc = NULL;
+    expect_ok(wino_create(&wd, &wc));
+    const wino_desc *got = wino_settings(wc);
+    assert_true(got->cin == 3 && got->cout == 18 && got->h == 5 && got->w == 6);
+    assert_true(got->relu && !got->sum && got->pool && got->in_padded && !got->in_narrow &&
+                got->out_padded);
+    assert_true(!got->weights && !got->bias && !got->biasmap);
+    assert_true(wino_scratch_bytes(wc, 2) >= 2 * wino_scratch_bytes(wc, 1));
+    wino_destroy(wc);
+    const stem_desc sd = {.cin = 1,
+                          .cout = 18,
+                          .h = 5,
+                          .w = 6,
+                          .weights = wt,
+                          .sum = 1,
+                          .out_padded = 1,
+                          .out_narrow = 1};
+    stem_conv *sc = NULL;
+    expect_ok(stem_create(&sd, &sc));
+    const stem_desc *sgot = stem_settings(sc);
+    assert_true(sgot->cin == 1 && sgot->cout == 18 && sgot->h == 5 && sgot->w == 6);
+    assert_true(!sgot->relu && sgot->sum && sgot->out_padded && sgot->out_narrow);
+    assert_true(!sgot->weights && !sgot->bias && !sgot->biasmap);
+    stem_destroy(sc);
 }
 
 /* Our head (global average pool + dense) against the plain computation:
@@ -887,15 +1027,17 @@ static void head_case(int n, int c, int k, int h, int w, int with_bias, int relu
             want[(size_t)i * k + o] = (float)(relu && acc < 0 ? 0 : acc);
         }
     float *xb = to_blocks(n, c, hw, x, NAN);
-    slim_head hd;
-    expect_ok(slim_head_init(&hd, c, k, h, w, wt, with_bias ? b : NULL, relu));
+    const head_desc d = {
+        .c = c, .k = k, .h = h, .w = w, .weights = wt, .bias = with_bias ? b : NULL, .relu = relu};
+    head_kernel *hd = NULL;
+    expect_ok(head_create(&d, &hd));
     got[(size_t)n * k] = want[(size_t)n * k] = -7.0f; /* past the end: untouched */
-    expect_ok(slim_head_forward(&hd, n, xb, got));
+    expect_ok(head_run(hd, n, xb, got));
     char what[80];
     snprintf(what, sizeof what, "head n%d %d(%dx%d)->%d bias%d relu%d", n, c, h, w, k, with_bias,
              relu);
     expect_close(got, want, (size_t)n * k + 1, 1e-5 * (1 + c / 16.0), what);
-    slim_head_free(&hd);
+    head_destroy(hd);
     free(x);
     free(wt);
     free(b);
@@ -906,7 +1048,7 @@ static void head_case(int n, int c, int k, int h, int w, int with_bias, int relu
 
 static void test_head(void **state) {
     (void)state;
-    if (!slim_head_available()) skip();
+    if (!own_kernels_available()) skip();
     /* vgg-fm's (unpruned and pruned), channels and outputs on both sides of
      * 16, one pixel, pixel counts below and above a multiple of 4. */
     head_case(8, 128, 10, 7, 7, 1, 0, 71);
@@ -915,31 +1057,6 @@ static void test_head(void **state) {
     head_case(2, 33, 40, 3, 5, 1, 1, 74);
     head_case(1, 16, 16, 2, 2, 1, 1, 75);
     head_case(2, 17, 33, 1, 3, 0, 0, 76);
-}
-
-static void test_head_errors(void **state) {
-    (void)state;
-    slim_head hd;
-    float wt[4] = {0}, x[64] = {0}, y[4];
-    assert_int_equal(slim_head_init(&hd, 0, 1, 1, 1, wt, NULL, 0), SLIM_ERR_SHAPE);
-    assert_int_equal(slim_head_init(&hd, 1, 1, 1, 0, wt, NULL, 0), SLIM_ERR_SHAPE);
-    assert_int_equal(slim_head_init(&hd, 1, 1, 1, 1, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_null(hd.wt);
-    slim_head_free(&hd); /* safe after a failed init */
-    assert_int_equal(slim_head_forward(&hd, 1, x, y), SLIM_ERR_ARG);
-}
-
-static void test_stem_errors(void **state) {
-    (void)state;
-    slim_stem_conv c;
-    float wt[9] = {0};
-    assert_int_equal(slim_stem_conv_init(&c, 0, 1, 4, 4, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_int_equal(slim_stem_conv_init(&c, 1, 1, 4, 0, wt, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_int_equal(slim_stem_conv_init(&c, 1, 1, 4, 4, NULL, NULL, NULL, 0), SLIM_ERR_SHAPE);
-    assert_null(c.wt);
-    slim_stem_conv_free(&c); /* safe after a failed init */
-    float x[16 * 16] = {0}, y[16 * 16];
-    assert_int_equal(slim_stem_conv_forward(&c, 1, x, y, y, 1), SLIM_ERR_ARG);
 }
 
 /* ---- threads ---------------------------------------------------------- */
@@ -975,12 +1092,12 @@ int main(void) {
         cmocka_unit_test(test_relu_op),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_wino),
-        cmocka_unit_test(test_wino_errors),
         cmocka_unit_test(test_stem),
-        cmocka_unit_test(test_stem_errors),
         cmocka_unit_test(test_own_conv_layouts),
+        cmocka_unit_test(test_own_conv_settings),
+        cmocka_unit_test(test_own_lifecycle_errors),
+        cmocka_unit_test(test_own_settings_kept),
         cmocka_unit_test(test_head),
-        cmocka_unit_test(test_head_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

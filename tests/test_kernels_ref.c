@@ -17,7 +17,7 @@
  * inputs are distinct by >= 0.05, so no kink lies within h. */
 #include "testutil.h"
 
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

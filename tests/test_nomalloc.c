@@ -19,6 +19,7 @@
  * handed out at forward time (fresh memory) are never even paged in. */
 #include "testutil.h"
 
+#include "kernels/kernels.h"
 #include "slim/autograd.h"
 #include "slim/nn.h"
 #include "slim/optim.h"

@@ -1,6 +1,8 @@
 /* Elementwise add (residual connections): forward and backward. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 static void accumulate(size_t n, const float *dy, float *dx) {
     if (!dx) return;
     for (size_t i = 0; i < n; i++)

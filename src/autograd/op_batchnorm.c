@@ -1,6 +1,8 @@
 /* Batch normalisation: training (batch statistics) and inference modes. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 typedef struct bn_ctx {
     int n, c, hw;
     float eps;

@@ -1,6 +1,8 @@
 /* 2-D convolution with optional bias and per-position bias map. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 #include <string.h>
 
 typedef struct conv_ctx {

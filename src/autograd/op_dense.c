@@ -1,6 +1,8 @@
 /* Dense layer y = x W^T + b: forward and backward. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 // x: (n, in) or any (n, ...) with in features; w: (out, in); b: (out); y: (n, out)
 static slim_status dense_backward(slim_tape *tape, slim_tape_node *node) {
     slim_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2], *y = node->out;

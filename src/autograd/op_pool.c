@@ -1,6 +1,8 @@
 /* Max, average and global average pooling: forward and backward. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 typedef struct pool_ctx {
     slim_pool_shape shape;
     int32_t *argmax; // (n,c,oh,ow) reference max pooling only

@@ -8,6 +8,8 @@
  * a -0 in dx where y <= 0 may become +0. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 #include <omp.h>
 #include <stddef.h>
 

@@ -1,6 +1,8 @@
 /* Mean softmax cross-entropy: forward and backward. */
 #include "slim/autograd.h"
 
+#include "kernels/kernels.h"
+
 #include <string.h>
 
 typedef struct xent_ctx {

@@ -1,6 +1,6 @@
 /* Dense layers on OpenBLAS, and the thread count shared by OpenBLAS and
  * oneDNN (both run on the one OpenMP pool). */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 #include <cblas.h>
 #include <omp.h>

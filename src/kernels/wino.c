@@ -1,23 +1,25 @@
-/* Winograd F(4x4, 3x3) convolution for inference, on activations in 16-channel
- * blocks (oneDNN's aBcd16b: n, ceil(c/16), h, w, 16), with bias and, each
- * optional, a biasmap (a bias per channel and position), a residual sum
- * (what the output already holds) and a fused ReLU.
+/* Winograd F(4x4, 3x3) convolution for inference (3x3, stride 1, pad 1),
+ * with bias and, each optional, a biasmap (a bias per channel and
+ * position), a residual sum (what the output already holds), a fused ReLU
+ * and a fused 2x2 max pool.
+ *   x: (n, ceil(cin/16), h, w, 16) -> y: (n, ceil(cout/16), h, w, 16)
+ *   (h/2, w/2 pooled), either in padded planes, x's last block narrow or
+ *   not (kernels/blocked.h)
+ * Lifecycle: wino_create -> wino_scratch_bytes -> wino_run -> wino_destroy
+ * (kernels/own.h); the weights are transformed once, at create.
  *
  * Why our own: oneDNN 2.6's AVX-512 Winograd pads both channel counts to
- * multiples of 16 in its transforms and in its GEMMs, which for the few
- * channels a pruned conv keeps (18 in, 15 out, say) makes it cost as much as
- * a conv nearly twice as wide: a pruned model then does not run as much
- * faster as its MACs fell. Here the batched GEMM between the transforms runs
- * over the real input channels only (the output channels are the vector
- * lanes, so they round up to 16; a last vector of at most 8 real ones, or a
- * lone one, takes input channels two at a time: 8 outputs per multiply-add,
- * see WINO_GEMM), and the transforms cost one vector operation per 16
- * channels (8 lanes for a last input block of at most 8 real ones). A last
- * output block of few channels shares its GEMM call, and so every broadcast
- * of the input, with the blocks before it: on a CPU whose 8-lane operations
- * cost what 16-lane ones do (AMD Zen 5), an 8-lane GEMM of its own for
- * 63 -> 70 channels cost more than the 5th vector does (7x7: 0.075 -> 0.066
- * ms for 8 images).
+ * multiples of 16 in its transforms and in its GEMMs, so the few channels a
+ * pruned conv keeps cost it as much as a conv nearly twice as wide. Here
+ * the batched GEMM between the transforms runs over the real input
+ * channels only (the output channels are the vector lanes, so they round up
+ * to 16; a last vector of at most 8 real ones, or a lone one, takes input
+ * channels two at a time: 8 outputs per multiply-add, see WINO_GEMM_STEP), and
+ * the transforms cost one vector operation per 16 channels (8 lanes for a
+ * last input block of at most 8 real ones). A last output block of few
+ * channels shares its GEMM call, and so every broadcast of the input, with
+ * the blocks before it (cheaper than an 8-lane GEMM of its own where 8-lane
+ * operations cost what 16-lane ones do).
  *
  * Per group of 4 or 8 output tiles of 4x4 pixels (group_size):
  *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
@@ -26,14 +28,8 @@
  *       tile is inside the image, or with a fused pool the maxima of its
  *       2x2 windows.
  * The points are 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2016). Input
- * in padded planes (slim_padded_size) is read in place; otherwise a border
- * tile's patch is first copied with its zeros. The output may go to padded
- * planes too, for a next Winograd conv to read so.
- *
- * The vector code needs AVX-512F and VL; slim_wino_available says whether
- * this CPU has them, and callers use another conv when it does not. */
-#include "slim/kernels.h"
-
+ * in padded planes is read in place; otherwise a border tile's patch is
+ * first copied with its zeros. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stddef.h>
@@ -41,14 +37,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/own.h"
+
 #define WINO_TARGET __attribute__((target("avx512f,avx512vl,fma")))
 
-int slim_wino_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-}
-
-static int round16(int c) { return (c + 15) / 16 * 16; }
+struct wino_conv {
+    wino_desc d;    /* its pointers NULL */
+    float *u;       /* transformed weights: 36 points x cin (rounded up to even) x
+                     * round16(cout), a last vector's by pairs of input channels */
+    float *bias;    /* round16(cout), zero beyond cout */
+    float *biasmap; /* NULL or (round16(cout) / 16, h, w, 16), zero beyond cout */
+    float *inner;   /* NULL, or bias + the biasmap where that is the same at every pixel
+                     * of rows and columns 1..h-2, 1..w-2 (as pruning's are): every
+                     * tile's bias then, */
+    float *edge;    /* and with it the biasmap minus that at the border pixels, zero
+                     * elsewhere (the biasmap's layout): what a tile there adds */
+};
 
 /* Groups of 8 tiles for convs of at most 32 output channels, else 4. A
  * broadcast of v serves a multiply-add per output vector, and a weight
@@ -63,7 +67,7 @@ static int round16(int c) { return (c + 15) / 16 * 16; }
  * (1 KiB with 8 tiles of 32 channels) and share few cache sets (measured:
  * 18 -> 16 channels, 8 tiles, 0.108 ms without, 0.098 with). */
 #define WINO_SKEW 16
-static int group_size(const slim_wino_conv *c) { return round16(c->cout) <= 32 ? 8 : 4; }
+static int group_size(const wino_conv *c) { return round16(c->d.cout) <= 32 ? 8 : 4; }
 
 /* The input channels v holds in 16-channel blocks per tile: all of them
  * (rounded up to 16), or all but a last block of at most 8 real ones, which
@@ -125,8 +129,8 @@ static void kernel_transform(const float *g, double u[6][6]) {
  * the map at every pixel of such a tile cost 2% of a pruned vgg-fm's
  * time; more than half of a 7 x 7 output's pixels are in tiles at the
  * border). */
-static int inner_bias(slim_wino_conv *c) {
-    const int coutp = round16(c->cout), h = c->h, w = c->w;
+static int inner_bias(wino_conv *c) {
+    const int coutp = round16(c->d.cout), h = c->d.h, w = c->d.w;
     for (int b = 0; b < coutp / 16; b++) {
         const float *plane = c->biasmap + (size_t)b * h * w * 16, *first = plane + (w + 1) * 16;
         for (int r = 1; r < h - 1; r++)
@@ -135,8 +139,8 @@ static int inner_bias(slim_wino_conv *c) {
                                  (size_t)(w - 3) * 16 * sizeof(float)) != 0))
                 return 1;
     }
-    c->inner = slim_floats64((size_t)coutp);
-    c->edge = slim_floats64((size_t)coutp * h * w);
+    c->inner = floats64((size_t)coutp);
+    c->edge = floats64((size_t)coutp * h * w);
     if (!c->inner || !c->edge) return 0;
     for (int o = 0; o < coutp; o++) {
         const size_t plane = (size_t)(o / 16) * h * w * 16;
@@ -152,61 +156,83 @@ static int inner_bias(slim_wino_conv *c) {
     return 1;
 }
 
-slim_status slim_wino_conv_init(slim_wino_conv *c, int cin, int cout, int h, int w,
-                                const float *weights, const float *bias, const float *biasmap,
-                                int relu) {
-    memset(c, 0, sizeof *c);
-    if (cin < 1 || cout < 1 || h < 1 || w < 1 || !weights)
+/* The shape's and the settings' errors, or SLIM_OK. */
+static slim_status check_desc(const wino_desc *d) {
+    if (!d || !d->weights) return slim_error(SLIM_ERR_ARG, "winograd conv: no weights");
+    if (d->cin < 1 || d->cout < 1 || d->h < 1 || d->w < 1)
         return slim_error(SLIM_ERR_SHAPE,
-                          "winograd conv: %d -> %d channels at %dx%d is not a valid shape", cin,
-                          cout, h, w);
-    int coutp = round16(cout);
-    c->cin = cin;
-    c->cout = cout;
-    c->h = h;
-    c->w = w;
-    c->relu = relu != 0;
-    c->u = slim_floats64((size_t)36 * even_cin(cin) * coutp);
-    if (!c->u || !slim_blocked_bias_init(cout, h, w, bias, biasmap, &c->bias, &c->biasmap)) {
-        slim_wino_conv_free(c);
+                          "winograd conv: %d -> %d channels at %dx%d is not a valid shape", d->cin,
+                          d->cout, d->h, d->w);
+    if (d->pool && (d->sum || d->h < 2 || d->w < 2))
+        return slim_error(SLIM_ERR_ARG,
+                          "winograd conv: a fused pool needs at least 2x2 outputs and no sum");
+    if (d->in_narrow && !d->in_padded)
+        return slim_error(SLIM_ERR_ARG, "winograd conv: a narrow input needs padded planes");
+    if (d->in_narrow && (d->cin % 16 == 0 || d->cin % 16 > 8))
+        return slim_error(SLIM_ERR_ARG,
+                          "winograd conv: a narrow input needs a last block of at most 8 "
+                          "channels, not %d",
+                          d->cin % 16 ? d->cin % 16 : 16);
+    return SLIM_OK;
+}
+
+slim_status wino_create(const wino_desc *d, wino_conv **out) {
+    if (!out) return slim_error(SLIM_ERR_ARG, "winograd conv: no place for the kernel");
+    *out = NULL;
+    slim_status st = check_desc(d);
+    if (st != SLIM_OK) return st;
+    const int cin = d->cin, cout = d->cout, h = d->h, w = d->w, coutp = round16(cout);
+    wino_conv *c = calloc(1, sizeof *c);
+    if (c) c->u = floats64((size_t)36 * even_cin(cin) * coutp);
+    if (!c || !c->u || !blocked_bias_init(cout, h, w, d->bias, d->biasmap, &c->bias, &c->biasmap)) {
+        wino_destroy(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d x %d weights", cin,
                           cout);
     }
+    c->d = *d;
+    c->d.weights = c->d.bias = c->d.biasmap = NULL;
+    c->d.relu = d->relu != 0;
+    c->d.sum = d->sum != 0;
+    c->d.pool = d->pool != 0;
     if (c->biasmap && h >= 3 && w >= 3 && !inner_bias(c)) {
-        slim_wino_conv_free(c);
+        wino_destroy(c);
         return slim_error(SLIM_ERR_NOMEM, "winograd conv: no memory for %d biases", cout);
     }
     for (int o = 0; o < cout; o++) {
         for (int i = 0; i < cin; i++) {
             double u[6][6];
-            kernel_transform(weights + ((size_t)o * cin + i) * 9, u);
+            kernel_transform(d->weights + ((size_t)o * cin + i) * 9, u);
             int slot, lane;
             pair_slot(cout, i, o, &slot, &lane);
             for (int p = 0; p < 36; p++)
                 c->u[((size_t)p * even_cin(cin) + slot) * coutp + lane] = (float)u[p / 6][p % 6];
         }
     }
+    *out = c;
     return SLIM_OK;
 }
 
-void slim_wino_conv_free(slim_wino_conv *c) {
+void wino_destroy(wino_conv *c) {
+    if (!c) return;
     free(c->u);
     free(c->bias);
     free(c->biasmap);
     free(c->inner);
     free(c->edge);
-    c->u = c->bias = c->biasmap = c->inner = c->edge = NULL;
+    free(c);
 }
+
+const wino_desc *wino_settings(const wino_conv *c) { return &c->d; }
 
 /* One thread's scratch: V and M of one group and a 6x6 patch, 64-byte
  * aligned. */
-static size_t thread_scratch(const slim_wino_conv *c) {
-    size_t v = (size_t)36 * (WINO_GROUP_MAX * round16(c->cin) + WINO_SKEW);
-    size_t m = (size_t)36 * WINO_GROUP_MAX * round16(c->cout);
+static size_t thread_scratch(const wino_conv *c) {
+    size_t v = (size_t)36 * (WINO_GROUP_MAX * round16(c->d.cin) + WINO_SKEW);
+    size_t m = (size_t)36 * WINO_GROUP_MAX * round16(c->d.cout);
     return (v + m + 6 * 6 * 16) * sizeof(float) + 64;
 }
 
-size_t slim_wino_scratch_bytes(const slim_wino_conv *c, int threads) {
+size_t wino_scratch_bytes(const wino_conv *c, int threads) {
     return thread_scratch(c) * (size_t)(threads > 1 ? threads : 1);
 }
 
@@ -534,7 +560,7 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
 
 /* Pixel (r, c) of the block at `block` laid out as p (r and c may be -1 in
  * padded planes: the border), narrow or not. */
-static const float *pixel(const float *block, slim_planes p, int r, int c) {
+static const float *pixel(const float *block, block_planes p, int r, int c) {
     return block + p.origin + (ptrdiff_t)r * (ptrdiff_t)p.stride + (ptrdiff_t)c * (ptrdiff_t)p.step;
 }
 
@@ -548,17 +574,18 @@ static void tile_origin(int g, int th, int tw, int *img, int *r0, int *c0) {
 }
 
 /* Groups [first, last) of the n images' tiles. */
-WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, float *y,
-                                void *scratch, int first, int last) {
-    const int h = c->h, w = c->w, cin = c->cin;
-    const int cinp = round16(cin), coutp = round16(c->cout);
+WINO_TARGET static void forward(const wino_conv *c, int n, const float *x, float *y, void *scratch,
+                                int first, int last) {
+    const int h = c->d.h, w = c->d.w, cin = c->d.cin;
+    const int cinp = round16(cin), coutp = round16(c->d.cout);
     const int th = (h + 3) / 4, tw = (w + 3) / 4;
     const int G = group_size(c);
     const int tiles = n * th * tw < last * G ? n * th * tw : last * G;
     /* The input's planes, and the output's (h x w or pooled), either of
      * them padded or not. */
-    const slim_planes in = slim_planes_of(h, w, c->in_padded);
-    const slim_planes out = slim_planes_of(c->pool ? h / 2 : h, c->pool ? w / 2 : w, c->out_padded);
+    const block_planes in = planes_of(h, w, c->d.in_padded);
+    const block_planes out =
+        planes_of(c->d.pool ? h / 2 : h, c->d.pool ? w / 2 : w, c->d.out_padded);
     const size_t plane = (size_t)h * w * 16; /* the biasmap's */
     float *v = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     float *m = v + (size_t)36 * (WINO_GROUP_MAX * cinp + WINO_SKEW);
@@ -570,9 +597,9 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
     const size_t vpoint = (size_t)G * c16 + (c16 < cin ? (size_t)G * 8 : 0) + WINO_SKEW;
     /* Such a last block in padded planes is transformed two tiles at a
      * time, after the other blocks. */
-    const int pair_tail = c->in_padded && c16 < cin;
+    const int pair_tail = c->d.in_padded && c16 < cin;
     /* That block's planes: narrow, or as the others. */
-    const slim_planes tail = pair_tail && c->in_narrow ? slim_narrow_planes(in) : in;
+    const block_planes tail = pair_tail && c->d.in_narrow ? planes_narrow(in) : in;
     for (int g0 = first * G; g0 < tiles; g0 += G) {
         int count = tiles - g0 < G ? tiles - g0 : G;
         for (int t = 0; t < G; t++) {
@@ -589,7 +616,7 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
             /* The 6x6 patch from (r0 - 1, c0 - 1): in place when inside the
              * image or its padded plane, else copied with its zero padding
              * into patch. */
-            int inside = c->in_padded || (r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w);
+            int inside = c->d.in_padded || (r0 >= 1 && c0 >= 1 && r0 + 5 <= h && c0 + 5 <= w);
             for (int cb = 0; cb < cinp / 16 - pair_tail; cb++) {
                 const float *xb = x + ((size_t)img * (cinp / 16) + cb) * in.plane, *at = patch;
                 size_t stride = 6 * 16;
@@ -632,12 +659,12 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
          * last paired (paired_last) or not: a value of v broadcast once
          * serves every vector of a call. */
         int left = coutp / 16, done = 0; /* vectors done */
-        const int paired = paired_last(c->cout);
+        const int paired = paired_last(c->d.cout);
         if (G == 8 && left == 2)
             (paired ? gemm2p_g8 : gemm2_g8)(v, vpoint, c16, c->u, cin, coutp, 0, m);
         else if (G == 8)
-            (c->cout <= 8 ? gemm_pairs_half_g8 : gemm_pairs_g8)(v, vpoint, c16, c->u, cin, coutp, 0,
-                                                                m);
+            (c->d.cout <= 8 ? gemm_pairs_half_g8 : gemm_pairs_g8)(v, vpoint, c16, c->u, cin, coutp,
+                                                                  0, m);
         else {
             for (; left > 5 || left == 4; left -= 4, done += 4)
                 (paired && left == 4 ? gemm4p_g4 : gemm4_g4)(v, vpoint, c16, c->u, cin, coutp,
@@ -664,23 +691,20 @@ WINO_TARGET static void forward(const slim_wino_conv *c, int n, const float *x, 
                                 w,
                                 c->inner != NULL};
                 output_tile(m + (size_t)t * 36 * coutp + b * 16, (size_t)coutp,
-                            (c->inner ? c->inner : c->bias) + b * 16, &ob, c->sum, c->relu, c->pool,
-                            r0, c0);
+                            (c->inner ? c->inner : c->bias) + b * 16, &ob, c->d.sum, c->d.relu,
+                            c->d.pool, r0, c0);
             }
         }
     }
 }
 
-slim_status slim_wino_conv_forward(const slim_wino_conv *c, int n, const float *x, float *y,
-                                   void *scratch, int threads) {
-    if (!c || !c->u || n < 1 || !x || !y || !scratch)
-        return slim_error(SLIM_ERR_ARG, "winograd conv: missing weights, data or scratch");
-    if (!slim_wino_available())
+slim_status wino_run(const wino_conv *c, int n, const float *x, float *y, void *scratch,
+                     int threads) {
+    if (!c || n < 1 || !x || !y || !scratch)
+        return slim_error(SLIM_ERR_ARG, "winograd conv: missing kernel, data or scratch");
+    if (!own_kernels_available())
         return slim_error(SLIM_ERR_BACKEND, "winograd conv: this CPU has no AVX-512F/VL");
-    if (c->pool && (c->sum || c->h < 2 || c->w < 2))
-        return slim_error(SLIM_ERR_ARG,
-                          "winograd conv: a fused pool needs at least 2x2 outputs and no sum");
-    int G = group_size(c), groups = (n * ((c->h + 3) / 4) * ((c->w + 3) / 4) + G - 1) / G;
+    int G = group_size(c), groups = (n * ((c->d.h + 3) / 4) * ((c->d.w + 3) / 4) + G - 1) / G;
     if (threads <= 1 || groups < 2) {
         forward(c, n, x, y, scratch, 0, groups);
         return SLIM_OK;

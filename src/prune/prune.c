@@ -21,6 +21,8 @@
  * has the proof that step 4 is exact. */
 #include "slim/prune.h"
 
+#include "kernels/kernels.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

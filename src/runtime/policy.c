@@ -27,8 +27,7 @@
 #define WINO_MIN_BATCH 8
 
 int rt_own_kernels_usable(void) {
-    return slim_wino_available() && slim_head_available() &&
-           dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+    return own_kernels_available() && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
 }
 
 static int own_shape(const slim_layer *l) {
@@ -114,8 +113,7 @@ rt_conv_path rt_conv_policy(const rt_builder *b, int i, char *why) {
     int shape = l->k == 3 && l->stride == 1;
     if (!rt_own_kernels_usable())
         snprintf(why, len, "own kernels off (%s)",
-                 slim_wino_available() && slim_head_available() ? "oneDNN below AVX-512"
-                                                                : "no AVX-512");
+                 own_kernels_available() ? "oneDNN below AVX-512" : "no AVX-512");
     else if (!shape)
         snprintf(why, len, "not ours: %dx%d s%d", l->k, l->k, l->stride);
     else

@@ -45,7 +45,7 @@ static int tile_for(const slim_model *m) {
     size_t biggest = 1;
     for (int i = 0; i < m->n_layers; i++) {
         const slim_layer *l = &m->layers[i];
-        size_t c = ((size_t)l->c + 15) / 16 * 16; /* as padded to 16-channel blocks */
+        size_t c = (size_t)round16(l->c); /* as padded to 16-channel blocks */
         size_t bytes = c * (size_t)l->h * (size_t)l->w * sizeof(float);
         if (bytes > biggest) biggest = bytes;
     }
@@ -100,13 +100,13 @@ void slim_runtime_free(slim_runtime *rt) {
     free(rt->weights);
     if (rt->wino && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
-            slim_wino_conv_free(&rt->wino[i]);
+            wino_destroy(rt->wino[i]);
     if (rt->stem && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
-            slim_stem_conv_free(&rt->stem[i]);
+            stem_destroy(rt->stem[i]);
     if (rt->head && rt->model)
         for (int i = 0; i < rt->model->n_layers; i++)
-            slim_head_free(&rt->head[i]);
+            head_destroy(rt->head[i]);
     free(rt->wino);
     free(rt->stem);
     free(rt->head);
@@ -206,11 +206,9 @@ slim_status rt_execute_own(rt_ctx *c, rt_step *st) {
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
     switch (st->kind) {
-    case RT_STEP_HEAD: return slim_head_forward(st->u.head.head, n, h[0], h[1]);
-    case RT_STEP_STEM:
-        return slim_stem_conv_forward(st->u.stem.conv, n, h[0], h[1], h[2], st->u.stem.threads);
-    case RT_STEP_WINO:
-        return slim_wino_conv_forward(st->u.wino.conv, n, h[0], h[1], h[2], st->u.wino.threads);
+    case RT_STEP_HEAD: return head_run(st->u.head.head, n, h[0], h[1]);
+    case RT_STEP_STEM: return stem_run(st->u.stem.conv, n, h[0], h[1], h[2], st->u.stem.threads);
+    case RT_STEP_WINO: return wino_run(st->u.wino.conv, n, h[0], h[1], h[2], st->u.wino.threads);
     default: break;
     }
     return slim_error(SLIM_ERR_BACKEND, "runtime: step kind %d is not a kernel of ours", st->kind);

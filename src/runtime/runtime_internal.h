@@ -21,6 +21,7 @@
 #include <dnnl.h>
 
 #include "kernels/dnnl/dnnl_common.h"
+#include "kernels/own.h"
 #include "slim/kernels.h"
 #include "slim/nn.h"
 #include "slim/runtime.h"
@@ -79,15 +80,15 @@ typedef struct rt_step {
             int is_reorder;
         } dnnl;
         struct {
-            const slim_wino_conv *conv;
+            const wino_conv *conv;
             int threads; /* the threads it runs on */
         } wino;
         struct {
-            const slim_stem_conv *conv;
+            const stem_conv *conv;
             int threads;
         } stem;
         struct {
-            const slim_head *head;
+            const head_kernel *head;
         } head;
     } u;
     /* Our convs' layouts, for describe: padded planes, narrow last block. */
@@ -180,9 +181,9 @@ struct slim_runtime {
     rt_ctx *workers; /* [n_workers]: tiles, one worker per thread; none with one thread */
     int n_workers;
     rt_weights **weights; /* [n_layers] */
-    slim_wino_conv *wino; /* [n_layers]: transformed weights of convs on our Winograd */
-    slim_head *head;      /* [n_layers], per gap root: its dense's weights on our head */
-    slim_stem_conv *stem; /* [n_layers]: weights of convs on our stem conv */
+    wino_conv **wino;     /* [n_layers]: convs on our Winograd (NULL: none) */
+    head_kernel **head;   /* [n_layers], per gap root: its dense on our head */
+    stem_conv **stem;     /* [n_layers]: convs on our stem conv */
     /* The bias-map rewrite (passes/biasmap_channel.c), per layer of the model: */
     int *ones_channel;    /* the conv's last output channel is a channel of ones */
     int *biasmap_channel; /* the conv's biasmap is the weights of its last input channel */

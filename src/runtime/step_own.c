@@ -33,45 +33,58 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
     const float *map = l->p_biasmap >= 0 ? m->params[l->p_biasmap].data : NULL;
     const int stem = path == RT_CONV_STEM, sum = b->g->sum_with[i] >= 0,
               threads = omp_get_max_threads(); /* the plan's context's (runtime.c) */
-    const size_t coutp = (size_t)(l->c + 15) / 16 * 16;
-    slim_wino_conv *wc = &b->rt->wino[i];
-    slim_stem_conv *sc = &b->rt->stem[i];
-    size_t weights = 0, scratch;
-    if (stem && !sc->wt) {
-        SLIM_TRY(slim_stem_conv_init(sc, l->in_c, l->c, l->h, l->w, w, bias, map, b->g->relu[i]));
-        sc->sum = sum;
-        weights = 9 * (size_t)l->in_c * coutp;
-    } else if (!stem && !wc->u) {
-        SLIM_TRY(slim_wino_conv_init(wc, l->in_c, l->c, l->h, l->w, w, bias, map, b->g->relu[i]));
-        wc->sum = sum;
-        weights = 36 * (size_t)l->in_c * coutp;
-    }
-    if (weights) /* + the bias and the blocked biasmap */
-        b->rt->weight_bytes += (weights + coutp + (map ? coutp * l->h * l->w : 0)) * sizeof(float);
+    const size_t coutp = (size_t)round16(l->c);
     /* Padded planes in and out, and the pool, as the graph says (the same
      * in every plan, like sum). */
     const int in_root = b->g->root[l->inputs[0]];
     const int in_padded = !stem && b->g->padded[in_root], out_padded = b->g->padded[i];
     const int in_narrow = in_padded && b->g->narrow[in_root], out_narrow = b->g->narrow[i];
     const slim_layer *end = &m->layers[b->g->chain_end[i]]; /* the pool's dims, if any */
-    if (stem) {
-        sc->out_padded = out_padded;
-        sc->out_narrow = out_narrow;
-    } else {
-        wc->in_padded = in_padded;
-        wc->in_narrow = in_narrow;
-        wc->out_padded = out_padded;
-        wc->pool = b->g->pool[i];
+    stem_conv **sc = &b->rt->stem[i];
+    wino_conv **wc = &b->rt->wino[i];
+    size_t weights = 0, scratch;
+    if (stem && !*sc) {
+        const stem_desc d = {.cin = l->in_c,
+                             .cout = l->c,
+                             .h = l->h,
+                             .w = l->w,
+                             .weights = w,
+                             .bias = bias,
+                             .biasmap = map,
+                             .relu = b->g->relu[i],
+                             .sum = sum,
+                             .out_padded = out_padded,
+                             .out_narrow = out_narrow};
+        SLIM_TRY(stem_create(&d, sc));
+        weights = 9 * (size_t)l->in_c * coutp;
+    } else if (!stem && !*wc) {
+        const wino_desc d = {.cin = l->in_c,
+                             .cout = l->c,
+                             .h = l->h,
+                             .w = l->w,
+                             .weights = w,
+                             .bias = bias,
+                             .biasmap = map,
+                             .relu = b->g->relu[i],
+                             .sum = sum,
+                             .pool = b->g->pool[i],
+                             .in_padded = in_padded,
+                             .in_narrow = in_narrow,
+                             .out_padded = out_padded};
+        SLIM_TRY(wino_create(&d, wc));
+        weights = 36 * (size_t)l->in_c * coutp;
     }
-    scratch = stem ? slim_stem_scratch_bytes(sc, threads) : slim_wino_scratch_bytes(wc, threads);
+    if (weights) /* + the bias and the blocked biasmap */
+        b->rt->weight_bytes += (weights + coutp + (map ? coutp * l->h * l->w : 0)) * sizeof(float);
+    scratch = stem ? stem_scratch_bytes(*sc, threads) : wino_scratch_bytes(*wc, threads);
     dnnl_memory_desc_t src_md, dst_md;
     SLIM_TRY(rt_md_tag(&src_md, 4,
-                       (dnnl_dims_t){b->n, l->in_c, in_padded ? slim_padded_size(l->in_h) : l->in_h,
-                                     in_padded ? slim_padded_size(l->in_w) : l->in_w},
+                       (dnnl_dims_t){b->n, l->in_c, in_padded ? padded_size(l->in_h) : l->in_h,
+                                     in_padded ? padded_size(l->in_w) : l->in_w},
                        stem ? dnnl_nchw : dnnl_aBcd16b));
     SLIM_TRY(rt_md_tag(&dst_md, 4,
-                       (dnnl_dims_t){b->n, l->c, out_padded ? slim_padded_size(end->h) : end->h,
-                                     out_padded ? slim_padded_size(end->w) : end->w},
+                       (dnnl_dims_t){b->n, l->c, out_padded ? padded_size(end->h) : end->h,
+                                     out_padded ? padded_size(end->w) : end->w},
                        dnnl_aBcd16b));
     rt_loc src, dst;
     SLIM_TRY(rt_value_in(b, l->inputs[0], &src_md, &src));
@@ -81,10 +94,10 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
     rt_step *s = NULL;
     SLIM_TRY(push_own_step(b, stem ? RT_STEP_STEM : RT_STEP_WINO, scratch, &s));
     if (stem) {
-        s->u.stem.conv = sc;
+        s->u.stem.conv = *sc;
         s->u.stem.threads = threads;
     } else {
-        s->u.wino.conv = wc;
+        s->u.wino.conv = *wc;
         s->u.wino.threads = threads;
     }
     s->src_padded = in_padded;
@@ -106,12 +119,17 @@ slim_status rt_build_head(rt_builder *b, int i) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
     const slim_layer *dense = &m->layers[b->g->head[i]];
-    slim_head *hd = &b->rt->head[i];
-    if (!hd->wt) {
-        SLIM_TRY(slim_head_init(
-            hd, l->in_c, dense->c, l->in_h, l->in_w, m->params[dense->p_weight].data,
-            dense->p_bias >= 0 ? m->params[dense->p_bias].data : NULL, b->g->relu[i]));
-        b->rt->weight_bytes += ((size_t)l->in_c + 1) * ((dense->c + 15) / 16 * 16) * sizeof(float);
+    head_kernel **hd = &b->rt->head[i];
+    if (!*hd) {
+        const head_desc d = {.c = l->in_c,
+                             .k = dense->c,
+                             .h = l->in_h,
+                             .w = l->in_w,
+                             .weights = m->params[dense->p_weight].data,
+                             .bias = dense->p_bias >= 0 ? m->params[dense->p_bias].data : NULL,
+                             .relu = b->g->relu[i]};
+        SLIM_TRY(head_create(&d, hd));
+        b->rt->weight_bytes += ((size_t)l->in_c + 1) * (size_t)round16(dense->c) * sizeof(float);
     }
     dnnl_memory_desc_t src_md, dst_md;
     SLIM_TRY(rt_md_tag(&src_md, 4, (dnnl_dims_t){b->n, l->in_c, l->in_h, l->in_w}, dnnl_aBcd16b));
@@ -121,7 +139,7 @@ slim_status rt_build_head(rt_builder *b, int i) {
     SLIM_TRY(rt_new_storage(b, &dst_md, b->g->last_read[b->g->chain_end[i]], &dst));
     rt_step *s = NULL;
     SLIM_TRY(push_own_step(b, RT_STEP_HEAD, 0, &s));
-    s->u.head.head = hd;
+    s->u.head.head = *hd;
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_SRC, &src));
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
     snprintf(s->what, sizeof s->what, "gap+dense %s %s", l->name, dense->name);

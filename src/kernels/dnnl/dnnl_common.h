@@ -17,7 +17,7 @@
 #include <dnnl.h>
 #include <dnnl_debug.h>
 
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 /* Turns a failing oneDNN call into SLIM_ERR_BACKEND with a message naming
  * the call, and returns it from the enclosing function. */

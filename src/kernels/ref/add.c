@@ -1,5 +1,5 @@
 /* Reference elementwise add (residual connections). */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 /* a, b, y: (n); y may alias a or b. */
 void slim_ref_add_forward(size_t n, const float *a, const float *b, float *y) {

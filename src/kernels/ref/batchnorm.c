@@ -2,7 +2,7 @@
  * PyTorch conventions: the batch is normalised with its biased variance and
  * running_var tracks the unbiased one. Sums run in double so that this
  * kernel can serve as the truth for the fast one. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 

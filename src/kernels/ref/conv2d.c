@@ -1,6 +1,6 @@
 /* Reference 2-D convolution (cross-correlation, as in PyTorch): direct loops,
  * zero padding, square stride and padding. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 /* x: (n, cin, h, w), w: (cout, cin, kh, kw), b: (cout) or NULL,
  * y: (n, cout, oh, ow) with

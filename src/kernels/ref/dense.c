@@ -1,5 +1,5 @@
 /* Reference dense (fully connected) layer: y = x W^T + b. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 /* x: (n, in), w: (out, in), b: (out) or NULL, y: (n, out) */
 void slim_ref_dense_forward(int n, int in, int out, const float *x, const float *w, const float *b,

@@ -1,6 +1,6 @@
 /* Reference pooling: max, average (padding excluded from the divisor) and
  * global average. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 /* x: (n, c, h, w), y and argmax: (n, c, oh, ow). argmax holds the flat
  * index r * w + col of the winner within its (n, c) plane; the first

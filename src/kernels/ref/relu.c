@@ -1,5 +1,5 @@
 /* Reference ReLU. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 /* x, y: (n) */
 void slim_ref_relu_forward(size_t n, const float *x, float *y) {

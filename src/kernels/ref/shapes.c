@@ -1,5 +1,5 @@
 /* Output geometry of convolution and pooling, shared by every backend. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 #include <limits.h>
 

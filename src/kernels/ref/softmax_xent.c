@@ -1,5 +1,5 @@
 /* Reference softmax cross-entropy, averaged over the batch. */
-#include "slim/kernels.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 
