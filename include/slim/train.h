@@ -33,6 +33,9 @@ void slim_eval_result_free(slim_eval_result *result);
 
 /* ---- training (src/train/train.c) ------------------------------------- */
 
+/* The states of slim_train_config.stop. */
+enum { SLIM_TRAIN_IDLE = 0, SLIM_TRAIN_RUNNING = 1, SLIM_TRAIN_STOP = 2 };
+
 typedef struct slim_train_config {
     const char *model; /* model file (.net); not used with resume or init */
     const char *data;  /* --data spec (see data.h); NULL = fashion-mnist */
@@ -57,10 +60,10 @@ typedef struct slim_train_config {
     int progress;       /* -1 auto (bar on a terminal), 0 plain log lines, 1 bar */
     int quiet;          /* no progress output at all */
     /* A way to ask training to stop, e.g. from a SIGINT handler; NULL =
-     * never. slim_train sets *stop = 0 when its loop begins and -1 when it
-     * ends, so a handler can tell whether the loop is running; a value > 0
-     * makes it save a checkpoint after the current step and return with
-     * summary->interrupted set. */
+     * never. slim_train sets *stop to SLIM_TRAIN_RUNNING when its loop begins
+     * and to SLIM_TRAIN_IDLE when it ends, so a handler can tell whether the
+     * loop runs; setting SLIM_TRAIN_STOP makes it save a checkpoint after the
+     * current step and return with summary->interrupted set. */
     volatile sig_atomic_t *stop;
 } slim_train_config;
 
@@ -77,8 +80,9 @@ typedef struct slim_train_summary {
 /* The defaults `slim train --help` shows. */
 void slim_train_config_default(slim_train_config *cfg);
 /* Runs (or resumes) a training run. Saves a checkpoint atomically at the end
- * of every epoch and when asked to stop (cfg->stop); stops with SLIM_ERR_NUMERIC naming the step
- * when the loss becomes NaN or Inf (the last checkpoint stays intact). */
+ * of every epoch and when asked to stop (cfg->stop); stops with
+ * SLIM_ERR_NUMERIC naming the step when the loss becomes NaN or Inf (the
+ * last checkpoint stays intact). */
 slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary);
 /* Path of the metrics CSV for a checkpoint path (RUN.ckpt -> RUN.csv). */
 void slim_train_metrics_path(const char *ckpt_path, char *buf, size_t len);

@@ -171,17 +171,17 @@ static int validate(void) {
     return CLI_EXIT_OK;
 }
 
-/* slim_train keeps this at 0 while its loop runs (train.h). Ctrl-C then asks
- * it to stop and save; outside the loop (loading data, tearing down) it ends
- * the program as usual. */
-static volatile sig_atomic_t interrupted = -1;
+/* slim_train's state (train.h). While its loop runs, Ctrl-C asks it to stop
+ * and save; outside the loop (loading data, tearing down) Ctrl-C ends the
+ * program as usual. */
+static volatile sig_atomic_t train_state = SLIM_TRAIN_IDLE;
 static void on_sigint(int sig) {
-    if (interrupted < 0) {
+    if (train_state == SLIM_TRAIN_IDLE) {
         signal(sig, SIG_DFL);
         raise(sig);
         return;
     }
-    interrupted = 1;
+    train_state = SLIM_TRAIN_STOP;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -236,8 +236,8 @@ int cmd_train(int argc, char **argv) {
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESTART; /* file writes in progress are not cut short */
     sigemptyset(&sa.sa_mask);
-    interrupted = -1;
-    cfg.stop = &interrupted;
+    train_state = SLIM_TRAIN_IDLE;
+    cfg.stop = &train_state;
     sigaction(SIGINT, &sa, &old);
     slim_train_summary sum;
     slim_status st = slim_train(&cfg, &sum);

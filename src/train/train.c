@@ -383,7 +383,9 @@ static int argmax_hits(const slim_tensor *logits, const int32_t *y, int n) {
     return hits;
 }
 
-static int stop_requested(const slim_train_config *c) { return c->stop && *c->stop > 0; }
+static int stop_requested(const slim_train_config *c) {
+    return c->stop && *c->stop == SLIM_TRAIN_STOP;
+}
 
 static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
     const slim_train_config *c = &rs->cfg;
@@ -502,9 +504,9 @@ slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary
     slim_train_config copy = *cfg;
     slim_status st = setup(&rs, &copy);
     if (st == SLIM_OK) {
-        if (cfg->stop) *cfg->stop = 0;
+        if (cfg->stop) *cfg->stop = SLIM_TRAIN_RUNNING;
         st = run_epochs(&rs, summary);
-        if (cfg->stop) *cfg->stop = -1;
+        if (cfg->stop) *cfg->stop = SLIM_TRAIN_IDLE;
     }
     teardown(&rs);
     return st;
