@@ -67,6 +67,17 @@ static void test_arena_steady_state(void **state) {
     slim_arena_free(&a);
 }
 
+/* A located error the way model_text.c makes one, through slim_errorv. */
+static slim_status error_at(slim_status st, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static slim_status error_at(slim_status st, const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    slim_errorv(st, fmt, ap);
+    va_end(ap);
+    return slim_error_prefix(st, "%s:%d", file, line);
+}
+
 static void test_errors(void **state) {
     (void)state;
     slim_clear_error();
@@ -75,6 +86,8 @@ static void test_errors(void **state) {
     assert_string_equal(slim_last_error(), "bad thing at 3");
     slim_error_prefix(SLIM_ERR_FORMAT, "file.ckpt");
     assert_string_equal(slim_last_error(), "file.ckpt: bad thing at 3");
+    assert_int_equal(error_at(SLIM_ERR_ARG, "x.net", 7, "bad %s", "key"), SLIM_ERR_ARG);
+    assert_string_equal(slim_last_error(), "x.net:7: bad key");
     assert_null(slim_calloc(SIZE_MAX / 2, 4));
     assert_non_null(strstr(slim_last_error(), "overflow"));
 }

@@ -1536,6 +1536,50 @@ static void test_byte_batches_match_floats(void **state) {
 
 /* ---- the real Fashion-MNIST --------------------------------------------- */
 
+/* slim_data_normalisation: the kind a spec names, judged by the files of an
+ * existing directory and by the name of one not on this machine. */
+static void touch(const char *dir, const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fclose(f);
+}
+
+static void test_normalisation_rule(void **state) {
+    (void)state;
+    float mean[3], std[3];
+    assert_string_equal(slim_data_normalisation(NULL, 1, mean, std), "fashion-mnist");
+    assert_true(mean[0] == 0.2860f && std[0] == 0.3530f);
+    assert_string_equal(slim_data_normalisation("fashion-mnist", 3, mean, std), "image-folder");
+    for (int k = 0; k < 3; k++)
+        assert_true(mean[k] == 0.5f && std[k] == 0.5f);
+    assert_string_equal(slim_data_normalisation("/nonexistent/MNIST", 1, mean, std), "mnist");
+    assert_true(mean[0] == 0.1307f && std[0] == 0.3081f);
+    assert_string_equal(slim_data_normalisation("/nonexistent/Fashion-Mnist", 1, mean, std),
+                        "fashion-mnist");
+    assert_string_equal(slim_data_normalisation("/nonexistent/CIFAR-10", 3, mean, std), "cifar-10");
+    assert_true(mean[0] == 0.4914f && mean[1] == 0.4822f && mean[2] == 0.4465f);
+    assert_true(std[0] == 0.2470f && std[1] == 0.2435f && std[2] == 0.2616f);
+    assert_string_equal(slim_data_normalisation("/nonexistent/cifar", 1, mean, std),
+                        "image-folder");
+    assert_string_equal(slim_data_normalisation("/nonexistent/pets", 3, mean, std), "image-folder");
+
+    /* An existing directory is judged by what it holds, not by its name. */
+    char *dir = make_tmpdir("mnist");
+    assert_string_equal(slim_data_normalisation(dir, 1, mean, std), "image-folder");
+    touch(dir, "t10k-images-idx3-ubyte.gz");
+    assert_string_equal(slim_data_normalisation(dir, 1, mean, std), "mnist");
+    rm_tree(dir);
+    dir = make_tmpdir("data");
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    touch(sub, "test_batch.bin");
+    assert_string_equal(slim_data_normalisation(dir, 3, mean, std), "cifar-10");
+    rm_tree(dir);
+}
+
 static void test_fashion_mnist(void **state) {
     (void)state;
     if (!tu_have_fashion_mnist()) {
@@ -1612,6 +1656,7 @@ int main(void) {
         cmocka_unit_test(test_dataset_basics),
         cmocka_unit_test(test_normalise_every_byte),
         cmocka_unit_test(test_byte_batches_match_floats),
+        cmocka_unit_test(test_normalisation_rule),
         cmocka_unit_test(test_fashion_mnist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

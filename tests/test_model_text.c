@@ -967,9 +967,28 @@ static void test_kind_names(void **state) {
     assert_non_null(slim_layer_kind_name(SLIM_LAYER_KIND_COUNT));
 }
 
+/* The one layer-name rule that the parser and slim_model_finish share. */
+static void test_layer_name_rule(void **state) {
+    (void)state;
+    assert_true(slim_layer_name_valid("conv1"));
+    assert_true(slim_layer_name_valid("_b1-bn2"));
+    assert_false(slim_layer_name_valid(""));
+    assert_false(slim_layer_name_valid("1conv"));
+    assert_false(slim_layer_name_valid("-a"));
+    assert_false(slim_layer_name_valid("a.b"));
+    char name[SLIM_NAME_MAX + 1];
+    memset(name, 'a', SLIM_NAME_MAX);
+    name[SLIM_NAME_MAX - 1] = '\0';
+    assert_true(slim_layer_name_valid(name));
+    name[SLIM_NAME_MAX - 1] = 'a';
+    name[SLIM_NAME_MAX] = '\0';
+    assert_false(slim_layer_name_valid(name));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kind_names),
+        cmocka_unit_test(test_layer_name_rule),
         cmocka_unit_test(test_shipped_models_parse_and_round_trip),
         cmocka_unit_test(test_vgg_fm_exact),
         cmocka_unit_test(test_other_models_exact),

@@ -11,6 +11,7 @@
 #ifndef SLIM_CORE_H
 #define SLIM_CORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,10 @@ const char *slim_last_error(void);
  * a failure reads `return slim_error(SLIM_ERR_ARG, "batch must be > 0");`. */
 slim_status slim_error(slim_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* slim_error taking a va_list, for a function of its own that formats a
+ * message and then adds where it happened (slim_error_prefix). */
+slim_status slim_errorv(slim_status status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Prepends "<prefix>: " to the current message, for adding context (a file
  * name, a layer name) as an error travels up. Returns `status`. */
 slim_status slim_error_prefix(slim_status status, const char *fmt, ...)

@@ -135,6 +135,14 @@ typedef struct slim_data_options {
 slim_status slim_data_load(const char *spec, int train, const slim_data_options *opts,
                            slim_dataset **out);
 
+/* The normalisation rule above for data named by `spec`, for a model of c
+ * input channels: fills mean, std: (c) and returns the kind whose statistics
+ * they are, "fashion-mnist", "mnist", "cifar-10", or "image-folder" (0.5,
+ * also when the kind's statistics have another channel count). An existing
+ * directory is inspected like slim_data_load does; a path not on this
+ * machine is judged by its name ("mnist", "fashion", "cifar", any case). */
+const char *slim_data_normalisation(const char *spec, int c, float *mean, float *std);
+
 /* One pair of IDX files (MNIST format), gzip-compressed or not. images_path
  * must hold magic 0x00000803 (ubyte, 3-D: n x rows x cols), labels_path magic
  * 0x00000801 (ubyte, 1-D: n); the counts must agree, the files must end

@@ -52,6 +52,10 @@ typedef enum slim_param_role {
 
 #define SLIM_NAME_MAX 32
 
+/* Whether `name` is a valid layer name: [A-Za-z_][A-Za-z0-9_-]*, at most
+ * SLIM_NAME_MAX - 1 characters (model files and slim_model_finish). */
+int slim_layer_name_valid(const char *name);
+
 typedef struct slim_param {
     char name[SLIM_NAME_MAX + 16]; /* "<layer>.weight", ".bias", ".biasmap", ".gamma", ".beta" */
     slim_param_role role;

@@ -1,34 +1,8 @@
-/* slim prune: removing batch-norm channels from a model, exactly.
- *
- * A channel whose BN scale gamma_j is exactly 0 outputs the constant beta_j
- * (in inference AND in training mode: the normalised term is multiplied by
- * 0). A channel whose producing filter is exactly zero (weight-L1 or
- * filter-L1 training) is constant too: the conv outputs its bias b_j (0
- * without one) at every position, and the BN after it, in inference mode,
- * the constant gamma_j (b_j - mean_j) / sqrt(var_j + eps) + beta_j.
- * Channel-wise ops keep a constant constant (relu: max(c, 0); pooling, gap,
- * flatten: unchanged; add: the sum of two constants), so the channel can be
- * removed and its constant contribution added to the consumer: a dense
- * layer's bias, or, for a convolution with zero padding, a per-(channel,
- * position) bias map (the border outputs see fewer taps of the constant).
- * Pruning at threshold 0 is therefore lossless by construction (in inference
- * mode; for gamma = 0 in training mode too); slim_prune_compare proves it on
- * real inputs.
- *
- * Channels are removed in channel-dependency GROUPS (src/prune/groups.c):
- * the producing convs' (or dense layers') output filters, the BN channels,
- * every channel-wise op after them, and the consumers' input slices, with
- * all branches meeting at a residual `add` tied into one group. A group's
- * channel j is removed at threshold 0 only when EVERY BN of the group is
- * exactly constant at j: gamma_j = 0, or its input channel constant because
- * the filters feeding it are exactly zero (each BN may qualify either way).
- * A conv/dense layer not followed by a BN is in no group, so its zero
- * filters stay. docs/PRUNING.md has the algorithm and the proof of
- * exactness.
- *
- * The pruned model is a NEW model: its structure is written as model text
- * (slim_model_to_text) and parsed again, so the text is the truth; layer
- * names are kept. The input model is never modified.
+/* slim prune: pruning's analysis and checks around the pass itself
+ * (slim_prune, in slim/passes.h, which explains the method): the
+ * channel-dependency groups a pass removes channels by, the before -> after
+ * report table, and a comparison of two models' outputs on real inputs that
+ * proves a pruned model exact. docs/PRUNING.md has the algorithm.
  */
 #ifndef SLIM_PRUNE_H
 #define SLIM_PRUNE_H
@@ -38,12 +12,13 @@
 #include "slim/core.h"
 #include "slim/kernels.h"
 #include "slim/nn.h"
+#include "slim/passes.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- channel-dependency groups (src/prune/groups.c) ------------------- */
+/* ---- channel-dependency groups (src/passes/groups.c) ------------------ */
 
 /* One group: `channels` channels that live or die together. */
 typedef struct slim_prune_group {
@@ -76,72 +51,7 @@ typedef struct slim_prune_groups {
 slim_status slim_prune_find_groups(const slim_model *model, slim_prune_groups *out);
 void slim_prune_groups_free(slim_prune_groups *groups);
 
-/* ---- pruning (src/prune/prune.c) -------------------------------------- */
-
-typedef enum slim_prune_mode {
-    SLIM_PRUNE_THRESHOLD = 0, /* the default, so that a zeroed options struct prunes exact zeros */
-    SLIM_PRUNE_PERCENT,
-} slim_prune_mode;
-
-typedef struct slim_prune_options {
-    slim_prune_mode mode;
-    /* Threshold mode: remove channel j of a group when, in every BN of the
-     * group, |gamma_j| <= threshold or the BN's output is exactly constant at
-     * j (its input is: zero filters). 0 (the default) removes exactly
-     * constant channels only, and is exact. */
-    float threshold;
-    /* Percent mode (0..100): Network Slimming's rule: of all N channels of
-     * all groups (a group's channel scored by the largest |gamma_j| over its
-     * BNs, a BN that is exactly constant at j counting 0, so zero-filter
-     * channels go first), remove the floor(percent * N / 100) smallest, ties
-     * broken by model order. Approximate: removed channels that are not
-     * constant are treated as gamma_j := 0 (their beta is folded exactly),
-     * so fine-tune after. */
-    float percent;
-} slim_prune_options;
-
-/* Defaults: threshold mode, threshold 0 (the same as a zeroed struct). */
-slim_prune_options slim_prune_default_options(void);
-
-/* One row of the before -> after table: a layer with parameters or MACs. */
-typedef struct slim_prune_layer_report {
-    char name[SLIM_NAME_MAX];
-    slim_layer_kind kind;
-    int channels_before, channels_after; /* output channels (c) */
-    size_t params_before, params_after;  /* slim_layer_params */
-    double macs_before, macs_after;      /* slim_layer_macs, per image */
-    /* Why output channels went, for a layer of a group (0 elsewhere); the
-     * three add up to channels_before - channels_after. */
-    int removed_gamma_zero;  /* gamma_j = 0 in every BN of the group: exact */
-    int removed_zero_filter; /* every BN exactly constant at j, some only through zero
-                                filters (gamma_j != 0): exact in inference mode */
-    int removed_approx;      /* not constant (threshold > 0, percent): gamma_j := 0 */
-} slim_prune_layer_report;
-
-typedef struct slim_prune_report {
-    slim_prune_options options;
-    int n_rows;
-    slim_prune_layer_report *rows; /* (n_rows) model order */
-    int n_groups;
-    int channels_before, channels_after; /* summed over all groups */
-    int removed_nonzero; /* removed channels that were not exactly constant (approximate):
-                            the rows' removed_approx, counted once per group channel */
-    int removed_gamma_zero, removed_zero_filter; /* the exact ones, by reason, likewise */
-    size_t params_before, params_after;          /* slim_model_param_count of input and output */
-    double macs_before, macs_after;              /* slim_model_macs of input and output */
-    int n_notes;
-    char **notes; /* (n_notes) one sentence each: kept channels, folds, approximations */
-} slim_prune_report;
-
-/* Prunes `in` into a new model *out (free with slim_model_free). opt NULL
- * means the defaults. report may be NULL; otherwise it is filled (free with
- * slim_prune_report_free, also after a failure). Errors: SLIM_ERR_ARG for bad
- * options, SLIM_ERR_NUMERIC when a BN of a group has a non-finite gamma or
- * beta. */
-slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim_model **out,
-                       slim_prune_report *report);
-
-/* ---- report (src/prune/report.c) -------------------------------------- */
+/* ---- report (src/passes/report.c) ------------------------------------- */
 
 /* The aligned table: layer, kind, channels before -> after, params, MACs,
  * then totals with the % kept, then the notes. When zero filters removed
@@ -149,8 +59,6 @@ slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim
  * reason ("7 gamma=0, 9 zero filter"; the total row their sums); without
  * zero-filter removals the table prints exactly as it always has. */
 void slim_prune_report_print(const slim_prune_report *report, FILE *f);
-void slim_prune_report_free(slim_prune_report *report);
-
 /* Runs both models on the same inputs x (n, c, h, w) in inference mode with
  * `backend`, in batches, and returns max |logit_a - logit_b|, max |logit_a|
  * and how many images' argmax differ. The models must take the same input

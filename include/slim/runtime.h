@@ -47,20 +47,6 @@ extern "C" {
 
 typedef struct slim_model slim_model; /* slim/nn.h */
 
-/* ---- batch-norm folding (src/prune/bn_fold.c) ------------------------- */
-
-/* A new model in which every bn whose input is a conv read by nothing but
- * that bn is folded into the conv, in inference mode (running statistics):
- * with s = gamma / sqrt(running_var + eps),
- *   W' = W s (per output channel), b' = (b - running_mean) s + beta,
- *   biasmap' = biasmap s (when the conv has one),
- * and the conv gets has_bias = 1. The folded bn layers disappear: a from=
- * that named one now names its conv. Other bn layers stay as they are. The
- * structure goes through slim_model_to_text and slim_model_parse (the text
- * is the truth), then the parameters are copied or folded. `in` is not
- * changed; *out is the caller's (slim_model_free). */
-slim_status slim_model_fold_bn(const slim_model *in, slim_model **out);
-
 /* ---- the runtime (src/runtime/) --------------------------------------- */
 
 typedef struct slim_runtime slim_runtime;

@@ -3,6 +3,8 @@
 #ifndef SLIM_TRAIN_H
 #define SLIM_TRAIN_H
 
+#include <signal.h>
+
 #include "slim/core.h"
 #include "slim/data.h"
 #include "slim/nn.h"
@@ -13,12 +15,12 @@ extern "C" {
 #endif
 
 typedef struct slim_eval_result {
-    size_t n;             /* images evaluated */
-    size_t correct;       /* top-1 hits */
-    double loss;          /* mean cross-entropy */
-    double accuracy;      /* correct / n */
+    size_t n;        /* images evaluated */
+    size_t correct;  /* top-1 hits */
+    double loss;     /* mean cross-entropy */
+    double accuracy; /* correct / n */
     int n_classes;
-    uint64_t *confusion;  /* (n_classes, n_classes) row = true, col = predicted; NULL unless asked */
+    uint64_t *confusion; /* (n_classes, n_classes) row = true, col = predicted; NULL unless asked */
 } slim_eval_result;
 
 /* Runs the model in inference mode over the whole data set in batches.
@@ -31,19 +33,22 @@ void slim_eval_result_free(slim_eval_result *result);
 
 /* ---- training (src/train/train.c) ------------------------------------- */
 
+/* The states of slim_train_config.stop. */
+enum { SLIM_TRAIN_IDLE = 0, SLIM_TRAIN_RUNNING = 1, SLIM_TRAIN_STOP = 2 };
+
 typedef struct slim_train_config {
-    const char *model;   /* model file (.net); not used with resume or init */
-    const char *data;    /* --data spec (see data.h); NULL = fashion-mnist */
-    int epochs;          /* total epochs of the run */
+    const char *model; /* model file (.net); not used with resume or init */
+    const char *data;  /* --data spec (see data.h); NULL = fashion-mnist */
+    int epochs;        /* total epochs of the run */
     int batch;
-    float lr;            /* base learning rate */
+    float lr; /* base learning rate */
     slim_schedule schedule;
     float momentum;
-    float weight_decay;  /* coupled L2 on weights and biases (and BN unless a gamma penalty) */
-    size_t limit;        /* train on the first N images (0 = all) */
-    size_t test_limit;   /* evaluate on the first N test images (0 = all) */
-    int augment;         /* random crop with padding (h/14 pixels: 2 for 28x28, 2 for 32x32) */
-    int flip;            /* horizontal flips: 1 on, 0 off, -1 auto (on for colour data) */
+    float weight_decay; /* coupled L2 on weights and biases (and BN unless a gamma penalty) */
+    size_t limit;       /* train on the first N images (0 = all) */
+    size_t test_limit;  /* evaluate on the first N test images (0 = all) */
+    int augment;        /* random crop with padding (h/14 pixels: 2 for 28x28, 2 for 32x32) */
+    int flip;           /* horizontal flips: 1 on, 0 off, -1 auto (on for colour data) */
     uint64_t seed;
     int threads;
     slim_backend backend;
@@ -54,6 +59,12 @@ typedef struct slim_train_config {
     const char *init;   /* start from these weights, fresh optimizer state */
     int progress;       /* -1 auto (bar on a terminal), 0 plain log lines, 1 bar */
     int quiet;          /* no progress output at all */
+    /* A way to ask training to stop, e.g. from a SIGINT handler; NULL =
+     * never. slim_train sets *stop to SLIM_TRAIN_RUNNING when its loop begins
+     * and to SLIM_TRAIN_IDLE when it ends, so a handler can tell whether the
+     * loop runs; setting SLIM_TRAIN_STOP makes it save a checkpoint after the
+     * current step and return with summary->interrupted set. */
+    volatile sig_atomic_t *stop;
 } slim_train_config;
 
 typedef struct slim_train_summary {
@@ -63,14 +74,15 @@ typedef struct slim_train_summary {
     double test_accuracy; /* after the last epoch */
     double images_per_s;  /* training throughput of the last epoch */
     int gamma_zero, gamma_total;
-    int interrupted; /* stopped by SIGINT after saving */
+    int interrupted; /* stopped through cfg->stop after saving */
 } slim_train_summary;
 
 /* The defaults `slim train --help` shows. */
 void slim_train_config_default(slim_train_config *cfg);
 /* Runs (or resumes) a training run. Saves a checkpoint atomically at the end
- * of every epoch and on SIGINT; stops with SLIM_ERR_NUMERIC naming the step
- * when the loss becomes NaN or Inf (the last checkpoint stays intact). */
+ * of every epoch and when asked to stop (cfg->stop); stops with
+ * SLIM_ERR_NUMERIC naming the step when the loss becomes NaN or Inf (the
+ * last checkpoint stays intact). */
 slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary);
 /* Path of the metrics CSV for a checkpoint path (RUN.ckpt -> RUN.csv). */
 void slim_train_metrics_path(const char *ckpt_path, char *buf, size_t len);

@@ -106,14 +106,12 @@ static slim_status accuracy_pass(row *r, const slim_dataset *ds, float *logits) 
     return st;
 }
 
-/* One timed round of one model, on a runtime of its own (with another
- * model's runtime alive, batch-1 latency on two threads measured 0.25 ms
- * where it is 0.16 alone): images/s at batch 256 over the test set and the
- * median batch-1 latency of 200 runs, each kept when it beats the model's
- * earlier rounds. The caller alternates the models round by round, so that
- * a moment of another process's load costs one round of one model, not
- * all of a model's figures (measured one model after the other, the demo's
- * pruned and fine-tuned models, the same network, once differed by 7%). */
+/* One timed round of one model, on a runtime of its own (another model's
+ * runtime alive slows batch-1 latency): images/s at batch 256 over the test
+ * set and the median batch-1 latency of 200 runs, each kept when it beats
+ * the model's earlier rounds. The caller alternates the models round by
+ * round, so that a moment of another process's load costs one round of one
+ * model, not all of a model's figures. */
 static slim_status timed_round(row *r, const slim_dataset *ds) {
     slim_runtime_speed sp;
     SLIM_TRY(slim_runtime_measure(r->m, ds->images, ds->n, &sp));

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,19 @@ static int validate(void) {
     return CLI_EXIT_OK;
 }
 
+/* slim_train's state (train.h). While its loop runs, Ctrl-C asks it to stop
+ * and save; outside the loop (loading data, tearing down) Ctrl-C ends the
+ * program as usual. */
+static volatile sig_atomic_t train_state = SLIM_TRAIN_IDLE;
+static void on_sigint(int sig) {
+    if (train_state == SLIM_TRAIN_IDLE) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    train_state = SLIM_TRAIN_STOP;
+}
+
 int cmd_train(int argc, char **argv) {
     int n_pos, r = cli_parse(&spec, argc, argv, &n_pos);
     if (r != CLI_PARSE_OK) return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -217,8 +231,17 @@ int cmd_train(int argc, char **argv) {
     cfg.progress = strcmp(a.progress, "bar") == 0 ? 1 : strcmp(a.progress, "plain") == 0 ? 0 : -1;
     cfg.quiet = a.quiet;
 
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART; /* file writes in progress are not cut short */
+    sigemptyset(&sa.sa_mask);
+    train_state = SLIM_TRAIN_IDLE;
+    cfg.stop = &train_state;
+    sigaction(SIGINT, &sa, &old);
     slim_train_summary sum;
     slim_status st = slim_train(&cfg, &sum);
+    sigaction(SIGINT, &old, NULL);
     free(init_data);
     if (st != SLIM_OK) return cli_fail();
     if (sum.interrupted) {

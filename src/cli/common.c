@@ -3,7 +3,6 @@
  * the data a model was trained on. */
 #include "cli/cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -111,70 +110,6 @@ static int parse_floats(const char *s, int c, float *out) {
     return *s == '\0';
 }
 
-static int contains_nocase(const char *s, const char *word) {
-    size_t m = strlen(word);
-    for (; *s; s++) {
-        size_t i = 0;
-        while (i < m && s[i] && tolower((unsigned char)s[i]) == word[i])
-            i++;
-        if (i == m) return 1;
-    }
-    return 0;
-}
-
-/* The statistics data.h documents for each kind of data. */
-static const float fm_mean[] = {0.2860f}, fm_std[] = {0.3530f};
-static const float mnist_mean[] = {0.1307f}, mnist_std[] = {0.3081f};
-static const float cifar_mean[] = {0.4914f, 0.4822f, 0.4465f};
-static const float cifar_std[] = {0.2470f, 0.2435f, 0.2616f};
-
-static int set_stats(const float *m, const float *s, int stats_c, int c, float *mean, float *std) {
-    if (stats_c != c) return 0;
-    for (int k = 0; k < c; k++) {
-        mean[k] = m[k];
-        std[k] = s[k];
-    }
-    return 1;
-}
-
-/* Whether dir holds a file called name or name.gz. */
-static int has_file(const char *dir, const char *name) {
-    char path[4096];
-    struct stat st;
-    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= sizeof path) return 0;
-    if (stat(path, &st) == 0) return 1;
-    n = snprintf(path, sizeof path, "%s/%s.gz", dir, name);
-    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
-}
-
-/* The data.h rule for a --data spec: the kind of data it names decides the
- * statistics. An existing directory is inspected like slim_data_load does;
- * a directory that is not on this machine is judged by its name. */
-static const char *rule_for_spec(const char *spec, int c, float *mean, float *std) {
-    if (!spec || !*spec || strcmp(spec, "fashion-mnist") == 0)
-        return set_stats(fm_mean, fm_std, 1, c, mean, std) ? "fashion-mnist" : NULL;
-    struct stat st;
-    int is_dir = stat(spec, &st) == 0 && S_ISDIR(st.st_mode);
-    int idx, cifar;
-    if (is_dir) {
-        char sub[4096];
-        int n = snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", spec);
-        if (n < 0 || (size_t)n >= sizeof sub) sub[0] = '\0';
-        idx = has_file(spec, "train-images-idx3-ubyte") || has_file(spec, "t10k-images-idx3-ubyte");
-        cifar = has_file(spec, "data_batch_1.bin") || has_file(spec, "test_batch.bin") ||
-                has_file(sub, "data_batch_1.bin") || has_file(sub, "test_batch.bin");
-    } else {
-        idx = contains_nocase(spec, "mnist");
-        cifar = contains_nocase(spec, "cifar");
-    }
-    if (idx && contains_nocase(spec, "fashion"))
-        return set_stats(fm_mean, fm_std, 1, c, mean, std) ? "fashion-mnist" : NULL;
-    if (idx) return set_stats(mnist_mean, mnist_std, 1, c, mean, std) ? "mnist" : NULL;
-    if (cifar) return set_stats(cifar_mean, cifar_std, 3, c, mean, std) ? "cifar-10" : NULL;
-    return NULL;
-}
-
 void cli_model_normalisation(const slim_ckpt *ck, int c, float *mean, float *std, char *how,
                              size_t how_len) {
     const char *m = ck ? slim_ckpt_get_meta(ck, "data.mean") : NULL;
@@ -184,14 +119,9 @@ void cli_model_normalisation(const slim_ckpt *ck, int c, float *mean, float *std
         return;
     }
     const char *spec = ck ? slim_ckpt_get_meta(ck, "data") : NULL;
-    const char *kind = rule_for_spec(spec, c, mean, std);
-    if (kind) {
+    const char *kind = slim_data_normalisation(spec, c, mean, std);
+    if (strcmp(kind, "image-folder") != 0)
         snprintf(how, how_len, "%s statistics (data '%s')", kind, spec ? spec : "fashion-mnist");
-        return;
-    }
-    for (int k = 0; k < c; k++) {
-        mean[k] = 0.5f;
-        std[k] = 0.5f;
-    }
-    snprintf(how, how_len, "image-folder rule 0.5/0.5 (data '%s')", spec ? spec : "unknown");
+    else
+        snprintf(how, how_len, "image-folder rule 0.5/0.5 (data '%s')", spec ? spec : "unknown");
 }

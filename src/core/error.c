@@ -14,10 +14,15 @@ const char *slim_last_error(void) { return error_message; }
 
 void slim_clear_error(void) { error_message[0] = '\0'; }
 
+slim_status slim_errorv(slim_status status, const char *fmt, va_list ap) {
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    return status;
+}
+
 slim_status slim_error(slim_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    slim_errorv(status, fmt, ap);
     va_end(ap);
     return status;
 }

@@ -21,16 +21,14 @@
 
 static const char *const cifar_names[CIFAR_CLASSES] = {
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
-static const float cifar_mean[CIFAR_C] = {0.4914f, 0.4822f, 0.4465f};
-static const float cifar_std[CIFAR_C] = {0.2470f, 0.2435f, 0.2616f};
 
 /* Class names: the first 10 non-empty lines of batches.meta.txt if it
  * exists, else the standard ones. */
 static slim_status load_names(const char *dir, slim_dataset *ds) {
     char path[PATH_LEN];
-    SLIM_TRY(slim_data_join(path, sizeof path, dir, "batches.meta.txt"));
+    SLIM_TRY(data_join(path, sizeof path, dir, "batches.meta.txt"));
     FILE *f = fopen(path, "rb");
-    if (!f) return slim_data_set_class_names(ds, cifar_names, CIFAR_CLASSES);
+    if (!f) return data_set_class_names(ds, cifar_names, CIFAR_CLASSES);
     char names[CIFAR_CLASSES][CIFAR_NAME_LEN];
     const char *ptrs[CIFAR_CLASSES];
     int n = 0;
@@ -51,7 +49,7 @@ static slim_status load_names(const char *dir, slim_dataset *ds) {
     if (n < CIFAR_CLASSES)
         return slim_error(SLIM_ERR_FORMAT, "%s: %d class names, expected %d", path, n,
                           CIFAR_CLASSES);
-    return slim_data_set_class_names(ds, ptrs, CIFAR_CLASSES);
+    return data_set_class_names(ds, ptrs, CIFAR_CLASSES);
 }
 
 /* Reads every record of one file; images with index < keep (counting from
@@ -99,7 +97,7 @@ slim_status slim_data_load_cifar10(const char *dir, int train, const slim_data_o
             snprintf(name, sizeof name, "data_batch_%d.bin", i + 1);
         else
             snprintf(name, sizeof name, "test_batch.bin");
-        SLIM_TRY(slim_data_join(paths[i], sizeof paths[i], dir, name));
+        SLIM_TRY(data_join(paths[i], sizeof paths[i], dir, name));
         struct stat st;
         if (stat(paths[i], &st) != 0)
             return slim_error(SLIM_ERR_IO, "%s: %s (the CIFAR-10 %s split needs %s)", paths[i],
@@ -115,16 +113,13 @@ slim_status slim_data_load_cifar10(const char *dir, int train, const slim_data_o
         records[i] = (size_t)(st.st_size / CIFAR_RECORD);
         total += records[i];
     }
-    SLIM_TRY(slim_data_check_shape(opts, CIFAR_C, CIFAR_SIDE, CIFAR_SIDE, dir));
+    SLIM_TRY(data_check_shape(opts, CIFAR_C, CIFAR_SIDE, CIFAR_SIDE, dir));
     size_t keep = opts && opts->limit && opts->limit < total ? opts->limit : total;
 
     slim_dataset *ds = NULL;
-    SLIM_TRY(slim_data_new_bytes(keep, CIFAR_C, CIFAR_SIDE, CIFAR_SIDE, CIFAR_CLASSES, &ds));
+    SLIM_TRY(data_new_bytes(keep, CIFAR_C, CIFAR_SIDE, CIFAR_SIDE, CIFAR_CLASSES, &ds));
     ds->kind = "cifar10";
-    for (int c = 0; c < CIFAR_C; c++) {
-        ds->mean[c] = cifar_mean[c];
-        ds->std[c] = cifar_std[c];
-    }
+    data_norm(DATA_CIFAR10, CIFAR_C, ds->mean, ds->std);
     unsigned char *block = malloc((size_t)CIFAR_BLOCK * CIFAR_RECORD);
     slim_status st = block ? SLIM_OK : slim_error(SLIM_ERR_NOMEM, "CIFAR-10: out of memory");
     size_t first = 0;
@@ -134,7 +129,7 @@ slim_status slim_data_load_cifar10(const char *dir, int train, const slim_data_o
     }
     free(block);
     if (st == SLIM_OK) st = load_names(dir, ds);
-    if (st == SLIM_OK) st = slim_data_set_source(ds, dir);
+    if (st == SLIM_OK) st = data_set_source(ds, dir);
     if (st != SLIM_OK) {
         slim_dataset_free(ds);
         return st;

@@ -1,4 +1,5 @@
-/* The in-memory data set, shared loader helpers and the --data resolver. */
+/* The in-memory data set and the helpers its loaders share: the bottom of
+ * the data layer (it calls no loader). */
 #include "internal.h"
 
 #include <ctype.h>
@@ -50,7 +51,7 @@ slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_
     return dataset_alloc(n, c, h, w, n_classes, 0, out);
 }
 
-slim_status slim_data_new_bytes(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
+slim_status data_new_bytes(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
     return dataset_alloc(n, c, h, w, n_classes, 1, out);
 }
 
@@ -70,7 +71,7 @@ void slim_dataset_free(slim_dataset *ds) {
 
 void slim_dataset_lut(const slim_dataset *ds, float lut[SLIM_DATA_MAX_CHANNELS][256]) {
     for (int k = 0; k < ds->c && k < SLIM_DATA_MAX_CHANNELS; k++)
-        slim_data_lut(lut[k], ds->mean[k], ds->std[k]);
+        data_lut(lut[k], ds->mean[k], ds->std[k]);
 }
 
 /* Image `i` of ds into x: (c, h, w), normalised through lut when ds holds
@@ -138,7 +139,7 @@ slim_status slim_dataset_to_floats(slim_dataset *ds) {
 
 /* ---- helpers for the loaders ------------------------------------------ */
 
-void slim_data_lut(float lut[256], double mean, double std) {
+void data_lut(float lut[256], double mean, double std) {
     for (int p = 0; p < 256; p++)
         lut[p] = (float)(((double)p / 255.0 - mean) / std);
 }
@@ -150,7 +151,7 @@ static char *dup_string(const char *s) {
     return d;
 }
 
-slim_status slim_data_set_class_names(slim_dataset *ds, const char *const *names, int n) {
+slim_status data_set_class_names(slim_dataset *ds, const char *const *names, int n) {
     char **copy = slim_calloc((size_t)n, sizeof *copy);
     if (!copy) return SLIM_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
@@ -172,7 +173,7 @@ slim_status slim_data_set_class_names(slim_dataset *ds, const char *const *names
     return SLIM_OK;
 }
 
-slim_status slim_data_set_source(slim_dataset *ds, const char *source) {
+slim_status data_set_source(slim_dataset *ds, const char *source) {
     char *s = dup_string(source);
     if (!s) return SLIM_ERR_NOMEM;
     free(ds->source);
@@ -180,8 +181,7 @@ slim_status slim_data_set_source(slim_dataset *ds, const char *source) {
     return SLIM_OK;
 }
 
-slim_status slim_data_check_shape(const slim_data_options *opts, int c, int h, int w,
-                                  const char *what) {
+slim_status data_check_shape(const slim_data_options *opts, int c, int h, int w, const char *what) {
     if (!opts) return SLIM_OK;
     if ((opts->c && opts->c != c) || (opts->h && opts->h != h) || (opts->w && opts->w != w))
         return slim_error(SLIM_ERR_SHAPE, "%s holds %dx%dx%d images but %dx%dx%d are expected",
@@ -190,42 +190,24 @@ slim_status slim_data_check_shape(const slim_data_options *opts, int c, int h, i
     return SLIM_OK;
 }
 
-slim_status slim_data_join(char *buf, size_t len, const char *dir, const char *name) {
+slim_status data_join(char *buf, size_t len, const char *dir, const char *name) {
     int k = snprintf(buf, len, "%s/%s", dir, name);
     if (k < 0 || (size_t)k >= len)
         return slim_error(SLIM_ERR_ARG, "path too long: %s/%s", dir, name);
     return SLIM_OK;
 }
 
-int slim_data_is_dir(const char *path) {
+int data_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int slim_data_is_file(const char *path) {
+int data_is_file(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* ---- the --data resolver ---------------------------------------------- */
-
-#define PATH_LEN 4096
-
-static const char *const fashion_names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                              "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                              "Bag",         "Ankle boot"};
-static const char *const digit_names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-
-/* dir/<base>.gz if it exists, else dir/<base> if it exists; 0 if neither. */
-static int find_idx_file(char *buf, size_t len, const char *dir, const char *base) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.gz", base);
-    if (slim_data_join(buf, len, dir, name) == SLIM_OK && slim_data_is_file(buf)) return 1;
-    if (slim_data_join(buf, len, dir, base) == SLIM_OK && slim_data_is_file(buf)) return 1;
-    return 0;
-}
-
-static int contains_nocase(const char *s, const char *word) {
+int data_contains_nocase(const char *s, const char *word) {
     size_t n = strlen(word);
     for (; *s; s++) {
         size_t i = 0;
@@ -234,91 +216,4 @@ static int contains_nocase(const char *s, const char *word) {
         if (i == n) return 1;
     }
     return 0;
-}
-
-static slim_status load_idx_dir(const char *dir, int train, const slim_data_options *opts,
-                                slim_dataset **out) {
-    const char *prefix = train ? "train" : "t10k";
-    char base[64], images[PATH_LEN], labels[PATH_LEN];
-    snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
-    if (!find_idx_file(images, sizeof images, dir, base))
-        return slim_error(SLIM_ERR_IO, "%s: no %s[.gz] for the %s split", dir, base,
-                          train ? "train" : "test");
-    snprintf(base, sizeof base, "%s-labels-idx1-ubyte", prefix);
-    if (!find_idx_file(labels, sizeof labels, dir, base))
-        return slim_error(SLIM_ERR_IO, "%s: no %s[.gz] for the %s split", dir, base,
-                          train ? "train" : "test");
-    int fashion = contains_nocase(dir, "fashion");
-    float mean = fashion ? 0.2860f : 0.1307f, std = fashion ? 0.3530f : 0.3081f;
-    slim_dataset *ds = NULL;
-    SLIM_TRY(slim_data_load_idx_limit(images, labels, mean, std, opts ? opts->limit : 0, &ds));
-    slim_status st = slim_data_check_shape(opts, ds->c, ds->h, ds->w, images);
-    if (st == SLIM_OK)
-        st = slim_data_set_class_names(ds, fashion ? fashion_names : digit_names, 10);
-    if (st == SLIM_OK) st = slim_data_set_source(ds, dir);
-    if (st != SLIM_OK) {
-        slim_dataset_free(ds);
-        return st;
-    }
-    *out = ds;
-    return SLIM_OK;
-}
-
-static slim_status load_image_root(const char *root, int train, const slim_data_options *opts,
-                                   slim_dataset **out) {
-    char train_dir[PATH_LEN], test_dir[PATH_LEN];
-    SLIM_TRY(slim_data_join(train_dir, sizeof train_dir, root, "train"));
-    SLIM_TRY(slim_data_join(test_dir, sizeof test_dir, root, "test"));
-    if (!slim_data_is_dir(train_dir)) {
-        if (!train)
-            slim_log(SLIM_LOG_WARN,
-                     "%s has no train/ and test/ subfolders: the test split is the training "
-                     "images",
-                     root);
-        return slim_data_load_imagefolder(root, NULL, 0, opts, out);
-    }
-    if (train) return slim_data_load_imagefolder(train_dir, NULL, 0, opts, out);
-    if (!slim_data_is_dir(test_dir))
-        return slim_error(SLIM_ERR_IO, "%s has a train/ subfolder but no test/ subfolder", root);
-    /* The test split's labels must index the train split's classes. */
-    char **names = NULL;
-    int n_names = 0;
-    SLIM_TRY(slim_data_list_classes(train_dir, &names, &n_names));
-    slim_status st =
-        slim_data_load_imagefolder(test_dir, (const char *const *)names, n_names, opts, out);
-    slim_data_free_names(names, n_names);
-    return st;
-}
-
-slim_status slim_data_load(const char *spec, int train, const slim_data_options *opts,
-                           slim_dataset **out) {
-    *out = NULL;
-    if (!spec || !*spec || strcmp(spec, "fashion-mnist") == 0) {
-        if (!slim_data_is_dir(SLIM_FASHION_MNIST_DIR))
-            return slim_error(SLIM_ERR_IO,
-                              "Fashion-MNIST not found in %s (install the Debian package "
-                              "dataset-fashion-mnist, or pass a data directory)",
-                              SLIM_FASHION_MNIST_DIR);
-        return load_idx_dir(SLIM_FASHION_MNIST_DIR, train, opts, out);
-    }
-    if (!slim_data_is_dir(spec))
-        return slim_error(SLIM_ERR_IO,
-                          "data '%s' is neither a known data set (fashion-mnist) nor a directory",
-                          spec);
-    char path[PATH_LEN];
-    if (find_idx_file(path, sizeof path, spec, "train-images-idx3-ubyte") ||
-        find_idx_file(path, sizeof path, spec, "t10k-images-idx3-ubyte"))
-        return load_idx_dir(spec, train, opts, out);
-    static const char *const cifar_markers[] = {"data_batch_1.bin", "test_batch.bin"};
-    for (int i = 0; i < 2; i++) {
-        SLIM_TRY(slim_data_join(path, sizeof path, spec, cifar_markers[i]));
-        if (slim_data_is_file(path)) return slim_data_load_cifar10(spec, train, opts, out);
-    }
-    char sub[PATH_LEN];
-    SLIM_TRY(slim_data_join(sub, sizeof sub, spec, "cifar-10-batches-bin"));
-    for (int i = 0; i < 2; i++) {
-        SLIM_TRY(slim_data_join(path, sizeof path, sub, cifar_markers[i]));
-        if (slim_data_is_file(path)) return slim_data_load_cifar10(sub, train, opts, out);
-    }
-    return load_image_root(spec, train, opts, out);
 }

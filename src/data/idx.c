@@ -188,8 +188,8 @@ static slim_status read_labels(const char *path, uint32_t *n_out, unsigned char 
     return SLIM_OK;
 }
 
-slim_status slim_data_load_idx_limit(const char *images_path, const char *labels_path, float mean,
-                                     float std, size_t limit, slim_dataset **out) {
+slim_status data_load_idx_limit(const char *images_path, const char *labels_path, float mean,
+                                float std, size_t limit, slim_dataset **out) {
     *out = NULL;
     if (!(std > 0.0f))
         return slim_error(SLIM_ERR_ARG, "IDX: std must be > 0 (got %g)", (double)std);
@@ -232,8 +232,8 @@ slim_status slim_data_load_idx_limit(const char *images_path, const char *labels
     gzclose(f);
 
     slim_dataset *ds = NULL;
-    if (st == SLIM_OK) st = slim_data_new_bytes(0, 1, (int)rows, (int)cols, IDX_N_CLASSES, &ds);
-    if (st == SLIM_OK) st = slim_data_set_source(ds, images_path);
+    if (st == SLIM_OK) st = data_new_bytes(0, 1, (int)rows, (int)cols, IDX_N_CLASSES, &ds);
+    if (st == SLIM_OK) st = data_set_source(ds, images_path);
     if (st == SLIM_OK) {
         int32_t *lab = realloc(ds->labels, keep * sizeof *lab);
         if (!lab) {
@@ -263,5 +263,5 @@ slim_status slim_data_load_idx_limit(const char *images_path, const char *labels
 
 slim_status slim_data_load_idx(const char *images_path, const char *labels_path, float mean,
                                float std, slim_dataset **out) {
-    return slim_data_load_idx_limit(images_path, labels_path, mean, std, 0, out);
+    return data_load_idx_limit(images_path, labels_path, mean, std, 0, out);
 }

@@ -44,8 +44,6 @@
 #include <stb/stb_image.h>
 
 #define PATH_LEN 4096
-#define FOLDER_MEAN 0.5
-#define FOLDER_STD 0.5
 /* An image a network takes unresized is far smaller than this; the cap only
  * keeps a stray huge file from being read into memory whole. */
 #define IMAGE_MAX_FILE_MIB 64
@@ -107,10 +105,9 @@ static slim_status list_dir(const char *dir, int want_dirs, name_list *out) {
     while (st == SLIM_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
         if (!want_dirs && !is_image_name(e->d_name)) continue;
-        st = slim_data_join(path, sizeof path, dir, e->d_name);
+        st = data_join(path, sizeof path, dir, e->d_name);
         if (st != SLIM_OK) break;
-        if (want_dirs ? slim_data_is_dir(path) : slim_data_is_file(path))
-            st = list_push(out, e->d_name);
+        if (want_dirs ? data_is_dir(path) : data_is_file(path)) st = list_push(out, e->d_name);
     }
     closedir(d);
     if (st != SLIM_OK) {
@@ -121,7 +118,7 @@ static slim_status list_dir(const char *dir, int want_dirs, name_list *out) {
     return SLIM_OK;
 }
 
-slim_status slim_data_list_classes(const char *dir, char ***names, int *n) {
+slim_status data_list_classes(const char *dir, char ***names, int *n) {
     *names = NULL;
     *n = 0;
     name_list l = {0};
@@ -139,7 +136,7 @@ slim_status slim_data_list_classes(const char *dir, char ***names, int *n) {
     return SLIM_OK;
 }
 
-void slim_data_free_names(char **names, int n) {
+void data_free_names(char **names, int n) {
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -525,7 +522,7 @@ slim_status slim_data_load_image(const char *path, int c, int h, int w, const fl
     float luts[SLIM_DATA_MAX_CHANNELS][256];
     for (int k = 0; k < c; k++) {
         if (!(std[k] > 0.0f)) return slim_error(SLIM_ERR_ARG, "%s: std[%d] must be > 0", path, k);
-        slim_data_lut(luts[k], mean[k], std[k]);
+        data_lut(luts[k], mean[k], std[k]);
     }
     return decode(path, c, h, w, (const float(*)[256])luts, x, NULL);
 }
@@ -562,13 +559,13 @@ static slim_status collect(const char *dir, char *const *classes, int n_classes,
                             subdirs.v[s], n_classes);
             break;
         }
-        st = slim_data_join(class_dir, sizeof class_dir, dir, subdirs.v[s]);
+        st = data_join(class_dir, sizeof class_dir, dir, subdirs.v[s]);
         name_list files = {0};
         if (st == SLIM_OK) st = list_dir(class_dir, 0, &files);
         if (st == SLIM_OK && files.n == 0)
             slim_log(SLIM_LOG_WARN, "%s: no .png/.jpg/.jpeg images in this class", class_dir);
         for (size_t i = 0; i < files.n && st == SLIM_OK; i++) {
-            st = slim_data_join(path, sizeof path, class_dir, files.v[i]);
+            st = data_join(path, sizeof path, class_dir, files.v[i]);
             if (st != SLIM_OK) break;
             if (n == cap) {
                 size_t next = cap ? cap * 2 : 256;
@@ -630,7 +627,7 @@ slim_status slim_data_load_imagefolder(const char *dir, const char *const *class
     char **own_names = NULL;
     int n_own = 0;
     if (!class_names) {
-        SLIM_TRY(slim_data_list_classes(dir, &own_names, &n_own));
+        SLIM_TRY(data_list_classes(dir, &own_names, &n_own));
         class_names = (const char *const *)own_names;
         n_classes = n_own;
     } else if (n_classes < 1) {
@@ -643,15 +640,12 @@ slim_status slim_data_load_imagefolder(const char *dir, const char *const *class
     slim_status st = collect(dir, (char *const *)class_names, n_classes, &items, &total);
     if (st == SLIM_OK) st = infer_shape(items[0].path, opts, &c, &h, &w);
     size_t keep = opts && opts->limit && opts->limit < total ? opts->limit : total;
-    if (st == SLIM_OK) st = slim_data_new_bytes(keep, c, h, w, n_classes, &ds);
-    if (st == SLIM_OK) st = slim_data_set_class_names(ds, class_names, n_classes);
-    if (st == SLIM_OK) st = slim_data_set_source(ds, dir);
+    if (st == SLIM_OK) st = data_new_bytes(keep, c, h, w, n_classes, &ds);
+    if (st == SLIM_OK) st = data_set_class_names(ds, class_names, n_classes);
+    if (st == SLIM_OK) st = data_set_source(ds, dir);
     if (st == SLIM_OK) {
         ds->kind = "imagefolder";
-        for (int k = 0; k < c; k++) {
-            ds->mean[k] = (float)FOLDER_MEAN;
-            ds->std[k] = (float)FOLDER_STD;
-        }
+        data_norm(DATA_IMAGE_FOLDER, c, ds->mean, ds->std);
         size_t per = (size_t)c * (size_t)h * (size_t)w;
         for (size_t k = 0; k < keep && st == SLIM_OK; k++) {
             /* Evenly spaced picks keep every class when limiting. */
@@ -661,7 +655,7 @@ slim_status slim_data_load_imagefolder(const char *dir, const char *const *class
         }
     }
     items_free(items, total);
-    if (own_names) slim_data_free_names(own_names, n_own);
+    if (own_names) data_free_names(own_names, n_own);
     if (st != SLIM_OK) {
         slim_dataset_free(ds);
         return st;

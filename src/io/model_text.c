@@ -91,26 +91,24 @@ static const char *show(const char *s, char *buf, size_t len) {
 static slim_status line_error(const parser *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static slim_status line_error(const parser *p, const char *fmt, ...) {
-    char what[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    slim_errorv(SLIM_ERR_FORMAT, fmt, ap);
     va_end(ap);
-    return slim_error(SLIM_ERR_FORMAT, "%s:%d: %s", p->source, p->line, what);
+    return slim_error_prefix(SLIM_ERR_FORMAT, "%s:%d", p->source, p->line);
 }
 
 /* "<source>:<line>: <kind> '<name>': <what>" for the layer being parsed. */
 static slim_status layer_error(const parser *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static slim_status layer_error(const parser *p, const char *fmt, ...) {
-    char what[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    slim_errorv(SLIM_ERR_FORMAT, fmt, ap);
     va_end(ap);
     const slim_layer *l = &p->layers[p->n];
-    return slim_error(SLIM_ERR_FORMAT, "%s:%d: %s '%s': %s", p->source, p->line,
-                      slim_layer_kind_name(l->kind), l->name, what);
+    return slim_error_prefix(SLIM_ERR_FORMAT, "%s:%d: %s '%s'", p->source, p->line,
+                             slim_layer_kind_name(l->kind), l->name);
 }
 
 /* ", "-separated list of a kind's keys into buf. */
@@ -131,19 +129,6 @@ static int kind_key_count(slim_layer_kind kind) {
 }
 
 /* ---- values ------------------------------------------------------------ */
-
-static int valid_name(const char *s) {
-    size_t n = strlen(s);
-    if (n == 0 || n >= SLIM_NAME_MAX) return 0;
-    if (!(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) return 0;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!(c == '_' || c == '-' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-              (c >= '0' && c <= '9')))
-            return 0;
-    }
-    return 1;
-}
 
 /* Strict decimal integer: optional '-', digits, nothing else. Returns 1 on
  * success, 0 when not an integer, -1 when it overflows a long. */
@@ -358,7 +343,7 @@ static slim_status set_name(parser *p, slim_layer *l, const char *written) {
     const char *kind = slim_layer_kind_name(l->kind);
     int count = ++p->kind_count[l->kind];
     if (written) {
-        if (!valid_name(written))
+        if (!slim_layer_name_valid(written))
             return line_error(p,
                               "%s: invalid name '%s' (a name starts with a letter or '_', "
                               "continues with letters, digits, '_' or '-', and has at most %d "
@@ -620,7 +605,7 @@ slim_status slim_model_to_text(const slim_model *model, char **out) {
     int n = model->n_layers;
     int name_width = 0;
     for (int i = 0; i < n; i++) {
-        if (!valid_name(L[i].name))
+        if (!slim_layer_name_valid(L[i].name))
             return slim_error(SLIM_ERR_ARG,
                               "slim_model_to_text: layer %d has no valid name (finish the model "
                               "first)",

@@ -31,10 +31,9 @@ static slim_status layer_error(const slim_model *m, int i, slim_status status, c
     __attribute__((format(printf, 4, 5)));
 static slim_status layer_error(const slim_model *m, int i, slim_status status, const char *fmt,
                                ...) {
-    char what[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    slim_errorv(status, fmt, ap);
     va_end(ap);
     const slim_layer *l = &m->layers[i];
     char where[320];
@@ -45,9 +44,9 @@ static slim_status layer_error(const slim_model *m, int i, slim_status status, c
     else
         where[0] = '\0';
     if (l->name[0])
-        return slim_error(status, "%s%s '%.31s': %s", where, slim_layer_kind_name(l->kind), l->name,
-                          what);
-    return slim_error(status, "%s%s (layer %d): %s", where, slim_layer_kind_name(l->kind), i, what);
+        return slim_error_prefix(status, "%s%s '%.31s'", where, slim_layer_kind_name(l->kind),
+                                 l->name);
+    return slim_error_prefix(status, "%s%s (layer %d)", where, slim_layer_kind_name(l->kind), i);
 }
 
 /* ---- allocation helpers ----------------------------------------------- */
@@ -114,7 +113,7 @@ void slim_model_free(slim_model *model) {
 
 /* ---- structure --------------------------------------------------------- */
 
-static int valid_name(const char *s) {
+int slim_layer_name_valid(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n >= SLIM_NAME_MAX) return 0;
     if (!(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) return 0;
@@ -203,7 +202,7 @@ static slim_status check_structure(slim_model *m) {
             else
                 snprintf(l->name, sizeof l->name, "%s%d", kind_names[l->kind], count[l->kind]);
         }
-        if (!valid_name(l->name))
+        if (!slim_layer_name_valid(l->name))
             return layer_error(m, i, SLIM_ERR_ARG,
                                "invalid name (names match [A-Za-z_][A-Za-z0-9_-]*, at most %d "
                                "characters)",

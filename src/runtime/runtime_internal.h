@@ -24,6 +24,7 @@
 #include "kernels/own.h"
 #include "slim/kernels.h"
 #include "slim/nn.h"
+#include "slim/passes.h"
 #include "slim/runtime.h"
 
 #define RT_MAX_ARGS 8

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +15,6 @@
 /* RNG streams: one seed, separate streams so that changing the model does
  * not change the data order. */
 enum { STREAM_INIT = 1, STREAM_DATA = 2 };
-
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
 
 void slim_train_config_default(slim_train_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -383,6 +376,10 @@ static int argmax_hits(const slim_tensor *logits, const int32_t *y, int n) {
     return hits;
 }
 
+static int stop_requested(const slim_train_config *c) {
+    return c->stop && *c->stop == SLIM_TRAIN_STOP;
+}
+
 static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
     const slim_train_config *c = &rs->cfg;
     const slim_layer *in = &rs->model->layers[0];
@@ -440,11 +437,11 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             timed += slim_clock_s() - ts;
             progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
                      (double)seen / (timed > 0 ? timed : 1), &last_print, 0);
-            if (interrupted) break;
+            if (stop_requested(c)) break;
         }
         if (st != SLIM_OK) break;
         double ips = (double)seen / (timed > 0 ? timed : 1);
-        if (interrupted) {
+        if (stop_requested(c)) {
             if (!c->quiet) fputc('\n', stderr);
             st = save_checkpoint(rs);
             if (st == SLIM_OK) {
@@ -500,15 +497,9 @@ slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary
     slim_train_config copy = *cfg;
     slim_status st = setup(&rs, &copy);
     if (st == SLIM_OK) {
-        struct sigaction sa, old;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_sigint;
-        sa.sa_flags = SA_RESTART; /* file writes in progress are not cut short */
-        sigemptyset(&sa.sa_mask);
-        interrupted = 0;
-        sigaction(SIGINT, &sa, &old);
+        if (cfg->stop) *cfg->stop = SLIM_TRAIN_RUNNING;
         st = run_epochs(&rs, summary);
-        sigaction(SIGINT, &old, NULL);
+        if (cfg->stop) *cfg->stop = SLIM_TRAIN_IDLE;
     }
     teardown(&rs);
     return st;

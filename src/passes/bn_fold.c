@@ -6,8 +6,7 @@
  * conv(x; W, b) + biasmap goes to conv(x; W s, (b - mean) s + beta) +
  * biasmap s. The new structure is written as model text and parsed back, so
  * that the folded model is exactly what its text says. */
-#include "slim/nn.h"
-#include "slim/runtime.h"
+#include "slim/passes.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,5 @@
 /* lasso: the classical LASSO / group lasso, solved by ISTA or FISTA with the
- * proximal operators that slim's training uses (slim/prox.h via
- * slim/lasso.h).
+ * proximal operators that slim's training uses (slim/prox.h via lasso.h).
  *
  *   lasso                         regularisation path on a synthetic problem
  *   lasso --lambda 0.1            one fit: intercept and every coefficient
@@ -18,7 +17,7 @@
 
 #include <stb/stb_image_write.h>
 
-#include "slim/lasso.h"
+#include "lasso.h"
 
 /* The synthetic problem: n samples, p features, k of them truly nonzero. */
 #define SYN_N 200
@@ -36,7 +35,7 @@
 typedef struct config {
     double lambda;
     int have_lambda;
-    slim_lasso_options opt;
+    lasso_options opt;
     size_t points;
     double min_ratio;
     uint64_t seed;
@@ -85,9 +84,9 @@ static int set_lambda(config *c, const char *v) {
 }
 static int set_method(config *c, const char *v) {
     if (strcmp(v, "ista") == 0)
-        c->opt.method = SLIM_LASSO_ISTA;
+        c->opt.method = LASSO_ISTA;
     else if (strcmp(v, "fista") == 0)
-        c->opt.method = SLIM_LASSO_FISTA;
+        c->opt.method = LASSO_FISTA;
     else
         return 0;
     return 1;
@@ -206,7 +205,7 @@ static int parse_args(int argc, char **argv, config *c) {
 
 /* ---- output -------------------------------------------------------------- */
 
-static void print_true_support(const slim_lasso_data *d) {
+static void print_true_support(const lasso_data *d) {
     size_t k = 0;
     for (size_t j = 0; j < d->p; j++)
         k += d->beta_true[j] != 0;
@@ -216,7 +215,7 @@ static void print_true_support(const slim_lasso_data *d) {
     printf("\n");
 }
 
-static void report_fit(const slim_lasso_result *res, double lambda, const slim_lasso_options *opt) {
+static void report_fit(const lasso_result *res, double lambda, const lasso_options *opt) {
     if (!res->converged)
         fprintf(stderr,
                 "lasso: warning: lambda %.6g: not converged after %zu iterations "
@@ -224,7 +223,7 @@ static void report_fit(const slim_lasso_result *res, double lambda, const slim_l
                 lambda, res->iterations, res->kkt, opt->tol);
 }
 
-static int fit_one(const config *c, const slim_lasso_data *d, const slim_lasso_problem *prob) {
+static int fit_one(const config *c, const lasso_data *d, const lasso_problem *prob) {
     double *beta = calloc(prob->p, sizeof(double));
     double *orig = calloc(prob->p, sizeof(double));
     if (!beta || !orig) {
@@ -232,8 +231,8 @@ static int fit_one(const config *c, const slim_lasso_data *d, const slim_lasso_p
         free(orig);
         return fail("out of memory");
     }
-    slim_lasso_result res;
-    slim_status s = slim_lasso_fit(prob, c->lambda, &c->opt, beta, &res);
+    lasso_result res;
+    slim_status s = lasso_fit(prob, c->lambda, &c->opt, beta, &res);
     if (s != SLIM_OK) {
         free(beta);
         free(orig);
@@ -243,7 +242,7 @@ static int fit_one(const config *c, const slim_lasso_data *d, const slim_lasso_p
     fprintf(stderr, "lasso: lambda %.6g: %zu nonzeros, %zu iterations, objective %.10g\n",
             c->lambda, res.nonzeros, res.iterations, res.objective);
     double intercept;
-    slim_lasso_to_original(prob, beta, orig, &intercept);
+    lasso_to_original(prob, beta, orig, &intercept);
     printf("(intercept) %.10g\n", intercept);
     for (size_t j = 0; j < prob->p; j++)
         printf("%s %.10g\n", d->names[j], orig[j]);
@@ -325,9 +324,9 @@ static int write_path_png(const char *path, const double *lambdas, const double 
 
 /* ---- the path -------------------------------------------------------------- */
 
-static int fit_path(const config *c, const slim_lasso_problem *prob) {
+static int fit_path(const config *c, const lasso_problem *prob) {
     size_t p = prob->p, points = c->points;
-    double lmax = slim_lasso_lambda_max(prob, c->opt.group_size);
+    double lmax = lasso_lambda_max(prob, c->opt.group_size);
     if (!isfinite(lmax)) return fail("out of memory");
     if (lmax == 0) {
         fprintf(stderr, "lasso: note: y is constant (or every feature is): lambda_max = 0\n");
@@ -349,8 +348,8 @@ static int fit_path(const config *c, const slim_lasso_problem *prob) {
         /* λ_k = λ_max · R^(k/(points−1)): log-spaced; warm start from the
          * previous solution, which is close when the grid is fine. */
         lambdas[k] = lmax * pow(c->min_ratio, (double)k / (double)(points - 1));
-        slim_lasso_result res;
-        if (slim_lasso_fit(prob, lambdas[k], &c->opt, beta, &res) != SLIM_OK) {
+        lasso_result res;
+        if (lasso_fit(prob, lambdas[k], &c->opt, beta, &res) != SLIM_OK) {
             rc = fail("%s", slim_last_error());
             break;
         }
@@ -369,7 +368,7 @@ static int fit_path(const config *c, const slim_lasso_problem *prob) {
 int main(int argc, char **argv) {
     config c;
     memset(&c, 0, sizeof c);
-    slim_lasso_options_default(&c.opt);
+    lasso_options_default(&c.opt);
     c.points = PATH_POINTS;
     c.min_ratio = PATH_MIN_RATIO;
     c.seed = 1;
@@ -379,20 +378,20 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    slim_lasso_data data;
-    slim_status s = c.csv ? slim_lasso_read_csv(c.csv, c.target, &data)
-                          : slim_lasso_synthetic(SYN_N, SYN_P, SYN_K, SYN_NOISE, c.seed, &data);
+    lasso_data data;
+    slim_status s = c.csv ? lasso_read_csv(c.csv, c.target, &data)
+                          : lasso_synthetic(SYN_N, SYN_P, SYN_K, SYN_NOISE, c.seed, &data);
     if (s != SLIM_OK) return fail("%s", slim_last_error());
     if (c.true_support) print_true_support(&data);
 
-    slim_lasso_problem prob;
-    s = slim_lasso_problem_init(&prob, data.x, data.y, data.n, data.p);
+    lasso_problem prob;
+    s = lasso_problem_init(&prob, data.x, data.y, data.n, data.p);
     if (s != SLIM_OK) {
-        slim_lasso_data_free(&data);
+        lasso_data_free(&data);
         return fail("%s", slim_last_error());
     }
     fprintf(stderr, "lasso: %s: n=%zu p=%zu, target '%s', %s%s\n", c.csv ? c.csv : "synthetic",
-            data.n, data.p, data.target, c.opt.method == SLIM_LASSO_ISTA ? "ista" : "fista",
+            data.n, data.p, data.target, c.opt.method == LASSO_ISTA ? "ista" : "fista",
             c.opt.group_size > 1 ? ", group lasso" : "");
     for (size_t j = 0; j < data.p; j++)
         if (prob.sd[j] == 0)
@@ -400,8 +399,8 @@ int main(int argc, char **argv) {
                     data.names[j]);
 
     int rc = c.have_lambda ? fit_one(&c, &data, &prob) : fit_path(&c, &prob);
-    slim_lasso_problem_free(&prob);
-    slim_lasso_data_free(&data);
+    lasso_problem_free(&prob);
+    lasso_data_free(&data);
     if (rc == 0 && fflush(stdout) != 0) rc = fail("cannot write the output");
     return rc;
 }
