@@ -20,12 +20,11 @@ static const char *const section_name[N_SECTIONS] = {"model text", "metadata", "
 static slim_status bad(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static slim_status bad(const char *name, const char *fmt, ...) {
-    char what[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    slim_errorv(SLIM_ERR_FORMAT, fmt, ap);
     va_end(ap);
-    return slim_error(SLIM_ERR_FORMAT, "%s: %s", name, what);
+    return slim_error_prefix(SLIM_ERR_FORMAT, "%s", name);
 }
 
 typedef unsigned long long ull; /* for printf */
