@@ -129,9 +129,8 @@ static int show_text(slim_status st, char **text, const char *what) {
     return 0;
 }
 
-/* One pass (slim_runtime_measure: on a runtime of its own; with two
- * runtimes alive, batch-1 latency on two threads measured 0.25 ms where it
- * is 0.16 alone): images/s at batch 256 over the data set, and the median
+/* One pass (slim_runtime_measure, on a runtime of its own: another runtime
+ * alive slows batch-1 latency): images/s at batch 256 over the data set, and the median
  * batch-1 latency of 200 runs; the best of each is kept. With show, first
  * the model's plan and/or per-step profile for batch 256. */
 static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int show) {

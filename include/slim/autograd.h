@@ -8,9 +8,8 @@
  *
  * Gradients of the tape's own tensors (activation gradients) live in the
  * tape's gradient pool and only while they can matter, which is what keeps
- * a training step's memory near its activations alone (on vgg-fm at batch
- * 128 all activation gradients together were 140 MB; the pool holds
- * 29 MB):
+ * a training step's memory near its activations alone (docs/ARCHITECTURE.md,
+ * "Memory"):
  *   - an op's output gets a zeroed gradient buffer when it is made, so that
  *     a caller may seed it (the loss; a test's output);
  *   - once another recorded op consumes the tensor, that buffer goes back to

@@ -6,8 +6,8 @@
  *   - bytes (`pixels`, `images` NULL): what every loader makes. The raw
  *     pixel bytes are kept and normalised only when images are copied out
  *     (slim_dataset_gather, slim_batcher_next, slim_dataset_read): a quarter
- *     of the memory of floats (Fashion-MNIST's train split: 47 MB instead of
- *     188 MB, the largest item of a training run's peak memory). The copy
+ *     of the memory of floats (a training run's largest item of memory).
+ *     The copy
  *     goes through a 256-entry table per channel holding exactly the floats
  *     the formula below gives, so the batches are bit for bit those of a
  *     float copy.
