@@ -71,11 +71,11 @@ typedef struct slim_runtime_stats {
     int max_batch;
     int n_classes;
     int plans_built;         /* so far: one per batch size (per thread for tiles) */
-    int steps;               /* primitives in the plan max_batch runs (of a tile) */
+    int steps;               /* steps in the plan max_batch runs (of a tile) */
     int reorders;            /* of which reorders (layout changes, input, output) */
     size_t arena_bytes;      /* activations: the arenas of all threads */
     size_t scratchpad_bytes; /* the scratchpads of all threads */
-    size_t weight_bytes;     /* weights in the layouts the primitives chose */
+    size_t weight_bytes;     /* weights in the layouts the steps chose */
     int tile_batch;          /* a larger batch runs as tiles of at most this many images */
     int workers;             /* threads that run tiles in parallel (0: one thread) */
 } slim_runtime_stats;
