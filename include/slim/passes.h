@@ -2,6 +2,8 @@
  * one (the input is never modified) whose structure is written as model text
  * (slim_model_to_text) and parsed again, so the text is the truth:
  *   - batch-norm folding (slim_model_fold_bn), which the runtime applies;
+ *   - biasmaps as the weights of a channel of ones
+ *     (slim_model_biasmap_as_channel), which the runtime applies too;
  *   - pruning (slim_prune), below.
  * Pruning's analysis and checks (channel groups, the report table, output
  * comparison) are in slim/prune.h.
@@ -57,6 +59,20 @@ extern "C" {
  * is the truth), then the parameters are copied or folded. `in` is not
  * changed; *out is the caller's (slim_model_free). */
 slim_status slim_model_fold_bn(const slim_model *in, slim_model **out);
+
+/* ---- biasmaps as a channel of ones (src/passes/biasmap_channel.c) ---- */
+
+/* Turns the biasmap of a conv into the weights of one more input channel
+ * holding ones, made by the conv that produces its input (one more filter,
+ * weights 0, bias 1), where that is exact and free: the producer's channel
+ * count is not a multiple of 16 and only relu/pools lie between them.
+ * keep[i] (keep may be NULL) leaves conv i's biasmap alone. ones[i] and
+ * fold[i] ([m->n_layers], set here) mark the producers that got a channel
+ * of ones and the convs whose biasmap became its weights. *out is the
+ * rewritten model (the caller's, slim_model_free), or NULL when nothing
+ * was rewritten; m is not changed. Layer indices stay the same. */
+slim_status slim_model_biasmap_as_channel(const slim_model *m, const int *keep, slim_model **out,
+                                          int *ones, int *fold);
 
 /* ---- pruning (src/passes/prune.c) ------------------------------------- */
 

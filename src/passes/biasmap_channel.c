@@ -1,5 +1,5 @@
 /* A model -> model pass: biasmaps as the weights of a channel of ones
- * (see biasmap_channel.h).
+ * (declared in slim/passes.h).
  *
  * A biasmap (cout, oh, ow) comes from pruning's exact fold: it is the conv
  * applied to an input holding a constant in each removed channel, with the
@@ -29,7 +29,7 @@
  * would see the extra channel. A consumer the caller keeps (the runtime:
  * one of its own convs, which add the biasmap themselves at no cost) is
  * not. */
-#include "passes/biasmap_channel.h"
+#include "slim/passes.h"
 
 #include <math.h>
 #include <stdlib.h>

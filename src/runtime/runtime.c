@@ -4,7 +4,7 @@
  * See include/slim/runtime.h. */
 #include "runtime/runtime_internal.h"
 
-#include "passes/biasmap_channel.h"
+#include "slim/passes.h"
 
 #include <omp.h>
 #include <stdio.h>
