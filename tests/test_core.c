@@ -113,11 +113,32 @@ static void test_calloc_large(void **state) {
     assert_non_null(strstr(slim_last_error(), "overflow"));
 }
 
+/* slim_median sorts in place and averages the two middle values of an even
+ * count; slim_clock_s never goes back. */
+static void test_clock_median(void **state) {
+    (void)state;
+    double odd[] = {3.0, -1.0, 2.0, 9.0, 0.5};
+    assert_true(slim_median(odd, 5) == 2.0);
+    assert_true(odd[0] == -1.0 && odd[4] == 9.0);
+    double even[] = {4.0, 1.0, 3.0, 2.0};
+    assert_true(slim_median(even, 4) == 2.5);
+    double one[] = {7.0};
+    assert_true(slim_median(one, 1) == 7.0);
+    assert_true(slim_median(NULL, 0) == 0.0);
+    double t0 = slim_clock_s(), t1 = t0;
+    for (int i = 0; i < 1000; i++) {
+        double t = slim_clock_s();
+        assert_true(t >= t1);
+        t1 = t;
+    }
+    assert_true(t0 > 0.0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pcg32_reference),    cmocka_unit_test(test_rng_ranges),
         cmocka_unit_test(test_arena_steady_state), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_calloc_large),
+        cmocka_unit_test(test_calloc_large),       cmocka_unit_test(test_clock_median),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
