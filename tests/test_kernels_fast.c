@@ -552,7 +552,7 @@ static void test_relu_op(void **state) {
 /* (n, c, hw) plain <-> (n, ceil(c/16), hw, 16) blocks; pad fills the
  * blocks' padding channels. */
 static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
-    int cb = (c + 15) / 16;
+    int cb = round16(c) / 16;
     size_t total = (size_t)n * cb * 16 * hw;
     float *y = malloc(total * sizeof(float));
     for (size_t i = 0; i < total; i++)
@@ -568,7 +568,7 @@ static float *to_blocks(int n, int c, int hw, const float *x, float pad) {
 /* (n, ceil(c/16), h, w, 16) blocks -> the same in padded planes
  * (padded_size), border filled with `border`. */
 static float *to_padded(int n, int c, int h, int w, const float *x, float border) {
-    size_t planes = (size_t)n * ((c + 15) / 16), hp = padded_size(h), wp = padded_size(w);
+    size_t planes = (size_t)n * (round16(c) / 16), hp = padded_size(h), wp = padded_size(w);
     float *y = malloc(planes * hp * wp * 16 * sizeof(float));
     for (size_t i = 0; i < planes * hp * wp * 16; i++)
         y[i] = border;
@@ -583,7 +583,7 @@ static float *to_padded(int n, int c, int h, int w, const float *x, float border
  * made narrow in place (planes_narrow: 8 floats per pixel in the
  * first half of its plane), the half it no longer uses set to `rest`. */
 static void to_narrow(float *y, int n, int c, int h, int w, float rest) {
-    size_t blocks = (size_t)(c + 15) / 16, pixels = (size_t)padded_size(h) * padded_size(w);
+    size_t blocks = (size_t)round16(c) / 16, pixels = (size_t)padded_size(h) * padded_size(w);
     for (int i = 0; i < n; i++) {
         float *plane = y + ((size_t)i * blocks + blocks - 1) * pixels * 16;
         for (size_t p = 0; p < pixels; p++)
@@ -714,7 +714,7 @@ static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int 
         }
     }
     size_t ybn =
-        (size_t)n * ((cout + 15) / 16) * 16 *
+        (size_t)n * round16(cout) *
         ((layout & OUT_PADDED) ? (size_t)padded_size(oh) * padded_size(ow) : (size_t)oh * ow);
     float *got = malloc(ybn * sizeof(float));
     for (size_t i = 0; i < ybn; i++)

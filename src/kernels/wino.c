@@ -14,7 +14,7 @@
  * the batched GEMM between the transforms runs over the real input
  * channels only (the output channels are the vector lanes, so they round up
  * to 16; a last vector of at most 8 real ones, or a lone one, takes input
- * channels two at a time: 8 outputs per multiply-add, see WINO_GEMM_STEP), and
+ * channels two at a time: 8 outputs per multiply-add, see gemm_step), and
  * the transforms cost one vector operation per 16 channels (8 lanes for a
  * last input block of at most 8 real ones). A last output block of few
  * channels shares its GEMM call, and so every broadcast of the input, with
@@ -58,14 +58,12 @@ struct wino_conv {
  * broadcast of v serves a multiply-add per output vector, and a weight
  * vector loaded serves one per tile: with one or two output vectors, 4
  * tiles leave the GEMM bound by loads and by its few chains of dependent
- * multiply-adds (measured on Zen 5, GEMMs alone, 18 -> 16 channels: 4.7
- * against 5.8 G multiply-adds/s; 29 -> 27: 6.5 against 7.0); with more
- * vectors, 8 tiles would not fit the sums in registers. */
+ * multiply-adds; with more vectors, 8 tiles would not fit the sums in
+ * registers. */
 #define WINO_GROUP_MAX 8
 /* Floats between the points of v beyond the group's G x round16(cin): with
  * none, the input transform's 36 stores per tile land a power of two apart
- * (1 KiB with 8 tiles of 32 channels) and share few cache sets (measured:
- * 18 -> 16 channels, 8 tiles, 0.108 ms without, 0.098 with). */
+ * (1 KiB with 8 tiles of 32 channels) and share few cache sets. */
 #define WINO_SKEW 16
 static int group_size(const wino_conv *c) { return round16(c->d.cout) <= 32 ? 8 : 4; }
 
@@ -79,7 +77,7 @@ static int block_channels(int cin) {
 /* Whether the last vector of output channels (16 lanes from round16(cout)
  * - 16) is "paired": when it holds at most 8 real channels, or is the only
  * one. Its GEMM then takes input channels two at a time (see
- * WINO_GEMM_STEP), and u holds its weights by pairs of input channels
+ * gemm_step), and u holds its weights by pairs of input channels
  * (pair_slot). */
 static int paired_last(int cout) {
     return round16(cout) == 16 || (cout % 16 != 0 && cout % 16 <= 8);
@@ -125,10 +123,9 @@ static void kernel_transform(const float *g, double u[6][6]) {
  * from the border, bit for bit (pruning's fold sums the same terms in the
  * same order there); left NULL otherwise. 0 when out of memory. Every tile
  * then takes inner as its bias, and a tile at the border adds edge, zero
- * but at the border pixels; without a pool, at those pixels only (loading
- * the map at every pixel of such a tile cost 2% of a pruned vgg-fm's
- * time; more than half of a 7 x 7 output's pixels are in tiles at the
- * border). */
+ * but at the border pixels; without a pool, at those pixels only (more
+ * than half of a 7 x 7 output's pixels are in tiles at the border, and
+ * loading the map at each of them costs). */
 static int inner_bias(wino_conv *c) {
     const int coutp = round16(c->d.cout), h = c->d.h, w = c->d.w;
     for (int b = 0; b < coutp / 16; b++) {
@@ -236,9 +233,13 @@ size_t wino_scratch_bytes(const wino_conv *c, int threads) {
     return thread_scratch(c) * (size_t)(threads > 1 ? threads : 1);
 }
 
-/* The input transform B^T x of one row or column of 6 points: the first
- * three outputs (WINO_IN_LO) or the last three (WINO_IN_HI), on vectors of
- * type VT with intrinsics P##_add_ps etc. (P: _mm512 or _mm256). */
+/* The input transform, unlike the rest, is built by macros: one body
+ * serves 16 lanes (__m512, _mm512_*) and 8 (__m256, _mm256_*), which C
+ * functions could only do by writing it twice.
+ *
+ * B^T x of one row or column of 6 points: the first three outputs
+ * (WINO_IN_LO) or the last three (WINO_IN_HI), on vectors of type VT with
+ * intrinsics P##_add_ps etc. */
 #define WINO_IN_LO(VT, P, x0, x1, x2, x3, x4, t0, t1, t2)                                          \
     do {                                                                                           \
         VT four = P##_set1_ps(4.0f);                                                               \
@@ -255,20 +256,31 @@ size_t wino_scratch_bytes(const wino_conv *c, int threads) {
     } while (0)
 
 /* The input transform of one tile and one block of channels: the 6x6 patch
- * at x (rows `stride` floats apart, pixels 16), to v[p * vstride] for the
- * 36 points p. The 16-lane version transforms a whole block; the 8-lane one
- * its first 8 channels (a last block with no more real ones).
+ * at x (rows `stride` floats apart, pixels STEP: 16, or 8 in a narrow
+ * block), to v[p * vstride] for the 36 points p. The 16-lane version
+ * transforms a whole block; the 8-lane one its first 8 channels (a last
+ * block with no more real ones); the pair version the first 8 channels of
+ * two tiles at once, patches at x and x2, one in each half of the 16-lane
+ * vectors (half the operations and stores of two 8-lane ones where 8-lane
+ * operations cost what 16-lane ones do).
  *
  * B^T d B in two halves, rows 0-2 of the result and then rows 3-5, each
  * reading the patch again: a half's 18 intermediate vectors stay in
  * registers, where all 36 would spill (the loads hit the cache; stores and
- * spills are what this step waits on). */
-#define WINO_LD(P, j, r) P##_loadu_ps(x + (size_t)(j)*STEP + (size_t)(r)*stride)
+ * spills are what this step waits on).
+ *
+ * LD(j, r, STEP): the patch's pixel at column j, row r. */
+#define WINO_LD16(j, r, STEP) _mm512_loadu_ps(x + (size_t)(j) * (STEP) + (size_t)(r)*stride)
+#define WINO_LD8(j, r, STEP) _mm256_loadu_ps(x + (size_t)(j) * (STEP) + (size_t)(r)*stride)
+#define WINO_LD_PAIR(j, r, STEP)                                                                   \
+    _mm512_castpd_ps(_mm512_insertf64x4(                                                           \
+        _mm512_castps_pd(_mm512_castps256_ps512(WINO_LD8(j, r, STEP))),                            \
+        _mm256_castps_pd(_mm256_loadu_ps(x2 + (size_t)(j) * (STEP) + (size_t)(r)*stride)), 1))
 /* Column j, rows 0-4 (LO) or 1-5 (HI), of the patch, to a##j, b##j, c##j. */
-#define WINO_COL(VT, P, HALF, j)                                                                   \
-    WINO_IN_##HALF(VT, P, WINO_LD(P, j, HALF##_ROW), WINO_LD(P, j, HALF##_ROW + 1),                \
-                   WINO_LD(P, j, HALF##_ROW + 2), WINO_LD(P, j, HALF##_ROW + 3),                   \
-                   WINO_LD(P, j, HALF##_ROW + 4), a##j, b##j, c##j)
+#define WINO_COL(VT, P, LD, STEP, HALF, j)                                                         \
+    WINO_IN_##HALF(VT, P, LD(j, HALF##_ROW, STEP), LD(j, HALF##_ROW + 1, STEP),                    \
+                   LD(j, HALF##_ROW + 2, STEP), LD(j, HALF##_ROW + 3, STEP),                       \
+                   LD(j, HALF##_ROW + 4, STEP), a##j, b##j, c##j)
 #define LO_ROW 0
 #define HI_ROW 1
 /* Row r of the half's result (its values e0..e5) to the 6 points r*6 + k. */
@@ -285,194 +297,183 @@ size_t wino_scratch_bytes(const wino_conv *c, int threads) {
         P##_store_ps(vp + 4 * vstride, o4);                                                        \
         P##_store_ps(vp + 5 * vstride, o5);                                                        \
     } while (0)
-#define WINO_HALF(VT, P, HALF, r0)                                                                 \
+#define WINO_HALF(VT, P, LD, STEP, HALF, r0)                                                       \
     do {                                                                                           \
         VT a0, b0, c0, a1, b1, c1, a2, b2, c2, a3, b3, c3, a4, b4, c4, a5, b5, c5;                 \
-        WINO_COL(VT, P, HALF, 0);                                                                  \
-        WINO_COL(VT, P, HALF, 1);                                                                  \
-        WINO_COL(VT, P, HALF, 2);                                                                  \
-        WINO_COL(VT, P, HALF, 3);                                                                  \
-        WINO_COL(VT, P, HALF, 4);                                                                  \
-        WINO_COL(VT, P, HALF, 5);                                                                  \
+        WINO_COL(VT, P, LD, STEP, HALF, 0);                                                        \
+        WINO_COL(VT, P, LD, STEP, HALF, 1);                                                        \
+        WINO_COL(VT, P, LD, STEP, HALF, 2);                                                        \
+        WINO_COL(VT, P, LD, STEP, HALF, 3);                                                        \
+        WINO_COL(VT, P, LD, STEP, HALF, 4);                                                        \
+        WINO_COL(VT, P, LD, STEP, HALF, 5);                                                        \
         WINO_ROW(VT, P, r0, a0, a1, a2, a3, a4, a5);                                               \
         WINO_ROW(VT, P, r0 + 1, b0, b1, b2, b3, b4, b5);                                           \
         WINO_ROW(VT, P, r0 + 2, c0, c1, c2, c3, c4, c5);                                           \
     } while (0)
-#define WINO_INPUT_TILE(NAME, VT, P)                                                               \
+#define WINO_INPUT_TILE(NAME, VT, P, LD, STEP)                                                     \
     WINO_TARGET static void NAME(const float *x, size_t stride, float *v, size_t vstride) {        \
-        WINO_HALF(VT, P, LO, 0);                                                                   \
-        WINO_HALF(VT, P, HI, 3);                                                                   \
+        WINO_HALF(VT, P, LD, STEP, LO, 0);                                                         \
+        WINO_HALF(VT, P, LD, STEP, HI, 3);                                                         \
     }
-
-/* STEP: floats from pixel to pixel (16, or 8 in a narrow block). */
-#define STEP 16
-WINO_INPUT_TILE(input_tile, __m512, _mm512)
-WINO_INPUT_TILE(input_tile8, __m256, _mm256)
-#undef STEP
-#define STEP 8
-WINO_INPUT_TILE(input_tile8_narrow, __m256, _mm256)
-#undef STEP
-
-/* The 8-lane transform for two tiles at once, one in each half of the
- * 16-lane vectors: patches at x and x2, results to v, the two tiles' 8
- * channels side by side. A last block of at most 8 real channels costs a
- * whole vector operation per step on a CPU whose 8-lane operations cost
- * what 16-lane ones do (Zen 5); in pairs, half of that, and half the
- * stores. */
-#undef WINO_LD
-#define WINO_LD(P, j, r)                                                                           \
-    _mm512_castpd_ps(_mm512_insertf64x4(                                                           \
-        _mm512_castps_pd(                                                                          \
-            _mm512_castps256_ps512(_mm256_loadu_ps(x + (size_t)(j)*STEP + (size_t)(r)*stride))),   \
-        _mm256_castps_pd(_mm256_loadu_ps(x2 + (size_t)(j)*STEP + (size_t)(r)*stride)), 1))
-#undef WINO_ROW
-#define WINO_ROW(VT, P, r, e0, e1, e2, e3, e4, e5)                                                 \
-    do {                                                                                           \
-        VT o[6];                                                                                   \
-        WINO_IN_LO(VT, P, e0, e1, e2, e3, e4, o[0], o[1], o[2]);                                   \
-        WINO_IN_HI(VT, P, e1, e2, e3, e4, e5, o[3], o[4], o[5]);                                   \
-        for (int k = 0; k < 6; k++)                                                                \
-            _mm512_store_ps(v + (size_t)((r)*6 + k) * vstride, o[k]);                              \
-    } while (0)
-#define WINO_INPUT_PAIR(NAME)                                                                      \
+#define WINO_INPUT_PAIR(NAME, STEP)                                                                \
     WINO_TARGET static void NAME(const float *x, const float *x2, size_t stride, float *v,         \
                                  size_t vstride) {                                                 \
-        WINO_HALF(__m512, _mm512, LO, 0);                                                          \
-        WINO_HALF(__m512, _mm512, HI, 3);                                                          \
+        WINO_HALF(__m512, _mm512, WINO_LD_PAIR, STEP, LO, 0);                                      \
+        WINO_HALF(__m512, _mm512, WINO_LD_PAIR, STEP, HI, 3);                                      \
     }
-#define STEP 16
-WINO_INPUT_PAIR(input_pair8)
-#undef STEP
-#define STEP 8
-WINO_INPUT_PAIR(input_pair8_narrow)
-#undef STEP
 
-/* The 36 GEMMs of one group of G tiles for NB (1-5) vectors of output
- * channels from o: m[t][p][o..] (coutp floats per point) = sum_c
- * v[p][t][c] u[p][c][o..]. Each value of v read serves NB multiplies
- * (NB x G sums, NB weights and the broadcast within the 32 vector
+WINO_INPUT_TILE(input_tile, __m512, _mm512, WINO_LD16, 16)
+WINO_INPUT_TILE(input_tile8, __m256, _mm256, WINO_LD8, 16)
+WINO_INPUT_TILE(input_tile8_narrow, __m256, _mm256, WINO_LD8, 8)
+WINO_INPUT_PAIR(input_pair8, 16)
+WINO_INPUT_PAIR(input_pair8_narrow, 8)
+
+/* The 36 GEMMs of one group of g tiles for 1-5 vectors of output channels
+ * from o: m[t][p][o..] (coutp floats per point) = sum_c v[p][t][c]
+ * u[p][c][o..]. Each value of v read serves a multiply per vector (the
+ * vectors x g sums, the weights and the broadcast within the 32 vector
  * registers).
  *
- * With PV > 0, the last vector is paired (paired_last): it takes two input
- * channels per step. A lone vector of output channels would otherwise need
- * a broadcast of v per multiply-add, and the broadcasts, not the
- * multiply-adds, set the pace (measured on Zen 5, GEMMs alone, 18 -> 16
- * channels: 5.3 G multiply-adds/s, where two vectors reach 6.8); a last
- * vector of at most 8 real channels would spend a multiply-add per input
- * channel on mostly zeros. Paired, a 64-bit broadcast carries channels c
- * and c + 1 of a tile, alternating across the lanes, into one multiply-add
- * per 8 outputs (each output in two lanes: its weight for c in the even
- * one, for c + 1 in the odd one), and each tile's two lanes are added at
- * the end. A last channel of an odd count goes alone, against weights
- * whose odd lanes are zero: the next value of v may be anything (NaN in
- * padding), so it is never read. 18 -> 16: 6.4 G/s; 63 -> 70 (4 vectors
- * and a paired one): 6.56 -> 5.92 us per group. */
-WINO_TARGET static inline __m512 broadcast_pair(const float *x) {
+ * The last vector may be paired (paired_last): it takes two input channels
+ * per step. A lone vector of output channels would otherwise need a
+ * broadcast of v per multiply-add, and the broadcasts, not the
+ * multiply-adds, would set the pace; a last vector of at most 8 real
+ * channels would spend a multiply-add per input channel on mostly zeros.
+ * Paired, a 64-bit broadcast carries channels c and c + 1 of a tile,
+ * alternating across the lanes, into one multiply-add per 8 outputs (each
+ * output in two lanes: its weight for c in the even one, for c + 1 in the
+ * odd one), and each tile's two lanes are added at the end. A last channel
+ * of an odd count goes alone, against weights whose odd lanes are zero: the
+ * next value of v may be anything (NaN in padding), so it is never read.
+ *
+ * gemm is specialised by its constant arguments (full, pv, g) into the 12
+ * functions below; the sums live in registers only when every loop bound
+ * is a constant. */
+#define WINO_INLINE static inline __attribute__((always_inline))
+#define WINO_VECS_MAX 5 /* output vectors per call */
+
+/* One call's operands: v (vpoint floats per point, c16 its blocked
+ * channels), u, the input channels, the padded output channels, the first
+ * output channel o, and m. */
+typedef struct gemm_args {
+    const float *v;
+    size_t vpoint;
+    int c16;
+    const float *u;
+    int cin, coutp, o;
+    float *m;
+} gemm_args;
+
+WINO_TARGET WINO_INLINE __m512 broadcast_pair(const float *x) {
     double d;
     memcpy(&d, x, sizeof d);
     return _mm512_castpd_ps(_mm512_set1_pd(d));
 }
-/* Input channel c (and c + 1 with PAIR) for all vectors, x(t) being tile t's
- * value of channel c in v: FULL plain vectors, then PV paired ones (sums
- * a[t][FULL..], 0-2: halves of 8 outputs). */
-#define WINO_GEMM_STEP(FULL, PV, G, c, PAIR, x)                                                    \
-    do {                                                                                           \
-        const float *uc = up + (size_t)(c)*coutp;                                                  \
-        __m512 w[FULL + 1], w2[FULL + 1], wp[PV + 1];                                              \
-        for (int k = 0; k < (FULL); k++) {                                                         \
-            w[k] = _mm512_load_ps(uc + 16 * k);                                                    \
-            if (PAIR) w2[k] = _mm512_load_ps(uc + coutp + 16 * k);                                 \
-        }                                                                                          \
-        for (int k = 0; k < (PV); k++)                                                             \
-            wp[k] = _mm512_load_ps(uc + (size_t)k * coutp + 16 * (FULL));                          \
-        for (int t = 0; t < (G); t++) {                                                            \
-            const float *xt = &(x(t));                                                             \
-            const __m512 x1 = _mm512_set1_ps(xt[0]);                                               \
-            for (int k = 0; k < (FULL); k++)                                                       \
-                a[t][k] = _mm512_fmadd_ps(x1, w[k], a[t][k]);                                      \
-            if (PAIR) {                                                                            \
-                const __m512 x2 = _mm512_set1_ps(xt[1]);                                           \
-                for (int k = 0; k < (FULL); k++)                                                   \
-                    a[t][k] = _mm512_fmadd_ps(x2, w2[k], a[t][k]);                                 \
-            }                                                                                      \
-            const __m512 xp = (PAIR) ? broadcast_pair(xt) : x1;                                    \
-            for (int k = 0; k < (PV); k++)                                                         \
-                a[t][(FULL) + k] = _mm512_fmadd_ps(xp, wp[k], a[t][(FULL) + k]);                   \
-        }                                                                                          \
-    } while (0)
-#define WINO_V_BLOCKED(t) vp[(size_t)(t)*c16 + c]
-#define WINO_V_APART(t) vn[(t)*8 + c - c16]
-/* FULL plain vectors and PV (0-2) paired halves of 8 outputs; with PV 1
- * the paired vector's other 8 lanes of m are zeroed. */
-#define WINO_GEMM(NAME, FULL, PV, G)                                                               \
-    WINO_TARGET static void NAME(const float *v, size_t vpoint, int c16, const float *u, int cin,  \
-                                 int coutp, int o, float *m) {                                     \
-        const __m512i even =                                                                       \
-            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);          \
-        const __m512i odd =                                                                        \
-            _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);          \
-        const int blocked = cin < c16 ? cin : c16;                                                 \
-        for (int p = 0; p < 36; p++) {                                                             \
-            const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)(G)*c16;                  \
-            const float *up = u + (size_t)p * even_cin(cin) * coutp + o;                           \
-            __m512 a[G][(FULL) + (PV)];                                                            \
-            for (int t = 0; t < (G); t++)                                                          \
-                for (int k = 0; k < (FULL) + (PV); k++)                                            \
-                    a[t][k] = _mm512_setzero_ps();                                                 \
-            int c = 0;                                                                             \
-            if (PV) {                                                                              \
-                for (; c + 1 < blocked; c += 2)                                                    \
-                    WINO_GEMM_STEP(FULL, PV, G, c, 1, WINO_V_BLOCKED);                             \
-                if (c < blocked) WINO_GEMM_STEP(FULL, PV, G, c, 0, WINO_V_BLOCKED);                \
-                for (c = c16; c + 1 < cin; c += 2) /* the last block, held apart */                \
-                    WINO_GEMM_STEP(FULL, PV, G, c, 1, WINO_V_APART);                               \
-                if (c16 < cin && c < cin) WINO_GEMM_STEP(FULL, PV, G, c, 0, WINO_V_APART);         \
-            } else {                                                                               \
-                for (; c < blocked; c++)                                                           \
-                    WINO_GEMM_STEP(FULL, 0, G, c, 0, WINO_V_BLOCKED);                              \
-                for (c = c16; c < cin; c++)                                                        \
-                    WINO_GEMM_STEP(FULL, 0, G, c, 0, WINO_V_APART);                                \
-            }                                                                                      \
-            for (int t = 0; t < (G); t++) {                                                        \
-                float *mt = m + ((size_t)t * 36 + p) * coutp + o;                                  \
-                for (int k = 0; k < (FULL); k++)                                                   \
-                    _mm512_store_ps(mt + 16 * k, a[t][k]);                                         \
-                if ((PV) == 0) continue;                                                           \
-                /* The paired halves: a[t][FULL] (outputs 0-7) and, with                           \
-                 * two, a[t][FULL + 1] (8-15); both indices stay inside a                          \
-                 * even where PV is 0 (and this line is not reached). */                           \
-                const __m512 lo = a[t][(FULL) - ((PV) == 0)], hi = a[t][(FULL) + (PV)-1];          \
-                const __m512 sum = _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi),             \
-                                                 _mm512_permutex2var_ps(lo, odd, hi));             \
-                _mm512_store_ps(mt + 16 * (FULL),                                                  \
-                                (PV) == 2 ? sum : _mm512_maskz_mov_ps((__mmask16)0x00ff, sum));    \
-            }                                                                                      \
-        }                                                                                          \
-    }
 
-WINO_GEMM(gemm_pairs_g8, 0, 2, 8)      /* 9-16 output channels */
-WINO_GEMM(gemm_pairs_half_g8, 0, 1, 8) /* at most 8 */
-WINO_GEMM(gemm2_g8, 2, 0, 8)
-WINO_GEMM(gemm2p_g8, 1, 1, 8)
-WINO_GEMM(gemm2_g4, 2, 0, 4)
-WINO_GEMM(gemm2p_g4, 1, 1, 4)
-WINO_GEMM(gemm3_g4, 3, 0, 4)
-WINO_GEMM(gemm3p_g4, 2, 1, 4)
-WINO_GEMM(gemm4_g4, 4, 0, 4)
-WINO_GEMM(gemm4p_g4, 3, 1, 4)
-WINO_GEMM(gemm5_g4, 5, 0, 4)
-WINO_GEMM(gemm5p_g4, 4, 1, 4)
+/* Input channel c (and c + 1 with pair) into the sums a of g tiles: full
+ * plain vectors, then pv paired ones (a[t][full..], 0-2 halves of 8
+ * outputs). up: the point's weights; xs: tile 0's value of channel c in v,
+ * each next tile's ts floats on. */
+WINO_TARGET WINO_INLINE void gemm_step(__m512 a[][WINO_VECS_MAX], const float *up, int coutp, int c,
+                                       const float *xs, size_t ts, int full, int pv, int g,
+                                       int pair) {
+    const float *uc = up + (size_t)c * coutp;
+    __m512 w[WINO_VECS_MAX], w2[WINO_VECS_MAX], wp[2];
+    for (int k = 0; k < full; k++) {
+        w[k] = _mm512_load_ps(uc + 16 * k);
+        if (pair) w2[k] = _mm512_load_ps(uc + coutp + 16 * k);
+    }
+    for (int k = 0; k < pv; k++)
+        wp[k] = _mm512_load_ps(uc + (size_t)k * coutp + 16 * full);
+    for (int t = 0; t < g; t++) {
+        const float *xt = xs + (size_t)t * ts;
+        const __m512 x1 = _mm512_set1_ps(xt[0]);
+        for (int k = 0; k < full; k++)
+            a[t][k] = _mm512_fmadd_ps(x1, w[k], a[t][k]);
+        if (pair) {
+            const __m512 x2 = _mm512_set1_ps(xt[1]);
+            for (int k = 0; k < full; k++)
+                a[t][k] = _mm512_fmadd_ps(x2, w2[k], a[t][k]);
+        }
+        const __m512 xp = pair ? broadcast_pair(xt) : x1;
+        for (int k = 0; k < pv; k++)
+            a[t][full + k] = _mm512_fmadd_ps(xp, wp[k], a[t][full + k]);
+    }
+}
+
+/* full plain vectors and pv (0-2) paired halves of 8 outputs, g tiles; with
+ * pv 1 the paired vector's other 8 lanes of m are zeroed. */
+WINO_TARGET WINO_INLINE void gemm(const gemm_args *args, int full, int pv, int g) {
+    const float *v = args->v, *u = args->u;
+    const size_t vpoint = args->vpoint;
+    const int c16 = args->c16, cin = args->cin, coutp = args->coutp, o = args->o;
+    float *m = args->m;
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const int blocked = cin < c16 ? cin : c16;
+    for (int p = 0; p < 36; p++) {
+        const float *vp = v + (size_t)p * vpoint, *vn = vp + (size_t)g * c16;
+        const float *up = u + (size_t)p * even_cin(cin) * coutp + o;
+        __m512 a[WINO_GROUP_MAX][WINO_VECS_MAX];
+        for (int t = 0; t < g; t++)
+            for (int k = 0; k < full + pv; k++)
+                a[t][k] = _mm512_setzero_ps();
+        int c = 0;
+        if (pv) {
+            for (; c + 1 < blocked; c += 2)
+                gemm_step(a, up, coutp, c, vp + c, (size_t)c16, full, pv, g, 1);
+            if (c < blocked) gemm_step(a, up, coutp, c, vp + c, (size_t)c16, full, pv, g, 0);
+            for (c = c16; c + 1 < cin; c += 2) /* the last block, held apart */
+                gemm_step(a, up, coutp, c, vn + (c - c16), 8, full, pv, g, 1);
+            if (c16 < cin && c < cin) gemm_step(a, up, coutp, c, vn + (c - c16), 8, full, pv, g, 0);
+        } else {
+            for (; c < blocked; c++)
+                gemm_step(a, up, coutp, c, vp + c, (size_t)c16, full, 0, g, 0);
+            for (c = c16; c < cin; c++)
+                gemm_step(a, up, coutp, c, vn + (c - c16), 8, full, 0, g, 0);
+        }
+        for (int t = 0; t < g; t++) {
+            float *mt = m + ((size_t)t * 36 + p) * coutp + o;
+            for (int k = 0; k < full; k++)
+                _mm512_store_ps(mt + 16 * k, a[t][k]);
+            if (pv == 0) continue;
+            /* The paired halves: a[t][full] (outputs 0-7) and, with two,
+             * a[t][full + 1] (8-15). */
+            const __m512 lo = a[t][full], hi = a[t][full + pv - 1];
+            const __m512 sum = _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi),
+                                             _mm512_permutex2var_ps(lo, odd, hi));
+            _mm512_store_ps(mt + 16 * full,
+                            pv == 2 ? sum : _mm512_maskz_mov_ps((__mmask16)0x00ff, sum));
+        }
+    }
+}
+
+/* gemm<full vectors, paired halves, tiles> */
+WINO_TARGET static void gemm_pairs_g8(const gemm_args *a) { gemm(a, 0, 2, 8); } /* 9-16 outputs */
+WINO_TARGET static void gemm_pairs_half_g8(const gemm_args *a) { gemm(a, 0, 1, 8); } /* 1-8 */
+WINO_TARGET static void gemm2_g8(const gemm_args *a) { gemm(a, 2, 0, 8); }
+WINO_TARGET static void gemm2p_g8(const gemm_args *a) { gemm(a, 1, 1, 8); }
+WINO_TARGET static void gemm2_g4(const gemm_args *a) { gemm(a, 2, 0, 4); }
+WINO_TARGET static void gemm2p_g4(const gemm_args *a) { gemm(a, 1, 1, 4); }
+WINO_TARGET static void gemm3_g4(const gemm_args *a) { gemm(a, 3, 0, 4); }
+WINO_TARGET static void gemm3p_g4(const gemm_args *a) { gemm(a, 2, 1, 4); }
+WINO_TARGET static void gemm4_g4(const gemm_args *a) { gemm(a, 4, 0, 4); }
+WINO_TARGET static void gemm4p_g4(const gemm_args *a) { gemm(a, 3, 1, 4); }
+WINO_TARGET static void gemm5_g4(const gemm_args *a) { gemm(a, 5, 0, 4); }
+WINO_TARGET static void gemm5p_g4(const gemm_args *a) { gemm(a, 4, 1, 4); }
 
 /* The 6-point output transform A^T x, 4 values. */
-#define WINO_OUT_1D(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                        \
-    do {                                                                                           \
-        __m512 s12 = _mm512_add_ps(x1, x2), d12 = _mm512_sub_ps(x1, x2);                           \
-        __m512 s34 = _mm512_add_ps(x3, x4), d34 = _mm512_sub_ps(x3, x4);                           \
-        o0 = _mm512_add_ps(_mm512_add_ps(x0, s12), s34);                                           \
-        o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);                                      \
-        o2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);                                      \
-        o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), x5);                   \
-    } while (0)
+WINO_TARGET WINO_INLINE void out_1d(const __m512 x[6], __m512 *o0, __m512 *o1, __m512 *o2,
+                                    __m512 *o3) {
+    const __m512 s12 = _mm512_add_ps(x[1], x[2]), d12 = _mm512_sub_ps(x[1], x[2]);
+    const __m512 s34 = _mm512_add_ps(x[3], x[4]), d34 = _mm512_sub_ps(x[3], x[4]);
+    *o0 = _mm512_add_ps(_mm512_add_ps(x[0], s12), s34);
+    *o1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+    *o2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+    *o3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), x[5]);
+}
 
 /* Where one block of output channels of one image goes: y (its pixel
  * (0, 0)), ystride floats from row to row, the conv's h x w output, and
@@ -494,7 +495,6 @@ WINO_TARGET static inline __m512 epilogue(__m512 o, __m512 b, const out_block *o
     if (sum) e = _mm512_add_ps(e, _mm512_loadu_ps(ob->y + (size_t)r * ob->ystride + c * 16));
     return relu ? _mm512_max_ps(e, _mm512_setzero_ps()) : e;
 }
-#define WINO_EPILOGUE(o, bm, r, c) epilogue(o, b, ob, bm, sum, relu, r, c)
 
 /* The output transform of one tile and one block of 16 output channels:
  * m[p * mstride] for the 36 points to the 4x4 pixels from (r0, c0) that lie
@@ -507,10 +507,13 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
     __m512 t[4][6];
     for (int j = 0; j < 6; j++) { /* columns: A^T M */
         const float *mp = m + (size_t)j * mstride;
-        __m512 x0 = _mm512_load_ps(mp), x1 = _mm512_load_ps(mp + 6 * mstride),
-               x2 = _mm512_load_ps(mp + 12 * mstride), x3 = _mm512_load_ps(mp + 18 * mstride),
-               x4 = _mm512_load_ps(mp + 24 * mstride), x5 = _mm512_load_ps(mp + 30 * mstride);
-        WINO_OUT_1D(x0, x1, x2, x3, x4, x5, t[0][j], t[1][j], t[2][j], t[3][j]);
+        const __m512 x[6] = {_mm512_load_ps(mp),
+                             _mm512_load_ps(mp + 6 * mstride),
+                             _mm512_load_ps(mp + 12 * mstride),
+                             _mm512_load_ps(mp + 18 * mstride),
+                             _mm512_load_ps(mp + 24 * mstride),
+                             _mm512_load_ps(mp + 30 * mstride)};
+        out_1d(x, &t[0][j], &t[1][j], &t[2][j], &t[3][j]);
     }
     const __m512 b = _mm512_load_ps(bias);
     if (!pool) {
@@ -520,12 +523,12 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
         const int j0 = map && c0 == 0 ? 0 : -1, j1 = map ? w - 1 - c0 : -1;
         for (int i = 0; i < 4 && r0 + i < h; i++) { /* rows: (A^T M) A */
             __m512 o[4];
-            WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2],
-                        o[3]);
+            out_1d(t[i], &o[0], &o[1], &o[2], &o[3]);
             const int row = all || (map && (r0 + i == 0 || r0 + i == h - 1));
             for (int j = 0; j < 4 && c0 + j < w; j++)
-                _mm512_storeu_ps(ob->y + (size_t)(r0 + i) * ob->ystride + (c0 + j) * 16,
-                                 WINO_EPILOGUE(o[j], row || j == j0 || j == j1, r0 + i, c0 + j));
+                _mm512_storeu_ps(
+                    ob->y + (size_t)(r0 + i) * ob->ystride + (c0 + j) * 16,
+                    epilogue(o[j], b, ob, row || j == j0 || j == j1, sum, relu, r0 + i, c0 + j));
         }
         return;
     }
@@ -533,9 +536,8 @@ WINO_TARGET static void output_tile(const float *m, size_t mstride, const float 
     const int all = ob->bm && !ob->edge_only;
     for (int i = 0; i < 4 && (r0 + i) / 2 < ph; i += 2) {
         __m512 o[4], u[4];
-        WINO_OUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], o[0], o[1], o[2], o[3]);
-        WINO_OUT_1D(t[i + 1][0], t[i + 1][1], t[i + 1][2], t[i + 1][3], t[i + 1][4], t[i + 1][5],
-                    u[0], u[1], u[2], u[3]);
+        out_1d(t[i], &o[0], &o[1], &o[2], &o[3]);
+        out_1d(t[i + 1], &u[0], &u[1], &u[2], &u[3]);
         for (int j = 0; j < 4 && (c0 + j) / 2 < pw; j += 2) {
             /* The map at the window's 4 pixels (at every window, or at
              * those with a pixel on the border); the bias and the ReLU
@@ -660,21 +662,17 @@ WINO_TARGET static void forward(const wino_conv *c, int n, const float *x, float
          * serves every vector of a call. */
         int left = coutp / 16, done = 0; /* vectors done */
         const int paired = paired_last(c->d.cout);
+        gemm_args ga = {v, vpoint, c16, c->u, cin, coutp, 0, m};
         if (G == 8 && left == 2)
-            (paired ? gemm2p_g8 : gemm2_g8)(v, vpoint, c16, c->u, cin, coutp, 0, m);
+            (paired ? gemm2p_g8 : gemm2_g8)(&ga);
         else if (G == 8)
-            (c->d.cout <= 8 ? gemm_pairs_half_g8 : gemm_pairs_g8)(v, vpoint, c16, c->u, cin, coutp,
-                                                                  0, m);
+            (c->d.cout <= 8 ? gemm_pairs_half_g8 : gemm_pairs_g8)(&ga);
         else {
-            for (; left > 5 || left == 4; left -= 4, done += 4)
-                (paired && left == 4 ? gemm4p_g4 : gemm4_g4)(v, vpoint, c16, c->u, cin, coutp,
-                                                             done * 16, m);
-            if (left == 5)
-                (paired ? gemm5p_g4 : gemm5_g4)(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
-            if (left == 3)
-                (paired ? gemm3p_g4 : gemm3_g4)(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
-            if (left == 2)
-                (paired ? gemm2p_g4 : gemm2_g4)(v, vpoint, c16, c->u, cin, coutp, done * 16, m);
+            for (; left > 5 || left == 4; left -= 4, done += 4, ga.o = done * 16)
+                (paired && left == 4 ? gemm4p_g4 : gemm4_g4)(&ga);
+            if (left == 5) (paired ? gemm5p_g4 : gemm5_g4)(&ga);
+            if (left == 3) (paired ? gemm3p_g4 : gemm3_g4)(&ga);
+            if (left == 2) (paired ? gemm2p_g4 : gemm2_g4)(&ga);
         }
         for (int t = 0; t < count; t++) {
             int img, r0, c0;
