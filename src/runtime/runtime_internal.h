@@ -146,9 +146,9 @@ typedef struct rt_graph {
     int *sum_with;  /* per conv root: the other operand of a fused add, -1 if none */
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes
-                     * (slim_padded_size), read only by our Winograd */
+                     * (padded_size), read only by our Winograd */
     int *narrow;    /* per padded root of our stem: the last block of its output is
-                     * narrow (slim_narrow_planes) */
+                     * narrow (planes_narrow) */
     int *head;      /* per gap root: the dense that runs with it (and a relu after
                      * that) on our head kernel, or 0 */
     int *last_read; /* per layer: the last time its output is read */
