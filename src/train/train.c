@@ -54,6 +54,10 @@ typedef struct run_state {
     float *x;
     int32_t *y;
     FILE *csv;
+    /* A new run's CSV is written as csv_tmp and renamed to csv_path at its
+     * first checkpoint, so that a run failing before it leaves the metrics
+     * of an earlier run with the same --out as they were; "" once renamed. */
+    char csv_path[4096], csv_tmp[4096 + 32];
     slim_layer_sparsity *sparsity;
     int tty;
 } run_state;
@@ -156,6 +160,12 @@ static slim_status save_checkpoint(run_state *rs) {
         st = slim_ckpt_write(ck, rs->cfg.out);
     }
     slim_ckpt_free(ck);
+    if (st == SLIM_OK && rs->csv_tmp[0]) {
+        if (rename(rs->csv_tmp, rs->csv_path) != 0)
+            return slim_error(SLIM_ERR_IO, "%s: cannot rename to %s: %s", rs->csv_tmp, rs->csv_path,
+                              strerror(errno));
+        rs->csv_tmp[0] = '\0';
+    }
     return st == SLIM_OK ? st : slim_error_prefix(st, "saving checkpoint");
 }
 
@@ -196,13 +206,20 @@ static slim_status trim_metrics(const char *path, uint32_t epochs_done) {
 }
 
 static slim_status open_metrics(run_state *rs, int append) {
-    char path[4096];
-    slim_train_metrics_path(rs->cfg.out, path, sizeof path);
+    char *path = rs->csv_path;
+    slim_train_metrics_path(rs->cfg.out, path, sizeof rs->csv_path);
     /* A resumed run writing to a new --out starts a new file, header first. */
     if (append && access(path, F_OK) != 0) append = 0;
     if (append) SLIM_TRY(trim_metrics(path, rs->pos.epoch));
+    if (!append) {
+        snprintf(rs->csv_tmp, sizeof rs->csv_tmp, "%s.tmp.%ld", path, (long)getpid());
+        path = rs->csv_tmp;
+    }
     rs->csv = fopen(path, append ? "a" : "w");
-    if (!rs->csv) return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!rs->csv) {
+        rs->csv_tmp[0] = '\0';
+        return slim_error(SLIM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
     if (append) return SLIM_OK;
     fprintf(rs->csv, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,"
                      "gamma_zero,gamma_total,weights_zero_pct");
@@ -346,6 +363,7 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
 
 static void teardown(run_state *rs) {
     if (rs->csv) fclose(rs->csv);
+    if (rs->csv_tmp[0]) remove(rs->csv_tmp); /* no checkpoint was saved */
     free(rs->x);
     free(rs->y);
     free(rs->sparsity);
@@ -454,12 +472,16 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         }
         progress(rs, epoch, done, per_epoch, seen ? loss_sum / (double)seen : 0, ips, &last_print,
                  1);
-        if (!all_finite(rs->model->param_block, rs->model->param_floats)) {
+        /* The BN running statistics can overflow while the loss and the
+         * weights stay finite: check both before evaluating. */
+        const int weights_ok = all_finite(rs->model->param_block, rs->model->param_floats);
+        if (!weights_ok || !all_finite(rs->model->buffer_block, rs->model->buffer_floats)) {
             st = slim_error(SLIM_ERR_NUMERIC,
                             "training diverged in epoch %d: after step %" PRIu64
-                            " the weights hold NaN or Inf; %s keeps the last good checkpoint "
+                            " the %s hold NaN or Inf; %s keeps the last good checkpoint "
                             "(lower --lr?)",
-                            epoch, rs->pos.step, c->out);
+                            epoch, rs->pos.step,
+                            weights_ok ? "batch-norm running statistics" : "weights", c->out);
             break;
         }
         rs->pos.epoch = (uint32_t)epoch;

@@ -4,10 +4,11 @@
 #   - stop before its first epoch ends, with exit status 1 and a
 #     `slim: error:` line that says it diverged and names the step (--lr 1e6:
 #     the loss becomes NaN/Inf within a few steps);
-#   - leave A.ckpt byte-identical (cmp) and still loadable, and leave no
-#     temporary file (A.ckpt.tmp.*) behind.
-# A milder --lr 1e2, whose weights overflow without the loss turning NaN
-# first, must also fail without touching A.ckpt.
+#   - leave A.ckpt and its metrics A.csv byte-identical (cmp), A.ckpt still
+#     loadable, and no temporary file (A.ckpt.tmp.*, A.csv.tmp.*) behind.
+# A milder --lr 1e2, whose BN statistics overflow while the loss and the
+# weights stay finite, must also fail, named as diverged, without touching
+# A.ckpt.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -18,6 +19,7 @@ COMMON=(--model "$MODEL" --limit 2048 --test-limit 256 --batch 128 --epochs 1 --
 
 "$SLIM" train "${COMMON[@]}" --quiet --out "$TMP/A.ckpt" >/dev/null || fail "the sane run failed"
 cp "$TMP/A.ckpt" "$TMP/A.orig"
+cp "$TMP/A.csv" "$TMP/A.csv.orig"
 "$SLIM" info "$TMP/A.ckpt" >/dev/null || fail "A.ckpt does not load"
 
 # diverge LR: runs a new training with --lr LR and --out A.ckpt; it must fail.
@@ -28,6 +30,7 @@ diverge() {
     [[ $rc -eq 1 ]] || fail "--lr $lr: exit $rc, want 1: $(cat "$TMP/err.txt")"
     grep -q '^slim: error: ' "$TMP/err.txt" || fail "--lr $lr: no 'slim: error:': $(cat "$TMP/err.txt")"
     cmp -s "$TMP/A.ckpt" "$TMP/A.orig" || fail "--lr $lr: A.ckpt changed"
+    cmp -s "$TMP/A.csv" "$TMP/A.csv.orig" || fail "--lr $lr: A's metrics changed: $(cat "$TMP/A.csv")"
     "$SLIM" info "$TMP/A.ckpt" >/dev/null || fail "--lr $lr: A.ckpt no longer loads"
     local left
     left=$(find "$TMP" -name '*.tmp.*')
@@ -44,5 +47,11 @@ grep -q 'A.ckpt' <<<"$msg" || fail "--lr 1e6: message does not name the kept che
 grep -q 'epoch 1/1:' "$TMP/err.txt" && fail "--lr 1e6: an epoch finished: $(cat "$TMP/err.txt")"
 
 diverge 1e2
+# Its BN running variance overflows while the weights stay finite: the run
+# must still be named as diverged (with the step) before it evaluates.
+msg=$(grep '^slim: error: ' "$TMP/err.txt")
+[[ $msg =~ diverged\ in\ epoch\ 1:\ after\ step\ [0-9]+ ]] ||
+    fail "--lr 1e2: message does not say it diverged and name the step: $msg"
+grep -q 'epoch 1/1:' "$TMP/err.txt" && fail "--lr 1e2: the broken model was evaluated: $(cat "$TMP/err.txt")"
 
 echo "divergence: all checks passed (lr 1e6 diverged at step $step)"
