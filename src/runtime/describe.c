@@ -154,12 +154,15 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         char a[48] = "-", b[48] = "-", path[RT_WHY_LEN + 32] = "";
         if (src) rt_md_str(&src->md, a, sizeof a);
         if (dst) rt_md_str(&dst->md, b, sizeof b);
-        if (st->src_padded)
+        /* Our convs' layouts, as their kernels were created. */
+        const wino_desc *wd = st->kind == RT_STEP_WINO ? wino_settings(st->u.wino.conv) : NULL;
+        const stem_desc *sd = st->kind == RT_STEP_STEM ? stem_settings(st->u.stem.conv) : NULL;
+        if (wd && wd->in_padded)
             snprintf(a + strlen(a), sizeof a - strlen(a), "(padded%s)",
-                     st->src_narrow ? ", narrow last block" : "");
-        if (st->dst_padded)
+                     wd->in_narrow ? ", narrow last block" : "");
+        if ((wd && wd->out_padded) || (sd && sd->out_padded))
             snprintf(b + strlen(b), sizeof b - strlen(b), "(padded%s)",
-                     st->dst_narrow ? ", narrow last block" : "");
+                     sd && sd->out_narrow ? ", narrow last block" : "");
         if (st->path != RT_CONV_NONE)
             snprintf(path, sizeof path, " [%s: %s]", rt_conv_path_name(st->path), st->why);
         int inplace = src && dst && src->where == RT_AT_ARENA && dst->where == RT_AT_ARENA &&

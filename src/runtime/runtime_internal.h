@@ -92,8 +92,6 @@ typedef struct rt_step {
             const head_kernel *head;
         } head;
     } u;
-    /* Our convs' layouts, for describe: padded planes, narrow last block. */
-    int src_padded, src_narrow, dst_padded, dst_narrow;
     rt_conv_path path;    /* a conv's path, RT_CONV_NONE for other steps */
     char why[RT_WHY_LEN]; /* and why it takes that path */
     int nargs;

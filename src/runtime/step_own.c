@@ -100,10 +100,6 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
         s->u.wino.conv = *wc;
         s->u.wino.threads = threads;
     }
-    s->src_padded = in_padded;
-    s->src_narrow = in_narrow;
-    s->dst_padded = out_padded;
-    s->dst_narrow = stem && out_narrow;
     s->path = path;
     snprintf(s->why, sizeof s->why, "%s", why);
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_SRC, &src));
