@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -216,4 +217,41 @@ int data_contains_nocase(const char *s, const char *word) {
         if (i == n) return 1;
     }
     return 0;
+}
+
+int data_find_idx_file(char *buf, size_t len, const char *dir, const char *base) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.gz", base);
+    if (data_join(buf, len, dir, name) == SLIM_OK && data_is_file(buf)) return 1;
+    if (data_join(buf, len, dir, base) == SLIM_OK && data_is_file(buf)) return 1;
+    return 0;
+}
+
+slim_status data_dir_kind(const char *dir, data_kind *kind, char *cifar_dir, size_t len) {
+    char path[4096], sub[4096];
+    if (data_find_idx_file(path, sizeof path, dir, "train-images-idx3-ubyte") ||
+        data_find_idx_file(path, sizeof path, dir, "t10k-images-idx3-ubyte")) {
+        *kind = data_contains_nocase(dir, "fashion") ? DATA_FASHION_MNIST : DATA_MNIST;
+        return SLIM_OK;
+    }
+    static const char *const cifar_markers[] = {"data_batch_1.bin", "test_batch.bin"};
+    const char *where = dir;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            SLIM_TRY(data_join(sub, sizeof sub, dir, "cifar-10-batches-bin"));
+            where = sub;
+        }
+        for (int i = 0; i < 2; i++) {
+            SLIM_TRY(data_join(path, sizeof path, where, cifar_markers[i]));
+            if (data_is_file(path)) {
+                *kind = DATA_CIFAR10;
+                int n = snprintf(cifar_dir, len, "%s", where);
+                return n >= 0 && (size_t)n < len
+                           ? SLIM_OK
+                           : slim_error(SLIM_ERR_ARG, "path too long: %s", where);
+            }
+        }
+    }
+    *kind = DATA_IMAGE_FOLDER;
+    return SLIM_OK;
 }

@@ -33,13 +33,21 @@ int data_is_file(const char *path);
 /* Whether s contains word (given in lower case), ignoring case. */
 int data_contains_nocase(const char *s, const char *word);
 
-/* The kinds of data with a normalisation rule of their own (norm.c). */
+/* The kinds of data slim reads, each with a normalisation rule (norm.c). */
 typedef enum data_kind {
     DATA_FASHION_MNIST,
     DATA_MNIST,
     DATA_CIFAR10,
     DATA_IMAGE_FOLDER,
 } data_kind;
+/* dir/<base>.gz if it is a file, else dir/<base> if it is (the path into
+ * buf); 0 if neither. */
+int data_find_idx_file(char *buf, size_t len, const char *dir, const char *base);
+/* What directory dir holds, as slim_data_load reads it: IDX files (Fashion-
+ * MNIST when dir's name says fashion, else MNIST), CIFAR-10 binaries in dir
+ * or in its cifar-10-batches-bin/ (that directory into cifar_dir), or else
+ * an image folder. An error only for a path too long. */
+slim_status data_dir_kind(const char *dir, data_kind *kind, char *cifar_dir, size_t len);
 /* mean, std: (c) the data.h statistics of `kind`; 0 (nothing written) when
  * the kind's statistics have another channel count. */
 int data_norm(data_kind kind, int c, float *mean, float *std);

@@ -11,25 +11,16 @@ static const char *const fashion_names[10] = {"T-shirt/top", "Trouser",   "Pullo
                                               "Bag",         "Ankle boot"};
 static const char *const digit_names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 
-/* dir/<base>.gz if it exists, else dir/<base> if it exists; 0 if neither. */
-static int find_idx_file(char *buf, size_t len, const char *dir, const char *base) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.gz", base);
-    if (data_join(buf, len, dir, name) == SLIM_OK && data_is_file(buf)) return 1;
-    if (data_join(buf, len, dir, base) == SLIM_OK && data_is_file(buf)) return 1;
-    return 0;
-}
-
 static slim_status load_idx_dir(const char *dir, int train, const slim_data_options *opts,
                                 slim_dataset **out) {
     const char *prefix = train ? "train" : "t10k";
     char base[64], images[PATH_LEN], labels[PATH_LEN];
     snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
-    if (!find_idx_file(images, sizeof images, dir, base))
+    if (!data_find_idx_file(images, sizeof images, dir, base))
         return slim_error(SLIM_ERR_IO, "%s: no %s[.gz] for the %s split", dir, base,
                           train ? "train" : "test");
     snprintf(base, sizeof base, "%s-labels-idx1-ubyte", prefix);
-    if (!find_idx_file(labels, sizeof labels, dir, base))
+    if (!data_find_idx_file(labels, sizeof labels, dir, base))
         return slim_error(SLIM_ERR_IO, "%s: no %s[.gz] for the %s split", dir, base,
                           train ? "train" : "test");
     int fashion = data_contains_nocase(dir, "fashion");
@@ -89,20 +80,11 @@ slim_status slim_data_load(const char *spec, int train, const slim_data_options 
         return slim_error(SLIM_ERR_IO,
                           "data '%s' is neither a known data set (fashion-mnist) nor a directory",
                           spec);
-    char path[PATH_LEN];
-    if (find_idx_file(path, sizeof path, spec, "train-images-idx3-ubyte") ||
-        find_idx_file(path, sizeof path, spec, "t10k-images-idx3-ubyte"))
+    data_kind kind;
+    char cifar_dir[PATH_LEN];
+    SLIM_TRY(data_dir_kind(spec, &kind, cifar_dir, sizeof cifar_dir));
+    if (kind == DATA_FASHION_MNIST || kind == DATA_MNIST)
         return load_idx_dir(spec, train, opts, out);
-    static const char *const cifar_markers[] = {"data_batch_1.bin", "test_batch.bin"};
-    for (int i = 0; i < 2; i++) {
-        SLIM_TRY(data_join(path, sizeof path, spec, cifar_markers[i]));
-        if (data_is_file(path)) return slim_data_load_cifar10(spec, train, opts, out);
-    }
-    char sub[PATH_LEN];
-    SLIM_TRY(data_join(sub, sizeof sub, spec, "cifar-10-batches-bin"));
-    for (int i = 0; i < 2; i++) {
-        SLIM_TRY(data_join(path, sizeof path, sub, cifar_markers[i]));
-        if (data_is_file(path)) return slim_data_load_cifar10(sub, train, opts, out);
-    }
+    if (kind == DATA_CIFAR10) return slim_data_load_cifar10(cifar_dir, train, opts, out);
     return load_image_root(spec, train, opts, out);
 }

@@ -3,9 +3,7 @@
  * --data spec (the command line, for a model trained on that data). */
 #include "internal.h"
 
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const struct {
     const char *name;
@@ -28,36 +26,20 @@ int data_norm(data_kind kind, int c, float *mean, float *std) {
     return 1;
 }
 
-/* Whether dir holds a file called name or name.gz. */
-static int has_file(const char *dir, const char *name) {
-    char path[4096];
-    struct stat st;
-    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= sizeof path) return 0;
-    if (stat(path, &st) == 0) return 1;
-    n = snprintf(path, sizeof path, "%s/%s.gz", dir, name);
-    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
-}
-
 /* The kind a spec names, or -1 for none of the kinds with statistics. An
- * existing directory is inspected like slim_data_load does; a directory not
- * on this machine is judged by its name. */
+ * existing directory is inspected as slim_data_load reads it; a directory
+ * not on this machine is judged by its name. */
 static int kind_of_spec(const char *spec) {
     if (!spec || !*spec || strcmp(spec, "fashion-mnist") == 0) return DATA_FASHION_MNIST;
-    int idx, cifar;
     if (data_is_dir(spec)) {
-        char sub[4096];
-        int n = snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", spec);
-        if (n < 0 || (size_t)n >= sizeof sub) sub[0] = '\0';
-        idx = has_file(spec, "train-images-idx3-ubyte") || has_file(spec, "t10k-images-idx3-ubyte");
-        cifar = has_file(spec, "data_batch_1.bin") || has_file(spec, "test_batch.bin") ||
-                has_file(sub, "data_batch_1.bin") || has_file(sub, "test_batch.bin");
-    } else {
-        idx = data_contains_nocase(spec, "mnist");
-        cifar = data_contains_nocase(spec, "cifar");
+        data_kind kind;
+        char cifar_dir[4096];
+        if (data_dir_kind(spec, &kind, cifar_dir, sizeof cifar_dir) != SLIM_OK) return -1;
+        return kind == DATA_IMAGE_FOLDER ? -1 : (int)kind;
     }
-    if (idx) return data_contains_nocase(spec, "fashion") ? DATA_FASHION_MNIST : DATA_MNIST;
-    return cifar ? DATA_CIFAR10 : -1;
+    if (data_contains_nocase(spec, "mnist"))
+        return data_contains_nocase(spec, "fashion") ? DATA_FASHION_MNIST : DATA_MNIST;
+    return data_contains_nocase(spec, "cifar") ? DATA_CIFAR10 : -1;
 }
 
 const char *slim_data_normalisation(const char *spec, int c, float *mean, float *std) {
