@@ -40,6 +40,11 @@
  * "<layer>/<op>". The graph is named after the model file (base name
  * without extension; "slim" for a model without a file). String fields are
  * written as UTF-8, stray bytes (e.g. Latin-1 in a comment) as '?'.
+ *
+ * slim_onnx_write_ex also writes ModelProto.metadata_props, key/value
+ * string pairs in the given order; slim export stores the preprocessing
+ * there (data.resize, data.crop_scale, data.mean, data.std, class.<k>, ...:
+ * the conventional keys of docs/CHECKPOINT_FORMAT.md).
  */
 #ifndef SLIM_ONNX_H
 #define SLIM_ONNX_H
@@ -61,6 +66,12 @@ extern "C" {
  * not a positive finite number, SLIM_ERR_NOMEM, SLIM_ERR_IO. */
 slim_status slim_onnx_write(const slim_model *model, const char *path,
                             const char *producer_version);
+/* The same, with n_props metadata_props entries keys[i] = values[i] (keys
+ * non-empty; values may be empty; both NULL when n_props is 0). Duplicate
+ * keys are the caller's business. */
+slim_status slim_onnx_write_ex(const slim_model *model, const char *path,
+                               const char *producer_version, const char *const *keys,
+                               const char *const *values, int n_props);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,9 @@
 
 /* ModelProto */
 enum { MODEL_IR_VERSION = 1, MODEL_PRODUCER_NAME = 2, MODEL_PRODUCER_VERSION = 3 };
-enum { MODEL_GRAPH = 7, MODEL_OPSET_IMPORT = 8 };
+enum { MODEL_GRAPH = 7, MODEL_OPSET_IMPORT = 8, MODEL_METADATA_PROPS = 14 };
+/* StringStringEntryProto */
+enum { ENTRY_KEY = 1, ENTRY_VALUE = 2 };
 /* OperatorSetIdProto */
 enum { OPSET_DOMAIN = 1, OPSET_VERSION = 2 };
 /* GraphProto */
@@ -509,11 +511,37 @@ static slim_status write_atomic(const char *path, const part *parts, int n_parts
     return slim_atomic_commit(&af, err);
 }
 
+/* ModelProto.metadata_props: one StringStringEntryProto per pair. */
+static void metadata_props(slim_pb_buf *b, const char *const *keys, const char *const *values,
+                           int n) {
+    for (int i = 0; i < n; i++) {
+        slim_pb_buf entry;
+        slim_pb_init(&entry);
+        slim_pb_string(&entry, ENTRY_KEY, keys[i]);
+        slim_pb_string(&entry, ENTRY_VALUE, values[i]);
+        slim_pb_message(b, MODEL_METADATA_PROPS, &entry);
+        slim_pb_free(&entry);
+    }
+}
+
 slim_status slim_onnx_write(const slim_model *model, const char *path,
                             const char *producer_version) {
+    return slim_onnx_write_ex(model, path, producer_version, NULL, NULL, 0);
+}
+
+slim_status slim_onnx_write_ex(const slim_model *model, const char *path,
+                               const char *producer_version, const char *const *keys,
+                               const char *const *values, int n_props) {
     if (!path || !*path) return slim_error(SLIM_ERR_ARG, "onnx: write: no path given");
     if (!model || !model->layers || model->n_layers < 1)
         return slim_error(SLIM_ERR_ARG, "%s: onnx: no model given", path);
+    if (n_props < 0 || (n_props > 0 && (!keys || !values)))
+        return slim_error(SLIM_ERR_ARG, "%s: onnx: metadata: %d pairs without keys or values", path,
+                          n_props);
+    for (int i = 0; i < n_props; i++)
+        if (!keys[i] || !*keys[i] || !values[i])
+            return slim_error(SLIM_ERR_ARG, "%s: onnx: metadata pair %d has no key or value", path,
+                              i);
     plan p = {.m = model, .path = path};
     graph g;
     slim_pb_init(&g.nodes);
@@ -555,6 +583,7 @@ slim_status slim_onnx_write(const slim_model *model, const char *path,
     slim_pb_message(&opset_field, MODEL_OPSET_IMPORT, &opset);
     slim_pb_free(&opset);
     opset = opset_field;
+    metadata_props(&opset, keys, values, n_props);
     if (g.nodes.failed || g.inits.failed || tail.failed || head.failed || opset.failed) {
         st = slim_error(SLIM_ERR_NOMEM, "%s: out of memory encoding the ONNX graph", path);
         goto done;
