@@ -483,14 +483,15 @@ static void png_in(const char *dir, const char *cls, const char *name, int id, i
 }
 
 /* Checks image k of ds against test image id written with `comp` channels,
- * read back as ds->c channels (gray replicated into RGB; alpha dropped). */
+ * read back as ds->c channels (gray replicated into RGB; alpha dropped) and
+ * normalised with ds's statistics. */
 static void check_image(const slim_dataset *ds, size_t k, int id, int comp) {
     float *xs = read_all(ds);
     for (int ch = 0; ch < ds->c; ch++)
         for (int y = 0; y < I_H; y++)
             for (int x = 0; x < I_W; x++) {
                 int src = comp <= 2 ? 0 : ch;
-                float want = norm(img_px(id, y, x, src), 0.5f, 0.5f);
+                float want = norm(img_px(id, y, x, src), ds->mean[ch], ds->std[ch]);
                 float got = xs[((k * ds->c + ch) * I_H + y) * I_W + x];
                 if (got != want)
                     fail_msg("image %zu ch %d (%d,%d): %g != %g", k, ch, y, x, got, want);
@@ -532,7 +533,10 @@ static void test_imagefolder(void **state) {
     join(path, sizeof path, root, "README");
     write_bytes(path, 0, "x", 1);
 
-    slim_data_options opts = {.c = 3, .h = I_H, .w = I_W};
+    /* Statistics given (have_norm), as a checkpoint's would be. */
+    slim_data_options opts = {.c = 3, .h = I_H, .w = I_W, .have_norm = 1};
+    for (int k = 0; k < 3; k++)
+        opts.mean[k] = opts.std[k] = 0.5f;
     slim_dataset *ds = NULL;
     slim_log_level lvl = slim_get_log_level();
     slim_set_log_level(SLIM_LOG_ERROR); /* the "no train/test split" warning */
@@ -564,7 +568,8 @@ static void test_imagefolder(void **state) {
     assert_int_equal(slim_data_load_image(path, 1, I_H, I_W, &mean, &std, x1), SLIM_OK);
     for (int p = 0; p < I_H * I_W; p++)
         assert_true(x1[p] == norm(img_px(1, p / I_W, p % I_W, 0), 0.5f, 0.5f));
-    assert_error(slim_data_load_image(path, 1, I_W, I_H, &mean, &std, x1), SLIM_ERR_SHAPE, "b.png");
+    assert_error(slim_data_load_image_ex(path, 1, I_W, I_H, SLIM_RESIZE_NONE, 0, &mean, &std, x1),
+                 SLIM_ERR_SHAPE, "b.png");
 
     /* A limit keeps evenly spaced images, here one of each class. */
     png_in(root, "dog", "d.png", 3, 3);
@@ -591,13 +596,15 @@ static void test_imagefolder(void **state) {
         assert_int_equal(remove(path), 0);
     }
 
-    /* Wrong size: names the file and both sizes. */
+    /* Wrong size without resizing: names the file and both sizes. */
     char d[512];
     join(d, sizeof d, root, "dog");
     join(path, sizeof path, d, "e.png");
     write_png(path, 4, 3, 5, 6);
+    opts.resize = SLIM_RESIZE_NONE;
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_SHAPE, "dog/e.png");
     assert_true(has("5x6") && has("3x4"));
+    opts.resize = SLIM_RESIZE_CROP;
     /* Corrupt: a PNG signature followed by junk, and a truncated PNG. */
     unsigned char junk[40] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 1, 2, 3};
     write_bytes(path, 0, junk, sizeof junk);
@@ -617,13 +624,19 @@ static void test_imagefolder(void **state) {
     assert_null(ds);
     rm_tree(root);
 
-    /* Empty folder; class folders without images. */
+    /* Empty folder; one class; a class folder without pictures. */
     root = make_tmpdir("empty");
     slim_set_log_level(SLIM_LOG_QUIET);
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no class subdirectories");
     assert_true(has(root));
     mkdir_in(d, sizeof d, root, "a");
-    assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no images found");
+    assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "at least 2 classes");
+    assert_true(has(root) && has("'a'"));
+    assert_error(slim_data_load_imagefolder(root, NULL, 0, &opts, &ds), SLIM_ERR_FORMAT,
+                 "no .png/.jpg/.jpeg pictures in this class folder");
+    png_in(root, "b", "1.png", 1, 3);
+    assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no .png/.jpg/.jpeg");
+    assert_true(has(d)); /* names root/a */
     slim_set_log_level(lvl);
     rm_tree(root);
 }
@@ -954,7 +967,7 @@ static void test_imagefolder_jpeg(void **state) {
     assert_int_equal(slim_data_load_imagefolder(rgb_dir, NULL, 0, NULL, &ds), SLIM_OK);
     assert_true(ds->n == 2 && ds->c == 3 && ds->h == J_H && ds->w == J_W);
     float *xs = read_all(ds);
-    assert_true(xs[0] == norm(ref_rgb[0], 0.5f, 0.5f));
+    assert_true(xs[0] == norm(ref_rgb[0], ds->mean[0], ds->std[0]));
     free(xs);
     slim_dataset_free(ds);
     free(ref_gray);
@@ -964,7 +977,8 @@ static void test_imagefolder_jpeg(void **state) {
     static const float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
     float x[4 * J_H * J_W];
     /* Wrong size: names the file and both sizes. */
-    assert_error(slim_data_load_image(rgb, 3, J_W, J_H, mean, std, x), SLIM_ERR_SHAPE, "a.jpeg");
+    assert_error(slim_data_load_image_ex(rgb, 3, J_W, J_H, SLIM_RESIZE_NONE, 0, mean, std, x),
+                 SLIM_ERR_SHAPE, "a.jpeg");
     assert_true(has("16x24") && has("24x16"));
     /* Truncated inside the entropy-coded data: refused, not half grey. */
     {
