@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include "slim/ckpt.h"
 #include "slim/core.h"
 #include "slim/data.h"
 #include "slim/nn.h"
@@ -47,8 +48,23 @@ typedef struct slim_train_config {
     float weight_decay; /* coupled L2 on weights and biases (and BN unless a gamma penalty) */
     size_t limit;       /* train on the first N images (0 = all) */
     size_t test_limit;  /* evaluate on the first N test images (0 = all) */
-    int augment;        /* random crop with padding (h/14 pixels: 2 for 28x28, 2 for 32x32) */
-    int flip;           /* horizontal flips: 1 on, 0 off, -1 auto (on for colour data) */
+    /* Image folders (data.h); recorded in the checkpoint (data.* keys). */
+    slim_resize_mode resize; /* how pictures become the model's input size */
+    double crop_scale;       /* SLIM_RESIZE_CROP: 0 = SLIM_DATA_CROP_SCALE */
+    double val_split;        /* hold out this fraction of each class (data.h) */
+    uint64_t split_seed;     /* the split's seed when split_seed_given, else `seed` */
+    int split_seed_given;
+    const char *val_dir; /* a separate folder for the test split, or NULL */
+    int skip_bad;        /* leave out (and count) unreadable pictures */
+    /* Not recorded: they change memory and speed, never the results. */
+    int streaming;    /* 1: keep at most cache_mib MiB of decoded pictures, decode the rest */
+    size_t cache_mib; /* with streaming */
+    int workers;      /* decoding threads with streaming (0 = the data library's default) */
+    /* Augmentation: for image folders random-resized crop, else random crop
+     * with padding (h/14 pixels: 2 for 28x28, 4 from 32x32 up); resume
+     * keeps the rule a checkpoint recorded (augment.rule). */
+    int augment;
+    int flip; /* horizontal flips: 1 on, 0 off, -1 auto (on for colour data) */
     uint64_t seed;
     int threads;
     slim_backend backend;
@@ -84,6 +100,25 @@ void slim_train_config_default(slim_train_config *cfg);
  * SLIM_ERR_NUMERIC naming the step when the loss becomes NaN or Inf (the
  * last checkpoint stays intact). */
 slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary);
+/* ---- the data settings a checkpoint records (src/train/data_meta.c) --- */
+
+/* Writes the data.* keys of docs/CHECKPOINT_FORMAT.md for a run loaded
+ * with opts: data.resize, data.crop_scale, data.val_split and
+ * data.split_seed (when splitting), data.val (when given), data.skip_bad
+ * (when on), and data.mean/data.std from the train split `train`. */
+slim_status slim_train_store_data_meta(slim_ckpt *ck, const slim_data_options *opts,
+                                       const slim_dataset *train);
+/* Reads them back into opts for a model of c input channels: resize and
+ * crop_scale; have_norm with mean/std (a checkpoint without data.mean and
+ * data.std gets the fixed rule of slim_data_normalisation for its 'data',
+ * which is what it was trained with); and when `split` (the data is the
+ * checkpoint's own), val_split, split_seed, val_dir (pointing into ck) and
+ * skip_bad. Keys that are absent leave opts alone. A value that does not
+ * parse is SLIM_ERR_FORMAT, "<path>: setting '<key>' is '<value>': want
+ * ...". */
+slim_status slim_train_data_options(const slim_ckpt *ck, const char *path, int c, int split,
+                                    slim_data_options *opts);
+
 /* Path of the metrics CSV for a checkpoint path (RUN.ckpt -> RUN.csv). */
 void slim_train_metrics_path(const char *ckpt_path, char *buf, size_t len);
 

@@ -18,8 +18,10 @@
 #include <stdio.h>
 
 #include "slim/ckpt.h"
+#include "slim/data.h"
 #include "slim/kernels.h"
 #include "slim/nn.h"
+#include "slim/train.h"
 
 #define SLIM_CLI_VERSION "0.1.0"
 
@@ -121,10 +123,35 @@ long long cli_file_size(const char *path);
  * slim_status with a message naming the path. */
 int cli_write_file_atomic(const char *path, const void *data, size_t len);
 
-/* Normalisation of the data a model was trained on (see cmd_infer.c):
- * fills mean/std (c values each) and *how (a short description). */
-void cli_model_normalisation(const slim_ckpt *ck, int c, float *mean, float *std, char *how,
-                             size_t how_len);
+/* How pictures become a model's input: resize mode, crop scale and
+ * normalisation x = (p/255 - mean) / std, as the model's checkpoint or
+ * export records them (data.* keys, docs/CHECKPOINT_FORMAT.md); for a model
+ * from before they were recorded: crop, SLIM_DATA_CROP_SCALE, and the fixed
+ * rule of slim_data_normalisation for its 'data'. how says which. */
+typedef struct cli_preprocessing {
+    slim_resize_mode resize;
+    double crop_scale;
+    float mean[SLIM_DATA_MAX_CHANNELS], std[SLIM_DATA_MAX_CHANNELS]; /* (c) */
+    char how[160];
+} cli_preprocessing;
+/* ck may be NULL (defaults); a recorded value that does not parse is an
+ * error naming the key and path. */
+slim_status cli_model_preprocessing(const slim_ckpt *ck, const char *path, int c,
+                                    cli_preprocessing *pre);
+/* The test data for a model (eval, prune's check, report): *data = given,
+ * else the checkpoint's 'data', else fashion-mnist; o = the model's input
+ * shape and the checkpoint's data settings (slim_train_data_options; its
+ * split only when *data is the data the checkpoint was trained on). */
+slim_status cli_data_options(const slim_ckpt *ck, const char *path, const slim_model *model,
+                             const char *given, const char **data, slim_data_options *o);
+/* --resize of eval and infer: the choices, and the help of an option that
+ * overrides the mode a model records. */
+#define CLI_RESIZE_CHOICES "crop|stretch|pad|none"
+extern const char cli_resize_override_help[];
+/* key = "%.9g" of v. */
+slim_status cli_set_meta_double(slim_ckpt *ck, const char *key, double v);
+/* "a,b,c": n floats with %.9g into buf. */
+void cli_format_floats(const float *x, int n, char *buf, size_t len);
 
 /* ---- commands --------------------------------------------------------- */
 

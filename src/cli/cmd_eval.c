@@ -11,7 +11,7 @@
 #include "slim/train.h"
 
 static struct {
-    const char *data, *backend, *logits;
+    const char *data, *backend, *logits, *resize;
     int64_t limit, batch, threads;
 } a;
 
@@ -19,8 +19,13 @@ static cli_opt opts[] = {
     {"data", CLI_STRING, "SPEC", "from the model",
      "Test data (its test split): fashion-mnist, or a directory (see slim train --help). "
      "Default: the data the model was trained on (the checkpoint's 'data' setting), else "
-     "fashion-mnist.",
+     "fashion-mnist. On the model's own data the test split is the one training held out "
+     "(its recorded --val-split and seed, or --val folder); on any data the pictures are "
+     "resized and normalised as the model records (data.resize, data.crop_scale, data.mean, "
+     "data.std).",
      NULL, 0, &a.data, 0},
+    {"resize", CLI_CHOICE, NULL, "from the model", cli_resize_override_help, CLI_RESIZE_CHOICES, 0,
+     &a.resize, 0},
     {"limit", CLI_INT, "N", "0", "Evaluate the first N test images only (0 = all).", NULL, 0,
      &a.limit, 0},
     {"batch", CLI_INT, "N", "256", "Images per forward pass (> 0); does not change the results.",
@@ -132,10 +137,13 @@ int cmd_eval(int argc, char **argv) {
     slim_eval_result res = {0};
     int rc = CLI_EXIT_FAIL;
     if (cli_load_model(path, 0, &model, &ck) != SLIM_OK) goto done;
-    const char *data = cli_given(&spec, "data") ? a.data : slim_ckpt_get_meta(ck, "data");
-    if (!data) data = "fashion-mnist";
-    const slim_layer *in = &model->layers[0];
-    slim_data_options dopts = {.c = in->c, .h = in->h, .w = in->w, .limit = (size_t)a.limit};
+    const char *data;
+    slim_data_options dopts;
+    if (cli_data_options(ck, path, model, cli_given(&spec, "data") ? a.data : NULL, &data,
+                         &dopts) != SLIM_OK)
+        goto done;
+    dopts.limit = (size_t)a.limit;
+    if (cli_given(&spec, "resize")) slim_resize_mode_parse(a.resize, &dopts.resize);
     if (slim_data_load(data, 0, &dopts, &ds) != SLIM_OK) goto done;
     if (ds->n == 0) {
         slim_error(SLIM_ERR_ARG, "%s: the test split is empty", data);
@@ -148,7 +156,13 @@ int cmd_eval(int argc, char **argv) {
     char pbuf[32];
     printf("model: %s (%s parameters)\n", path,
            cli_group(slim_model_param_count(model), pbuf, sizeof pbuf));
-    printf("data: %s, test split, %zu images\n", data, ds->n);
+    printf("data: %s, test split, %zu images", data, ds->n);
+    if (dopts.val_split > 0)
+        printf(" (held out: %g of each class, seed %" PRIu64 ")", dopts.val_split,
+               dopts.split_seed);
+    else if (dopts.val_dir)
+        printf(" (from %s)", dopts.val_dir);
+    printf("\n");
     print_report(&res, ck, ds);
     if (logits) {
         if (write_logits(a.logits, logits, count) != SLIM_OK) goto done;

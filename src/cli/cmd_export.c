@@ -38,10 +38,13 @@ static cli_spec spec = {
     "Writes an inference model. slim format: every BN that follows a convolution is folded "
     "into it (W' = W s, b' = (b - mean) s + beta with s = gamma / sqrt(var + eps)), the "
     "optimizer state is dropped, and the class names, the data setting and the data's "
-    "normalisation (data.mean, data.std) are kept so that slim infer can read images for it; "
+    "preprocessing (data.resize, data.crop_scale, data.mean, data.std) are kept so that slim "
+    "infer reads pictures for it as training did; "
     "the folded model is checked against the original on random inputs. onnx format: the same "
     "fold, written as an ONNX graph with one input 'input' (N, C, H, W) and one output "
-    "'logits'. Prints parameters and file sizes before and after.",
+    "'logits', and the same metadata as the model's metadata_props (the input must be "
+    "resized and normalised by the caller as they say). Prints parameters and file sizes "
+    "before and after.",
     opts,
     sizeof opts / sizeof opts[0],
     1,
@@ -50,25 +53,27 @@ static cli_spec spec = {
 };
 
 /* Metadata an inference model keeps: class names, the data it was trained
- * on, where it came from, and the normalisation its inputs need. */
+ * on, where it came from, and the preprocessing its inputs need (resize
+ * mode, crop scale, normalisation; the effective ones when the checkpoint
+ * predates them). The ONNX export writes the same pairs as metadata_props. */
 static slim_status copy_export_meta(slim_ckpt *dst, const slim_ckpt *src, const char *in_path,
                                     int c) {
     for (int i = 0; i < src->n_meta; i++) {
         const char *k = src->meta_keys[i];
-        if (strncmp(k, "class.", 6) == 0 || strcmp(k, "data") == 0 || strcmp(k, "data.mean") == 0 ||
-            strcmp(k, "data.std") == 0)
+        if (strncmp(k, "class.", 6) == 0 || strcmp(k, "data") == 0 ||
+            strcmp(k, "data.resize") == 0 || strcmp(k, "data.crop_scale") == 0)
             SLIM_TRY(slim_ckpt_set_meta(dst, k, src->meta_values[i]));
     }
     SLIM_TRY(slim_ckpt_set_meta(dst, "exported_from", in_path));
-    float mean[SLIM_DATA_MAX_CHANNELS], std[SLIM_DATA_MAX_CHANNELS];
-    char how[160], m[256] = "", s[256] = "";
-    if (c > (int)(sizeof mean / sizeof mean[0])) return SLIM_OK;
-    cli_model_normalisation(src, c, mean, std, how, sizeof how);
-    for (int k = 0; k < c; k++) {
-        size_t lm = strlen(m), ls = strlen(s);
-        snprintf(m + lm, sizeof m - lm, "%s%.9g", k ? "," : "", (double)mean[k]);
-        snprintf(s + ls, sizeof s - ls, "%s%.9g", k ? "," : "", (double)std[k]);
-    }
+    cli_preprocessing pre;
+    SLIM_TRY(cli_model_preprocessing(src, NULL, c, &pre));
+    if (!slim_ckpt_get_meta(dst, "data.resize"))
+        SLIM_TRY(slim_ckpt_set_meta(dst, "data.resize", slim_resize_mode_name(pre.resize)));
+    if (!slim_ckpt_get_meta(dst, "data.crop_scale"))
+        SLIM_TRY(cli_set_meta_double(dst, "data.crop_scale", pre.crop_scale));
+    char m[256], s[256];
+    cli_format_floats(pre.mean, c, m, sizeof m);
+    cli_format_floats(pre.std, c, s, sizeof s);
     SLIM_TRY(slim_ckpt_set_meta(dst, "data.mean", m));
     return slim_ckpt_set_meta(dst, "data.std", s);
 }
@@ -115,6 +120,20 @@ static slim_status export_slim(slim_model *model, const slim_ckpt *in_ck, const 
     return st;
 }
 
+/* ONNX with the export's metadata as metadata_props. */
+static slim_status export_onnx(const slim_model *model, const slim_ckpt *in_ck,
+                               const char *in_path) {
+    slim_ckpt *meta = slim_ckpt_new(SLIM_CKPT_EXPORT);
+    if (!meta) return SLIM_ERR_NOMEM;
+    slim_status st = copy_export_meta(meta, in_ck, in_path, model->layers[0].c);
+    if (st == SLIM_OK)
+        st = slim_onnx_write_ex(model, a.out, "slim " SLIM_CLI_VERSION,
+                                (const char *const *)meta->meta_keys,
+                                (const char *const *)meta->meta_values, meta->n_meta);
+    slim_ckpt_free(meta);
+    return st;
+}
+
 int cmd_export(int argc, char **argv) {
     int n_pos, r = cli_parse(&spec, argc, argv, &n_pos);
     if (r != CLI_PARSE_OK) return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -134,7 +153,7 @@ int cmd_export(int argc, char **argv) {
         st = slim_model_fold_bn(model, &folded);
         if (st == SLIM_OK) params_after = slim_model_param_count(folded);
         slim_model_free(folded);
-        if (st == SLIM_OK) st = slim_onnx_write(model, a.out, "slim " SLIM_CLI_VERSION);
+        if (st == SLIM_OK) st = export_onnx(model, ck, in_path);
     } else {
         st = export_slim(model, ck, in_path, &params_after);
     }

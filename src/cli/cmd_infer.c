@@ -16,7 +16,7 @@
 #define INFER_MAX_BATCH 64
 
 static struct {
-    const char *backend;
+    const char *backend, *resize;
     int64_t top, threads;
 } a;
 
@@ -29,21 +29,25 @@ static cli_opt opts[] = {
      "fast: slim's inference runtime (oneDNN, BN folded, fused); ref: the model's forward pass "
      "with the plain C reference kernels (slow; for cross-checking).",
      "ref|fast", 0, &a.backend, 0},
+    {"resize", CLI_CHOICE, NULL, "from the model", cli_resize_override_help, CLI_RESIZE_CHOICES, 0,
+     &a.resize, 0},
 };
 
 static cli_spec spec = {
     "infer",
     "slim infer MODEL.slim|RUN.ckpt IMAGE.png|jpg ... [options]",
-    "Reads each image (PNG through stb_image, JPEG through libjpeg-turbo; gray or colour converted "
-    "to the "
-    "model's channel count, never resized: its size must be the model's input size), "
-    "normalises it as the model's training data was, runs the model in inference mode and "
-    "prints the top-k classes with their softmax probabilities, names from the model.\n\n"
-    "Normalisation, x = (pixel/255 - mean) / std, first found of: the data.mean/data.std "
-    "stored by slim export; the statistics of the data named by the model's 'data' setting "
-    "(fashion-mnist 0.2860/0.3530, MNIST 0.1307/0.3081, CIFAR-10 per channel; a directory is "
-    "inspected like slim train does, or judged by its name if it is not on this machine); else "
-    "0.5/0.5, the image-folder rule. The choice is printed.",
+    "Reads each picture (PNG through stb_image, JPEG through libjpeg-turbo; any size; gray or "
+    "colour converted to the model's channel count), resizes it to the model's input as "
+    "recorded (see --resize), normalises it as the model's training data was, runs the model "
+    "in inference mode and prints the top-k classes with their softmax probabilities, names "
+    "from the model. A picture that cannot be read is reported (slim: error: naming it), the "
+    "others are still classified, and the exit status is 1.\n\n"
+    "Normalisation, x = (pixel/255 - mean) / std: the data.mean/data.std the model records "
+    "(slim train stores the statistics of its training data, slim export keeps them); for a "
+    "model from before they were recorded, the statistics of the data named by its 'data' "
+    "setting (fashion-mnist 0.2860/0.3530, MNIST 0.1307/0.3081, CIFAR-10 per channel; a "
+    "directory is inspected like slim train does, or judged by its name if it is not on this "
+    "machine), else 0.5/0.5, the old image-folder rule. The choice is printed.",
     opts,
     sizeof opts / sizeof opts[0],
     2,
@@ -132,8 +136,8 @@ int cmd_infer(int argc, char **argv) {
 
     slim_model *model = NULL;
     slim_ckpt *ck = NULL;
-    float *x = NULL, *logits = NULL, *mean = NULL, *std = NULL;
-    int *order = NULL;
+    float *x = NULL, *logits = NULL;
+    int *order = NULL, *ok = NULL, n_ok = 0;
     int rc = CLI_EXIT_FAIL;
     if (cli_load_model(model_path, 0, &model, &ck) != SLIM_OK) goto done;
     const slim_layer *in = &model->layers[0];
@@ -141,41 +145,58 @@ int cmd_infer(int argc, char **argv) {
     int k = model->n_classes;
     x = slim_calloc((size_t)n * img, sizeof(float));
     logits = slim_calloc((size_t)n * (size_t)k, sizeof(float));
-    mean = slim_calloc((size_t)in->c, sizeof(float));
-    std = slim_calloc((size_t)in->c, sizeof(float));
     order = slim_calloc((size_t)k, sizeof(int));
-    if (!x || !logits || !mean || !std || !order) goto done;
-    char how[256];
-    cli_model_normalisation(ck, in->c, mean, std, how, sizeof how);
+    ok = slim_calloc((size_t)n, sizeof(int));
+    if (!x || !logits || !order || !ok) goto done;
+    cli_preprocessing pre;
+    if (cli_model_preprocessing(ck, model_path, in->c, &pre) != SLIM_OK) goto done;
+    if (cli_given(&spec, "resize")) slim_resize_mode_parse(a.resize, &pre.resize);
+    /* The pictures that load are packed at the front of x; the others are
+     * reported now and skipped. */
     for (int i = 0; i < n; i++) {
         slim_status st =
-            slim_data_load_image(images[i], in->c, in->h, in->w, mean, std, x + (size_t)i * img);
-        if (st != SLIM_OK) {
-            /* Name the file even if the loader's message does not. */
-            if (!strstr(slim_last_error(), images[i])) slim_error_prefix(st, "%s", images[i]);
-            goto done;
+            slim_data_load_image_ex(images[i], in->c, in->h, in->w, pre.resize, pre.crop_scale,
+                                    pre.mean, pre.std, x + (size_t)n_ok * img);
+        if (st == SLIM_OK) {
+            ok[n_ok++] = i;
+            continue;
         }
+        /* Name the file even if the loader's message does not. */
+        if (!strstr(slim_last_error(), images[i])) slim_error_prefix(st, "%s", images[i]);
+        cli_fail();
     }
-    if (run_model(model, x, n, logits) != SLIM_OK) goto done;
-    printf("model: %s (input %dx%dx%d, %d classes)\nnormalisation: mean", model_path, in->c, in->h,
-           in->w, k);
+    if (n_ok > 0 && run_model(model, x, n_ok, logits) != SLIM_OK) {
+        cli_fail();
+        goto done;
+    }
+    /* The unreadable pictures are reported already. */
+    if (n_ok < n)
+        fprintf(stderr, "slim: %d of %d pictures could not be read (reported above)\n", n - n_ok,
+                n);
+    rc = n_ok == n ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (n_ok == 0) goto out;
+    printf("model: %s (input %dx%dx%d, %d classes)\nresize: %s", model_path, in->c, in->h, in->w, k,
+           slim_resize_mode_name(pre.resize));
+    if (pre.resize == SLIM_RESIZE_CROP) printf(" (crop scale %g)", pre.crop_scale);
+    printf("%s\nnormalisation: mean",
+           cli_given(&spec, "resize") ? " (--resize)" : " (as the model records)");
     for (int c = 0; c < in->c; c++)
-        printf("%s%.4g", c ? "," : " ", (double)mean[c]);
+        printf("%s%.4g", c ? "," : " ", (double)pre.mean[c]);
     printf(", std");
     for (int c = 0; c < in->c; c++)
-        printf("%s%.4g", c ? "," : " ", (double)std[c]);
-    printf(" (%s)\n\n", how);
+        printf("%s%.4g", c ? "," : " ", (double)pre.std[c]);
+    printf(" (%s)\n\n", pre.how);
     int top = a.top < k ? (int)a.top : k;
-    for (int i = 0; i < n; i++)
-        print_top(images[i], logits + (size_t)i * (size_t)k, k, top, ck, order);
-    rc = CLI_EXIT_OK;
+    for (int j = 0; j < n_ok; j++)
+        print_top(images[ok[j]], logits + (size_t)j * (size_t)k, k, top, ck, order);
+    goto out;
 done:
-    if (rc != CLI_EXIT_OK) cli_fail();
+    cli_fail();
+out:
     free(x);
     free(logits);
-    free(mean);
-    free(std);
     free(order);
+    free(ok);
     slim_ckpt_free(ck);
     slim_model_free(model);
     return rc;

@@ -17,7 +17,9 @@ static cli_opt opts[] = {
      "Print one JSON object instead of the table. Top-level keys: file, format "
      "(net|train|export), params, macs (forward multiply-adds per image), channels, "
      "channels_source (bn|conv), gamma_zero, gamma_total, weights_zero, weights_total, "
-     "filters_zero, digest, position ({epoch, step} or null), layers (one object per layer "
+     "filters_zero, digest, position ({epoch, step} or null), preprocessing ({resize, crop_scale, "
+     "mean, std, source}: how pictures become the model's input, or null for a .net file), "
+     "layers (one object per layer "
      "with index, name, kind, inputs, shape [c,h,w], channels, params, macs, gamma_zero, "
      "gamma_total, gamma_min, gamma_median, gamma_max, weights_zero, weights_total, "
      "filters_zero) and meta (the checkpoint's settings, strings). Figures that need weights "
@@ -106,7 +108,8 @@ static void shape_str(const slim_layer *l, char *buf, size_t len) {
 /* ---- table ------------------------------------------------------------ */
 
 static void print_table(const char *path, const slim_model *m, const slim_ckpt *ck,
-                        const slim_layer_sparsity *rows, const totals *t) {
+                        const slim_layer_sparsity *rows, const totals *t,
+                        const cli_preprocessing *pre) {
     char b1[32], b2[32], b3[32];
     const char *format = !ck                            ? "model file (structure only)"
                          : ck->kind == SLIM_CKPT_EXPORT ? "exported model"
@@ -159,6 +162,17 @@ static void print_table(const char *path, const slim_model *m, const slim_ckpt *
                 optim |= ck->tensors[i].is_optim;
             printf("position: epoch %" PRIu32 ", step %" PRIu64 "%s\n", ck->pos.epoch, ck->pos.step,
                    optim ? ", optimizer state saved" : ", no optimizer state");
+        }
+        if (pre) {
+            printf("preprocessing: resize %s", slim_resize_mode_name(pre->resize));
+            if (pre->resize == SLIM_RESIZE_CROP) printf(" (crop scale %g)", pre->crop_scale);
+            printf(", mean");
+            for (int k = 0; k < m->layers[0].c; k++)
+                printf("%s%.4g", k ? "," : " ", (double)pre->mean[k]);
+            printf(", std");
+            for (int k = 0; k < m->layers[0].c; k++)
+                printf("%s%.4g", k ? "," : " ", (double)pre->std[k]);
+            printf(" (%s)\n", pre->how);
         }
         if (ck->n_meta > 0) printf("\nsettings:\n");
         int classes = 0;
@@ -220,7 +234,8 @@ static void json_count(int has_weights, uint64_t v) {
 }
 
 static void print_json(const char *path, const slim_model *m, const slim_ckpt *ck,
-                       const slim_layer_sparsity *rows, const totals *t) {
+                       const slim_layer_sparsity *rows, const totals *t,
+                       const cli_preprocessing *pre) {
     int w = ck != NULL;
     printf("{\n  \"file\": ");
     json_string(path);
@@ -245,6 +260,25 @@ static void print_json(const char *path, const slim_model *m, const slim_ckpt *c
                ck->pos.step);
     else
         printf(",\n  \"position\": null");
+    printf(",\n  \"preprocessing\": ");
+    if (pre) {
+        printf("{\"resize\": \"%s\", \"crop_scale\": ", slim_resize_mode_name(pre->resize));
+        json_float(pre->crop_scale);
+        const float *v[2] = {pre->mean, pre->std};
+        for (int j = 0; j < 2; j++) {
+            printf(", \"%s\": [", j ? "std" : "mean");
+            for (int k = 0; k < m->layers[0].c; k++) {
+                if (k) printf(", ");
+                json_float(v[j][k]);
+            }
+            printf("]");
+        }
+        printf(", \"source\": ");
+        json_string(pre->how);
+        printf("}");
+    } else {
+        printf("null");
+    }
     printf(",\n  \"layers\": [");
     for (int i = 0; i < m->n_layers; i++) {
         const slim_layer *l = &m->layers[i];
@@ -316,10 +350,18 @@ int cmd_info(int argc, char **argv) {
     }
     totals t;
     compute_totals(m, rows, ck != NULL, &t);
+    /* A recorded setting that does not parse is worth a warning here, not
+     * a refusal: info is how one looks at such a file. */
+    cli_preprocessing pre;
+    int have_pre = 0;
+    if (ck) {
+        have_pre = cli_model_preprocessing(ck, path, m->layers[0].c, &pre) == SLIM_OK;
+        if (!have_pre) cli_warn("%s", slim_last_error());
+    }
     if (a.json)
-        print_json(path, m, ck, rows, &t);
+        print_json(path, m, ck, rows, &t, have_pre ? &pre : NULL);
     else
-        print_table(path, m, ck, rows, &t);
+        print_table(path, m, ck, rows, &t, have_pre ? &pre : NULL);
     free(rows);
     slim_ckpt_free(ck);
     slim_model_free(m);

@@ -48,7 +48,8 @@ static cli_opt opts[] = {
      NULL, 0, &a.check, 0},
     {"data", CLI_STRING, "SPEC", "from the model",
      "Data for the check (its test split). Default: the data the model was trained on (the "
-     "checkpoint's 'data' setting), else fashion-mnist.",
+     "checkpoint's 'data' setting, with the split, resizing and normalisation it records), "
+     "else fashion-mnist.",
      NULL, 0, &a.data, 0},
     {"backend", CLI_CHOICE, NULL, "fast", "Kernels for the check: fast (oneDNN) or ref (plain C).",
      "ref|fast", 0, &a.backend, 0},
@@ -77,11 +78,12 @@ static cli_spec spec = {
 
 /* Runs the check; in exact mode a violated bound is an error. */
 static slim_status check_pruned(slim_model *before, slim_model *after, const slim_ckpt *ck,
-                                int exact) {
-    const char *data = cli_given(&spec, "data") ? a.data : slim_ckpt_get_meta(ck, "data");
-    if (!data) data = "fashion-mnist";
-    const slim_layer *in = &before->layers[0];
-    slim_data_options dopts = {.c = in->c, .h = in->h, .w = in->w, .limit = (size_t)a.check};
+                                const char *in_path, int exact) {
+    const char *data;
+    slim_data_options dopts;
+    SLIM_TRY(cli_data_options(ck, in_path, before, cli_given(&spec, "data") ? a.data : NULL, &data,
+                              &dopts));
+    dopts.limit = (size_t)a.check;
     slim_dataset *ds = NULL;
     slim_status st = slim_data_load(data, 0, &dopts, &ds);
     if (st != SLIM_OK)
@@ -172,7 +174,7 @@ int cmd_prune(int argc, char **argv) {
     slim_prune_report_print(&report, stdout);
     fflush(stdout);
     if (a.check > 0) {
-        if (check_pruned(model, pruned, ck, exact) != SLIM_OK) goto done;
+        if (check_pruned(model, pruned, ck, in_path, exact) != SLIM_OK) goto done;
     } else if (exact) {
         printf("\n(check skipped: --check 0)\n");
     }

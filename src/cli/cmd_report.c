@@ -20,8 +20,11 @@ static struct {
 } a;
 
 static cli_opt opts[] = {
-    {"data", CLI_STRING, "D", "fashion-mnist",
-     "Test data (the test split of any --data spec of slim train).", NULL, 0, &a.data, 0},
+    {"data", CLI_STRING, "D", "from the first model",
+     "Test data (the test split of any --data spec of slim train). Default: the data the first "
+     "model was trained on (its 'data' setting), else fashion-mnist. The split, resizing and "
+     "normalisation are those the first model records (docs/CHECKPOINT_FORMAT.md).",
+     NULL, 0, &a.data, 0},
     {"limit", CLI_INT, "N", "0", "Evaluate on the first N test images (0 = all).", NULL, 0,
      &a.limit, 0},
     {"threads", CLI_INT, "T", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).", NULL,
@@ -167,7 +170,14 @@ int cmd_report(int argc, char **argv) {
             break;
         }
         if (!ds) {
-            slim_data_options o = {.c = in->c, .h = in->h, .w = in->w, .limit = (size_t)a.limit};
+            slim_data_options o;
+            if (cli_data_options(rows[0].ck, argv[1], rows[0].m,
+                                 cli_given(&spec, "data") ? a.data : NULL, &a.data,
+                                 &o) != SLIM_OK) {
+                status = cli_fail();
+                break;
+            }
+            o.limit = (size_t)a.limit;
             /* As floats once, so that the timed runs read them directly. */
             if (slim_data_load(a.data, 0, &o, &ds) != SLIM_OK ||
                 slim_dataset_to_floats(ds) != SLIM_OK)

@@ -11,9 +11,10 @@
 
 static struct {
     const char *model, *data, *schedule, *backend, *penalty, *progress, *out, *resume, *init;
-    int64_t epochs, batch, limit, test_limit, seed, threads;
-    double lr, momentum, weight_decay, lambda;
-    int augment, flip, quiet;
+    const char *resize, *val;
+    int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers;
+    double lr, momentum, weight_decay, lambda, crop_scale, val_split;
+    int augment, flip, quiet, skip_bad;
 } a;
 
 static cli_opt opts[] = {
@@ -23,9 +24,46 @@ static cli_opt opts[] = {
      NULL, 0, &a.model, 0},
     {"data", CLI_STRING, "SPEC", "fashion-mnist",
      "Training data: fashion-mnist (the Debian package), or a directory holding IDX files, the "
-     "CIFAR-10 binary version, or an image folder root/<class>/*.png|jpg (root/train and "
-     "root/test when present). With --init, the default is the checkpoint's data.",
+     "CIFAR-10 binary version, or an image folder root/<class>/*.png|jpg|jpeg of pictures of "
+     "any size (root/train and root/test when present; else see --val-split and --val). With "
+     "--init, the default is the checkpoint's data.",
      NULL, 0, &a.data, 0},
+    {"val-split", CLI_FLOAT, "F", "0",
+     "For an image folder without train/ and test/: hold out the fraction F (0 < F < 1) of "
+     "each class as the test split, chosen by --seed (stratified, deterministic). 0 = off: "
+     "the test split is then the training pictures, with a warning. Recorded in the "
+     "checkpoint, so slim eval, prune and report use exactly the held-out pictures.",
+     NULL, 0, &a.val_split, 0},
+    {"val", CLI_STRING, "DIR", NULL,
+     "A separate image folder DIR/<class>/... as the test split (its classes must be among the "
+     "training folder's). Recorded in the checkpoint.",
+     NULL, 0, &a.val, 0},
+    {"resize", CLI_CHOICE, NULL, "crop",
+     "How a picture becomes the model's input size: crop (scale the shorter side to the input "
+     "times --crop-scale, keeping the aspect, then cut out the centre: torchvision's Resize + "
+     "CenterCrop), stretch (scale each side, aspect not kept), pad (scale the longer side to "
+     "fit, centre on black), none (a picture of another size is an error). Triangle "
+     "(antialiased bilinear) filter. Recorded in the checkpoint and every export.",
+     CLI_RESIZE_CHOICES, 0, &a.resize, 0},
+    {"crop-scale", CLI_FLOAT, "F", "1",
+     "With --resize crop: scale the shorter side to F times the input before cutting out the "
+     "centre (F >= 1; torchvision's ImageNet evaluation uses 256/224 = 1.143). Recorded.",
+     NULL, 0, &a.crop_scale, 0},
+    {"cache-mib", CLI_INT, "N", "2048",
+     "Image folders: keep at most N MiB of decoded pictures (bytes at the model's input size) "
+     "in memory and decode the others on the fly, in --workers threads that prefetch the next "
+     "batches. 0 = decode every picture on the fly. The results are bit for bit the same "
+     "whatever N.",
+     NULL, 0, &a.cache_mib, 0},
+    {"workers", CLI_INT, "N", "2",
+     "Image folders: threads decoding pictures (at load, and on the fly beyond --cache-mib); "
+     "1 to 64.",
+     NULL, 0, &a.workers, 0},
+    {"skip-bad", CLI_FLAG, NULL, NULL,
+     "Image folders: leave out pictures that cannot be read (corrupt, truncated, empty, "
+     "absurdly large) and print how many at the end of loading, instead of stopping at the "
+     "first one. Recorded in the checkpoint.",
+     NULL, 0, &a.skip_bad, 0},
     {"epochs", CLI_INT, "N", "1",
      "Total epochs of the run. With --resume: the new total, to extend a finished run (the "
      "schedule is then computed over the new total from the resumed step on); omitted, the "
@@ -51,16 +89,19 @@ static cli_opt opts[] = {
      "Evaluate after each epoch on the first N test images only (0 = all).", NULL, 0, &a.test_limit,
      0},
     {"augment", CLI_FLAG, NULL, NULL,
-     "Random crop with padding (2 pixels below 32x32 images, 4 from 32x32 up) and, see --flip, "
-     "random horizontal flips.",
+     "IDX and CIFAR-10: random crop with padding (2 pixels below 32x32 images, 4 from 32x32 "
+     "up). Image folders: random-resized crop (a window of 35% to 100% of the area, aspect "
+     "3/4 to 4/3, resized back to the input; torchvision's 8% minimum is meant for large "
+     "photos). Then, see --flip, random horizontal flips. The rule is recorded in the "
+     "checkpoint (augment.rule).",
      NULL, 0, &a.augment, 0},
     {"flip", CLI_FLAG, NULL, "auto",
      "With --augment: flip images horizontally at random. auto = on for colour data, off for "
      "gray (Fashion-MNIST garments are not mirror images of each other).",
      NULL, 1, &a.flip, 0},
     {"seed", CLI_INT, "S", "0",
-     "Seed of the one random generator (initialisation, shuffling, augmentation). The same seed "
-     "and thread count give the same run.",
+     "Seed of the one random generator (initialisation, shuffling, augmentation) and of "
+     "--val-split. The same seed and thread count give the same run.",
      NULL, 0, &a.seed, 0},
     {"threads", CLI_INT, "N", "2", "Threads for oneDNN and OpenBLAS (0 = one per processor).", NULL,
      0, &a.threads, 0},
@@ -122,8 +163,9 @@ static cli_spec spec = {
 /* Options that --resume takes from the checkpoint, so giving them is a
  * mistake worth a warning. */
 static const char *const resume_ignored[] = {
-    "model",      "data",    "batch", "lr",   "schedule", "momentum", "weight-decay", "limit",
-    "test-limit", "augment", "flip",  "seed", "backend",  "penalty",  "lambda",       "init",
+    "model",  "data",       "batch",   "lr",         "schedule",  "momentum", "weight-decay",
+    "limit",  "test-limit", "augment", "flip",       "seed",      "backend",  "penalty",
+    "lambda", "init",       "resize",  "crop-scale", "val-split", "val",      "skip-bad",
 };
 
 static int validate(void) {
@@ -141,6 +183,11 @@ static int validate(void) {
     if (a.threads < 0 || a.threads > 4096)
         return cli_usage_error(cmd, "--threads must be between 0 and 4096, got %" PRId64,
                                a.threads);
+    if (a.cache_mib < 0 || a.cache_mib > (int64_t)1 << 40)
+        return cli_usage_error(cmd, "--cache-mib must be between 0 and 2^40, got %" PRId64,
+                               a.cache_mib);
+    if (a.workers < 1 || a.workers > 64)
+        return cli_usage_error(cmd, "--workers must be between 1 and 64, got %" PRId64, a.workers);
     if (a.resume) {
         for (size_t i = 0; i < sizeof resume_ignored / sizeof resume_ignored[0]; i++)
             if (cli_given(&spec, resume_ignored[i]))
@@ -160,6 +207,13 @@ static int validate(void) {
         return cli_usage_error(cmd, "--test-limit must be >= 0, got %" PRId64, a.test_limit);
     if (a.seed < 0) return cli_usage_error(cmd, "--seed must be >= 0, got %" PRId64, a.seed);
     if (!(a.lambda >= 0)) return cli_usage_error(cmd, "--lambda must be >= 0, got %g", a.lambda);
+    if (!(a.val_split >= 0 && a.val_split < 1))
+        return cli_usage_error(cmd, "--val-split must be in [0, 1), got %g", a.val_split);
+    if (a.val_split > 0 && a.val)
+        return cli_usage_error(cmd, "--val-split and --val cannot be combined (--val names the "
+                                    "test split)");
+    if (!(a.crop_scale >= 1 && a.crop_scale <= 16))
+        return cli_usage_error(cmd, "--crop-scale must be between 1 and 16, got %g", a.crop_scale);
     if (a.lambda > 0 && strcmp(a.penalty, "none") == 0)
         return cli_usage_error(cmd,
                                "--lambda %g does nothing without a penalty: add --penalty "
@@ -189,24 +243,46 @@ int cmd_train(int argc, char **argv) {
     if (r != CLI_PARSE_OK) return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     if ((r = validate()) != CLI_EXIT_OK) return r;
 
-    /* --init: unless --data is given, train on the data the checkpoint was
-     * trained on (its class count and normalisation). */
-    char *init_data = NULL;
-    if (a.init && !cli_given(&spec, "data")) {
-        slim_ckpt *ck = NULL;
-        if (slim_ckpt_read(a.init, &ck) != SLIM_OK) return cli_fail();
-        const char *d = slim_ckpt_get_meta(ck, "data");
-        if (d && !(init_data = strdup(d))) {
-            slim_ckpt_free(ck);
-            cli_error("out of memory");
-            return CLI_EXIT_FAIL;
-        }
-        slim_ckpt_free(ck);
-        if (init_data) a.data = init_data;
-    }
-
     slim_train_config cfg;
     slim_train_config_default(&cfg);
+    cfg.resize = SLIM_RESIZE_CROP;
+    slim_resize_mode_parse(a.resize, &cfg.resize);
+    cfg.crop_scale = a.crop_scale;
+    cfg.val_split = a.val_split;
+    cfg.val_dir = a.val;
+    cfg.skip_bad = a.skip_bad;
+    cfg.streaming = 1;
+    cfg.cache_mib = (size_t)a.cache_mib;
+    cfg.workers = (int)a.workers;
+
+    /* --init: unless --data is given, train on the data the checkpoint was
+     * trained on (its class count), with the split, resizing and bad-picture
+     * rule it records unless given here: fine-tuning must not train on the
+     * pictures the first run held out. */
+    slim_ckpt *init_ck = NULL;
+    if (a.init && !cli_given(&spec, "data")) {
+        slim_model *m = NULL;
+        slim_data_options o = {0};
+        if (cli_load_model(a.init, 0, &m, &init_ck) != SLIM_OK ||
+            slim_train_data_options(init_ck, a.init, m->layers[0].c, 1, &o) != SLIM_OK) {
+            slim_model_free(m);
+            slim_ckpt_free(init_ck);
+            return cli_fail();
+        }
+        slim_model_free(m);
+        const char *d = slim_ckpt_get_meta(init_ck, "data");
+        if (d) a.data = d;
+        if (!cli_given(&spec, "resize")) cfg.resize = o.resize;
+        if (!cli_given(&spec, "crop-scale") && o.crop_scale > 0) cfg.crop_scale = o.crop_scale;
+        if (!cli_given(&spec, "val-split") && !cli_given(&spec, "val")) {
+            cfg.val_split = o.val_split;
+            cfg.split_seed = o.split_seed;
+            cfg.split_seed_given = o.val_split > 0;
+            cfg.val_dir = o.val_dir;
+        }
+        if (!cli_given(&spec, "skip-bad")) cfg.skip_bad = o.skip_bad;
+    }
+
     cfg.model = a.model;
     cfg.data = a.data;
     /* 0 tells slim_train to keep the resumed run's total. */
@@ -242,7 +318,7 @@ int cmd_train(int argc, char **argv) {
     slim_train_summary sum;
     slim_status st = slim_train(&cfg, &sum);
     sigaction(SIGINT, &old, NULL);
-    free(init_data);
+    slim_ckpt_free(init_ck);
     if (st != SLIM_OK) return cli_fail();
     if (sum.interrupted) {
         fprintf(stderr,

@@ -91,37 +91,69 @@ int cli_write_file_atomic(const char *path, const void *data, size_t len) {
     return slim_atomic_commit(&af, err);
 }
 
-/* ---- normalisation ---------------------------------------------------- */
+/* ---- preprocessing ---------------------------------------------------- */
 
-/* Parses "a,b,c" into up to c floats; 1 when exactly c finite values. */
-static int parse_floats(const char *s, int c, float *out) {
-    for (int k = 0; k < c; k++) {
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (errno || end == s || !(v == v)) return 0;
-        out[k] = (float)v;
-        s = end;
-        if (k + 1 < c) {
-            if (*s != ',') return 0;
-            s++;
-        }
-    }
-    return *s == '\0';
+const char cli_resize_override_help[] =
+    "How a picture of another size becomes the model's input, instead of the mode the model "
+    "records (the default; crop for a model that recorded none): crop (shorter side scaled to "
+    "the input times the recorded crop scale, keeping the aspect, centre cut out), stretch "
+    "(each side scaled, aspect not kept), pad (longer side scaled, centred on black), none "
+    "(a picture of another size is an error).";
+
+slim_status cli_set_meta_double(slim_ckpt *ck, const char *key, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    return slim_ckpt_set_meta(ck, key, buf);
 }
 
-void cli_model_normalisation(const slim_ckpt *ck, int c, float *mean, float *std, char *how,
-                             size_t how_len) {
-    const char *m = ck ? slim_ckpt_get_meta(ck, "data.mean") : NULL;
-    const char *s = ck ? slim_ckpt_get_meta(ck, "data.std") : NULL;
-    if (m && s && parse_floats(m, c, mean) && parse_floats(s, c, std)) {
-        snprintf(how, how_len, "stored in the model");
-        return;
+void cli_format_floats(const float *x, int n, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (int k = 0; k < n; k++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%.9g", k ? "," : "", (double)x[k]);
     }
+}
+
+slim_status cli_model_preprocessing(const slim_ckpt *ck, const char *path, int c,
+                                    cli_preprocessing *pre) {
+    memset(pre, 0, sizeof *pre);
+    pre->resize = SLIM_RESIZE_CROP;
+    pre->crop_scale = SLIM_DATA_CROP_SCALE;
+    slim_data_options o = {0};
+    if (ck) SLIM_TRY(slim_train_data_options(ck, path, c, 0, &o));
+    if (o.crop_scale > 0) pre->crop_scale = o.crop_scale;
+    pre->resize = o.resize;
     const char *spec = ck ? slim_ckpt_get_meta(ck, "data") : NULL;
-    const char *kind = slim_data_normalisation(spec, c, mean, std);
+    if (ck && slim_ckpt_get_meta(ck, "data.mean")) {
+        memcpy(pre->mean, o.mean, sizeof pre->mean);
+        memcpy(pre->std, o.std, sizeof pre->std);
+        snprintf(pre->how, sizeof pre->how, "stored in the model");
+        return SLIM_OK;
+    }
+    /* A model from before statistics were recorded: the fixed rule for the
+     * data it names, which is what it was trained with. */
+    const char *kind = slim_data_normalisation(spec, c, pre->mean, pre->std);
     if (strcmp(kind, "image-folder") != 0)
-        snprintf(how, how_len, "%s statistics (data '%s')", kind, spec ? spec : "fashion-mnist");
+        snprintf(pre->how, sizeof pre->how, "%s statistics (data '%s')", kind,
+                 spec ? spec : "fashion-mnist");
     else
-        snprintf(how, how_len, "image-folder rule 0.5/0.5 (data '%s')", spec ? spec : "unknown");
+        snprintf(pre->how, sizeof pre->how, "image-folder rule 0.5/0.5 (data '%s')",
+                 spec ? spec : "unknown");
+    return SLIM_OK;
+}
+
+slim_status cli_data_options(const slim_ckpt *ck, const char *path, const slim_model *model,
+                             const char *given, const char **data, slim_data_options *o) {
+    const char *recorded = ck ? slim_ckpt_get_meta(ck, "data") : NULL;
+    *data = given ? given : recorded ? recorded : "fashion-mnist";
+    const slim_layer *in = &model->layers[0];
+    memset(o, 0, sizeof *o);
+    o->c = in->c;
+    o->h = in->h;
+    o->w = in->w;
+    if (!ck) return SLIM_OK;
+    /* The split is the checkpoint's only on the data it was trained on;
+     * resizing and normalisation belong to the model whatever the data. */
+    int same = strcmp(*data, recorded ? recorded : "fashion-mnist") == 0;
+    return slim_train_data_options(ck, path, in->c, same, o);
 }

@@ -3,6 +3,7 @@
 #include "slim/autograd.h"
 #include "slim/model_io.h"
 #include "slim/train.h"
+#include "train/internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -45,10 +46,12 @@ typedef struct run_state {
     slim_train_config cfg; /* effective settings */
     char *strings[4];      /* owned copies of strings taken from a checkpoint */
     slim_model *model;
+    slim_data_options dopts; /* how both splits are loaded (recorded as data.*) */
     slim_dataset *train, *test;
     slim_sgd opt;
     slim_batcher batcher;
     slim_augment aug;
+    const char *aug_rule; /* the resumed checkpoint's augment.rule, or NULL */
     slim_rng data_rng;
     slim_ckpt_position pos;
     float *x;
@@ -88,6 +91,12 @@ static slim_status store_settings(const run_state *rs, slim_ckpt *ck) {
     SLIM_TRY(slim_ckpt_set_meta(ck, "backend", c->backend == SLIM_BACKEND_REF ? "ref" : "fast"));
     SLIM_TRY(slim_ckpt_set_meta(ck, "penalty", slim_penalty_name(c->penalty)));
     SLIM_TRY(set_meta_f(ck, "lambda", "%.9g", c->lambda));
+    SLIM_TRY(slim_train_store_data_meta(ck, &rs->dopts, rs->train));
+    if (c->augment) {
+        char rule[128];
+        train_augment_rule(&rs->aug, rule, sizeof rule);
+        SLIM_TRY(slim_ckpt_set_meta(ck, "augment.rule", rule));
+    }
     const slim_dataset *ds = rs->train;
     for (int k = 0; ds->class_names && k < ds->n_classes; k++) {
         char key[32];
@@ -107,6 +116,12 @@ static slim_status meta_num(const slim_ckpt *ck, const char *path, const char *k
         return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is not a number: '%s'", path, key, v);
     return SLIM_OK;
 }
+
+/* The padded crop of a model input h pixels high: 2 pixels below 32, 4
+ * from 32 up. */
+static int pad_for(int h) { return h >= 32 ? 4 : 2; }
+
+static const char *legacy_rule(int h) { return h >= 32 ? "pad-crop 4" : "pad-crop 2"; }
 
 /* Takes every setting from a checkpoint being resumed, except the epoch
  * count when the caller gave one, and threads/out/progress. */
@@ -134,6 +149,11 @@ static slim_status restore_settings(run_state *rs, const slim_ckpt *ck, const ch
     c->test_limit = (size_t)v;
     SLIM_TRY(meta_num(ck, path, "augment", &v));
     c->augment = (int)v;
+    /* Recorded since random-resized crop exists; before, every run with
+     * augment used a padded crop. */
+    s = slim_ckpt_get_meta(ck, "augment.rule");
+    rs->aug_rule = rs->strings[3] = strdup(s ? s : legacy_rule(rs->model->layers[0].h));
+    if (!rs->aug_rule) return SLIM_ERR_NOMEM;
     SLIM_TRY(meta_num(ck, path, "flip", &v));
     c->flip = (int)v;
     if ((s = slim_ckpt_get_meta(ck, "seed"))) c->seed = strtoull(s, NULL, 10);
@@ -293,16 +313,42 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
     if (c->resume && c->init)
         return slim_error(SLIM_ERR_ARG, "--resume and --init cannot be used together");
     if (!c->out) return slim_error(SLIM_ERR_ARG, "an output checkpoint (--out) is required");
+    slim_data_options *o = &rs->dopts;
+    *o = (slim_data_options){.resize = c->resize,
+                             .crop_scale = c->crop_scale,
+                             .val_split = c->val_split,
+                             .split_seed = c->split_seed_given ? c->split_seed : c->seed,
+                             .val_dir = c->val_dir,
+                             .skip_bad = c->skip_bad};
     if (c->resume) {
         SLIM_TRY(slim_model_load_ckpt(c->resume, 1, &rs->model, &ck));
         slim_status st = restore_settings(rs, ck, c->resume);
+        /* The recorded data settings replace the caller's. */
+        o->resize = SLIM_RESIZE_CROP;
+        o->crop_scale = 0;
+        o->val_split = 0;
+        o->split_seed = c->seed;
+        o->val_dir = NULL;
+        o->skip_bad = 0;
+        if (st == SLIM_OK)
+            st = slim_train_data_options(ck, c->resume, rs->model->layers[0].c, 1, o);
+        if (st == SLIM_OK && o->val_dir && !(o->val_dir = rs->strings[2] = strdup(o->val_dir)))
+            st = SLIM_ERR_NOMEM;
         rs->pos = ck->pos;
         if (st == SLIM_OK && ck->pos.n_rng < 2)
             st = slim_error(SLIM_ERR_FORMAT, "%s: no training position saved", c->resume);
         slim_ckpt_free(ck);
         SLIM_TRY(st);
     } else if (c->init) {
-        SLIM_TRY(slim_model_load_ckpt(c->init, 0, &rs->model, NULL));
+        /* The weights expect the normalisation they were trained with. */
+        SLIM_TRY(slim_model_load_ckpt(c->init, 0, &rs->model, &ck));
+        slim_data_options recorded = {0};
+        slim_status st = slim_train_data_options(ck, c->init, rs->model->layers[0].c, 0, &recorded);
+        slim_ckpt_free(ck);
+        SLIM_TRY(st);
+        o->have_norm = 1;
+        memcpy(o->mean, recorded.mean, sizeof o->mean);
+        memcpy(o->std, recorded.std, sizeof o->std);
     } else {
         if (!c->model) return slim_error(SLIM_ERR_ARG, "a model file (--model) is required");
         SLIM_TRY(slim_model_load_file(c->model, &rs->model));
@@ -319,9 +365,17 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
     if (c->threads > 0) slim_set_threads(c->threads);
 
     const slim_layer *in = &rs->model->layers[0];
-    slim_data_options opts = {.c = in->c, .h = in->h, .w = in->w, .limit = c->limit};
+    o->c = in->c;
+    o->h = in->h;
+    o->w = in->w;
+    slim_data_options opts = *o;
+    opts.limit = c->limit;
     SLIM_TRY(slim_data_load(c->data, 1, &opts, &rs->train));
+    /* The test split is normalised with the train split's statistics. */
     opts.limit = c->test_limit;
+    opts.have_norm = 1;
+    memcpy(opts.mean, rs->train->mean, sizeof opts.mean);
+    memcpy(opts.std, rs->train->std, sizeof opts.std);
     SLIM_TRY(slim_data_load(c->data, 0, &opts, &rs->test));
     if (rs->train->n == 0) return slim_error(SLIM_ERR_ARG, "the training set is empty");
     if (rs->train->n_classes > rs->model->n_classes)
@@ -344,8 +398,16 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
     SLIM_TRY(slim_sgd_init(&rs->opt, rs->model, &oc));
     SLIM_TRY(slim_batcher_init(&rs->batcher, rs->train, (size_t)c->batch, 1));
     int flip = c->flip < 0 ? rs->train->c == 3 : c->flip;
-    int pad = c->augment ? (in->h >= 32 ? 4 : 2) : 0;
-    SLIM_TRY(slim_augment_init(&rs->aug, rs->train, pad, flip && c->augment));
+    /* Image folders get random-resized crop, IDX and CIFAR-10 a padded
+     * crop; a resumed run keeps the rule it recorded. */
+    if (!c->augment)
+        SLIM_TRY(slim_augment_init(&rs->aug, rs->train, 0, 0));
+    else if (rs->aug_rule)
+        SLIM_TRY(train_augment_from_rule(rs->aug_rule, c->resume, rs->train, flip, &rs->aug));
+    else if (strcmp(rs->train->kind, "imagefolder") == 0)
+        SLIM_TRY(slim_augment_init_rrc(&rs->aug, rs->train, 0, flip));
+    else
+        SLIM_TRY(slim_augment_init(&rs->aug, rs->train, pad_for(in->h), flip));
     size_t img = (size_t)in->c * (size_t)in->h * (size_t)in->w;
     rs->x = slim_calloc((size_t)c->batch * img, sizeof(float));
     rs->y = slim_calloc((size_t)c->batch, sizeof(int32_t));
@@ -368,6 +430,7 @@ static void teardown(run_state *rs) {
     free(rs->y);
     free(rs->sparsity);
     slim_batcher_free(&rs->batcher);
+    slim_augment_free(&rs->aug);
     slim_sgd_free(&rs->opt);
     slim_dataset_free(rs->train);
     slim_dataset_free(rs->test);
@@ -426,7 +489,9 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         while ((n = slim_batcher_next(&rs->batcher, rs->x, rs->y)) > 0) {
             double ts = slim_clock_s();
             if (c->augment)
-                slim_augment_batch(&rs->aug, rs->x, (int)n, in->c, in->h, in->w, &rs->data_rng);
+                st =
+                    slim_augment_batch(&rs->aug, rs->x, (int)n, in->c, in->h, in->w, &rs->data_rng);
+            if (st != SLIM_OK) break;
             slim_tape_reset(&tape);
             slim_model_zero_grad(rs->model);
             slim_tensor *x =

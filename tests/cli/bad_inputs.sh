@@ -4,7 +4,8 @@
 # damaged checkpoints (truncated, one flipped byte, wrong magic, a NaN weight
 # behind a valid checksum), broken model files (unknown layer, unknown key,
 # shape mismatch, a reference to a later layer), a missing data directory,
-# images of the wrong size and corrupt images, and bad option values.
+# images of the wrong size (with --resize none, which refuses them instead of
+# resizing) and corrupt images, and bad option values.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -94,7 +95,7 @@ png(sys.argv[1] + "/cat/a.png", 32, 32, 3)
 png(sys.argv[1] + "/dog/b.png", 32, 32, 3)
 EOF
 expect_error "train on images of the wrong size" "a.png" \
-    train --model "$MODEL" --data "$TMP/folder" --out "$OUT/f.ckpt"
+    train --model "$MODEL" --data "$TMP/folder" --resize none --out "$OUT/f.ckpt"
 grep -qF "32" "$TMP/err.txt" || fail "wrong-size image: sizes not named: $(cat "$TMP/err.txt")"
 
 # --- images for infer --------------------------------------------------------------------
@@ -103,12 +104,12 @@ grep -qF "32" "$TMP/err.txt" || fail "wrong-size image: sizes not named: $(cat "
 printf '\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00\x3a\x7e\x9b\x55\x00\x00\x00\nIDATx\x9cc\x60\x00\x00\x00\x02\x00\x01\x48\xaf\xa4\x71\x00\x00\x00\x00IEND\xaeB\x60\x82' >"$TMP/tiny.png"
 [[ $(stat -c %s "$TMP/tiny.png") -eq 67 ]] || fail "tiny.png is not 67 bytes"
 head -c 300 /dev/urandom >"$TMP/corrupt.png"
-expect_error "infer on a 1x1 image" "tiny.png" infer "$GOOD" "$TMP/tiny.png"
+expect_error "infer on a 1x1 image" "tiny.png" infer "$GOOD" "$TMP/tiny.png" --resize none
 grep -qF "28" "$TMP/err.txt" || fail "wrong-size image: sizes not named: $(cat "$TMP/err.txt")"
 expect_error "infer on a corrupt PNG" "corrupt.png" infer "$GOOD" "$TMP/corrupt.png"
 expect_error "infer on a missing image" "$TMP/none.png" infer "$GOOD" "$TMP/none.png"
 cp "$TMP/folder/cat/a.png" "$TMP/rgb32.png"
-expect_error "infer on a 32x32 RGB image" "rgb32.png" infer "$GOOD" "$TMP/rgb32.png"
+expect_error "infer on a 32x32 RGB image" "rgb32.png" infer "$GOOD" "$TMP/rgb32.png" --resize none
 expect_error "infer --top 0" "--top" infer "$GOOD" "$TMP/tiny.png" --top 0
 
 # --- prune and export misuse ---------------------------------------------------------------

@@ -26,12 +26,13 @@ grep -q 'usage: slim <command>' "$TMP/none.txt" || fail "slim without a command 
 # --- every option of every command, with its default ---------------------------
 declare -A OPTIONS=(
     [train]="model data epochs batch lr schedule momentum weight-decay limit test-limit augment
-             flip seed threads backend penalty lambda progress quiet out resume init"
-    [eval]="data limit batch backend threads logits"
+             flip seed threads backend penalty lambda progress quiet out resume init val-split val
+             resize crop-scale cache-mib workers skip-bad"
+    [eval]="data limit batch backend threads logits resize"
     [info]="json"
     [prune]="out threshold percent check data backend threads"
     [export]="out format"
-    [infer]="top threads backend"
+    [infer]="top threads backend resize"
     [report]="data limit threads repeats"
 )
 for cmd in "${!OPTIONS[@]}"; do

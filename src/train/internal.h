@@ -1,0 +1,16 @@
+/* Private to src/train: the augmentation rule a checkpoint records. */
+#ifndef SLIM_TRAIN_INTERNAL_H
+#define SLIM_TRAIN_INTERNAL_H
+
+#include "slim/train.h"
+
+/* augment.rule for aug: "pad-crop <pad>" or "rrc scale=<min>-<max>
+ * ratio=<min>-<max>", each number in the shortest form that reads back
+ * exactly (so a resumed run draws the same windows). */
+void train_augment_rule(const slim_augment *aug, char *buf, size_t len);
+/* Sets up aug for ds from such a rule (flip as given); a rule that does not
+ * parse is SLIM_ERR_FORMAT naming path and the key. */
+slim_status train_augment_from_rule(const char *rule, const char *path, const slim_dataset *ds,
+                                    int flip, slim_augment *aug);
+
+#endif
