@@ -136,6 +136,26 @@ static const char *relative(double v, double base, int percent, char *buf) {
     return buf;
 }
 
+/* The test set is prepared as the first model records; a model recording
+ * another resize mode or normalisation is measured on it all the same, with
+ * a warning. */
+static void warn_preprocessing(const row *first, const row *r) {
+    cli_preprocessing p0, p;
+    int c = first->m->layers[0].c;
+    if (cli_model_preprocessing(first->ck, first->path, c, &p0) != SLIM_OK ||
+        cli_model_preprocessing(r->ck, r->path, c, &p) != SLIM_OK) {
+        cli_warn("%s", slim_last_error());
+        return;
+    }
+    int same = p.resize == p0.resize && p.crop_scale == p0.crop_scale;
+    for (int k = 0; k < c; k++)
+        same = same && p.mean[k] == p0.mean[k] && p.std[k] == p0.std[k];
+    if (!same)
+        cli_warn("%s records another resizing or normalisation than %s; the test pictures are "
+                 "prepared as %s records",
+                 r->path, first->path, first->path);
+}
+
 int cmd_report(int argc, char **argv) {
     int n_pos = 0;
     int pr = cli_parse(&spec, argc, argv, &n_pos);
@@ -187,6 +207,7 @@ int cmd_report(int argc, char **argv) {
                 status = CLI_EXIT_FAIL;
             }
         }
+        if (status == CLI_EXIT_OK && i > 0) warn_preprocessing(&rows[0], &rows[i]);
         if (status == CLI_EXIT_OK && ds->n_classes > rows[i].m->n_classes) {
             cli_error("%s: the data has %d classes but the model outputs %d", argv[1 + i],
                       ds->n_classes, rows[i].m->n_classes);

@@ -81,6 +81,20 @@ grep -q "test split, 60 images" "$TMP/eval2.out" || fail "eval --resize: $(cat "
 "$SLIM" prune "$TMP/a.ckpt" --out "$TMP/p.ckpt" >"$TMP/prune.out" 2>&1 || fail "prune: $(cat "$TMP/prune.out")"
 grep -q "^check on 60 test images of $TMP/pics" "$TMP/prune.out" ||
     fail "prune's check does not use the held-out pictures: $(cat "$TMP/prune.out")"
+"$SLIM" report "$TMP/a.ckpt" "$TMP/p.ckpt" --repeats 1 >"$TMP/report.out" 2>&1 || fail "report: $(cat "$TMP/report.out")"
+grep -q "^Test set: 60 images of $TMP/pics\." "$TMP/report.out" ||
+    fail "report does not use the held-out pictures: $(cat "$TMP/report.out")"
+# Fine-tuning the pruned model keeps the first run's split (whatever --seed) and normalisation.
+"$SLIM" train --init "$TMP/p.ckpt" --seed 5 --epochs 1 --batch 32 --quiet --out "$TMP/t.ckpt" \
+    >/dev/null 2>"$TMP/tune.err" || fail "fine-tune: $(cat "$TMP/tune.err")"
+"$SLIM" info "$TMP/t.ckpt" --json >"$TMP/t.json" || fail "info tuned"
+"$PY" - "$TMP/t.json" "$TMP/a.json" <<'EOF' || fail "--init lost the data settings"
+import json, sys
+t, a = (json.load(open(p))["meta"] for p in sys.argv[1:])
+for k in ["data", "data.val_split", "data.split_seed", "data.mean", "data.std", "data.resize"]:
+    assert t[k] == a[k], (k, t[k], a[k])
+assert t["seed"] == "5"
+EOF
 "$SLIM" export "$TMP/p.ckpt" --out "$TMP/m.slim" >/dev/null || fail "export slim"
 "$SLIM" export "$TMP/p.ckpt" --out "$TMP/m.onnx" >/dev/null || fail "export onnx"
 "$SLIM" info "$TMP/m.slim" --json >"$TMP/m.json" || fail "info export"
