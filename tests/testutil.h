@@ -35,4 +35,22 @@ const char *tu_source_path(const char *rel, char *buf, size_t len);
  * when not: the README's commands install them). */
 int tu_have_fashion_mnist(void);
 
+/* A new directory /tmp/slim-<tag>-XXXXXX (the name stays valid for the
+ * next 7 calls). */
+char *tu_make_tmpdir(const char *tag);
+/* Removes dir and everything under it (symlinks are removed, not
+ * followed). */
+void tu_rm_tree(const char *dir);
+
+/* Whether this thread's last error message contains needle. */
+int tu_error_has(const char *needle);
+/* expr returns `status` with a message that contains needle. */
+#define tu_assert_error(expr, status, needle)                                                      \
+    do {                                                                                           \
+        slim_clear_error();                                                                        \
+        assert_int_equal((expr), (status));                                                        \
+        if (!tu_error_has(needle))                                                                 \
+            fail_msg("message \"%s\" lacks \"%s\"", slim_last_error(), (needle));                  \
+    } while (0)
+
 #endif

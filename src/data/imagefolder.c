@@ -174,8 +174,9 @@ static slim_status collect(const char *dir, char *const *classes, int n_classes,
         if (st == SLIM_OK && files.n == 0) {
             if (defines)
                 st = slim_error(SLIM_ERR_FORMAT,
-                                "%s: no .png/.jpg/.jpeg pictures in this class folder (every "
-                                "class needs some; remove the folder or add pictures)",
+                                "%s: no images found in this class folder (no .png/.jpg/.jpeg "
+                                "files; every class needs some: remove the folder or add "
+                                "pictures)",
                                 class_dir);
             else
                 slim_log(SLIM_LOG_WARN, "%s: no .png/.jpg/.jpeg images in this class", class_dir);

@@ -382,6 +382,13 @@ static slim_status png_check_inflate(const char *path, const unsigned char *buf,
 static slim_status png_read(const char *path, unsigned char *buf, size_t len, int c,
                             image_header *hd, unsigned char **px) {
     SLIM_TRY(png_prepare(path, buf, &len));
+    /* The cap before stb, which has a (larger) one of its own with a vaguer
+     * message. */
+    if (len >= 8 + 25 && png_be32(buf + 8) == 13 && memcmp(buf + 12, "IHDR", 4) == 0 &&
+        png_be32(buf + 16) <= INT32_MAX && png_be32(buf + 20) <= INT32_MAX) {
+        image_header declared = {(int)png_be32(buf + 20), (int)png_be32(buf + 16), 0};
+        SLIM_TRY(check_declared(path, &declared));
+    }
     int iw = 0, ih = 0, comp = 0;
     if (!stbi_info_from_memory(buf, (int)len, &iw, &ih, &comp))
         return slim_error(SLIM_ERR_FORMAT, "%s: corrupt PNG: %s", path, stbi_failure_reason());
