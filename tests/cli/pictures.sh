@@ -41,7 +41,7 @@ $MAKE "$TMP/pics" --layout flat --per-class 30 --seed 1 >/dev/null || fail "make
 [[ $(find "$TMP/pics" -name '*.png' | wc -l) -gt 50 && $(find "$TMP/pics" -name '*.jpg' | wc -l) -gt 50 ]] ||
     fail "want PNG and JPEG pictures"
 train=("$SLIM" train --model "$TMP/tiny.net" --data "$TMP/pics" --val-split 0.2 --augment
-    --epochs 1 --batch 32 --lr 0.05 --schedule constant --quiet)
+    --epochs 1 --batch 32 --lr 0.05 --schedule constant --quiet --threads 1)
 
 # --- train -> recorded settings -----------------------------------------------------------
 "${train[@]}" --out "$TMP/a.ckpt" >"$TMP/train.out" 2>"$TMP/train.err" ||
@@ -85,7 +85,7 @@ grep -q "^check on 60 test images of $TMP/pics" "$TMP/prune.out" ||
 grep -q "^Test set: 60 images of $TMP/pics\." "$TMP/report.out" ||
     fail "report does not use the held-out pictures: $(cat "$TMP/report.out")"
 # Fine-tuning the pruned model keeps the first run's split (whatever --seed) and normalisation.
-"$SLIM" train --init "$TMP/p.ckpt" --seed 5 --epochs 1 --batch 32 --quiet --out "$TMP/t.ckpt" \
+"$SLIM" train --init "$TMP/p.ckpt" --seed 5 --epochs 1 --batch 32 --quiet --threads 1 --out "$TMP/t.ckpt" \
     >/dev/null 2>"$TMP/tune.err" || fail "fine-tune: $(cat "$TMP/tune.err")"
 "$SLIM" info "$TMP/t.ckpt" --json >"$TMP/t.json" || fail "info tuned"
 "$PY" - "$TMP/t.json" "$TMP/a.json" <<'EOF' || fail "--init lost the data settings"
@@ -148,7 +148,7 @@ digest() { "$SLIM" info "$1" --json | "$PY" -c 'import json, sys; print(json.loa
 "${train[@]}" --cache-mib 0 --workers 2 --out "$TMP/s.ckpt" >/dev/null 2>&1 || fail "streamed training"
 [[ $(digest "$TMP/s.ckpt") == $(digest "$TMP/a.ckpt") ]] || fail "--cache-mib 0 changed the weights"
 "${train[@]}" --epochs 2 --cache-mib 1 --out "$TMP/two.ckpt" >/dev/null 2>&1 || fail "2 epochs"
-"$SLIM" train --resume "$TMP/a.ckpt" --epochs 2 --out "$TMP/r.ckpt" --quiet >/dev/null 2>&1 ||
+"$SLIM" train --resume "$TMP/a.ckpt" --epochs 2 --out "$TMP/r.ckpt" --quiet --threads 1 >/dev/null 2>&1 ||
     fail "resume a picture run"
 [[ $(digest "$TMP/r.ckpt") == $(digest "$TMP/two.ckpt") ]] ||
     fail "resume of a picture run differs from an uninterrupted one"
@@ -183,7 +183,7 @@ grep -q '^preprocessing: resize crop (crop scale 1), mean 0.5,0.5,0.5, std 0.5,0
 
 # --- bad folders --------------------------------------------------------------------------
 $MAKE "$TMP/small" --layout flat --per-class 4 --seed 2 --max-side 64 >/dev/null || fail "small folder"
-mini=(train --model "$TMP/tiny.net" --epochs 1 --batch 8 --quiet --val-split 0.25)
+mini=(train --model "$TMP/tiny.net" --epochs 1 --batch 8 --quiet --val-split 0.25 --threads 1)
 cp -r "$TMP/small" "$TMP/corrupt"
 f=$(find "$TMP/corrupt" -name '*.png' | sort | head -1)
 head -c 100 "${f/corrupt/small}" >"$f"
