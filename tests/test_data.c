@@ -40,34 +40,8 @@ static void track_stop(void) { tu_counting = 0; }
 
 /* ---- temporary files ---------------------------------------------------- */
 
-static char *make_tmpdir(const char *tag) {
-    static char dirs[8][256];
-    static int next;
-    char *d = dirs[next++ % 8];
-    snprintf(d, 256, "/tmp/slim-%s-XXXXXX", tag);
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-/* Removes dir and everything under it (no symlinks are made here). */
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    char path[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        assert_int_equal(lstat(path, &st), 0);
-        if (S_ISDIR(st.st_mode))
-            rm_tree(path);
-        else
-            assert_int_equal(remove(path), 0);
-    }
-    closedir(d);
-    assert_int_equal(rmdir(dir), 0);
-}
+#define make_tmpdir tu_make_tmpdir
+#define rm_tree tu_rm_tree
 
 static void join(char *buf, size_t len, const char *dir, const char *name) {
     int k = snprintf(buf, len, "%s/%s", dir, name);

@@ -1,8 +1,11 @@
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void tu_fill_uniform(slim_rng *rng, float *x, size_t n, float lo, float hi) {
@@ -57,4 +60,32 @@ const char *tu_source_path(const char *rel, char *buf, size_t len) {
 
 int tu_have_fashion_mnist(void) {
     return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0;
+}
+
+char *tu_make_tmpdir(const char *tag) {
+    static char dirs[8][256];
+    static int next;
+    char *d = dirs[next++ % 8];
+    snprintf(d, 256, "/tmp/slim-%s-XXXXXX", tag);
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+void tu_rm_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    char path[1024];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        assert_int_equal(lstat(path, &st), 0);
+        if (S_ISDIR(st.st_mode))
+            tu_rm_tree(path);
+        else
+            assert_int_equal(remove(path), 0);
+    }
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
 }

@@ -515,6 +515,15 @@ static slim_status decode(const char *path, int c, int h, int w, const float lut
     return st;
 }
 
+/* STAND-IN for pic-data's data_decode_picture (no resizing): removed when
+ * pic-data's branch is merged. */
+slim_status data_decode_picture(const char *path, int c, int h, int w, slim_resize_mode mode,
+                                double crop_scale, uint8_t *out) {
+    (void)mode;
+    (void)crop_scale;
+    return decode(path, c, h, w, NULL, NULL, out);
+}
+
 slim_status slim_data_load_image(const char *path, int c, int h, int w, const float *mean,
                                  const float *std, float *x) {
     if (c < 1 || c > SLIM_DATA_MAX_CHANNELS || h < 1 || w < 1)
@@ -640,20 +649,27 @@ slim_status slim_data_load_imagefolder(const char *dir, const char *const *class
     slim_status st = collect(dir, (char *const *)class_names, n_classes, &items, &total);
     if (st == SLIM_OK) st = infer_shape(items[0].path, opts, &c, &h, &w);
     size_t keep = opts && opts->limit && opts->limit < total ? opts->limit : total;
-    if (st == SLIM_OK) st = data_new_bytes(keep, c, h, w, n_classes, &ds);
+    const char **paths = st == SLIM_OK ? malloc(keep * sizeof *paths) : NULL;
+    int32_t *labels = st == SLIM_OK ? malloc(keep * sizeof *labels) : NULL;
+    if (st == SLIM_OK && (!paths || !labels))
+        st = slim_error(SLIM_ERR_NOMEM, "image folder: out of memory");
+    for (size_t k = 0; k < keep && st == SLIM_OK; k++) {
+        /* Evenly spaced picks keep every class when limiting. */
+        size_t i = keep == total ? k : (size_t)((unsigned long long)k * total / keep);
+        paths[k] = items[i].path;
+        labels[k] = items[i].label;
+    }
+    if (st == SLIM_OK)
+        st = data_pictures_load(paths, labels, keep, c, h, w, n_classes, SLIM_RESIZE_NONE, 1.0,
+                                data_decode_picture, 0, opts, &ds, NULL);
     if (st == SLIM_OK) st = data_set_class_names(ds, class_names, n_classes);
     if (st == SLIM_OK) st = data_set_source(ds, dir);
     if (st == SLIM_OK) {
         ds->kind = "imagefolder";
         data_norm(DATA_IMAGE_FOLDER, c, ds->mean, ds->std);
-        size_t per = (size_t)c * (size_t)h * (size_t)w;
-        for (size_t k = 0; k < keep && st == SLIM_OK; k++) {
-            /* Evenly spaced picks keep every class when limiting. */
-            size_t i = keep == total ? k : (size_t)((unsigned long long)k * total / keep);
-            st = decode(items[i].path, c, h, w, NULL, NULL, ds->pixels + k * per);
-            ds->labels[k] = items[i].label;
-        }
     }
+    free(paths);
+    free(labels);
     items_free(items, total);
     if (own_names) data_free_names(own_names, n_own);
     if (st != SLIM_OK) {
