@@ -75,14 +75,8 @@ static void put_be32(unsigned char *p, uint32_t v) {
     p[3] = (unsigned char)v;
 }
 
-static int has(const char *needle) { return strstr(slim_last_error(), needle) != NULL; }
-
-#define assert_error(expr, status, needle)                                                         \
-    do {                                                                                           \
-        slim_clear_error();                                                                        \
-        assert_int_equal((expr), (status));                                                        \
-        if (!has(needle)) fail_msg("message \"%s\" lacks \"%s\"", slim_last_error(), (needle));    \
-    } while (0)
+#define has tu_error_has
+#define assert_error tu_assert_error
 
 /* ---- IDX ---------------------------------------------------------------- */
 

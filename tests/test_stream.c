@@ -23,14 +23,8 @@
 #define STBIW_WINDOWS_UTF8 0
 #include <stb/stb_image_write.h>
 
-static int has(const char *needle) { return strstr(slim_last_error(), needle) != NULL; }
-
-#define assert_error(expr, status, needle)                                                         \
-    do {                                                                                           \
-        slim_clear_error();                                                                        \
-        assert_int_equal((expr), (status));                                                        \
-        if (!has(needle)) fail_msg("message \"%s\" lacks \"%s\"", slim_last_error(), (needle));    \
-    } while (0)
+#define has tu_error_has
+#define assert_error tu_assert_error
 
 /* ---- a picture folder --------------------------------------------------- */
 

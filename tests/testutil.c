@@ -89,3 +89,5 @@ void tu_rm_tree(const char *dir) {
     closedir(d);
     assert_int_equal(rmdir(dir), 0);
 }
+
+int tu_error_has(const char *needle) { return strstr(slim_last_error(), needle) != NULL; }

@@ -42,4 +42,15 @@ char *tu_make_tmpdir(const char *tag);
  * followed). */
 void tu_rm_tree(const char *dir);
 
+/* Whether this thread's last error message contains needle. */
+int tu_error_has(const char *needle);
+/* expr returns `status` with a message that contains needle. */
+#define tu_assert_error(expr, status, needle)                                                      \
+    do {                                                                                           \
+        slim_clear_error();                                                                        \
+        assert_int_equal((expr), (status));                                                        \
+        if (!tu_error_has(needle))                                                                 \
+            fail_msg("message \"%s\" lacks \"%s\"", slim_last_error(), (needle));                  \
+    } while (0)
+
 #endif
