@@ -11,7 +11,6 @@
 
 #include "slim/data.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +38,6 @@ static void track_stop(void) { tu_counting = 0; }
 #endif
 
 /* ---- temporary files ---------------------------------------------------- */
-
-#define make_tmpdir tu_make_tmpdir
-#define rm_tree tu_rm_tree
 
 static void join(char *buf, size_t len, const char *dir, const char *name) {
     int k = snprintf(buf, len, "%s/%s", dir, name);
@@ -133,7 +129,7 @@ static const unsigned char t_lab[T_N] = {0, 9, 3};
 
 static void test_idx_roundtrip(void **state) {
     (void)state;
-    char *dir = make_tmpdir("idx");
+    char *dir = tu_make_tmpdir("idx");
     char img[512], lab[512];
     for (int gz = 0; gz < 2; gz++) {
         join(img, sizeof img, dir, gz ? "i.gz" : "i");
@@ -162,12 +158,12 @@ static void test_idx_roundtrip(void **state) {
         free(xs);
         slim_dataset_free(ds);
     }
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 static void test_idx_malformed(void **state) {
     (void)state;
-    char *dir = make_tmpdir("idxbad");
+    char *dir = tu_make_tmpdir("idxbad");
     char img[512], lab[512], lab2[512];
     join(img, sizeof img, dir, "img.gz");
     join(lab, sizeof lab, dir, "lab.gz");
@@ -220,7 +216,7 @@ static void test_idx_malformed(void **state) {
     join(img, sizeof img, dir, "nonexistent.gz");
     assert_error(slim_data_load_idx(img, lab, 0, 1, &ds), SLIM_ERR_IO, "nonexistent.gz");
     assert_null(ds);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 /* A tiny file that declares 9,999,999 images of 28x28 (7.8 GB) must fail on
@@ -228,7 +224,7 @@ static void test_idx_malformed(void **state) {
  * more than SLIM_DATA_MAX_IMAGES is refused outright. */
 static void test_idx_huge_declared_count(void **state) {
     (void)state;
-    char *dir = make_tmpdir("idxhuge");
+    char *dir = tu_make_tmpdir("idxhuge");
     char img[512], lab[512];
     join(img, sizeof img, dir, "img.gz");
     join(lab, sizeof lab, dir, "lab.gz");
@@ -260,7 +256,7 @@ static void test_idx_huge_declared_count(void **state) {
     assert_error(slim_data_load_idx(img, lab, 0, 1, &ds), SLIM_ERR_FORMAT, "more than");
     write_idx_labels(lab, 1, 0x801, 0xffffffffu, t_lab, sizeof t_lab);
     assert_error(slim_data_load_idx(img, lab, 0, 1, &ds), SLIM_ERR_FORMAT, "more than");
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 /* A directory of standard IDX names through slim_data_load: statistics and
@@ -268,7 +264,7 @@ static void test_idx_huge_declared_count(void **state) {
 static void test_idx_directory(void **state) {
     (void)state;
     for (int fashion = 0; fashion < 2; fashion++) {
-        char *dir = make_tmpdir(fashion ? "Fashion" : "digits");
+        char *dir = tu_make_tmpdir(fashion ? "Fashion" : "digits");
         char img[512], lab[512];
         join(img, sizeof img, dir, "train-images-idx3-ubyte.gz");
         join(lab, sizeof lab, dir, "train-labels-idx1-ubyte.gz");
@@ -314,7 +310,7 @@ static void test_idx_directory(void **state) {
 
         assert_int_equal(remove(img), 0);
         assert_error(slim_data_load(dir, 0, NULL, &ds), SLIM_ERR_IO, "t10k-images-idx3-ubyte");
-        rm_tree(dir);
+        tu_rm_tree(dir);
     }
     slim_dataset *ds = NULL;
     assert_error(slim_data_load("/nonexistent/slim-data", 1, NULL, &ds), SLIM_ERR_IO,
@@ -341,7 +337,7 @@ static void make_cifar_records(unsigned char *buf, int n, const unsigned char *l
 static void test_cifar10(void **state) {
     (void)state;
     static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2470f, 0.2435f, 0.2616f};
-    char *dir = make_tmpdir("cifar");
+    char *dir = tu_make_tmpdir("cifar");
     char path[512];
     unsigned char *buf = malloc(2 * CIFAR_REC);
     assert_non_null(buf);
@@ -419,7 +415,7 @@ static void test_cifar10(void **state) {
     assert_error(slim_data_load(dir, 0, NULL, &ds), SLIM_ERR_FORMAT, "record 1 has label 10");
     assert_null(ds);
     free(buf);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 /* ---- image folders ------------------------------------------------------ */
@@ -451,14 +447,15 @@ static void png_in(const char *dir, const char *cls, const char *name, int id, i
 }
 
 /* Checks image k of ds against test image id written with `comp` channels,
- * read back as ds->c channels (gray replicated into RGB; alpha dropped). */
+ * read back as ds->c channels (gray replicated into RGB; alpha dropped) and
+ * normalised with ds's statistics. */
 static void check_image(const slim_dataset *ds, size_t k, int id, int comp) {
     float *xs = read_all(ds);
     for (int ch = 0; ch < ds->c; ch++)
         for (int y = 0; y < I_H; y++)
             for (int x = 0; x < I_W; x++) {
                 int src = comp <= 2 ? 0 : ch;
-                float want = norm(img_px(id, y, x, src), 0.5f, 0.5f);
+                float want = norm(img_px(id, y, x, src), ds->mean[ch], ds->std[ch]);
                 float got = xs[((k * ds->c + ch) * I_H + y) * I_W + x];
                 if (got != want)
                     fail_msg("image %zu ch %d (%d,%d): %g != %g", k, ch, y, x, got, want);
@@ -490,7 +487,7 @@ static void gray200_jpeg(unsigned char jpg[GRAY200_LEN]) {
 
 static void test_imagefolder(void **state) {
     (void)state;
-    char *root = make_tmpdir("imgs");
+    char *root = tu_make_tmpdir("imgs");
     png_in(root, "dog", "c.png", 2, 4); /* RGBA: alpha dropped */
     png_in(root, "cat", "b.png", 1, 1); /* gray: replicated */
     png_in(root, "cat", "a.png", 0, 3);
@@ -500,7 +497,10 @@ static void test_imagefolder(void **state) {
     join(path, sizeof path, root, "README");
     write_bytes(path, 0, "x", 1);
 
-    slim_data_options opts = {.c = 3, .h = I_H, .w = I_W};
+    /* Statistics given (have_norm), as a checkpoint's would be. */
+    slim_data_options opts = {.c = 3, .h = I_H, .w = I_W, .have_norm = 1};
+    for (int k = 0; k < 3; k++)
+        opts.mean[k] = opts.std[k] = 0.5f;
     slim_dataset *ds = NULL;
     slim_log_level lvl = slim_get_log_level();
     slim_set_log_level(SLIM_LOG_ERROR); /* the "no train/test split" warning */
@@ -532,7 +532,8 @@ static void test_imagefolder(void **state) {
     assert_int_equal(slim_data_load_image(path, 1, I_H, I_W, &mean, &std, x1), SLIM_OK);
     for (int p = 0; p < I_H * I_W; p++)
         assert_true(x1[p] == norm(img_px(1, p / I_W, p % I_W, 0), 0.5f, 0.5f));
-    assert_error(slim_data_load_image(path, 1, I_W, I_H, &mean, &std, x1), SLIM_ERR_SHAPE, "b.png");
+    assert_error(slim_data_load_image_ex(path, 1, I_W, I_H, SLIM_RESIZE_NONE, 0, &mean, &std, x1),
+                 SLIM_ERR_SHAPE, "b.png");
 
     /* A limit keeps evenly spaced images, here one of each class. */
     png_in(root, "dog", "d.png", 3, 3);
@@ -559,13 +560,15 @@ static void test_imagefolder(void **state) {
         assert_int_equal(remove(path), 0);
     }
 
-    /* Wrong size: names the file and both sizes. */
+    /* Wrong size without resizing: names the file and both sizes. */
     char d[512];
     join(d, sizeof d, root, "dog");
     join(path, sizeof path, d, "e.png");
     write_png(path, 4, 3, 5, 6);
+    opts.resize = SLIM_RESIZE_NONE;
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_SHAPE, "dog/e.png");
     assert_true(has("5x6") && has("3x4"));
+    opts.resize = SLIM_RESIZE_CROP;
     /* Corrupt: a PNG signature followed by junk, and a truncated PNG. */
     unsigned char junk[40] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 1, 2, 3};
     write_bytes(path, 0, junk, sizeof junk);
@@ -583,23 +586,29 @@ static void test_imagefolder(void **state) {
         assert_true(has("truncated or corrupt PNG"));
     }
     assert_null(ds);
-    rm_tree(root);
+    tu_rm_tree(root);
 
-    /* Empty folder; class folders without images. */
-    root = make_tmpdir("empty");
+    /* Empty folder; one class; a class folder without pictures. */
+    root = tu_make_tmpdir("empty");
     slim_set_log_level(SLIM_LOG_QUIET);
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no class subdirectories");
     assert_true(has(root));
     mkdir_in(d, sizeof d, root, "a");
+    assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "at least 2 classes");
+    assert_true(has(root) && has("'a'"));
+    assert_error(slim_data_load_imagefolder(root, NULL, 0, &opts, &ds), SLIM_ERR_FORMAT,
+                 "no images found in this class folder");
+    png_in(root, "b", "1.png", 1, 3);
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no images found");
+    assert_true(has(d)); /* names root/a */
     slim_set_log_level(lvl);
-    rm_tree(root);
+    tu_rm_tree(root);
 }
 
 /* root/train and root/test: the test split takes train's class list. */
 static void test_imagefolder_split(void **state) {
     (void)state;
-    char *root = make_tmpdir("split");
+    char *root = tu_make_tmpdir("split");
     char tr[512], te[512];
     mkdir_in(tr, sizeof tr, root, "train");
     png_in(tr, "ant", "1.png", 0, 3);
@@ -621,7 +630,7 @@ static void test_imagefolder_split(void **state) {
     slim_dataset_free(ds);
     png_in(te, "dog", "1.png", 6, 3);
     assert_error(slim_data_load(root, 0, NULL, &ds), SLIM_ERR_FORMAT, "'dog'");
-    rm_tree(root);
+    tu_rm_tree(root);
 }
 
 /* Guards around stb_image's PNG decoder (docs/RELIABILITY.md): a PNG whose
@@ -650,7 +659,7 @@ static void png_refused_small(const char *path, const char *why) {
 
 static void test_png_stb_guards(void **state) {
     (void)state;
-    char *root = make_tmpdir("idat");
+    char *root = tu_make_tmpdir("idat");
     char plain[512], padded[512];
     join(plain, sizeof plain, root, "plain.png");
     join(padded, sizeof padded, root, "padded.png");
@@ -725,7 +734,7 @@ static void test_png_stb_guards(void **state) {
     assert_true(b[0] == norm(0, 0.5f, 0.5f));
     free(zeros);
     free(bomb);
-    rm_tree(root);
+    tu_rm_tree(root);
 }
 
 /* ---- JPEG (libjpeg-turbo) ------------------------------------------------ */
@@ -884,7 +893,7 @@ static long stderr_release(void) {
  * file) for what slim refuses. */
 static void test_imagefolder_jpeg(void **state) {
     (void)state;
-    char *root = make_tmpdir("jpeg");
+    char *root = tu_make_tmpdir("jpeg");
     char gray_dir[512], rgb_dir[512], gray[512], rgb[512], prog[512], path[512];
     mkdir_in(gray_dir, sizeof gray_dir, root, "g");
     mkdir_in(path, sizeof path, gray_dir, "cls");
@@ -922,7 +931,7 @@ static void test_imagefolder_jpeg(void **state) {
     assert_int_equal(slim_data_load_imagefolder(rgb_dir, NULL, 0, NULL, &ds), SLIM_OK);
     assert_true(ds->n == 2 && ds->c == 3 && ds->h == J_H && ds->w == J_W);
     float *xs = read_all(ds);
-    assert_true(xs[0] == norm(ref_rgb[0], 0.5f, 0.5f));
+    assert_true(xs[0] == norm(ref_rgb[0], ds->mean[0], ds->std[0]));
     free(xs);
     slim_dataset_free(ds);
     free(ref_gray);
@@ -932,7 +941,8 @@ static void test_imagefolder_jpeg(void **state) {
     static const float mean[4] = {0, 0, 0, 0}, std[4] = {1, 1, 1, 1};
     float x[4 * J_H * J_W];
     /* Wrong size: names the file and both sizes. */
-    assert_error(slim_data_load_image(rgb, 3, J_W, J_H, mean, std, x), SLIM_ERR_SHAPE, "a.jpeg");
+    assert_error(slim_data_load_image_ex(rgb, 3, J_W, J_H, SLIM_RESIZE_NONE, 0, mean, std, x),
+                 SLIM_ERR_SHAPE, "a.jpeg");
     assert_true(has("16x24") && has("24x16"));
     /* Truncated inside the entropy-coded data: refused, not half grey. */
     {
@@ -1042,7 +1052,7 @@ static void test_imagefolder_jpeg(void **state) {
             if (!strstr(msg[i][k], repro[i])) fail_msg("\"%s\" lacks the file name", msg[i][k]);
         }
     assert_int_equal(printed, 0);
-    rm_tree(root);
+    tu_rm_tree(root);
 }
 
 /* ---- augmentation ------------------------------------------------------- */
@@ -1379,7 +1389,7 @@ static void check_batches_match(const slim_dataset *bytes, size_t batch, size_t 
  * every loader and a few others. */
 static void test_normalise_every_byte(void **state) {
     (void)state;
-    char *dir = make_tmpdir("bytes");
+    char *dir = tu_make_tmpdir("bytes");
     char img[512], lab[512];
     join(img, sizeof img, dir, "i");
     join(lab, sizeof lab, dir, "l");
@@ -1431,7 +1441,7 @@ static void test_normalise_every_byte(void **state) {
     free(xs);
     slim_dataset_free(ds);
     free(rec);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 /* Batches (and gather, read, to_floats) of byte data sets equal those of
@@ -1439,7 +1449,7 @@ static void test_normalise_every_byte(void **state) {
  * IDX, 3 channels from CIFAR-10, random pixels. */
 static void test_byte_batches_match_floats(void **state) {
     (void)state;
-    char *dir = make_tmpdir("bytebatch");
+    char *dir = tu_make_tmpdir("bytebatch");
     enum { N = 37, IH = 5, IW = 6, CN = 23 };
     slim_rng rng;
     slim_rng_seed(&rng, 99, 4);
@@ -1481,10 +1491,10 @@ static void test_byte_batches_match_floats(void **state) {
     assert_memory_equal(ds->images, twin->images, sizeof pix * sizeof(float));
     slim_dataset_free(twin);
     slim_dataset_free(ds);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 
     /* Three channels, each with its own table. */
-    dir = make_tmpdir("bytebatch3");
+    dir = tu_make_tmpdir("bytebatch3");
     unsigned char *recs = malloc((size_t)CN * CIFAR_REC);
     assert_non_null(recs);
     for (size_t i = 0; i < (size_t)CN * CIFAR_REC; i++)
@@ -1499,7 +1509,7 @@ static void test_byte_batches_match_floats(void **state) {
     check_batches_match(ds, 4, CN);
     slim_dataset_free(ds);
     free(recs);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 /* ---- the real Fashion-MNIST --------------------------------------------- */
@@ -1534,18 +1544,18 @@ static void test_normalisation_rule(void **state) {
     assert_string_equal(slim_data_normalisation("/nonexistent/pets", 3, mean, std), "image-folder");
 
     /* An existing directory is judged by what it holds, not by its name. */
-    char *dir = make_tmpdir("mnist");
+    char *dir = tu_make_tmpdir("mnist");
     assert_string_equal(slim_data_normalisation(dir, 1, mean, std), "image-folder");
     touch(dir, "t10k-images-idx3-ubyte.gz");
     assert_string_equal(slim_data_normalisation(dir, 1, mean, std), "mnist");
-    rm_tree(dir);
-    dir = make_tmpdir("data");
+    tu_rm_tree(dir);
+    dir = tu_make_tmpdir("data");
     char sub[512];
     snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     touch(sub, "test_batch.bin");
     assert_string_equal(slim_data_normalisation(dir, 3, mean, std), "cifar-10");
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 
 static void test_fashion_mnist(void **state) {

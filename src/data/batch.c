@@ -63,12 +63,9 @@ slim_status slim_batcher_next_checked(slim_batcher *b, float *x, int32_t *y, siz
     size_t n = b->ds->n, at = b->pos.index;
     if (at >= n) return SLIM_OK;
     size_t k = n - at < b->batch ? n - at : b->batch;
-    if (b->ds->store && b->ds->pixels) {
-        /* This batch and the next two: decoded by the store's threads while
-         * this one is copied and trained on. */
-        size_t ahead = b->batch <= (n - at) / 3 ? 3 * b->batch : n - at;
-        data_store_prefetch(b->ds->store, b->order + at, ahead);
-    }
+    /* Streamed pictures: this batch and the next two, decoded by the
+     * store's threads while this one is copied and trained on. */
+    data_prefetch(b->ds, b->order, at, b->batch <= (n - at) / 3 ? 3 * b->batch : n - at);
     /* Indices are < n by construction: only a streamed decode can fail. */
     b->error = slim_dataset_gather(b->ds, b->order + at, k, x, y);
     if (b->error != SLIM_OK) return b->error;

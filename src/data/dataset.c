@@ -146,7 +146,7 @@ slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, siz
         if (idx[i] >= ds->n)
             return slim_error(SLIM_ERR_ARG, "data set: index %u out of range (%zu images)",
                               (unsigned)idx[i], ds->n);
-    if (ds->store && ds->pixels) data_store_prefetch(ds->store, idx, count);
+    data_prefetch(ds, idx, 0, count);
     /* 256 divisions per channel per call: negligible next to a batch. */
     float lut[SLIM_DATA_MAX_CHANNELS][256];
     if (ds->pixels) slim_dataset_lut(ds, lut);
@@ -157,16 +157,20 @@ slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, siz
     return SLIM_OK;
 }
 
-/* Asks the store for images first..first+count-1 (as far as n goes). */
-static void prefetch_range(const slim_dataset *ds, size_t first, size_t count) {
-    uint32_t idx[256];
+void data_prefetch(const slim_dataset *ds, const uint32_t *idx, size_t first, size_t count) {
+    if (!ds->store || !ds->pixels) return;
+    if (idx) {
+        data_store_prefetch(ds->store, idx + first, count);
+        return;
+    }
+    uint32_t range[256];
     if (first >= ds->n) return;
     if (count > ds->n - first) count = ds->n - first;
     for (size_t done = 0; done < count;) {
         size_t k = count - done < 256 ? count - done : 256;
         for (size_t j = 0; j < k; j++)
-            idx[j] = (uint32_t)(first + done + j);
-        data_store_prefetch(ds->store, idx, k);
+            range[j] = (uint32_t)(first + done + j);
+        data_store_prefetch(ds->store, range, k);
         done += k;
     }
 }
@@ -177,7 +181,7 @@ slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count
                           first, first + count, ds->n);
     size_t plane = (size_t)ds->h * (size_t)ds->w, per = (size_t)ds->c * plane;
     /* This range, then the next one (a reader walks the set in order). */
-    if (ds->store && ds->pixels) prefetch_range(ds, first, 2 * count);
+    data_prefetch(ds, NULL, first, 2 * count);
     float lut[SLIM_DATA_MAX_CHANNELS][256];
     if (ds->pixels) slim_dataset_lut(ds, lut);
     for (size_t i = 0; i < count; i++)

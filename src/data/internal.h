@@ -52,18 +52,71 @@ slim_status data_dir_kind(const char *dir, data_kind *kind, char *cifar_dir, siz
  * the kind's statistics have another channel count. */
 int data_norm(data_kind kind, int c, float *mean, float *std);
 
-/* ---- STAND-IN for pic-data's picture decode (imagefolder.c); removed when
- * pic-data's branch is merged. ---------------------------------------------*/
-typedef enum slim_resize_mode {
-    SLIM_RESIZE_CROP = 0,
-    SLIM_RESIZE_STRETCH,
-    SLIM_RESIZE_PAD,
-    SLIM_RESIZE_NONE,
-} slim_resize_mode;
-/* Decodes one picture file into out: (c, h, w) bytes (the stand-in does not
- * resize). Errors name the file. Thread-safe; the message is thread-local. */
+/* ---- pictures (picture.c, resize.c) ------------------------------------ */
+
+/* Decodes one picture file into out: (c, h, w) bytes at the model's input
+ * size, converted to c channels and resized by mode (data.h's top).
+ * crop_scale: 0 = SLIM_DATA_CROP_SCALE. Errors name the file (and for a
+ * bad header, what is wrong). Thread-safe: no global state, no slim_log;
+ * the error message is thread-local (src/core/error.c), so a worker thread
+ * that fails must copy slim_last_error() for the thread that reports it. */
 slim_status data_decode_picture(const char *path, int c, int h, int w, slim_resize_mode mode,
                                 double crop_scale, uint8_t *out);
+/* What a picture's header says: *h x *w pixels, *comp channels stored (1
+ * gray, 2 gray + alpha, 3 RGB, 4 RGBA). Checks the SLIM_DATA_MAX_PIXELS cap.
+ * Thread-safe as data_decode_picture. */
+slim_status data_picture_info(const char *path, int *h, int *w, int *comp);
+/* Whether name ends in .png, .jpg or .jpeg (any case). */
+int data_is_picture_name(const char *name);
+
+/* Where a resize takes its pixels from and puts them: the source rectangle
+ * [y0, y1) x [x0, x1) in source pixels (edges, fractions allowed) lands on
+ * the output rectangle of oh x ow pixels at (oy, ox); outside that the
+ * output is black. */
+typedef struct data_resize_geom {
+    double y0, x0, y1, x1;
+    int oy, ox, oh, ow;
+} data_resize_geom;
+/* The geometry of mode (not SLIM_RESIZE_NONE, which the caller handles) for
+ * a src_h x src_w picture and an h x w output; crop_scale >= 1 (CROP). */
+void data_resize_geometry(int src_h, int src_w, int h, int w, slim_resize_mode mode,
+                          double crop_scale, data_resize_geom *g);
+/* Resamples src: (src_h, src_w, c) interleaved bytes by g into dst:
+ * (h, w, c) interleaved (data.h's filter). A geometry that maps the picture
+ * onto itself is a copy. Only an allocation can fail (SLIM_ERR_NOMEM). */
+slim_status data_resize_bytes(const uint8_t *src, int src_h, int src_w, int c,
+                              const data_resize_geom *g, uint8_t *dst, int h, int w);
+/* Memory stb_image_resize may reuse from call to call (NULL: malloc each
+ * time). */
+typedef struct data_scratch {
+    void *buf;
+    size_t cap;
+} data_scratch;
+/* Resamples the ch x cw window at (top, left) of src: (h, w) floats (one
+ * plane, row stride w) into dst: (oh, ow) floats, edges clamped at the
+ * window. */
+slim_status data_resize_plane(const float *src, int w, int top, int left, int ch, int cw,
+                              float *dst, int oh, int ow, data_scratch *scratch);
+
+/* ---- statistics (stats.c) ---------------------------------------------- */
+
+/* Image i of ds as bytes: out: (c, h, w). ds must hold bytes. */
+slim_status data_image_bytes(const slim_dataset *ds, size_t i, uint8_t *out);
+/* mean, std: (ds->c) the statistics of data.h's top for ds's images, the
+ * sample (when ds->n > SLIM_DATA_STATS_SAMPLE) drawn from seed. */
+slim_status data_image_stats(const slim_dataset *ds, uint64_t seed, float *mean, float *std);
+/* ds->mean, ds->std = mean, std: (ds->c); an error unless every std is a
+ * finite number > 0 and every mean finite. */
+slim_status data_set_norm(slim_dataset *ds, const float *mean, const float *std);
+
+/* ---- image folders (imagefolder.c) ------------------------------------- */
+
+/* slim_data_load_imagefolder, and with part 1 (train) or 0 (test) only that
+ * part of opts->val_split's stratified split (opts required then); -1: the
+ * whole folder. */
+slim_status data_load_imagefolder_part(const char *dir, const char *const *class_names,
+                                       int n_classes, const slim_data_options *opts, int part,
+                                       slim_dataset **out);
 
 /* ---- picture store: decode cache + streaming (stream.c) ---------------- */
 
@@ -114,9 +167,10 @@ void data_store_prefetch(slim_data_store *s, const uint32_t *idx, size_t count);
 slim_status data_store_get(slim_data_store *s, size_t i, uint8_t *out);
 /* Keeps at least `slots` prefetch slots (a batcher asks for a few batches). */
 slim_status data_store_reserve(slim_data_store *s, size_t slots);
-/* Image i of a byte data set into out: (c, h, w) bytes, from the cache or
- * the store (dataset.c). An error for a float data set or i >= n. */
-slim_status data_image_bytes(const slim_dataset *ds, size_t i, uint8_t *out);
+/* For a streamed data set, asks the store to start decoding images
+ * idx[first..first+count), or without idx images first..first+count-1 (as
+ * far as n goes); nothing otherwise. A hint: nothing fails. */
+void data_prefetch(const slim_dataset *ds, const uint32_t *idx, size_t first, size_t count);
 /* A byte data set of n images with pixels for the first `cached` only. */
 slim_status data_new_partial(size_t n, size_t cached, int c, int h, int w, int n_classes,
                              slim_dataset **out);

@@ -63,6 +63,7 @@ struct slim_data_store {
     /* The load pass: files [0, load_limit) are decoded, those < cached into
      * pixels (the data set's), the others into scratch: (n_threads, per). */
     int loading, skip_bad;
+    char first_bad[512]; /* skip_bad: the first skipped file's message */
     uint8_t *pixels, *scratch;
     size_t load_next, load_limit, load_active, load_done;
     slim_status *load_st; /* (n) */
@@ -96,6 +97,12 @@ static long next_queued(const slim_data_store *s) {
     return best;
 }
 
+/* Whether a failed file is left out (skip_bad) rather than reported: a bad
+ * picture is, running out of memory is not. */
+static int skippable(const slim_data_store *s, slim_status st) {
+    return s->skip_bad && st != SLIM_ERR_NOMEM && st != SLIM_ERR_ARG;
+}
+
 /* One file of the load pass; called and returns with the mutex held. */
 static void load_one(slim_data_store *s, int id) {
     size_t i = s->load_next++;
@@ -107,9 +114,9 @@ static void load_one(slim_data_store *s, int id) {
     pthread_mutex_lock(&s->mu);
     s->load_st[i] = st;
     s->load_msg[i] = msg;
-    /* Without skip_bad only the files before the first failure still
-     * matter: they decide which failure is reported. */
-    if (st != SLIM_OK && !s->skip_bad && i + 1 < s->load_limit) s->load_limit = i + 1;
+    /* After a failure that is reported only the files before it still
+     * matter: they decide which failure that is. */
+    if (st != SLIM_OK && !skippable(s, st) && i + 1 < s->load_limit) s->load_limit = i + 1;
     s->load_active--;
     s->load_done++;
     if (s->load_active == 0 && s->load_next >= s->load_limit) pthread_cond_broadcast(&s->done);
@@ -277,10 +284,11 @@ static void run_load(slim_data_store *s, size_t cached, uint8_t *pixels, int ski
     pthread_mutex_unlock(&s->mu);
 }
 
-/* The load pass's error: the first failed file in path order. */
+/* The load pass's error: the first failed file in path order that is not
+ * skipped. */
 static slim_status first_failure(const slim_data_store *s) {
     for (size_t i = 0; i < s->n; i++)
-        if (s->load_st[i] != SLIM_OK)
+        if (s->load_st[i] != SLIM_OK && !skippable(s, s->load_st[i]))
             return s->load_msg[i] ? slim_error(s->load_st[i], "%s", s->load_msg[i])
                                   : slim_error(s->load_st[i], "%s: cannot decode", s->paths[i]);
     return SLIM_OK;
@@ -294,7 +302,9 @@ static slim_status drop_failures(slim_data_store *s, uint8_t *pixels, int32_t *l
     size_t g = 0, fit = cached;
     for (size_t i = 0; i < s->n; i++) {
         if (s->load_st[i] != SLIM_OK) {
-            slim_log(SLIM_LOG_WARN, "skipped: %s", s->load_msg[i] ? s->load_msg[i] : s->paths[i]);
+            const char *why = s->load_msg[i] ? s->load_msg[i] : s->paths[i];
+            slim_log(SLIM_LOG_DEBUG, "skipped %s", why);
+            if (!s->first_bad[0]) snprintf(s->first_bad, sizeof s->first_bad, "%s", why);
             free(s->paths[i]);
             continue;
         }
@@ -310,6 +320,9 @@ static slim_status drop_failures(slim_data_store *s, uint8_t *pixels, int32_t *l
         g++;
     }
     *skipped = s->n - g;
+    if (*skipped && g)
+        slim_log(SLIM_LOG_WARN, "skipped %zu bad picture%s (the first: %s)", *skipped,
+                 *skipped == 1 ? "" : "s", s->first_bad);
     /* free_load_state walks n messages: free them before n shrinks. */
     for (size_t i = 0; i < s->n; i++) {
         free(s->load_msg[i]);
@@ -326,10 +339,12 @@ slim_status data_store_check(slim_data_store *s, uint8_t *pixels, size_t cached,
     if (cached > s->n) cached = s->n;
     size_t n = s->n, skipped = 0;
     run_load(s, cached, pixels, skip_bad);
-    SLIM_TRY(skip_bad ? drop_failures(s, pixels, labels, cached, &skipped) : first_failure(s));
+    SLIM_TRY(first_failure(s));
+    if (skip_bad) SLIM_TRY(drop_failures(s, pixels, labels, cached, &skipped));
     if (n_skipped) *n_skipped = skipped;
     if (s->n == 0)
-        return slim_error(SLIM_ERR_FORMAT, "none of the %zu pictures could be decoded", n);
+        return slim_error(SLIM_ERR_FORMAT, "none of the %zu pictures could be read (the first: %s)",
+                          n, s->first_bad);
     free_load_state(s);
     if (s->cached == s->n) return SLIM_OK;
     s->slot_of = malloc(s->n * sizeof *s->slot_of);
