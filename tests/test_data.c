@@ -11,6 +11,7 @@
 
 #include "slim/data.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,9 @@ static void track_stop(void) { tu_counting = 0; }
 #endif
 
 /* ---- temporary files ---------------------------------------------------- */
+
+#define make_tmpdir tu_make_tmpdir
+#define rm_tree tu_rm_tree
 
 static void join(char *buf, size_t len, const char *dir, const char *name) {
     int k = snprintf(buf, len, "%s/%s", dir, name);
@@ -129,7 +133,7 @@ static const unsigned char t_lab[T_N] = {0, 9, 3};
 
 static void test_idx_roundtrip(void **state) {
     (void)state;
-    char *dir = tu_make_tmpdir("idx");
+    char *dir = make_tmpdir("idx");
     char img[512], lab[512];
     for (int gz = 0; gz < 2; gz++) {
         join(img, sizeof img, dir, gz ? "i.gz" : "i");
@@ -158,12 +162,12 @@ static void test_idx_roundtrip(void **state) {
         free(xs);
         slim_dataset_free(ds);
     }
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 static void test_idx_malformed(void **state) {
     (void)state;
-    char *dir = tu_make_tmpdir("idxbad");
+    char *dir = make_tmpdir("idxbad");
     char img[512], lab[512], lab2[512];
     join(img, sizeof img, dir, "img.gz");
     join(lab, sizeof lab, dir, "lab.gz");
@@ -216,7 +220,7 @@ static void test_idx_malformed(void **state) {
     join(img, sizeof img, dir, "nonexistent.gz");
     assert_error(slim_data_load_idx(img, lab, 0, 1, &ds), SLIM_ERR_IO, "nonexistent.gz");
     assert_null(ds);
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 /* A tiny file that declares 9,999,999 images of 28x28 (7.8 GB) must fail on
@@ -224,7 +228,7 @@ static void test_idx_malformed(void **state) {
  * more than SLIM_DATA_MAX_IMAGES is refused outright. */
 static void test_idx_huge_declared_count(void **state) {
     (void)state;
-    char *dir = tu_make_tmpdir("idxhuge");
+    char *dir = make_tmpdir("idxhuge");
     char img[512], lab[512];
     join(img, sizeof img, dir, "img.gz");
     join(lab, sizeof lab, dir, "lab.gz");
@@ -256,7 +260,7 @@ static void test_idx_huge_declared_count(void **state) {
     assert_error(slim_data_load_idx(img, lab, 0, 1, &ds), SLIM_ERR_FORMAT, "more than");
     write_idx_labels(lab, 1, 0x801, 0xffffffffu, t_lab, sizeof t_lab);
     assert_error(slim_data_load_idx(img, lab, 0, 1, &ds), SLIM_ERR_FORMAT, "more than");
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 /* A directory of standard IDX names through slim_data_load: statistics and
@@ -264,7 +268,7 @@ static void test_idx_huge_declared_count(void **state) {
 static void test_idx_directory(void **state) {
     (void)state;
     for (int fashion = 0; fashion < 2; fashion++) {
-        char *dir = tu_make_tmpdir(fashion ? "Fashion" : "digits");
+        char *dir = make_tmpdir(fashion ? "Fashion" : "digits");
         char img[512], lab[512];
         join(img, sizeof img, dir, "train-images-idx3-ubyte.gz");
         join(lab, sizeof lab, dir, "train-labels-idx1-ubyte.gz");
@@ -310,7 +314,7 @@ static void test_idx_directory(void **state) {
 
         assert_int_equal(remove(img), 0);
         assert_error(slim_data_load(dir, 0, NULL, &ds), SLIM_ERR_IO, "t10k-images-idx3-ubyte");
-        tu_rm_tree(dir);
+        rm_tree(dir);
     }
     slim_dataset *ds = NULL;
     assert_error(slim_data_load("/nonexistent/slim-data", 1, NULL, &ds), SLIM_ERR_IO,
@@ -337,7 +341,7 @@ static void make_cifar_records(unsigned char *buf, int n, const unsigned char *l
 static void test_cifar10(void **state) {
     (void)state;
     static const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2470f, 0.2435f, 0.2616f};
-    char *dir = tu_make_tmpdir("cifar");
+    char *dir = make_tmpdir("cifar");
     char path[512];
     unsigned char *buf = malloc(2 * CIFAR_REC);
     assert_non_null(buf);
@@ -415,7 +419,7 @@ static void test_cifar10(void **state) {
     assert_error(slim_data_load(dir, 0, NULL, &ds), SLIM_ERR_FORMAT, "record 1 has label 10");
     assert_null(ds);
     free(buf);
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 /* ---- image folders ------------------------------------------------------ */
@@ -487,7 +491,7 @@ static void gray200_jpeg(unsigned char jpg[GRAY200_LEN]) {
 
 static void test_imagefolder(void **state) {
     (void)state;
-    char *root = tu_make_tmpdir("imgs");
+    char *root = make_tmpdir("imgs");
     png_in(root, "dog", "c.png", 2, 4); /* RGBA: alpha dropped */
     png_in(root, "cat", "b.png", 1, 1); /* gray: replicated */
     png_in(root, "cat", "a.png", 0, 3);
@@ -586,10 +590,10 @@ static void test_imagefolder(void **state) {
         assert_true(has("truncated or corrupt PNG"));
     }
     assert_null(ds);
-    tu_rm_tree(root);
+    rm_tree(root);
 
     /* Empty folder; one class; a class folder without pictures. */
-    root = tu_make_tmpdir("empty");
+    root = make_tmpdir("empty");
     slim_set_log_level(SLIM_LOG_QUIET);
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no class subdirectories");
     assert_true(has(root));
@@ -602,13 +606,13 @@ static void test_imagefolder(void **state) {
     assert_error(slim_data_load(root, 1, &opts, &ds), SLIM_ERR_FORMAT, "no images found");
     assert_true(has(d)); /* names root/a */
     slim_set_log_level(lvl);
-    tu_rm_tree(root);
+    rm_tree(root);
 }
 
 /* root/train and root/test: the test split takes train's class list. */
 static void test_imagefolder_split(void **state) {
     (void)state;
-    char *root = tu_make_tmpdir("split");
+    char *root = make_tmpdir("split");
     char tr[512], te[512];
     mkdir_in(tr, sizeof tr, root, "train");
     png_in(tr, "ant", "1.png", 0, 3);
@@ -630,7 +634,7 @@ static void test_imagefolder_split(void **state) {
     slim_dataset_free(ds);
     png_in(te, "dog", "1.png", 6, 3);
     assert_error(slim_data_load(root, 0, NULL, &ds), SLIM_ERR_FORMAT, "'dog'");
-    tu_rm_tree(root);
+    rm_tree(root);
 }
 
 /* Guards around stb_image's PNG decoder (docs/RELIABILITY.md): a PNG whose
@@ -659,7 +663,7 @@ static void png_refused_small(const char *path, const char *why) {
 
 static void test_png_stb_guards(void **state) {
     (void)state;
-    char *root = tu_make_tmpdir("idat");
+    char *root = make_tmpdir("idat");
     char plain[512], padded[512];
     join(plain, sizeof plain, root, "plain.png");
     join(padded, sizeof padded, root, "padded.png");
@@ -734,7 +738,7 @@ static void test_png_stb_guards(void **state) {
     assert_true(b[0] == norm(0, 0.5f, 0.5f));
     free(zeros);
     free(bomb);
-    tu_rm_tree(root);
+    rm_tree(root);
 }
 
 /* ---- JPEG (libjpeg-turbo) ------------------------------------------------ */
@@ -893,7 +897,7 @@ static long stderr_release(void) {
  * file) for what slim refuses. */
 static void test_imagefolder_jpeg(void **state) {
     (void)state;
-    char *root = tu_make_tmpdir("jpeg");
+    char *root = make_tmpdir("jpeg");
     char gray_dir[512], rgb_dir[512], gray[512], rgb[512], prog[512], path[512];
     mkdir_in(gray_dir, sizeof gray_dir, root, "g");
     mkdir_in(path, sizeof path, gray_dir, "cls");
@@ -1052,7 +1056,7 @@ static void test_imagefolder_jpeg(void **state) {
             if (!strstr(msg[i][k], repro[i])) fail_msg("\"%s\" lacks the file name", msg[i][k]);
         }
     assert_int_equal(printed, 0);
-    tu_rm_tree(root);
+    rm_tree(root);
 }
 
 /* ---- augmentation ------------------------------------------------------- */
@@ -1389,7 +1393,7 @@ static void check_batches_match(const slim_dataset *bytes, size_t batch, size_t 
  * every loader and a few others. */
 static void test_normalise_every_byte(void **state) {
     (void)state;
-    char *dir = tu_make_tmpdir("bytes");
+    char *dir = make_tmpdir("bytes");
     char img[512], lab[512];
     join(img, sizeof img, dir, "i");
     join(lab, sizeof lab, dir, "l");
@@ -1441,7 +1445,7 @@ static void test_normalise_every_byte(void **state) {
     free(xs);
     slim_dataset_free(ds);
     free(rec);
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 /* Batches (and gather, read, to_floats) of byte data sets equal those of
@@ -1449,7 +1453,7 @@ static void test_normalise_every_byte(void **state) {
  * IDX, 3 channels from CIFAR-10, random pixels. */
 static void test_byte_batches_match_floats(void **state) {
     (void)state;
-    char *dir = tu_make_tmpdir("bytebatch");
+    char *dir = make_tmpdir("bytebatch");
     enum { N = 37, IH = 5, IW = 6, CN = 23 };
     slim_rng rng;
     slim_rng_seed(&rng, 99, 4);
@@ -1491,10 +1495,10 @@ static void test_byte_batches_match_floats(void **state) {
     assert_memory_equal(ds->images, twin->images, sizeof pix * sizeof(float));
     slim_dataset_free(twin);
     slim_dataset_free(ds);
-    tu_rm_tree(dir);
+    rm_tree(dir);
 
     /* Three channels, each with its own table. */
-    dir = tu_make_tmpdir("bytebatch3");
+    dir = make_tmpdir("bytebatch3");
     unsigned char *recs = malloc((size_t)CN * CIFAR_REC);
     assert_non_null(recs);
     for (size_t i = 0; i < (size_t)CN * CIFAR_REC; i++)
@@ -1509,7 +1513,7 @@ static void test_byte_batches_match_floats(void **state) {
     check_batches_match(ds, 4, CN);
     slim_dataset_free(ds);
     free(recs);
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 /* ---- the real Fashion-MNIST --------------------------------------------- */
@@ -1544,18 +1548,18 @@ static void test_normalisation_rule(void **state) {
     assert_string_equal(slim_data_normalisation("/nonexistent/pets", 3, mean, std), "image-folder");
 
     /* An existing directory is judged by what it holds, not by its name. */
-    char *dir = tu_make_tmpdir("mnist");
+    char *dir = make_tmpdir("mnist");
     assert_string_equal(slim_data_normalisation(dir, 1, mean, std), "image-folder");
     touch(dir, "t10k-images-idx3-ubyte.gz");
     assert_string_equal(slim_data_normalisation(dir, 1, mean, std), "mnist");
-    tu_rm_tree(dir);
-    dir = tu_make_tmpdir("data");
+    rm_tree(dir);
+    dir = make_tmpdir("data");
     char sub[512];
     snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     touch(sub, "test_batch.bin");
     assert_string_equal(slim_data_normalisation(dir, 3, mean, std), "cifar-10");
-    tu_rm_tree(dir);
+    rm_tree(dir);
 }
 
 static void test_fashion_mnist(void **state) {

@@ -27,14 +27,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* st must be `want` with a message containing `needle`. */
-static void expect(slim_status st, slim_status want, const char *needle) {
-    if (st != want)
-        fail_msg("status %d, expected %d (message \"%s\")", (int)st, (int)want, slim_last_error());
-    if (needle && !strstr(slim_last_error(), needle))
-        fail_msg("message \"%s\" lacks \"%s\"", slim_last_error(), needle);
-}
-
 static void path_in(char *buf, size_t len, const char *dir, const char *name) {
     int k = snprintf(buf, len, "%s/%s", dir, name);
     assert_true(k > 0 && (size_t)k < len);
@@ -143,7 +135,7 @@ static void test_resize_geometry(void **state) {
         assert_int_equal(back, m);
     }
     slim_resize_mode m;
-    expect(slim_resize_mode_parse("fit", &m), SLIM_ERR_ARG, "crop, stretch, pad or none");
+    tu_assert_error(slim_resize_mode_parse("fit", &m), SLIM_ERR_ARG, "crop, stretch, pad or none");
     assert_string_equal(slim_resize_mode_name((slim_resize_mode)9), "?");
 }
 
@@ -191,8 +183,9 @@ static void test_resize_pixels(void **state) {
         assert_true(x[cl] > v100 && x[12 + cl] < v100);
     }
     /* None: only the exact size. */
-    expect(load_image(bands, 1, 4, 4, SLIM_RESIZE_NONE, 0, x), SLIM_ERR_SHAPE, "bands.png");
-    assert_true(strstr(slim_last_error(), "8x4") && strstr(slim_last_error(), "4x4"));
+    tu_assert_error(load_image(bands, 1, 4, 4, SLIM_RESIZE_NONE, 0, x), SLIM_ERR_SHAPE,
+                    "bands.png");
+    assert_true(tu_error_has("8x4") && tu_error_has("4x4"));
     assert_int_equal(load_image(bands, 1, 8, 4, SLIM_RESIZE_NONE, 0, x), SLIM_OK);
 
     /* At its own size, every mode but none gives the bytes themselves. */
@@ -224,8 +217,10 @@ static void test_resize_pixels(void **state) {
     for (int i = 0; i < 9; i++)
         assert_true(fabsf(x[i] - 99.0f / 255.0f) < 1.5f / 255.0f); /* luma rounds down */
     /* Bad settings. */
-    expect(load_image(grey, 1, 4, 4, SLIM_RESIZE_CROP, 0.5, x), SLIM_ERR_ARG, "crop scale");
-    expect(load_image(grey, 1, 4, 4, (slim_resize_mode)7, 0, x), SLIM_ERR_ARG, "resize mode");
+    tu_assert_error(load_image(grey, 1, 4, 4, SLIM_RESIZE_CROP, 0.5, x), SLIM_ERR_ARG,
+                    "crop scale");
+    tu_assert_error(load_image(grey, 1, 4, 4, (slim_resize_mode)7, 0, x), SLIM_ERR_ARG,
+                    "resize mode");
     tu_rm_tree(dir);
 }
 
@@ -311,12 +306,12 @@ static void test_split(void **state) {
 
     /* Bad values and combinations. */
     o.val_split = 1.0;
-    expect(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "(0, 1)");
+    tu_assert_error(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "(0, 1)");
     o.val_split = NAN;
-    expect(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "(0, 1)");
+    tu_assert_error(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "(0, 1)");
     o.val_split = 0.2;
     o.val_dir = root;
-    expect(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "exclude each other");
+    tu_assert_error(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "exclude each other");
 
     /* A separate validation folder with some of the classes. */
     char *val = tu_make_tmpdir("valdir");
@@ -334,9 +329,9 @@ static void test_split(void **state) {
     slim_dataset_free(tr);
     path_in(d, sizeof d, val, "z");
     png_at(d, "x.png", 2, 2, 1, px_const, 7);
-    expect(slim_data_load(root, 0, &o, &te), SLIM_ERR_FORMAT, "'z'");
+    tu_assert_error(slim_data_load(root, 0, &o, &te), SLIM_ERR_FORMAT, "'z'");
     o.val_dir = "/nonexistent/slim-val";
-    expect(slim_data_load(root, 0, &o, &te), SLIM_ERR_IO, "/nonexistent/slim-val");
+    tu_assert_error(slim_data_load(root, 0, &o, &te), SLIM_ERR_IO, "/nonexistent/slim-val");
     tu_rm_tree(val);
 
     /* A folder split already refuses a validation fraction. */
@@ -344,7 +339,7 @@ static void test_split(void **state) {
     o.val_split = 0.2;
     path_in(d, sizeof d, root, "train");
     assert_int_equal(mkdir(d, 0700), 0);
-    expect(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "split already");
+    tu_assert_error(slim_data_load(root, 1, &o, &tr), SLIM_ERR_ARG, "split already");
     tu_rm_tree(root);
 }
 
@@ -394,7 +389,7 @@ static void test_stats(void **state) {
     assert_true(ds->mean[0] == 0.25f && ds->std[0] == 0.125f);
     slim_dataset_free(ds);
     o.std[0] = 0;
-    expect(slim_data_load_imagefolder(root, NULL, 0, &o, &ds), SLIM_ERR_ARG, "std");
+    tu_assert_error(slim_data_load_imagefolder(root, NULL, 0, &o, &ds), SLIM_ERR_ARG, "std");
     assert_null(ds);
     tu_rm_tree(root);
 
@@ -441,8 +436,8 @@ static void bad_one(const char *root, const char *path, slim_status status, cons
     slim_data_options o = {.c = 1, .h = 4, .w = 4};
     slim_dataset *ds = NULL;
     const char *name = strrchr(path, '/') + 1;
-    expect(slim_data_load(root, 1, &o, &ds), status, name);
-    if (!strstr(slim_last_error(), why)) fail_msg("\"%s\" lacks \"%s\"", slim_last_error(), why);
+    tu_assert_error(slim_data_load(root, 1, &o, &ds), status, name);
+    assert_true(tu_error_has(why));
     assert_null(ds);
     o.skip_bad = 1;
     slim_log_level lvl = slim_get_log_level();
@@ -462,7 +457,7 @@ static void refused_small(const char *path, const char *needle) {
     tu_largest_alloc = 0;
     tu_counting = 1;
 #endif
-    expect(load_image(path, 1, 4, 4, SLIM_RESIZE_CROP, 0, x), SLIM_ERR_FORMAT, needle);
+    tu_assert_error(load_image(path, 1, 4, 4, SLIM_RESIZE_CROP, 0, x), SLIM_ERR_FORMAT, needle);
 #if TU_COUNT_MALLOC
     tu_counting = 0;
     if (tu_largest_alloc >= ((size_t)1 << 20))
@@ -565,7 +560,7 @@ static void test_bad_pictures(void **state) {
     assert_int_equal(symlink(".", p), 0);
     slim_data_options o = {.c = 1, .h = 4, .w = 4};
     slim_dataset *ds = NULL;
-    expect(slim_data_load(root, 1, &o, &ds), SLIM_ERR_FORMAT, "loop: no images found");
+    tu_assert_error(slim_data_load(root, 1, &o, &ds), SLIM_ERR_FORMAT, "loop: no images found");
     assert_int_equal(remove(p), 0);
     slim_log_level lvl = slim_get_log_level();
     slim_set_log_level(SLIM_LOG_WARN); /* the count is an info line */
@@ -576,7 +571,7 @@ static void test_bad_pictures(void **state) {
     /* A class folder that is a dangling symlink. */
     path_in(p, sizeof p, root, "ghost");
     assert_int_equal(symlink("nowhere", p), 0);
-    expect(slim_data_load(root, 1, &o, &ds), SLIM_ERR_IO, "ghost");
+    tu_assert_error(slim_data_load(root, 1, &o, &ds), SLIM_ERR_IO, "ghost");
     assert_int_equal(remove(p), 0);
     /* Every picture bad: an error even with skip_bad. */
     char *all_bad = tu_make_tmpdir("allbad");
@@ -590,7 +585,7 @@ static void test_bad_pictures(void **state) {
     put_file(p, "", 0);
     o.skip_bad = 1;
     slim_set_log_level(SLIM_LOG_ERROR);
-    expect(slim_data_load(all_bad, 1, &o, &ds), SLIM_ERR_FORMAT, "could be read");
+    tu_assert_error(slim_data_load(all_bad, 1, &o, &ds), SLIM_ERR_FORMAT, "could be read");
     slim_set_log_level(lvl);
     tu_rm_tree(all_bad);
     tu_rm_tree(root);
@@ -607,7 +602,7 @@ static void test_rrc(void **state) {
     assert_int_equal(slim_augment_init_rrc(&aug, ds, 0, 1), SLIM_OK);
     assert_true(aug.mode == SLIM_AUGMENT_RRC && aug.scale_min == SLIM_AUGMENT_RRC_SCALE_MIN);
     slim_augment bad;
-    expect(slim_augment_init_rrc(&bad, ds, 1.5, 1), SLIM_ERR_ARG, "crop area");
+    tu_assert_error(slim_augment_init_rrc(&bad, ds, 1.5, 1), SLIM_ERR_ARG, "crop area");
     static float x[N * PER], y[N * PER], z[N * PER];
     slim_rng rng;
     slim_rng_seed(&rng, 42, 0);
@@ -680,14 +675,16 @@ static void test_rrc(void **state) {
             if (cl) assert_true(v >= ramp[r * W + cl - 1]);
             assert_true(v == ramp[cl]); /* every row alike */
         }
-    expect(slim_augment_resized_crop(&one, ramp, 1, W, W, 5, 0, W, W), SLIM_ERR_ARG, "outside");
-    expect(slim_augment_resized_crop(&one, x, 1, H * 2, W * 2, 0, 0, 4, 4), SLIM_ERR_ARG,
-           "set up for");
+    tu_assert_error(slim_augment_resized_crop(&one, ramp, 1, W, W, 5, 0, W, W), SLIM_ERR_ARG,
+                    "outside");
+    tu_assert_error(slim_augment_resized_crop(&one, x, 1, H * 2, W * 2, 0, 0, 4, 4), SLIM_ERR_ARG,
+                    "set up for");
     one.scale_min = 0;
-    expect(slim_augment_batch(&one, y, N, C, W, W, &r1), SLIM_ERR_ARG, "not valid");
+    tu_assert_error(slim_augment_batch(&one, y, N, C, W, W, &r1), SLIM_ERR_ARG, "not valid");
     slim_augment pad;
     assert_int_equal(slim_augment_init(&pad, ds, 2, 1), SLIM_OK);
-    expect(slim_augment_resized_crop(&pad, y, C, H, W, 0, 0, 4, 4), SLIM_ERR_ARG, "not set up");
+    tu_assert_error(slim_augment_resized_crop(&pad, y, C, H, W, 0, 0, 4, 4), SLIM_ERR_ARG,
+                    "not set up");
     slim_augment_free(&pad); /* nothing to free: allowed */
     slim_augment_free(&one);
     slim_augment_free(&aug);

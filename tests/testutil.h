@@ -35,10 +35,11 @@ const char *tu_source_path(const char *rel, char *buf, size_t len);
  * when not: the README's commands install them). */
 int tu_have_fashion_mnist(void);
 
-/* A new directory /tmp/slim-<tag>-XXXXXX (its name is valid until 8 more
- * are made). */
+/* A new directory /tmp/slim-<tag>-XXXXXX (the name stays valid for the
+ * next 7 calls). */
 char *tu_make_tmpdir(const char *tag);
-/* Removes dir and everything under it; symlinks are removed, not followed. */
+/* Removes dir and everything under it (symlinks are removed, not
+ * followed). */
 void tu_rm_tree(const char *dir);
 
 /* Whether this thread's last error message contains needle. */

@@ -1,12 +1,15 @@
-/* Fuzz target: the image loader (slim_data_load_image, stb_image's PNG and
- * JPEG decoders behind it) and the image-folder loader.
+/* Fuzz target: the picture loader (slim_data_load_image_ex: stb_image's PNG
+ * and libjpeg-turbo's JPEG decoders, then the resize to the model's input
+ * with stb_image_resize) and the image-folder loader.
  *
  * The input is written once per run to a file under a directory made once
- * per process under $TMPDIR (else /tmp) (removed at exit) and loaded with several requested
- * shapes: fixed ones (1x28x28, 3x32x32, 4x2x2, 1x1x1) and, when the header
- * can be read, its own size with 1 to 4 channels (up to 256x256, so that a
- * header cannot make one run slow). The same file is then loaded as the only
- * image of a one-class image folder with every shape inferred.
+ * per process under $TMPDIR (else /tmp) (removed at exit) and loaded with
+ * several requested shapes, each in one of the resize modes: fixed ones
+ * (1x28x28 crop, 3x32x32 pad, 4x2x2 stretch, 1x1x1 crop, 3x7x5 crop at
+ * crop_scale 1.5, 1x9x3 none) and, when the header can be read, its own size
+ * with 1 to 4 channels (up to 256x256, so that a header cannot make one run
+ * slow). The same file is then loaded as the only image of a one-class image
+ * folder with every shape inferred.
  *
  * Known bug (docs/RELIABILITY.md, bug 1): stb_image 2.27 (Debian's
  * libstb-dev 0.0~git20220908) does not check that a JPEG Huffman table (DHT)
@@ -79,13 +82,15 @@ static void im_cleanup(void) {
     rmdir(im_dir);
 }
 
-/* Loads path as c x h x w; a success must give finite values in [-1, 1]. */
-static void im_load(const char *path, int c, int h, int w) {
+/* Loads path as c x h x w resized by mode; a success must give finite
+ * values in [-1, 1]. */
+static void im_load(const char *path, int c, int h, int w, slim_resize_mode mode,
+                    double crop_scale) {
     static const float mean[4] = {0.5f, 0.5f, 0.5f, 0.5f}, std[4] = {0.5f, 0.5f, 0.5f, 0.5f};
     size_t n = (size_t)c * (size_t)h * (size_t)w;
     float *x = malloc(n * sizeof *x);
     if (!x) return;
-    slim_status st = slim_data_load_image(path, c, h, w, mean, std, x);
+    slim_status st = slim_data_load_image_ex(path, c, h, w, mode, crop_scale, mean, std, x);
     if (st == SLIM_OK) {
         for (size_t i = 0; i < n; i++)
             if (!(x[i] >= -1.0f && x[i] <= 1.0f)) im_fail("pixel out of range", path);
@@ -102,14 +107,22 @@ static void im_run(const uint8_t *data, size_t size) {
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
         im_fail("cannot write the input file", path);
 
-    static const int shapes[4][3] = {{1, 28, 28}, {3, 32, 32}, {4, 2, 2}, {1, 1, 1}};
-    for (int i = 0; i < 4; i++)
-        im_load(path, shapes[i][0], shapes[i][1], shapes[i][2]);
+    static const struct {
+        int c, h, w;
+        slim_resize_mode mode;
+        double crop_scale;
+    } shapes[] = {
+        {1, 28, 28, SLIM_RESIZE_CROP, 1.0},  {3, 32, 32, SLIM_RESIZE_PAD, 1.0},
+        {4, 2, 2, SLIM_RESIZE_STRETCH, 1.0}, {1, 1, 1, SLIM_RESIZE_CROP, 1.0},
+        {3, 7, 5, SLIM_RESIZE_CROP, 1.5},    {1, 9, 3, SLIM_RESIZE_NONE, 1.0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        im_load(path, shapes[i].c, shapes[i].h, shapes[i].w, shapes[i].mode, shapes[i].crop_scale);
     int w = 0, h = 0, comp = 0;
     int known = size <= INT32_MAX && stbi_info_from_memory(data, (int)size, &w, &h, &comp);
     if (!known || w < 1 || h < 1 || w > IM_MAX_SIDE || h > IM_MAX_SIDE) return;
     for (int c = 1; c <= 4; c++)
-        im_load(path, c, h, w);
+        im_load(path, c, h, w, (slim_resize_mode)(c % 4), 1.0);
 
     char root[512];
     im_path(root, sizeof root, "root");
