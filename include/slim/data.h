@@ -180,6 +180,11 @@ typedef struct slim_dataset {
     uint64_t split_seed;
     size_t n_skipped; /* bad pictures left out (skip_bad) */
     size_t n_ignored; /* files that are not pictures, ignored */
+    /* ---- decode cache and streaming (stream.c) ---- */
+    /* Decodes images [K, n) when they are asked for, where `pixels` holds
+     * only images [0, K); NULL (every image in pixels or images) unless the
+     * data set was loaded with streaming and did not fit the cache. */
+    struct slim_data_store *store;
 } slim_dataset;
 
 /* A zero-filled float data set of n images (for tests and synthetic data):
@@ -190,15 +195,18 @@ slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_
 void slim_dataset_free(slim_dataset *ds);
 /* Copies images idx[0..count) into x: (count, c, h, w), normalised, and
  * their labels into y: (count) (y may be NULL). Indices must be < ds->n.
- * No allocation. */
+ * No allocation, but for streamed pictures (ds->store), which are decoded
+ * here unless prefetched, and whose decode errors are returned. */
 slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, size_t count, float *x,
                                 int32_t *y);
 /* Copies images first..first+count-1 into x: (count, c, h, w), normalised.
- * The range must lie within the data set. No allocation. */
+ * The range must lie within the data set. As gather for streamed pictures
+ * (and it asks for the next `count` to be prefetched). */
 slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count, float *x);
 /* Turns a byte data set into a float one: allocates `images` with every
- * image normalised and frees `pixels` (peak memory: both at once). Nothing
- * to do for a float data set. On failure the data set is unchanged. */
+ * image normalised and frees `pixels` (peak memory: both at once) and the
+ * store. Nothing to do for a float data set. On failure the data set is
+ * unchanged. */
 slim_status slim_dataset_to_floats(slim_dataset *ds);
 /* lut[k][p] = (p / 255 - mean[k]) / std[k] for k < ds->c, in double and
  * rounded once to float: the values a byte data set's pixels stand for. */
@@ -233,7 +241,25 @@ typedef struct slim_data_options {
     /* 1: leave bad pictures out, counted in n_skipped; 0: the first one is
      * an error naming it. */
     int skip_bad;
+    /* ---- decode cache and streaming (image folders) ----
+     * streaming 0 (default): every picture is decoded at load, as bytes of
+     * the model's input size, and kept in memory. 1: only the first
+     * K = floor(cache_mib * 2^20 / (c h w)) pictures (in data set order) are
+     * kept; the others are decoded again whenever a batch needs them, by
+     * `workers` decode threads that prefetch the next batches (slim_batcher)
+     * while the current one trains. Either way every picture is decoded once
+     * at load, so a bad one is found then, and the bytes handed out are the
+     * same: training is bit for bit the same in both modes. The command line
+     * always streams, with --cache-mib (default SLIM_DATA_CACHE_MIB; 0 =
+     * decode every picture on the fly). */
+    int streaming;
+    size_t cache_mib;
+    int workers; /* decode threads at load and for prefetching; 0 = SLIM_DATA_WORKERS */
 } slim_data_options;
+
+#define SLIM_DATA_CACHE_MIB 2048 /* the command line's default --cache-mib */
+#define SLIM_DATA_WORKERS 2      /* decode threads when slim_data_options.workers is 0 */
+#define SLIM_DATA_MAX_WORKERS 64
 
 /* Resolves `spec` as described at the top and loads the train split
  * (train != 0) or the test split. opts may be NULL (all defaults). */
@@ -386,6 +412,9 @@ typedef struct slim_batcher {
     size_t batch;           /* batch size (the last batch may be smaller) */
     int shuffle;            /* 0: order is 0..n-1 every epoch */
     slim_batcher_pos pos;
+    /* The status of the last slim_batcher_next (SLIM_OK, or a streamed
+     * picture that could not be decoded; slim_last_error() says which). */
+    slim_status error;
 } slim_batcher;
 
 slim_status slim_batcher_init(slim_batcher *b, const slim_dataset *ds, size_t batch, int shuffle);
@@ -395,8 +424,15 @@ void slim_batcher_free(slim_batcher *b);
 void slim_batcher_begin_epoch(slim_batcher *b, slim_rng *rng);
 /* Copies the next batch into x: (batch, c, h, w), normalised, and
  * y: (batch) and returns how many samples it holds: b->batch, fewer for the
- * last (partial) batch, 0 when the epoch is over. */
+ * last (partial) batch, 0 when the epoch is over. Also 0 when a streamed
+ * picture cannot be decoded (a file removed after loading): b->error says
+ * so; callers on streamed data use slim_batcher_next_checked. */
 size_t slim_batcher_next(slim_batcher *b, float *x, int32_t *y);
+/* slim_batcher_next returning the decode error of a streamed data set (the
+ * position does not move then); *count as slim_batcher_next returns it.
+ * On a streamed data set it first asks the store to decode the next two
+ * batches' pictures in its threads. */
+slim_status slim_batcher_next_checked(slim_batcher *b, float *x, int32_t *y, size_t *count);
 /* Number of batches in an epoch: ceil(n / batch). */
 size_t slim_batcher_num_batches(const slim_batcher *b);
 /* Restores a position saved from b->pos (same data set and batch size). */

@@ -1,6 +1,8 @@
-/* Mini-batches over an in-memory data set. The order of an epoch is the
- * identity permutation shuffled from the rng state the epoch began with, so
- * (epoch, index, that rng state) pins down exactly where a run stands. */
+/* Mini-batches over a data set. The order of an epoch is the identity
+ * permutation shuffled from the rng state the epoch began with, so
+ * (epoch, index, that rng state) pins down exactly where a run stands. On a
+ * streamed data set each batch first asks the picture store to prefetch the
+ * next ones (stream.c); the bytes do not depend on when they were decoded. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -16,6 +18,14 @@ slim_status slim_batcher_init(slim_batcher *b, const slim_dataset *ds, size_t ba
     b->shuffle = shuffle ? 1 : 0;
     b->order = slim_calloc(ds->n ? ds->n : 1, sizeof *b->order);
     if (!b->order) return SLIM_ERR_NOMEM;
+    /* Room to prefetch the batch being read and the two after it. */
+    if (ds->store && ds->pixels) {
+        slim_status st = data_store_reserve(ds->store, batch > SIZE_MAX / 3 ? SIZE_MAX : 3 * batch);
+        if (st != SLIM_OK) {
+            slim_batcher_free(b);
+            return st;
+        }
+    }
     for (size_t i = 0; i < ds->n; i++)
         b->order[i] = (uint32_t)i;
     /* No epoch begun yet: next() hands out nothing until begin_epoch. */
@@ -47,14 +57,26 @@ void slim_batcher_begin_epoch(slim_batcher *b, slim_rng *rng) {
     }
 }
 
+slim_status slim_batcher_next_checked(slim_batcher *b, float *x, int32_t *y, size_t *count) {
+    *count = 0;
+    b->error = SLIM_OK;
+    size_t n = b->ds->n, at = b->pos.index;
+    if (at >= n) return SLIM_OK;
+    size_t k = n - at < b->batch ? n - at : b->batch;
+    /* Streamed pictures: this batch and the next two, decoded by the
+     * store's threads while this one is copied and trained on. */
+    data_prefetch(b->ds, b->order, at, b->batch <= (n - at) / 3 ? 3 * b->batch : n - at);
+    /* Indices are < n by construction: only a streamed decode can fail. */
+    b->error = slim_dataset_gather(b->ds, b->order + at, k, x, y);
+    if (b->error != SLIM_OK) return b->error;
+    b->pos.index += k;
+    *count = k;
+    return SLIM_OK;
+}
+
 size_t slim_batcher_next(slim_batcher *b, float *x, int32_t *y) {
-    size_t n = b->ds->n;
-    if (b->pos.index >= n) return 0;
-    size_t count = n - b->pos.index < b->batch ? n - b->pos.index : b->batch;
-    /* Indices are < n by construction, so gather cannot fail. */
-    slim_dataset_gather(b->ds, b->order + b->pos.index, count, x, y);
-    b->pos.index += count;
-    return count;
+    size_t count;
+    return slim_batcher_next_checked(b, x, y, &count) == SLIM_OK ? count : 0;
 }
 
 size_t slim_batcher_num_batches(const slim_batcher *b) {

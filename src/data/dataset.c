@@ -8,9 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A data set of n images of one form: floats (`bytes` 0) or pixel bytes. */
-static slim_status dataset_alloc(size_t n, int c, int h, int w, int n_classes, int bytes,
-                                 slim_dataset **out) {
+/* A data set of n images of one form: floats (`bytes` 0) or pixel bytes,
+ * with room for the first `held` images (the rest: a store's). */
+static slim_status dataset_alloc(size_t n, size_t held, int c, int h, int w, int n_classes,
+                                 int bytes, slim_dataset **out) {
     *out = NULL;
     if (c < 1 || c > SLIM_DATA_MAX_CHANNELS || h < 1 || w < 1 || n_classes < 1)
         return slim_error(SLIM_ERR_ARG, "data set: bad shape %dx%dx%d or %d classes", c, h, w,
@@ -33,7 +34,7 @@ static slim_status dataset_alloc(size_t n, int c, int h, int w, int n_classes, i
         ds->std[k] = 1.0f;
     }
     /* calloc(1, ...) when n == 0 so that the pointers are never NULL. */
-    void *data = slim_calloc_large(n ? n * per : 1, size);
+    void *data = slim_calloc_large(held ? held * per : 1, size);
     if (bytes)
         ds->pixels = data;
     else
@@ -49,11 +50,16 @@ static slim_status dataset_alloc(size_t n, int c, int h, int w, int n_classes, i
 }
 
 slim_status slim_dataset_new(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
-    return dataset_alloc(n, c, h, w, n_classes, 0, out);
+    return dataset_alloc(n, n, c, h, w, n_classes, 0, out);
 }
 
 slim_status data_new_bytes(size_t n, int c, int h, int w, int n_classes, slim_dataset **out) {
-    return dataset_alloc(n, c, h, w, n_classes, 1, out);
+    return dataset_alloc(n, n, c, h, w, n_classes, 1, out);
+}
+
+slim_status data_new_partial(size_t n, size_t cached, int c, int h, int w, int n_classes,
+                             slim_dataset **out) {
+    return dataset_alloc(n, cached < n ? cached : n, c, h, w, n_classes, 1, out);
 }
 
 void slim_dataset_free(slim_dataset *ds) {
@@ -63,6 +69,7 @@ void slim_dataset_free(slim_dataset *ds) {
             free(ds->class_names[i]);
         free(ds->class_names);
     }
+    data_store_free(ds->store);
     free(ds->pixels);
     free(ds->images);
     free(ds->labels);
@@ -75,22 +82,61 @@ void slim_dataset_lut(const slim_dataset *ds, float lut[SLIM_DATA_MAX_CHANNELS][
         data_lut(lut[k], ds->mean[k], ds->std[k]);
 }
 
-/* Image `i` of ds into x: (c, h, w), normalised through lut when ds holds
- * bytes. `per` = c h w, `plane` = h w. */
-static void copy_image(const slim_dataset *ds, const float lut[][256], size_t per, size_t plane,
-                       size_t i, float *x) {
-    if (!ds->pixels) {
-        memcpy(x, ds->images + i * per, per * sizeof(float));
-        return;
+/* Whether image i of a byte data set lies in its pixels (not the store's). */
+static int in_pixels(const slim_dataset *ds, size_t i) {
+    return !ds->store || i < data_store_cached(ds->store);
+}
+
+slim_status data_image_bytes(const slim_dataset *ds, size_t i, uint8_t *out) {
+    if (!ds->pixels) return slim_error(SLIM_ERR_ARG, "data set: holds floats, not bytes");
+    if (i >= ds->n)
+        return slim_error(SLIM_ERR_ARG, "data set: index %zu out of range (%zu images)", i, ds->n);
+    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+    if (in_pixels(ds, i)) {
+        memcpy(out, ds->pixels + i * per, per);
+        return SLIM_OK;
     }
-    const uint8_t *p = ds->pixels + i * per;
-    for (int k = 0; k < ds->c; k++) {
+    return data_store_get(ds->store, i, out);
+}
+
+/* x: (c, h, w) = lut[k][p] of the bytes p: (c, h, w). */
+static void expand(const uint8_t *p, int c, size_t plane, const float lut[][256], float *x) {
+    for (int k = 0; k < c; k++) {
         const float *t = lut[k];
         for (size_t j = 0; j < plane; j++)
             x[j] = t[p[j]];
         x += plane;
         p += plane;
     }
+}
+
+/* expand() with the bytes at the start of x itself: backwards, so that no
+ * float (bytes 4j..4j+3 for float j) is written over a byte not yet read. */
+static void expand_in_place(float *x, int c, size_t plane, const float lut[][256]) {
+    const uint8_t *p = (const uint8_t *)x;
+    for (int k = c; k-- > 0;) {
+        const float *t = lut[k];
+        for (size_t j = plane; j-- > 0;)
+            x[(size_t)k * plane + j] = t[p[(size_t)k * plane + j]];
+    }
+}
+
+/* Image `i` of ds into x: (c, h, w), normalised through lut when ds holds
+ * bytes. `per` = c h w, `plane` = h w. A streamed image's bytes are fetched
+ * into x itself and expanded there, so nothing is allocated for them. */
+static slim_status copy_image(const slim_dataset *ds, const float lut[][256], size_t per,
+                              size_t plane, size_t i, float *x) {
+    if (!ds->pixels) {
+        memcpy(x, ds->images + i * per, per * sizeof(float));
+        return SLIM_OK;
+    }
+    if (in_pixels(ds, i)) {
+        expand(ds->pixels + i * per, ds->c, plane, lut, x);
+        return SLIM_OK;
+    }
+    SLIM_TRY(data_store_get(ds->store, i, (uint8_t *)x));
+    expand_in_place(x, ds->c, plane, lut);
+    return SLIM_OK;
 }
 
 slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, size_t count, float *x,
@@ -100,14 +146,33 @@ slim_status slim_dataset_gather(const slim_dataset *ds, const uint32_t *idx, siz
         if (idx[i] >= ds->n)
             return slim_error(SLIM_ERR_ARG, "data set: index %u out of range (%zu images)",
                               (unsigned)idx[i], ds->n);
+    data_prefetch(ds, idx, 0, count);
     /* 256 divisions per channel per call: negligible next to a batch. */
     float lut[SLIM_DATA_MAX_CHANNELS][256];
     if (ds->pixels) slim_dataset_lut(ds, lut);
     for (size_t i = 0; i < count; i++) {
-        copy_image(ds, (const float(*)[256])lut, per, plane, idx[i], x + i * per);
+        SLIM_TRY(copy_image(ds, (const float(*)[256])lut, per, plane, idx[i], x + i * per));
         if (y) y[i] = ds->labels[idx[i]];
     }
     return SLIM_OK;
+}
+
+void data_prefetch(const slim_dataset *ds, const uint32_t *idx, size_t first, size_t count) {
+    if (!ds->store || !ds->pixels) return;
+    if (idx) {
+        data_store_prefetch(ds->store, idx + first, count);
+        return;
+    }
+    uint32_t range[256];
+    if (first >= ds->n) return;
+    if (count > ds->n - first) count = ds->n - first;
+    for (size_t done = 0; done < count;) {
+        size_t k = count - done < 256 ? count - done : 256;
+        for (size_t j = 0; j < k; j++)
+            range[j] = (uint32_t)(first + done + j);
+        data_store_prefetch(ds->store, range, k);
+        done += k;
+    }
 }
 
 slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count, float *x) {
@@ -115,10 +180,12 @@ slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count
         return slim_error(SLIM_ERR_ARG, "data set: images %zu..%zu out of range (%zu images)",
                           first, first + count, ds->n);
     size_t plane = (size_t)ds->h * (size_t)ds->w, per = (size_t)ds->c * plane;
+    /* This range, then the next one (a reader walks the set in order). */
+    data_prefetch(ds, NULL, first, 2 * count);
     float lut[SLIM_DATA_MAX_CHANNELS][256];
     if (ds->pixels) slim_dataset_lut(ds, lut);
     for (size_t i = 0; i < count; i++)
-        copy_image(ds, (const float(*)[256])lut, per, plane, first + i, x + i * per);
+        SLIM_TRY(copy_image(ds, (const float(*)[256])lut, per, plane, first + i, x + i * per));
     return SLIM_OK;
 }
 
@@ -131,14 +198,55 @@ slim_status slim_dataset_to_floats(slim_dataset *ds) {
     float *images = slim_calloc_large(ds->n ? ds->n * per : 1, sizeof(float));
     if (!images)
         return slim_error(SLIM_ERR_NOMEM, "data set: cannot allocate %zu images as floats", ds->n);
-    slim_dataset_read(ds, 0, ds->n, images); /* the whole range: cannot fail */
+    slim_status st = slim_dataset_read(ds, 0, ds->n, images); /* fails only when streamed */
+    if (st != SLIM_OK) {
+        free(images);
+        return st;
+    }
     free(ds->pixels);
     ds->pixels = NULL;
     ds->images = images;
+    data_store_free(ds->store);
+    ds->store = NULL;
     return SLIM_OK;
 }
 
 /* ---- helpers for the loaders ------------------------------------------ */
+
+slim_status data_pictures_load(const char *const *paths, const int32_t *labels, size_t n, int c,
+                               int h, int w, int n_classes, slim_resize_mode mode,
+                               double crop_scale, data_decode_fn decode, int skip_bad,
+                               const slim_data_options *opts, slim_dataset **out,
+                               size_t *n_skipped) {
+    *out = NULL;
+    if (n_skipped) *n_skipped = 0;
+    slim_data_store *s = NULL;
+    SLIM_TRY(
+        data_store_new(paths, n, c, h, w, mode, crop_scale, decode, opts ? opts->workers : 0, &s));
+    size_t per = (size_t)c * (size_t)h * (size_t)w, cached = n;
+    if (opts && opts->streaming) {
+        size_t fit = opts->cache_mib > (SIZE_MAX >> 20) ? SIZE_MAX : (opts->cache_mib << 20) / per;
+        if (fit < cached) cached = fit;
+    }
+    slim_dataset *ds = NULL;
+    slim_status st = data_new_partial(n, cached, c, h, w, n_classes, &ds);
+    if (st == SLIM_OK) {
+        memcpy(ds->labels, labels, n * sizeof *labels);
+        st = data_store_check(s, ds->pixels, cached, ds->labels, skip_bad, n_skipped);
+    }
+    if (st != SLIM_OK) {
+        data_store_free(s);
+        slim_dataset_free(ds);
+        return st;
+    }
+    ds->n = data_store_count(s);
+    if (data_store_cached(s) < ds->n)
+        ds->store = s; /* the data set owns it from here */
+    else
+        data_store_free(s);
+    *out = ds;
+    return SLIM_OK;
+}
 
 void data_lut(float lut[256], double mean, double std) {
     for (int p = 0; p < 256; p++)

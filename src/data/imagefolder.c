@@ -262,35 +262,30 @@ static slim_status infer_shape(const folder_item *items, size_t n, const slim_da
     return SLIM_OK;
 }
 
-/* Decodes items[pick[k]] into image k of ds (the kept pictures, counted in
- * ds->n); with skip_bad a bad picture is left out and counted, and the
- * first one's message goes into the log line. */
-static slim_status decode_items(slim_dataset *ds, const folder_item *items, size_t total,
-                                size_t keep, const slim_data_options *opts, const char *dir) {
-    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w, k = 0;
-    int skip = opts && opts->skip_bad;
-    char first_bad[512] = "";
-    for (size_t j = 0; j < keep; j++) {
-        /* Evenly spaced picks keep every class when limiting. */
-        size_t i = keep == total ? j : (size_t)((unsigned long long)j * total / keep);
-        slim_status st = data_decode_picture(items[i].path, ds->c, ds->h, ds->w, ds->resize,
-                                             ds->crop_scale, ds->pixels + k * per);
-        if (st != SLIM_OK) {
-            if (!skip || st == SLIM_ERR_NOMEM || st == SLIM_ERR_ARG) return st;
-            if (!ds->n_skipped++) snprintf(first_bad, sizeof first_bad, "%s", slim_last_error());
-            slim_log(SLIM_LOG_DEBUG, "skipped %s", slim_last_error());
-            continue;
-        }
-        ds->labels[k++] = items[i].label;
+/* The data set of the kept pictures (evenly spaced picks when limiting, so
+ * that every class stays represented), decoded through the picture store
+ * (stream.c; with skip_bad a bad picture is left out and counted). */
+static slim_status decode_items(const folder_item *items, size_t total, size_t keep, int c, int h,
+                                int w, int n_classes, const slim_data_options *opts,
+                                slim_dataset **out) {
+    const char **paths = malloc(keep * sizeof *paths);
+    int32_t *labels = malloc(keep * sizeof *labels);
+    slim_status st = SLIM_OK;
+    if (!paths || !labels) st = slim_error(SLIM_ERR_NOMEM, "image folder: out of memory");
+    for (size_t k = 0; k < keep && st == SLIM_OK; k++) {
+        size_t i = keep == total ? k : (size_t)((unsigned long long)k * total / keep);
+        paths[k] = items[i].path;
+        labels[k] = items[i].label;
     }
-    ds->n = k;
-    if (ds->n_skipped)
-        slim_log(SLIM_LOG_WARN, "%s: skipped %zu bad picture%s (the first: %s)", dir, ds->n_skipped,
-                 ds->n_skipped == 1 ? "" : "s", first_bad);
-    if (k == 0)
-        return slim_error(SLIM_ERR_FORMAT, "%s: none of its %zu pictures could be read (%s)", dir,
-                          keep, first_bad);
-    return SLIM_OK;
+    size_t skipped = 0;
+    if (st == SLIM_OK)
+        st = data_pictures_load(paths, labels, keep, c, h, w, n_classes,
+                                opts ? opts->resize : SLIM_RESIZE_CROP, opts ? opts->crop_scale : 0,
+                                data_decode_picture, opts && opts->skip_bad, opts, out, &skipped);
+    if (st == SLIM_OK) (*out)->n_skipped = skipped;
+    free(paths);
+    free(labels);
+    return st;
 }
 
 static slim_status check_options(const char *dir, const slim_data_options *opts) {
@@ -337,7 +332,7 @@ slim_status data_load_imagefolder_part(const char *dir, const char *const *class
                         part ? "train" : "test", val_split);
     if (st == SLIM_OK) st = infer_shape(items, total, opts, &c, &h, &w);
     size_t keep = opts && opts->limit && opts->limit < total ? opts->limit : total;
-    if (st == SLIM_OK) st = data_new_bytes(keep, c, h, w, n_classes, &ds);
+    if (st == SLIM_OK) st = decode_items(items, total, keep, c, h, w, n_classes, opts, &ds);
     if (st == SLIM_OK) st = data_set_class_names(ds, class_names, n_classes);
     if (st == SLIM_OK) st = data_set_source(ds, dir);
     if (st == SLIM_OK) {
@@ -350,7 +345,6 @@ slim_status data_load_imagefolder_part(const char *dir, const char *const *class
         if (ignored)
             slim_log(SLIM_LOG_INFO, "%s: ignored %zu file%s that %s not .png/.jpg/.jpeg pictures",
                      dir, ignored, ignored == 1 ? "" : "s", ignored == 1 ? "is" : "are");
-        st = decode_items(ds, items, total, keep, opts, dir);
     }
     if (st == SLIM_OK) {
         if (opts && opts->have_norm)

@@ -118,4 +118,61 @@ slim_status data_load_imagefolder_part(const char *dir, const char *const *class
                                        int n_classes, const slim_data_options *opts, int part,
                                        slim_dataset **out);
 
+/* ---- picture store: decode cache + streaming (stream.c) ---------------- */
+
+typedef struct slim_data_store slim_data_store;
+
+/* How the store decodes a file: into out: (c, h, w) bytes; thread-safe,
+ * errors in the thread-local message (data_decode_picture). */
+typedef slim_status (*data_decode_fn)(const char *path, int c, int h, int w, slim_resize_mode mode,
+                                      double crop_scale, uint8_t *out);
+/* A store of the files paths[0..n) (copied), decoded at (c, h, w) by
+ * `decode`, with `workers` decode threads started (0 = SLIM_DATA_WORKERS). */
+slim_status data_store_new(const char *const *paths, size_t n, int c, int h, int w,
+                           slim_resize_mode mode, double crop_scale, data_decode_fn decode,
+                           int workers, slim_data_store **out);
+/* The load pass: decodes every file once in the threads, files [0, cached)
+ * into pixels: (cached, c, h, w). A bad file is an error (the first in path
+ * order, whatever the threads' timing), or with skip_bad it is left out:
+ * the store, labels: (n) and pixels close up over it (the cache then holds
+ * the first `cached` good files) and *n_skipped counts it. Afterwards the
+ * store holds data_store_count() images, of which data_store_cached() in
+ * pixels; the rest are streamed (data_store_get). */
+slim_status data_store_check(slim_data_store *s, uint8_t *pixels, size_t cached, int32_t *labels,
+                             int skip_bad, size_t *n_skipped);
+size_t data_store_count(const slim_data_store *s);
+/* A data set of the pictures paths[0..n) with labels, decoded at (c, h, w)
+ * by `decode` (dataset.c): every file decoded once at load by the store's
+ * threads (opts->workers) and kept in pixels, or with opts->streaming only
+ * the first floor(cache_mib MiB / (c h w)), the store (ds->store) decoding
+ * the rest when they are asked for. Bad pictures: data_store_check. Sets
+ * labels, n_classes and the shape; class names, source, kind and
+ * statistics are the caller's. */
+slim_status data_pictures_load(const char *const *paths, const int32_t *labels, size_t n, int c,
+                               int h, int w, int n_classes, slim_resize_mode mode,
+                               double crop_scale, data_decode_fn decode, int skip_bad,
+                               const slim_data_options *opts, slim_dataset **out,
+                               size_t *n_skipped);
+void data_store_free(slim_data_store *s);
+/* Images [0, cached) live in the data set's pixels; the store decodes the
+ * others. */
+size_t data_store_cached(const slim_data_store *s);
+/* Asks the decode threads to start on images idx[0..count) (those not
+ * cached or already under way), in that order, as far as free slots go;
+ * one whose decode failed is tried again. A hint only: nothing fails. */
+void data_store_prefetch(slim_data_store *s, const uint32_t *idx, size_t count);
+/* Image i (>= cached, < n) into out: (c, h, w) bytes: from a prefetch slot
+ * when ready (waiting when a thread is on it), else decoded here. A decode
+ * error (a thread's or this one's) is returned with the picture's message. */
+slim_status data_store_get(slim_data_store *s, size_t i, uint8_t *out);
+/* Keeps at least `slots` prefetch slots (a batcher asks for a few batches). */
+slim_status data_store_reserve(slim_data_store *s, size_t slots);
+/* For a streamed data set, asks the store to start decoding images
+ * idx[first..first+count), or without idx images first..first+count-1 (as
+ * far as n goes); nothing otherwise. A hint: nothing fails. */
+void data_prefetch(const slim_dataset *ds, const uint32_t *idx, size_t first, size_t count);
+/* A byte data set of n images with pixels for the first `cached` only. */
+slim_status data_new_partial(size_t n, size_t cached, int c, int h, int w, int n_classes,
+                             slim_dataset **out);
+
 #endif

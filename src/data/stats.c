@@ -10,15 +10,6 @@
 /* The sample's rng stream, apart from those training draws from the seed. */
 #define STATS_STREAM 0x7374617473000000ull /* "stats" */
 
-slim_status data_image_bytes(const slim_dataset *ds, size_t i, uint8_t *out) {
-    if (!ds->pixels) return slim_error(SLIM_ERR_ARG, "data set: not a byte data set");
-    if (i >= ds->n)
-        return slim_error(SLIM_ERR_ARG, "data set: index %zu out of range (%zu images)", i, ds->n);
-    size_t per = (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
-    memcpy(out, ds->pixels + i * per, per);
-    return SLIM_OK;
-}
-
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
@@ -57,6 +48,8 @@ slim_status data_image_stats(const slim_dataset *ds, uint64_t seed, float *mean,
     slim_status st =
         img && hist ? SLIM_OK : slim_error(SLIM_ERR_NOMEM, "statistics: out of memory");
     for (size_t i = 0; i < count && st == SLIM_OK; i++) {
+        /* Streamed pictures: the store's threads decode the next ones. */
+        if (i % 8 == 0) data_prefetch(ds, idx, i, count - i < 16 ? count - i : 16);
         st = data_image_bytes(ds, idx ? idx[i] : i, img);
         for (int k = 0; k < ds->c && st == SLIM_OK; k++)
             for (size_t p = 0; p < plane; p++)
