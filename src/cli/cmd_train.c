@@ -186,8 +186,9 @@ static int validate(void) {
     if (a.cache_mib < 0 || a.cache_mib > (int64_t)1 << 40)
         return cli_usage_error(cmd, "--cache-mib must be between 0 and 2^40, got %" PRId64,
                                a.cache_mib);
-    if (a.workers < 1 || a.workers > 64)
-        return cli_usage_error(cmd, "--workers must be between 1 and 64, got %" PRId64, a.workers);
+    if (a.workers < 1 || a.workers > SLIM_DATA_MAX_WORKERS)
+        return cli_usage_error(cmd, "--workers must be between 1 and %d, got %" PRId64,
+                               SLIM_DATA_MAX_WORKERS, a.workers);
     if (a.resume) {
         for (size_t i = 0; i < sizeof resume_ignored / sizeof resume_ignored[0]; i++)
             if (cli_given(&spec, resume_ignored[i]))

@@ -319,7 +319,10 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
                              .val_split = c->val_split,
                              .split_seed = c->split_seed_given ? c->split_seed : c->seed,
                              .val_dir = c->val_dir,
-                             .skip_bad = c->skip_bad};
+                             .skip_bad = c->skip_bad,
+                             .streaming = c->streaming,
+                             .cache_mib = c->cache_mib,
+                             .workers = c->workers};
     if (c->resume) {
         SLIM_TRY(slim_model_load_ckpt(c->resume, 1, &rs->model, &ck));
         slim_status st = restore_settings(rs, ck, c->resume);
@@ -486,7 +489,11 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         size_t seen = 0, hits = 0, n,
                done = (size_t)(rs->pos.step - (uint64_t)(epoch - 1) * per_epoch);
         float lr = c->lr;
-        while ((n = slim_batcher_next(&rs->batcher, rs->x, rs->y)) > 0) {
+        for (;;) {
+            /* A streamed picture that cannot be decoded any more (removed
+             * since loading) ends the run with its error. */
+            st = slim_batcher_next_checked(&rs->batcher, rs->x, rs->y, &n);
+            if (st != SLIM_OK || n == 0) break;
             double ts = slim_clock_s();
             if (c->augment)
                 st =
