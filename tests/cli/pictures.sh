@@ -181,6 +181,17 @@ patch "$TMP/old0.ckpt" "$TMP/old.ckpt" 'data.std' 'data.sXd'
 grep -q '^preprocessing: resize crop (crop scale 1), mean 0.5,0.5,0.5, std 0.5,0.5,0.5 (image-folder rule' \
     "$TMP/old.info" || fail "a checkpoint without data.mean: $(grep preprocessing "$TMP/old.info")"
 
+# --- --val DIR and --resize pad: recorded, and used by eval ------------------------------
+$MAKE "$TMP/sv" --layout split --per-class 4 --test-per-class 2 --seed 3 --max-side 64 >/dev/null ||
+    fail "split folder"
+"$SLIM" train --model "$TMP/tiny.net" --data "$TMP/sv/train" --val "$TMP/sv/test" --resize pad \
+    --epochs 1 --batch 8 --quiet --threads 1 --out "$TMP/v.ckpt" >/dev/null 2>"$TMP/v.err" ||
+    fail "train --val: $(cat "$TMP/v.err")"
+[[ $(json <("$SLIM" info "$TMP/v.ckpt" --json) 'j["meta"]["data.val"] + " " + j["meta"]["data.resize"] + " " + str("data.val_split" in j["meta"])') == "$TMP/sv/test pad False" ]] ||
+    fail "--val / --resize not recorded"
+"$SLIM" eval "$TMP/v.ckpt" >"$TMP/v.out" 2>&1 || fail "eval --val run: $(cat "$TMP/v.out")"
+grep -q "test split, 20 images (from $TMP/sv/test)" "$TMP/v.out" || fail "eval ignores --val: $(cat "$TMP/v.out")"
+
 # --- bad folders --------------------------------------------------------------------------
 $MAKE "$TMP/small" --layout flat --per-class 4 --seed 2 --max-side 64 >/dev/null || fail "small folder"
 mini=(train --model "$TMP/tiny.net" --epochs 1 --batch 8 --quiet --val-split 0.25 --threads 1)
