@@ -37,9 +37,10 @@ static cli_spec spec = {
     "slim export IN.ckpt --out MODEL.slim|MODEL.onnx [--format slim|onnx]",
     "Writes an inference model. slim format: every BN that follows a convolution is folded "
     "into it (W' = W s, b' = (b - mean) s + beta with s = gamma / sqrt(var + eps)), the "
-    "optimizer state is dropped, and the class names, the data setting and the data's "
-    "preprocessing (data.resize, data.crop_scale, data.mean, data.std) are kept so that slim "
-    "infer reads pictures for it as training did; "
+    "optimizer state is dropped, and the class names, the data setting and how the data was "
+    "read (data.resize, data.crop_scale, data.mean, data.std, and the split) are kept so that "
+    "slim infer reads pictures for it as training did and slim eval tests it on the held-out "
+    "ones; "
     "the folded model is checked against the original on random inputs. onnx format: the same "
     "fold, written as an ONNX graph with one input 'input' (N, C, H, W) and one output "
     "'logits', and the same metadata as the model's metadata_props (the input must be "
@@ -53,15 +54,16 @@ static cli_spec spec = {
 };
 
 /* Metadata an inference model keeps: class names, the data it was trained
- * on, where it came from, and the preprocessing its inputs need (resize
- * mode, crop scale, normalisation; the effective ones when the checkpoint
- * predates them). The ONNX export writes the same pairs as metadata_props. */
+ * on and how it was read (every data.* key: the split too, so that slim eval
+ * and report test an export on the pictures its training held out), where
+ * it came from, and the preprocessing its inputs need (resize mode, crop
+ * scale, normalisation; the effective ones when the checkpoint predates
+ * them). The ONNX export writes the same pairs as metadata_props. */
 static slim_status copy_export_meta(slim_ckpt *dst, const slim_ckpt *src, const char *in_path,
                                     int c) {
     for (int i = 0; i < src->n_meta; i++) {
         const char *k = src->meta_keys[i];
-        if (strncmp(k, "class.", 6) == 0 || strcmp(k, "data") == 0 ||
-            strcmp(k, "data.resize") == 0 || strcmp(k, "data.crop_scale") == 0)
+        if (strncmp(k, "class.", 6) == 0 || strcmp(k, "data") == 0 || strncmp(k, "data.", 5) == 0)
             SLIM_TRY(slim_ckpt_set_meta(dst, k, src->meta_values[i]));
     }
     SLIM_TRY(slim_ckpt_set_meta(dst, "exported_from", in_path));

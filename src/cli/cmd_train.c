@@ -139,8 +139,10 @@ static cli_opt opts[] = {
      NULL, 0, &a.resume, 0},
     {"init", CLI_STRING, "CKPT", NULL,
      "Start from the weights (and BN statistics) of CKPT with fresh optimizer state and a new "
-     "schedule, e.g. to fine-tune a pruned model; all settings come from this command line, "
-     "and the penalty can stay on.",
+     "schedule, e.g. to fine-tune a pruned model; the settings come from this command line, "
+     "and the penalty can stay on. Except: the input normalisation is CKPT's (its weights "
+     "expect it), and without --data the data is CKPT's, with its split (so fine-tuning never "
+     "trains on the pictures CKPT held out), resizing and --skip-bad unless given here.",
      NULL, 0, &a.init, 0},
 };
 

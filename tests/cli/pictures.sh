@@ -36,8 +36,8 @@ relu
 gap
 dense out=10
 EOF
-# 30 pictures per class; --val-split 0.2 holds out 6 of each: 60 of 300.
-$MAKE "$TMP/pics" --layout flat --per-class 30 --seed 1 >/dev/null || fail "make-imagefolder"
+# 20 pictures per class; --val-split 0.2 holds out 4 of each: 40 of 200.
+$MAKE "$TMP/pics" --layout flat --per-class 20 --seed 1 >/dev/null || fail "make-imagefolder"
 [[ $(find "$TMP/pics" -name '*.png' | wc -l) -gt 50 && $(find "$TMP/pics" -name '*.jpg' | wc -l) -gt 50 ]] ||
     fail "want PNG and JPEG pictures"
 train=("$SLIM" train --model "$TMP/tiny.net" --data "$TMP/pics" --val-split 0.2 --augment
@@ -69,20 +69,20 @@ grep -q '^preprocessing: resize crop (crop scale 1), mean ' "$TMP/a.info" ||
 
 # --- eval: exactly the held-out pictures ------------------------------------------------
 "$SLIM" eval "$TMP/a.ckpt" >"$TMP/eval.out" 2>"$TMP/eval.err" || fail "eval: $(cat "$TMP/eval.err")"
-grep -q "test split, 60 images (held out: 0.2 of each class, seed 0)" "$TMP/eval.out" ||
+grep -q "test split, 40 images (held out: 0.2 of each class, seed 0)" "$TMP/eval.out" ||
     fail "eval does not use the held-out split: $(cat "$TMP/eval.out")"
 grep -q "no train/ and test/" "$TMP/eval.err" && fail "eval warned that it tests on training pictures"
-[[ $(grep -cE '^ +[0-9] +[0-9]-[A-Za-z_-]+ +[0-9.]+% +[0-9]+/6$' "$TMP/eval.out") -eq 10 ]] ||
-    fail "want 6 held-out pictures of each class: $(cat "$TMP/eval.out")"
+[[ $(grep -cE '^ +[0-9] +[0-9]-[A-Za-z_-]+ +[0-9.]+% +[0-9]+/4$' "$TMP/eval.out") -eq 10 ]] ||
+    fail "want 4 held-out pictures of each class: $(cat "$TMP/eval.out")"
 "$SLIM" eval "$TMP/a.ckpt" --resize stretch >"$TMP/eval2.out" || fail "eval --resize stretch"
-grep -q "test split, 60 images" "$TMP/eval2.out" || fail "eval --resize: $(cat "$TMP/eval2.out")"
+grep -q "test split, 40 images" "$TMP/eval2.out" || fail "eval --resize: $(cat "$TMP/eval2.out")"
 
 # --- prune -> export ---------------------------------------------------------------------
 "$SLIM" prune "$TMP/a.ckpt" --out "$TMP/p.ckpt" >"$TMP/prune.out" 2>&1 || fail "prune: $(cat "$TMP/prune.out")"
-grep -q "^check on 60 test images of $TMP/pics" "$TMP/prune.out" ||
+grep -q "^check on 40 test images of $TMP/pics" "$TMP/prune.out" ||
     fail "prune's check does not use the held-out pictures: $(cat "$TMP/prune.out")"
 "$SLIM" report "$TMP/a.ckpt" "$TMP/p.ckpt" --repeats 1 >"$TMP/report.out" 2>&1 || fail "report: $(cat "$TMP/report.out")"
-grep -q "^Test set: 60 images of $TMP/pics\." "$TMP/report.out" ||
+grep -q "^Test set: 40 images of $TMP/pics\." "$TMP/report.out" ||
     fail "report does not use the held-out pictures: $(cat "$TMP/report.out")"
 # Fine-tuning the pruned model keeps the first run's split (whatever --seed) and normalisation.
 "$SLIM" train --init "$TMP/p.ckpt" --seed 5 --epochs 1 --batch 32 --quiet --threads 1 --out "$TMP/t.ckpt" \
@@ -98,10 +98,14 @@ EOF
 "$SLIM" export "$TMP/p.ckpt" --out "$TMP/m.slim" >/dev/null || fail "export slim"
 "$SLIM" export "$TMP/p.ckpt" --out "$TMP/m.onnx" >/dev/null || fail "export onnx"
 "$SLIM" info "$TMP/m.slim" --json >"$TMP/m.json" || fail "info export"
+"$SLIM" eval "$TMP/m.slim" >"$TMP/meval.out" 2>&1 || fail "eval export: $(cat "$TMP/meval.out")"
+grep -q "test split, 40 images (held out" "$TMP/meval.out" ||
+    fail "eval of the export does not use the held-out pictures: $(cat "$TMP/meval.out")"
 "$PY" - "$TMP/m.json" "$TMP/a.json" <<'EOF' || fail "export lost the preprocessing: $(cat "$TMP/m.json")"
 import json, sys
 m, a = (json.load(open(p))["meta"] for p in sys.argv[1:])
-for k in ["data.mean", "data.std", "data.resize", "data.crop_scale", "class.3", "data"]:
+for k in ["data.mean", "data.std", "data.resize", "data.crop_scale", "data.val_split",
+          "data.split_seed", "class.3", "data"]:
     assert m[k] == a[k], (k, m[k], a[k])
 EOF
 if "$PY" -c 'import onnx' 2>/dev/null; then
