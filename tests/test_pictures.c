@@ -393,6 +393,18 @@ static void test_stats(void **state) {
     assert_null(ds);
     tu_rm_tree(root);
 
+    /* have_norm replaces the published constants too (IDX here). */
+    if (tu_have_fashion_mnist()) {
+        slim_data_options idx = {.limit = 1, .have_norm = 1, .mean = {0.5f}, .std = {0.25f}};
+        assert_int_equal(slim_data_load("fashion-mnist", 0, &idx, &ds), SLIM_OK);
+        assert_true(ds->mean[0] == 0.5f && ds->std[0] == 0.25f);
+        slim_dataset_free(ds);
+        idx.have_norm = 0;
+        assert_int_equal(slim_data_load("fashion-mnist", 0, &idx, &ds), SLIM_OK);
+        assert_true(ds->mean[0] == 0.2860f && ds->std[0] == 0.3530f);
+        slim_dataset_free(ds);
+    }
+
     /* RGB per channel: r 255 in both, g 0 and 102, b 51. */
     root = tu_make_tmpdir("stats3");
     path_in(a, sizeof a, root, "a");

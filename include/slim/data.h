@@ -170,10 +170,11 @@ typedef struct slim_dataset {
     float std[SLIM_DATA_MAX_CHANNELS];  /* (c) */
     const char *kind;                   /* "idx", "cifar10", "imagefolder" or "memory" */
     char *source;                       /* the file or directory the split came from */
-    /* Image folders: how the pictures were resized (CROP and
-     * SLIM_DATA_CROP_SCALE for every other kind) and, for a folder split by
-     * val_split, the rule (val_split 0 otherwise), so that evaluation and
-     * export can repeat them. */
+    /* Image folders: how the pictures were resized (crop_scale resolved:
+     * SLIM_DATA_CROP_SCALE when the options said 0; every other kind leaves
+     * both 0, i.e. the defaults) and, for a folder split by val_split, the
+     * rule (val_split 0 otherwise), so that evaluation and export can repeat
+     * them. */
     slim_resize_mode resize;
     double crop_scale;
     double val_split;
