@@ -341,6 +341,14 @@ static void test_split(void **state) {
     path_in(d, sizeof d, val, "z");
     png_at(d, "x.png", 2, 2, 1, px_const, 7);
     tu_assert_error(slim_data_load(root, 0, &o, &te), SLIM_ERR_FORMAT, "'z'");
+    /* val_dir/test, when there, is the test split. */
+    path_in(d, sizeof d, val, "test");
+    assert_int_equal(mkdir(d, 0700), 0);
+    path_in(d, sizeof d, val, "test/a");
+    png_at(d, "x.png", 2, 2, 1, px_const, 9);
+    assert_int_equal(slim_data_load(root, 0, &o, &te), SLIM_OK);
+    assert_true(te->n == 1 && te->labels[0] == 0 && te->pixels[0] == 9);
+    slim_dataset_free(te);
     o.val_dir = "/nonexistent/slim-val";
     tu_assert_error(slim_data_load(root, 0, &o, &te), SLIM_ERR_IO, "/nonexistent/slim-val");
     tu_rm_tree(val);

@@ -102,7 +102,8 @@
  * JPEG decoder had memory-safety bugs under fuzzing, docs/RELIABILITY.md);
  * both are converted to the requested channel count (gray -> RGB
  * replicates, RGB -> gray uses luma (77 r + 150 g + 29 b) >> 8, alpha is
- * dropped, a missing alpha channel reads 255), then resized to the model's
+ * dropped, a missing alpha channel reads 255; an EXIF orientation is not
+ * applied, as PIL's Image.open does not), then resized to the model's
  * h x w by the data set's slim_resize_mode with stb_image_resize (v0.97,
  * Debian's libstb-dev): triangle filter (STBIR_FILTER_TRIANGLE: bilinear,
  * widened when shrinking, i.e. PIL's / torchvision's antialiased bilinear),
@@ -215,8 +216,9 @@ typedef struct slim_data_options {
     /* Keep at most this many images (0 = all), for quick runs. IDX and
      * CIFAR-10 keep the first `limit` images of the split (after the whole
      * file has been validated); an image folder, whose order is sorted by
-     * class, keeps the evenly spaced images floor(k * n / limit) so that
-     * every class stays represented, and decodes only those. */
+     * class, keeps the evenly spaced images floor(k * n / limit) of the n
+     * pictures of its split (after val_split) so that every class stays
+     * represented, and decodes only those. */
     size_t limit;
     /* All of the following are 0 for the defaults. */
     slim_resize_mode resize; /* image folders */
