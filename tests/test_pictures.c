@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -622,6 +623,69 @@ static void test_bad_pictures(void **state) {
     tu_rm_tree(root);
 }
 
+/* ---- threads ------------------------------------------------------------ */
+
+enum { T_FILES = 4, T_THREADS = 4, T_ROUNDS = 40, T_PER = 3 * 16 * 16 };
+
+typedef struct decode_job {
+    char paths[T_FILES + 1][512]; /* the last one is bad */
+    uint8_t want[T_FILES][T_PER];
+    int failures; /* runs that gave other bytes, or a bad message */
+} decode_job;
+
+/* Decodes every picture T_ROUNDS times, comparing with the sequential
+ * result; the bad file's message must name it in this thread. */
+static void *decode_thread(void *arg) {
+    decode_job *job = arg;
+    uint8_t got[T_PER];
+    for (int r = 0; r < T_ROUNDS; r++)
+        for (int i = 0; i <= T_FILES; i++) {
+            slim_status st =
+                data_decode_picture(job->paths[i], 3, 16, 16, (slim_resize_mode)(i % 3), 1.0, got);
+            if (i == T_FILES) {
+                if (st == SLIM_OK || !strstr(slim_last_error(), job->paths[i]))
+                    __atomic_add_fetch(&job->failures, 1, __ATOMIC_RELAXED);
+            } else if (st != SLIM_OK || memcmp(got, job->want[i], T_PER) != 0) {
+                __atomic_add_fetch(&job->failures, 1, __ATOMIC_RELAXED);
+            }
+        }
+    return NULL;
+}
+
+/* data_decode_picture from several threads at once (what the streaming
+ * store does) gives the sequential bytes, and each thread its own error. */
+static void test_decode_threads(void **state) {
+    (void)state;
+    char *dir = tu_make_tmpdir("threads");
+    static decode_job job;
+    memset(&job, 0, sizeof job);
+    png_at(dir, "a.png", 40, 30, 3, px_pattern, 1);
+    png_at(dir, "b.png", 17, 90, 1, px_pattern, 2);
+    png_at(dir, "c.png", 64, 64, 4, px_pattern, 3);
+    char src[4096];
+    FILE *f = fopen(tu_source_path("tests/fuzz/corpus/image/rgb-8x8.jpg", src, sizeof src), "rb");
+    assert_non_null(f);
+    unsigned char jpg[4096];
+    size_t jlen = fread(jpg, 1, sizeof jpg, f);
+    fclose(f);
+    static const char *const names[T_FILES + 1] = {"a.png", "b.png", "c.png", "d.jpg", "bad.png"};
+    for (int i = 0; i <= T_FILES; i++)
+        path_in(job.paths[i], sizeof job.paths[i], dir, names[i]);
+    put_file(job.paths[3], jpg, jlen);
+    put_file(job.paths[T_FILES], "\x89PNG\r\n\x1a\n", 8);
+    for (int i = 0; i < T_FILES; i++)
+        assert_int_equal(data_decode_picture(job.paths[i], 3, 16, 16, (slim_resize_mode)(i % 3),
+                                             1.0, job.want[i]),
+                         SLIM_OK);
+    pthread_t t[T_THREADS];
+    for (int i = 0; i < T_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, decode_thread, &job), 0);
+    for (int i = 0; i < T_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(job.failures, 0);
+    tu_rm_tree(dir);
+}
+
 /* ---- random-resized crop ------------------------------------------------ */
 
 static void test_rrc(void **state) {
@@ -725,9 +789,13 @@ static void test_rrc(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resize_geometry), cmocka_unit_test(test_resize_pixels),
-        cmocka_unit_test(test_split),           cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_bad_pictures),    cmocka_unit_test(test_rrc),
+        cmocka_unit_test(test_resize_geometry),
+        cmocka_unit_test(test_resize_pixels),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_bad_pictures),
+        cmocka_unit_test(test_decode_threads),
+        cmocka_unit_test(test_rrc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
