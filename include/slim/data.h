@@ -328,7 +328,8 @@ typedef struct slim_augment {
     slim_augment_mode mode;
     double scale_min, scale_max;   /* RRC: the window's area as a fraction of h w */
     double aspect_min, aspect_max; /* RRC: the window's width / height */
-    void *scratch;                 /* RRC: working memory (slim_augment_free) */
+    void *scratch;                 /* RRC: working memory (slim_augment_free); owned, so
+                                      an RRC slim_augment is not copied */
 } slim_augment;
 
 /* PAD_CROP: sets pad and flip, and fill from the data set's mean/std. */
