@@ -398,7 +398,9 @@ static void test_error_mid_run(void **state) {
     size_t k = 0;
     assert_int_equal(slim_batcher_next_checked(&b, x, y, &k), SLIM_OK);
     assert_int_equal(k, 32);
-    usleep(20000); /* the threads meet image 70 (batch 2) */
+    /* The threads meet image 70 (batch 2, asked for by the first call). */
+    for (int t = 0; t < 2000 && atomic_load(&thread_failures) == 0; t++)
+        usleep(1000);
     assert_true(atomic_load(&thread_failures) > 0);
     assert_int_equal(slim_batcher_next_checked(&b, x, y, &k), SLIM_OK);
     assert_error(slim_batcher_next_checked(&b, x, y, &k), SLIM_ERR_FORMAT,
