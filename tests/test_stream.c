@@ -214,6 +214,8 @@ static atomic_int slow_only; /* this path's decode sleeps 20 ms (-1: none) */
 static atomic_int decodes;
 static atomic_int thread_failures; /* failures met by the store's threads */
 static pthread_t main_thread;
+static atomic_int thread_order[64]; /* images the store's threads decoded, in order */
+static atomic_int n_thread_order;
 
 static slim_status fake_decode(const char *path, int c, int h, int w, slim_resize_mode mode,
                                double crop_scale, uint8_t *out) {
@@ -223,6 +225,10 @@ static slim_status fake_decode(const char *path, int c, int h, int w, slim_resiz
     int i = atoi(path + 4);
     if (atomic_load(&delay_us) > 0) usleep((useconds_t)atomic_load(&delay_us));
     if (i == atomic_load(&slow_only)) usleep(20000);
+    if (!pthread_equal(pthread_self(), main_thread)) {
+        int k = atomic_fetch_add(&n_thread_order, 1);
+        if (k < 64) atomic_store(&thread_order[k], i);
+    }
     int from = atomic_load(&fail_from);
     if ((from >= 0 && i >= from) || i == atomic_load(&fail_only)) {
         if (!pthread_equal(pthread_self(), main_thread)) atomic_fetch_add(&thread_failures, 1);
@@ -250,6 +256,7 @@ static void fake_reset(void) {
     atomic_store(&slow_only, -1);
     atomic_store(&decodes, 0);
     atomic_store(&thread_failures, 0);
+    atomic_store(&n_thread_order, 0);
     main_thread = pthread_self();
     for (int i = 0; i < 2000; i++) {
         snprintf(fake_names[i], sizeof fake_names[i], "pic/%d", i);
@@ -391,7 +398,9 @@ static void test_error_mid_run(void **state) {
     size_t k = 0;
     assert_int_equal(slim_batcher_next_checked(&b, x, y, &k), SLIM_OK);
     assert_int_equal(k, 32);
-    usleep(20000); /* the threads meet image 70 (batch 2) */
+    /* The threads meet image 70 (batch 2, asked for by the first call). */
+    for (int t = 0; t < 2000 && atomic_load(&thread_failures) == 0; t++)
+        usleep(1000);
     assert_true(atomic_load(&thread_failures) > 0);
     assert_int_equal(slim_batcher_next_checked(&b, x, y, &k), SLIM_OK);
     assert_error(slim_batcher_next_checked(&b, x, y, &k), SLIM_ERR_FORMAT,
@@ -407,8 +416,10 @@ static void test_error_mid_run(void **state) {
     assert_error(slim_dataset_read(ds, 60, 20, x), SLIM_ERR_FORMAT, "pic/70");
     uint32_t idx[2] = {5, 250};
     assert_error(slim_dataset_gather(ds, idx, 2, x, y), SLIM_ERR_FORMAT, "pic/250");
-    /* Fixed again: the same batch now comes. */
+    /* Fixed again (and the decodes begun before that ended): the same batch
+     * now comes, its failed pictures decoded again. */
     atomic_store(&fail_from, -1);
+    usleep(20000);
     assert_int_equal(slim_batcher_next_checked(&b, x, y, &k), SLIM_OK);
     assert_int_equal(k, 32);
     free(x);
@@ -472,6 +483,31 @@ static void test_free_in_flight(void **state) {
     }
 }
 
+/* The threads decode in the order images were first asked for: a batch
+ * named again (as gather does after the batcher asked for it and the two
+ * after it) stays ahead of the later ones. */
+static void test_prefetch_order(void **state) {
+    (void)state;
+    fake_reset();
+    slim_dataset *ds = NULL;
+    assert_int_equal(fake_load(100, 1, 0, 1, 0, &ds, NULL), SLIM_OK);
+    atomic_store(&n_thread_order, 0);
+    atomic_store(&delay_us, 1000);
+    uint32_t idx[30];
+    for (int i = 0; i < 30; i++)
+        idx[i] = (uint32_t)i;
+    assert_int_equal(data_store_reserve(ds->store, 30), SLIM_OK);
+    data_store_prefetch(ds->store, idx, 30);
+    data_store_prefetch(ds->store, idx, 10);
+    for (int t = 0; t < 2000 && atomic_load(&n_thread_order) < 30; t++)
+        usleep(1000);
+    atomic_store(&delay_us, 0);
+    slim_dataset_free(ds); /* joins the thread: its last entry is in */
+    assert_int_equal(atomic_load(&n_thread_order), 30);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(atomic_load(&thread_order[i]), i);
+}
+
 /* Bad options. */
 static void test_bad_options(void **state) {
     (void)state;
@@ -497,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_error_mid_run),
         cmocka_unit_test(test_file_removed_after_load),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_prefetch_order),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
