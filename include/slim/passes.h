@@ -113,6 +113,9 @@ typedef struct slim_prune_layer_report {
     int removed_gamma_zero;  /* gamma_j = 0 in every BN of the group: exact */
     int removed_zero_filter; /* every BN exactly constant at j, some only through zero
                                 filters (gamma_j != 0): exact in inference mode */
+    int removed_fixed_input; /* read fixed only because a BN with gamma_j != 0 normalises a
+                                fixed input (gamma_j = 0 in a BN before a depthwise conv or
+                                a concat; no zero filter): exact in inference mode */
     int removed_approx;      /* not constant (threshold > 0, percent): gamma_j := 0 */
 } slim_prune_layer_report;
 
@@ -124,9 +127,10 @@ typedef struct slim_prune_report {
     int channels_before, channels_after; /* summed over all groups */
     int removed_nonzero; /* removed channels that were not exactly constant (approximate):
                             the rows' removed_approx, counted once per group channel */
-    int removed_gamma_zero, removed_zero_filter; /* the exact ones, by reason, likewise */
-    size_t params_before, params_after;          /* slim_model_param_count of input and output */
-    double macs_before, macs_after;              /* slim_model_macs of input and output */
+    int removed_gamma_zero, removed_zero_filter, removed_fixed_input; /* the exact ones, by
+                                                                         reason, likewise */
+    size_t params_before, params_after; /* slim_model_param_count of input and output */
+    double macs_before, macs_after;     /* slim_model_macs of input and output */
     int n_notes;
     char **notes; /* (n_notes) one sentence each: kept channels, folds, approximations */
 } slim_prune_report;

@@ -218,9 +218,13 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
         const slim_prune_group *q = &p->g.groups[gi];
         for (int j = 0; j < q->channels; j++) {
             if (!p->removed[gi][j]) continue;
-            p->why[gi][j] = p->score[gi][j] != 0.0f ? PRUNE_WHY_APPROX
-                            : p->via_filter[gi][j]  ? PRUNE_WHY_FILTER
-                                                    : PRUNE_WHY_GAMMA;
+            static const unsigned char why_of[] = {
+                [PRUNE_EXACT_ALWAYS] = PRUNE_WHY_GAMMA,
+                [PRUNE_EXACT_FILTER] = PRUNE_WHY_FILTER,
+                [PRUNE_EXACT_FIXED_INPUT] = PRUNE_WHY_FIXED_INPUT,
+            };
+            p->why[gi][j] =
+                p->score[gi][j] != 0.0f ? PRUNE_WHY_APPROX : why_of[p->via_filter[gi][j]];
         }
     }
     return SLIM_OK;
@@ -235,11 +239,17 @@ static slim_status explain(const plan *p, slim_prune_report *r) {
     int count[PRUNE_WHY_APPROX + 1] = {0};
     for (int gi = 0; gi < p->g.n_groups; gi++) {
         const slim_prune_group *q = &p->g.groups[gi];
-        int n_filter = 0;
+        int n_filter = 0, n_fixed = 0;
         for (int j = 0; j < q->channels; j++) {
             count[p->why[gi][j]]++;
             n_filter += p->why[gi][j] == PRUNE_WHY_FILTER;
+            n_fixed += p->why[gi][j] == PRUNE_WHY_FIXED_INPUT;
         }
+        if (n_fixed > 0)
+            SLIM_TRY(note(r,
+                          "%s: removed %d channel%s read through a BN with gamma != 0 whose "
+                          "input is fixed (gamma = 0 in a BN before it)",
+                          q->label, n_fixed, n_fixed == 1 ? "" : "s"));
         if (n_filter == 0) continue;
         /* The producers whose zero filters made those channels constant. */
         char names[160] = "";
@@ -254,22 +264,18 @@ static slim_status explain(const plan *p, slim_prune_report *r) {
             if (w > 0) len += (size_t)w;
             if (len >= sizeof names) len = sizeof names - 1;
         }
-        if (len > 0)
-            SLIM_TRY(note(r,
-                          "%s: removed %d channel%s with gamma != 0 whose filters in %s are "
-                          "exactly zero",
-                          q->label, n_filter, n_filter == 1 ? "" : "s", names));
-        else
-            SLIM_TRY(note(r,
-                          "%s: removed %d channel%s with gamma != 0 whose input is fixed (gamma = "
-                          "0 in a BN before a depthwise conv)",
-                          q->label, n_filter, n_filter == 1 ? "" : "s"));
+        SLIM_TRY(
+            note(r, "%s: removed %d channel%s with gamma != 0 whose filters in %s are exactly zero",
+                 q->label, n_filter, n_filter == 1 ? "" : "s", names));
     }
     if (count[PRUNE_WHY_FILTER] > 0)
         SLIM_TRY(note(r, "a zero filter's channel outputs the constant gamma (bias - mean) / "
                          "sqrt(var + eps) + beta in inference mode, which is folded exactly; in "
-                         "training mode (batch statistics) it would output beta (a BN after a "
-                         "depthwise conv of a fixed input likewise: exact in inference mode)"));
+                         "training mode (batch statistics) it would output beta"));
+    if (count[PRUNE_WHY_FIXED_INPUT] > 0)
+        SLIM_TRY(note(r, "a BN with gamma != 0 normalising a fixed input outputs a fixed value in "
+                         "inference mode (running statistics), which is folded exactly; in "
+                         "training mode its batch statistics would differ"));
     int nonzero = count[PRUNE_WHY_APPROX];
     if (nonzero > 0)
         SLIM_TRY(note(r,
@@ -279,6 +285,7 @@ static slim_status explain(const plan *p, slim_prune_report *r) {
     if (r) {
         r->removed_gamma_zero = count[PRUNE_WHY_GAMMA];
         r->removed_zero_filter = count[PRUNE_WHY_FILTER];
+        r->removed_fixed_input = count[PRUNE_WHY_FIXED_INPUT];
         r->removed_nonzero = nonzero;
     }
     return SLIM_OK;
@@ -613,6 +620,7 @@ static slim_status fill_report(const plan *p, const slim_model *n, slim_prune_re
             if (gi < 0) continue;
             row->removed_gamma_zero += p->why[gi][j] == PRUNE_WHY_GAMMA;
             row->removed_zero_filter += p->why[gi][j] == PRUNE_WHY_FILTER;
+            row->removed_fixed_input += p->why[gi][j] == PRUNE_WHY_FIXED_INPUT;
             row->removed_approx += p->why[gi][j] == PRUNE_WHY_APPROX;
         }
     }

@@ -13,8 +13,8 @@
  * Per layer output channel t this file computes: fixed (the value is
  * input-independent), value (the fixed value; for a channel that is not
  * fixed, the value it takes with gamma := 0 in every BN that is not fixed,
- * which is what threshold > 0 and percent mode remove), filter (fixed only
- * thanks to a zero filter: exact in inference mode only) and live (how far
+ * which is what threshold > 0 and percent mode remove), filter (exact in
+ * training mode too, or in inference mode only: PRUNE_EXACT_*) and live (how far
  * from fixed: the smallest |gamma| on its path since the last producer).
  * Then the score of group channel j is the largest live over the layers
  * consumers read (a channel read fixed everywhere scores 0, however alive
@@ -106,7 +106,8 @@ static void producer(const prune_plan *p, int i) {
         if (!isfinite(c)) continue;
         for (size_t u = 0; u < plane; u++)
             p->value[i][(size_t)t * plane + u] = c;
-        p->fixed[i][t] = p->filter[i][t] = 1;
+        p->fixed[i][t] = 1;
+        p->filter[i][t] = PRUNE_EXACT_FILTER;
         p->live[i][t] = 0;
     }
 }
@@ -141,7 +142,7 @@ static void depthwise(const prune_plan *p, int i, int t, const double *in, doubl
         out[u] += (bias ? bias[t] : 0.0) + (bm ? bm[(size_t)t * plane + u] : 0.0);
     int fx = (p->fixed[a][t] || zero) && all_finite(out, plane);
     p->fixed[i][t] = (unsigned char)fx;
-    p->filter[i][t] = fx && (p->fixed[a][t] ? p->filter[a][t] : 1);
+    p->filter[i][t] = !fx ? 0 : p->fixed[a][t] ? p->filter[a][t] : PRUNE_EXACT_FILTER;
     p->live[i][t] = fx ? 0 : p->live[a][t];
 }
 
@@ -169,7 +170,8 @@ static void batchnorm(const prune_plan *p, int i, int t, const double *in, doubl
             out[u] = g * (in[u] - (double)l->running_mean[t]) * invstd + b;
         if (all_finite(out, plane)) {
             p->fixed[i][t] = 1;
-            p->filter[i][t] = p->filter[a][t];
+            p->filter[i][t] = p->filter[a][t] == PRUNE_EXACT_FILTER ? PRUNE_EXACT_FILTER
+                                                                    : PRUNE_EXACT_FIXED_INPUT;
             p->live[i][t] = 0;
             return;
         }
@@ -213,6 +215,13 @@ static void pool(const slim_layer *l, const double *in, double *out) {
         }
 }
 
+/* How a value made of two fixed values is exact: a zero filter names the
+ * reason when one is involved. */
+static unsigned char combine(unsigned char a, unsigned char b) {
+    if (a == PRUNE_EXACT_FILTER || b == PRUNE_EXACT_FILTER) return PRUNE_EXACT_FILTER;
+    return a > b ? a : b;
+}
+
 /* Channel t of layer i from its input(s). */
 static void follow(prune_plan *p, int i, int t) {
     const slim_layer *l = &p->m->layers[i];
@@ -248,7 +257,7 @@ static void follow(prune_plan *p, int i, int t) {
             out[u] = in[u] + in2[u];
         p->fixed[i][t] = p->fixed[a][t] && p->fixed[b][t];
         p->filter[i][t] =
-            (p->fixed[a][t] && p->filter[a][t]) || (p->fixed[b][t] && p->filter[b][t]);
+            combine(p->fixed[a][t] ? p->filter[a][t] : 0, p->fixed[b][t] ? p->filter[b][t] : 0);
         p->live[i][t] = fmaxf(p->live[a][t], p->live[b][t]);
         return;
     }
@@ -278,7 +287,8 @@ static void score_channels(prune_plan *p) {
                 if (gi < 0 || (pass == 1 && p->read[gi][j])) continue;
                 if (pass == 0) p->read[gi][j] = 2; /* marks this pass's readers */
                 p->score[gi][j] = fmaxf(p->score[gi][j], p->live[a][t]);
-                if (p->fixed[a][t] && p->filter[a][t]) p->via_filter[gi][j] = 1;
+                if (p->fixed[a][t])
+                    p->via_filter[gi][j] = combine(p->via_filter[gi][j], p->filter[a][t]);
             }
         }
 }

@@ -10,15 +10,19 @@
 enum { PRUNE_FOLD_NONE = 0, PRUNE_FOLD_BIAS, PRUNE_FOLD_MAP };
 
 /* Why a group channel goes (see slim_prune_layer_report). */
-enum { PRUNE_KEPT = 0, PRUNE_WHY_GAMMA, PRUNE_WHY_FILTER, PRUNE_WHY_APPROX };
+enum { PRUNE_KEPT = 0, PRUNE_WHY_GAMMA, PRUNE_WHY_FILTER, PRUNE_WHY_FIXED_INPUT, PRUNE_WHY_APPROX };
+
+/* How a fixed value is exact (prune_plan.filter, .via_filter): in training
+ * mode too (gamma = 0), or in inference mode only, through a zero filter or
+ * through a BN with gamma != 0 normalising a fixed input. */
+enum { PRUNE_EXACT_ALWAYS = 0, PRUNE_EXACT_FILTER, PRUNE_EXACT_FIXED_INPUT };
 
 typedef struct prune_plan {
     const slim_model *m;
     slim_prune_groups g;
     float **score;              /* per group: (channels) how far channel j is from fixed where it
                                    is read (prune_fixed.c); 0 = input-independent everywhere */
-    unsigned char **via_filter; /* per group: (channels) read fixed somewhere only thanks to a
-                                   zero filter */
+    unsigned char **via_filter; /* per group: (channels) PRUNE_EXACT_* of where it is read */
     unsigned char **read;       /* per group: (channels) nonzero when a consumer reads it */
     unsigned char **removed;    /* per group: (channels) 1 = removed */
     unsigned char **why;        /* per group: (channels) PRUNE_WHY_* */
@@ -30,7 +34,7 @@ typedef struct prune_plan {
                                the exact fixed value where fixed[i][t], else the value with
                                gamma := 0 in the BNs that are not fixed; plane = prune_plane */
     unsigned char **fixed;  /* (channels) 1 = output at t is input-independent */
-    unsigned char **filter; /* (channels) fixed only thanks to a zero filter somewhere */
+    unsigned char **filter; /* (channels) PRUNE_EXACT_* of the fixed value */
     float **live;           /* (channels) 0 where fixed, else the smallest |gamma| of the BNs
                                on its path since its last producer (+inf with none) */
     float **fold;           /* per conv/dense layer: (cout) or (cout, oh, ow); NULL = none */
