@@ -385,6 +385,34 @@ static void test_no_layer_emptied(void **state) {
     slim_model_free(m);
 }
 
+/* Threshold > 0 through a depthwise conv: a channel scores by the |gamma|
+ * of the last BN before it is read (a BN renormalises whatever scale
+ * reaches it), so dw_bn's small gamma removes channel 2 whatever exp_bn's,
+ * and exp_bn's small gamma keeps channel 4 while dw_bn's is large. The
+ * pruned model is the input with dw_bn's gamma_2 := 0, exactly. */
+static void test_threshold_scores_last_bn(void **state) {
+    (void)state;
+    slim_model *m = setup(mbconv, 9);
+    slim_layer *e = layer(m, "exp_bn"), *d = layer(m, "dw_bn");
+    for (int j = 0; j < 6; j++) {
+        gamma_of(m, e)[j] = 0.8f;
+        gamma_of(m, d)[j] = 0.9f;
+    }
+    gamma_of(m, d)[2] = 0.05f;
+    gamma_of(m, e)[4] = 0.05f;
+    slim_prune_options o = slim_prune_default_options();
+    o.threshold = 0.1f;
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, &o, &r);
+    assert_int_equal(width(p, "dw"), 5);
+    assert_int_equal(r.removed_nonzero, 1);
+    gamma_of(m, d)[2] = 0.0f;
+    assert_exact_both(m, p, "threshold through a depthwise conv");
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expand_bn_before_depthwise),
@@ -396,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_grouped_conv_left_alone),
         cmocka_unit_test(test_inverted_residual_add),
         cmocka_unit_test(test_no_layer_emptied),
+        cmocka_unit_test(test_threshold_scores_last_bn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

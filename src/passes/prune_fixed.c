@@ -14,8 +14,10 @@
  * input-independent), value (the fixed value; for a channel that is not
  * fixed, the value it takes with gamma := 0 in every BN that is not fixed,
  * which is what threshold > 0 and percent mode remove), filter (exact in
- * training mode too, or in inference mode only: PRUNE_EXACT_*) and live (how far
- * from fixed: the smallest |gamma| on its path since the last producer).
+ * training mode too, or in inference mode only: PRUNE_EXACT_*) and live (how
+ * far from fixed: 0 where fixed, else |gamma| of the last BN on its path, as
+ * a BN renormalises whatever scale reaches it; +inf with no BN since the
+ * last producer).
  * Then the score of group channel j is the largest live over the layers
  * consumers read (a channel read fixed everywhere scores 0, however alive
  * it is on the way: gamma = 0 in the BN before a depthwise conv silences
@@ -178,7 +180,7 @@ static void batchnorm(const prune_plan *p, int i, int t, const double *in, doubl
         for (size_t u = 0; u < plane; u++)
             out[u] = b;
     }
-    p->live[i][t] = fminf(fabsf((float)g), p->live[a][t]);
+    p->live[i][t] = fabsf((float)g);
 }
 
 /* Pooling of a fixed plane: max pooling never lets the padding win (pad <

@@ -35,8 +35,8 @@ typedef struct prune_plan {
                                gamma := 0 in the BNs that are not fixed; plane = prune_plane */
     unsigned char **fixed;  /* (channels) 1 = output at t is input-independent */
     unsigned char **filter; /* (channels) PRUNE_EXACT_* of the fixed value */
-    float **live;           /* (channels) 0 where fixed, else the smallest |gamma| of the BNs
-                               on its path since its last producer (+inf with none) */
+    float **live;           /* (channels) 0 where fixed, else |gamma| of the last BN on its
+                               path (+inf with none since its producer) */
     float **fold;           /* per conv/dense layer: (cout) or (cout, oh, ow); NULL = none */
     int *fold_kind;         /* (n_layers) PRUNE_FOLD_* */
 } prune_plan;
