@@ -413,6 +413,44 @@ static void test_threshold_scores_last_bn(void **state) {
     slim_model_free(m);
 }
 
+/* ---- the shipped MobileNet- and DenseNet-style models ------------------------------ */
+
+/* Random parameters, BN values and statistics; 40% of every BN's gammas 0
+ * at random. The prune is exact, removes channels and MACs. */
+static void check_model(const char *file, uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 11);
+    slim_model *m = load(file);
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    random_stats(m, &rng);
+    int zeroed = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == SLIM_LAYER_BN) zeroed += zero_some(m, &m->layers[i], 0.4, &rng);
+    assert_true(zeroed > 0);
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, NULL, &r);
+    print_message("%s: %d gammas zeroed; group channels %d -> %d, MACs %.0f -> %.0f\n", file,
+                  zeroed, r.channels_before, r.channels_after, r.macs_before, r.macs_after);
+    assert_true(r.channels_after < r.channels_before);
+    assert_true(r.macs_after < r.macs_before);
+    check_report_totals(&r, m, p);
+    assert_exact_as(m, p, SLIM_BACKEND_FAST, &rng, file);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+static void test_mobilenet_fm_exact(void **state) {
+    (void)state;
+    check_model("models/mobilenet-fm.net", 21);
+}
+
+static void test_densenet_fm_exact(void **state) {
+    (void)state;
+    check_model("models/densenet-fm.net", 22);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_expand_bn_before_depthwise),
@@ -425,6 +463,8 @@ int main(void) {
         cmocka_unit_test(test_inverted_residual_add),
         cmocka_unit_test(test_no_layer_emptied),
         cmocka_unit_test(test_threshold_scores_last_bn),
+        cmocka_unit_test(test_mobilenet_fm_exact),
+        cmocka_unit_test(test_densenet_fm_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
