@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parses text and gives it random parameters, BN values and statistics. */
+/* Parses text and gives it random parameters, BN values and statistics;
+ * the last (dense) layer's weights are scaled up so that the logits are of
+ * order 1 and a wrong fold shows. */
 static slim_model *setup(const char *text, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
@@ -20,6 +22,9 @@ static slim_model *setup(const char *text, uint64_t seed) {
     slim_model_init_params(m, &rng);
     randomize_bn(m, &rng);
     random_stats(m, &rng);
+    slim_param *w = &m->params[m->layers[m->n_layers - 1].p_weight];
+    for (size_t k = 0; k < w->numel; k++)
+        w->data[k] *= 4.0f;
     return m;
 }
 
