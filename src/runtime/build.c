@@ -281,9 +281,17 @@ void rt_conv_what(const rt_builder *b, int i, int split_biasmap, rt_step *s) {
     if (b->rt->biasmap_channel[i]) rt_append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
     if (l->p_biasmap >= 0 && !split_biasmap) rt_append(s->what, sizeof s->what, "%s", " +biasmap");
     if (k >= 0) rt_append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
-    for (int r = i + 1; b->g->relu[i] && !split_biasmap && r <= b->g->chain_end[i]; r++)
-        if (b->g->root[r] == i && m->layers[r].kind == SLIM_LAYER_RELU)
-            rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[r].name);
+    if (!split_biasmap) rt_act_what(b, i, s->what, sizeof s->what);
     if (b->g->pool[i])
         rt_append(s->what, sizeof s->what, " +maxpool(%s)", m->layers[b->g->chain_end[i]].name);
+}
+
+void rt_act_what(const rt_builder *b, int i, char *buf, size_t len) {
+    const slim_model *m = b->m;
+    for (int r = i + 1; b->g->act[i] && r <= b->g->chain_end[i]; r++)
+        if (b->g->root[r] == i &&
+            (m->layers[r].kind == SLIM_LAYER_RELU || m->layers[r].kind == SLIM_LAYER_RELU6)) {
+            rt_append(buf, len, " +%s", slim_layer_kind_name(m->layers[r].kind));
+            rt_append(buf, len, "(%s)", m->layers[r].name);
+        }
 }

@@ -27,7 +27,7 @@
 #include "slim/passes.h"
 #include "slim/runtime.h"
 
-#define RT_MAX_ARGS 8
+#define RT_MAX_ARGS (SLIM_LAYER_MAX_INPUTS + 3) /* a concat's sources, dst, scratchpad */
 #define RT_MAX_CONVERSIONS 4
 #define RT_WHAT_LEN 112
 #define RT_WHY_LEN 128
@@ -51,6 +51,13 @@ typedef struct rt_arg {
     dnnl_memory_desc_t md;
     dnnl_memory_t mem; /* created when the plan is finished */
 } rt_arg;
+
+/* An activation fused into a step (its last post-op). */
+typedef enum rt_act {
+    RT_ACT_NONE = 0,
+    RT_ACT_RELU,  /* max(x, 0) */
+    RT_ACT_RELU6, /* min(max(x, 0), 6): oneDNN's clip; not on our kernels */
+} rt_act;
 
 /* The paths a conv can take (policy.c chooses, with a reason). */
 typedef enum rt_conv_path {
@@ -140,7 +147,7 @@ typedef struct rt_graph {
     int *needed;    /* the layer contributes to the logits */
     int *root;      /* the layer whose step computes this layer (itself if none) */
     int *chain_end; /* per root: the last layer its step computes */
-    int *relu;      /* per root: a relu is fused as its last post-op */
+    int *act;       /* per root: the activation fused as its last post-op (rt_act) */
     int *sum_with;  /* per conv root: the other operand of a fused add, -1 if none */
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes
