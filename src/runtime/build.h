@@ -45,6 +45,9 @@ int rt_md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b);
 /* Whether a layout pads a dimension (blocked channels). */
 int rt_md_padded(const dnnl_memory_desc_t *md);
 const dnnl_memory_desc_t *rt_pd_md(const_dnnl_primitive_desc_t pd, int arg);
+/* The activation layout (nchw, nhwc, nChw8c, nChw16c) a 4-D md is in, or
+ * format_tag_any when it is none of them. */
+dnnl_format_tag_t rt_md_act_tag(const dnnl_memory_desc_t *md);
 
 /* Scratchpad mode "user" and the post-ops: [binary add] [sum] [relu | relu6]. */
 typedef struct rt_post_spec {

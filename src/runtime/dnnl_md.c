@@ -28,6 +28,17 @@ int rt_md_padded(const dnnl_memory_desc_t *md) {
     return 0;
 }
 
+dnnl_format_tag_t rt_md_act_tag(const dnnl_memory_desc_t *md) {
+    static const dnnl_format_tag_t tags[] = {dnnl_abcd, dnnl_acdb, dnnl_aBcd8b, dnnl_aBcd16b};
+    for (size_t t = 0; md->ndims == 4 && t < sizeof tags / sizeof tags[0]; t++) {
+        dnnl_memory_desc_t like;
+        if (dnnl_memory_desc_init_by_tag(&like, 4, md->dims, dnnl_f32, tags[t]) == dnnl_success &&
+            rt_md_equal(&like, md))
+            return tags[t];
+    }
+    return dnnl_format_tag_any;
+}
+
 const dnnl_memory_desc_t *rt_pd_md(const_dnnl_primitive_desc_t pd, int arg) {
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }

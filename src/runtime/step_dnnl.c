@@ -391,22 +391,38 @@ slim_status rt_build_add(rt_builder *b, int i) {
 
 /* ---- concat -------------------------------------------------------------- */
 
+/* A concat pd writing layout `tag` (format_tag_any: oneDNN's choice). */
+static slim_status concat_pd(rt_builder *b, int i, const dnnl_memory_desc_t *srcs,
+                             dnnl_format_tag_t tag, dnnl_primitive_desc_t *pd) {
+    const slim_layer *l = &b->m->layers[i];
+    dnnl_memory_desc_t dst;
+    SLIM_TRY(rt_md_tag(&dst, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, tag));
+    return rt_make_concat_pd(b->rt->engine, &dst, l->n_inputs, srcs, pd);
+}
+
 /* A channel concatenation on oneDNN's concat: each input copied into its
- * channel slice of a new buffer, in the plan's activation layout when it
- * has one, else where oneDNN likes (the inputs' layout). Inputs are read
- * as they are stored (a repeated input is read twice). */
+ * channel slice of a new buffer. The output takes the plan's activation
+ * layout when it has one, else the first input's (the layout the convs
+ * around it chose: oneDNN's own choice is plain whenever an input's
+ * channels are padded, and would cost a reorder after it), else oneDNN's
+ * choice. Inputs are read as they are stored (a repeated input twice). */
 slim_status rt_build_concat(rt_builder *b, int i) {
     const slim_layer *l = &b->m->layers[i];
-    dnnl_memory_desc_t srcs[SLIM_LAYER_MAX_INPUTS], dst_md;
+    dnnl_memory_desc_t srcs[SLIM_LAYER_MAX_INPUTS];
     rt_loc in[SLIM_LAYER_MAX_INPUTS], dst;
     for (int k = 0; k < l->n_inputs; k++) {
         SLIM_TRY(rt_value_view(b, l->inputs[k], 4, &in[k]));
         srcs[k] = in[k].md;
     }
-    SLIM_TRY(rt_md_tag(&dst_md, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, b->act_tag));
+    dnnl_format_tag_t tag = b->act_tag;
+    if (tag == dnnl_format_tag_any) tag = rt_md_act_tag(&srcs[0]);
     dnnl_primitive_desc_t pd = NULL;
     rt_step *s = NULL;
-    slim_status st = rt_make_concat_pd(b->rt->engine, &dst_md, l->n_inputs, srcs, &pd);
+    slim_status st = concat_pd(b, i, srcs, tag, &pd);
+    if (st != SLIM_OK && tag != dnnl_format_tag_any) {
+        slim_clear_error();
+        st = concat_pd(b, i, srcs, dnnl_format_tag_any, &pd);
+    }
     if (st == SLIM_OK)
         st = rt_new_storage(b, rt_pd_md(pd, DNNL_ARG_DST), b->g->last_read[b->g->chain_end[i]],
                             &dst);
