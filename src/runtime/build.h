@@ -90,7 +90,7 @@ void rt_set_value(rt_builder *b, int root, const rt_loc *loc);
 /* Appends an empty step. */
 slim_status rt_new_step(rt_plan *p, rt_step **out);
 /* Gives step s the context's scratchpad, as md, and grows the plan's need. */
-void rt_step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md);
+slim_status rt_step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md);
 /* Appends a oneDNN step that takes over *pd (set to NULL) and makes its
  * primitive; the scratchpad argument is added here. */
 slim_status rt_push_dnnl_step(rt_builder *b, dnnl_primitive_desc_t *pd, int is_reorder,

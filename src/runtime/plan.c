@@ -18,6 +18,8 @@ void rt_plan_free(rt_plan *plan) {
         rt_step *st = &plan->steps[s];
         for (int a = 0; a < st->nargs; a++)
             if (st->args[a].mem) dnnl_memory_destroy(st->args[a].mem);
+        free(st->args);
+        free(st->exec);
         if (st->kind != RT_STEP_DNNL) continue;
         if (st->u.dnnl.prim) dnnl_primitive_destroy(st->u.dnnl.prim);
         if (st->u.dnnl.pd) dnnl_primitive_desc_destroy(st->u.dnnl.pd);

@@ -27,7 +27,6 @@
 #include "slim/passes.h"
 #include "slim/runtime.h"
 
-#define RT_MAX_ARGS (SLIM_LAYER_MAX_INPUTS + 3) /* a concat's sources, dst, scratchpad */
 #define RT_MAX_CONVERSIONS 4
 #define RT_WHAT_LEN 112
 #define RT_WHY_LEN 128
@@ -101,9 +100,9 @@ typedef struct rt_step {
     } u;
     rt_conv_path path;    /* a conv's path, RT_CONV_NONE for other steps */
     char why[RT_WHY_LEN]; /* and why it takes that path */
-    int nargs;
-    rt_arg args[RT_MAX_ARGS];
-    dnnl_exec_arg_t exec[RT_MAX_ARGS];
+    int nargs, cap_args;
+    rt_arg *args;           /* [cap_args], owned */
+    dnnl_exec_arg_t *exec;  /* [cap_args], owned: args as dnnl_primitive_execute takes them */
     char what[RT_WHAT_LEN]; /* "conv conv1 +bias +relu" etc., for describe */
 } rt_step;
 

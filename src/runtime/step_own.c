@@ -17,7 +17,7 @@ static slim_status push_own_step(rt_builder *b, rt_step_kind kind, size_t bytes,
     dnnl_memory_desc_t md;
     SLIM_DNNL_CHECK(
         dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){(dnnl_dim_t)bytes}, dnnl_u8, dnnl_a));
-    rt_step_scratch(p, s, &md);
+    SLIM_TRY(rt_step_scratch(p, s, &md));
     *out = s;
     return SLIM_OK;
 }
