@@ -131,47 +131,42 @@ static void run_against(slim_runtime *rt, const float *x, int n, const float *wa
     }
 }
 
-/* The reference logits of REF_BATCH random images, and a runtime. */
-static slim_runtime *prepare(slim_model *m, slim_rng *rng, const char *name, float **x,
-                             float **want, float **got) {
-    *x = rc_random_input(m, REF_BATCH, rng);
-    size_t k = (size_t)m->n_classes;
-    *want = malloc(REF_BATCH * k * sizeof(float));
-    *got = malloc(REF_BATCH * k * sizeof(float));
-    assert_non_null(*want);
-    assert_non_null(*got);
-    rc_forward_ref(m, *x, REF_BATCH, 0, *want);
+void rc_check_runtime_of(slim_model *ref, const slim_model *m, slim_rng *rng, const char *name,
+                         int tiled) {
+    float *x = rc_random_input(ref, REF_BATCH, rng);
+    size_t k = (size_t)ref->n_classes;
+    float *want = malloc(REF_BATCH * k * sizeof(float));
+    float *got = malloc(REF_BATCH * k * sizeof(float));
+    assert_non_null(want);
+    assert_non_null(got);
+    rc_forward_ref(ref, x, REF_BATCH, 0, want);
     /* The logits must not be trivially small, or the test would be weak. */
-    assert_true(tu_max_abs(*want, REF_BATCH * k) > 0.2);
+    assert_true(tu_max_abs(want, REF_BATCH * k) > 0.2);
     slim_runtime *rt = NULL;
     if (slim_runtime_create(m, REF_BATCH, &rt) != SLIM_OK)
         fail_msg("%s: create: %s", name, slim_last_error());
-    return rt;
+    if (tiled) {
+        rt_set_tile(rt, 6);
+        char what[96];
+        snprintf(what, sizeof what, "%s (tiles of 6)", name);
+        run_against(rt, x, REF_BATCH, want, got, k, what);
+    } else {
+        const int sizes[] = {1, 3, REF_BATCH};
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            run_against(rt, x, sizes[s], want, got, k, name);
+    }
+    slim_runtime_free(rt);
+    free(x);
+    free(want);
+    free(got);
 }
 
 void rc_check_runtime(slim_model *m, slim_rng *rng, const char *name) {
-    float *x, *want, *got;
-    slim_runtime *rt = prepare(m, rng, name, &x, &want, &got);
-    const int sizes[] = {1, 3, REF_BATCH};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-        run_against(rt, x, sizes[s], want, got, (size_t)m->n_classes, name);
-    slim_runtime_free(rt);
-    free(x);
-    free(want);
-    free(got);
+    rc_check_runtime_of(m, m, rng, name, 0);
 }
 
 void rc_check_runtime_tiled(slim_model *m, slim_rng *rng, const char *name) {
-    float *x, *want, *got;
-    slim_runtime *rt = prepare(m, rng, name, &x, &want, &got);
-    rt_set_tile(rt, 6);
-    char what[96];
-    snprintf(what, sizeof what, "%s (tiles of 6)", name);
-    run_against(rt, x, REF_BATCH, want, got, (size_t)m->n_classes, what);
-    slim_runtime_free(rt);
-    free(x);
-    free(want);
-    free(got);
+    rc_check_runtime_of(m, m, rng, name, 1);
 }
 
 void rc_check_fold(slim_model *m, slim_rng *rng, const char *name) {

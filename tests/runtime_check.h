@@ -43,6 +43,11 @@ void rc_check_runtime(slim_model *m, slim_rng *rng, const char *name);
 /* The same with batches run as tiles: REF_BATCH images as tiles of 6, 5
  * and 5 (on as many workers as threads), against the reference. */
 void rc_check_runtime_tiled(slim_model *m, slim_rng *rng, const char *name);
+/* The runtime of m against the reference forward of ref (the model m was
+ * pruned from, or m itself): at batch 1, 3 and REF_BATCH, or with tiled,
+ * REF_BATCH as tiles of 6, 5 and 5. */
+void rc_check_runtime_of(slim_model *ref, const slim_model *m, slim_rng *rng, const char *name,
+                         int tiled);
 /* slim_model_fold_bn against the reference on 2 images. */
 void rc_check_fold(slim_model *m, slim_rng *rng, const char *name);
 /* The description of m's plan for batch n, on a runtime of max_batch n. */
