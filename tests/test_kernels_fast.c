@@ -127,7 +127,8 @@ static void conv_case(slim_dnnl_cache **cache, slim_conv_shape s, int with_bias,
     expect_ok(slim_conv_shape_finish(&s));
     slim_rng rng;
     slim_rng_seed(&rng, seed, 2);
-    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w;
+    size_t nw = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
     size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
     float *x = frand(&rng, nx, -1, 1), *w = frand(&rng, nw, -1, 1);
     float *b = with_bias ? frand(&rng, s.cout, -1, 1) : NULL;
@@ -172,6 +173,39 @@ static const slim_conv_shape conv_shapes[] = {
 #define N_CONV (sizeof conv_shapes / sizeof conv_shapes[0])
 #define CONV_WINO 8 /* index of the first Winograd shape */
 
+/* Grouped: depthwise (groups = cin = cout) at stride 1 and 2, padded,
+ * below and above the blocked-backward-data threshold and past one
+ * 16-channel block; a channel multiplier; 1 < groups < channels.
+ * n, cin, h, w, cout, k, stride, pad, groups: */
+static const int grouped_shapes[][9] = {
+    {2, 4, 7, 7, 4, 3, 1, 1, 4},    {2, 24, 14, 14, 24, 3, 1, 1, 24},
+    {3, 32, 9, 9, 32, 3, 2, 1, 32}, {1, 8, 6, 5, 16, 3, 2, 1, 8},
+    {2, 6, 8, 8, 4, 3, 1, 1, 2},    {2, 32, 10, 10, 48, 3, 2, 1, 4},
+    {2, 16, 7, 7, 32, 1, 1, 0, 2},
+};
+
+static void test_conv_grouped(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof grouped_shapes / sizeof grouped_shapes[0]; i++) {
+        const int *g = grouped_shapes[i];
+        slim_conv_shape s = {.n = g[0],
+                             .cin = g[1],
+                             .h = g[2],
+                             .w = g[3],
+                             .cout = g[4],
+                             .kh = g[5],
+                             .kw = g[5],
+                             .stride = g[6],
+                             .pad = g[7],
+                             .groups = g[8]};
+        slim_dnnl_cache *cache = NULL;
+        conv_case(&cache, s, 1, 0, 1500 + i);
+        conv_case(&cache, s, 1, 0, 1600 + i); /* cached primitives, new data */
+        conv_case(&cache, s, 0, 1, 1700 + i); /* no bias; no dx */
+        slim_dnnl_cache_free(cache);
+    }
+}
+
 static void test_conv(void **state) {
     (void)state;
     for (size_t i = 0; i < N_CONV; i++) {
@@ -213,7 +247,8 @@ static void test_conv_backward_first(void **state) {
     expect_ok(slim_conv_shape_finish(&s));
     slim_rng rng;
     slim_rng_seed(&rng, 7, 7);
-    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w;
+    size_t nw = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
     size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
     float *x = frand(&rng, nx, -1, 1), *w = frand(&rng, nw, -1, 1), *dy = frand(&rng, ny, -1, 1);
     float *dxr = calloc(nx, sizeof(float)), *dxf = calloc(nx, sizeof(float));
@@ -433,7 +468,8 @@ static void layer_init(layer_data *l, slim_conv_shape s, uint64_t seed) {
     l->s = s;
     slim_rng rng;
     slim_rng_seed(&rng, seed, 6);
-    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w;
+    size_t nw = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
     size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
     l->x = frand(&rng, nx, -1, 1), l->w = frand(&rng, nw, -1, 1), l->y = frand(&rng, ny, -1, 1);
     l->dy = frand(&rng, ny, -1, 1);
@@ -1079,6 +1115,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_grouped),
         cmocka_unit_test(test_conv_rebuild),
         cmocka_unit_test(test_conv_backward_first),
         cmocka_unit_test(test_conv_errors),

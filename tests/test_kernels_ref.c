@@ -109,6 +109,19 @@ static void test_shapes(void **state) {
     s.pad = -1;
     assert_int_equal(slim_conv_shape_finish(&s), SLIM_ERR_SHAPE);
     s.pad = 0;
+    /* groups 0 means 1; groups must divide both channel counts. */
+    assert_int_equal(s.groups, 1);
+    s.cin = 4;
+    s.cout = 6;
+    s.groups = 2;
+    assert_int_equal(slim_conv_shape_finish(&s), SLIM_OK);
+    s.groups = 3; /* divides cout, not cin */
+    assert_int_equal(slim_conv_shape_finish(&s), SLIM_ERR_SHAPE);
+    s.groups = 4; /* divides cin, not cout */
+    assert_int_equal(slim_conv_shape_finish(&s), SLIM_ERR_SHAPE);
+    s.groups = -2;
+    assert_int_equal(slim_conv_shape_finish(&s), SLIM_ERR_SHAPE);
+    s.groups = 1;
     s.cin = 0;
     assert_int_equal(slim_conv_shape_finish(&s), SLIM_ERR_SHAPE);
 
@@ -219,6 +232,50 @@ static void test_relu(void **state) {
     unfill(dx, c.n);
     check_grad(relu_loss, &c, c.x, dx, c.n, &rng, "relu dx");
     free(c.x), free(c.y), free(c.r), free(dx);
+}
+
+static void test_relu6(void **state) {
+    (void)state;
+    const float x[] = {-2, 0, 0.5f, 5.5f, 6, 7};
+    const float want[] = {0, 0, 0.5f, 5.5f, 6, 6};
+    float y[6];
+    slim_ref_relu6_forward(6, x, y);
+    assert_close(y, want, 6, 0);
+    /* Gradient only where 0 < x < 6: none at either kink; it adds. */
+    const float dy[] = {1, 2, 3, 4, 5, 6};
+    float dx[] = {1, 1, 1, 1, 1, 1};
+    const float want_dx[] = {1, 1, 4, 5, 1, 1};
+    slim_ref_relu6_backward(6, y, dy, dx);
+    assert_close(dx, want_dx, 6, 0);
+}
+
+static void test_concat(void **state) {
+    (void)state;
+    /* n = 2, hw = 2: a (2 channels), b (1 channel), then a again. */
+    const float a[] = {1, 2, 3, 4, /* image 1 */ 5, 6, 7, 8};
+    const float b[] = {-1, -2, /* image 1 */ -3, -4};
+    const float *xs[] = {a, b, a};
+    const int c[] = {2, 1, 2};
+    const float want[] = {1, 2, 3, 4, -1, -2, 1, 2, 3, 4, /* image 1 */
+                          5, 6, 7, 8, -3, -4, 5, 6, 7, 8};
+    float y[20];
+    slim_ref_concat_forward(2, 3, c, 2, xs, y);
+    assert_close(y, want, 20, 0);
+    /* Backward: a's two slices add; b's slice lands; NULL skipped. */
+    float dy[20], da[8], db[4] = {10, 10, 10, 10};
+    for (int i = 0; i < 20; i++)
+        dy[i] = (float)i;
+    memset(da, 0, sizeof da);
+    float *dx[] = {da, db, da};
+    slim_ref_concat_backward(2, 3, c, 2, dy, dx);
+    const float want_da[] = {0 + 6, 1 + 7, 2 + 8, 3 + 9, 10 + 16, 11 + 17, 12 + 18, 13 + 19};
+    const float want_db[] = {14, 15, 24, 25};
+    assert_close(da, want_da, 8, 0);
+    assert_close(db, want_db, 4, 0);
+    float *skip[] = {NULL, db, NULL};
+    slim_ref_concat_backward(2, 3, c, 2, dy, skip);
+    const float want_db2[] = {18, 20, 38, 40};
+    assert_close(db, want_db2, 4, 0);
 }
 
 static void test_add(void **state) {
@@ -345,7 +402,8 @@ static void conv_grad_case(slim_conv_shape s, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 4);
     conv_ctx c = {.s = s};
-    size_t nx = (size_t)s.n * s.cin * s.h * s.w, nw = (size_t)s.cout * s.cin * s.kh * s.kw;
+    size_t nx = (size_t)s.n * s.cin * s.h * s.w;
+    size_t nw = (size_t)s.cout * (s.cin / s.groups) * s.kh * s.kw;
     size_t ny = (size_t)s.n * s.cout * s.oh * s.ow;
     c.x = frand(&rng, nx, -1, 1);
     c.w = frand(&rng, nw, -1, 1);
@@ -361,7 +419,7 @@ static void conv_grad_case(slim_conv_shape s, uint64_t seed) {
     check_grad(conv_loss, &c, c.w, dw, nw, &rng, "conv dw");
     check_grad(conv_loss, &c, c.b, db, s.cout, &rng, "conv db");
     /* Each gradient alone (the others NULL) gives the same values. */
-    float *g = falloc(nx);
+    float *g = falloc(nx > nw ? nx : nw);
     slim_ref_conv2d_backward(&s, c.x, c.w, c.r, g, NULL, NULL);
     assert_close(g, dx, nx, 1e-6);
     memset(g, 0, nw * sizeof *g);
@@ -397,6 +455,46 @@ static void test_conv_grad(void **state) {
         (slim_conv_shape){
             .n = 1, .cin = 2, .h = 7, .w = 6, .cout = 2, .kh = 2, .kw = 3, .stride = 3, .pad = 1},
         14);
+    /* depthwise, stride 2 padded; grouped with unequal channels per group */
+    slim_conv_shape dw = {.n = 2, .cin = 3, .h = 5, .w = 6, .cout = 3, .kh = 3, .kw = 3};
+    dw.stride = 2, dw.pad = 1, dw.groups = 3;
+    conv_grad_case(dw, 15);
+    slim_conv_shape gr = {.n = 1, .cin = 4, .h = 5, .w = 5, .cout = 6, .kh = 3, .kw = 3};
+    gr.stride = 1, gr.pad = 1, gr.groups = 2;
+    conv_grad_case(gr, 16);
+}
+
+/* A grouped convolution is `groups` plain ones, each on its own slice of
+ * the input channels, with its own slice of the filters. */
+static void test_conv_grouped_forward(void **state) {
+    (void)state;
+    enum { N = 2, CIN = 6, HH = 5, WW = 4, COUT = 4, G = 2, K = 3 };
+    slim_conv_shape s = {.n = N, .cin = CIN, .h = HH, .w = WW, .cout = COUT, .kh = K, .kw = K};
+    s.stride = 2, s.pad = 1, s.groups = G;
+    assert_int_equal(slim_conv_shape_finish(&s), SLIM_OK);
+    slim_conv_shape part = s;
+    part.n = 1;
+    part.cin = CIN / G;
+    part.cout = COUT / G;
+    part.groups = 1;
+    slim_rng rng;
+    slim_rng_seed(&rng, 17, 4);
+    const size_t plane = (size_t)HH * WW, oplane = (size_t)s.oh * s.ow;
+    const size_t wsize = (size_t)(CIN / G) * K * K;
+    float *x = frand(&rng, (size_t)N * CIN * plane, -1, 1);
+    float *w = frand(&rng, (size_t)COUT * wsize, -1, 1);
+    float *b = frand(&rng, COUT, -1, 1);
+    float *y = falloc((size_t)N * COUT * oplane), *yp = falloc((size_t)(COUT / G) * oplane);
+    slim_ref_conv2d_forward(&s, x, w, b, y);
+    for (int i = 0; i < N; i++)
+        for (int g = 0; g < G; g++) {
+            const float *xg = x + ((size_t)i * CIN + (size_t)g * (CIN / G)) * plane;
+            const float *wg = w + (size_t)g * (COUT / G) * wsize;
+            slim_ref_conv2d_forward(&part, xg, wg, b + g * (COUT / G), yp);
+            assert_close(y + ((size_t)i * COUT + (size_t)g * (COUT / G)) * oplane, yp,
+                         (size_t)(COUT / G) * oplane, 0);
+        }
+    free(x), free(w), free(b), free(y), free(yp);
 }
 
 /* ---- batch norm ------------------------------------------------------- */
@@ -613,19 +711,14 @@ static void test_pool_grad(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_dense_forward),
-        cmocka_unit_test(test_dense_grad),
-        cmocka_unit_test(test_relu),
-        cmocka_unit_test(test_add),
-        cmocka_unit_test(test_softmax_xent),
-        cmocka_unit_test(test_conv_forward),
-        cmocka_unit_test(test_conv_grad),
-        cmocka_unit_test(test_bn_running_stats),
-        cmocka_unit_test(test_bn_forward),
-        cmocka_unit_test(test_bn_grad),
-        cmocka_unit_test(test_pool_forward),
-        cmocka_unit_test(test_pool_grad),
+        cmocka_unit_test(test_shapes),       cmocka_unit_test(test_dense_forward),
+        cmocka_unit_test(test_dense_grad),   cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_add),          cmocka_unit_test(test_relu6),
+        cmocka_unit_test(test_concat),       cmocka_unit_test(test_conv_grouped_forward),
+        cmocka_unit_test(test_softmax_xent), cmocka_unit_test(test_conv_forward),
+        cmocka_unit_test(test_conv_grad),    cmocka_unit_test(test_bn_running_stats),
+        cmocka_unit_test(test_bn_forward),   cmocka_unit_test(test_bn_grad),
+        cmocka_unit_test(test_pool_forward), cmocka_unit_test(test_pool_grad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

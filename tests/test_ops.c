@@ -27,16 +27,19 @@ enum op_kind {
     OP_AVGPOOL,
     OP_GAP,
     OP_ADD,
-    OP_FLATTEN_DENSE
+    OP_FLATTEN_DENSE,
+    OP_RELU6,
+    OP_CONCAT
 };
 
 typedef struct case_t {
     enum op_kind kind;
     slim_tensor a, b, c; /* inputs (headers over the buffers below) */
     int has_b, has_c;
-    int stride, pad, k;
-    float *r;     /* dL/dy */
-    size_t out_n; /* numel of the output */
+    int stride, pad, k, groups;
+    int cat[5], n_cat; /* concat: the inputs, 0/1/2 for a/b/c, in order */
+    float *r;          /* dL/dy */
+    size_t out_n;      /* numel of the output */
     int32_t labels[8];
     float rm[16], rv[16];
 } case_t;
@@ -47,7 +50,8 @@ static slim_status run(case_t *cs, slim_tape *tape, slim_tensor **y) {
     case OP_DENSE: return slim_op_dense(tape, a, b, c, y);
     case OP_RELU: return slim_op_relu(tape, a, y);
     case OP_XENT: return slim_op_softmax_xent(tape, a, cs->labels, y);
-    case OP_CONV: return slim_op_conv2d(tape, a, b, c, NULL, cs->stride, cs->pad, NULL, y);
+    case OP_CONV:
+        return slim_op_conv2d(tape, a, b, c, NULL, cs->stride, cs->pad, cs->groups, NULL, y);
     case OP_BN: return slim_op_batchnorm(tape, a, b, c, cs->rm, cs->rv, 1e-5f, 0.1f, 1, NULL, y);
     case OP_MAXPOOL: return slim_op_maxpool(tape, a, cs->k, cs->stride, cs->pad, NULL, y);
     case OP_AVGPOOL: return slim_op_avgpool(tape, a, cs->k, cs->stride, cs->pad, NULL, y);
@@ -57,6 +61,13 @@ static slim_status run(case_t *cs, slim_tape *tape, slim_tensor **y) {
         slim_tensor *f;
         SLIM_TRY(slim_op_flatten(tape, a, &f));
         return slim_op_dense(tape, f, b, c, y);
+    }
+    case OP_RELU6: return slim_op_relu6(tape, a, y);
+    case OP_CONCAT: {
+        slim_tensor *abc[3] = {a, b, c}, *xs[5];
+        for (int j = 0; j < cs->n_cat; j++)
+            xs[j] = abc[cs->cat[j]];
+        return slim_op_concat(tape, cs->n_cat, xs, y);
     }
     }
     return SLIM_ERR_ARG;
@@ -186,23 +197,56 @@ static void test_xent_stable(void **state) {
     slim_tape_free(&tape);
 }
 
-static void conv_case(int n, int cin, int h, int w, int cout, int k, int stride, int pad, int bias,
-                      uint64_t seed) {
+static void conv_case(int n, int cin, int h, int w, int cout, int k, int stride, int pad,
+                      int groups, int bias, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 1);
-    case_t cs = {.kind = OP_CONV, .has_b = 1, .has_c = bias, .stride = stride, .pad = pad};
+    case_t cs = {
+        .kind = OP_CONV, .has_b = 1, .has_c = bias, .stride = stride, .pad = pad, .groups = groups};
     alloc_input(&cs.a, 4, (int[]){n, cin, h, w}, &rng, -1, 1);
-    alloc_input(&cs.b, 4, (int[]){cout, cin, k, k}, &rng, -1, 1);
+    alloc_input(&cs.b, 4, (int[]){cout, cin / groups, k, k}, &rng, -1, 1);
     if (bias) alloc_input(&cs.c, 1, (int[]){cout}, &rng, -1, 1);
     check(&cs, &rng);
 }
 
 static void test_conv(void **state) {
     (void)state;
-    conv_case(2, 3, 5, 7, 4, 3, 1, 1, 1, 5);
-    conv_case(1, 2, 6, 5, 3, 3, 2, 1, 0, 6);
-    conv_case(2, 2, 7, 7, 2, 3, 2, 0, 1, 7);
-    conv_case(1, 3, 4, 4, 2, 1, 1, 0, 1, 8);
+    conv_case(2, 3, 5, 7, 4, 3, 1, 1, 1, 1, 5);
+    conv_case(1, 2, 6, 5, 3, 3, 2, 1, 1, 0, 6);
+    conv_case(2, 2, 7, 7, 2, 3, 2, 0, 1, 1, 7);
+    conv_case(1, 3, 4, 4, 2, 1, 1, 0, 1, 1, 8);
+}
+
+static void test_conv_grouped(void **state) {
+    (void)state;
+    /* Depthwise (groups = cin = cout), stride 1 and 2, padded. */
+    conv_case(2, 4, 5, 6, 4, 3, 1, 1, 4, 1, 21);
+    conv_case(2, 3, 7, 7, 3, 3, 2, 1, 3, 0, 22);
+    /* Depthwise with a channel multiplier: 2 outputs per input channel. */
+    conv_case(1, 3, 5, 5, 6, 3, 1, 1, 3, 1, 23);
+    /* Grouped, 1 < G < channels, unequal cin and cout per group. */
+    conv_case(2, 6, 5, 5, 4, 3, 1, 1, 2, 1, 24);
+    conv_case(1, 6, 6, 7, 9, 3, 2, 1, 3, 0, 25);
+    conv_case(2, 4, 4, 4, 8, 1, 1, 0, 4, 1, 26);
+}
+
+static void test_conv_groups_mismatch(void **state) {
+    (void)state;
+    float x[2 * 4 * 9] = {0}, w[4 * 2 * 9] = {0};
+    slim_tape tape;
+    slim_tape_init(&tape, SLIM_BACKEND_REF);
+    slim_tensor *xt = slim_tape_wrap(&tape, x, NULL, 4, (int[]){2, 4, 3, 3});
+    slim_tensor *wt = slim_tape_wrap(&tape, w, NULL, 4, (int[]){4, 2, 3, 3});
+    slim_tensor *y = NULL;
+    /* 4 input channels, 2 per group: only groups = 2 fits. */
+    assert_int_equal(slim_op_conv2d(&tape, xt, wt, NULL, NULL, 1, 1, 2, NULL, &y), SLIM_OK);
+    assert_int_equal(slim_op_conv2d(&tape, xt, wt, NULL, NULL, 1, 1, 1, NULL, &y), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_op_conv2d(&tape, xt, wt, NULL, NULL, 1, 1, 4, NULL, &y), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_op_conv2d(&tape, xt, wt, NULL, NULL, 1, 1, 0, NULL, &y), SLIM_ERR_ARG);
+    /* 2 groups but 3 output channels: not divisible. */
+    slim_tensor *w3 = slim_tape_wrap(&tape, w, NULL, 4, (int[]){3, 2, 3, 3});
+    assert_int_equal(slim_op_conv2d(&tape, xt, w3, NULL, NULL, 1, 1, 2, NULL, &y), SLIM_ERR_SHAPE);
+    slim_tape_free(&tape);
 }
 
 static void test_bn(void **state) {
@@ -247,6 +291,89 @@ static void test_add(void **state) {
     check(&cs, &rng);
 }
 
+static void test_relu6(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 12, 1);
+    case_t cs = {.kind = OP_RELU6};
+    alloc_input(&cs.a, 2, (int[]){6, 10}, &rng, -2, 8);
+    /* Half the values within 0.25 of a kink (either side, both kinks), all
+     * more than the step h = 1e-2 away from it, where the derivative is
+     * undefined. */
+    for (int i = 0; i < 60; i += 2) {
+        float off = 0.02f + 0.23f * (float)((i * 7) % 10) / 10.0f;
+        float kink = (i / 2) % 2 ? 6.0f : 0.0f;
+        cs.a.data[i] = kink + ((i / 4) % 2 ? off : -off);
+    }
+    check(&cs, &rng);
+}
+
+static void test_relu6_ties(void **state) {
+    (void)state;
+    /* Forward clamps to [0, 6]; the gradient passes only where 0 < x < 6:
+     * none at x = 0 or x = 6 exactly (PyTorch's hardtanh convention). */
+    float x[7] = {-1.0f, 0.0f, 1e-6f, 3.0f, 6.0f - 1e-5f, 6.0f, 7.5f};
+    float g[7] = {0}, ones[7] = {1, 1, 1, 1, 1, 1, 1};
+    const float want_y[7] = {0.0f, 0.0f, 1e-6f, 3.0f, 6.0f - 1e-5f, 6.0f, 6.0f};
+    const float want_g[7] = {0, 0, 1, 1, 1, 0, 0};
+    for (int backend = 0; backend < 2; backend++) {
+        slim_tape tape;
+        slim_tape_init(&tape, backend ? SLIM_BACKEND_FAST : SLIM_BACKEND_REF);
+        tape.recording = 1;
+        slim_tensor *xt = slim_tape_wrap(&tape, x, g, 1, (int[]){7}), *y;
+        assert_int_equal(slim_op_relu6(&tape, xt, &y), SLIM_OK);
+        memcpy(y->grad, ones, sizeof ones);
+        assert_int_equal(tape.last->backward(&tape, tape.last), SLIM_OK);
+        for (int i = 0; i < 7; i++) {
+            assert_true(y->data[i] == want_y[i]);
+            assert_true(g[i] == want_g[i]);
+            g[i] = 0;
+        }
+        slim_tape_free(&tape);
+    }
+}
+
+static void concat_case(const int *cat, int n_cat, int n_inputs, const int *channels,
+                        uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 1);
+    case_t cs = {.kind = OP_CONCAT, .has_b = n_inputs > 1, .has_c = n_inputs > 2, .n_cat = n_cat};
+    memcpy(cs.cat, cat, (size_t)n_cat * sizeof *cat);
+    slim_tensor *abc[3] = {&cs.a, &cs.b, &cs.c};
+    for (int j = 0; j < n_inputs; j++)
+        alloc_input(abc[j], 4, (int[]){2, channels[j], 3, 4}, &rng, -1, 1);
+    check(&cs, &rng);
+}
+
+static void test_concat(void **state) {
+    (void)state;
+    /* Three distinct inputs of different widths. */
+    concat_case((int[]){0, 1, 2}, 3, 3, (int[]){2, 3, 1}, 31);
+    /* Three inputs with one repeated: a's two slices' gradients add. */
+    concat_case((int[]){0, 1, 0}, 3, 2, (int[]){2, 3}, 32);
+    /* Five inputs (past the node's three inline slots), repeats included. */
+    concat_case((int[]){2, 0, 1, 0, 2}, 5, 3, (int[]){1, 2, 3}, 33);
+}
+
+static void test_concat_mismatch(void **state) {
+    (void)state;
+    float buf[2 * 3 * 4 * 4] = {0};
+    slim_tape tape;
+    slim_tape_init(&tape, SLIM_BACKEND_REF);
+    slim_tensor *a = slim_tape_wrap(&tape, buf, NULL, 4, (int[]){2, 3, 4, 4});
+    slim_tensor *b = slim_tape_wrap(&tape, buf, NULL, 4, (int[]){2, 3, 4, 3});
+    slim_tensor *c = slim_tape_wrap(&tape, buf, NULL, 4, (int[]){1, 3, 4, 4});
+    slim_tensor *d = slim_tape_wrap(&tape, buf, NULL, 2, (int[]){2, 48});
+    slim_tensor *y = NULL;
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){a, b}, &y), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){a, c}, &y), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){a, d}, &y), SLIM_ERR_SHAPE);
+    assert_int_equal(slim_op_concat(&tape, 0, (slim_tensor *[]){a}, &y), SLIM_ERR_ARG);
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){a, a}, &y), SLIM_OK);
+    assert_int_equal(y->shape[1], 6);
+    slim_tape_free(&tape);
+}
+
 static void test_backward_accumulates(void **state) {
     (void)state;
     /* The same tensor used twice (y = x + x) must receive both gradients. */
@@ -267,11 +394,14 @@ static void test_backward_accumulates(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dense),       cmocka_unit_test(test_flatten_dense),
-        cmocka_unit_test(test_relu),        cmocka_unit_test(test_xent),
-        cmocka_unit_test(test_xent_stable), cmocka_unit_test(test_conv),
-        cmocka_unit_test(test_bn),          cmocka_unit_test(test_pools),
-        cmocka_unit_test(test_add),         cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_dense),        cmocka_unit_test(test_flatten_dense),
+        cmocka_unit_test(test_relu),         cmocka_unit_test(test_xent),
+        cmocka_unit_test(test_xent_stable),  cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_bn),           cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_add),          cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_conv_grouped), cmocka_unit_test(test_conv_groups_mismatch),
+        cmocka_unit_test(test_relu6),        cmocka_unit_test(test_relu6_ties),
+        cmocka_unit_test(test_concat),       cmocka_unit_test(test_concat_mismatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

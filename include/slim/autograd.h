@@ -49,6 +49,8 @@ struct slim_tape_node {
     slim_tape_node *prev; /* the node recorded before this one */
     slim_backward_fn backward;
     slim_tensor *in[3];
+    slim_tensor **more; /* inputs after in[2] (n_more, in the arena): concat's */
+    int n_more;
     slim_tensor *out;
     void *ctx; /* op-specific saved state, in the arena */
     int view;  /* out is a view of in[0] (flatten): backward hands out's gradient
@@ -138,6 +140,10 @@ int slim_tape_needs_grad(const slim_tape *tape, const slim_tensor *a, const slim
 slim_status slim_tape_record(slim_tape *tape, slim_backward_fn backward, void *ctx,
                              slim_tensor *out, slim_tensor *in0, slim_tensor *in1,
                              slim_tensor *in2);
+/* slim_tape_record for an op of n inputs (n >= 1; a tensor may appear more
+ * than once): in[0..2] hold the first three (NULL past n), `more` the rest. */
+slim_status slim_tape_record_n(slim_tape *tape, slim_backward_fn backward, void *ctx,
+                               slim_tensor *out, int n, slim_tensor *const *ins);
 /* Seeds d loss / d loss = 1 (loss must have one element and require a
  * gradient) and runs every node's backward, newest first, managing the
  * pool's gradient buffers as described at the top. */
@@ -159,11 +165,13 @@ slim_status slim_op_flatten(slim_tape *tape, slim_tensor *x, slim_tensor **y);
  * (1). Labels outside [0, k) are an error. */
 slim_status slim_op_softmax_xent(slim_tape *tape, slim_tensor *logits, const int32_t *labels,
                                  slim_tensor **y);
-/* Conv2d, square kernel from w's shape; b (cout) or NULL; biasmap
- * (cout, oh, ow) or NULL, added at every output position. */
+/* Conv2d, square kernel from w's shape; x (n, cin, h, w), w (cout,
+ * cin/groups, k, k): the channels split into `groups` groups convolved on
+ * their own (1: plain; cin = cout = groups: depthwise); b (cout) or NULL;
+ * biasmap (cout, oh, ow) or NULL, added at every output position. */
 slim_status slim_op_conv2d(slim_tape *tape, slim_tensor *x, slim_tensor *w, slim_tensor *b,
-                           slim_tensor *biasmap, int stride, int pad, slim_dnnl_cache **cache,
-                           slim_tensor **y);
+                           slim_tensor *biasmap, int stride, int pad, int groups,
+                           slim_dnnl_cache **cache, slim_tensor **y);
 /* Batch norm over (n, c, h, w) or (n, c). training: batch statistics and a
  * running-statistics update; otherwise running statistics. */
 slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamma,
@@ -178,6 +186,15 @@ slim_status slim_op_avgpool(slim_tape *tape, slim_tensor *x, int k, int stride, 
 slim_status slim_op_gap(slim_tape *tape, slim_tensor *x, slim_tensor **y);
 /* y = a + b, same shapes. */
 slim_status slim_op_add(slim_tape *tape, slim_tensor *a, slim_tensor *b, slim_tensor **y);
+/* y = min(max(x, 0), 6); the gradient passes where 0 < x < 6 only (0 at
+ * both kinks, as PyTorch's hardtanh). */
+slim_status slim_op_relu6(slim_tape *tape, slim_tensor *x, slim_tensor **y);
+/* Most inputs of one concat. */
+#define SLIM_CONCAT_MAX_INPUTS 16
+/* Channel concatenation of k (1..SLIM_CONCAT_MAX_INPUTS) tensors (n, c_j, h, w)
+ * of equal n, h, w into (n, sum c_j, h, w), in list order; a tensor may be
+ * listed more than once (its gradients add). */
+slim_status slim_op_concat(slim_tape *tape, int k, slim_tensor *const *xs, slim_tensor **y);
 
 #ifdef __cplusplus
 }

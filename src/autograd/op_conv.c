@@ -10,7 +10,7 @@ typedef struct conv_ctx {
     slim_dnnl_cache **cache;
 } conv_ctx;
 
-// x: (n,cin,h,w), w: (cout,cin,k,k), b: (cout), biasmap: (cout,oh,ow), y: (n,cout,oh,ow)
+// x: (n,cin,h,w), w: (cout,cin/groups,k,k), b: (cout), biasmap: (cout,oh,ow), y: (n,cout,oh,ow)
 static slim_status conv_backward(slim_tape *tape, slim_tape_node *node) {
     conv_ctx *ctx = node->ctx;
     const slim_conv_shape *s = &ctx->shape;
@@ -37,11 +37,14 @@ static void add_biasmap(const slim_conv_shape *s, const float *map, float *y) {
 }
 
 slim_status slim_op_conv2d(slim_tape *tape, slim_tensor *x, slim_tensor *w, slim_tensor *b,
-                           slim_tensor *biasmap, int stride, int pad, slim_dnnl_cache **cache,
-                           slim_tensor **y) {
-    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1])
-        return slim_error(SLIM_ERR_SHAPE, "conv: input channels (%d) do not match the weight (%d)",
-                          x->ndim == 4 ? x->shape[1] : -1, w->ndim == 4 ? w->shape[1] : -1);
+                           slim_tensor *biasmap, int stride, int pad, int groups,
+                           slim_dnnl_cache **cache, slim_tensor **y) {
+    if (groups < 1) return slim_error(SLIM_ERR_ARG, "conv: groups=%d must be at least 1", groups);
+    if (x->ndim != 4 || w->ndim != 4 || (long)w->shape[1] * groups != x->shape[1])
+        return slim_error(SLIM_ERR_SHAPE,
+                          "conv: input channels (%d) do not match the weight's (%d per group, "
+                          "%d groups)",
+                          x->ndim == 4 ? x->shape[1] : -1, w->ndim == 4 ? w->shape[1] : -1, groups);
     slim_conv_shape s = {.n = x->shape[0],
                          .cin = x->shape[1],
                          .h = x->shape[2],
@@ -50,7 +53,8 @@ slim_status slim_op_conv2d(slim_tape *tape, slim_tensor *x, slim_tensor *w, slim
                          .kh = w->shape[2],
                          .kw = w->shape[3],
                          .stride = stride,
-                         .pad = pad};
+                         .pad = pad,
+                         .groups = groups};
     SLIM_TRY(slim_conv_shape_finish(&s));
     if (biasmap && slim_tensor_numel(biasmap) != (size_t)s.cout * (size_t)s.oh * (size_t)s.ow)
         return slim_error(SLIM_ERR_SHAPE, "conv: bias map does not match the output %dx%dx%d",

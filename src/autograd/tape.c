@@ -344,6 +344,8 @@ slim_status slim_tape_record(slim_tape *tape, slim_backward_fn backward, void *c
     node->in[0] = in0;
     node->in[1] = in1;
     node->in[2] = in2;
+    node->more = NULL;
+    node->n_more = 0;
     node->out = out;
     node->ctx = ctx;
     node->view = 0;
@@ -354,6 +356,25 @@ slim_status slim_tape_record(slim_tape *tape, slim_backward_fn backward, void *c
     if (!tape->keep_grads)
         for (int i = 0; i < 3; i++)
             if (node->in[i]) grad_drop(tape, node->in[i]);
+    return SLIM_OK;
+}
+
+slim_status slim_tape_record_n(slim_tape *tape, slim_backward_fn backward, void *ctx,
+                               slim_tensor *out, int n, slim_tensor *const *ins) {
+    if (n < 1) return slim_error(SLIM_ERR_ARG, "tape: a node needs at least one input");
+    slim_tensor **more = NULL;
+    if (n > 3) {
+        more = slim_arena_alloc(&tape->arena, (size_t)(n - 3) * sizeof *more);
+        if (!more) return SLIM_ERR_NOMEM;
+        memcpy(more, ins + 3, (size_t)(n - 3) * sizeof *more);
+    }
+    SLIM_TRY(slim_tape_record(tape, backward, ctx, out, ins[0], n > 1 ? ins[1] : NULL,
+                              n > 2 ? ins[2] : NULL));
+    tape->last->more = more;
+    tape->last->n_more = n > 3 ? n - 3 : 0;
+    if (!tape->keep_grads)
+        for (int i = 0; i < tape->last->n_more; i++)
+            grad_drop(tape, more[i]);
     return SLIM_OK;
 }
 
@@ -370,6 +391,8 @@ slim_status slim_tape_backward(slim_tape *tape, slim_tensor *loss) {
         st = slim_tape_ensure_grad(tape, node->out);
         for (int i = node->view ? 1 : 0; i < 3 && st == SLIM_OK; i++)
             st = slim_tape_ensure_grad(tape, node->in[i]);
+        for (int i = 0; i < node->n_more && st == SLIM_OK; i++)
+            st = slim_tape_ensure_grad(tape, node->more[i]);
         if (st == SLIM_OK) st = node->backward(tape, node);
         if (st == SLIM_OK && !tape->keep_grads) grad_drop(tape, node->out);
     }

@@ -11,8 +11,8 @@
  *
  * Conventions shared by all kernels:
  * - layouts are plain NCHW for 4-D data, N x F for dense data;
- * - conv weights are (Cout, Cin, KH, KW); dense weights are (Out, In), as in
- *   PyTorch, so y = x W^T + b;
+ * - conv weights are (Cout, Cin / groups, KH, KW); dense weights are (Out, In),
+ *   as in PyTorch, so y = x W^T + b;
  * - backward kernels ADD into gradient buffers (dx, dw, db, ...), never
  *   overwrite, and skip any gradient whose pointer is NULL;
  * - fast kernels take a cache handle (`slim_dnnl_cache **`, initially NULL)
@@ -32,15 +32,23 @@
 /* Geometry of a 2-D convolution (square padding and stride). */
 typedef struct slim_conv_shape {
     int n, cin, h, w; /* input  x: (n, cin, h, w) */
-    int cout, kh, kw; /* weight w: (cout, cin, kh, kw) */
+    int cout, kh, kw; /* weight w: (cout, cin / groups, kh, kw) */
     int stride, pad;  /* same in both spatial directions */
+    int groups;       /* output channel o sees only the input channels of its group
+                         o / (cout / groups); 0 is taken as 1 (a plain convolution) */
     int oh, ow;       /* output y: (n, cout, oh, ow), set by slim_conv_shape_finish:
                          oh = floor((h + 2 pad - kh) / stride) + 1, ow likewise */
 } slim_conv_shape;
 
-/* Fills oh/ow from the rest; SLIM_ERR_SHAPE when a size is not positive,
- * pad < 0, or the output would be empty. */
+/* Fills oh/ow from the rest and sets groups 0 to 1; SLIM_ERR_SHAPE when a
+ * size is not positive, pad < 0, groups does not divide cin and cout, or
+ * the output would be empty. */
 slim_status slim_conv_shape_finish(slim_conv_shape *s);
+
+/* The number of groups (groups 0 is 1). */
+static inline int slim_conv_groups(const slim_conv_shape *s) {
+    return s->groups > 1 ? s->groups : 1;
+}
 
 /* Geometry of 2-D pooling (square window). */
 typedef struct slim_pool_shape {
@@ -65,6 +73,19 @@ void slim_ref_dense_backward(int n, int in, int out, const float *x, const float
 /* ReLU over n values; backward uses the forward OUTPUT y (y > 0 passes). */
 void slim_ref_relu_forward(size_t n, const float *x, float *y);
 void slim_ref_relu_backward(size_t n, const float *y, const float *dy, float *dx);
+/* ReLU6 = min(max(x, 0), 6) over n values; backward uses the forward OUTPUT
+ * y: the gradient passes where 0 < y < 6 (exactly where 0 < x < 6) and is 0
+ * at both kinks, as PyTorch's hardtanh backward. */
+void slim_ref_relu6_forward(size_t n, const float *x, float *y);
+void slim_ref_relu6_backward(size_t n, const float *y, const float *dy, float *dx);
+
+/* Channel concatenation of k inputs x[j] (n, c[j], hw) into y (n, sum c, hw),
+ * in list order. Backward adds each slice of dy into dx[j] (NULL skipped);
+ * an input listed twice (dx[i] == dx[j]) receives both slices. */
+void slim_ref_concat_forward(int n, int k, const int *c, size_t hw, const float *const *x,
+                             float *y);
+void slim_ref_concat_backward(int n, int k, const int *c, size_t hw, const float *dy,
+                              float *const *dx);
 
 /* Softmax cross-entropy, mean over the batch. logits (n, k), labels in
  * [0, k). Returns the mean loss; prob (n, k) receives the softmax (kept for
@@ -74,7 +95,8 @@ float slim_ref_softmax_xent_forward(int n, int k, const float *logits, const int
 void slim_ref_softmax_xent_backward(int n, int k, const float *prob, const int32_t *labels,
                                     float scale, float *dlogits);
 
-/* Conv2d: x (n,cin,h,w), w (cout,cin,kh,kw), b (cout) or NULL, y (n,cout,oh,ow). */
+/* Conv2d: x (n,cin,h,w), w (cout,cin/groups,kh,kw), b (cout) or NULL,
+ * y (n,cout,oh,ow). */
 void slim_ref_conv2d_forward(const slim_conv_shape *s, const float *x, const float *w,
                              const float *b, float *y);
 void slim_ref_conv2d_backward(const slim_conv_shape *s, const float *x, const float *w,

@@ -12,6 +12,9 @@ static slim_tensor *param_tensor(slim_tape *tape, slim_model *model, int index, 
                           p->shape);
 }
 
+_Static_assert(SLIM_LAYER_MAX_INPUTS <= SLIM_CONCAT_MAX_INPUTS,
+               "a concat layer's inputs must fit the concat op");
+
 static slim_status run_layer(slim_model *model, slim_tape *tape, int i, slim_tensor **outs,
                              int training) {
     slim_layer *l = &model->layers[i];
@@ -24,7 +27,7 @@ static slim_status run_layer(slim_model *model, slim_tape *tape, int i, slim_ten
         slim_tensor *b = param_tensor(tape, model, l->p_bias, training);
         slim_tensor *m = param_tensor(tape, model, l->p_biasmap, 0);
         if (!w || (l->p_bias >= 0 && !b) || (l->p_biasmap >= 0 && !m)) return SLIM_ERR_NOMEM;
-        return slim_op_conv2d(tape, in, w, b, m, l->stride, l->pad, &l->cache, y);
+        return slim_op_conv2d(tape, in, w, b, m, l->stride, l->pad, l->groups, &l->cache, y);
     }
     case SLIM_LAYER_BN: {
         slim_tensor *g = param_tensor(tape, model, l->p_gamma, training);
@@ -47,8 +50,13 @@ static slim_status run_layer(slim_model *model, slim_tape *tape, int i, slim_ten
         return slim_op_dense(tape, in, w, b, y);
     }
     case SLIM_LAYER_ADD: return slim_op_add(tape, in, outs[l->inputs[1]], y);
-    case SLIM_LAYER_CONCAT:
-    case SLIM_LAYER_RELU6: break; /* the ops land with issue 22's ops branch */
+    case SLIM_LAYER_CONCAT: {
+        slim_tensor *xs[SLIM_LAYER_MAX_INPUTS];
+        for (int j = 0; j < l->n_inputs; j++)
+            xs[j] = outs[l->inputs[j]];
+        return slim_op_concat(tape, l->n_inputs, xs, y);
+    }
+    case SLIM_LAYER_RELU6: return slim_op_relu6(tape, in, y);
     case SLIM_LAYER_KIND_COUNT: break;
     }
     return slim_error(SLIM_ERR_ARG, "layer '%s' has an unknown kind", l->name);

@@ -14,9 +14,10 @@ void slim_model_init_params(slim_model *model, slim_rng *rng) {
     for (int i = 0; i < model->n_params; i++) {
         slim_param *p = &model->params[i];
         const slim_layer *l = &model->layers[p->layer];
-        /* fan_in: cin*k*k for conv, in for dense. */
+        /* fan_in: (cin/groups)*k*k for conv (the inputs one output sees, as
+         * PyTorch), in for dense. */
         size_t fan_in = l->kind == SLIM_LAYER_CONV
-                            ? (size_t)l->in_c * (size_t)l->k * (size_t)l->k
+                            ? (size_t)(l->in_c / l->groups) * (size_t)l->k * (size_t)l->k
                             : (size_t)l->in_c * (size_t)l->in_h * (size_t)l->in_w;
         float bound = fan_in ? 1.0f / sqrtf((float)fan_in) : 0.0f;
         switch (p->role) {

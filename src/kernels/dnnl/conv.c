@@ -26,7 +26,11 @@
  *   kernel for a shape, the direct algorithm is used;
  * - backward data with fewer than 8 input channels (a first layer asked
  *   for dx) runs on plain layouts: the blocked kernels pad the channels to
- *   16, which costs more than it saves there. */
+ *   16, which costs more than it saves there.
+ * Grouped convolutions (groups > 1, depthwise included) take the same
+ * path with oneDNN's grouped weights (g, cout/g, cin/g, kh, kw), whose plain
+ * layout is the caller's (cout, cin/g, kh, kw); oneDNN has no grouped
+ * Winograd, so they always run direct. */
 #include "kernels/dnnl/dnnl_common.h"
 
 enum { CONV_WITH_BIAS = 1u };
@@ -39,8 +43,8 @@ enum { CONV_WITH_BIAS = 1u };
 #define CONV_BLOCKED_BWD_DATA_MIN_CIN 8
 
 static int conv_winograd(const slim_conv_shape *s) {
-    return s->kh == 3 && s->kw == 3 && s->stride == 1 && s->cin >= CONV_WINO_MIN_CHANNELS &&
-           s->cout >= CONV_WINO_MIN_CHANNELS &&
+    return slim_conv_groups(s) == 1 && s->kh == 3 && s->kw == 3 && s->stride == 1 &&
+           s->cin >= CONV_WINO_MIN_CHANNELS && s->cout >= CONV_WINO_MIN_CHANNELS &&
            (double)s->n * s->oh * s->ow >= CONV_WINO_MIN_POSITIONS;
 }
 
@@ -62,13 +66,14 @@ static slim_status conv_check(const slim_conv_shape *s) {
 
 static slim_status conv_prepare(slim_dnnl_cache **cache, const slim_conv_shape *s) {
     SLIM_TRY(conv_check(s));
-    int key[SLIM_DNNL_KEY_LEN] = {s->n,  s->cin, s->h,      s->w,  s->cout,
-                                  s->kh, s->kw,  s->stride, s->pad};
+    int key[SLIM_DNNL_KEY_LEN] = {s->n,  s->cin, s->h,      s->w,   s->cout,
+                                  s->kh, s->kw,  s->stride, s->pad, slim_conv_groups(s)};
     return slim_dnnl_cache_prepare(cache, SLIM_DNNL_KIND_CONV, key);
 }
 
 /* Descriptors of the caller's buffers: x (n,cin,h,w) nchw, w
- * (cout,cin,kh,kw) oihw, b (cout), y (n,cout,oh,ow) nchw; the same dims
+ * (cout,cin,kh,kw) oihw, or with G > 1 groups (G,cout/G,cin/G,kh,kw) goihw,
+ * the same bytes as (cout,cin/G,kh,kw); b (cout), y (n,cout,oh,ow) nchw; the same dims
  * with format `any` for the primitives; and the spatial parameters.
  * oneDNN wants the right/bottom padding that makes its output size come
  * out exactly: the smallest non-negative one (never more than pad, because
@@ -85,14 +90,18 @@ static int conv_pad_r(int in, int k, int out, int stride, int pad) {
 }
 
 static slim_status conv_descs_init(const slim_conv_shape *s, conv_descs *d) {
-    dnnl_dims_t src = {s->n, s->cin, s->h, s->w}, wei = {s->cout, s->cin, s->kh, s->kw};
-    dnnl_dims_t dst = {s->n, s->cout, s->oh, s->ow};
+    const int g = slim_conv_groups(s);
+    dnnl_dims_t src = {s->n, s->cin, s->h, s->w}, dst = {s->n, s->cout, s->oh, s->ow};
+    dnnl_dims_t wei = {s->cout, s->cin, s->kh, s->kw};
+    dnnl_dims_t gwei = {g, s->cout / g, s->cin / g, s->kh, s->kw};
+    const int wnd = g > 1 ? 5 : 4;
+    const dnnl_dim_t *wdims = g > 1 ? gwei : wei;
     SLIM_TRY(slim_dnnl_md(&d->src, 4, src, dnnl_nchw));
-    SLIM_TRY(slim_dnnl_md(&d->wei, 4, wei, dnnl_oihw));
+    SLIM_TRY(slim_dnnl_md(&d->wei, wnd, wdims, g > 1 ? dnnl_goihw : dnnl_oihw));
     SLIM_TRY(slim_dnnl_md(&d->bias, 1, (dnnl_dims_t){s->cout}, dnnl_a));
     SLIM_TRY(slim_dnnl_md(&d->dst, 4, dst, dnnl_nchw));
     SLIM_TRY(slim_dnnl_md(&d->src_any, 4, src, dnnl_format_tag_any));
-    SLIM_TRY(slim_dnnl_md(&d->wei_any, 4, wei, dnnl_format_tag_any));
+    SLIM_TRY(slim_dnnl_md(&d->wei_any, wnd, wdims, dnnl_format_tag_any));
     SLIM_TRY(slim_dnnl_md(&d->dst_any, 4, dst, dnnl_format_tag_any));
     d->strides[0] = d->strides[1] = s->stride;
     d->pad_l[0] = d->pad_l[1] = s->pad;
@@ -191,7 +200,7 @@ static slim_status conv_build_fwd(slim_dnnl_cache *c, const slim_conv_shape *s, 
     return conv_link(c, id, DNNL_ARG_DST, &d.dst, SLIM_DNNL_CONV_FWD_DST, 1, 0);
 }
 
-// x: (n,cin,h,w), w: (cout,cin,kh,kw), b: (cout) or NULL, y: (n,cout,oh,ow)
+// x: (n,cin,h,w), w: (cout,cin/G,kh,kw), b: (cout) or NULL, y: (n,cout,oh,ow)
 slim_status slim_dnnl_conv2d_forward(slim_dnnl_cache **cache, const slim_conv_shape *s,
                                      const float *x, const float *w, const float *b, float *y) {
     if (!x || !w || !y) return slim_error(SLIM_ERR_ARG, "conv: x, w and y must not be NULL");
@@ -253,7 +262,7 @@ static slim_status conv_backward_data(slim_dnnl_cache *c, const slim_conv_shape 
     return SLIM_OK;
 }
 
-/* Backward weights: dw (cout,cin,kh,kw) and, when wanted, db (cout) += the
+/* Backward weights: dw (cout,cin/G,kh,kw) and, when wanted, db (cout) += the
  * gradients, through temporaries as for backward data. `dy_data` is dy as
  * backward data consumed it (NULL if it did not run): when both primitives
  * want dy in the same layout, it is not reordered twice. */
@@ -296,13 +305,14 @@ static slim_status conv_backward_weights(slim_dnnl_cache *c, const slim_conv_sha
         if (slim_dnnl_prim_ready(c, SLIM_DNNL_CONV_BWW_DIFF_WEI))
             SLIM_TRY(slim_dnnl_reorder_run(c, SLIM_DNNL_CONV_BWW_DIFF_WEI, tw, dw));
         else
-            slim_dnnl_accumulate(dw, tw, (size_t)s->cout * s->cin * s->kh * s->kw);
+            slim_dnnl_accumulate(dw, tw,
+                                 (size_t)s->cout * (s->cin / slim_conv_groups(s)) * s->kh * s->kw);
     }
     if (db) slim_dnnl_accumulate(db, tb, (size_t)s->cout);
     return SLIM_OK;
 }
 
-// x: (n,cin,h,w), w: (cout,cin,kh,kw), dy: (n,cout,oh,ow); dx, dw, db like x, w, (cout)
+// x: (n,cin,h,w), w: (cout,cin/G,kh,kw), dy: (n,cout,oh,ow); dx, dw, db like x, w, (cout)
 slim_status slim_dnnl_conv2d_backward(slim_dnnl_cache **cache, const slim_conv_shape *s,
                                       const float *x, const float *w, const float *dy, float *dx,
                                       float *dw, float *db) {

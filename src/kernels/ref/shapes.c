@@ -22,6 +22,11 @@ slim_status slim_conv_shape_finish(slim_conv_shape *s) {
         return slim_error(SLIM_ERR_SHAPE,
                           "conv: stride must be > 0 and pad >= 0 (stride=%d pad=%d)", s->stride,
                           s->pad);
+    if (s->groups == 0) s->groups = 1;
+    if (s->groups < 0 || s->cin % s->groups || s->cout % s->groups)
+        return slim_error(SLIM_ERR_SHAPE,
+                          "conv: groups=%d must divide the input (%d) and output (%d) channels",
+                          s->groups, s->cin, s->cout);
     int64_t oh = out_extent(s->h, s->kh, s->stride, s->pad);
     int64_t ow = out_extent(s->w, s->kw, s->stride, s->pad);
     if (oh <= 0 || ow <= 0 || oh > INT_MAX || ow > INT_MAX)
