@@ -11,8 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const shipped[] = {"models/vgg-fm.net", "models/lenet-bn.net",
-                                      "models/resnet-fm.net", "models/vgg11-cifar.net"};
+static const char *const shipped[] = {"models/vgg-fm.net",       "models/lenet-bn.net",
+                                      "models/resnet-fm.net",    "models/vgg11-cifar.net",
+                                      "models/mobilenet-fm.net", "models/densenet-fm.net"};
 #define N_SHIPPED (sizeof shipped / sizeof shipped[0])
 
 static slim_model *load_shipped(const char *rel) {
@@ -270,6 +271,18 @@ static void test_other_models_exact(void **state) {
          * 73728*256 + (294912 + 589824)*64 + (1179648 + 2359296)*16 +
          * 2*2359296*4 + 5120 = 152,769,536. */
         {"models/vgg11-cifar.net", 9217728 + 5120, 10, 5504, 152769536.0},
+        /* mobilenet-fm: conv 144 + (1024 + 576 + 1024) + (1024 + 576 + 1536) +
+         * (2304 + 864 + 2304) + (2304 + 864 + 3072) + (4096 + 1152 + 4096) +
+         * 4096 = 31,056 (a depthwise 3x3 has 9 weights per channel), dense
+         * 1,280; BN 2*1,168. MACs 144*784 + 2624*784 + 1024*784 + 576*196 +
+         * 1536*196 + 5472*196 + 2304*196 + 864*49 + 3072*49 + 9344*49 +
+         * 4096*49 + 1280 = 5,763,680. */
+        {"models/mobilenet-fm.net", 31056 + 1280, 10, 2336, 5763680.0},
+        /* densenet-fm: conv 144 + (16 + 28 + 40)*108 + 52*32 + (32 + 44 +
+         * 56)*108 + 68*48 + (48 + 60 + 72)*108 = 47,840, dense 840; BN 2*204.
+         * MACs (144 + 9072 + 1664)*784 + (14256 + 3264)*196 + 19440*49 + 840
+         * = 12,917,240. */
+        {"models/densenet-fm.net", 47840 + 840, 10, 408, 12917240.0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         slim_model *m = load_shipped(want[i].path);
