@@ -1,6 +1,8 @@
 /* The runtime on the layers of the small deployed CNNs (issue 22): grouped
- * and depthwise convs, relu6, concat, and biasmaps the channel-of-ones
- * rewrite cannot take, held to the reference forward (slim_model_forward,
+ * and depthwise convs, relu6, concat, biasmaps the channel-of-ones rewrite
+ * cannot take, small MobileNet/DenseNet-style nets and the files
+ * models/mobilenet-fm.net and models/densenet-fm.net, each also pruned
+ * (slim_prune), held to the reference forward (slim_model_forward,
  * inference mode, SLIM_BACKEND_REF) of the ORIGINAL model within the
  * tolerance of test_runtime.c (TOL_RUNTIME, relative to max(1, max|logit|)),
  * at batch 1, 3 and 16 and as parallel tiles. The plan descriptions show
@@ -474,6 +476,74 @@ static void test_pruned(void **state) {
     slim_model_free(m);
 }
 
+/* ---- the models/ files ---------------------------------------------------- */
+
+/* Scales the last layer (a dense) so that the largest logit of a few
+ * random images is about 4: the tolerance is relative to max(1, max
+ * |logit|), and random deep models give logits well below 1. */
+static void logits_to_order_4(slim_model *m, slim_rng *rng) {
+    const slim_layer *d = &m->layers[m->n_layers - 1];
+    assert_true(d->kind == SLIM_LAYER_DENSE);
+    int n = 4;
+    float *x = rc_random_input(m, n, rng), *y = malloc((size_t)n * m->n_classes * sizeof *y);
+    assert_non_null(y);
+    rc_forward_ref(m, x, n, 0, y);
+    double big = 0;
+    for (int k = 0; k < n * m->n_classes; k++)
+        big = fmax(big, fabs(y[k]));
+    assert_true(big > 0);
+    float by = (float)(4.0 / big);
+    slim_param *w = &m->params[d->p_weight];
+    for (size_t k = 0; k < w->numel; k++)
+        w->data[k] *= by;
+    if (d->p_bias >= 0)
+        for (size_t k = 0; k < m->params[d->p_bias].numel; k++)
+            m->params[d->p_bias].data[k] *= by;
+    free(x);
+    free(y);
+}
+
+/* A model file with random parameters and random BN statistics, on the
+ * runtime; then with 40% of each bn's channels silenced, pruned, against
+ * the reference of the unpruned model. */
+static void check_model_file(const char *rel, uint64_t seed) {
+    char path[1024];
+    FILE *f = fopen(tu_source_path(rel, path, sizeof path), "r");
+    if (!f) fail_msg("%s is missing", rel);
+    fclose(f);
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 1);
+    slim_model *m = rc_load(rel);
+    rc_randomize(m, &rng);
+    logits_to_order_4(m, &rng);
+    check_both(m, &rng, rel);
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN) continue;
+        uint32_t perm[1024];
+        assert_true(l->c <= 1024);
+        for (int j = 0; j < l->c; j++)
+            perm[j] = (uint32_t)j;
+        slim_rng_shuffle(&rng, perm, (size_t)l->c);
+        for (int j = 0; j < l->c * 2 / 5; j++)
+            silence(m, l->name, (int)perm[j], &rng);
+    }
+    char pruned[64];
+    snprintf(pruned, sizeof pruned, "%s pruned", rel);
+    check_pruned(m, &rng, pruned);
+    slim_model_free(m);
+}
+
+static void test_mobilenet_fm(void **state) {
+    (void)state;
+    check_model_file("models/mobilenet-fm.net", 208);
+}
+
+static void test_densenet_fm(void **state) {
+    (void)state;
+    check_model_file("models/densenet-fm.net", 209);
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 static const char *self_path = "/proc/self/exe";
@@ -494,6 +564,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_grouped),         cmocka_unit_test(test_relu6),
         cmocka_unit_test(test_concat),          cmocka_unit_test(test_biasmap_general),
         cmocka_unit_test(test_small_models),    cmocka_unit_test(test_pruned),
+        cmocka_unit_test(test_mobilenet_fm),    cmocka_unit_test(test_densenet_fm),
         cmocka_unit_test(test_blocked_layouts),
     };
     if (getenv(CHILD_ENV)) /* the checks of small models, not the child again */
