@@ -118,8 +118,9 @@ static float float_of(const pbf *f) {
 /* ---- the decoded ONNX model --------------------------------------------- */
 
 #define NAME 96
-#define MAX_NODES 64
-#define MAX_INITS 64
+#define MAX_NODES 128
+#define MAX_INITS 160
+#define MAX_NODE_INPUTS 17 /* a Concat of SLIM_LAYER_MAX_INPUTS, and one more to catch excess */
 
 typedef struct dattr {
     char name[NAME];
@@ -131,7 +132,7 @@ typedef struct dattr {
 } dattr;
 
 typedef struct dnode {
-    char op[32], name[NAME], in[5][NAME], out[NAME];
+    char op[32], name[NAME], in[MAX_NODE_INPUTS][NAME], out[NAME];
     int n_in, n_out;
     dattr attr[6];
     int n_attr;
@@ -201,7 +202,7 @@ static void decode_node(pbr r, dnode *n) {
     pbf f;
     while (pb_next(&r, &f)) {
         if (f.num == 1) {
-            assert_true(n->n_in < 5);
+            assert_true(n->n_in < MAX_NODE_INPUTS);
             str_copy(n->in[n->n_in++], NAME, &f);
         } else if (f.num == 2) {
             n->n_out++;
@@ -454,7 +455,8 @@ static void env_free(env *e) {
         free(e->t[i].data);
 }
 
-/* Conv (group 1, dilation 1) and pooling share the window walk. kind: 0 conv,
+/* Conv (dilation 1; group G: output m reads the input channels of its group
+ * m / (M/G), C/G of them) and pooling share the window walk. kind: 0 conv,
  * 1 max pool, 2 average pool (count_include_pad from the node). */
 static void eval_window(env *e, const dnode *n, int kind) {
     etensor *x = env_get(e, n->in[0]);
@@ -463,12 +465,13 @@ static void eval_window(env *e, const dnode *n, int kind) {
     etensor *w = kind == 0 ? env_get(e, n->in[1]) : NULL;
     etensor *b = kind == 0 && n->n_in > 2 ? env_get(e, n->in[2]) : NULL;
     attr_ints(n, "kernel_shape", 2, 0, k);
+    int64_t groups = w ? attr_int(n, "group", 1) : 1;
     if (w) {
-        assert_int_equal(attr_int(n, "group", 1), 1);
         int64_t dil[2];
         attr_ints(n, "dilations", 2, 1, dil);
         assert_true(dil[0] == 1 && dil[1] == 1);
-        assert_true(w->ndim == 4 && w->shape[1] == x->shape[1]);
+        assert_true(groups >= 1 && x->shape[1] % groups == 0 && w->shape[0] % groups == 0);
+        assert_true(w->ndim == 4 && w->shape[1] * groups == x->shape[1]);
         if (k[0] == 0) k[0] = w->shape[2], k[1] = w->shape[3];
         assert_true(k[0] == w->shape[2] && k[1] == w->shape[3]);
     }
@@ -496,9 +499,10 @@ static void eval_window(env *e, const dnode *n, int kind) {
                             }
                             count++;
                             if (kind == 0) {
-                                for (int64_t c = 0; c < C; c++)
-                                    acc += (double)x->data[((i * C + c) * H + iy) * W + ix] *
-                                           w->data[((m * C + c) * k[0] + ky) * k[1] + kx];
+                                int64_t cg = C / groups, c0 = m / (M / groups) * cg;
+                                for (int64_t c = 0; c < cg; c++)
+                                    acc += (double)x->data[((i * C + c0 + c) * H + iy) * W + ix] *
+                                           w->data[((m * cg + c) * k[0] + ky) * k[1] + kx];
                             } else {
                                 double v = x->data[((i * C + m) * H + iy) * W + ix];
                                 acc = kind == 1 ? fmax(acc, v) : acc + v;
@@ -573,6 +577,36 @@ static void eval_node(env *e, const dnode *n) {
                                     (bs[3] > 1 ? a3 : 0);
                         y->data[i] = x->data[i] + b->data[j];
                     }
+    } else if (strcmp(n->op, "Clip") == 0) {
+        /* min and max as inputs (opset 11+), scalars */
+        assert_int_equal(n->n_in, 3);
+        etensor *lo = env_get(e, n->in[1]), *hi = env_get(e, n->in[2]);
+        assert_true(lo->ndim == 0 && hi->ndim == 0);
+        etensor *y = env_new(e, n->out, x->ndim, x->shape);
+        for (int64_t i = 0; i < numel(x); i++)
+            y->data[i] = fminf(fmaxf(x->data[i], lo->data[0]), hi->data[0]);
+    } else if (strcmp(n->op, "Concat") == 0) {
+        assert_int_equal(attr_int(n, "axis", 0), 1);
+        assert_true(x->ndim == 2 || x->ndim == 4);
+        etensor *parts[MAX_NODE_INPUTS];
+        int64_t c = 0, N = x->shape[0], hw = numel(x) / (N * x->shape[1]);
+        for (int j = 0; j < n->n_in; j++) {
+            parts[j] = env_get(e, n->in[j]);
+            assert_int_equal(parts[j]->ndim, x->ndim);
+            assert_true(parts[j]->shape[0] == N);
+            for (int d = 2; d < x->ndim; d++)
+                assert_true(parts[j]->shape[d] == x->shape[d]);
+            c += parts[j]->shape[1];
+        }
+        int64_t shape[4] = {N, c, x->ndim == 4 ? x->shape[2] : 1, x->ndim == 4 ? x->shape[3] : 1};
+        etensor *y = env_new(e, n->out, x->ndim, shape);
+        float *out = y->data;
+        for (int64_t i = 0; i < N; i++)
+            for (int j = 0; j < n->n_in; j++) {
+                int64_t block = parts[j]->shape[1] * hw;
+                memcpy(out, parts[j]->data + i * block, (size_t)block * sizeof *out);
+                out += block;
+            }
     } else if (strcmp(n->op, "BatchNormalization") == 0) {
         assert_int_equal(n->n_in, 5);
         etensor *g = env_get(e, n->in[1]), *b = env_get(e, n->in[2]);
@@ -822,7 +856,7 @@ static void check_fold(const slim_model *m, const dmodel *d, const char *conv, c
     assert_non_null(tb);
     assert_int_equal(tw->ndim, 4);
     assert_int_equal(tw->dims[0], c->c);
-    assert_int_equal(tw->dims[1], c->in_c);
+    assert_int_equal(tw->dims[1], c->in_c / c->groups);
     assert_int_equal(tw->dims[2], c->k);
     assert_int_equal(tw->dims[3], c->k);
     assert_int_equal(tb->ndim, 1);
@@ -830,7 +864,7 @@ static void check_fold(const slim_model *m, const dmodel *d, const char *conv, c
     float *w = init_values(tw), *bias = init_values(tb);
     const float *w0 = m->params[c->p_weight].data, *g = m->params[b->p_gamma].data;
     const float *beta = m->params[b->p_beta].data;
-    size_t per = (size_t)c->in_c * (size_t)c->k * (size_t)c->k;
+    size_t per = (size_t)(c->in_c / c->groups) * (size_t)c->k * (size_t)c->k;
     for (int j = 0; j < c->c; j++) {
         double s = g[j] / sqrt((double)b->running_var[j] + b->eps);
         for (size_t k = 0; k < per; k++) {
@@ -982,6 +1016,64 @@ static void test_numeric_residual(void **state) {
     slim_model_free(m);
 }
 
+/* Grouped and depthwise convs (stride 1 and 2, padded; bn folded per output
+ * channel), relu6 as Clip, concat with a repeated input (the model input
+ * among them), a depthwise conv with a biasmap folded with its bn. */
+static void test_numeric_groups(void **state) {
+    (void)state;
+    slim_model *m = make_model("input shape=2x8x8\n"
+                               "conv e out=6 k=1 groups=2\n"
+                               "bn be\n"
+                               "relu6 r1\n"
+                               "conv dw out=6 k=3 pad=1 groups=6\n"
+                               "bn bd\n"
+                               "relu6 r2\n"
+                               "concat cat from=r1,input,r2,r1\n"
+                               "conv g out=8 k=3 stride=2 pad=1 groups=2 bias=1\n"
+                               "relu6 r3\n"
+                               "conv dw2 out=8 k=3 stride=2 pad=1 groups=8 biasmap=1\n"
+                               "bn b2\n"
+                               "gap\n"
+                               "dense fc out=4\n",
+                               35);
+    /* Pre-activations well past 6 somewhere, so that Clip's top matters. */
+    slim_param *w = &m->params[slim_model_find_param(m, "e.weight")];
+    for (size_t j = 0; j < w->numel; j++)
+        w->data[j] *= 12.0f;
+    dmodel *d = roundtrip(m, "groups", 3, 36);
+    const char *ops[] = {"Conv",    "Clip", "Conv", "Clip", "Concat",
+                         "Conv",    "Clip", "Conv", "Add",  "GlobalAveragePool",
+                         "Flatten", "Gemm"};
+    expect_ops(d, ops, 12);
+    check_fold(m, d, "e", "be");
+    check_fold(m, d, "dw", "bd");
+    check_fold(m, d, "dw2", "b2");
+    assert_int_equal(attr_int(&d->nodes[0], "group", 1), 2);
+    assert_int_equal(attr_int(&d->nodes[2], "group", 1), 6);
+    assert_int_equal(attr_int(&d->nodes[5], "group", 1), 2);
+    assert_int_equal(attr_int(&d->nodes[7], "group", 1), 8);
+    const dnode *cat = &d->nodes[4];
+    assert_int_equal(attr_int(cat, "axis", 0), 1);
+    assert_int_equal(cat->n_in, 4);
+    const char *cat_in[] = {"r1", "input", "r2", "r1"};
+    for (int j = 0; j < 4; j++)
+        assert_string_equal(cat->in[j], cat_in[j]);
+    const dnode *clip = &d->nodes[1];
+    assert_int_equal(clip->n_in, 3);
+    assert_string_equal(clip->in[1], "r1.min");
+    assert_string_equal(clip->in[2], "r1.max");
+    const dtensor *lo = find_init(d, "r1.min"), *hi = find_init(d, "r1.max");
+    assert_non_null(lo);
+    assert_non_null(hi);
+    assert_int_equal(lo->ndim, 0);
+    assert_int_equal(hi->ndim, 0);
+    float *lv = init_values(lo), *hv = init_values(hi);
+    assert_true(lv[0] == 0.0f && hv[0] == 6.0f);
+    free(lv), free(hv);
+    dmodel_free(d);
+    slim_model_free(m);
+}
+
 /* Biasmap convs (one folded with a bn), a dense on a 4-D (c,1,1) input. */
 static void test_numeric_biasmap(void **state) {
     (void)state;
@@ -1029,11 +1121,31 @@ static void test_numeric_tail(void **state) {
     slim_model_free(m);
 }
 
+/* A concat of (N, F) features (gap and dense outputs, one repeated) is a
+ * Concat on axis 1 of 2-D tensors. */
+static void test_numeric_concat_features(void **state) {
+    (void)state;
+    slim_model *m = make_model("input shape=2x4x4\n"
+                               "relu6 r\n"
+                               "gap g\n"
+                               "dense d out=3\n"
+                               "concat cat from=g,d,g\n"
+                               "dense fc out=2\n",
+                               53);
+    dmodel *d = roundtrip(m, "concat2d", 2, 54);
+    const char *ops[] = {"Clip", "GlobalAveragePool", "Flatten", "Gemm", "Concat", "Gemm"};
+    expect_ops(d, ops, 6);
+    assert_int_equal(attr_int(&d->nodes[4], "axis", 0), 1);
+    assert_int_equal(d->nodes[4].n_in, 3);
+    dmodel_free(d);
+    slim_model_free(m);
+}
+
 /* The project's model files (random weights, non-trivial BN statistics). */
 static void test_numeric_model_files(void **state) {
     (void)state;
-    const char *files[] = {"lenet-bn", "resnet-fm", "vgg-fm"};
-    for (int i = 0; i < 3; i++) {
+    const char *files[] = {"lenet-bn", "resnet-fm", "vgg-fm", "mobilenet-fm", "densenet-fm"};
+    for (int i = 0; i < (int)(sizeof files / sizeof files[0]); i++) {
         char rel[64], path[512];
         snprintf(rel, sizeof rel, "models/%s.net", files[i]);
         slim_model *m = NULL;
@@ -1072,6 +1184,15 @@ static void test_names_and_text(void **state) {
     assert_memory_equal(d->doc, want, strlen(want));
     assert_memory_equal(d->doc + strlen(want), text + strlen(want), strlen(text) - strlen(want));
     dmodel_free(d);
+    slim_model_free(m);
+}
+
+/* slim_onnx_write refuses m (SLIM_ERR_ARG) with a message naming the layer
+ * and the reason; frees m. */
+static void expect_refused(slim_model *m, const char *path, const char *layer, const char *why) {
+    assert_int_equal(slim_onnx_write(m, path, NULL), SLIM_ERR_ARG);
+    assert_non_null(strstr(slim_last_error(), layer));
+    assert_non_null(strstr(slim_last_error(), why));
     slim_model_free(m);
 }
 
@@ -1123,9 +1244,25 @@ static void test_errors(void **state) {
                    "gap g\n"
                    "conv head out=2 k=1\n",
                    62);
-    assert_int_equal(slim_onnx_write(m, t.path, NULL), SLIM_ERR_ARG);
-    assert_non_null(strstr(slim_last_error(), "head"));
-    slim_model_free(m);
+    expect_refused(m, t.path, "head", "2-D");
+
+    /* A concat of a (c, 1, 1) map and a gap's (N, F) has no single ONNX
+     * Concat rank. */
+    m = make_model("input shape=2x1x1\n"
+                   "gap g\n"
+                   "concat mix from=input,g\n",
+                   63);
+    expect_refused(m, t.path, "mix", "rank");
+
+    /* A conv whose groups do not divide its channels (a corrupted model):
+     * refused before any weight is read with the wrong shape. */
+    m = make_model("input shape=4x4x4\n"
+                   "conv gc out=4 k=1 groups=2\n"
+                   "gap\n",
+                   64);
+    m->layers[slim_model_find_layer(m, "gc")].groups = 3;
+    expect_refused(m, t.path, "gc", "groups");
+    assert_int_equal(count_entries(t.dir), 1);
     tmp_close(&t);
 }
 
@@ -1135,6 +1272,7 @@ int main(void) {
         cmocka_unit_test(test_numeric_residual), cmocka_unit_test(test_numeric_biasmap),
         cmocka_unit_test(test_numeric_tail),     cmocka_unit_test(test_numeric_model_files),
         cmocka_unit_test(test_names_and_text),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_numeric_groups),   cmocka_unit_test(test_numeric_concat_features),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

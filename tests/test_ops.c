@@ -333,7 +333,7 @@ static void test_relu6_ties(void **state) {
     }
 }
 
-static void concat_case(const int *cat, int n_cat, int n_inputs, const int *channels,
+static void concat_case(const int *cat, int n_cat, int n_inputs, const int *channels, int ndim,
                         uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 1);
@@ -341,18 +341,20 @@ static void concat_case(const int *cat, int n_cat, int n_inputs, const int *chan
     memcpy(cs.cat, cat, (size_t)n_cat * sizeof *cat);
     slim_tensor *abc[3] = {&cs.a, &cs.b, &cs.c};
     for (int j = 0; j < n_inputs; j++)
-        alloc_input(abc[j], 4, (int[]){2, channels[j], 3, 4}, &rng, -1, 1);
+        alloc_input(abc[j], ndim, (int[]){2, channels[j], 3, 4}, &rng, -1, 1);
     check(&cs, &rng);
 }
 
 static void test_concat(void **state) {
     (void)state;
     /* Three distinct inputs of different widths. */
-    concat_case((int[]){0, 1, 2}, 3, 3, (int[]){2, 3, 1}, 31);
+    concat_case((int[]){0, 1, 2}, 3, 3, (int[]){2, 3, 1}, 4, 31);
     /* Three inputs with one repeated: a's two slices' gradients add. */
-    concat_case((int[]){0, 1, 0}, 3, 2, (int[]){2, 3}, 32);
+    concat_case((int[]){0, 1, 0}, 3, 2, (int[]){2, 3}, 4, 32);
     /* Five inputs (past the node's three inline slots), repeats included. */
-    concat_case((int[]){2, 0, 1, 0, 2}, 5, 3, (int[]){1, 2, 3}, 33);
+    concat_case((int[]){2, 0, 1, 0, 2}, 5, 3, (int[]){1, 2, 3}, 4, 33);
+    /* (n, f) feature vectors, one repeated. */
+    concat_case((int[]){1, 0, 1}, 3, 2, (int[]){4, 3}, 2, 34);
 }
 
 static void test_concat_mismatch(void **state) {
@@ -371,6 +373,19 @@ static void test_concat_mismatch(void **state) {
     assert_int_equal(slim_op_concat(&tape, 0, (slim_tensor *[]){a}, &y), SLIM_ERR_ARG);
     assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){a, a}, &y), SLIM_OK);
     assert_int_equal(y->shape[1], 6);
+    /* (n, f) inputs give (n, sum f); an (n, c, 1, 1) among them makes the
+     * output (n, sum, 1, 1); other ranks are refused. */
+    slim_tensor *e = slim_tape_wrap(&tape, buf, NULL, 2, (int[]){2, 5});
+    slim_tensor *f = slim_tape_wrap(&tape, buf, NULL, 4, (int[]){2, 3, 1, 1});
+    slim_tensor *g = slim_tape_wrap(&tape, buf, NULL, 3, (int[]){2, 3, 1});
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){e, d}, &y), SLIM_OK);
+    assert_int_equal(y->ndim, 2);
+    assert_int_equal(y->shape[1], 53);
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){e, f}, &y), SLIM_OK);
+    assert_int_equal(y->ndim, 4);
+    assert_int_equal(y->shape[1], 8);
+    assert_int_equal(y->shape[2] * y->shape[3], 1);
+    assert_int_equal(slim_op_concat(&tape, 2, (slim_tensor *[]){f, g}, &y), SLIM_ERR_SHAPE);
     slim_tape_free(&tape);
 }
 

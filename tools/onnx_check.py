@@ -57,13 +57,19 @@ def window_geometry(x, a, kernel):
 
 
 def op_conv(a, x, w, b=None):
-    if a.get("group", 1) != 1:
-        raise CheckFailed("grouped Conv is not supported by the numpy evaluator")
+    g = a.get("group", 1)
+    m, cg = w.shape[0], w.shape[1]
+    if g < 1 or x.shape[1] != cg * g or m % g:
+        raise CheckFailed("Conv: group %d does not fit input channels %d and weight %s"
+                          % (g, x.shape[1], list(w.shape)))
     kh, kw, sh, sw, pads, oh, ow = window_geometry(x, a, w.shape[2:])
     xp = np.pad(x, pads)
-    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    y = np.zeros((x.shape[0], m, oh, ow))
     for ky, kx, v in windows(xp, kh, kw, sh, sw, oh, ow):
-        y += np.einsum("nchw,mc->nmhw", v, w[:, :, ky, kx])
+        # group j: outputs [j*m/g, (j+1)*m/g) read inputs [j*cg, (j+1)*cg)
+        vg = v.reshape(v.shape[0], g, cg, oh, ow)
+        wg = w[:, :, ky, kx].reshape(g, m // g, cg)
+        y += np.einsum("ngchw,gmc->ngmhw", vg, wg).reshape(y.shape)
     if b is not None:
         y += b[None, :, None, None]
     return y
@@ -132,6 +138,12 @@ def numpy_run(model, x):
             y = np.maximum(ins[0], 0)
         elif op == "Add":
             y = ins[0] + ins[1]
+        elif op == "Clip":
+            # min and max are optional inputs (an empty name leaves that side open)
+            lo, hi = [env[n] if n else None for n in (list(node.input[1:3]) + ["", ""])[:2]]
+            y = np.clip(ins[0], -np.inf if lo is None else lo, np.inf if hi is None else hi)
+        elif op == "Concat":
+            y = np.concatenate(ins, axis=a["axis"])
         elif op == "BatchNormalization":
             y = op_bn(a, *ins)
         else:

@@ -193,7 +193,8 @@ slim_status slim_op_relu6(slim_tape *tape, slim_tensor *x, slim_tensor **y);
 #define SLIM_CONCAT_MAX_INPUTS 16
 /* Channel concatenation of k (1..SLIM_CONCAT_MAX_INPUTS) tensors (n, c_j, h, w)
  * of equal n, h, w into (n, sum c_j, h, w), in list order; a tensor may be
- * listed more than once (its gradients add). */
+ * listed more than once (its gradients add). A 2-D (n, f) input counts as
+ * (n, f, 1, 1); the output is 2-D (n, sum f) when every input is. */
 slim_status slim_op_concat(slim_tape *tape, int k, slim_tensor *const *xs, slim_tensor **y);
 
 #ifdef __cplusplus

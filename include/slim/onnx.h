@@ -9,19 +9,23 @@
  * The graph's doc_string holds the model text, for provenance.
  *
  * The export describes inference mode (BN with running statistics):
- *   conv      -> Conv (kernel_shape, strides, pads [p,p,p,p]; initializers
- *                "<conv>.weight" and, when present, "<conv>.bias");
+ *   conv      -> Conv (kernel_shape, strides, pads [p,p,p,p], and group when
+ *                groups > 1; initializers "<conv>.weight" (cout, cin/groups,
+ *                k, k) and, when present, "<conv>.bias");
  *                a conv with a biasmap (cout, oh, ow) is followed by an Add
  *                of the initializer "<conv>.biasmap" shaped (1, cout, oh, ow)
  *   bn        -> folded into its conv when the bn's input is a conv whose
  *                only consumer is that bn: with s = gamma / sqrt(var + eps),
  *                W' = W s, b' = (b - mean) s + beta, biasmap' = biasmap s
- *                (per output channel; computed in double, stored as float).
+ *                (per output channel, grouped convs alike; computed in
+ *                double, stored as float).
  *                The conv then always has a bias. Any other bn becomes
  *                BatchNormalization with initializers "<bn>.gamma",
  *                "<bn>.beta", "<bn>.running_mean", "<bn>.running_var" and
  *                its epsilon.
  *   relu      -> Relu
+ *   relu6     -> Clip with the scalar initializers "<relu6>.min" = 0 and
+ *                "<relu6>.max" = 6 as its min and max inputs
  *   maxpool   -> MaxPool (kernel_shape, strides, pads)
  *   avgpool   -> AveragePool (same, count_include_pad = 0)
  *   gap       -> GlobalAveragePool then Flatten(axis 1), since slim's gap
@@ -29,7 +33,9 @@
  *   flatten   -> Flatten(axis 1)
  *   dense     -> Gemm (transB = 1; "<dense>.weight" (out, in), bias as C);
  *                a Flatten first when its input is still 4-D (c, 1, 1)
- *   add       -> Add
+ *   add       -> Add (its inputs of equal rank)
+ *   concat    -> Concat(axis 1) of its inputs in list order (repeats kept),
+ *                all (N, C, H, W) or all (N, F); mixed ranks are refused
  * A last layer that is still 4-D (c, 1, 1) gets a Flatten to "logits".
  *
  * Tensor names are the layer names, except that the input layer's output is

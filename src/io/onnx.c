@@ -75,7 +75,10 @@ static slim_status check_params(const plan *p, int i) {
     size_t c = (size_t)l->c;
     switch (l->kind) {
     case SLIM_LAYER_CONV:
-        if (!param_ok(m, l->p_weight, c * (size_t)l->in_c * (size_t)l->k * (size_t)l->k))
+        if (l->groups < 1 || l->in_c % l->groups || l->c % l->groups)
+            return layer_fail(p, i, SLIM_ERR_ARG, "its groups do not divide its channels");
+        if (!param_ok(m, l->p_weight,
+                      c * (size_t)(l->in_c / l->groups) * (size_t)l->k * (size_t)l->k))
             return layer_fail(p, i, SLIM_ERR_ARG, "its weight is missing or misshapen");
         if (l->has_bias && !param_ok(m, l->p_bias, c))
             return layer_fail(p, i, SLIM_ERR_ARG, "its bias is missing or misshapen");
@@ -123,6 +126,8 @@ static slim_status make_plan(plan *p) {
         p->bn_of[i] = p->conv_of[i] = -1;
         const slim_layer *l = &m->layers[i];
         int want = l->kind == SLIM_LAYER_INPUT ? 0 : l->kind == SLIM_LAYER_ADD ? 2 : 1;
+        if (l->kind == SLIM_LAYER_CONCAT)
+            want = l->n_inputs >= 2 && l->n_inputs <= SLIM_LAYER_MAX_INPUTS ? l->n_inputs : -1;
         if ((i == 0) != (l->kind == SLIM_LAYER_INPUT) || l->n_inputs != want) {
             st = layer_fail(p, i, SLIM_ERR_ARG, "the layer graph is malformed");
             goto done;
@@ -151,7 +156,14 @@ static slim_status make_plan(plan *p) {
             p->rank[i] = l->kind == SLIM_LAYER_GAP ? 2 : 4;
             break;
         case SLIM_LAYER_BN:
-        case SLIM_LAYER_RELU: p->rank[i] = in_rank; break;
+        case SLIM_LAYER_RELU:
+        case SLIM_LAYER_RELU6: p->rank[i] = in_rank; break;
+        case SLIM_LAYER_CONCAT: /* axis 1 is the channel or feature axis at either rank */
+            for (int j = 1; j < l->n_inputs && st == SLIM_OK; j++)
+                if (p->rank[l->inputs[j]] != in_rank)
+                    st = layer_fail(p, i, SLIM_ERR_ARG, "its inputs differ in rank");
+            p->rank[i] = in_rank;
+            break;
         case SLIM_LAYER_FLATTEN:
         case SLIM_LAYER_DENSE: p->rank[i] = 2; break;
         case SLIM_LAYER_ADD:
@@ -356,6 +368,7 @@ static slim_status emit_conv(const plan *p, graph *g, int i) {
     attr_ints(&node, "kernel_shape", 2, l->k);
     attr_ints(&node, "strides", 2, l->stride);
     attr_ints(&node, "pads", 4, l->pad);
+    if (l->groups > 1) attr_int(&node, "group", l->groups);
     node_end(&g->nodes, &node);
     param_initializer(&g->inits, w, wname, wd);
     if (has_bias) {
@@ -444,6 +457,35 @@ static void emit_dense(const plan *p, graph *g, int i) {
     }
 }
 
+/* concat -> Concat(axis 1) of all its inputs, in order (repeats allowed). */
+static void emit_concat(const plan *p, graph *g, int i) {
+    const slim_layer *l = &p->m->layers[i];
+    slim_pb_buf node;
+    slim_pb_init(&node);
+    for (int j = 0; j < l->n_inputs; j++)
+        slim_pb_string(&node, NODE_INPUT, p->tname[l->inputs[j]]);
+    slim_pb_string(&node, NODE_OUTPUT, p->tname[i]);
+    slim_pb_string(&node, NODE_NAME, l->name);
+    slim_pb_string(&node, NODE_OP_TYPE, "Concat");
+    attr_int(&node, "axis", 1);
+    node_end(&g->nodes, &node);
+}
+
+/* relu6 -> Clip with scalar initializers "<relu6>.min" = 0 and
+ * "<relu6>.max" = 6 (opset 13 takes the bounds as inputs). */
+static void emit_relu6(const plan *p, graph *g, int i) {
+    const slim_layer *l = &p->m->layers[i];
+    char lo[TNAME_MAX], hi[TNAME_MAX];
+    snprintf(lo, sizeof lo, "%.31s.min", l->name);
+    snprintf(hi, sizeof hi, "%.31s.max", l->name);
+    slim_pb_buf node;
+    node_begin(&node, "Clip", l->name, p->tname[l->inputs[0]], lo, hi, p->tname[i]);
+    node_end(&g->nodes, &node);
+    const float zero = 0.0f, six = 6.0f;
+    initializer(&g->inits, lo, 0, NULL, &zero, 1);
+    initializer(&g->inits, hi, 0, NULL, &six, 1);
+}
+
 static slim_status emit_layer(const plan *p, graph *g, int i) {
     const slim_layer *l = &p->m->layers[i];
     const char *in = l->n_inputs > 0 ? p->tname[l->inputs[0]] : NULL;
@@ -475,6 +517,8 @@ static slim_status emit_layer(const plan *p, graph *g, int i) {
         node_begin(&node, "Add", l->name, in, p->tname[l->inputs[1]], NULL, p->tname[i]);
         node_end(&g->nodes, &node);
         return SLIM_OK;
+    case SLIM_LAYER_CONCAT: emit_concat(p, g, i); return SLIM_OK;
+    case SLIM_LAYER_RELU6: emit_relu6(p, g, i); return SLIM_OK;
     default: return layer_fail(p, i, SLIM_ERR_ARG, "this layer kind has no ONNX mapping");
     }
 }

@@ -36,6 +36,13 @@ if [ "$n" -lt 4 ]; then
     echo "FAIL: expected at least 4 models from test_onnx, found $n"
     exit 1
 fi
+# Grouped and depthwise Conv, Clip (relu6) and Concat are among them.
+for tag in groups mobilenet-fm densenet-fm; do
+    if [ ! -e "$tmp/$tag.onnx" ]; then
+        echo "FAIL: test_onnx wrote no $tag.onnx"
+        exit 1
+    fi
+done
 
 # The comparison is not vacuous: logits that are not the model's must fail.
 model=$(ls "$tmp"/*.onnx | head -n 1)

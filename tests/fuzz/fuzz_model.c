@@ -42,8 +42,8 @@ static void mt_same(const slim_model *a, const slim_model *b) {
     for (int i = 0; i < a->n_layers; i++) {
         const slim_layer *x = &a->layers[i], *y = &b->layers[i];
         if (x->kind != y->kind || strcmp(x->name, y->name) != 0 || x->n_inputs != y->n_inputs ||
-            x->c != y->c || x->h != y->h || x->w != y->w || x->has_bias != y->has_bias ||
-            x->has_biasmap != y->has_biasmap)
+            x->c != y->c || x->h != y->h || x->w != y->w || x->groups != y->groups ||
+            x->has_bias != y->has_bias || x->has_biasmap != y->has_biasmap)
             mt_fail("round trip changed a layer", x->name);
         for (int j = 0; j < x->n_inputs; j++)
             if (x->inputs[j] != y->inputs[j]) mt_fail("round trip changed an input", x->name);
