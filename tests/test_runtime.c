@@ -27,7 +27,7 @@
  *
  * The allocation check interposes malloc (as test_nomalloc does) and is
  * skipped under AddressSanitizer. */
-#include "testutil.h"
+#include "runtime_check.h"
 
 #include "slim/autograd.h"
 #include "slim/nn.h"
@@ -38,115 +38,15 @@
 #include "runtime/runtime_internal.h"
 
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-
-#define TOL_FOLD 1e-5
-#define TOL_RUNTIME 1e-4
-#define REF_BATCH 16
-/* Set in the child process that runs with oneDNN limited to AVX2. */
-#define CHILD_ENV "SLIM_TEST_RUNTIME_AVX2"
-#define CALIB_BATCH 8 /* images whose statistics become the running ones */
 
 #define TU_FOREIGN_ALLOC() rt_in_execute()
 #include "malloc_count.h"
 #define COUNT_MALLOC TU_COUNT_MALLOC
 
 /* ---- models ------------------------------------------------------------- */
-
-static slim_model *load(const char *rel) {
-    char path[1024];
-    slim_model *m = NULL;
-    slim_status st = slim_model_load_file(tu_source_path(rel, path, sizeof path), &m);
-    if (st != SLIM_OK) fail_msg("%s: %s", rel, slim_last_error());
-    return m;
-}
-
-static slim_model *parse(const char *text) {
-    slim_model *m = NULL;
-    if (slim_model_parse(text, "<test>", &m) != SLIM_OK) fail_msg("%s", slim_last_error());
-    return m;
-}
-
-static size_t input_numel(const slim_model *m) {
-    const slim_layer *in = &m->layers[0];
-    return (size_t)in->c * (size_t)in->h * (size_t)in->w;
-}
-
-/* Logits of the reference forward in inference mode, or a training-mode
- * forward (for calibration) when training is set. */
-static void forward_ref(slim_model *m, const float *x, int n, int training, float *logits) {
-    slim_tape tape;
-    slim_tape_init(&tape, SLIM_BACKEND_REF);
-    const slim_layer *in = &m->layers[0];
-    int shape[4] = {n, in->c, in->h, in->w};
-    slim_tensor *xt = slim_tape_tensor(&tape, 4, shape, 0);
-    assert_non_null(xt);
-    memcpy(xt->data, x, (size_t)n * input_numel(m) * sizeof(float));
-    slim_tensor *y = NULL;
-    if (slim_model_forward(m, &tape, xt, training, &y) != SLIM_OK)
-        fail_msg("forward: %s", slim_last_error());
-    if (logits) memcpy(logits, y->data, (size_t)n * m->n_classes * sizeof(float));
-    slim_tape_free(&tape);
-}
-
-/* Random init, random gamma/beta/biasmaps, and running statistics set to
- * the statistics of a random batch. */
-static void randomize(slim_model *m, slim_rng *rng) {
-    slim_model_init_params(m, rng);
-    for (int p = 0; p < m->n_params; p++) {
-        slim_param *q = &m->params[p];
-        if (q->role == SLIM_PARAM_GAMMA) {
-            for (size_t j = 0; j < q->numel; j++) {
-                float g = 0.5f + slim_rng_uniform(rng);
-                q->data[j] = slim_rng_uniform(rng) < 0.2f ? -g : g;
-            }
-        } else if (q->role == SLIM_PARAM_BETA || q->role == SLIM_PARAM_BIASMAP) {
-            tu_fill_uniform(rng, q->data, q->numel, -0.5f, 0.5f);
-        }
-    }
-    float *x = malloc((size_t)CALIB_BATCH * input_numel(m) * sizeof(float));
-    assert_non_null(x);
-    tu_fill_uniform(rng, x, (size_t)CALIB_BATCH * input_numel(m), -1.5f, 1.5f);
-    float saved[SLIM_MODEL_MAX_LAYERS / 16];
-    int nb = 0;
-    for (int i = 0; i < m->n_layers && nb < (int)(sizeof saved / sizeof saved[0]); i++)
-        if (m->layers[i].kind == SLIM_LAYER_BN) {
-            saved[nb++] = m->layers[i].momentum;
-            m->layers[i].momentum = 1.0f;
-        }
-    forward_ref(m, x, CALIB_BATCH, 1, NULL);
-    nb = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].kind == SLIM_LAYER_BN) m->layers[i].momentum = saved[nb++];
-    free(x);
-}
-
-/* parse(text) with parameters drawn from rng, seeded (a, b) first. */
-static slim_model *parse_random(const char *text, slim_rng *rng, uint64_t a, uint64_t b) {
-    slim_rng_seed(rng, a, b);
-    slim_model *m = parse(text);
-    randomize(m, rng);
-    return m;
-}
-
-static float *random_input(const slim_model *m, int n, slim_rng *rng) {
-    size_t count = (size_t)n * input_numel(m);
-    float *x = malloc(count * sizeof(float));
-    assert_non_null(x);
-    tu_fill_uniform(rng, x, count, -1.5f, 1.5f);
-    return x;
-}
-
-static int count_kind(const slim_model *m, slim_layer_kind kind) {
-    int c = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        c += m->layers[i].kind == kind;
-    return c;
-}
 
 /* The three model files, each loaded and randomized once for all tests
  * (the reference forward is slow in a Debug build); tests must not change
@@ -160,8 +60,8 @@ static slim_model *model_file(size_t i) {
     if (!model_cache[i]) {
         slim_rng rng;
         slim_rng_seed(&rng, 11 + i, 1);
-        model_cache[i] = load(model_files[i]);
-        randomize(model_cache[i], &rng);
+        model_cache[i] = rc_load(model_files[i]);
+        rc_randomize(model_cache[i], &rng);
     }
     return model_cache[i];
 }
@@ -173,68 +73,6 @@ static int free_models(void **state) {
         model_cache[i] = NULL;
     }
     return 0;
-}
-
-/* ---- checks ------------------------------------------------------------- */
-
-static void expect_close(const char *what, const float *got, const float *want, size_t count,
-                         double tol) {
-    double scale = fmax(1.0, tu_max_abs(want, count));
-    double err = tu_max_abs_diff(got, want, count);
-    if (!(err <= tol * scale)) fail_msg("%s: max |diff| %.3g > %.1g * %.3g", what, err, tol, scale);
-}
-
-/* The runtime at batch sizes 1, 3 and 16 against the reference forward of
- * the same images. */
-static void check_runtime(slim_model *m, slim_rng *rng, const char *name) {
-    float *x = random_input(m, REF_BATCH, rng);
-    size_t k = (size_t)m->n_classes;
-    float *want = malloc(REF_BATCH * k * sizeof(float));
-    float *got = malloc(REF_BATCH * k * sizeof(float));
-    assert_non_null(want);
-    assert_non_null(got);
-    forward_ref(m, x, REF_BATCH, 0, want);
-    /* The logits must not be trivially small, or the test would be weak. */
-    assert_true(tu_max_abs(want, REF_BATCH * k) > 0.2);
-
-    slim_runtime *rt = NULL;
-    if (slim_runtime_create(m, REF_BATCH, &rt) != SLIM_OK)
-        fail_msg("%s: create: %s", name, slim_last_error());
-    const int sizes[] = {1, 3, REF_BATCH};
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        int n = sizes[s];
-        memset(got, 0xff, REF_BATCH * k * sizeof(float)); /* NaN: unwritten shows */
-        if (slim_runtime_run(rt, x, n, got) != SLIM_OK)
-            fail_msg("%s: run n=%d: %s", name, n, slim_last_error());
-        double scale = fmax(1.0, tu_max_abs(want, (size_t)n * k));
-        double err = tu_max_abs_diff(got, want, (size_t)n * k);
-        print_message("%s n=%d: max |diff| %.2g, scale %.3g\n", name, n, err, scale);
-        if (!(err <= TOL_RUNTIME * scale)) {
-            char *plan = NULL;
-            if (slim_runtime_describe(rt, n, &plan) == SLIM_OK) fprintf(stderr, "%s", plan);
-            free(plan);
-            fail_msg("%s n=%d: max |diff| %.3g > %.1g * %.3g", name, n, err, TOL_RUNTIME, scale);
-        }
-    }
-    slim_runtime_free(rt);
-    free(x);
-    free(want);
-    free(got);
-}
-
-static void check_fold(slim_model *m, slim_rng *rng, const char *name) {
-    slim_model *f = NULL;
-    if (slim_model_fold_bn(m, &f) != SLIM_OK) fail_msg("%s: fold: %s", name, slim_last_error());
-    float *x = random_input(m, 2, rng);
-    size_t k = (size_t)m->n_classes;
-    float want[2 * 64], got[2 * 64];
-    assert_true(k <= 64);
-    forward_ref(m, x, 2, 0, want);
-    forward_ref(f, x, 2, 0, got);
-    assert_true(tu_max_abs(want, 2 * k) > 0.2);
-    expect_close(name, got, want, 2 * k, TOL_FOLD);
-    free(x);
-    slim_model_free(f);
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -249,15 +87,15 @@ static void test_fold_bn_models(void **state) {
         float *before = malloc(m->param_floats * sizeof(float));
         assert_non_null(before);
         memcpy(before, m->param_block, m->param_floats * sizeof(float));
-        check_fold(m, &rng, model_files[i]);
+        rc_check_fold(m, &rng, model_files[i]);
         assert_memory_equal(before, m->param_block, m->param_floats * sizeof(float));
         free(before);
 
         slim_model *f = NULL;
         assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
         /* Every bn of these models follows a conv read only by it. */
-        assert_int_equal(count_kind(f, SLIM_LAYER_BN), 0);
-        assert_int_equal(f->n_layers, m->n_layers - count_kind(m, SLIM_LAYER_BN));
+        assert_int_equal(rc_count_kind(f, SLIM_LAYER_BN), 0);
+        assert_int_equal(f->n_layers, m->n_layers - rc_count_kind(m, SLIM_LAYER_BN));
         for (int l = 0; l < f->n_layers; l++)
             if (f->layers[l].kind == SLIM_LAYER_CONV) assert_true(f->layers[l].p_bias >= 0);
         slim_model_free(f);
@@ -268,7 +106,7 @@ static void test_fold_bn_models(void **state) {
  * same structure. */
 static void test_fold_bn_references(void **state) {
     (void)state;
-    slim_model *m = load("models/resnet-fm.net");
+    slim_model *m = rc_load("models/resnet-fm.net");
     slim_model *f = NULL;
     assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
     assert_int_equal(slim_model_find_layer(f, "b1_bn2"), -1);
@@ -314,11 +152,11 @@ static const char *odd_text =
 static void test_fold_bn_partial(void **state) {
     (void)state;
     slim_rng rng;
-    slim_model *m = parse_random(odd_text, &rng, 5, 5);
-    check_fold(m, &rng, "odd");
+    slim_model *m = rc_parse_random(odd_text, &rng, 5, 5);
+    rc_check_fold(m, &rng, "odd");
     slim_model *f = NULL;
     assert_int_equal(slim_model_fold_bn(m, &f), SLIM_OK);
-    assert_int_equal(count_kind(f, SLIM_LAYER_BN), 3); /* abn, pbn, dbn */
+    assert_int_equal(rc_count_kind(f, SLIM_LAYER_BN), 3); /* abn, pbn, dbn */
     assert_int_equal(slim_model_find_layer(f, "cbn"), -1);
     int c = slim_model_find_layer(f, "c");
     assert_true(f->layers[c].has_biasmap && f->layers[c].has_bias);
@@ -332,7 +170,7 @@ static void test_fold_bn_errors(void **state) {
     slim_model *f = (slim_model *)&f;
     assert_int_equal(slim_model_fold_bn(NULL, &f), SLIM_ERR_ARG);
     assert_null(f);
-    slim_model *m = load("models/lenet-bn.net");
+    slim_model *m = rc_load("models/lenet-bn.net");
     assert_int_equal(slim_model_fold_bn(m, NULL), SLIM_ERR_ARG);
     slim_model_free(m);
 }
@@ -342,23 +180,13 @@ static void test_runtime_models(void **state) {
     for (size_t i = 0; i < N_MODEL_FILES; i++) {
         slim_rng rng;
         slim_rng_seed(&rng, 100 + i, 3);
-        check_runtime(model_file(i), &rng, model_files[i]);
+        rc_check_runtime(model_file(i), &rng, model_files[i]);
     }
 }
 
 /* Whether conv `name` of m runs on one of our convs in the runtime. */
 static int runs_own(const slim_model *m, const char *name) {
     return rt_own_conv(&m->layers[slim_model_find_layer(m, name)]);
-}
-
-/* The description of m's plan for batch n, on a runtime of max_batch n. */
-static char *plan_of(const slim_model *m, int n) {
-    slim_runtime *rt = NULL;
-    char *plan = NULL;
-    assert_int_equal(slim_runtime_create(m, n, &rt), SLIM_OK);
-    assert_int_equal(slim_runtime_describe(rt, n, &plan), SLIM_OK);
-    slim_runtime_free(rt);
-    return plan;
 }
 
 /* In a plan description: conv `name`'s biasmap (one the rewrite left) is
@@ -398,26 +226,19 @@ static void test_runtime_biasmap(void **state) {
                        "flatten\n"
                        "dense out=10\n";
     slim_rng rng;
-    slim_model *m = parse_random(text, &rng, 21, 2);
-    check_fold(m, &rng, "biasmap fold");
-    check_runtime(m, &rng, "biasmap");
+    slim_model *m = rc_parse_random(text, &rng, 21, 2);
+    rc_check_fold(m, &rng, "biasmap fold");
+    rc_check_runtime(m, &rng, "biasmap");
     /* Random biasmaps are not what a fold makes (see test_runtime_pruned):
      * c2 and c3 have producers with a free channel, but their biasmaps
      * stay binary adds (c1's producer is the input). */
-    char *plan = plan_of(m, 4);
+    char *plan = rc_plan_of(m, 4);
     expect_biasmap(plan, m, "c1"); /* 3 input channels: oneDNN's conv */
     expect_biasmap(plan, m, "c2"); /* stride 2: oneDNN's conv */
     expect_biasmap(plan, m, "c3"); /* ours where the CPU has it */
     assert_null(strstr(plan, "ones"));
     free(plan);
     slim_model_free(m);
-}
-
-static int count_str(const char *text, const char *what) {
-    int c = 0;
-    for (const char *p = text; (p = strstr(p, what)); p++)
-        c++;
-    return c;
 }
 
 /* A model pruned by slim_prune, whose biasmaps are what the exact fold
@@ -454,7 +275,7 @@ static void test_runtime_pruned(void **state) {
         int removed;
     } zero[] = {{"abn", 8}, {"bbn", 5}, {"cbn", 3}, {"dbn", 3}, {"ebn", 2}};
     slim_rng rng;
-    slim_model *m = parse_random(text, &rng, 17, 3);
+    slim_model *m = rc_parse_random(text, &rng, 17, 3);
     for (size_t z = 0; z < sizeof zero / sizeof zero[0]; z++) {
         const slim_layer *l = &m->layers[slim_model_find_layer(m, zero[z].bn)];
         float *g = m->params[l->p_gamma].data, *b = m->params[l->p_beta].data;
@@ -470,10 +291,10 @@ static void test_runtime_pruned(void **state) {
     assert_int_equal(p->layers[slim_model_find_layer(p, "b")].c, 35);
     assert_true(p->layers[slim_model_find_layer(p, "e")].has_biasmap);
 
-    float *x = random_input(m, REF_BATCH, &rng);
+    float *x = rc_random_input(m, REF_BATCH, &rng);
     size_t k = (size_t)m->n_classes;
     float want[REF_BATCH * 5], got[REF_BATCH * 5];
-    forward_ref(m, x, REF_BATCH, 0, want);
+    rc_forward_ref(m, x, REF_BATCH, 0, want);
     assert_true(tu_max_abs(want, REF_BATCH * k) > 0.2);
     slim_runtime *rt = NULL;
     assert_int_equal(slim_runtime_create(p, REF_BATCH, &rt), SLIM_OK);
@@ -483,7 +304,7 @@ static void test_runtime_pruned(void **state) {
         assert_int_equal(slim_runtime_run(rt, x, n, got), SLIM_OK);
         char what[32];
         snprintf(what, sizeof what, "pruned n=%d", n);
-        expect_close(what, got, want, (size_t)n * k, TOL_RUNTIME);
+        rc_expect_close(what, got, want, (size_t)n * k, TOL_RUNTIME);
     }
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         char *plan = NULL;
@@ -495,9 +316,9 @@ static void test_runtime_pruned(void **state) {
          * which adds them itself. */
         expect_biasmap(plan, p, "b");
         int ones = !runs_own(p, "c") + !runs_own(p, "d") + !runs_own(p, "e");
-        assert_int_equal(count_str(plan, "+biasmap(ones)"), ones);
-        assert_int_equal(count_str(plan, " +ones"), ones);
-        assert_int_equal(count_str(plan, ".biasmap"), !runs_own(p, "b"));
+        assert_int_equal(rc_count_str(plan, "+biasmap(ones)"), ones);
+        assert_int_equal(rc_count_str(plan, " +ones"), ones);
+        assert_int_equal(rc_count_str(plan, ".biasmap"), !runs_own(p, "b"));
         free(plan);
     }
     slim_runtime_free(rt);
@@ -512,8 +333,8 @@ static void test_runtime_pruned(void **state) {
 static void test_runtime_odd_graph(void **state) {
     (void)state;
     slim_rng rng;
-    slim_model *m = parse_random(odd_text, &rng, 33, 4);
-    check_runtime(m, &rng, "odd");
+    slim_model *m = rc_parse_random(odd_text, &rng, 33, 4);
+    rc_check_runtime(m, &rng, "odd");
     slim_model_free(m);
 
     /* A residual net whose adds are not preceded by convs, ending in a gap
@@ -528,9 +349,9 @@ static void test_runtime_odd_graph(void **state) {
                        "conv unused out=4 k=1\n" /* nobody reads it */
                        "conv c1 from=relu2 out=6 k=1\n"
                        "gap\n";
-    slim_model *g = parse(text);
-    randomize(g, &rng);
-    check_runtime(g, &rng, "residual-pools");
+    slim_model *g = rc_parse(text);
+    rc_randomize(g, &rng);
+    rc_check_runtime(g, &rng, "residual-pools");
     slim_model_free(g);
 }
 
@@ -560,16 +381,16 @@ static void test_runtime_pools_padded(void **state) {
                        "add a from=g1,g2\n"
                        "dense out=10\n";
     slim_rng rng;
-    slim_model *m = parse_random(text, &rng, 51, 2);
-    check_runtime(m, &rng, "pools-padded");
+    slim_model *m = rc_parse_random(text, &rng, 51, 2);
+    rc_check_runtime(m, &rng, "pools-padded");
     if (runs_own(m, "c2")) {
         for (int n = 1; n <= 8; n += 7) { /* threads sharing a step; a tile of its own */
-            char *plan = plan_of(m, n);
+            char *plan = rc_plan_of(m, n);
             assert_non_null(strstr(plan, "conv c2 +bias +relu(r2) +maxpool(maxpool1)"));
             assert_non_null(strstr(plan, "conv c3 +bias +biasmap +maxpool(maxpool2)"));
-            assert_int_equal(count_str(plan, "+maxpool("), 2);
+            assert_int_equal(rc_count_str(plan, "+maxpool("), 2);
             assert_non_null(strstr(plan, "maxpool ps"));
-            assert_int_equal(count_str(plan, "(padded)"), 4);
+            assert_int_equal(rc_count_str(plan, "(padded)"), 4);
             free(plan);
         }
     }
@@ -605,11 +426,11 @@ static void test_runtime_narrow(void **state) {
                          "dense out=5\n";
     slim_rng rng;
     for (int k = 0; k < 2; k++) {
-        slim_model *m = parse_random(k ? pooled : text, &rng, 91 + k, 2);
-        check_runtime(m, &rng, k ? "narrow-pooled" : "narrow");
+        slim_model *m = rc_parse_random(k ? pooled : text, &rng, 91 + k, 2);
+        rc_check_runtime(m, &rng, k ? "narrow-pooled" : "narrow");
         if (runs_own(m, "c1")) {
-            char *plan = plan_of(m, 8);
-            assert_int_equal(count_str(plan, "narrow last block"), k ? 0 : 4);
+            char *plan = rc_plan_of(m, 8);
+            assert_int_equal(rc_count_str(plan, "narrow last block"), k ? 0 : 4);
             free(plan);
         }
         slim_model_free(m);
@@ -631,11 +452,11 @@ static void test_runtime_head(void **state) {
                        "relu rd\n"
                        "dense d2 out=5\n";
     slim_rng rng;
-    slim_model *m = parse_random(text, &rng, 81, 3);
-    check_runtime(m, &rng, "head");
+    slim_model *m = rc_parse_random(text, &rng, 81, 3);
+    rc_check_runtime(m, &rng, "head");
     if (runs_own(m, "c2")) {
         for (int n = 1; n <= 8; n += 7) {
-            char *plan = plan_of(m, n);
+            char *plan = rc_plan_of(m, n);
             assert_non_null(strstr(plan, "gap+dense g1 d1 +bias +relu(rd)"));
             assert_non_null(strstr(plan, "[slim:head:avx512f]"));
             assert_non_null(strstr(plan, "dense d2 +bias"));
@@ -650,9 +471,9 @@ static void test_runtime_head(void **state) {
                         "dense d1 out=4\n"
                         "dense d2 out=4 from=g1\n"
                         "add a from=d1,d2\n";
-    m = parse_random(twice, &rng, 82, 3);
-    check_runtime(m, &rng, "head-twice");
-    char *plan = plan_of(m, 2);
+    m = rc_parse_random(twice, &rng, 82, 3);
+    rc_check_runtime(m, &rng, "head-twice");
+    char *plan = rc_plan_of(m, 2);
     assert_null(strstr(plan, "gap+dense"));
     free(plan);
     slim_model_free(m);
@@ -665,8 +486,8 @@ static void test_runtime_measure(void **state) {
     (void)state;
     slim_rng rng;
     slim_rng_seed(&rng, 61, 1);
-    slim_model *m = load("models/lenet-bn.net");
-    float *x = random_input(m, 5, &rng);
+    slim_model *m = rc_load("models/lenet-bn.net");
+    float *x = rc_random_input(m, 5, &rng);
     slim_runtime_speed sp = {0, 0};
     assert_int_equal(slim_runtime_measure(m, x, 5, &sp), SLIM_OK);
     assert_true(sp.images_per_s > 0 && sp.latency_ms > 0);
@@ -685,18 +506,18 @@ static void test_runtime_profile(void **state) {
     (void)state;
     slim_rng rng;
     slim_rng_seed(&rng, 62, 1);
-    slim_model *m = load("models/lenet-bn.net");
-    float *x = random_input(m, 16, &rng);
+    slim_model *m = rc_load("models/lenet-bn.net");
+    float *x = rc_random_input(m, 16, &rng);
     slim_runtime *rt = NULL;
     assert_int_equal(slim_runtime_create(m, 16, &rt), SLIM_OK);
     for (int n = 1; n <= 16; n += 15) {
         char *prof = NULL, *plan = NULL;
         assert_int_equal(slim_runtime_profile(rt, x, n, 3, &prof), SLIM_OK);
         assert_int_equal(slim_runtime_describe(rt, n, &plan), SLIM_OK);
-        int steps = count_str(prof, " ms\n") - 1; /* the last line is the sum */
+        int steps = rc_count_str(prof, " ms\n") - 1; /* the last line is the sum */
         assert_true(steps >= 1);
-        assert_int_equal(count_str(plan, "\n") - count_str(plan, "plan for") -
-                             count_str(plan, "tiles:") - count_str(plan, "logits copied"),
+        assert_int_equal(rc_count_str(plan, "\n") - rc_count_str(plan, "plan for") -
+                             rc_count_str(plan, "tiles:") - rc_count_str(plan, "logits copied"),
                          steps);
         assert_non_null(strstr(prof, "all steps"));
         free(prof);
@@ -705,10 +526,10 @@ static void test_runtime_profile(void **state) {
     size_t k = (size_t)m->n_classes;
     float want[16 * 10], got[16 * 10];
     assert_true(k <= 10);
-    forward_ref(m, x, 16, 0, want);
+    rc_forward_ref(m, x, 16, 0, want);
     assert_int_equal(slim_runtime_run(rt, x, 16, got), SLIM_OK);
-    expect_close("after profile", got, want, 16 * k,
-                 TOL_RUNTIME * fmax(1.0, tu_max_abs(want, 16 * k)));
+    rc_expect_close("after profile", got, want, 16 * k,
+                    TOL_RUNTIME * fmax(1.0, tu_max_abs(want, 16 * k)));
     char *none = NULL;
     assert_int_equal(slim_runtime_profile(rt, x, 17, 3, &none), SLIM_ERR_ARG);
     assert_int_equal(slim_runtime_profile(rt, x, 1, 0, &none), SLIM_ERR_ARG);
@@ -723,7 +544,7 @@ static void test_runtime_profile(void **state) {
  * conv, and on resnet-fm every add is a sum post-op. */
 static void test_runtime_fusions(void **state) {
     (void)state;
-    slim_model *m = load("models/vgg-fm.net");
+    slim_model *m = rc_load("models/vgg-fm.net");
     slim_runtime *rt = NULL;
     assert_int_equal(slim_runtime_create(m, 4, &rt), SLIM_OK);
     char *plan = NULL;
@@ -738,7 +559,7 @@ static void test_runtime_fusions(void **state) {
     assert_int_equal(convs, 6);
     assert_int_equal(relus, 6);
     if (runs_own(m, "conv2")) { /* both pools in the convs before them, gap in the dense */
-        assert_int_equal(count_str(plan, "+maxpool("), 2);
+        assert_int_equal(rc_count_str(plan, "+maxpool("), 2);
         assert_null(strstr(plan, "\n  2  maxpool"));
         assert_non_null(strstr(plan, "gap+dense gap1 dense1 +bias"));
     }
@@ -760,7 +581,7 @@ static void test_runtime_fusions(void **state) {
     slim_runtime_free(rt);
     slim_model_free(m);
 
-    m = load("models/resnet-fm.net");
+    m = rc_load("models/resnet-fm.net");
     assert_int_equal(slim_runtime_create(m, 2, &rt), SLIM_OK);
     assert_int_equal(slim_runtime_describe(rt, 2, &plan), SLIM_OK);
     int sums = 0;
@@ -778,8 +599,8 @@ static void test_runtime_fusions(void **state) {
  * either) or why they do not take the conv. */
 static void test_runtime_conv_paths(void **state) {
     (void)state;
-    slim_model *m = load("models/vgg-fm.net");
-    char *plan = plan_of(m, 8);
+    slim_model *m = rc_load("models/vgg-fm.net");
+    char *plan = rc_plan_of(m, 8);
     int convs = 0, own = runs_own(m, "conv2");
     for (const char *p = plan; (p = strstr(p, "conv conv")); p++) {
         const char *eol = strchr(p, '\n');
@@ -818,19 +639,19 @@ static void test_runtime_repeat(void **state) {
                        "gap\n"
                        "dense out=10\n";
     slim_rng rng;
-    slim_model *m = parse_random(text, &rng, 7, 7);
+    slim_model *m = rc_parse_random(text, &rng, 7, 7);
     slim_runtime *rt = NULL;
     assert_int_equal(slim_runtime_create(m, 8, &rt), SLIM_OK);
-    float *x = random_input(m, 8, &rng);
+    float *x = rc_random_input(m, 8, &rng);
     float a[80], b[80], c[80];
     assert_int_equal(slim_runtime_run(rt, x, 8, a), SLIM_OK);
     assert_int_equal(slim_runtime_run(rt, x, 8, b), SLIM_OK);
     assert_memory_equal(a, b, sizeof a);
-    assert_int_equal(slim_runtime_run(rt, x + 3 * input_numel(m), 2, c), SLIM_OK);
+    assert_int_equal(slim_runtime_run(rt, x + 3 * rc_input_numel(m), 2, c), SLIM_OK);
     assert_int_equal(slim_runtime_run(rt, x, 8, b), SLIM_OK);
     assert_memory_equal(a, b, sizeof a);
     /* Images are independent: batch 2 matches images 3 and 4 of batch 8. */
-    expect_close("batch 2 vs batch 8", c, a + 30, 20, TOL_RUNTIME);
+    rc_expect_close("batch 2 vs batch 8", c, a + 30, 20, TOL_RUNTIME);
     slim_runtime_stats st;
     slim_runtime_get_stats(rt, &st);
     assert_int_equal(st.plans_built, 2);
@@ -854,7 +675,7 @@ static void test_runtime_tiles(void **state) {
     slim_rng rng;
     slim_rng_seed(&rng, 8, 8);
     slim_model *m = model_file(0); /* vgg-fm */
-    float *x = random_input(m, REF_BATCH, &rng);
+    float *x = rc_random_input(m, REF_BATCH, &rng);
     size_t k = (size_t)m->n_classes;
     float whole[REF_BATCH * 10], tiled[REF_BATCH * 10];
     assert_true(k <= 10);
@@ -875,7 +696,7 @@ static void test_runtime_tiles(void **state) {
         rt_set_tile(rt, 6); /* 6 + 5 + 5 */
         memset(tiled, 0xff, sizeof tiled);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
-        expect_close("tiles of 6", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
+        rc_expect_close("tiles of 6", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
         char *plan = NULL;
         assert_int_equal(slim_runtime_describe(rt, REF_BATCH, &plan), SLIM_OK);
         assert_non_null(strstr(plan, "tiles: 1 x batch 6 and 2 x batch 5"));
@@ -888,7 +709,7 @@ static void test_runtime_tiles(void **state) {
         rt_set_tile(rt, 8); /* 8 + 8 */
         memset(tiled, 0xff, sizeof tiled);
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, tiled), SLIM_OK);
-        expect_close("tiles of 8", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
+        rc_expect_close("tiles of 8", tiled, whole, REF_BATCH * k, TOL_RUNTIME);
         /* Again: the same numbers, whichever worker ran which tile. */
         float again[REF_BATCH * 10];
         assert_int_equal(slim_runtime_run(rt, x, REF_BATCH, again), SLIM_OK);
@@ -901,7 +722,7 @@ static void test_runtime_tiles(void **state) {
 
 static void test_runtime_errors(void **state) {
     (void)state;
-    slim_model *m = load("models/lenet-bn.net");
+    slim_model *m = rc_load("models/lenet-bn.net");
     slim_runtime *rt = (slim_runtime *)&rt;
     assert_int_equal(slim_runtime_create(m, 0, &rt), SLIM_ERR_ARG);
     assert_null(rt);
@@ -938,7 +759,7 @@ static void test_runtime_no_malloc(void **state) {
     slim_set_threads(2); /* tiles in parallel (below) */
     assert_int_equal(slim_runtime_create(m, 6, &rt), SLIM_OK);
     slim_set_threads(saved);
-    float *x = random_input(m, 6, &rng);
+    float *x = rc_random_input(m, 6, &rng);
     float y[60];
     assert_int_equal(slim_runtime_run(rt, x, 6, y), SLIM_OK);
     assert_int_equal(slim_runtime_run(rt, x, 1, y), SLIM_OK);
@@ -975,30 +796,13 @@ static void test_runtime_no_malloc(void **state) {
 /* The checks whose models have padded channel counts, again with oneDNN
  * limited to AVX2 (blocked nChw8c layouts), in a child process: oneDNN
  * reads ONEDNN_MAX_CPU_ISA once, when it starts. */
-extern char **environ;
 /* This program's path: argv[0] when it has a directory (as under ctest, and
  * still right under valgrind), else /proc/self/exe. */
 static const char *self_path = "/proc/self/exe";
 
 static void test_runtime_blocked_layouts(void **state) {
     (void)state;
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 3, sizeof *env);
-    assert_non_null(env);
-    memcpy(env, environ, n * sizeof *env);
-    env[n] = "ONEDNN_MAX_CPU_ISA=AVX2";
-    env[n + 1] = CHILD_ENV "=1";
-    char *argv[] = {"test_runtime", NULL};
-    pid_t pid;
-    int err = posix_spawn(&pid, self_path, NULL, NULL, argv, env);
-    free(env);
-    if (err != 0) fail_msg("posix_spawn: error %d", err);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    rc_run_avx2_child(self_path);
 }
 
 int main(int argc, char **argv) {

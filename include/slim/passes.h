@@ -69,8 +69,10 @@ slim_status slim_model_fold_bn(const slim_model *in, slim_model **out);
 
 /* Turns the biasmap of a conv into the weights of one more input channel
  * holding ones, made by the conv that produces its input (one more filter,
- * weights 0, bias 1), where that is exact and free: the producer's channel
- * count is not a multiple of 16 and only relu/pools lie between them.
+ * weights 0, bias 1), where that is exact and free: the biasmap is of that
+ * form (separable through the padding masks), the producer's channel count
+ * is not a multiple of 16, only relu/relu6/pools lie between them, each
+ * read by the next alone, and neither conv is grouped. Other biasmaps stay.
  * keep[i] (keep may be NULL) leaves conv i's biasmap alone. ones[i] and
  * fold[i] ([m->n_layers], set here) mark the producers that got a channel
  * of ones and the convs whose biasmap became its weights. *out is the

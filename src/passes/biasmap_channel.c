@@ -24,9 +24,12 @@
  * conv (and its relu with it) instead of a binary add and often a relu step
  * of their own over the whole output.
  *
- * Only producer -> [relu | maxpool | avgpool]* -> consumer chains whose
- * every layer is read by the next one only are rewritten: anything else
- * would see the extra channel. A consumer the caller keeps (the runtime:
+ * Only producer -> [relu | relu6 | maxpool | avgpool]* -> consumer chains
+ * whose every layer is read by the next one only, and in which neither
+ * conv is grouped, are rewritten: anything else would see the extra
+ * channel (a concat, a second reader), or could not take it (a grouped
+ * conv's channel counts must divide into its groups). Those biasmaps stay
+ * as they are, for the runtime's general path. A consumer the caller keeps (the runtime:
  * one of its own convs, which add the biasmap themselves at no cost) is
  * not. */
 #include "slim/passes.h"
@@ -53,14 +56,16 @@ static int readers(const slim_model *m, int i) {
     return count;
 }
 
-/* The conv whose output reaches conv c through pass-through layers only,
- * each read by nothing else, or -1. */
+/* The conv whose output reaches conv c through pass-through layers only
+ * (relu, relu6 and pools keep ones ones), each read by nothing else, or -1.
+ * A grouped producer is none: one more filter would break its groups. */
 static int producer_of(const slim_model *m, int c) {
     int u = m->layers[c].inputs[0];
     while (u > 0 && readers(m, u) == 1) {
         slim_layer_kind kind = m->layers[u].kind;
-        if (kind == SLIM_LAYER_CONV) return u;
-        if (kind != SLIM_LAYER_RELU && kind != SLIM_LAYER_MAXPOOL && kind != SLIM_LAYER_AVGPOOL)
+        if (kind == SLIM_LAYER_CONV) return m->layers[u].groups > 1 ? -1 : u;
+        if (kind != SLIM_LAYER_RELU && kind != SLIM_LAYER_RELU6 && kind != SLIM_LAYER_MAXPOOL &&
+            kind != SLIM_LAYER_AVGPOOL)
             return -1;
         u = m->layers[u].inputs[0];
     }
@@ -268,7 +273,10 @@ slim_status slim_model_biasmap_as_channel(const slim_model *m, const int *keep, 
     slim_status st = SLIM_OK;
     for (int c = 1; c < n && st == SLIM_OK; c++) {
         const slim_layer *l = &m->layers[c];
-        if (l->kind != SLIM_LAYER_CONV || l->p_biasmap < 0 || (keep && keep[c])) continue;
+        /* A grouped conv keeps its biasmap: one more input channel would
+         * not divide into its groups. */
+        if (l->kind != SLIM_LAYER_CONV || l->p_biasmap < 0 || l->groups > 1 || (keep && keep[c]))
+            continue;
         int p = producer_of(m, c);
         if (p < 0 || m->layers[p].c % RW_BLOCK == 0) continue;
         w1[c] = malloc((size_t)l->c * l->k * l->k * sizeof(float));

@@ -48,7 +48,7 @@ static slim_status folded_text(const slim_model *in, const int *fold, char **tex
         *c = *l;
         c->cache = NULL;
         c->running_mean = c->running_var = NULL;
-        for (int k = 0; k < l->n_inputs && k < 2; k++)
+        for (int k = 0; k < l->n_inputs; k++)
             c->inputs[k] = map[l->inputs[k]];
         map[i] = kept++;
     }

@@ -75,11 +75,29 @@ slim_status rt_new_step(rt_plan *p, rt_step **out) {
     return SLIM_OK;
 }
 
-void rt_step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md) {
-    s->args[s->nargs++] =
-        (rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = *md};
+/* Appends an argument, growing the step's arrays (a concat takes up to
+ * SLIM_LAYER_MAX_INPUTS sources; most steps 3 to 6 arguments). */
+static slim_status add_arg(rt_step *s, const rt_arg *a) {
+    if (s->nargs == s->cap_args) {
+        int cap = s->cap_args ? 2 * s->cap_args : 8;
+        rt_arg *args = realloc(s->args, (size_t)cap * sizeof *args);
+        if (args) s->args = args;
+        dnnl_exec_arg_t *exec = args ? realloc(s->exec, (size_t)cap * sizeof *exec) : NULL;
+        if (!exec) return slim_error(SLIM_ERR_NOMEM, "runtime: out of memory building a plan");
+        s->exec = exec;
+        s->cap_args = cap;
+    }
+    s->args[s->nargs++] = *a;
+    return SLIM_OK;
+}
+
+slim_status rt_step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md) {
+    SLIM_TRY(add_arg(
+        s,
+        &(rt_arg){.arg = DNNL_ARG_SCRATCHPAD, .where = RT_AT_SCRATCH, .storage = -1, .md = *md}));
     size_t bytes = dnnl_memory_desc_get_size(md);
     if (bytes > p->scratch_bytes) p->scratch_bytes = bytes;
+    return SLIM_OK;
 }
 
 slim_status rt_push_dnnl_step(rt_builder *b, dnnl_primitive_desc_t *pd, int is_reorder,
@@ -96,25 +114,21 @@ slim_status rt_push_dnnl_step(rt_builder *b, dnnl_primitive_desc_t *pd, int is_r
     SLIM_DNNL_CHECK(dnnl_primitive_create(&s->u.dnnl.prim, s->u.dnnl.pd));
     const dnnl_memory_desc_t *smd =
         dnnl_primitive_desc_query_md(s->u.dnnl.pd, dnnl_query_scratchpad_md, 0);
-    if (smd && dnnl_memory_desc_get_size(smd) > 0) rt_step_scratch(p, s, smd);
+    if (smd && dnnl_memory_desc_get_size(smd) > 0) SLIM_TRY(rt_step_scratch(p, s, smd));
     return SLIM_OK;
 }
 
 slim_status rt_step_loc(rt_step *s, int arg, const rt_loc *loc) {
-    if (s->nargs == RT_MAX_ARGS) return slim_error(SLIM_ERR_BACKEND, "runtime: too many arguments");
-    s->args[s->nargs++] =
-        (rt_arg){.arg = arg, .where = loc->where, .storage = loc->storage, .md = loc->md};
-    return SLIM_OK;
+    return add_arg(
+        s, &(rt_arg){.arg = arg, .where = loc->where, .storage = loc->storage, .md = loc->md});
 }
 
 slim_status rt_step_fixed(rt_step *s, int arg, const void *ptr) {
     const dnnl_memory_desc_t *md = rt_pd_md(s->u.dnnl.pd, arg);
     if (!md || dnnl_memory_desc_get_size(md) == 0)
         return slim_error(SLIM_ERR_BACKEND, "runtime: primitive takes no argument %d", arg);
-    if (s->nargs == RT_MAX_ARGS) return slim_error(SLIM_ERR_BACKEND, "runtime: too many arguments");
-    s->args[s->nargs++] =
-        (rt_arg){.arg = arg, .where = RT_AT_FIXED, .storage = -1, .ptr = ptr, .md = *md};
-    return SLIM_OK;
+    return add_arg(
+        s, &(rt_arg){.arg = arg, .where = RT_AT_FIXED, .storage = -1, .ptr = ptr, .md = *md});
 }
 
 /* A reorder step from src to dst (same dims, any layouts). */
@@ -281,9 +295,17 @@ void rt_conv_what(const rt_builder *b, int i, int split_biasmap, rt_step *s) {
     if (b->rt->biasmap_channel[i]) rt_append(s->what, sizeof s->what, "%s", " +biasmap(ones)");
     if (l->p_biasmap >= 0 && !split_biasmap) rt_append(s->what, sizeof s->what, "%s", " +biasmap");
     if (k >= 0) rt_append(s->what, sizeof s->what, " +sum(%s)", m->layers[k].name);
-    for (int r = i + 1; b->g->relu[i] && !split_biasmap && r <= b->g->chain_end[i]; r++)
-        if (b->g->root[r] == i && m->layers[r].kind == SLIM_LAYER_RELU)
-            rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[r].name);
+    if (!split_biasmap) rt_act_what(b, i, s->what, sizeof s->what);
     if (b->g->pool[i])
         rt_append(s->what, sizeof s->what, " +maxpool(%s)", m->layers[b->g->chain_end[i]].name);
+}
+
+void rt_act_what(const rt_builder *b, int i, char *buf, size_t len) {
+    const slim_model *m = b->m;
+    for (int r = i + 1; b->g->act[i] && r <= b->g->chain_end[i]; r++)
+        if (b->g->root[r] == i &&
+            (m->layers[r].kind == SLIM_LAYER_RELU || m->layers[r].kind == SLIM_LAYER_RELU6)) {
+            rt_append(buf, len, " +%s", slim_layer_kind_name(m->layers[r].kind));
+            rt_append(buf, len, "(%s)", m->layers[r].name);
+        }
 }

@@ -45,13 +45,19 @@ int rt_md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b);
 /* Whether a layout pads a dimension (blocked channels). */
 int rt_md_padded(const dnnl_memory_desc_t *md);
 const dnnl_memory_desc_t *rt_pd_md(const_dnnl_primitive_desc_t pd, int arg);
+/* The activation layout (nchw, nhwc, nChw8c, nChw16c) a 4-D md is in, or
+ * format_tag_any when it is none of them. */
+dnnl_format_tag_t rt_md_act_tag(const dnnl_memory_desc_t *md);
 
-/* Scratchpad mode "user" and the post-ops: [binary add] [sum] [relu]. */
+/* Scratchpad mode "user" and the post-ops: [binary add] [sum] [relu | relu6]. */
 typedef struct rt_post_spec {
     const dnnl_memory_desc_t *binary; /* src1 of a binary-add post-op, or NULL */
     int sum;
-    int relu;
+    rt_act act;
 } rt_post_spec;
+/* The eltwise algorithm and its alpha, beta for an activation (relu6 is a
+ * clip to [0, 6]). */
+void rt_act_eltwise(rt_act act, dnnl_alg_kind_t *alg, float *alpha, float *beta);
 
 /* A primitive descriptor for desc with the post-ops of ps (NULL: none).
  * "No implementation" is SLIM_ERR_BACKEND like any failure; callers with a
@@ -61,6 +67,9 @@ slim_status rt_make_pd(dnnl_engine_t engine, const_dnnl_op_desc_t desc, const rt
 /* A reorder descriptor from src to dst (scratchpad mode "user"). */
 slim_status rt_make_reorder_pd(dnnl_engine_t engine, const dnnl_memory_desc_t *src,
                                const dnnl_memory_desc_t *dst, dnnl_primitive_desc_t *pd);
+/* A concat of n sources along channels into dst (scratchpad mode "user"). */
+slim_status rt_make_concat_pd(dnnl_engine_t engine, const dnnl_memory_desc_t *dst, int n,
+                              const dnnl_memory_desc_t *srcs, dnnl_primitive_desc_t *pd);
 int rt_same_impl(const_dnnl_primitive_desc_t a, const_dnnl_primitive_desc_t b);
 /* Whether an implementation is one of oneDNN's fallbacks (reference loops,
  * or im2col + GEMM), which a layout request should not force. */
@@ -81,7 +90,7 @@ void rt_set_value(rt_builder *b, int root, const rt_loc *loc);
 /* Appends an empty step. */
 slim_status rt_new_step(rt_plan *p, rt_step **out);
 /* Gives step s the context's scratchpad, as md, and grows the plan's need. */
-void rt_step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md);
+slim_status rt_step_scratch(rt_plan *p, rt_step *s, const dnnl_memory_desc_t *md);
 /* Appends a oneDNN step that takes over *pd (set to NULL) and makes its
  * primitive; the scratchpad argument is added here. */
 slim_status rt_push_dnnl_step(rt_builder *b, dnnl_primitive_desc_t *pd, int is_reorder,
@@ -106,8 +115,12 @@ slim_status rt_fixed_in(rt_builder *b, int i, const dnnl_memory_desc_t *plain, c
 slim_status rt_conv_dst(rt_builder *b, int i, const rt_loc *src, const dnnl_memory_desc_t *dst_md,
                         rt_loc *dst);
 /* Step s's description for conv i: "conv NAME" and what it fuses; with
- * split_biasmap, a binary step after it adds the biasmap and does the relu. */
+ * split_biasmap, a binary step after it adds the biasmap and does the
+ * activation. */
 void rt_conv_what(const rt_builder *b, int i, int split_biasmap, rt_step *s);
+/* Appends " +relu(NAME)" or " +relu6(NAME)" for the activation root i
+ * fuses, if any. */
+void rt_act_what(const rt_builder *b, int i, char *buf, size_t len);
 /* Appends printf(fmt, arg) to buf. */
 void rt_append(char *buf, size_t len, const char *fmt, const char *arg);
 
@@ -126,7 +139,8 @@ slim_status rt_conv_pd(rt_builder *b, int i, dnnl_alg_kind_t alg, dnnl_format_ta
                        dnnl_primitive_desc_t *out, int *split);
 slim_status rt_build_dnnl_conv(rt_builder *b, int i, rt_conv_path path, const char *why);
 slim_status rt_build_dense(rt_builder *b, int i);
-slim_status rt_build_relu(rt_builder *b, int i);
+slim_status rt_build_act(rt_builder *b, int i);
+slim_status rt_build_concat(rt_builder *b, int i);
 slim_status rt_build_bn(rt_builder *b, int i);
 slim_status rt_build_add(rt_builder *b, int i);
 slim_status rt_build_pool(rt_builder *b, int i);

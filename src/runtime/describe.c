@@ -150,6 +150,7 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
         int reorder = st->kind == RT_STEP_DNNL && st->u.dnnl.is_reorder;
         const rt_arg *src = find_arg(st, reorder ? DNNL_ARG_FROM : DNNL_ARG_SRC);
         if (!src) src = find_arg(st, DNNL_ARG_SRC_0);
+        if (!src) src = find_arg(st, DNNL_ARG_MULTIPLE_SRC); /* a concat's first */
         const rt_arg *dst = find_arg(st, reorder ? DNNL_ARG_TO : DNNL_ARG_DST);
         char a[48] = "-", b[48] = "-", path[RT_WHY_LEN + 32] = "";
         if (src) rt_md_str(&src->md, a, sizeof a);

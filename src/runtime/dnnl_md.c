@@ -28,6 +28,17 @@ int rt_md_padded(const dnnl_memory_desc_t *md) {
     return 0;
 }
 
+dnnl_format_tag_t rt_md_act_tag(const dnnl_memory_desc_t *md) {
+    static const dnnl_format_tag_t tags[] = {dnnl_abcd, dnnl_acdb, dnnl_aBcd8b, dnnl_aBcd16b};
+    for (size_t t = 0; md->ndims == 4 && t < sizeof tags / sizeof tags[0]; t++) {
+        dnnl_memory_desc_t like;
+        if (dnnl_memory_desc_init_by_tag(&like, 4, md->dims, dnnl_f32, tags[t]) == dnnl_success &&
+            rt_md_equal(&like, md))
+            return tags[t];
+    }
+    return dnnl_format_tag_any;
+}
+
 const dnnl_memory_desc_t *rt_pd_md(const_dnnl_primitive_desc_t pd, int arg) {
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
@@ -67,6 +78,12 @@ const char *rt_md_str(const dnnl_memory_desc_t *md, char *buf, size_t len) {
     return buf;
 }
 
+void rt_act_eltwise(rt_act act, dnnl_alg_kind_t *alg, float *alpha, float *beta) {
+    *alg = act == RT_ACT_RELU6 ? dnnl_eltwise_clip : dnnl_eltwise_relu;
+    *alpha = 0.0f;
+    *beta = act == RT_ACT_RELU6 ? 6.0f : 0.0f;
+}
+
 typedef struct attr_box {
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t ops;
@@ -80,13 +97,17 @@ static void attr_box_free(attr_box *a) {
 static slim_status attr_box_init(attr_box *a, const rt_post_spec *ps) {
     SLIM_DNNL_CHECK(dnnl_primitive_attr_create(&a->attr));
     SLIM_DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(a->attr, dnnl_scratchpad_mode_user));
-    if (!ps || (!ps->binary && !ps->sum && !ps->relu)) return SLIM_OK;
+    if (!ps || (!ps->binary && !ps->sum && !ps->act)) return SLIM_OK;
     SLIM_DNNL_CHECK(dnnl_post_ops_create(&a->ops));
     if (ps->binary)
         SLIM_DNNL_CHECK(dnnl_post_ops_append_binary(a->ops, dnnl_binary_add, ps->binary));
     if (ps->sum) SLIM_DNNL_CHECK(dnnl_post_ops_append_sum(a->ops, 1.0f));
-    if (ps->relu)
-        SLIM_DNNL_CHECK(dnnl_post_ops_append_eltwise(a->ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+    if (ps->act) {
+        dnnl_alg_kind_t alg;
+        float alpha, beta;
+        rt_act_eltwise(ps->act, &alg, &alpha, &beta);
+        SLIM_DNNL_CHECK(dnnl_post_ops_append_eltwise(a->ops, 1.0f, alg, alpha, beta));
+    }
     SLIM_DNNL_CHECK(dnnl_primitive_attr_set_post_ops(a->attr, a->ops));
     return SLIM_OK;
 }
@@ -119,6 +140,23 @@ slim_status rt_make_reorder_pd(dnnl_engine_t engine, const dnnl_memory_desc_t *s
             st =
                 slim_error(SLIM_ERR_BACKEND, "oneDNN dnnl_reorder_primitive_desc_create failed: %s",
                            dnnl_status2str(s));
+        }
+    }
+    attr_box_free(&a);
+    return st;
+}
+
+slim_status rt_make_concat_pd(dnnl_engine_t engine, const dnnl_memory_desc_t *dst, int n,
+                              const dnnl_memory_desc_t *srcs, dnnl_primitive_desc_t *pd) {
+    attr_box a = {0};
+    *pd = NULL;
+    slim_status st = attr_box_init(&a, NULL);
+    if (st == SLIM_OK) {
+        dnnl_status_t s = dnnl_concat_primitive_desc_create(pd, dst, n, 1, srcs, a.attr, engine);
+        if (s != dnnl_success) {
+            *pd = NULL;
+            st = slim_error(SLIM_ERR_BACKEND, "oneDNN dnnl_concat_primitive_desc_create failed: %s",
+                            dnnl_status2str(s));
         }
     }
     attr_box_free(&a);

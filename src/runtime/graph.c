@@ -12,7 +12,7 @@ void rt_graph_free(rt_graph *g) {
     free(g->needed);
     free(g->root);
     free(g->chain_end);
-    free(g->relu);
+    free(g->act);
     free(g->sum_with);
     free(g->pool);
     free(g->padded);
@@ -55,8 +55,21 @@ static int headable(const slim_model *m, int g, int d) {
            l->in_w == 1 && rt_own_kernels_usable();
 }
 
+/* The activation layer r (relu or relu6) as root i's last post-op, or
+ * RT_ACT_NONE when i's step cannot take it: a relu rides on every step
+ * that fuses one; a relu6 (oneDNN's clip) on oneDNN's conv, dense and
+ * binary add only, not on our kernels (relu only) nor on oneDNN's bn
+ * (fuse_norm_relu is a relu). */
+static rt_act fusable_act(const slim_model *m, const rt_graph *g, int i, int r) {
+    const slim_layer *l = &m->layers[i];
+    if (m->layers[r].kind == SLIM_LAYER_RELU) return RT_ACT_RELU;
+    if (m->layers[r].kind != SLIM_LAYER_RELU6) return RT_ACT_NONE;
+    int ours = g->head[i] || (l->kind == SLIM_LAYER_CONV && rt_own_conv(l));
+    return ours || l->kind == SLIM_LAYER_BN ? RT_ACT_NONE : RT_ACT_RELU6;
+}
+
 /* The chain root i's step computes: [gap + dense | conv [+ add] | dense |
- * bn | add] [+ relu] [+ 2x2/2 max pool on our Winograd]. */
+ * bn | add] [+ relu | relu6] [+ 2x2/2 max pool on our Winograd]. */
 static void fuse_chain(const slim_model *m, rt_graph *g, int i) {
     const slim_layer *l = &m->layers[i];
     int chain = i;
@@ -85,9 +98,8 @@ static void fuse_chain(const slim_model *m, rt_graph *g, int i) {
         }
     }
     int r = sole_consumer(m, g, chain);
-    if (r >= 0 && m->layers[r].kind == SLIM_LAYER_RELU) {
+    if (r >= 0 && (g->act[i] = fusable_act(m, g, i, r)) != RT_ACT_NONE) {
         g->root[r] = i;
-        g->relu[i] = 1;
         chain = r;
     }
     int p = sole_consumer(m, g, chain);
@@ -122,7 +134,7 @@ static void padded_outputs(const slim_model *m, rt_graph *g) {
 
 slim_status rt_graph_init(rt_graph *g, const slim_model *m) {
     size_t n = (size_t)m->n_layers;
-    int **arrays[] = {&g->needed, &g->root,   &g->chain_end, &g->relu, &g->sum_with,
+    int **arrays[] = {&g->needed, &g->root,   &g->chain_end, &g->act,  &g->sum_with,
                       &g->pool,   &g->padded, &g->narrow,    &g->head, &g->last_read};
     for (size_t a = 0; a < sizeof arrays / sizeof arrays[0]; a++)
         if (!(*arrays[a] = slim_calloc(n, sizeof(int)))) return SLIM_ERR_NOMEM;

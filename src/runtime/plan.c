@@ -18,6 +18,8 @@ void rt_plan_free(rt_plan *plan) {
         rt_step *st = &plan->steps[s];
         for (int a = 0; a < st->nargs; a++)
             if (st->args[a].mem) dnnl_memory_destroy(st->args[a].mem);
+        free(st->args);
+        free(st->exec);
         if (st->kind != RT_STEP_DNNL) continue;
         if (st->u.dnnl.prim) dnnl_primitive_destroy(st->u.dnnl.prim);
         if (st->u.dnnl.pd) dnnl_primitive_desc_destroy(st->u.dnnl.pd);
@@ -40,8 +42,10 @@ static slim_status build_layer(rt_builder *b, int i) {
     case SLIM_LAYER_CONV: return build_conv(b, i);
     case SLIM_LAYER_DENSE: return rt_build_dense(b, i);
     case SLIM_LAYER_BN: return rt_build_bn(b, i);
-    case SLIM_LAYER_RELU: return rt_build_relu(b, i);
+    case SLIM_LAYER_RELU:
+    case SLIM_LAYER_RELU6: return rt_build_act(b, i);
     case SLIM_LAYER_ADD: return rt_build_add(b, i);
+    case SLIM_LAYER_CONCAT: return rt_build_concat(b, i);
     case SLIM_LAYER_MAXPOOL:
     case SLIM_LAYER_AVGPOOL:
     case SLIM_LAYER_GAP: return b->g->head[i] ? rt_build_head(b, i) : rt_build_pool(b, i);

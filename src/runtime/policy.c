@@ -7,7 +7,8 @@
  *                fewer input channels: a network's first conv;
  *   dnnl-wino    oneDNN's Winograd: 3x3, stride 1, 16+ channels in and out,
  *                at a plan batch of WINO_MIN_BATCH+, when the CPU has it;
- *   dnnl-direct  oneDNN's direct conv (or whatever it picks) otherwise.
+ *   dnnl-direct  oneDNN's direct conv (or whatever it picks) otherwise,
+ *                and always for grouped and depthwise convs.
  *
  * Our kernels need AVX-512F/VL and oneDNN allowed AVX-512 (with
  * ONEDNN_MAX_CPU_ISA below it both are off): on other CPUs every conv takes
@@ -30,8 +31,11 @@ int rt_own_kernels_usable(void) {
     return own_kernels_available() && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
 }
 
+static int grouped(const slim_layer *l) { return l->groups > 1; }
+
+/* Ours are dense 3x3 convs: every output channel reads every input one. */
 static int own_shape(const slim_layer *l) {
-    return l->kind == SLIM_LAYER_CONV && l->k == 3 && l->stride == 1 && l->pad == 1;
+    return l->kind == SLIM_LAYER_CONV && l->k == 3 && l->stride == 1 && l->pad == 1 && !grouped(l);
 }
 
 int rt_wino_fits(const slim_layer *l) {
@@ -60,7 +64,7 @@ static int wants_own_conv(const rt_builder *b, const slim_layer *l) {
 
 static int wants_dnnl_winograd(const rt_builder *b, const slim_layer *l) {
     return b->act_tag != dnnl_format_tag_any && b->n >= WINO_MIN_BATCH && l->k == 3 &&
-           l->stride == 1 && l->in_c >= 16 && l->c >= 16;
+           l->stride == 1 && l->in_c >= 16 && l->c >= 16 && !grouped(l);
 }
 
 /* Ours, at any batch, in 16-channel blocks: when a conv will run on it,
@@ -109,8 +113,17 @@ rt_conv_path rt_conv_policy(const rt_builder *b, int i, char *why) {
         snprintf(why, len, "3x3 s1 p1, %s channels in, AVX-512", wino ? "4+" : "1-3");
         return wino ? RT_CONV_WINO : RT_CONV_STEM;
     }
-    /* Why not ours, then why (not) oneDNN's Winograd. */
+    /* Why not ours, then why (not) oneDNN's Winograd. Grouped convs are
+     * neither's (oneDNN has depthwise kernels of its own). */
     int shape = l->k == 3 && l->stride == 1;
+    if (grouped(l)) {
+        if (l->groups == l->c && l->groups == l->in_c)
+            snprintf(why, len, "not ours: depthwise %dx%d s%d", l->k, l->k, l->stride);
+        else
+            snprintf(why, len, "not ours: grouped (%d groups) %dx%d s%d", l->groups, l->k, l->k,
+                     l->stride);
+        return RT_CONV_DNNL_DIRECT;
+    }
     if (!rt_own_kernels_usable())
         snprintf(why, len, "own kernels off (%s)",
                  own_kernels_available() ? "oneDNN below AVX-512" : "no AVX-512");

@@ -27,7 +27,6 @@
 #include "slim/passes.h"
 #include "slim/runtime.h"
 
-#define RT_MAX_ARGS 8
 #define RT_MAX_CONVERSIONS 4
 #define RT_WHAT_LEN 112
 #define RT_WHY_LEN 128
@@ -51,6 +50,13 @@ typedef struct rt_arg {
     dnnl_memory_desc_t md;
     dnnl_memory_t mem; /* created when the plan is finished */
 } rt_arg;
+
+/* An activation fused into a step (its last post-op). */
+typedef enum rt_act {
+    RT_ACT_NONE = 0,
+    RT_ACT_RELU,  /* max(x, 0) */
+    RT_ACT_RELU6, /* min(max(x, 0), 6): oneDNN's clip; not on our kernels */
+} rt_act;
 
 /* The paths a conv can take (policy.c chooses, with a reason). */
 typedef enum rt_conv_path {
@@ -94,9 +100,9 @@ typedef struct rt_step {
     } u;
     rt_conv_path path;    /* a conv's path, RT_CONV_NONE for other steps */
     char why[RT_WHY_LEN]; /* and why it takes that path */
-    int nargs;
-    rt_arg args[RT_MAX_ARGS];
-    dnnl_exec_arg_t exec[RT_MAX_ARGS];
+    int nargs, cap_args;
+    rt_arg *args;           /* [cap_args], owned */
+    dnnl_exec_arg_t *exec;  /* [cap_args], owned: args as dnnl_primitive_execute takes them */
     char what[RT_WHAT_LEN]; /* "conv conv1 +bias +relu" etc., for describe */
 } rt_step;
 
@@ -140,7 +146,7 @@ typedef struct rt_graph {
     int *needed;    /* the layer contributes to the logits */
     int *root;      /* the layer whose step computes this layer (itself if none) */
     int *chain_end; /* per root: the last layer its step computes */
-    int *relu;      /* per root: a relu is fused as its last post-op */
+    int *act;       /* per root: the activation fused as its last post-op (rt_act) */
     int *sum_with;  /* per conv root: the other operand of a fused add, -1 if none */
     int *pool;      /* per conv root on our Winograd: a 2x2/2 max pool ends its chain */
     int *padded;    /* per root of our convs: its output is stored in padded planes

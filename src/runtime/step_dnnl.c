@@ -1,5 +1,6 @@
-/* Steps of oneDNN primitives: conv (direct or Winograd, with its post-ops),
- * dense (inner product), relu, unfoldable bn, add, and the pools. */
+/* Steps of oneDNN primitives: conv (direct or Winograd, plain or grouped,
+ * with its post-ops), dense (inner product), relu and relu6, unfoldable
+ * bn, add, concat, and the pools. */
 #include "runtime/build.h"
 
 #include <stdio.h>
@@ -10,11 +11,14 @@ static int pad_right(int in, int k, int out, int stride, int pad) {
     return r < 0 ? 0 : r;
 }
 
-/* A relu in place on loc, as its own step. */
-static slim_status relu_step(rt_builder *b, int i, const rt_loc *loc) {
+/* Root i's activation (relu or relu6) in place on loc, as its own step. */
+static slim_status act_step(rt_builder *b, int i, const rt_loc *loc) {
     dnnl_eltwise_desc_t desc;
-    SLIM_DNNL_CHECK(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, dnnl_eltwise_relu,
-                                                   &loc->md, 0.0f, 0.0f));
+    dnnl_alg_kind_t alg;
+    float alpha, beta;
+    rt_act_eltwise(b->g->act[i], &alg, &alpha, &beta);
+    SLIM_DNNL_CHECK(
+        dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg, &loc->md, alpha, beta));
     dnnl_primitive_desc_t pd = NULL;
     rt_step *s = NULL;
     slim_status st = rt_make_pd(b->rt->engine, &desc, NULL, &pd);
@@ -23,13 +27,14 @@ static slim_status relu_step(rt_builder *b, int i, const rt_loc *loc) {
     SLIM_TRY(st);
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_SRC, loc));
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, loc));
-    snprintf(s->what, sizeof s->what, "relu %s", b->m->layers[b->g->chain_end[i]].name);
+    const slim_layer *r = &b->m->layers[b->g->chain_end[i]];
+    snprintf(s->what, sizeof s->what, "%s %s", slim_layer_kind_name(r->kind), r->name);
     return SLIM_OK;
 }
 
 /* oneDNN 2.6's binary kernel (jit:uni) gets a fused relu wrong on a
  * blocked layout whose channels are padded (C not a multiple of the
- * block): there the relu is a step of its own. */
+ * block): there the activation is a step of its own. */
 static int binary_relu_fusable(const dnnl_memory_desc_t *md) { return !rt_md_padded(md); }
 
 /* A biasmap (1, c, oh, ow) in the layout of the conv's output dst, for a
@@ -47,7 +52,7 @@ static slim_status biasmap_md(const dnnl_memory_desc_t *dst, dnnl_memory_desc_t 
 }
 
 /* The biasmap as a binary add after the conv, in place on its output, with
- * the relu the conv would have fused. */
+ * the activation the conv would have fused. */
 static slim_status biasmap_step(rt_builder *b, int i, const rt_loc *dst) {
     const slim_model *m = b->m;
     const slim_layer *l = &m->layers[i];
@@ -58,8 +63,9 @@ static slim_status biasmap_step(rt_builder *b, int i, const rt_loc *dst) {
     SLIM_TRY(rt_fixed_in(b, i, &plain, m->params[l->p_biasmap].data, &want, &data));
     dnnl_binary_desc_t desc;
     SLIM_DNNL_CHECK(dnnl_binary_desc_init(&desc, dnnl_binary_add, &dst->md, &want, &dst->md));
-    int relu = b->g->relu[i], fuse = binary_relu_fusable(&dst->md);
-    rt_post_spec ps = {NULL, 0, relu && fuse};
+    rt_act act = b->g->act[i];
+    int fuse = binary_relu_fusable(&dst->md);
+    rt_post_spec ps = {NULL, 0, fuse ? act : RT_ACT_NONE};
     dnnl_primitive_desc_t pd = NULL;
     rt_step *s = NULL;
     slim_status st = rt_make_pd(b->rt->engine, &desc, &ps, &pd);
@@ -70,16 +76,37 @@ static slim_status biasmap_step(rt_builder *b, int i, const rt_loc *dst) {
     SLIM_TRY(rt_step_fixed(s, DNNL_ARG_SRC_1, data));
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, dst));
     snprintf(s->what, sizeof s->what, "add %s.biasmap", l->name);
-    if (relu && fuse)
-        rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
-    return relu && !fuse ? relu_step(b, i, dst) : SLIM_OK;
+    if (fuse) rt_act_what(b, i, s->what, sizeof s->what);
+    return act && !fuse ? act_step(b, i, dst) : SLIM_OK;
 }
 
 /* ---- conv ---------------------------------------------------------------- */
 
-/* conv [+bias] [+biasmap] [+sum] [+relu]: src, weights and dst in the
- * layouts the primitive prefers. With split_biasmap, the conv does
- * [+bias] [+sum] and a binary step adds the biasmap and does the relu. */
+/* The weights of conv l as oneDNN takes them: (cout, cin, k, k), or for
+ * G > 1 groups (G, cout/G, cin/G, k, k), the same bytes as the model's
+ * (cout, cin/G, k, k). Returns the number of dims. */
+static int conv_weight_dims(const slim_layer *l, dnnl_dim_t *dims) {
+    int g = l->groups > 1 ? l->groups : 1, d = 0;
+    if (g > 1) dims[d++] = g;
+    dims[d++] = l->c / g;
+    dims[d++] = l->in_c / g;
+    dims[d++] = l->k;
+    dims[d++] = l->k;
+    return d;
+}
+
+static slim_status conv_weight_md(const slim_layer *l, dnnl_format_tag_t tag,
+                                  dnnl_memory_desc_t *md) {
+    dnnl_dims_t dims;
+    int nd = conv_weight_dims(l, dims);
+    if (tag == dnnl_format_tag_any) return rt_md_tag(md, nd, dims, tag);
+    return rt_md_tag(md, nd, dims, nd == 5 ? dnnl_abcde : dnnl_abcd);
+}
+
+/* conv [+bias] [+biasmap] [+sum] [+relu | relu6]: src, weights and dst in
+ * the layouts the primitive prefers. With split_biasmap, the conv does
+ * [+bias] [+sum] and a binary step adds the biasmap and does the
+ * activation. */
 static slim_status conv_wire(rt_builder *b, int i, dnnl_primitive_desc_t *pd, int split_biasmap,
                              rt_conv_path path, const char *why) {
     const slim_model *m = b->m;
@@ -89,7 +116,7 @@ static slim_status conv_wire(rt_builder *b, int i, dnnl_primitive_desc_t *pd, in
     SLIM_TRY(rt_conv_dst(b, i, &src, rt_pd_md(*pd, DNNL_ARG_DST), &dst));
     dnnl_memory_desc_t wplain;
     const float *w;
-    SLIM_TRY(rt_md_plain(&wplain, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}));
+    SLIM_TRY(conv_weight_md(l, dnnl_abcd, &wplain));
     SLIM_TRY(rt_fixed_in(b, i, &wplain, m->params[l->p_weight].data,
                          rt_pd_md(*pd, DNNL_ARG_WEIGHTS), &w));
     rt_step *s;
@@ -122,7 +149,7 @@ slim_status rt_conv_pd(rt_builder *b, int i, dnnl_alg_kind_t alg, dnnl_format_ta
     *split = 0;
     dnnl_memory_desc_t src, wei, bias, dst, bmap;
     SLIM_TRY(rt_md_tag(&src, 4, (dnnl_dims_t){n, l->in_c, l->in_h, l->in_w}, dnnl_format_tag_any));
-    SLIM_TRY(rt_md_tag(&wei, 4, (dnnl_dims_t){l->c, l->in_c, l->k, l->k}, dnnl_format_tag_any));
+    SLIM_TRY(conv_weight_md(l, dnnl_format_tag_any, &wei));
     SLIM_TRY(rt_md_plain(&bias, 1, (dnnl_dims_t){l->c}));
     SLIM_TRY(rt_md_tag(&dst, 4, (dnnl_dims_t){n, l->c, l->h, l->w}, dst_tag));
     SLIM_TRY(rt_md_plain(&bmap, 4, (dnnl_dims_t){1, l->c, l->h, l->w}));
@@ -133,12 +160,12 @@ slim_status rt_conv_pd(rt_builder *b, int i, dnnl_alg_kind_t alg, dnnl_format_ta
     SLIM_DNNL_CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src,
                                                        &wei, l->p_bias >= 0 ? &bias : NULL, &dst,
                                                        strides, pad_l, pad_r));
-    int sum = b->g->sum_with[i] >= 0, relu = b->g->relu[i];
-    rt_post_spec fused = {l->p_biasmap >= 0 ? &bmap : NULL, sum, relu};
+    int sum = b->g->sum_with[i] >= 0;
+    rt_post_spec fused = {l->p_biasmap >= 0 ? &bmap : NULL, sum, b->g->act[i]};
     dnnl_primitive_desc_t pd = NULL, plain_pd = NULL;
     slim_status st = rt_make_pd(b->rt->engine, &desc, &fused, &pd);
     if (l->p_biasmap >= 0) {
-        rt_post_spec without = {NULL, sum, 0};
+        rt_post_spec without = {NULL, sum, RT_ACT_NONE};
         slim_status st2 = rt_make_pd(b->rt->engine, &desc, &without, &plain_pd);
         if (st2 == SLIM_OK && (st != SLIM_OK || !rt_same_impl(pd, plain_pd))) {
             if (pd) dnnl_primitive_desc_destroy(pd);
@@ -205,7 +232,7 @@ static slim_status dense_pd(rt_builder *b, int i, const rt_loc *src, dnnl_primit
     dnnl_inner_product_desc_t desc;
     SLIM_DNNL_CHECK(dnnl_inner_product_forward_desc_init(
         &desc, dnnl_forward_inference, &src->md, &wei, l->p_bias >= 0 ? &bias : NULL, &dst));
-    rt_post_spec ps = {NULL, 0, b->g->relu[i]};
+    rt_post_spec ps = {NULL, 0, b->g->act[i]};
     return rt_make_pd(b->rt->engine, &desc, &ps, pd);
 }
 
@@ -231,8 +258,7 @@ static slim_status dense_wire(rt_builder *b, int i, const rt_loc *src, dnnl_prim
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
     snprintf(s->what, sizeof s->what, "dense %s", l->name);
     if (l->p_bias >= 0) rt_append(s->what, sizeof s->what, "%s", " +bias");
-    if (b->g->relu[i])
-        rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    rt_act_what(b, i, s->what, sizeof s->what);
     rt_set_value(b, i, &dst);
     return SLIM_OK;
 }
@@ -253,7 +279,7 @@ slim_status rt_build_dense(rt_builder *b, int i) {
     return st;
 }
 
-/* ---- shape-keeping ops: relu, bn, add -------------------------------------- */
+/* ---- shape-keeping ops: relu, relu6, bn, add ------------------------------ */
 
 /* The dims a layer-wise op (bn, add) works in: (n, c) for data stored as
  * (n, c), else (n, c, h, w). */
@@ -262,7 +288,7 @@ static int natural_nd(const rt_builder *b, int u) {
     return b->vals[u].loc.md.ndims == 2 && l->h == 1 && l->w == 1 ? 2 : 4;
 }
 
-/* The output of a shape-keeping op (relu, bn, add) on src: in place when
+/* The output of a shape-keeping op (relu, relu6, bn, add) on src: in place when
  * nothing reads src later, else a new storage in src's layout. */
 static slim_status keep_shape_dst(rt_builder *b, int i, const rt_loc *src, const rt_loc *other,
                                   rt_loc *dst) {
@@ -283,22 +309,27 @@ static slim_status simple_wire(rt_builder *b, int i, dnnl_primitive_desc_t *pd, 
     if (src1) SLIM_TRY(rt_step_loc(s, DNNL_ARG_SRC_1, src1));
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, dst));
     snprintf(s->what, sizeof s->what, "%s %s", what, b->m->layers[i].name);
-    if (b->g->relu[i])
-        rt_append(s->what, sizeof s->what, " +relu(%s)", b->m->layers[b->g->chain_end[i]].name);
+    rt_act_what(b, i, s->what, sizeof s->what);
     rt_set_value(b, i, dst);
     if (out) *out = s;
     return SLIM_OK;
 }
 
-slim_status rt_build_relu(rt_builder *b, int i) {
-    rt_loc src = b->vals[b->m->layers[i].inputs[0]].loc, dst;
+/* A relu or relu6 no step took in: eltwise relu, or clip to [0, 6]. */
+slim_status rt_build_act(rt_builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    rt_loc src = b->vals[l->inputs[0]].loc, dst;
     dnnl_eltwise_desc_t desc;
-    SLIM_DNNL_CHECK(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, dnnl_eltwise_relu,
-                                                   &src.md, 0.0f, 0.0f));
+    dnnl_alg_kind_t alg;
+    float alpha, beta;
+    rt_act_eltwise(l->kind == SLIM_LAYER_RELU6 ? RT_ACT_RELU6 : RT_ACT_RELU, &alg, &alpha, &beta);
+    SLIM_DNNL_CHECK(
+        dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg, &src.md, alpha, beta));
     dnnl_primitive_desc_t pd = NULL;
     slim_status st = rt_make_pd(b->rt->engine, &desc, NULL, &pd);
     if (st == SLIM_OK) st = keep_shape_dst(b, i, &src, NULL, &dst);
-    if (st == SLIM_OK) st = simple_wire(b, i, &pd, &src, NULL, &dst, "relu", NULL);
+    if (st == SLIM_OK)
+        st = simple_wire(b, i, &pd, &src, NULL, &dst, slim_layer_kind_name(l->kind), NULL);
     if (pd) dnnl_primitive_desc_destroy(pd);
     return st;
 }
@@ -311,7 +342,7 @@ slim_status rt_build_bn(rt_builder *b, int i) {
     rt_loc src, dst;
     SLIM_TRY(rt_value_view(b, l->inputs[0], natural_nd(b, l->inputs[0]), &src));
     unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
-    if (b->g->relu[i]) flags |= dnnl_fuse_norm_relu;
+    if (b->g->act[i] == RT_ACT_RELU) flags |= dnnl_fuse_norm_relu; /* never relu6 (graph.c) */
     dnnl_batch_normalization_desc_t desc;
     SLIM_DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference,
                                                                &src.md, l->eps, flags));
@@ -345,17 +376,70 @@ slim_status rt_build_add(rt_builder *b, int i) {
     dnnl_binary_desc_t desc;
     SLIM_DNNL_CHECK(dnnl_binary_desc_init(&desc, dnnl_binary_add, &a.md, &c.md, &dst.md));
     int fuse = binary_relu_fusable(&dst.md);
-    rt_post_spec ps = {NULL, 0, b->g->relu[i] && fuse};
+    rt_post_spec ps = {NULL, 0, fuse ? b->g->act[i] : RT_ACT_NONE};
     dnnl_primitive_desc_t pd = NULL;
     rt_step *s = NULL;
     slim_status st = rt_make_pd(b->rt->engine, &desc, &ps, &pd);
     if (st == SLIM_OK) st = simple_wire(b, i, &pd, &a, &c, &dst, "add", &s);
     if (pd) dnnl_primitive_desc_destroy(pd);
     SLIM_TRY(st);
-    if (!b->g->relu[i] || fuse) return SLIM_OK;
-    char *plus = strstr(s->what, " +relu(");
+    if (!b->g->act[i] || fuse) return SLIM_OK;
+    char *plus = strstr(s->what, " +relu");
     if (plus) *plus = '\0';
-    return relu_step(b, i, &dst);
+    return act_step(b, i, &dst);
+}
+
+/* ---- concat -------------------------------------------------------------- */
+
+/* A concat pd writing layout `tag` (format_tag_any: oneDNN's choice). */
+static slim_status concat_pd(rt_builder *b, int i, const dnnl_memory_desc_t *srcs,
+                             dnnl_format_tag_t tag, dnnl_primitive_desc_t *pd) {
+    const slim_layer *l = &b->m->layers[i];
+    dnnl_memory_desc_t dst;
+    SLIM_TRY(rt_md_tag(&dst, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, tag));
+    return rt_make_concat_pd(b->rt->engine, &dst, l->n_inputs, srcs, pd);
+}
+
+/* A channel concatenation on oneDNN's concat: each input copied into its
+ * channel slice of a new buffer. The output takes the plan's activation
+ * layout when it has one, else the first input's (the layout the convs
+ * around it chose: oneDNN's own choice is plain whenever an input's
+ * channels are padded, and would cost a reorder after it), else oneDNN's
+ * choice. Inputs are read as they are stored (a repeated input twice). */
+slim_status rt_build_concat(rt_builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    dnnl_memory_desc_t srcs[SLIM_LAYER_MAX_INPUTS];
+    rt_loc in[SLIM_LAYER_MAX_INPUTS], dst;
+    for (int k = 0; k < l->n_inputs; k++) {
+        SLIM_TRY(rt_value_view(b, l->inputs[k], 4, &in[k]));
+        srcs[k] = in[k].md;
+    }
+    dnnl_format_tag_t tag = b->act_tag;
+    if (tag == dnnl_format_tag_any) tag = rt_md_act_tag(&srcs[0]);
+    dnnl_primitive_desc_t pd = NULL;
+    rt_step *s = NULL;
+    slim_status st = concat_pd(b, i, srcs, tag, &pd);
+    if (st != SLIM_OK && tag != dnnl_format_tag_any) {
+        slim_clear_error();
+        st = concat_pd(b, i, srcs, dnnl_format_tag_any, &pd);
+    }
+    if (st == SLIM_OK)
+        st = rt_new_storage(b, rt_pd_md(pd, DNNL_ARG_DST), b->g->last_read[b->g->chain_end[i]],
+                            &dst);
+    if (st == SLIM_OK) st = rt_push_dnnl_step(b, &pd, 0, &s);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    SLIM_TRY(st);
+    for (int k = 0; k < l->n_inputs; k++)
+        SLIM_TRY(rt_step_loc(s, DNNL_ARG_MULTIPLE_SRC + k, &in[k]));
+    SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
+    snprintf(s->what, sizeof s->what, "concat %s", l->name);
+    for (int k = 0; k < l->n_inputs; k++) {
+        rt_append(s->what, sizeof s->what, "%s", k ? "," : " (");
+        rt_append(s->what, sizeof s->what, "%s", b->m->layers[l->inputs[k]].name);
+    }
+    rt_append(s->what, sizeof s->what, "%s", ")");
+    rt_set_value(b, i, &dst);
+    return SLIM_OK;
 }
 
 /* ---- pools --------------------------------------------------------------- */

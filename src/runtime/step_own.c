@@ -17,7 +17,7 @@ static slim_status push_own_step(rt_builder *b, rt_step_kind kind, size_t bytes,
     dnnl_memory_desc_t md;
     SLIM_DNNL_CHECK(
         dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){(dnnl_dim_t)bytes}, dnnl_u8, dnnl_a));
-    rt_step_scratch(p, s, &md);
+    SLIM_TRY(rt_step_scratch(p, s, &md));
     *out = s;
     return SLIM_OK;
 }
@@ -51,7 +51,7 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
                              .weights = w,
                              .bias = bias,
                              .biasmap = map,
-                             .relu = b->g->relu[i],
+                             .relu = b->g->act[i] == RT_ACT_RELU,
                              .sum = sum,
                              .out_padded = out_padded,
                              .out_narrow = out_narrow};
@@ -65,7 +65,7 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
                              .weights = w,
                              .bias = bias,
                              .biasmap = map,
-                             .relu = b->g->relu[i],
+                             .relu = b->g->act[i] == RT_ACT_RELU,
                              .sum = sum,
                              .pool = b->g->pool[i],
                              .in_padded = in_padded,
@@ -123,7 +123,7 @@ slim_status rt_build_head(rt_builder *b, int i) {
                              .w = l->in_w,
                              .weights = m->params[dense->p_weight].data,
                              .bias = dense->p_bias >= 0 ? m->params[dense->p_bias].data : NULL,
-                             .relu = b->g->relu[i]};
+                             .relu = b->g->act[i] == RT_ACT_RELU};
         SLIM_TRY(head_create(&d, hd));
         b->rt->weight_bytes += ((size_t)l->in_c + 1) * (size_t)round16(dense->c) * sizeof(float);
     }
@@ -140,7 +140,7 @@ slim_status rt_build_head(rt_builder *b, int i) {
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
     snprintf(s->what, sizeof s->what, "gap+dense %s %s", l->name, dense->name);
     if (dense->p_bias >= 0) rt_append(s->what, sizeof s->what, "%s", " +bias");
-    if (b->g->relu[i])
+    if (b->g->act[i])
         rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
     rt_set_value(b, i, &dst);
     return SLIM_OK;
