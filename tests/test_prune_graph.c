@@ -132,8 +132,8 @@ static void check_depthwise_stride(int stride) {
              "dense fc out=3\n",
              stride);
     slim_model *m = setup(text, 10 + (uint64_t)stride);
-    silence(m, "dw_bn", 2, 0.5f);  /* constant 0.5 */
-    silence(m, "exp_bn", 4, 1.5f); /* a map with borders */
+    silence(m, "dw_bn", 2, 0.5f);         /* constant 0.5 */
+    silence(m, "exp_bn", 4, 1.5f);        /* a map with borders */
     slim_layer *dwbn = layer(m, "dw_bn"); /* inside (0, 6): the map reaches proj */
     gamma_of(m, dwbn)[4] = 0.7f;
     beta_of(m, dwbn)[4] = 3.0f;
