@@ -41,8 +41,8 @@ static slim_status set_meta(slim_ckpt *ck, const slim_model *m) {
     char mean[256] = "", std[256] = "";
     for (int c = 0; c < m->layers[0].c; c++) {
         size_t lm = strlen(mean), ls = strlen(std);
-        snprintf(mean + lm, sizeof mean - lm, "%s%.3f", c ? "," : "", 0.25 + 0.125 * c);
-        snprintf(std + ls, sizeof std - ls, "%s%.3f", c ? "," : "", 0.5 + 0.0625 * c);
+        snprintf(mean + lm, sizeof mean - lm, "%s%g", c ? "," : "", 0.25 + 0.125 * c);
+        snprintf(std + ls, sizeof std - ls, "%s%g", c ? "," : "", 0.5 + 0.0625 * c);
     }
     SLIM_TRY(slim_ckpt_set_meta(ck, "data.mean", mean));
     return slim_ckpt_set_meta(ck, "data.std", std);
