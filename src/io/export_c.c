@@ -18,6 +18,7 @@
 /* The helper functions the generated code can hold, one per op. */
 enum {
     OP_CONV,
+    OP_CONV1,
     OP_AFFINE,
     OP_RELU,
     OP_RELU6,
@@ -74,6 +75,44 @@ static const char *const op_source[OP_COUNT] = {
         "                    }\n"
         "                }\n"
         "            }\n"
+        "    }\n"
+        "}\n",
+    [OP_CONV1] =
+        "/* conv at stride 1: the input padded once into pad_x (cin, h + 2 pad, w + 2 pad),\n"
+        " * each output plane summed at the padded width in acc, so that every tap is one\n"
+        " * long contiguous loop (the columns past ow are scratch). */\n"
+        "static void conv1(const float *restrict x, int cin, int h, int w, float *restrict y,\n"
+        "                  int cout, int oh, int ow, int k, int pad, int groups,\n"
+        "                  const float *restrict wt, const float *b, const float *m) {\n"
+        "    int cig = cin / groups, cog = cout / groups, hp = h + 2 * pad, wp = w + 2 * pad;\n"
+        "    int o, ci, u, v, p, q;\n"
+        "    long n = (long)(oh - 1) * wp + ow, plane = (long)oh * ow, i;\n"
+        "    for (ci = 0; ci < cin; ci++)\n"
+        "        for (p = 0; p < hp; p++)\n"
+        "            for (q = 0; q < wp; q++) {\n"
+        "                int r = p - pad, c = q - pad;\n"
+        "                pad_x[((long)ci * hp + p) * wp + q] =\n"
+        "                    r >= 0 && r < h && c >= 0 && c < w ? x[((long)ci * h + r) * w + c] : "
+        "0.0f;\n"
+        "            }\n"
+        "    for (o = 0; o < cout; o++) {\n"
+        "        const float *xg = pad_x + (long)(o / cog) * cig * hp * wp;\n"
+        "        for (i = 0; i < n; i++)\n"
+        "            acc[i] = 0.0f;\n"
+        "        for (ci = 0; ci < cig; ci++)\n"
+        "            for (u = 0; u < k; u++)\n"
+        "                for (v = 0; v < k; v++) {\n"
+        "                    float wv = wt[(((long)o * cig + ci) * k + u) * k + v];\n"
+        "                    const float *xs = xg + ((long)ci * hp + u) * wp + v;\n"
+        "                    for (i = 0; i < n; i++)\n"
+        "                        acc[i] += wv * xs[i];\n"
+        "                }\n"
+        "        for (p = 0; p < oh; p++)\n"
+        "            for (q = 0; q < ow; q++)\n"
+        "                y[o * plane + (long)p * ow + q] = acc[(long)p * wp + q] + (b ? b[o] : "
+        "0.0f) +\n"
+        "                                                  (m ? m[o * plane + (long)p * ow + q] : "
+        "0.0f);\n"
         "    }\n"
         "}\n",
     [OP_AFFINE] = "/* y = x s + t per channel of (c, hw). */\n"
@@ -180,6 +219,7 @@ typedef struct writer {
     char upper[64];   /* macro prefix */
     int *alias;       /* per layer: the layer whose buffer holds its output (flatten: its input) */
     int uses[OP_COUNT];
+    size_t pad_x, acc; /* sizes of conv1's scratch buffers */
 } writer;
 
 void slim_export_c_identifier(const char *src, char *out, size_t len) {
@@ -407,8 +447,19 @@ static void mark_uses(writer *wr) {
         [SLIM_LAYER_CONCAT] = OP_COPY,     [SLIM_LAYER_RELU6] = OP_RELU6,
     };
     wr->uses[OP_COPY] = 1; /* the logits */
-    for (int i = 1; i < wr->m->n_layers; i++)
-        if (op_of[wr->m->layers[i].kind] >= 0) wr->uses[op_of[wr->m->layers[i].kind]] = 1;
+    for (int i = 1; i < wr->m->n_layers; i++) {
+        const slim_layer *l = &wr->m->layers[i];
+        int op = l->kind == SLIM_LAYER_CONV && l->stride == 1 ? OP_CONV1 : op_of[l->kind];
+        if (op >= 0) wr->uses[op] = 1;
+        if (op == OP_CONV1) {
+            /* conv1's scratch: the padded input, a plane at the padded width */
+            size_t hp = (size_t)l->in_h + 2 * (size_t)l->pad,
+                   wp = (size_t)l->in_w + 2 * (size_t)l->pad;
+            size_t xp = (size_t)l->in_c * hp * wp, acc = ((size_t)l->h - 1) * wp + (size_t)l->w;
+            if (xp > wr->pad_x) wr->pad_x = xp;
+            if (acc > wr->acc) wr->acc = acc;
+        }
+    }
 }
 
 /* The call that computes layer i (nothing for flatten). */
@@ -422,6 +473,13 @@ static void put_call(const writer *wr, FILE *f, int i) {
     fprintf(f, "    /* %s %s */\n", slim_layer_kind_name(l->kind), l->name);
     switch (l->kind) {
     case SLIM_LAYER_CONV:
+        if (l->stride == 1) {
+            fprintf(f, "    conv1(%s, %d, %d, %d, %s, %d, %d, %d, %d, %d, %d, l%d_w, %s, %s);\n", x,
+                    l->in_c, l->in_h, l->in_w, y, l->c, l->h, l->w, l->k, l->pad, l->groups, i,
+                    param_expr(l->has_bias, i, "b", p1, sizeof p1),
+                    param_expr(l->has_biasmap, i, "m", p2, sizeof p2));
+            break;
+        }
         fprintf(f, "    conv(%s, %d, %d, %d, %s, %d, %d, %d, %d, %d, %d, %d, l%d_w, %s, %s);\n", x,
                 l->in_c, l->in_h, l->in_w, y, l->c, l->h, l->w, l->k, l->stride, l->pad, l->groups,
                 i, param_expr(l->has_bias, i, "b", p1, sizeof p1),
@@ -531,6 +589,9 @@ static slim_status put_source(writer *wr, FILE *f, const char *h_base, const cha
             fprintf(f, "static float b%d[%zu]; /* %s */\n", i, numel_of(&m->layers[i]),
                     m->layers[i].name);
     mark_uses(wr);
+    if (wr->uses[OP_CONV1])
+        fprintf(f, "static float pad_x[%zu], acc[%zu]; /* conv1's scratch */\n", wr->pad_x,
+                wr->acc);
     for (int op = 0; op < OP_COUNT; op++)
         if (wr->uses[op]) fprintf(f, "\n%s", op_source[op]);
     fprintf(f, "\nvoid %s_run(const float *input, float *logits) {\n", wr->name);
