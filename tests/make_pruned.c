@@ -1,14 +1,18 @@
 /* Test helper (not a test): a pruned model with bias maps, for the export
  * tests (tests/cli/onnx_opencv.sh, the C export's tests).
  *
- *   make_pruned MODEL.net SEED PRUNED.ckpt [UNPRUNED.ckpt]
+ *   make_pruned MODEL.net SEED PRUNED.ckpt [UNPRUNED.ckpt [DUMP]]
  *
  * Initialises the model from SEED with random gamma, beta and biasmaps and
  * running statistics taken from a random batch (rc_randomize, as the
  * runtime's tests do), zeroes gamma in 40% of every BN's channels (those
  * with beta > 0 become constants, which pruning folds into bias maps), prunes
  * at threshold 0 (slim_prune) and writes the pruned model as a training
- * checkpoint, and the unpruned one too when asked. Both carry class names
+ * checkpoint, and the unpruned one too when asked. With DUMP, also writes
+ * slim's logits for comparison: DUMP.input.bin, DUMP_IMAGES random inputs
+ * (N, C, H, W), and DUMP.pruned.logits.bin, DUMP.unpruned.logits.bin, the
+ * logits (N, classes) of each model's reference forward in inference mode;
+ * raw little-endian float32. Both carry class names
  * and the preprocessing keys (data.resize, data.mean, data.std), so that
  * exports have metadata to carry.
  *
@@ -21,6 +25,7 @@
 #include "slim/model_io.h"
 
 #define ZERO_FRAC 0.4
+#define DUMP_IMAGES 64
 
 /* The metadata every written checkpoint carries. */
 static slim_status set_meta(slim_ckpt *ck, const slim_model *m) {
@@ -53,9 +58,35 @@ static int write_model(const slim_model *m, const char *path) {
     return st == SLIM_OK;
 }
 
+static int write_floats(const char *prefix, const char *what, const float *x, size_t n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s.bin", prefix, what);
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(x, sizeof *x, n, f) == n;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "make_pruned: cannot write %s\n", path);
+    return ok;
+}
+
+/* The inputs and both models' logits (see the top). */
+static int dump(slim_model *m, slim_model *p, const char *prefix, slim_rng *rng) {
+    float *x = rc_random_input(m, DUMP_IMAGES, rng);
+    size_t nl = (size_t)DUMP_IMAGES * (size_t)m->n_classes;
+    float *y = malloc(nl * sizeof *y);
+    assert_non_null(y);
+    int ok = write_floats(prefix, "input", x, DUMP_IMAGES * rc_input_numel(m));
+    rc_forward_ref(p, x, DUMP_IMAGES, 0, y);
+    ok = ok && write_floats(prefix, "pruned.logits", y, nl);
+    rc_forward_ref(m, x, DUMP_IMAGES, 0, y);
+    ok = ok && write_floats(prefix, "unpruned.logits", y, nl);
+    free(x);
+    free(y);
+    return ok;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: make_pruned MODEL.net SEED PRUNED.ckpt [UNPRUNED.ckpt]\n");
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: make_pruned MODEL.net SEED PRUNED.ckpt [UNPRUNED.ckpt [DUMP]]\n");
         return 1;
     }
     char *end;
@@ -86,7 +117,8 @@ int main(int argc, char **argv) {
         maps += p->layers[i].kind == SLIM_LAYER_CONV && p->layers[i].has_biasmap;
     printf("biasmaps: %d\n", maps);
     printf("macs: %.0f -> %.0f\n", slim_model_macs(m), slim_model_macs(p));
-    int ok = write_model(p, argv[3]) && (argc < 5 || write_model(m, argv[4]));
+    int ok = write_model(p, argv[3]) && (argc < 5 || write_model(m, argv[4])) &&
+             (argc < 6 || dump(m, p, argv[5], &rng));
     slim_model_free(p);
     slim_model_free(m);
     return ok ? 0 : 1;

@@ -577,14 +577,13 @@ static void eval_node(env *e, const dnode *n) {
                                     (bs[3] > 1 ? a3 : 0);
                         y->data[i] = x->data[i] + b->data[j];
                     }
-    } else if (strcmp(n->op, "Clip") == 0) {
-        /* min and max as inputs (opset 11+), scalars */
-        assert_int_equal(n->n_in, 3);
-        etensor *lo = env_get(e, n->in[1]), *hi = env_get(e, n->in[2]);
-        assert_true(lo->ndim == 0 && hi->ndim == 0);
-        etensor *y = env_new(e, n->out, x->ndim, x->shape);
-        for (int64_t i = 0; i < numel(x); i++)
-            y->data[i] = fminf(fmaxf(x->data[i], lo->data[0]), hi->data[0]);
+    } else if (strcmp(n->op, "Sub") == 0) {
+        /* a scalar minus a tensor (relu6), or tensors of one shape */
+        etensor *b = env_get(e, n->in[1]);
+        assert_true(x->ndim == 0 || (x->ndim == b->ndim && numel(x) == numel(b)));
+        etensor *y = env_new(e, n->out, b->ndim, b->shape);
+        for (int64_t i = 0; i < numel(b); i++)
+            y->data[i] = x->data[x->ndim ? i : 0] - b->data[i];
     } else if (strcmp(n->op, "Concat") == 0) {
         assert_int_equal(attr_int(n, "axis", 0), 1);
         assert_true(x->ndim == 2 || x->ndim == 4);
@@ -1017,7 +1016,7 @@ static void test_numeric_residual(void **state) {
 }
 
 /* Grouped and depthwise convs (stride 1 and 2, padded; bn folded per output
- * channel), relu6 as Clip, concat with a repeated input (the model input
+ * channel), relu6 as 6 - Relu(6 - Relu(x)), concat with a repeated input (the model input
  * among them), a depthwise conv with a biasmap folded with its bn. */
 static void test_numeric_groups(void **state) {
     (void)state;
@@ -1036,40 +1035,46 @@ static void test_numeric_groups(void **state) {
                                "gap\n"
                                "dense fc out=4\n",
                                35);
-    /* Pre-activations well past 6 somewhere, so that Clip's top matters. */
+    /* Pre-activations well past 6 somewhere, so that relu6's top matters. */
     slim_param *w = &m->params[slim_model_find_param(m, "e.weight")];
     for (size_t j = 0; j < w->numel; j++)
         w->data[j] *= 12.0f;
     dmodel *d = roundtrip(m, "groups", 3, 36);
-    const char *ops[] = {"Conv",    "Clip", "Conv", "Clip", "Concat",
-                         "Conv",    "Clip", "Conv", "Add",  "GlobalAveragePool",
+#define RELU6 "Relu", "Sub", "Relu", "Sub"
+    const char *ops[] = {"Conv",    RELU6,  "Conv", RELU6,  "Concat", "Conv",
+                         RELU6,     "Conv", "Conv", "Conv", "Add",    "GlobalAveragePool",
                          "Flatten", "Gemm"};
-    expect_ops(d, ops, 12);
+    expect_ops(d, ops, 23);
     check_fold(m, d, "e", "be");
     check_fold(m, d, "dw", "bd");
     check_fold(m, d, "dw2", "b2");
     assert_int_equal(attr_int(&d->nodes[0], "group", 1), 2);
-    assert_int_equal(attr_int(&d->nodes[2], "group", 1), 6);
-    assert_int_equal(attr_int(&d->nodes[5], "group", 1), 2);
-    assert_int_equal(attr_int(&d->nodes[7], "group", 1), 8);
-    const dnode *cat = &d->nodes[4];
+    assert_int_equal(attr_int(&d->nodes[5], "group", 1), 6);
+    assert_int_equal(attr_int(&d->nodes[11], "group", 1), 2);
+    assert_int_equal(attr_int(&d->nodes[16], "group", 1), 8);
+    const dnode *cat = &d->nodes[10];
     assert_int_equal(attr_int(cat, "axis", 0), 1);
     assert_int_equal(cat->n_in, 4);
     const char *cat_in[] = {"r1", "input", "r2", "r1"};
     for (int j = 0; j < 4; j++)
         assert_string_equal(cat->in[j], cat_in[j]);
-    const dnode *clip = &d->nodes[1];
-    assert_int_equal(clip->n_in, 3);
-    assert_string_equal(clip->in[1], "r1.min");
-    assert_string_equal(clip->in[2], "r1.max");
-    const dtensor *lo = find_init(d, "r1.min"), *hi = find_init(d, "r1.max");
-    assert_non_null(lo);
-    assert_non_null(hi);
-    assert_int_equal(lo->ndim, 0);
-    assert_int_equal(hi->ndim, 0);
-    float *lv = init_values(lo), *hv = init_values(hi);
-    assert_true(lv[0] == 0.0f && hv[0] == 6.0f);
-    free(lv), free(hv);
+    /* relu6 r1: Relu -> r1.relu; Sub(r1.six, .) -> r1.headroom; Relu;
+     * Sub(r1.six, .) -> r1 */
+    const char *r6_in[4][2] = {
+        {"be", NULL}, {"r1.six", "r1.relu"}, {"r1.headroom", NULL}, {"r1.six", "r1.headroom_relu"}};
+    for (int k = 0; k < 4; k++) {
+        const dnode *r6 = &d->nodes[1 + k];
+        assert_int_equal(r6->n_in, r6_in[k][1] ? 2 : 1);
+        assert_string_equal(r6->in[0], r6_in[k][0]);
+        if (r6_in[k][1]) assert_string_equal(r6->in[1], r6_in[k][1]);
+    }
+    assert_string_equal(d->nodes[4].out, "r1");
+    const dtensor *six = find_init(d, "r1.six");
+    assert_non_null(six);
+    assert_int_equal(six->ndim, 0);
+    float *sv = init_values(six);
+    assert_true(sv[0] == 6.0f);
+    free(sv);
     dmodel_free(d);
     slim_model_free(m);
 }
@@ -1087,20 +1092,30 @@ static void test_numeric_biasmap(void **state) {
                                "dense fc out=3\n",
                                41);
     dmodel *d = roundtrip(m, "biasmap", 3, 42);
-    const char *ops[] = {"Conv", "Add",     "Relu",    "Conv", "Add",
-                         "Relu", "MaxPool", "Flatten", "Gemm"};
-    expect_ops(d, ops, 9);
+    /* The ones (once), then per map: its Conv of the ones, the Add. */
+    const char *ops[] = {"Conv", "Conv", "Conv", "Add",     "Relu",    "Conv",
+                         "Conv", "Add",  "Relu", "MaxPool", "Flatten", "Gemm"};
+    expect_ops(d, ops, 12);
+    assert_string_equal(d->nodes[1].in[0], "input");
+    assert_string_equal(d->nodes[1].out, "input.ones");
+    assert_string_equal(d->nodes[6].in[0], "input.ones");
+    assert_string_equal(d->nodes[6].in[1], "c2.biasmap");
+    assert_string_equal(d->nodes[7].in[1], "c2.biasmap_out");
+    assert_string_equal(d->nodes[3].in[1], "c1.biasmap_out");
+    /* The map is the kernel, flipped, of shape (c, 1, h, w). */
     const dtensor *t = find_init(d, "c2.biasmap");
     assert_non_null(t);
     assert_int_equal(t->ndim, 4);
-    int64_t want[4] = {1, 4, 6, 6};
+    int64_t want[4] = {4, 1, 6, 6};
     for (int k = 0; k < 4; k++)
         assert_int_equal(t->dims[k], want[k]);
     float *v = init_values(t);
     const slim_param *p = &m->params[slim_model_find_param(m, "c2.biasmap")];
-    assert_memory_equal(v, p->data, p->numel * sizeof(float));
+    for (int j = 0; j < 4; j++)
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 6; x++)
+                assert_true(v[(j * 6 + 5 - y) * 6 + 5 - x] == p->data[(j * 6 + y) * 6 + x]);
     free(v);
-    assert_string_equal(d->nodes[1].in[1], "c1.biasmap");
     check_fold(m, d, "c1", "b1");
     dmodel_free(d);
     slim_model_free(m);
@@ -1133,10 +1148,11 @@ static void test_numeric_concat_features(void **state) {
                                "dense fc out=2\n",
                                53);
     dmodel *d = roundtrip(m, "concat2d", 2, 54);
-    const char *ops[] = {"Clip", "GlobalAveragePool", "Flatten", "Gemm", "Concat", "Gemm"};
-    expect_ops(d, ops, 6);
-    assert_int_equal(attr_int(&d->nodes[4], "axis", 0), 1);
-    assert_int_equal(d->nodes[4].n_in, 3);
+    const char *ops[] = {"Relu",    "Sub",  "Relu",   "Sub", "GlobalAveragePool",
+                         "Flatten", "Gemm", "Concat", "Gemm"};
+    expect_ops(d, ops, 9);
+    assert_int_equal(attr_int(&d->nodes[7], "axis", 0), 1);
+    assert_int_equal(d->nodes[7].n_in, 3);
     dmodel_free(d);
     slim_model_free(m);
 }

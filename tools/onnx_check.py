@@ -138,10 +138,8 @@ def numpy_run(model, x):
             y = np.maximum(ins[0], 0)
         elif op == "Add":
             y = ins[0] + ins[1]
-        elif op == "Clip":
-            # min and max are optional inputs (an empty name leaves that side open)
-            lo, hi = [env[n] if n else None for n in (list(node.input[1:3]) + ["", ""])[:2]]
-            y = np.clip(ins[0], -np.inf if lo is None else lo, np.inf if hi is None else hi)
+        elif op == "Sub":
+            y = ins[0] - ins[1]
         elif op == "Concat":
             y = np.concatenate(ins, axis=a["axis"])
         elif op == "BatchNormalization":

@@ -13,7 +13,14 @@
  *                groups > 1; initializers "<conv>.weight" (cout, cin/groups,
  *                k, k) and, when present, "<conv>.bias");
  *                a conv with a biasmap (cout, oh, ow) is followed by an Add
- *                of the initializer "<conv>.biasmap" shaped (1, cout, oh, ow)
+ *                of the map batched: "<conv>.biasmap_out" = Conv of
+ *                "input.ones" (N, 1, 1, 1) with the initializer
+ *                "<conv>.biasmap", the map flipped in both spatial axes,
+ *                shaped (cout, 1, oh, ow), pads oh-1, ow-1; "input.ones" =
+ *                Conv(input) with zero weights "input.ones.weight"
+ *                (1, C, H, W) and bias "input.ones.bias" = 1, emitted once.
+ *                (Runtimes such as OpenCV's dnn refuse an Add that
+ *                broadcasts a (1, ...) constant over a batch > 1.)
  *   bn        -> folded into its conv when the bn's input is a conv whose
  *                only consumer is that bn: with s = gamma / sqrt(var + eps),
  *                W' = W s, b' = (b - mean) s + beta, biasmap' = biasmap s
@@ -24,8 +31,9 @@
  *                "<bn>.beta", "<bn>.running_mean", "<bn>.running_var" and
  *                its epsilon.
  *   relu      -> Relu
- *   relu6     -> Clip with the scalar initializers "<relu6>.min" = 0 and
- *                "<relu6>.max" = 6 as its min and max inputs
+ *   relu6     -> 6 - Relu(6 - Relu(x)): Relu, Sub, Relu, Sub with the
+ *                scalar initializer "<relu6>.six" = 6 (OpenCV's dnn takes
+ *                neither Clip with input bounds nor Min)
  *   maxpool   -> MaxPool (kernel_shape, strides, pads)
  *   avgpool   -> AveragePool (same, count_include_pad = 0)
  *   gap       -> GlobalAveragePool then Flatten(axis 1), since slim's gap
@@ -50,7 +58,10 @@
  * slim_onnx_write_ex also writes ModelProto.metadata_props, key/value
  * string pairs in the given order; slim export stores the preprocessing
  * there (data.resize, data.crop_scale, data.mean, data.std, class.<k>, ...:
- * the conventional keys of docs/CHECKPOINT_FORMAT.md).
+ * the conventional keys of docs/CHECKPOINT_FORMAT.md) and slim.version.
+ *
+ * Every export runs in OpenCV's dnn module (4.6) at any batch size
+ * (tests/cli/onnx_opencv.sh).
  */
 #ifndef SLIM_ONNX_H
 #define SLIM_ONNX_H

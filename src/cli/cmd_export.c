@@ -131,14 +131,16 @@ static slim_status export_slim(slim_model *model, const slim_ckpt *in_ck, const 
     return st;
 }
 
-/* ONNX with the export's metadata as metadata_props. */
+/* ONNX with the export's metadata as metadata_props, and the version of
+ * slim that wrote it as "slim.version" (the project's version, from CMake). */
 static slim_status export_onnx(const slim_model *model, const slim_ckpt *in_ck,
                                const char *in_path) {
     slim_ckpt *meta = slim_ckpt_new(SLIM_CKPT_EXPORT);
     if (!meta) return SLIM_ERR_NOMEM;
     slim_status st = copy_export_meta(meta, in_ck, in_path, model->layers[0].c);
+    if (st == SLIM_OK) st = slim_ckpt_set_meta(meta, "slim.version", SLIM_PROJECT_VERSION);
     if (st == SLIM_OK)
-        st = slim_onnx_write_ex(model, a.out, "slim " SLIM_CLI_VERSION,
+        st = slim_onnx_write_ex(model, a.out, "slim " SLIM_PROJECT_VERSION,
                                 (const char *const *)meta->meta_keys,
                                 (const char *const *)meta->meta_values, meta->n_meta);
     slim_ckpt_free(meta);

@@ -228,15 +228,20 @@ static void attr_float(slim_pb_buf *node, const char *name, float v) {
     slim_pb_free(&a);
 }
 
-static void attr_ints(slim_pb_buf *node, const char *name, int n, int64_t v) {
+static void attr_list(slim_pb_buf *node, const char *name, int n, const int64_t *v) {
     slim_pb_buf a;
     slim_pb_init(&a);
     slim_pb_string(&a, ATTR_NAME, name);
     for (int i = 0; i < n; i++)
-        slim_pb_int(&a, ATTR_INTS, v);
+        slim_pb_int(&a, ATTR_INTS, v[i]);
     slim_pb_int(&a, ATTR_TYPE, ATTR_TYPE_INTS);
     slim_pb_message(node, NODE_ATTRIBUTE, &a);
     slim_pb_free(&a);
+}
+
+/* n copies of v (n <= 4). */
+static void attr_ints(slim_pb_buf *node, const char *name, int n, int64_t v) {
+    attr_list(node, name, n, (const int64_t[]){v, v, v, v});
 }
 
 /* Starts a node: inputs (NULL entries end the list), one output, name,
@@ -314,7 +319,65 @@ static void value_info(slim_pb_buf *g, int field, const char *name, int ndim, co
 typedef struct graph {
     slim_pb_buf nodes; /* NodeProto fields, in execution order */
     slim_pb_buf inits; /* initializer fields */
+    int have_ones;     /* ONES_TENSOR is emitted */
 } graph;
+
+/* (N, 1, 1, 1) ones, the input of every biasmap's Conv. Two dots: no layer's
+ * tensor or initializer ("<layer>.<suffix>") can have this name. */
+#define ONES_TENSOR "input.ones"
+
+/* ONES_TENSOR := Conv(input) with zero weights over the whole image and bias
+ * 1: exactly 1 for any finite input, and batched like the input. */
+static slim_status emit_ones(const plan *p, graph *g) {
+    const slim_layer *in = &p->m->layers[0];
+    size_t numel = (size_t)in->c * (size_t)in->h * (size_t)in->w;
+    float *zeros = calloc(numel, sizeof *zeros);
+    if (!zeros) return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", p->path);
+    slim_pb_buf node;
+    node_begin(&node, "Conv", "input/ones", "input", ONES_TENSOR ".weight", ONES_TENSOR ".bias",
+               ONES_TENSOR);
+    attr_list(&node, "kernel_shape", 2, (const int64_t[]){in->h, in->w});
+    node_end(&g->nodes, &node);
+    initializer(&g->inits, ONES_TENSOR ".weight", 4, (const int64_t[]){1, in->c, in->h, in->w},
+                zeros, numel);
+    const float one = 1.0f;
+    initializer(&g->inits, ONES_TENSOR ".bias", 1, (const int64_t[]){1}, &one, 1);
+    free(zeros);
+    g->have_ones = 1;
+    return SLIM_OK;
+}
+
+/* The biasmap md (c, h, w) of conv l, batched: a Conv of ONES_TENSOR with the
+ * map, flipped, as its (c, 1, h, w) kernel and pads h - 1, w - 1, whose
+ * output (N, c, h, w) is the map for every image; then Add. (An Add of the
+ * (1, c, h, w) map itself broadcasts over the batch, which OpenCV's dnn
+ * refuses.) */
+static slim_status emit_biasmap(const plan *p, graph *g, const slim_layer *l, const float *md,
+                                const char *conv_out, const char *out) {
+    if (!g->have_ones) SLIM_TRY(emit_ones(p, g));
+    int64_t c = l->c, h = l->h, w = l->w;
+    float *flip = malloc((size_t)(c * h * w) * sizeof *flip);
+    if (!flip) return slim_error(SLIM_ERR_NOMEM, "%s: out of memory", p->path);
+    for (int64_t j = 0; j < c; j++)
+        for (int64_t y = 0; y < h; y++)
+            for (int64_t x = 0; x < w; x++)
+                flip[(j * h + h - 1 - y) * w + w - 1 - x] = md[(j * h + y) * w + x];
+    char mname[TNAME_MAX], mout[TNAME_MAX], nname[TNAME_MAX];
+    snprintf(mname, sizeof mname, "%.31s.biasmap", l->name);
+    snprintf(mout, sizeof mout, "%.31s.biasmap_out", l->name);
+    snprintf(nname, sizeof nname, "%.31s/biasmap_conv", l->name);
+    slim_pb_buf node;
+    node_begin(&node, "Conv", nname, ONES_TENSOR, mname, NULL, mout);
+    attr_list(&node, "kernel_shape", 2, (const int64_t[]){h, w});
+    attr_list(&node, "pads", 4, (const int64_t[]){h - 1, w - 1, h - 1, w - 1});
+    node_end(&g->nodes, &node);
+    initializer(&g->inits, mname, 4, (const int64_t[]){c, 1, h, w}, flip, (size_t)(c * h * w));
+    free(flip);
+    snprintf(nname, sizeof nname, "%.31s/biasmap", l->name);
+    node_begin(&node, "Add", nname, conv_out, mout, NULL, out);
+    node_end(&g->nodes, &node);
+    return SLIM_OK;
+}
 
 /* conv (with its folded bn, if any) -> Conv [-> Add biasmap]. */
 static slim_status emit_conv(const plan *p, graph *g, int i) {
@@ -325,10 +388,9 @@ static slim_status emit_conv(const plan *p, graph *g, int i) {
     const slim_param *bm = l->has_biasmap ? &m->params[l->p_biasmap] : NULL;
     int fold = p->bn_of[i];
     int out_layer = fold >= 0 ? fold : i;
-    char wname[TNAME_MAX], bname[TNAME_MAX], mname[TNAME_MAX], conv_out[TNAME_MAX];
+    char wname[TNAME_MAX], bname[TNAME_MAX], conv_out[TNAME_MAX];
     snprintf(wname, sizeof wname, "%.31s.weight", l->name);
     snprintf(bname, sizeof bname, "%.31s.bias", l->name);
-    snprintf(mname, sizeof mname, "%.31s.biasmap", l->name);
     snprintf(conv_out, sizeof conv_out, "%.31s.conv", l->name);
     int has_bias = b != NULL || fold >= 0;
 
@@ -377,16 +439,9 @@ static slim_status emit_conv(const plan *p, graph *g, int i) {
         int64_t dim = l->c;
         initializer(&g->inits, bname, 1, &dim, bd, (size_t)l->c);
     }
-    if (bm) {
-        char nname[TNAME_MAX];
-        snprintf(nname, sizeof nname, "%.31s/biasmap", l->name);
-        node_begin(&node, "Add", nname, conv_out, mname, NULL, p->tname[out_layer]);
-        node_end(&g->nodes, &node);
-        int64_t dims[4] = {1, bm->shape[0], bm->shape[1], bm->shape[2]};
-        initializer(&g->inits, mname, 4, dims, md, bm->numel);
-    }
+    slim_status st = bm ? emit_biasmap(p, g, l, md, conv_out, p->tname[out_layer]) : SLIM_OK;
     free(scratch);
-    return SLIM_OK;
+    return st;
 }
 
 static void emit_bn(const plan *p, graph *g, int i) {
@@ -473,19 +528,30 @@ static void emit_concat(const plan *p, graph *g, int i) {
     node_end(&g->nodes, &node);
 }
 
-/* relu6 -> Clip with scalar initializers "<relu6>.min" = 0 and
- * "<relu6>.max" = 6 (opset 13 takes the bounds as inputs). */
+/* relu6 -> min(relu(x), 6) as 6 - Relu(6 - Relu(x)) with the scalar
+ * initializer "<relu6>.six": OpenCV's dnn takes Clip only with attribute
+ * bounds (opset < 11), and neither Min nor Clip with input bounds. The
+ * result is exact for relu(x) >= 6 and within half an ulp of 6 below. */
 static void emit_relu6(const plan *p, graph *g, int i) {
     const slim_layer *l = &p->m->layers[i];
-    char lo[TNAME_MAX], hi[TNAME_MAX];
-    snprintf(lo, sizeof lo, "%.31s.min", l->name);
-    snprintf(hi, sizeof hi, "%.31s.max", l->name);
+    char six[TNAME_MAX], t[3][TNAME_MAX], n[3][TNAME_MAX];
+    const char *suffix[3] = {"relu", "headroom", "headroom_relu"};
+    snprintf(six, sizeof six, "%.31s.six", l->name);
+    for (int k = 0; k < 3; k++) {
+        snprintf(t[k], TNAME_MAX, "%.31s.%s", l->name, suffix[k]);
+        snprintf(n[k], TNAME_MAX, "%.31s/%s", l->name, suffix[k]);
+    }
     slim_pb_buf node;
-    node_begin(&node, "Clip", l->name, p->tname[l->inputs[0]], lo, hi, p->tname[i]);
+    node_begin(&node, "Relu", n[0], p->tname[l->inputs[0]], NULL, NULL, t[0]);
     node_end(&g->nodes, &node);
-    const float zero = 0.0f, six = 6.0f;
-    initializer(&g->inits, lo, 0, NULL, &zero, 1);
-    initializer(&g->inits, hi, 0, NULL, &six, 1);
+    node_begin(&node, "Sub", n[1], six, t[0], NULL, t[1]);
+    node_end(&g->nodes, &node);
+    node_begin(&node, "Relu", n[2], t[1], NULL, NULL, t[2]);
+    node_end(&g->nodes, &node);
+    node_begin(&node, "Sub", l->name, six, t[2], NULL, p->tname[i]);
+    node_end(&g->nodes, &node);
+    const float value = 6.0f;
+    initializer(&g->inits, six, 0, NULL, &value, 1);
 }
 
 static slim_status emit_layer(const plan *p, graph *g, int i) {
@@ -587,7 +653,7 @@ slim_status slim_onnx_write_ex(const slim_model *model, const char *path,
             return slim_error(SLIM_ERR_ARG, "%s: onnx: metadata pair %d has no key or value", path,
                               i);
     plan p = {.m = model, .path = path};
-    graph g;
+    graph g = {.have_ones = 0};
     slim_pb_init(&g.nodes);
     slim_pb_init(&g.inits);
     slim_pb_buf head, tail, opset;
