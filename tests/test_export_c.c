@@ -213,6 +213,11 @@ static void test_refused(void **state) {
     slim_model_free(m);
 
     m = parse(tiny);
+    m->layers[1].h = 7; /* more rows than its window makes */
+    expect_refused(m, "conv 'c' (layer 1): cannot export to C: its geometry does not fit");
+    slim_model_free(m);
+
+    m = parse(tiny);
     m->layers[3].inputs[0] = 3;
     expect_refused(m, "an input refers to a later layer");
     slim_model_free(m);

@@ -164,7 +164,7 @@ static slim_status export_c(slim_model *model, const slim_ckpt *in_ck, size_t *p
                                  .class_names = names,
                                  .mean = pre.mean,
                                  .std = pre.std,
-                                 .producer = "slim " SLIM_CLI_VERSION};
+                                 .producer = "slim " SLIM_PROJECT_VERSION};
     if (st == SLIM_OK) st = slim_export_c(folded, a.out, &opt);
     free(names);
     free(nums);

@@ -262,6 +262,17 @@ static slim_status check_param(const writer *wr, int i, int index, size_t numel,
 
 static size_t numel_of(const slim_layer *l) { return (size_t)l->c * (size_t)l->h * (size_t)l->w; }
 
+/* Whether a window layer (conv, pooling) reads its input's whole shape and
+ * has the output size its window implies: the generated loops index by
+ * these numbers. */
+static int window_fits(const slim_layer *l, const slim_layer *in) {
+    if (l->k < 1 || l->stride < 1 || l->pad < 0 || in->h != l->in_h || in->w != l->in_w ||
+        l->in_h + 2 * l->pad < l->k || l->in_w + 2 * l->pad < l->k)
+        return 0;
+    return l->h == (l->in_h + 2 * l->pad - l->k) / l->stride + 1 &&
+           l->w == (l->in_w + 2 * l->pad - l->k) / l->stride + 1;
+}
+
 /* Everything the generated code relies on, per layer. */
 static slim_status check_layer(const writer *wr, int i) {
     const slim_model *m = wr->m;
@@ -270,8 +281,8 @@ static slim_status check_layer(const writer *wr, int i) {
     size_t c = (size_t)l->c;
     switch (l->kind) {
     case SLIM_LAYER_CONV:
-        if (l->groups < 1 || l->in_c % l->groups || l->c % l->groups || l->k < 1 || l->stride < 1 ||
-            l->pad < 0 || in->c != l->in_c || in->h != l->in_h || in->w != l->in_w)
+        if (l->groups < 1 || l->in_c % l->groups || l->c % l->groups || in->c != l->in_c ||
+            !window_fits(l, in))
             return layer_fail(wr, i, "its geometry does not fit its input");
         SLIM_TRY(check_param(wr, i, l->p_weight,
                              c * (size_t)(l->in_c / l->groups) * (size_t)l->k * (size_t)l->k,
@@ -281,7 +292,7 @@ static slim_status check_layer(const writer *wr, int i) {
         return SLIM_OK;
     case SLIM_LAYER_MAXPOOL:
     case SLIM_LAYER_AVGPOOL:
-        if (l->k < 1 || l->stride < 1 || l->pad < 0 || in->c != l->c)
+        if (in->c != l->c || !window_fits(l, in))
             return layer_fail(wr, i, "its geometry does not fit its input");
         return SLIM_OK;
     case SLIM_LAYER_DENSE:
