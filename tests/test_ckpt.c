@@ -246,21 +246,6 @@ static int count_entries(const char *dir) {
     return n;
 }
 
-static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    uint8_t *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 /* ---- round trips -------------------------------------------------------- */
 
 /* Everything written comes back bit-exact, the file is the encoded bytes,
@@ -291,7 +276,7 @@ static void test_roundtrip_bit_exact(void **state) {
         assert_int_equal(slim_rng_u32(&a), slim_rng_u32(&b));
 
     size_t flen, mlen, mlen2;
-    uint8_t *file = slurp(path, &flen);
+    uint8_t *file = tu_read_file(path, &flen);
     uint8_t *mem = encode(ck, &mlen);
     uint8_t *mem2 = encode(back, &mlen2);
     assert_int_equal(flen, mlen);
@@ -371,7 +356,7 @@ static void test_write_replaces(void **state) {
     assert_int_equal(slim_ckpt_read(path, &back), SLIM_OK);
     assert_same(small, back);
     size_t flen, mlen;
-    uint8_t *file = slurp(path, &flen), *mem = encode(small, &mlen);
+    uint8_t *file = tu_read_file(path, &flen), *mem = encode(small, &mlen);
     assert_int_equal(flen, mlen); /* not the old, longer file with a new head */
     free(file);
     free(mem);
@@ -414,7 +399,7 @@ static void test_write_failure_keeps_old(void **state) {
     slim_ckpt *old = make_small();
     assert_int_equal(slim_ckpt_write(old, path), SLIM_OK);
     size_t old_len;
-    uint8_t *old_bytes = slurp(path, &old_len);
+    uint8_t *old_bytes = tu_read_file(path, &old_len);
     assert_true(old_len < 4096);
 
     /* (a) */
@@ -443,7 +428,7 @@ static void test_write_failure_keeps_old(void **state) {
     slim_ckpt_free(big);
 
     size_t now_len;
-    uint8_t *now = slurp(path, &now_len);
+    uint8_t *now = tu_read_file(path, &now_len);
     assert_int_equal(now_len, old_len);
     assert_memory_equal(now, old_bytes, old_len);
     free(now);

@@ -29,6 +29,22 @@ double tu_max_abs(const float *a, size_t n) {
     return m;
 }
 
+void *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = '\0';
+    if (len) *len = (size_t)n;
+    return b;
+}
+
 double tu_gradcheck(tu_loss_fn loss, void *ctx, float *param, const float *analytic, size_t n,
                     float h, size_t samples, slim_rng *rng) {
     double worst = 0;

@@ -35,6 +35,9 @@ const char *tu_source_path(const char *rel, char *buf, size_t len);
  * when not: the README's commands install them). */
 int tu_have_fashion_mnist(void);
 
+/* A whole file, malloc'd, with a '\0' after its len bytes (len may be
+ * NULL); fails the test if it cannot be read. */
+void *tu_read_file(const char *path, size_t *len);
 /* A new directory /tmp/slim-<tag>-XXXXXX (the name stays valid for the
  * next 7 calls). */
 char *tu_make_tmpdir(const char *tag);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "slim/data.h"
+#include "slim/export_c.h"
 #include "slim/model_io.h"
 #include "slim/onnx.h"
 #include "slim/prune.h"
@@ -20,21 +21,25 @@
 /* Random inputs the fold is checked on (no data set needed). */
 #define EXPORT_CHECK_IMAGES 8
 
-static struct { const char *out, *format; } a;
+static struct { const char *out, *format, *name; } a;
 
 static cli_opt opts[] = {
     {"out", CLI_STRING, "FILE", NULL, "Where to write the model (required; written atomically).",
      NULL, 0, &a.out, 0},
     {"format", CLI_CHOICE, NULL, "slim",
      "slim: slim's own container (kind 'export'; read by slim eval, info, infer); onnx: an "
-     "ONNX file (opset 13) for other runtimes. Without --format, an --out ending in .onnx "
-     "means onnx.",
-     "slim|onnx", 0, &a.format, 0},
+     "ONNX file (opset 13) for other runtimes; c: C99 source, --out NAME.c and NAME.h beside "
+     "it. Without --format, an --out ending in .onnx means onnx, one ending in .c means c.",
+     "slim|onnx|c", 0, &a.format, 0},
+    {"name", CLI_STRING, "ID", NULL,
+     "c: the prefix of the generated symbols (<ID>_run, <ID>_class_names, <ID>_INPUT_C, ...), "
+     "made a C identifier; without it, the --out file's stem.",
+     NULL, 0, &a.name, 0},
 };
 
 static cli_spec spec = {
     "export",
-    "slim export IN.ckpt --out MODEL.slim|MODEL.onnx [--format slim|onnx]",
+    "slim export IN.ckpt --out MODEL.slim|MODEL.onnx|MODEL.c [--format slim|onnx|c]",
     "Writes an inference model. slim format: every BN that follows a convolution is folded "
     "into it (W' = W s, b' = (b - mean) s + beta with s = gamma / sqrt(var + eps)), the "
     "optimizer state is dropped, and the class names, the data setting and how the data was "
@@ -44,8 +49,12 @@ static cli_spec spec = {
     "the folded model is checked against the original on random inputs. onnx format: the same "
     "fold, written as an ONNX graph with one input 'input' (N, C, H, W) and one output "
     "'logits', and the same metadata as the model's metadata_props (the input must be "
-    "resized and normalised by the caller as they say). Prints parameters and file sizes "
-    "before and after.",
+    "resized and normalised by the caller as they say). c format: the same fold, checked the "
+    "same way, as one C99 source file and its header with no dependency (not even libm): "
+    "`void NAME_run(const float *input, float *logits)` for one image, the weights as static "
+    "const arrays, every buffer static, and the input shape, class count, class names and "
+    "normalisation as constants (docs/DEPLOY.md). Prints parameters and file sizes before "
+    "and after.",
     opts,
     sizeof opts / sizeof opts[0],
     1,
@@ -138,6 +147,31 @@ static slim_status export_onnx(const slim_model *model, const slim_ckpt *in_ck,
     return st;
 }
 
+/* C source of the folded model, with its class names and normalisation. */
+static slim_status export_c(slim_model *model, const slim_ckpt *in_ck, size_t *params_after) {
+    slim_model *folded = NULL;
+    SLIM_TRY(slim_model_fold_bn(model, &folded));
+    *params_after = slim_model_param_count(folded);
+    int c = model->layers[0].c, k = folded->n_classes;
+    cli_preprocessing pre;
+    const char **names = calloc((size_t)k, sizeof *names);
+    char(*nums)[16] = calloc((size_t)k, sizeof *nums);
+    slim_status st = names && nums ? check_fold(model, folded) : SLIM_ERR_NOMEM;
+    if (st == SLIM_OK) st = cli_model_preprocessing(in_ck, NULL, c, &pre);
+    for (int j = 0; j < k && st == SLIM_OK; j++)
+        names[j] = cli_class_name(in_ck, NULL, 0, j, nums[j], sizeof nums[j]);
+    slim_export_c_options opt = {.name = a.name,
+                                 .class_names = names,
+                                 .mean = pre.mean,
+                                 .std = pre.std,
+                                 .producer = "slim " SLIM_PROJECT_VERSION};
+    if (st == SLIM_OK) st = slim_export_c(folded, a.out, &opt);
+    free(names);
+    free(nums);
+    slim_model_free(folded);
+    return st;
+}
+
 int cmd_export(int argc, char **argv) {
     int n_pos, r = cli_parse(&spec, argc, argv, &n_pos);
     if (r != CLI_PARSE_OK) return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -145,6 +179,8 @@ int cmd_export(int argc, char **argv) {
     if (!a.out) return cli_usage_error(spec.command, "--out FILE is required");
     int onnx =
         cli_given(&spec, "format") ? strcmp(a.format, "onnx") == 0 : cli_ends_with(a.out, ".onnx");
+    int c_src =
+        cli_given(&spec, "format") ? strcmp(a.format, "c") == 0 : cli_ends_with(a.out, ".c");
 
     slim_model *model = NULL;
     slim_ckpt *ck = NULL;
@@ -158,6 +194,8 @@ int cmd_export(int argc, char **argv) {
         if (st == SLIM_OK) params_after = slim_model_param_count(folded);
         slim_model_free(folded);
         if (st == SLIM_OK) st = export_onnx(model, ck, in_path);
+    } else if (c_src) {
+        st = export_c(model, ck, &params_after);
     } else {
         st = export_slim(model, ck, in_path, &params_after);
     }
@@ -165,7 +203,7 @@ int cmd_export(int argc, char **argv) {
     slim_ckpt_free(ck);
     if (st != SLIM_OK) return cli_fail();
     char b1[32], b2[32], b3[32], b4[32];
-    printf("exported %s -> %s (%s)\n", in_path, a.out, onnx ? "onnx" : "slim");
+    printf("exported %s -> %s (%s)\n", in_path, a.out, onnx ? "onnx" : c_src ? "c" : "slim");
     printf("parameters: %s -> %s (BN folded into its convolutions)\n",
            cli_group(params_before, b1, sizeof b1), cli_group(params_after, b2, sizeof b2));
     printf("bytes:      %s -> %s\n", cli_group((uint64_t)cli_file_size(in_path), b3, sizeof b3),

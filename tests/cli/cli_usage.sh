@@ -31,7 +31,7 @@ declare -A OPTIONS=(
     [eval]="data limit batch backend threads logits resize"
     [info]="json"
     [prune]="out threshold percent check data backend threads"
-    [export]="out format"
+    [export]="out format name"
     [infer]="top threads backend resize"
     [report]="data limit threads repeats"
 )
