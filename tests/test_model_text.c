@@ -445,11 +445,11 @@ static void test_syntax_errors(void **state) {
     expect_error(IN "convv out=8\n", F,
                  "t.net:2: unknown layer kind 'convv' (expected one of: "
                  "input, conv, bn, relu, maxpool, avgpool, gap, flatten, "
-                 "dense, add)",
+                 "dense, add, concat, relu6)",
                  NULL);
     expect_error(IN "\n# comment\nconv c1 kernel=3 out=8 k=3\n", F,
                  "t.net:4: conv 'c1': unknown key 'kernel' (expected one of: out, k, stride, pad, "
-                 "bias, biasmap, from)",
+                 "groups, bias, biasmap, from)",
                  NULL);
     expect_error(IN "conv out=4 k=3\nconv kernel=3\n", F, "t.net:3: conv 'conv2': unknown key",
                  NULL);
@@ -958,10 +958,72 @@ static void test_doc_example(void **state) {
     slim_model_free(m);
 }
 
+/* Grouped and depthwise convs, concat and relu6: shapes, weight shapes, MACs,
+ * round trip, and the errors that cite their line. */
+static void test_groups_concat_relu6(void **state) {
+    (void)state;
+    slim_model *m = NULL;
+    assert_int_equal(slim_model_parse("input shape=4x8x8\n"
+                                      "conv e out=8 k=1\n"
+                                      "bn eb\n"
+                                      "relu6 r6\n"
+                                      "conv dw out=8 k=3 pad=1 stride=2 groups=8\n"
+                                      "conv g out=6 k=3 pad=1 groups=2 from=input\n"
+                                      "maxpool p k=2\n"
+                                      "concat cat from=dw,p,dw\n"
+                                      "gap\n"
+                                      "dense out=3\n",
+                                      "t.net", &m),
+                     SLIM_OK);
+    const slim_layer *dw = &m->layers[slim_model_find_layer(m, "dw")];
+    assert_int_equal(dw->groups, 8);
+    assert_int_equal(m->params[dw->p_weight].shape[1], 1);
+    assert_int_equal(dw->h, 4);
+    assert_true(slim_layer_macs(m, slim_model_find_layer(m, "dw")) == 8.0 * 1 * 9 * 4 * 4);
+    const slim_layer *g = &m->layers[slim_model_find_layer(m, "g")];
+    assert_int_equal(m->params[g->p_weight].shape[1], 2);
+    assert_true(slim_layer_macs(m, slim_model_find_layer(m, "g")) == 6.0 * 2 * 9 * 8 * 8);
+    const slim_layer *cat = &m->layers[slim_model_find_layer(m, "cat")];
+    assert_int_equal(cat->kind, SLIM_LAYER_CONCAT);
+    assert_int_equal(cat->n_inputs, 3);
+    assert_int_equal(cat->c, 8 + 6 + 8);
+    assert_int_equal(cat->in_c, 22);
+    assert_int_equal(cat->h, 4);
+    assert_int_equal(m->layers[slim_model_find_layer(m, "r6")].kind, SLIM_LAYER_RELU6);
+    check_round_trip(m);
+    char *text = NULL;
+    assert_int_equal(slim_model_to_text(m, &text), SLIM_OK);
+    assert_non_null(strstr(text, "groups=8"));
+    assert_non_null(strstr(text, "from=dw,p,dw"));
+    free(text);
+    slim_model_free(m);
+
+    const slim_status F = SLIM_ERR_FORMAT, S = SLIM_ERR_SHAPE;
+    expect_error(IN "conv c out=6 k=3 groups=4\ngap\n", F,
+                 "t.net:2: conv 'c':", "'out' must be divisible by 'groups' (out=6, groups=4)",
+                 NULL);
+    expect_error("input shape=3x8x8\nconv c out=6 k=3 groups=2\ngap\n", S,
+                 "t.net:2: conv 'c':", "3 channels, not divisible by groups=2", NULL);
+    expect_error(IN "conv c out=4 k=3 groups=0\ngap\n", F, "t.net:2:", "groups", NULL);
+    expect_error(IN "maxpool p k=2\nconcat c from=input,p\ngap\n", S,
+                 "t.net:3: concat 'c':", "differ in height or width", NULL);
+    expect_error(IN "concat c from=input\ngap\n", F,
+                 "t.net:2:", "'from' of a concat must name 2 to 16 layers", NULL);
+    expect_error(IN "concat c\ngap\n", F, "t.net:2:", "missing required key 'from'", NULL);
+    expect_error(IN "concat c from=input,,input\ngap\n", F, "t.net:2:", "got 'input,,input'", NULL);
+    expect_error(IN "concat c from=input,nope\ngap\n", F, "t.net:2:", "unknown layer 'nope'", NULL);
+    expect_error(IN "add a from=input,input,input\ngap\n", F,
+                 "t.net:2:", "'from' of an add must name two layers", NULL);
+    expect_error(IN "relu6 r groups=2\ngap\n", F, "t.net:2:", "groups", NULL);
+    expect_error(IN "concat c from=input,input,input,input,input,input,input,input,input,input,"
+                    "input,input,input,input,input,input,input\ngap\n",
+                 F, "t.net:2:", "2 to 16", NULL);
+}
+
 static void test_kind_names(void **state) {
     (void)state;
-    static const char *const names[] = {"input",   "conv", "bn",      "relu",  "maxpool",
-                                        "avgpool", "gap",  "flatten", "dense", "add"};
+    static const char *const names[] = {"input", "conv",    "bn",    "relu", "maxpool", "avgpool",
+                                        "gap",   "flatten", "dense", "add",  "concat",  "relu6"};
     for (int k = 0; k < SLIM_LAYER_KIND_COUNT; k++)
         assert_string_equal(slim_layer_kind_name((slim_layer_kind)k), names[k]);
     assert_non_null(slim_layer_kind_name(SLIM_LAYER_KIND_COUNT));
@@ -998,6 +1060,7 @@ int main(void) {
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_reference_errors),
         cmocka_unit_test(test_shape_errors),
+        cmocka_unit_test(test_groups_concat_relu6),
         cmocka_unit_test(test_legal_corners),
         cmocka_unit_test(test_doc_example),
         cmocka_unit_test(test_load_file),

@@ -36,11 +36,11 @@ slim_status slim_model_load_ckpt(const char *path, int load_optim, slim_model **
 /* Per-layer sparsity figures, for `slim info`, metrics and reports. */
 typedef struct slim_layer_sparsity {
     int layer;
-    int channels;        /* conv: filters; bn: channels; dense: outputs */
-    size_t weights;      /* weight entries (conv/dense) */
-    size_t weights_zero; /* of them exactly 0.0 */
-    int filters_zero;    /* conv: output filters entirely 0.0 */
-    int gamma_zero;      /* bn: gammas exactly 0.0 */
+    int channels;                             /* conv: filters; bn: channels; dense: outputs */
+    size_t weights;                           /* weight entries (conv/dense) */
+    size_t weights_zero;                      /* of them exactly 0.0 */
+    int filters_zero;                         /* conv: output filters entirely 0.0 */
+    int gamma_zero;                           /* bn: gammas exactly 0.0 */
     float gamma_min, gamma_median, gamma_max; /* bn: of |gamma| */
 } slim_layer_sparsity;
 

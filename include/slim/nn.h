@@ -36,6 +36,8 @@ typedef enum slim_layer_kind {
     SLIM_LAYER_FLATTEN,
     SLIM_LAYER_DENSE,
     SLIM_LAYER_ADD,
+    SLIM_LAYER_CONCAT, /* channel concatenation of 2..SLIM_LAYER_MAX_INPUTS inputs of equal h, w */
+    SLIM_LAYER_RELU6,  /* min(max(x, 0), 6) */
     SLIM_LAYER_KIND_COUNT
 } slim_layer_kind;
 
@@ -51,6 +53,8 @@ typedef enum slim_param_role {
 } slim_param_role;
 
 #define SLIM_NAME_MAX 32
+/* Most inputs of one layer (a concat's from= list). */
+#define SLIM_LAYER_MAX_INPUTS 16
 
 /* Whether `name` is a valid layer name: [A-Za-z_][A-Za-z0-9_-]*, at most
  * SLIM_NAME_MAX - 1 characters (model files and slim_model_finish). */
@@ -74,8 +78,8 @@ typedef struct slim_layer {
     slim_layer_kind kind;
     char name[SLIM_NAME_MAX];
     int line; /* line in the model file, for messages (0 if unknown) */
-    int inputs[2];
-    int n_inputs; /* 0 for input, 2 for add, else 1 */
+    int inputs[SLIM_LAYER_MAX_INPUTS];
+    int n_inputs; /* 0 for input, 2 for add, 2..SLIM_LAYER_MAX_INPUTS for concat, else 1 */
 
     /* Hyper-parameters (as given in the model file, after defaults). These,
      * with kind, name and inputs, are the layer's whole description: shape
@@ -83,6 +87,9 @@ typedef struct slim_layer {
      * declared shape is its c, h, w below). */
     int out_channels;    /* conv: filters; dense: output features */
     int k, stride, pad;  /* conv and pooling; stride 0 in code: conv 1, pool k */
+    int groups;          /* conv: input and output channels split into this many groups, each
+                            convolved on its own (0 in code = 1; depthwise when it equals both
+                            channel counts); the weight is (cout, cin / groups, k, k) */
     int has_bias;        /* conv/dense: bias vector present */
     int has_biasmap;     /* conv: per-(channel, position) bias map present */
     float eps, momentum; /* bn: 1e-5 and 0.1 by default (0 in code: default) */
@@ -90,7 +97,7 @@ typedef struct slim_layer {
 
     /* Per-image shapes, filled by shape inference (for the input layer, c, h,
      * w are set by the builder and in_* copy them). */
-    int in_c, in_h, in_w; /* of the (first) input */
+    int in_c, in_h, in_w; /* of the (first) input; a concat's in_c is the sum over its inputs */
     int c, h, w;          /* of the output */
 
     /* Parameter indices into model->params, -1 when absent. */
@@ -181,7 +188,7 @@ int slim_model_find_param(const slim_model *model, const char *name);
 /* One memset of the gradient block. */
 void slim_model_zero_grad(slim_model *model);
 
-/* Forward multiply-accumulates per image (conv: cout*cin*k*k*oh*ow; dense:
+/* Forward multiply-accumulates per image (conv: cout*(cin/groups)*k*k*oh*ow; dense:
  * in*out; 0 for every other layer: bias adds, BN, pooling are not counted)
  * and parameter count (weights + biases + BN gamma and beta; not the fixed
  * biasmap, not running statistics) of one layer and of the whole model. */

@@ -54,8 +54,8 @@ double slim_penalty_value(const slim_model *model, slim_penalty penalty);
 int slim_penalty_applies(const slim_model *model, const slim_param *p, slim_penalty penalty);
 
 typedef struct slim_sgd_config {
-    float momentum;     /* mu, e.g. 0.9 */
-    float weight_decay; /* coupled L2 on conv/dense weights and biases */
+    float momentum;        /* mu, e.g. 0.9 */
+    float weight_decay;    /* coupled L2 on conv/dense weights and biases */
     float bn_weight_decay; /* coupled L2 on BN gamma/beta; forced to 0 with a gamma penalty */
     slim_penalty penalty;
     float lambda;

@@ -16,22 +16,27 @@
  * filter-L1 training) is constant too: the conv outputs its bias b_j (0
  * without one) at every position, and the BN after it, in inference mode,
  * the constant gamma_j (b_j - mean_j) / sqrt(var_j + eps) + beta_j.
- * Channel-wise ops keep a constant constant (relu: max(c, 0); pooling, gap,
- * flatten: unchanged; add: the sum of two constants), so the channel can be
- * removed and its constant contribution added to the consumer: a dense
- * layer's bias, or, for a convolution with zero padding, a per-(channel,
- * position) bias map (the border outputs see fewer taps of the constant).
+ * Channel-wise ops keep such a value input-independent (relu: max(c, 0);
+ * relu6: clipped to [0, 6]; pooling, gap, flatten, concat: moved or
+ * averaged; add: the sum of two; a depthwise conv: the conv of the plane,
+ * a fixed per-position map whose border differs), so the channel can be
+ * removed and its fixed contribution added to the consumer: a dense
+ * layer's bias, or, for a convolution, a per-(channel, position) bias map
+ * (zero padding: the border outputs see fewer taps of a constant).
  * Pruning at threshold 0 is therefore lossless by construction (in inference
  * mode; for gamma = 0 in training mode too); slim_prune_compare proves it on
  * real inputs.
  *
  * Channels are removed in channel-dependency GROUPS (src/passes/groups.c):
  * the producing convs' (or dense layers') output filters, the BN channels,
- * every channel-wise op after them, and the consumers' input slices, with
- * all branches meeting at a residual `add` tied into one group. A group's
- * channel j is removed at threshold 0 only when EVERY BN of the group is
- * exactly constant at j: gamma_j = 0, or its input channel constant because
- * the filters feeding it are exactly zero (each BN may qualify either way).
+ * every channel-wise op after them (a depthwise conv's filter too), its
+ * place in every concat, and the consumers' input slices, with all
+ * branches meeting at a residual `add` tied into one group; a grouped conv's
+ * input and output channels stay. A group's channel j is removed at
+ * threshold 0 only when it is input-independent wherever a consumer reads
+ * it: gamma_j = 0 in the last BN before, or a fixed input to that BN
+ * (filters feeding it exactly zero, or gamma_j = 0 in a BN before a
+ * depthwise conv).
  * A conv/dense layer not followed by a BN is in no group, so its zero
  * filters stay. The pruned model keeps the layer names. docs/PRUNING.md has
  * the algorithm and the proof of exactness.
@@ -113,6 +118,9 @@ typedef struct slim_prune_layer_report {
     int removed_gamma_zero;  /* gamma_j = 0 in every BN of the group: exact */
     int removed_zero_filter; /* every BN exactly constant at j, some only through zero
                                 filters (gamma_j != 0): exact in inference mode */
+    int removed_fixed_input; /* read fixed only because a BN with gamma_j != 0 normalises a
+                                fixed input (gamma_j = 0 in a BN before a depthwise conv or
+                                a concat; no zero filter): exact in inference mode */
     int removed_approx;      /* not constant (threshold > 0, percent): gamma_j := 0 */
 } slim_prune_layer_report;
 
@@ -124,9 +132,10 @@ typedef struct slim_prune_report {
     int channels_before, channels_after; /* summed over all groups */
     int removed_nonzero; /* removed channels that were not exactly constant (approximate):
                             the rows' removed_approx, counted once per group channel */
-    int removed_gamma_zero, removed_zero_filter; /* the exact ones, by reason, likewise */
-    size_t params_before, params_after;          /* slim_model_param_count of input and output */
-    double macs_before, macs_after;              /* slim_model_macs of input and output */
+    int removed_gamma_zero, removed_zero_filter, removed_fixed_input; /* the exact ones, by
+                                                                         reason, likewise */
+    size_t params_before, params_after; /* slim_model_param_count of input and output */
+    double macs_before, macs_after;     /* slim_model_macs of input and output */
     int n_notes;
     char **notes; /* (n_notes) one sentence each: kept channels, folds, approximations */
 } slim_prune_report;

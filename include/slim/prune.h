@@ -22,16 +22,18 @@ extern "C" {
 
 /* One group: `channels` channels that live or die together. */
 typedef struct slim_prune_group {
-    int channels; /* channels in the group: c of each of its BN layers */
+    int channels; /* channels in the group: c of each of its producers */
     int n_bn;
-    int *bn; /* (n_bn) BN layer indices, model order */
+    int *bn; /* (n_bn) BN layers with a channel in the group, model order */
     int n_producers;
-    int *producers; /* (n_producers) conv/dense layers whose output filters are the channels */
+    int *producers; /* (n_producers) conv/dense layers whose output filters are the channels
+                       (not depthwise convs: they are channel-wise members) */
     int n_consumers;
     int *consumers; /* (n_consumers) conv/dense layers that read the channels (an input slice) */
     int n_members;
-    int *members;   /* (n_members) every layer whose output carries the channels: producers,
-                       bn, relu, pools, gap, flatten, add; model order */
+    int *members;   /* (n_members) every layer whose output carries some of the channels:
+                       producers, bn, relu, relu6, pools, gap, flatten, add, depthwise conv,
+                       concat; model order */
     char label[96]; /* the BN names joined by '+', for messages ("stem_bn+b1_bn2") */
 } slim_prune_group;
 
@@ -39,14 +41,22 @@ typedef struct slim_prune_groups {
     int n_groups;
     slim_prune_group *groups; /* (n_groups), in model order of their first layer */
     int n_layers;
-    int *group_of_layer; /* (n_layers) group whose channels a layer OUTPUTS, -1 if none */
-    int *rep_of_layer;   /* (n_layers) features per channel in a layer's output: 1, or H*W
-                            (times the input's) after a flatten */
+    int *group_of_layer;    /* (n_layers) group whose channels a layer OUTPUTS, channel t being
+                               the group's channel t, -1 if none (a concat of several groups
+                               is -1: see group_of_channel) */
+    int *rep_of_layer;      /* (n_layers) features per channel in a layer's output: 1, or H*W
+                               (times the input's) after a flatten */
+    int *channels_of_layer; /* (n_layers) output channels c / rep */
+    int **group_of_channel; /* per layer: (channels_of_layer[i]) the group output channel t
+                               belongs to, -1 if none */
+    int **index_of_channel; /* per layer: (channels_of_layer[i]) its channel in that group */
 } slim_prune_groups;
 
 /* Finds the model's groups. Layers that cannot be pruned (the input, a conv
  * not followed by a BN, anything that reaches the logits, a branch meeting
- * a non-constant one at an add) are in no group. Free with
+ * a non-constant one at an add, a grouped conv's inputs and outputs) are in
+ * no group. A depthwise conv ties its input channel t to its output channel
+ * t; a concat maps its channels to its inputs' by offsets. Free with
  * slim_prune_groups_free (also after a failure). */
 slim_status slim_prune_find_groups(const slim_model *model, slim_prune_groups *out);
 void slim_prune_groups_free(slim_prune_groups *groups);

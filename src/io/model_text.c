@@ -33,17 +33,20 @@ enum key {
     KEY_BIASMAP,
     KEY_EPS,
     KEY_MOMENTUM,
+    KEY_GROUPS,
     KEY_COUNT
 };
 
 static const char *const key_names[KEY_COUNT] = {
-    "shape", "from", "out", "in", "k", "stride", "pad", "bias", "biasmap", "eps", "momentum",
+    "shape", "from", "out",     "in",  "k",        "stride",
+    "pad",   "bias", "biasmap", "eps", "momentum", "groups",
 };
 
 /* The keys each kind accepts, in the order messages list them; -1 ends. */
-static const int kind_keys[SLIM_LAYER_KIND_COUNT][8] = {
+static const int kind_keys[SLIM_LAYER_KIND_COUNT][9] = {
     [SLIM_LAYER_INPUT] = {KEY_SHAPE, -1},
-    [SLIM_LAYER_CONV] = {KEY_OUT, KEY_K, KEY_STRIDE, KEY_PAD, KEY_BIAS, KEY_BIASMAP, KEY_FROM, -1},
+    [SLIM_LAYER_CONV] = {KEY_OUT, KEY_K, KEY_STRIDE, KEY_PAD, KEY_GROUPS, KEY_BIAS, KEY_BIASMAP,
+                         KEY_FROM, -1},
     [SLIM_LAYER_BN] = {KEY_EPS, KEY_MOMENTUM, KEY_FROM, -1},
     [SLIM_LAYER_RELU] = {KEY_FROM, -1},
     [SLIM_LAYER_MAXPOOL] = {KEY_K, KEY_STRIDE, KEY_PAD, KEY_FROM, -1},
@@ -52,6 +55,8 @@ static const int kind_keys[SLIM_LAYER_KIND_COUNT][8] = {
     [SLIM_LAYER_FLATTEN] = {KEY_FROM, -1},
     [SLIM_LAYER_DENSE] = {KEY_OUT, KEY_IN, KEY_BIAS, KEY_FROM, -1},
     [SLIM_LAYER_ADD] = {KEY_FROM, -1},
+    [SLIM_LAYER_CONCAT] = {KEY_FROM, -1},
+    [SLIM_LAYER_RELU6] = {KEY_FROM, -1},
 };
 
 static const float default_eps = 1e-5f;
@@ -222,32 +227,45 @@ static slim_status resolve(const parser *p, const char *name, int *out) {
     return SLIM_OK;
 }
 
-static slim_status apply_from(parser *p, slim_layer *l, const char *v) {
-    if (l->kind == SLIM_LAYER_ADD) {
-        if (!v) return layer_error(p, "missing required key 'from' (add needs from=a,b)");
-        char names[2][64];
-        const char *comma = strchr(v, ',');
-        size_t len0 = comma ? (size_t)(comma - v) : 0;
-        if (!comma || len0 == 0 || len0 >= sizeof names[0] || strchr(comma + 1, ',') || !comma[1] ||
-            strlen(comma + 1) >= sizeof names[1])
-            return layer_error(p, "'from' of an add must name two layers, from=a,b; got '%s'",
-                               SHOW(v));
-        memcpy(names[0], v, len0);
-        names[0][len0] = '\0';
-        strcpy(names[1], comma + 1);
-        for (int j = 0; j < 2; j++)
-            SLIM_TRY(resolve(p, names[j], &l->inputs[j]));
-        l->n_inputs = 2;
-        return SLIM_OK;
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* from=a,b[,c...] of an add (exactly two) or a concat (2..SLIM_LAYER_MAX_INPUTS). */
+static slim_status apply_from_list(parser *p, slim_layer *l, const char *v) {
+    int add = l->kind == SLIM_LAYER_ADD;
+    const char *usage = add ? "'from' of an add must name two layers, from=a,b"
+                            : "'from' of a concat must name 2 to " STR(
+                                  SLIM_LAYER_MAX_INPUTS) " layers, from=a,b[,c...]";
+    if (!v) return layer_error(p, "missing required key 'from' (%s)", usage);
+    int n = 0;
+    for (const char *s = v;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        char name[64];
+        if (len == 0 || len >= sizeof name || n == (add ? 2 : SLIM_LAYER_MAX_INPUTS))
+            return layer_error(p, "%s; got '%s'", usage, SHOW(v));
+        memcpy(name, s, len);
+        name[len] = '\0';
+        SLIM_TRY(resolve(p, name, &l->inputs[n]));
+        n++;
+        if (!comma) break;
+        s = comma + 1;
     }
+    if (n < 2) return layer_error(p, "%s; got '%s'", usage, SHOW(v));
+    l->n_inputs = n;
+    return SLIM_OK;
+}
+
+static slim_status apply_from(parser *p, slim_layer *l, const char *v) {
+    if (l->kind == SLIM_LAYER_ADD || l->kind == SLIM_LAYER_CONCAT) return apply_from_list(p, l, v);
     l->n_inputs = 1;
     if (!v) {
         l->inputs[0] = p->n - 1;
         return SLIM_OK;
     }
     if (strchr(v, ','))
-        return layer_error(p, "'from' takes one layer name (only add takes two), got '%s'",
-                           SHOW(v));
+        return layer_error(
+            p, "'from' takes one layer name (only add and concat take more), got '%s'", SHOW(v));
     return resolve(p, v, &l->inputs[0]);
 }
 
@@ -290,6 +308,13 @@ static slim_status apply_keys(parser *p, slim_layer *l, const char *const *vals)
         }
         if (vals[KEY_BIASMAP])
             SLIM_TRY(get_bool(p, KEY_BIASMAP, vals[KEY_BIASMAP], &l->has_biasmap));
+        l->groups = 1;
+        if (vals[KEY_GROUPS])
+            SLIM_TRY(
+                get_int(p, KEY_GROUPS, vals[KEY_GROUPS], 1, SLIM_MODEL_MAX_CHANNELS, &l->groups));
+        if (l->out_channels % l->groups)
+            return layer_error(p, "'out' must be divisible by 'groups' (out=%d, groups=%d)",
+                               l->out_channels, l->groups);
         return SLIM_OK;
     case SLIM_LAYER_BN:
         l->eps = default_eps;
@@ -612,7 +637,10 @@ slim_status slim_model_to_text(const slim_model *model, char **out) {
                               i);
         if ((unsigned)L[i].kind >= SLIM_LAYER_KIND_COUNT)
             return slim_error(SLIM_ERR_ARG, "slim_model_to_text: layer %d has an invalid kind", i);
-        for (int k = 0; k < L[i].n_inputs && k < 2; k++)
+        if (L[i].n_inputs < 0 || L[i].n_inputs > SLIM_LAYER_MAX_INPUTS)
+            return slim_error(SLIM_ERR_ARG, "slim_model_to_text: layer '%s' has %d inputs",
+                              L[i].name, L[i].n_inputs);
+        for (int k = 0; k < L[i].n_inputs; k++)
             if (L[i].inputs[k] < 0 || L[i].inputs[k] >= i)
                 return slim_error(SLIM_ERR_ARG,
                                   "slim_model_to_text: layer '%s' refers to layer %d, not above it",
@@ -626,8 +654,9 @@ slim_status slim_model_to_text(const slim_model *model, char **out) {
     for (int i = 0; i < n; i++) {
         const slim_layer *l = &L[i];
         sb_printf(&b, "%-7s %-*s", slim_layer_kind_name(l->kind), name_width, l->name);
-        if (l->kind == SLIM_LAYER_ADD)
-            sb_printf(&b, " from=%s,%s", L[l->inputs[0]].name, L[l->inputs[1]].name);
+        if (l->kind == SLIM_LAYER_ADD || l->kind == SLIM_LAYER_CONCAT)
+            for (int k = 0; k < l->n_inputs; k++)
+                sb_printf(&b, "%s%s", k ? "," : " from=", L[l->inputs[k]].name);
         else if (l->kind != SLIM_LAYER_INPUT && l->n_inputs == 1 && l->inputs[0] != i - 1)
             sb_printf(&b, " from=%s", L[l->inputs[0]].name);
         switch (l->kind) {
@@ -636,6 +665,7 @@ slim_status slim_model_to_text(const slim_model *model, char **out) {
             sb_printf(&b, " out=%d k=%d", l->out_channels, l->k);
             if (l->stride > 1) sb_printf(&b, " stride=%d", l->stride);
             if (l->pad) sb_printf(&b, " pad=%d", l->pad);
+            if (l->groups > 1) sb_printf(&b, " groups=%d", l->groups);
             if ((l->has_bias != 0) != conv_default_bias(L, n, i))
                 sb_printf(&b, " bias=%d", l->has_bias != 0);
             if (l->has_biasmap) sb_printf(&b, " biasmap=1");

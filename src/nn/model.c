@@ -15,7 +15,8 @@
 #define ALIGN_FLOATS 16
 
 static const char *const kind_names[SLIM_LAYER_KIND_COUNT] = {
-    "input", "conv", "bn", "relu", "maxpool", "avgpool", "gap", "flatten", "dense", "add",
+    "input", "conv",    "bn",    "relu", "maxpool", "avgpool",
+    "gap",   "flatten", "dense", "add",  "concat",  "relu6",
 };
 
 const char *slim_layer_kind_name(slim_layer_kind kind) {
@@ -126,8 +127,12 @@ int slim_layer_name_valid(const char *s) {
     return 1;
 }
 
+/* The number of inputs a kind takes; -1 for concat (2..SLIM_LAYER_MAX_INPUTS). */
 static int expected_inputs(slim_layer_kind kind) {
-    return kind == SLIM_LAYER_INPUT ? 0 : kind == SLIM_LAYER_ADD ? 2 : 1;
+    return kind == SLIM_LAYER_INPUT    ? 0
+           : kind == SLIM_LAYER_ADD    ? 2
+           : kind == SLIM_LAYER_CONCAT ? -1
+                                       : 1;
 }
 
 /* Checks one layer's hyper-parameters and applies the in-code defaults
@@ -156,6 +161,15 @@ static slim_status check_hyper(slim_model *m, int i) {
         }
         l->has_biasmap = l->has_biasmap != 0;
         if (l->stride == 0) l->stride = 1;
+        if (l->groups == 0) l->groups = 1;
+        if (l->groups < 1 || l->groups > SLIM_MODEL_MAX_CHANNELS)
+            return layer_error(m, i, SLIM_ERR_ARG, "groups=%d must be in [1, %d]", l->groups,
+                               SLIM_MODEL_MAX_CHANNELS);
+        if (l->out_channels % l->groups)
+            return layer_error(m, i, SLIM_ERR_ARG,
+                               "out=%d is not divisible by groups=%d (each group makes out/groups "
+                               "channels)",
+                               l->out_channels, l->groups);
         break;
     case SLIM_LAYER_MAXPOOL:
     case SLIM_LAYER_AVGPOOL:
@@ -220,9 +234,12 @@ static slim_status check_structure(slim_model *m) {
             l->n_inputs = 1;
             l->inputs[0] = i - 1;
         }
-        if (l->n_inputs != want)
+        if (want < 0 && (l->n_inputs < 2 || l->n_inputs > SLIM_LAYER_MAX_INPUTS))
+            return layer_error(m, i, SLIM_ERR_ARG, "has %d inputs, expected 2 to %d", l->n_inputs,
+                               SLIM_LAYER_MAX_INPUTS);
+        if (want >= 0 && l->n_inputs != want)
             return layer_error(m, i, SLIM_ERR_ARG, "has %d inputs, expected %d", l->n_inputs, want);
-        for (int j = 0; j < want; j++)
+        for (int j = 0; j < l->n_inputs; j++)
             if (l->inputs[j] < 0 || l->inputs[j] >= i)
                 return layer_error(m, i, SLIM_ERR_ARG,
                                    "input %d refers to layer %d (layers can only refer to layers "
@@ -267,10 +284,17 @@ static slim_status infer_shapes(slim_model *m) {
         l->in_w = src->w;
         switch (l->kind) {
         case SLIM_LAYER_CONV:
+            if (l->in_c % l->groups)
+                return layer_error(m, i, SLIM_ERR_SHAPE,
+                                   "input '%s' has %d channels, not divisible by groups=%d",
+                                   src->name, l->in_c, l->groups);
+            SLIM_TRY(infer_window(m, i, src));
+            break;
         case SLIM_LAYER_MAXPOOL:
         case SLIM_LAYER_AVGPOOL: SLIM_TRY(infer_window(m, i, src)); break;
         case SLIM_LAYER_BN:
         case SLIM_LAYER_RELU:
+        case SLIM_LAYER_RELU6:
             l->c = l->in_c;
             l->h = l->in_h;
             l->w = l->in_w;
@@ -309,6 +333,26 @@ static slim_status infer_shapes(slim_model *m) {
                                    "inputs '%s' (%dx%dx%d) and '%s' (%dx%dx%d) differ in shape",
                                    src->name, src->c, src->h, src->w, b->name, b->c, b->h, b->w);
             l->c = src->c;
+            l->h = src->h;
+            l->w = src->w;
+            break;
+        }
+        case SLIM_LAYER_CONCAT: {
+            long c = 0;
+            for (int j = 0; j < l->n_inputs; j++) {
+                const slim_layer *b = &m->layers[l->inputs[j]];
+                if (b->h != src->h || b->w != src->w)
+                    return layer_error(
+                        m, i, SLIM_ERR_SHAPE,
+                        "inputs '%s' (%dx%dx%d) and '%s' (%dx%dx%d) differ in height "
+                        "or width (concat joins channels of equal-sized maps)",
+                        src->name, src->c, src->h, src->w, b->name, b->c, b->h, b->w);
+                c += b->c;
+            }
+            if (c > SLIM_MODEL_MAX_CHANNELS)
+                return layer_error(m, i, SLIM_ERR_SHAPE, "%ld channels in all (at most %d)", c,
+                                   SLIM_MODEL_MAX_CHANNELS);
+            l->in_c = l->c = (int)c;
             l->h = src->h;
             l->w = src->w;
             break;
@@ -362,7 +406,7 @@ static int layer_param_specs(const slim_layer *l, int i, param_spec *specs) {
     }
     switch (l->kind) {
     case SLIM_LAYER_CONV:
-        ADD_SPEC(SLIM_PARAM_WEIGHT, 4, l->c, l->in_c, l->k, l->k);
+        ADD_SPEC(SLIM_PARAM_WEIGHT, 4, l->c, l->in_c / l->groups, l->k, l->k);
         if (l->has_bias) ADD_SPEC(SLIM_PARAM_BIAS, 1, l->c, 0, 0, 0);
         if (l->has_biasmap) ADD_SPEC(SLIM_PARAM_BIASMAP, 3, l->c, l->h, l->w, 0);
         break;
@@ -534,7 +578,8 @@ double slim_layer_macs(const slim_model *model, int layer) {
     if (!model || layer < 0 || layer >= model->n_layers) return 0;
     const slim_layer *l = &model->layers[layer];
     switch (l->kind) {
-    case SLIM_LAYER_CONV: return (double)l->c * l->in_c * l->k * l->k * (double)l->h * l->w;
+    case SLIM_LAYER_CONV:
+        return (double)l->c * (l->in_c / l->groups) * l->k * l->k * (double)l->h * l->w;
     case SLIM_LAYER_DENSE: return (double)l->in_c * l->c;
     default: return 0;
     }

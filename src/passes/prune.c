@@ -5,23 +5,19 @@
  *   2. choose the channels to remove (threshold or percent mode; a BN
  *      whose output is exactly constant at a channel scores 0 there, like
  *      gamma = 0; never empty a group);
- *   3. find which channels are exactly constant and follow the constant
- *      through the group: a conv/dense filter of exact zeros outputs its
- *      bias b_j (0 without one); a BN with gamma_j = 0 outputs beta_j, and
- *      one whose input channel is a constant x outputs gamma_j (x - mean_j) /
- *      sqrt(var_j + eps) + beta_j in inference mode; relu takes max(., 0);
- *      pooling, gap and flatten keep it; an add sums its two inputs';
- *   4. fold that constant into every consumer: a dense layer's bias, or a
- *      convolution's bias or bias map (computed by running the consumer conv
- *      on an input holding only the constants, so zero padding at the borders
- *      is accounted for exactly);
+ *   3. find which channels are input-independent where they are read, and
+ *      their fixed value (a constant or a per-position map), followed
+ *      through the network op by op (prune_fixed.c);
+ *   4. fold that value into every consumer: a dense layer's bias, or a
+ *      convolution's bias or bias map (the consumer conv applied, in double,
+ *      to an input holding only the fixed values, so zero padding at the
+ *      borders is accounted for exactly);
  *   5. write the narrower structure as model text, parse it, and copy the
- *      kept slices of every parameter and BN running statistic.
- * Step 3's constancy is computed before step 2 (which reads it). docs/PRUNING.md
+ *      kept slices of every parameter and BN running statistic (a depthwise
+ *      conv keeps its kept channels' filters, and groups = its width).
+ * Step 3 runs before step 2 (which reads its scores). docs/PRUNING.md
  * has the proof that step 4 is exact. */
-#include "slim/prune.h"
-
-#include "kernels/kernels.h"
+#include "passes/prune_plan.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -29,27 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FOLD_NONE = 0, FOLD_BIAS, FOLD_MAP };
-
-/* Why a group channel goes (see slim_prune_layer_report). */
-enum { WHY_KEPT = 0, WHY_GAMMA, WHY_FILTER, WHY_APPROX };
-
-typedef struct plan {
-    const slim_model *m;
-    slim_prune_groups g;
-    float **score;           /* per group: (channels) max over the group's BNs of |gamma_j|,
-                                counting 0 for a BN whose output is exactly constant at j */
-    unsigned char **removed; /* per group: (channels) 1 = removed */
-    unsigned char **why;     /* per group: (channels) WHY_* */
-    int **keep;              /* per group: (n_keep) kept channel indices, ascending */
-    int *n_keep;             /* (n_groups) */
-    float **value;           /* per layer in a group: (channels) its output at channel j once the
-                                channel is removed: the exact constant where con[i][j], else the
-                                value with gamma_j := 0 in the BNs that are not constant */
-    unsigned char **con;     /* per layer in a group: (channels) 1 = output exactly constant */
-    float **fold;            /* per conv/dense layer: (cout) or (cout, oh, ow); NULL = none */
-    int *fold_kind;          /* (n_layers) FOLD_* */
-} plan;
+typedef prune_plan plan;
 
 slim_prune_options slim_prune_default_options(void) {
     return (slim_prune_options){.mode = SLIM_PRUNE_THRESHOLD, .threshold = 0.0f, .percent = 0.0f};
@@ -68,8 +44,12 @@ static void plan_free(plan *p) {
     free_rows((void **)p->why, ng);
     free_rows((void **)p->keep, ng);
     free(p->n_keep);
+    free_rows((void **)p->via_filter, ng);
+    free_rows((void **)p->read, ng);
     free_rows((void **)p->value, nl);
-    free_rows((void **)p->con, nl);
+    free_rows((void **)p->fixed, nl);
+    free_rows((void **)p->filter, nl);
+    free_rows((void **)p->live, nl);
     free_rows((void **)p->fold, nl);
     free(p->fold_kind);
     slim_prune_groups_free(&p->g);
@@ -100,22 +80,68 @@ static const float *param_data(const slim_model *m, int index) {
 
 /* ---- step 2: which channels go ------------------------------------------ */
 
+/* Calls f(p, bn layer, channel t, group channel j, ctx) for every BN channel
+ * that carries a channel of group gi. */
+typedef void (*bn_visit)(const plan *p, int i, int t, int j, void *ctx);
+static void each_bn_channel(const plan *p, int gi, bn_visit f, void *ctx) {
+    const slim_prune_group *q = &p->g.groups[gi];
+    for (int b = 0; b < q->n_bn; b++) {
+        int i = q->bn[b];
+        for (int t = 0; t < p->g.channels_of_layer[i]; t++)
+            if (p->g.group_of_channel[i][t] == gi) f(p, i, t, p->g.index_of_channel[i][t], ctx);
+    }
+}
+
+typedef struct finite_ctx {
+    int bad_layer, bad_channel;
+} finite_ctx;
+
+static void finite_visit(const plan *p, int i, int t, int j, void *ctx) {
+    (void)j;
+    const slim_layer *l = &p->m->layers[i];
+    finite_ctx *c = ctx;
+    if (c->bad_layer < 0 &&
+        (!isfinite(param_data(p->m, l->p_gamma)[t]) || !isfinite(param_data(p->m, l->p_beta)[t]))) {
+        c->bad_layer = i;
+        c->bad_channel = t;
+    }
+}
+
 static slim_status check_finite(const plan *p) {
     const slim_model *m = p->m;
     for (int gi = 0; gi < p->g.n_groups; gi++) {
-        const slim_prune_group *q = &p->g.groups[gi];
-        for (int b = 0; b < q->n_bn; b++) {
-            const slim_layer *l = &m->layers[q->bn[b]];
-            const float *gam = param_data(m, l->p_gamma), *bet = param_data(m, l->p_beta);
-            for (int j = 0; j < q->channels; j++)
-                if (!isfinite(gam[j]) || !isfinite(bet[j]))
-                    return slim_error(SLIM_ERR_NUMERIC,
-                                      "bn '%s' channel %d: gamma %g, beta %g: cannot prune a "
-                                      "model with non-finite BN parameters",
-                                      l->name, j, (double)gam[j], (double)bet[j]);
-        }
+        finite_ctx c = {-1, -1};
+        each_bn_channel(p, gi, finite_visit, &c);
+        if (c.bad_layer < 0) continue;
+        const slim_layer *l = &m->layers[c.bad_layer];
+        return slim_error(SLIM_ERR_NUMERIC,
+                          "bn '%s' channel %d: gamma %g, beta %g: cannot prune a model with "
+                          "non-finite BN parameters",
+                          l->name, c.bad_channel, (double)param_data(m, l->p_gamma)[c.bad_channel],
+                          (double)param_data(m, l->p_beta)[c.bad_channel]);
     }
     return SLIM_OK;
+}
+
+typedef struct gamma_ctx {
+    int j;
+    float max_abs;
+    int all_zero;
+} gamma_ctx;
+
+static void gamma_visit(const plan *p, int i, int t, int j, void *ctx) {
+    gamma_ctx *c = ctx;
+    if (j != c->j) return;
+    float g = param_data(p->m, p->m->layers[i].p_gamma)[t];
+    c->max_abs = fmaxf(c->max_abs, fabsf(g));
+    if (g != 0.0f) c->all_zero = 0;
+}
+
+/* max |gamma| of group channel (gi, j) over its BNs, and whether all are 0. */
+static gamma_ctx gammas(const plan *p, int gi, int j) {
+    gamma_ctx c = {j, 0.0f, 1};
+    each_bn_channel(p, gi, gamma_visit, &c);
+    return c;
 }
 
 typedef struct unit {
@@ -131,25 +157,14 @@ static int unit_cmp(const void *a, const void *b) {
 }
 
 static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_report *r) {
-    const slim_model *m = p->m;
     int ng = p->g.n_groups;
     size_t total = 0;
     for (int gi = 0; gi < ng; gi++) {
         const slim_prune_group *q = &p->g.groups[gi];
-        p->score[gi] = slim_calloc((size_t)q->channels, sizeof(float));
         p->removed[gi] = slim_calloc((size_t)q->channels, 1);
         p->why[gi] = slim_calloc((size_t)q->channels, 1);
         p->keep[gi] = slim_calloc((size_t)q->channels, sizeof(int));
-        if (!p->score[gi] || !p->removed[gi] || !p->why[gi] || !p->keep[gi]) return SLIM_ERR_NOMEM;
-        /* A BN whose output is exactly constant at j (gamma_j = 0, or a
-         * constant input: zero filters) scores 0 there: removing the
-         * channel loses nothing, whatever its gamma. */
-        for (int b = 0; b < q->n_bn; b++) {
-            const float *gam = param_data(m, m->layers[q->bn[b]].p_gamma);
-            const unsigned char *con = p->con[q->bn[b]];
-            for (int j = 0; j < q->channels; j++)
-                if (!con[j]) p->score[gi][j] = fmaxf(p->score[gi][j], fabsf(gam[j]));
-        }
+        if (!p->removed[gi] || !p->why[gi] || !p->keep[gi]) return SLIM_ERR_NOMEM;
         total += (size_t)q->channels;
     }
 
@@ -185,9 +200,7 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
             p->removed[gi][best] = 0;
             /* The score is 0 at a zero-filter channel whatever its gamma:
              * name the gamma, and the zero filters when they are why. */
-            float g = 0;
-            for (int b = 0; b < q->n_bn; b++)
-                g = fmaxf(g, fabsf(param_data(m, m->layers[q->bn[b]].p_gamma)[best]));
+            float g = gammas(p, gi, best).max_abs;
             SLIM_TRY(note(r,
                           "kept 1 channel of %s to avoid an empty layer (channel %d, |gamma| %g%s)",
                           q->label, best, (double)g,
@@ -198,169 +211,45 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
             if (!p->removed[gi][j]) p->keep[gi][p->n_keep[gi]++] = j;
     }
 
-    /* Why each removed channel goes: score 0 means every BN of the group
-     * is exactly constant there; it is the classic gamma = 0 case when all
-     * their gammas are 0, else some BN is constant through zero filters. */
+    /* Why each removed channel goes: score 0 means it is read fixed
+     * everywhere; the classic gamma = 0 case when that holds in training
+     * mode too, else some BN normalises a fixed input (prune_fixed.c). */
     for (int gi = 0; gi < ng; gi++) {
         const slim_prune_group *q = &p->g.groups[gi];
         for (int j = 0; j < q->channels; j++) {
             if (!p->removed[gi][j]) continue;
-            if (p->score[gi][j] != 0.0f) {
-                p->why[gi][j] = WHY_APPROX;
-                continue;
-            }
-            int all_gamma = 1;
-            for (int b = 0; b < q->n_bn; b++)
-                if (param_data(m, m->layers[q->bn[b]].p_gamma)[j] != 0.0f) all_gamma = 0;
-            p->why[gi][j] = all_gamma ? WHY_GAMMA : WHY_FILTER;
+            static const unsigned char why_of[] = {
+                [PRUNE_EXACT_ALWAYS] = PRUNE_WHY_GAMMA,
+                [PRUNE_EXACT_FILTER] = PRUNE_WHY_FILTER,
+                [PRUNE_EXACT_FIXED_INPUT] = PRUNE_WHY_FIXED_INPUT,
+            };
+            p->why[gi][j] =
+                p->score[gi][j] != 0.0f ? PRUNE_WHY_APPROX : why_of[p->via_filter[gi][j]];
         }
     }
     return SLIM_OK;
 }
 
-/* ---- step 3: which channels are constant, and the constant ------------- */
-
-/* Whether the n floats at w are all exactly 0 (-0 included). */
-static int all_zero(const float *w, size_t n) {
-    for (size_t t = 0; t < n; t++)
-        if (w[t] != 0.0f) return 0;
-    return 1;
-}
-
-/* Whether the n floats at q all equal q[0]. */
-static int uniform(const float *q, size_t n) {
-    for (size_t t = 1; t < n; t++)
-        if (q[t] != q[0]) return 0;
-    return 1;
-}
-
-/* A producer (conv/dense) of the group: filter j of exact zeros makes output
- * channel j the constant bias_j (0 without a bias) for every finite input,
- * padding or not. A bias map adds a per-position term: constant only when
- * its plane j is uniform. */
-static void producer_constants(const slim_model *m, const slim_layer *l, float *v,
-                               unsigned char *con) {
-    size_t row = (size_t)l->in_c * (l->kind == SLIM_LAYER_CONV ? (size_t)l->k * (size_t)l->k : 1);
-    size_t plane = (size_t)l->h * (size_t)l->w;
-    const float *w = param_data(m, l->p_weight); /* (c, row) */
-    const float *bias = param_data(m, l->p_bias), *bm = param_data(m, l->p_biasmap);
-    for (int j = 0; j < l->c; j++) {
-        if (!all_zero(w + (size_t)j * row, row)) continue;
-        float c = bias ? bias[j] : 0.0f;
-        if (bm) {
-            const float *q = bm + (size_t)j * plane;
-            if (!uniform(q, plane)) continue;
-            c += q[0];
-        }
-        if (!isfinite(c)) continue;
-        v[j] = c;
-        con[j] = 1;
-    }
-}
-
-/* For every member of a group, in model order: whether its output is
- * exactly constant at channel j (con) and its value at a removed channel
- * (value): the exact constant where con, else what it becomes with
- * gamma_j := 0 in the non-constant BNs (percent mode, threshold > 0).
- * Groups.c guarantees that every layer a consumer reads is built from BN
- * outputs by the ops below, so a channel that is constant in every BN is
- * constant wherever it is read.
- *
- * BN (inference mode): y = gamma (x - mean) / sqrt(var + eps) + beta. With
- * gamma_j = 0 it is beta_j for every finite x (in training mode too). With
- * a constant input x_j it is the constant gamma_j (x_j - mean_j) /
- * sqrt(var_j + eps) + beta_j, computed as the reference kernel does; in
- * training mode it would be beta_j instead (the batch variance of a
- * constant is 0), so a zero-filter fold is exact for inference only.
- *
- * Why pooling keeps a constant constant: max pooling's padding never wins
- * (the kernels ignore padded positions, and every window overlaps the input
- * since pad < k), so the max of equal values is that value; average pooling
- * excludes padding from the divisor, so it is the mean of equal values. Both
- * equal the constant up to float rounding of the sum (avg) or exactly (max). */
-static slim_status propagate(plan *p) {
-    const slim_model *m = p->m;
-    for (int gi = 0; gi < p->g.n_groups; gi++) {
-        const slim_prune_group *q = &p->g.groups[gi];
-        int nc = q->channels;
-        for (int k = 0; k < q->n_members; k++) {
-            int i = q->members[k];
-            const slim_layer *l = &m->layers[i];
-            float *v = p->value[i] = slim_calloc((size_t)nc, sizeof(float));
-            unsigned char *con = p->con[i] = slim_calloc((size_t)nc, 1);
-            if (!v || !con) return SLIM_ERR_NOMEM;
-            int producer = l->kind == SLIM_LAYER_CONV || l->kind == SLIM_LAYER_DENSE;
-            const float *a = l->n_inputs > 0 ? p->value[l->inputs[0]] : NULL;
-            const float *b = l->n_inputs > 1 ? p->value[l->inputs[1]] : NULL;
-            const unsigned char *ca = l->n_inputs > 0 ? p->con[l->inputs[0]] : NULL;
-            const unsigned char *cb = l->n_inputs > 1 ? p->con[l->inputs[1]] : NULL;
-            /* groups.c puts a non-producer's inputs in its own group (an
-             * add's both), so they were filled earlier in model order. */
-            if (!producer && ((l->n_inputs > 0 && !a) || (l->n_inputs > 1 && !b)))
-                return slim_error(SLIM_ERR_ARG, "pruning: layer '%s' reads outside its group",
-                                  l->name);
-            if (producer && l->c != nc)
-                return slim_error(SLIM_ERR_SHAPE, "pruning: producer '%s' has %d channels, not %d",
-                                  l->name, l->c, nc);
-            switch (l->kind) {
-            case SLIM_LAYER_CONV:
-            case SLIM_LAYER_DENSE: producer_constants(m, l, v, con); break;
-            case SLIM_LAYER_BN: {
-                const float *gam = param_data(m, l->p_gamma), *bet = param_data(m, l->p_beta);
-                for (int j = 0; j < nc; j++) {
-                    v[j] = bet[j];
-                    if (gam[j] == 0.0f) {
-                        con[j] = 1;
-                    } else if (ca[j]) {
-                        double invstd = 1.0 / sqrt((double)l->running_var[j] + l->eps);
-                        float c =
-                            (float)(gam[j] * (a[j] - (double)l->running_mean[j]) * invstd + bet[j]);
-                        if (isfinite(c)) {
-                            v[j] = c;
-                            con[j] = 1;
-                        }
-                    }
-                }
-                break;
-            }
-            case SLIM_LAYER_RELU:
-                for (int j = 0; j < nc; j++) {
-                    v[j] = a[j] > 0 ? a[j] : 0.0f;
-                    con[j] = ca[j];
-                }
-                break;
-            case SLIM_LAYER_MAXPOOL:
-            case SLIM_LAYER_AVGPOOL:
-            case SLIM_LAYER_GAP:
-            case SLIM_LAYER_FLATTEN:
-                memcpy(v, a, (size_t)nc * sizeof(float));
-                memcpy(con, ca, (size_t)nc);
-                break;
-            case SLIM_LAYER_ADD:
-                for (int j = 0; j < nc; j++) {
-                    v[j] = a[j] + b[j];
-                    con[j] = ca[j] && cb[j];
-                }
-                break;
-            default: break; /* no other kind is a group member */
-            }
-        }
-    }
-    return SLIM_OK;
-}
+/* ---- step 3 is prune_fixed.c ------------------------------------------------ */
 
 /* Counts the removed channels by reason and notes the inexact and the
  * zero-filter ones. */
 static slim_status explain(const plan *p, slim_prune_report *r) {
     const slim_model *m = p->m;
-    int count[WHY_APPROX + 1] = {0};
+    int count[PRUNE_WHY_APPROX + 1] = {0};
     for (int gi = 0; gi < p->g.n_groups; gi++) {
         const slim_prune_group *q = &p->g.groups[gi];
-        int n_filter = 0;
+        int n_filter = 0, n_fixed = 0;
         for (int j = 0; j < q->channels; j++) {
             count[p->why[gi][j]]++;
-            n_filter += p->why[gi][j] == WHY_FILTER;
+            n_filter += p->why[gi][j] == PRUNE_WHY_FILTER;
+            n_fixed += p->why[gi][j] == PRUNE_WHY_FIXED_INPUT;
         }
+        if (n_fixed > 0)
+            SLIM_TRY(note(r,
+                          "%s: removed %d channel%s read through a BN with gamma != 0 whose "
+                          "input is fixed (gamma = 0 in a BN before it)",
+                          q->label, n_fixed, n_fixed == 1 ? "" : "s"));
         if (n_filter == 0) continue;
         /* The producers whose zero filters made those channels constant. */
         char names[160] = "";
@@ -368,7 +257,7 @@ static slim_status explain(const plan *p, slim_prune_report *r) {
         for (int k = 0; k < q->n_producers; k++) {
             int i = q->producers[k], hit = 0;
             for (int j = 0; j < q->channels && !hit; j++)
-                hit = p->why[gi][j] == WHY_FILTER && p->con[i][j];
+                hit = p->why[gi][j] == PRUNE_WHY_FILTER && p->fixed[i][j];
             if (!hit || len + 1 >= sizeof names) continue;
             int w = snprintf(names + len, sizeof names - len, "%s%s", len ? "+" : "",
                              m->layers[i].name);
@@ -379,19 +268,24 @@ static slim_status explain(const plan *p, slim_prune_report *r) {
             note(r, "%s: removed %d channel%s with gamma != 0 whose filters in %s are exactly zero",
                  q->label, n_filter, n_filter == 1 ? "" : "s", names));
     }
-    if (count[WHY_FILTER] > 0)
+    if (count[PRUNE_WHY_FILTER] > 0)
         SLIM_TRY(note(r, "a zero filter's channel outputs the constant gamma (bias - mean) / "
                          "sqrt(var + eps) + beta in inference mode, which is folded exactly; in "
                          "training mode (batch statistics) it would output beta"));
-    int nonzero = count[WHY_APPROX];
+    if (count[PRUNE_WHY_FIXED_INPUT] > 0)
+        SLIM_TRY(note(r, "a BN with gamma != 0 normalising a fixed input outputs a fixed value in "
+                         "inference mode (running statistics), which is folded exactly; in "
+                         "training mode its batch statistics would differ"));
+    int nonzero = count[PRUNE_WHY_APPROX];
     if (nonzero > 0)
         SLIM_TRY(note(r,
                       "%d removed channel%s had gamma != 0: treated as gamma = 0 (beta folded "
                       "exactly), so the pruned model approximates the input: fine-tune it",
                       nonzero, nonzero == 1 ? "" : "s"));
     if (r) {
-        r->removed_gamma_zero = count[WHY_GAMMA];
-        r->removed_zero_filter = count[WHY_FILTER];
+        r->removed_gamma_zero = count[PRUNE_WHY_GAMMA];
+        r->removed_zero_filter = count[PRUNE_WHY_FILTER];
+        r->removed_fixed_input = count[PRUNE_WHY_FIXED_INPUT];
         r->removed_nonzero = nonzero;
     }
     return SLIM_OK;
@@ -399,9 +293,9 @@ static slim_status explain(const plan *p, slim_prune_report *r) {
 
 /* ---- step 4: folding into the consumers --------------------------------- */
 
-/* Dense consumer: the removed features are constants, so their share of
- * y = x W^T + b is the constant vector W[:, removed] . c: a bias. */
-static slim_status fold_dense(plan *p, int i, const int *feat, const float *val, int nf) {
+/* Dense consumer: the removed features are fixed, so their share of
+ * y = x W^T + b is the constant vector W[:, removed] . value: a bias. */
+static slim_status fold_dense(plan *p, int i, const int *feat, const double *val, int nf) {
     const slim_layer *l = &p->m->layers[i];
     const float *w = param_data(p->m, l->p_weight); /* (out, in) */
     float *f = p->fold[i] = slim_calloc((size_t)l->c, sizeof(float));
@@ -412,22 +306,22 @@ static slim_status fold_dense(plan *p, int i, const int *feat, const float *val,
             s += (double)w[(size_t)o * l->in_c + feat[t]] * val[t];
         f[o] = (float)s;
     }
-    p->fold_kind[i] = FOLD_BIAS;
+    p->fold_kind[i] = PRUNE_FOLD_BIAS;
     return SLIM_OK;
 }
 
-/* Conv consumer: a constant input plane is NOT a constant to the conv where
- * its window overlaps the zero padding: a border output sees fewer taps of
- * it. The exact contribution is the conv itself applied to an input holding
- * the constants in the removed channels and 0 elsewhere (only the removed
- * channels' weight slices matter, so the conv runs on those alone). Its
- * output (cout, oh, ow) is a bias map; when it does not vary over positions
- * (no padding, or padding never reached) it is a plain bias. */
-static slim_status fold_conv(plan *p, int i, const int *feat, const float *val, int nf) {
+/* Conv consumer: a fixed input plane is NOT a constant to the conv where its
+ * window overlaps the zero padding (a border output sees fewer taps of it),
+ * nor where the plane itself varies (a fixed map). The exact contribution is
+ * the conv itself applied, in double, to an input holding the fixed planes
+ * in the removed channels and 0 elsewhere (only the removed channels' weight
+ * slices matter, so the conv runs on those alone). Its output (cout, oh, ow)
+ * is a bias map; when it does not vary over positions (no padding, or
+ * padding never reached, and constant planes) it is a plain bias. */
+static slim_status fold_conv(plan *p, int i, const int *chan, const double *x, int nf) {
     const slim_layer *l = &p->m->layers[i];
     const float *w = param_data(p->m, l->p_weight); /* (cout, cin, k, k) */
     size_t kk = (size_t)l->k * (size_t)l->k;
-    size_t plane = (size_t)l->in_h * (size_t)l->in_w;
     slim_conv_shape s = {.n = 1,
                          .cin = nf,
                          .h = l->in_h,
@@ -442,105 +336,149 @@ static slim_status fold_conv(plan *p, int i, const int *feat, const float *val, 
         return slim_error(SLIM_ERR_SHAPE, "conv '%s': fold output %dx%d, layer output %dx%d",
                           l->name, s.oh, s.ow, l->h, l->w);
     size_t out_plane = (size_t)s.oh * (size_t)s.ow;
-    float *x = slim_calloc((size_t)nf * plane, sizeof(float));       /* (1, nf, h, w) */
-    float *wr = slim_calloc((size_t)l->c * nf * kk, sizeof(float));  /* (cout, nf, k, k) */
-    float *y = slim_calloc((size_t)l->c * out_plane, sizeof(float)); /* (1, cout, oh, ow) */
-    if (!x || !wr || !y) {
-        free(x);
+    float *wr = slim_calloc((size_t)l->c * nf * kk, sizeof(float));    /* (cout, nf, k, k) */
+    double *y = slim_calloc((size_t)l->c * out_plane, sizeof(double)); /* (cout, oh, ow) */
+    float *f = slim_calloc((size_t)l->c * out_plane, sizeof(float));
+    if (!wr || !y || !f) {
         free(wr);
         free(y);
+        free(f);
         return SLIM_ERR_NOMEM;
     }
-    for (int t = 0; t < nf; t++)
-        for (size_t q = 0; q < plane; q++)
-            x[(size_t)t * plane + q] = val[t];
     for (int o = 0; o < l->c; o++)
         for (int t = 0; t < nf; t++)
-            memcpy(wr + ((size_t)o * nf + t) * kk, w + ((size_t)o * l->in_c + feat[t]) * kk,
+            memcpy(wr + ((size_t)o * nf + t) * kk, w + ((size_t)o * l->in_c + chan[t]) * kk,
                    kk * sizeof(float));
-    slim_ref_conv2d_forward(&s, x, wr, NULL, y);
-    free(x);
+    prune_conv_double(&s, 1, x, wr, y);
     free(wr);
 
     int uniform = 1;
-    for (int o = 0; o < l->c && uniform; o++)
-        for (size_t q = 1; q < out_plane; q++)
-            if (y[(size_t)o * out_plane + q] != y[(size_t)o * out_plane]) {
-                uniform = 0;
-                break;
-            }
+    for (size_t q = 0; q < (size_t)l->c * out_plane; q++) {
+        f[q] = (float)y[q];
+        if (f[q] != f[q / out_plane * out_plane]) uniform = 0;
+    }
+    free(y);
     if (uniform && !l->has_biasmap) {
         /* The same value at every position: a bias is exact and simpler. */
         for (int o = 0; o < l->c; o++)
-            y[o] = y[(size_t)o * out_plane];
-        p->fold_kind[i] = FOLD_BIAS;
+            f[o] = f[(size_t)o * out_plane];
+        p->fold_kind[i] = PRUNE_FOLD_BIAS;
     } else {
-        p->fold_kind[i] = FOLD_MAP;
+        p->fold_kind[i] = PRUNE_FOLD_MAP;
     }
-    p->fold[i] = y;
+    p->fold[i] = f;
     return SLIM_OK;
+}
+
+/* Whether the n doubles at v are all 0 / all equal. */
+static int all_zero_d(const double *v, size_t n) {
+    for (size_t u = 0; u < n; u++)
+        if (v[u] != 0) return 0;
+    return 1;
+}
+
+static int uniform_d(const double *v, size_t n) {
+    for (size_t u = 1; u < n; u++)
+        if (v[u] != v[0]) return 0;
+    return 1;
+}
+
+/* Consumer i reads layer a: folds a's removed channels with a nonzero fixed
+ * value into it (none: nothing to do). */
+static slim_status fold_one(plan *p, int i, slim_prune_report *r) {
+    const slim_layer *l = &p->m->layers[i];
+    int a = l->inputs[0];
+    if (!p->value[a]) return SLIM_OK;
+    int nch = p->g.channels_of_layer[a];
+    size_t plane = prune_plane(p, a);
+    int n = 0, constant = 1;
+    char labels[160] = "";
+    size_t len = 0;
+    int *chan = slim_calloc((size_t)nch, sizeof(int));
+    if (!chan) return SLIM_ERR_NOMEM;
+    for (int t = 0; t < nch; t++) {
+        int gi = p->g.group_of_channel[a][t], j = p->g.index_of_channel[a][t];
+        const double *v = p->value[a] + (size_t)t * plane;
+        if (gi < 0 || !p->removed[gi][j] || all_zero_d(v, plane)) continue;
+        chan[n++] = t;
+        constant = constant && uniform_d(v, plane);
+        const char *lab = p->g.groups[gi].label;
+        if (!strstr(labels, lab) && len + 3 + strlen(lab) < sizeof labels)
+            len +=
+                (size_t)snprintf(labels + len, sizeof labels - len, "%s%s", len ? ", " : "", lab);
+    }
+    slim_status st = SLIM_OK;
+    if (n > 0 && l->kind == SLIM_LAYER_DENSE) {
+        /* Channel-major: channel t is the features t*plane .. (t+1)*plane - 1
+         * (after a flatten, plane = rep), its plane's positions in order. */
+        int np = (int)plane;
+        int *feat = slim_calloc((size_t)n * plane, sizeof(int));
+        double *val = slim_calloc((size_t)n * plane, sizeof(double));
+        st = feat && val ? SLIM_OK : SLIM_ERR_NOMEM;
+        for (int k = 0; k < n && st == SLIM_OK; k++)
+            for (int u = 0; u < np; u++) {
+                feat[k * np + u] = chan[k] * np + u;
+                val[k * np + u] = p->value[a][(size_t)chan[k] * plane + (size_t)u];
+            }
+        if (st == SLIM_OK) st = fold_dense(p, i, feat, val, n * np);
+        free(feat);
+        free(val);
+    } else if (n > 0) {
+        double *x = slim_calloc((size_t)n * plane, sizeof(double)); /* (n, h, w) */
+        st = x ? SLIM_OK : SLIM_ERR_NOMEM;
+        for (int k = 0; k < n && st == SLIM_OK; k++)
+            memcpy(x + (size_t)k * plane, p->value[a] + (size_t)chan[k] * plane,
+                   plane * sizeof(double));
+        if (st == SLIM_OK) st = fold_conv(p, i, chan, x, n);
+        free(x);
+    }
+    free(chan);
+    if (st != SLIM_OK || n == 0) return st;
+    return note(r, "%s: folded %d removed %s channel%s of %s into its %s", l->name, n,
+                constant ? "constant" : "fixed", n == 1 ? "" : "s", labels,
+                p->fold_kind[i] == PRUNE_FOLD_MAP ? "bias map (zero padding: the border differs)"
+                                                  : "bias");
 }
 
 static slim_status fold_all(plan *p, slim_prune_report *r) {
     const slim_model *m = p->m;
     for (int i = 0; i < m->n_layers; i++) {
         const slim_layer *l = &m->layers[i];
-        if ((l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE) || l->n_inputs != 1)
-            continue;
-        int a = l->inputs[0];
-        int gi = p->g.group_of_layer[a];
-        if (gi < 0) continue;
-        const slim_prune_group *q = &p->g.groups[gi];
-        int rep = p->g.rep_of_layer[a];
-        const float *v = p->value[a];
-        /* The removed features with a nonzero constant (a zero adds nothing). */
-        int nf = 0, nch = 0;
-        for (int j = 0; j < q->channels; j++)
-            if (p->removed[gi][j] && v[j] != 0.0f) nf += rep, nch++;
-        if (nf == 0) continue;
-        int *feat = slim_calloc((size_t)nf, sizeof(int));
-        float *val = slim_calloc((size_t)nf, sizeof(float));
-        slim_status st = feat && val ? SLIM_OK : SLIM_ERR_NOMEM;
-        int t = 0;
-        for (int j = 0; j < q->channels && st == SLIM_OK; j++)
-            if (p->removed[gi][j] && v[j] != 0.0f)
-                for (int u = 0; u < rep; u++, t++) {
-                    feat[t] = j * rep + u;
-                    val[t] = v[j];
-                }
-        if (st == SLIM_OK)
-            st = l->kind == SLIM_LAYER_DENSE ? fold_dense(p, i, feat, val, nf)
-                                             : fold_conv(p, i, feat, val, nf);
-        free(feat);
-        free(val);
-        SLIM_TRY(st);
-        SLIM_TRY(note(r, "%s: folded %d removed constant channel%s of %s into its %s", l->name, nch,
-                      nch == 1 ? "" : "s", q->label,
-                      p->fold_kind[i] == FOLD_MAP ? "bias map (zero padding: the border differs)"
-                                                  : "bias"));
+        int consumer =
+            l->kind == SLIM_LAYER_DENSE || (l->kind == SLIM_LAYER_CONV && l->groups <= 1);
+        if (consumer && l->n_inputs == 1) SLIM_TRY(fold_one(p, i, r));
     }
     return SLIM_OK;
 }
 
 /* ---- step 5: the narrower model ------------------------------------------ */
 
-/* The kept output channels of layer i (expanded by rep), or NULL for all. */
+/* The kept output features of layer i (channels expanded by rep), their
+ * count in *n_out; NULL when out of memory. */
 static int *kept_features(const plan *p, int i, int *n_out) {
-    int gi = p->g.group_of_layer[i];
     const slim_layer *l = &p->m->layers[i];
-    int rep = p->g.rep_of_layer[i];
-    int n = gi >= 0 ? p->n_keep[gi] * rep : l->c;
-    int *f = slim_calloc((size_t)(n ? n : 1), sizeof(int));
+    int rep = p->g.rep_of_layer[i], nch = p->g.channels_of_layer[i];
+    int *f = slim_calloc((size_t)(l->c ? l->c : 1), sizeof(int));
     if (!f) return NULL;
-    if (gi < 0)
-        for (int j = 0; j < n; j++)
-            f[j] = j;
-    else
-        for (int k = 0, t = 0; k < p->n_keep[gi]; k++)
-            for (int u = 0; u < rep; u++)
-                f[t++] = p->keep[gi][k] * rep + u;
+    int n = 0;
+    for (int t = 0; t < nch; t++) {
+        int gi = p->g.group_of_channel[i][t], j = p->g.index_of_channel[i][t];
+        if (gi >= 0 && p->removed[gi][j]) continue;
+        for (int u = 0; u < rep; u++)
+            f[n++] = t * rep + u;
+    }
     *n_out = n;
     return f;
+}
+
+/* Layer i's kept output channels (features / rep). */
+static int kept_channels(const plan *p, int i) {
+    int n = 0;
+    for (int t = 0; t < p->g.channels_of_layer[i]; t++) {
+        int gi = p->g.group_of_channel[i][t], j = p->g.index_of_channel[i][t];
+        n += gi < 0 || !p->removed[gi][j];
+    }
+    return n;
 }
 
 static slim_status build_structure(const plan *p, slim_model **out) {
@@ -553,11 +491,11 @@ static slim_status build_structure(const plan *p, slim_model **out) {
         slim_layer *l = &tmp.layers[i];
         *l = m->layers[i];
         l->cache = NULL;
-        int gi = p->g.group_of_layer[i];
-        if ((l->kind == SLIM_LAYER_CONV || l->kind == SLIM_LAYER_DENSE) && gi >= 0)
-            l->out_channels = p->n_keep[gi];
-        if (p->fold_kind[i] == FOLD_BIAS) l->has_bias = 1;
-        if (p->fold_kind[i] == FOLD_MAP) l->has_biasmap = 1;
+        if (l->kind == SLIM_LAYER_CONV || l->kind == SLIM_LAYER_DENSE)
+            l->out_channels = kept_channels(p, i);
+        if (prune_is_depthwise(&m->layers[i])) l->groups = l->out_channels;
+        if (p->fold_kind[i] == PRUNE_FOLD_BIAS) l->has_bias = 1;
+        if (p->fold_kind[i] == PRUNE_FOLD_MAP) l->has_biasmap = 1;
         if (l->kind == SLIM_LAYER_DENSE) l->declared_in = 0; /* re-inferred */
     }
     char *text = NULL;
@@ -573,8 +511,7 @@ static slim_status build_structure(const plan *p, slim_model **out) {
     if (n->n_layers != m->n_layers)
         return slim_error(SLIM_ERR_SHAPE, "pruning: layer count changed");
     for (int i = 0; i < m->n_layers; i++) {
-        int gi = p->g.group_of_layer[i];
-        int want = gi >= 0 ? p->n_keep[gi] * p->g.rep_of_layer[i] : m->layers[i].c;
+        int want = kept_channels(p, i) * p->g.rep_of_layer[i];
         if (strcmp(n->layers[i].name, m->layers[i].name) != 0 || n->layers[i].c != want)
             return slim_error(SLIM_ERR_SHAPE,
                               "pruning: layer '%s' has %d channels after re-parsing, expected %d",
@@ -594,14 +531,26 @@ static slim_status copy_layer(const plan *p, slim_model *n, int i) {
     int n_rows = 0, n_cols = 1;
     int *rows = kept_features(p, i, &n_rows);
     int *cols = NULL;
-    if (rows && lo->kind != SLIM_LAYER_BN) cols = kept_features(p, lo->inputs[0], &n_cols);
+    /* A grouped or depthwise conv's filter reads in_c / groups channels of
+     * its own group: all of them stay (groups.c). */
+    int grouped = lo->kind == SLIM_LAYER_CONV && lo->groups > 1;
+    int in_per = grouped ? lo->in_c / lo->groups : lo->in_c;
+    if (rows && grouped) {
+        cols = slim_calloc((size_t)in_per, sizeof(int));
+        for (int c = 0; cols && c < in_per; c++)
+            cols[c] = c;
+        n_cols = in_per;
+    } else if (rows && lo->kind != SLIM_LAYER_BN) {
+        cols = kept_features(p, lo->inputs[0], &n_cols);
+    }
     if (!rows || (lo->kind != SLIM_LAYER_BN && !cols)) {
         free(rows);
         free(cols);
         return SLIM_ERR_NOMEM;
     }
     slim_status st = SLIM_OK;
-    if (n_rows != ln->c || (lo->kind != SLIM_LAYER_BN && n_cols != ln->in_c)) {
+    if (n_rows != ln->c ||
+        (lo->kind != SLIM_LAYER_BN && n_cols != (grouped ? ln->in_c / ln->groups : ln->in_c))) {
         st = slim_error(SLIM_ERR_SHAPE, "pruning: layer '%s' slices do not match", lo->name);
         goto done;
     }
@@ -622,13 +571,14 @@ static slim_status copy_layer(const plan *p, slim_model *n, int i) {
     for (int o = 0; o < n_rows; o++)
         for (int c = 0; c < n_cols; c++)
             memcpy(w + ((size_t)o * n_cols + c) * kk,
-                   w0 + ((size_t)rows[o] * lo->in_c + cols[c]) * kk, kk * sizeof(float));
+                   w0 + ((size_t)rows[o] * in_per + cols[c]) * kk, kk * sizeof(float));
     const float *f = p->fold[i];
     if (ln->p_bias >= 0) {
         float *b = n->params[ln->p_bias].data;
         const float *b0 = param_data(m, lo->p_bias);
         for (int o = 0; o < n_rows; o++)
-            b[o] = (b0 ? b0[rows[o]] : 0.0f) + (p->fold_kind[i] == FOLD_BIAS ? f[rows[o]] : 0.0f);
+            b[o] = (b0 ? b0[rows[o]] : 0.0f) +
+                   (p->fold_kind[i] == PRUNE_FOLD_BIAS ? f[rows[o]] : 0.0f);
     }
     if (ln->p_biasmap >= 0) {
         size_t plane = (size_t)lo->h * (size_t)lo->w;
@@ -638,7 +588,7 @@ static slim_status copy_layer(const plan *p, slim_model *n, int i) {
             for (size_t q = 0; q < plane; q++)
                 bm[(size_t)o * plane + q] =
                     (bm0 ? bm0[(size_t)rows[o] * plane + q] : 0.0f) +
-                    (p->fold_kind[i] == FOLD_MAP ? f[(size_t)rows[o] * plane + q] : 0.0f);
+                    (p->fold_kind[i] == PRUNE_FOLD_MAP ? f[(size_t)rows[o] * plane + q] : 0.0f);
     }
 done:
     free(rows);
@@ -665,11 +615,13 @@ static slim_status fill_report(const plan *p, const slim_model *n, slim_prune_re
         row->params_after = slim_layer_params(n, i);
         row->macs_before = mb;
         row->macs_after = slim_layer_macs(n, i);
-        int gi = p->g.group_of_layer[i];
-        for (int j = 0; gi >= 0 && j < p->g.groups[gi].channels; j++) {
-            row->removed_gamma_zero += p->why[gi][j] == WHY_GAMMA;
-            row->removed_zero_filter += p->why[gi][j] == WHY_FILTER;
-            row->removed_approx += p->why[gi][j] == WHY_APPROX;
+        for (int t = 0; t < p->g.channels_of_layer[i]; t++) {
+            int gi = p->g.group_of_channel[i][t], j = p->g.index_of_channel[i][t];
+            if (gi < 0) continue;
+            row->removed_gamma_zero += p->why[gi][j] == PRUNE_WHY_GAMMA;
+            row->removed_zero_filter += p->why[gi][j] == PRUNE_WHY_FILTER;
+            row->removed_fixed_input += p->why[gi][j] == PRUNE_WHY_FIXED_INPUT;
+            row->removed_approx += p->why[gi][j] == PRUNE_WHY_APPROX;
         }
     }
     r->n_groups = p->g.n_groups;
@@ -712,16 +664,20 @@ static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
     p->why = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->why);
     p->keep = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->keep);
     p->n_keep = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->n_keep);
+    p->via_filter = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->via_filter);
+    p->read = slim_calloc((size_t)(ng ? ng : 1), sizeof *p->read);
     p->value = slim_calloc((size_t)nl, sizeof *p->value);
-    p->con = slim_calloc((size_t)nl, sizeof *p->con);
+    p->fixed = slim_calloc((size_t)nl, sizeof *p->fixed);
+    p->filter = slim_calloc((size_t)nl, sizeof *p->filter);
+    p->live = slim_calloc((size_t)nl, sizeof *p->live);
     p->fold = slim_calloc((size_t)nl, sizeof *p->fold);
     p->fold_kind = slim_calloc((size_t)nl, sizeof *p->fold_kind);
-    if (!p->score || !p->removed || !p->why || !p->keep || !p->n_keep || !p->value || !p->con ||
-        !p->fold || !p->fold_kind)
+    if (!p->score || !p->removed || !p->why || !p->keep || !p->n_keep || !p->via_filter ||
+        !p->read || !p->value || !p->fixed || !p->filter || !p->live || !p->fold || !p->fold_kind)
         return SLIM_ERR_NOMEM;
     SLIM_TRY(check_finite(p));
     if (ng == 0) SLIM_TRY(note(r, "no prunable channel groups (no conv/dense followed by bn)"));
-    SLIM_TRY(propagate(p));
+    SLIM_TRY(prune_propagate(p));
     SLIM_TRY(choose(p, opt, r));
     SLIM_TRY(explain(p, r));
     SLIM_TRY(fold_all(p, r));

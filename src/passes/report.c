@@ -35,12 +35,13 @@ static double pct(double after, double before) {
 }
 
 /* The "removed because" cell: the nonzero counts by reason, or "". */
-static const char *why_cell(int gamma_zero, int zero_filter, int approx, char *buf, size_t len) {
-    const int n[] = {gamma_zero, zero_filter, approx};
-    const char *what[] = {"gamma=0", "zero filter", "approx"};
+static const char *why_cell(int gamma_zero, int zero_filter, int fixed_input, int approx, char *buf,
+                            size_t len) {
+    const int n[] = {gamma_zero, zero_filter, fixed_input, approx};
+    const char *what[] = {"gamma=0", "zero filter", "fixed input", "approx"};
     size_t o = 0;
     buf[0] = '\0';
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         if (n[t] == 0 || o >= len) continue;
         int w = snprintf(buf + o, len - o, "%s%d %s", o ? ", " : "", n[t], what[t]);
         if (w > 0) o += (size_t)w;
@@ -53,7 +54,7 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
     char a[40], b[40], cell[96], why[96];
     /* The reasons column only when they differ from the classic gamma = 0
      * rule, so that such a prune prints exactly as it always has. */
-    int show_why = r->removed_zero_filter > 0;
+    int show_why = r->removed_zero_filter > 0 || r->removed_fixed_input > 0;
     if (r->options.mode == SLIM_PRUNE_PERCENT)
         fprintf(f, "prune: percent mode, %g%% of %d group channels\n", (double)r->options.percent,
                 r->channels_before);
@@ -77,8 +78,8 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
         snprintf(cell, sizeof cell, "%s -> %s", grouped(row->macs_before, a, sizeof a),
                  grouped(row->macs_after, b, sizeof b));
         fprintf(f, "  %29s", cell);
-        why_cell(row->removed_gamma_zero, row->removed_zero_filter, row->removed_approx, why,
-                 sizeof why);
+        why_cell(row->removed_gamma_zero, row->removed_zero_filter, row->removed_fixed_input,
+                 row->removed_approx, why, sizeof why);
         fprintf(f, "%s%s\n", show_why && why[0] ? "  " : "", show_why ? why : "");
     }
     fprintf(f, "%-*s  %-5s", name_w, "total", "");
@@ -90,7 +91,8 @@ void slim_prune_report_print(const slim_prune_report *r, FILE *f) {
     snprintf(cell, sizeof cell, "%s -> %s", grouped(r->macs_before, a, sizeof a),
              grouped(r->macs_after, b, sizeof b));
     fprintf(f, "  %29s", cell);
-    why_cell(r->removed_gamma_zero, r->removed_zero_filter, r->removed_nonzero, why, sizeof why);
+    why_cell(r->removed_gamma_zero, r->removed_zero_filter, r->removed_fixed_input,
+             r->removed_nonzero, why, sizeof why);
     fprintf(f, "%s%s\n", show_why && why[0] ? "  " : "", show_why ? why : "");
     fprintf(f, "%-*s  %-5s  %12.1f%%  %22.1f%%  %28.1f%%\n", name_w, "kept", "",
             pct(r->channels_after, r->channels_before),
