@@ -65,6 +65,11 @@ typedef struct slim_sgd {
     slim_sgd_config config;
     float *scratch; /* one float per parameter, for the pre-prox iterate */
     size_t scratch_floats;
+    /* (scratch_floats) per-parameter penalty weights c_j, laid out like
+     * model->param_block, or NULL: every c_j = 1. With weights, P becomes
+     * sum_j c_j |theta_j| and the L1 prox threshold lr * lambda * c_j
+     * (gamma-l1 and weight-l1; filter-l1 ignores them). */
+    float *weight;
 } slim_sgd;
 
 slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd_config *config);
@@ -72,6 +77,38 @@ slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd
  * then the prox. Momentum buffers live in model->momentum_block. */
 slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr);
 void slim_sgd_free(slim_sgd *opt);
+/* Copies w (opt->scratch_floats weights, each finite and >= 0) into the
+ * optimizer's penalty weights; w = NULL returns to uniform weights. */
+slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w);
+/* Changes lambda (finite, >= 0) between steps, e.g. from a budget
+ * controller. */
+slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda);
+/* sum_j c_j |theta_j| over the penalty's parameters with the optimizer's
+ * weights (slim_penalty_value when they are uniform). */
+double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model);
+
+/* ---- the lambda controller of a budget (src/optim/budget.c) ---------- */
+
+/* Keeps the cost of the model that threshold-0 pruning would give (MACs or
+ * params, the caller measures it) inside [0.9, 1] of a budget by adapting
+ * lambda. Called a few times per epoch with the cost and the fraction of
+ * training done: lambda grows by a bounded factor while the cost is above
+ * the band and not falling fast enough to enter it by half of the training,
+ * shrinks while below it (unless rising into it), and holds inside; the band is [0.93, 0.99] of the
+ * budget for the first 80% of training and [0.9, 1] after. docs/SPARSITY.md explains the choices.
+ * Every field is state a resumed run must restore exactly. */
+typedef struct slim_budget {
+    double budget;        /* the cost to stay within, > 0 */
+    double lambda;        /* lambda now */
+    double last_cost;     /* the cost at the previous update */
+    double last_progress; /* and the progress then */
+    int updates;          /* updates so far */
+} slim_budget;
+
+/* lambda <= 0: the controller's own start. */
+void slim_budget_init(slim_budget *b, double budget, double lambda);
+/* One update with the current cost, progress in [0, 1]; returns lambda. */
+double slim_budget_update(slim_budget *b, double cost, double progress);
 
 typedef enum slim_schedule {
     SLIM_SCHEDULE_CONSTANT = 0,
