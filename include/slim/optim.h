@@ -105,7 +105,14 @@ typedef struct slim_budget {
     int updates;          /* updates so far */
 } slim_budget;
 
-/* lambda <= 0: the controller's own start. */
+/* A start for lambda from the run: the prox alone, at a constant lambda,
+ * takes lambda * lr_sum (the sum of the schedule's learning rates over the
+ * run) off every |gamma| (c_j = 1); the start lets it take half the mean
+ * |gamma| times the cut asked for (1 - fraction, fraction the budget over
+ * the unpruned cost), so that a short run starts higher than a long one.
+ * Falls back to a fixed 1e-3 when an argument is not positive. */
+double slim_budget_start(double mean_abs_gamma, double lr_sum, double fraction);
+/* lambda <= 0: the fixed start 1e-3. */
 void slim_budget_init(slim_budget *b, double budget, double lambda);
 /* One update with the current cost, progress in [0, 1]; returns lambda. */
 double slim_budget_update(slim_budget *b, double cost, double progress);

@@ -167,7 +167,11 @@ slim_status slim_cost_parse(const char *name, slim_cost *out);
 typedef struct slim_pruned_cost {
     double macs, params;           /* of the model slim_prune at threshold 0 gives now */
     double full_macs, full_params; /* of the model as it is */
-    int channels, channels_alive;  /* group channels: all, and those pruning keeps */
+    /* With a horizon h > 0: also without the channels whose score (|gamma|
+     * where read) is <= h * c_j, the ones a prox shrinking each |gamma| by
+     * h * c_j would zero; else equal to macs, params. */
+    double projected_macs, projected_params;
+    int channels, channels_alive; /* group channels: all, and those pruning keeps */
 } slim_pruned_cost;
 
 /* The MACs and params (slim_model_macs, slim_model_param_count) of the
@@ -175,16 +179,17 @@ typedef struct slim_pruned_cost {
  * (groups, scores, the never-empty rule), without building it. The params
  * leave out the biases that folding may add to a consumer without one.
  *
- * weights, when not NULL, is (model->param_floats), laid out like the
- * parameters: it receives each BN gamma's penalty weight c_j: for MACs
- * (params), what the channel's group channel accounts for now: its
- * producers' filters, a depthwise conv carrying it, its consumers' input
- * slices (and its BN parameters), counted with the channels still alive
- * (for a removed channel, what it would add back), normalised to mean 1
- * over the gamma entries of live channels; for uniform, 1. Gammas in no
- * group (they cannot be pruned) and every other parameter get 0. */
-slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, float *weights,
-                                     slim_pruned_cost *out);
+ * Each group channel's cost c_j (kind): for MACs (params), what it
+ * accounts for now: its producers' filters, a depthwise conv carrying it,
+ * its consumers' input slices (and its BN parameters), counted with the
+ * channels still alive (for a removed channel, what it would add back),
+ * normalised to mean 1 over the gamma entries of live channels; for
+ * uniform, 1. weights, when not NULL, is (model->param_floats), laid out
+ * like the parameters, and receives c_j at each gamma of the channel;
+ * gammas in no group (they cannot be pruned) and every other parameter
+ * get 0. horizon >= 0: see projected_macs. */
+slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, double horizon,
+                                     float *weights, slim_pruned_cost *out);
 
 #ifdef __cplusplus
 }

@@ -3,14 +3,16 @@
 
 #include <math.h>
 
-/* The start when the caller gives no lambda: a fifth of the hand-tuned
- * lambda of vgg-fm (5e-3 for 13% of the MACs in 10 epochs); the bounded
- * steps reach the working value within an epoch or two. */
+/* The start of slim_budget_start: the fraction of the typical |gamma|
+ * that the prox may take off over the run, per unit of the cut asked for. */
+#define START_SHRINK 0.5
+/* The start when nothing better is known. */
 #define START_LAMBDA 1e-3
-/* Per update, lambda moves by (cost / edge)^GAIN, within these factors. */
+/* Per update, lambda moves by (cost / edge)^GAIN, at most by a factor
+ * MAX_PER_TENTH per tenth of the training and at least by the fourth root
+ * of that bound, so that a short run adapts as far as a long one. */
 #define GAIN 2.0
-#define MAX_STEP 1.2
-#define MIN_STEP 1.05
+#define MAX_PER_TENTH 2.5
 /* Above the band, lambda holds while the cost falls fast enough to enter
  * it by HORIZON of the training (a gamma needs many steps to reach zero,
  * so the cost lags lambda: growing until the cost is in the band would
@@ -26,6 +28,14 @@
 #define LOW 0.9
 #define HIGH 1.0
 
+static double clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+double slim_budget_start(double mean_abs_gamma, double lr_sum, double fraction) {
+    if (!(mean_abs_gamma > 0) || !(lr_sum > 0) || !isfinite(mean_abs_gamma / lr_sum))
+        return START_LAMBDA;
+    return START_SHRINK * (1 - clamp(fraction, 0, 0.99)) * mean_abs_gamma / lr_sum;
+}
+
 void slim_budget_init(slim_budget *b, double budget, double lambda) {
     b->budget = budget;
     b->lambda = lambda > 0 ? lambda : START_LAMBDA;
@@ -34,23 +44,23 @@ void slim_budget_init(slim_budget *b, double budget, double lambda) {
     b->updates = 0;
 }
 
-static double clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
-
 double slim_budget_update(slim_budget *b, double cost, double progress) {
     double low = (progress < TAIL ? EARLY_LOW : LOW) * b->budget;
     double high = (progress < TAIL ? EARLY_HIGH : HIGH) * b->budget;
     double moved = b->updates > 0 ? cost - b->last_cost : 0;
+    double span = progress - b->last_progress;
+    double max_step = pow(MAX_PER_TENTH, clamp(span, 0, 1) / 0.1), min_step = pow(max_step, 0.25);
     double factor = 1;
     if (cost > high) {
         /* Updates left before the horizon (1 once past it). */
-        double per = b->updates > 0 ? progress - b->last_progress : 0;
-        double left = per > 0 && progress < HORIZON ? (HORIZON - progress) / per : 1;
+        double left =
+            b->updates > 0 && span > 0 && progress < HORIZON ? (HORIZON - progress) / span : 1;
         if (left < 1) left = 1;
         if (-moved < (cost - high) / left)
-            factor = clamp(pow(cost / high, GAIN), MIN_STEP, MAX_STEP);
+            factor = clamp(pow(cost / high, GAIN), min_step, max_step);
     } else if (cost < low && cost + moved < low) {
         /* Below, and not rising into the band within one more update. */
-        factor = clamp(pow(cost / low, GAIN), 1 / MAX_STEP, 1 / MIN_STEP);
+        factor = clamp(pow(cost / low, GAIN), 1 / max_step, 1 / min_step);
     }
     b->lambda *= factor;
     b->last_cost = cost;

@@ -9,6 +9,7 @@
 #include "passes/prune_plan.h"
 #include "slim/passes.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,37 +119,69 @@ static slim_status count(const prune_plan *p, tally *t, slim_pruned_cost *out, d
     return SLIM_OK;
 }
 
-/* weights[gamma entry] = the marginal cost of its group channel, normalised
- * to mean 1 over the entries of live channels; 0 outside every group. */
-static void fill_weights(const prune_plan *p, const tally *t, const double *marg, float *weights) {
+/* Normalises marg (flat, one entry per group channel) in place to mean 1
+ * over the gamma entries of live channels (a group channel counts once per
+ * BN carrying it); no live cost: every entry 1. */
+static void normalise(const prune_plan *p, const tally *t, double *marg) {
+    const slim_model *m = p->m;
+    const slim_prune_groups *g = &p->g;
+    double sum = 0;
+    size_t live = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
+        for (int c = 0; c < l->c; c++) {
+            int gi = g->group_of_channel[i][c];
+            if (gi < 0) continue;
+            int j = g->index_of_channel[i][c];
+            if (p->removed[gi][j]) continue;
+            sum += marg[t->base[gi] + j];
+            live++;
+        }
+    }
+    int total = t->base[g->n_groups];
+    for (int u = 0; u < total; u++)
+        marg[u] = sum > 0 ? marg[u] * (double)live / sum : 1.0;
+}
+
+/* weights[gamma entry] = the weight of its group channel; 0 elsewhere. */
+static void fill_weights(const prune_plan *p, const tally *t, const double *cj, float *weights) {
     const slim_model *m = p->m;
     const slim_prune_groups *g = &p->g;
     memset(weights, 0, m->param_floats * sizeof(float));
-    double sum = 0;
-    size_t live = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < m->n_layers; i++) {
-            const slim_layer *l = &m->layers[i];
-            if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
-            float *w = weights + m->params[l->p_gamma].offset;
-            for (int c = 0; c < l->c; c++) {
-                int gi = g->group_of_channel[i][c];
-                if (gi < 0) continue;
-                int j = g->index_of_channel[i][c], u = t->base[gi] + j;
-                if (pass == 0 && !p->removed[gi][j]) {
-                    sum += marg[u];
-                    live++;
-                }
-                if (pass == 1) w[c] = sum > 0 ? (float)(marg[u] * (double)live / sum) : 1.0f;
-            }
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
+        float *w = weights + m->params[l->p_gamma].offset;
+        for (int c = 0; c < l->c; c++) {
+            int gi = g->group_of_channel[i][c];
+            if (gi >= 0) w[c] = (float)cj[t->base[gi] + g->index_of_channel[i][c]];
         }
+    }
 }
 
-slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, float *weights,
-                                     slim_pruned_cost *out) {
+/* Also removes the channels whose score is <= horizon * c_j, keeping one
+ * per group (the largest score) as slim_prune does. */
+static void project(prune_plan *p, const tally *t, const double *cj, double horizon) {
+    for (int gi = 0; gi < p->g.n_groups; gi++) {
+        int n = p->g.groups[gi].channels, kept = 0, best = 0;
+        for (int j = 0; j < n; j++) {
+            if (p->score[gi][j] <= horizon * cj[t->base[gi] + j]) p->removed[gi][j] = 1;
+            kept += !p->removed[gi][j];
+            if (p->score[gi][j] > p->score[gi][best]) best = j;
+        }
+        if (kept == 0) p->removed[gi][best] = 0;
+    }
+}
+
+slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, double horizon,
+                                     float *weights, slim_pruned_cost *out) {
     memset(out, 0, sizeof *out);
     if (!model || model->n_layers < 2)
         return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: no model");
+    if (!(horizon >= 0) || !isfinite(horizon))
+        return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: horizon %g is not >= 0",
+                          horizon);
     out->full_macs = slim_model_macs(model);
     out->full_params = (double)slim_model_param_count(model);
     prune_plan p = {.m = model};
@@ -156,6 +189,7 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, fl
     slim_status st = prune_plan_choose(&p, &opt, NULL);
     tally t = {.p = &p};
     int ng = p.g.n_groups, total = 0;
+    int need = weights || horizon > 0;
     double *marg[2] = {NULL, NULL};
     if (st == SLIM_OK) {
         t.base = slim_calloc((size_t)ng + 1, sizeof(int));
@@ -166,9 +200,10 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, fl
             for (int j = 0; j < p.g.groups[gi].channels; j++)
                 out->channels_alive += !p.removed[gi][j];
         }
+        if (t.base) t.base[ng] = total;
         out->channels = total;
     }
-    if (st == SLIM_OK && weights) {
+    if (st == SLIM_OK && need) {
         size_t n = (size_t)total + 1;
         t.d[0] = slim_calloc(n, sizeof(double));
         t.d[1] = slim_calloc(n, sizeof(double));
@@ -179,12 +214,23 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, fl
         if (!t.d[0] || !t.d[1] || !t.touched || !t.mark || !marg[0] || !marg[1])
             st = SLIM_ERR_NOMEM;
     }
-    if (st == SLIM_OK) st = count(&p, &t, out, weights ? marg : NULL);
-    if (st == SLIM_OK && weights) {
+    if (st == SLIM_OK) st = count(&p, &t, out, need ? marg : NULL);
+    out->projected_macs = out->macs;
+    out->projected_params = out->params;
+    if (st == SLIM_OK && need) {
+        double *cj = kind == SLIM_COST_PARAMS ? marg[1] : marg[0];
         if (kind == SLIM_COST_UNIFORM)
             for (int k = 0; k < total; k++)
-                marg[0][k] = 1;
-        fill_weights(&p, &t, kind == SLIM_COST_PARAMS ? marg[1] : marg[0], weights);
+                cj[k] = 1;
+        normalise(&p, &t, cj);
+        if (weights) fill_weights(&p, &t, cj, weights);
+        if (horizon > 0) {
+            slim_pruned_cost later = {0};
+            project(&p, &t, cj, horizon);
+            st = count(&p, &t, &later, NULL);
+            out->projected_macs = later.macs;
+            out->projected_params = later.params;
+        }
     }
     free(t.base);
     free(t.d[0]);

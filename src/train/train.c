@@ -412,15 +412,54 @@ static void progress(const run_state *rs, int epoch, size_t done, size_t total, 
 
 /* ---- cost weights and the budget -------------------------------------- */
 
-/* Measures the pruned cost (and the weights), then moves lambda. */
-static slim_status budget_update(run_state *rs, double progress) {
+/* The controller steers by the cost projected a tenth of the run ahead
+ * (slim_pruned_cost.projected_*): channels whose |gamma| the prox alone
+ * takes to zero within the window count as gone, since they die whatever
+ * lambda does next; at the run's end the window is empty. */
+#define LOOKAHEAD 0.1
+
+static double projected_cost(const run_state *rs) {
+    return rs->cfg.target == SLIM_COST_PARAMS ? rs->pruned.projected_params
+                                              : rs->pruned.projected_macs;
+}
+
+/* Measures the pruned cost (and the weights) at step `step` of `total`,
+ * then moves lambda. */
+static slim_status budget_update(run_state *rs, uint64_t step, uint64_t total) {
     const slim_train_config *c = &rs->cfg;
-    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, rs->weights, &rs->pruned));
+    double horizon = 0;
+    if (c->target) {
+        uint64_t end = step + (uint64_t)ceil(LOOKAHEAD * (double)total);
+        for (uint64_t t = step; t < end && t < total; t++)
+            horizon += slim_schedule_lr(c->schedule, c->lr, t, total);
+        horizon *= rs->opt.config.lambda;
+    }
+    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, horizon, rs->weights, &rs->pruned));
     if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
     if (c->target)
-        SLIM_TRY(slim_sgd_set_lambda(&rs->opt,
-                                     slim_budget_update(&rs->budget, target_cost(rs), progress)));
+        SLIM_TRY(slim_sgd_set_lambda(&rs->opt, slim_budget_update(&rs->budget, projected_cost(rs),
+                                                                  (double)step / (double)total)));
     return SLIM_OK;
+}
+
+/* The controller's start without --lambda (slim_budget_start): from the
+ * mean |gamma| of the penalised gammas and the run's summed learning rate. */
+static double start_lambda(const run_state *rs, double fraction) {
+    const slim_train_config *c = &rs->cfg;
+    const slim_model *m = rs->model;
+    double abs_sum = 0, lr_sum = 0;
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (!slim_penalty_applies(m, p, c->penalty)) continue;
+        for (size_t j = 0; j < p->numel; j++)
+            abs_sum += fabs((double)p->data[j]);
+        n += p->numel;
+    }
+    uint64_t total = (uint64_t)c->epochs * slim_batcher_num_batches(&rs->batcher);
+    for (uint64_t t = 0; t < total; t++)
+        lr_sum += slim_schedule_lr(c->schedule, c->lr, t, total);
+    return slim_budget_start(n ? abs_sum / (double)n : 0, lr_sum, fraction);
 }
 
 static slim_status budget_setup(run_state *rs, int resumed) {
@@ -438,7 +477,7 @@ static slim_status budget_setup(run_state *rs, int resumed) {
         return SLIM_ERR_NOMEM;
     /* A resumed run keeps the weights of its last update. */
     SLIM_TRY(
-        slim_pruned_cost_measure(rs->model, c->cost, resumed ? NULL : rs->weights, &rs->pruned));
+        slim_pruned_cost_measure(rs->model, c->cost, 0, resumed ? NULL : rs->weights, &rs->pruned));
     if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
     size_t per_epoch = slim_batcher_num_batches(&rs->batcher);
     rs->every = (per_epoch + SLIM_TRAIN_UPDATES - 1) / SLIM_TRAIN_UPDATES;
@@ -456,7 +495,9 @@ static slim_status budget_setup(run_state *rs, int resumed) {
             return slim_error(SLIM_ERR_ARG,
                               "--target-%s %.4g is above the unpruned model's %.4g %s", what,
                               budget, full, what);
-        slim_budget_init(&rs->budget, budget, c->lambda);
+        double lambda = c->lambda;
+        if (!(lambda > 0)) lambda = start_lambda(rs, budget / full);
+        slim_budget_init(&rs->budget, budget, lambda);
     }
     return slim_sgd_set_lambda(&rs->opt, rs->budget.lambda);
 }
@@ -680,7 +721,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             if (st != SLIM_OK) break;
             rs->pos.step++;
             if (rs->every && rs->pos.step % rs->every == 0)
-                st = budget_update(rs, (double)rs->pos.step / (double)total);
+                st = budget_update(rs, rs->pos.step, total);
             if (st != SLIM_OK) break;
             done++;
             loss_sum += loss->data[0] * (double)n;
@@ -721,7 +762,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         rs->pos.epoch = (uint32_t)epoch;
         slim_eval_result test;
         st = slim_evaluate(rs->model, rs->test, 256, c->backend, NULL, 0, &test);
-        if (st == SLIM_OK) st = slim_pruned_cost_measure(rs->model, c->cost, NULL, &rs->pruned);
+        if (st == SLIM_OK) st = slim_pruned_cost_measure(rs->model, c->cost, 0, NULL, &rs->pruned);
         if (st != SLIM_OK) break;
         write_metrics(rs, epoch, lr, seen ? loss_sum / (double)seen : 0,
                       seen ? (double)hits / (double)seen : 0, &test, ips);
