@@ -236,8 +236,8 @@ static void test_budget_start(void **state) {
     assert_int_equal(b.updates, 0);
 }
 
-/* Above the band and not falling: lambda grows, by a bounded factor; in
- * the band it holds; below and not rising it shrinks. */
+/* Above the band: lambda grows, by a bounded factor; in the band it
+ * holds; below and not rising it shrinks. No projection. */
 static void test_budget_directions(void **state) {
     (void)state;
     slim_budget b;
@@ -245,36 +245,50 @@ static void test_budget_directions(void **state) {
     double lam = b.lambda, p = 0;
     for (int i = 0; i < 10; i++) {
         p += 0.01;
-        double next = slim_budget_update(&b, 400, p);
+        double next = slim_budget_update(&b, 400, p, NULL, NULL);
         assert_true(next > lam);
         assert_true(next <= lam * 2);
         lam = next;
     }
     /* in the band (early band [0.93, 0.99]): held */
-    slim_budget_update(&b, 96, p += 0.01);
+    slim_budget_update(&b, 96, p += 0.01, NULL, NULL);
     lam = b.lambda;
-    assert_true(slim_budget_update(&b, 96, p += 0.01) == lam);
-    assert_true(slim_budget_update(&b, 95, p += 0.01) == lam);
+    assert_true(slim_budget_update(&b, 96, p += 0.01, NULL, NULL) == lam);
+    assert_true(slim_budget_update(&b, 95, p += 0.01, NULL, NULL) == lam);
     /* below it and not rising: relaxed */
-    slim_budget_update(&b, 50, p += 0.01);
-    assert_true(slim_budget_update(&b, 50, p += 0.01) < lam);
+    slim_budget_update(&b, 50, p += 0.01, NULL, NULL);
+    assert_true(slim_budget_update(&b, 50, p += 0.01, NULL, NULL) < lam);
     /* after 80% the band is [0.9, 1]: 91 holds there */
-    slim_budget_update(&b, 91, 0.85);
+    slim_budget_update(&b, 91, 0.85, NULL, NULL);
     lam = b.lambda;
-    assert_true(slim_budget_update(&b, 91, 0.86) == lam);
+    assert_true(slim_budget_update(&b, 91, 0.86, NULL, NULL) == lam);
 }
 
-/* Above the band but falling fast enough to enter it in time: held (the
- * cost lags lambda; growing on would overshoot below the band). */
-static void test_budget_holds_while_falling(void **state) {
+/* A projection falling as lambda grows: cost = 100 below lambda = 1, then
+ * a cliff to 10. */
+static double cliff(void *ctx, double lambda) {
+    (*(int *)ctx)++;
+    return lambda < 1 ? 400 : 10;
+}
+
+/* Above the band, lambda grows only as far as the projection stays above
+ * the band (a step into the cliff is cut); with the projection below the
+ * band at the current lambda, it eases off even while the cost is above. */
+static void test_budget_projection(void **state) {
     (void)state;
     slim_budget b;
-    slim_budget_init(&b, 100, 1e-2);
-    slim_budget_update(&b, 300, 0.10);
-    double lam = b.lambda;
-    assert_true(slim_budget_update(&b, 250, 0.11) == lam); /* -50 per update */
-    assert_true(slim_budget_update(&b, 200, 0.12) == lam); /* 101 left over 38 updates */
-    assert_true(slim_budget_update(&b, 199, 0.13) > lam);  /* too slow */
+    int calls = 0;
+    slim_budget_init(&b, 100, 0.5);
+    for (int i = 1; i <= 40; i++) {
+        double lam = slim_budget_update(&b, 400, 0.01 * i, cliff, &calls);
+        assert_true(lam < 1);
+    }
+    assert_true(b.lambda > 0.9); /* it did climb to the edge */
+    assert_true(calls > 40);
+    slim_budget_init(&b, 100, 2.0); /* past the cliff already */
+    assert_true(slim_budget_update(&b, 400, 0.1, cliff, &calls) < 2.0);
+    double before = b.lambda;
+    assert_true(slim_budget_update(&b, 96, 0.2, cliff, &calls) < before); /* in the band */
 }
 
 int main(void) {
@@ -286,7 +300,7 @@ int main(void) {
         cmocka_unit_test(test_cost_names),
         cmocka_unit_test(test_budget_start),
         cmocka_unit_test(test_budget_directions),
-        cmocka_unit_test(test_budget_holds_while_falling),
+        cmocka_unit_test(test_budget_projection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

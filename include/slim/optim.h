@@ -90,12 +90,14 @@ double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model);
 /* ---- the lambda controller of a budget (src/optim/budget.c) ---------- */
 
 /* Keeps the cost of the model that threshold-0 pruning would give (MACs or
- * params, the caller measures it) inside [0.9, 1] of a budget by adapting
- * lambda. Called a few times per epoch with the cost and the fraction of
- * training done: lambda grows by a bounded factor while the cost is above
- * the band and not falling fast enough to enter it by half of the training,
- * shrinks while below it (unless rising into it), and holds inside; the band is [0.93, 0.99] of the
- * budget for the first 80% of training and [0.9, 1] after. docs/SPARSITY.md explains the choices.
+ * params, the caller measures it) inside [0.9, 1] of a budget at the end
+ * of training by adapting lambda, a few times per epoch: lambda grows by a
+ * bounded factor while the cost is above the band, unless the projection
+ * (the caller's: the cost a while ahead if lambda were the given value)
+ * falls below the band; it shrinks while the cost is below the band (not
+ * rising into it) or the projection at the current lambda is; it holds
+ * inside. The band is [0.93, 0.99] of the budget for the first 80% of
+ * training and [0.9, 1] after. docs/SPARSITY.md explains the choices.
  * Every field is state a resumed run must restore exactly. */
 typedef struct slim_budget {
     double budget;        /* the cost to stay within, > 0 */
@@ -104,6 +106,9 @@ typedef struct slim_budget {
     double last_progress; /* and the progress then */
     int updates;          /* updates so far */
 } slim_budget;
+
+/* The cost projected a while ahead if lambda were `lambda` from now on. */
+typedef double (*slim_budget_project)(void *ctx, double lambda);
 
 /* A start for lambda from the run: the prox alone, at a constant lambda,
  * takes lambda * lr_sum (the sum of the schedule's learning rates over the
@@ -114,8 +119,10 @@ typedef struct slim_budget {
 double slim_budget_start(double mean_abs_gamma, double lr_sum, double fraction);
 /* lambda <= 0: the fixed start 1e-3. */
 void slim_budget_init(slim_budget *b, double budget, double lambda);
-/* One update with the current cost, progress in [0, 1]; returns lambda. */
-double slim_budget_update(slim_budget *b, double cost, double progress);
+/* One update with the current cost and progress in [0, 1]; project may be
+ * NULL (no projection: the cost now). Returns the new lambda. */
+double slim_budget_update(slim_budget *b, double cost, double progress, slim_budget_project project,
+                          void *ctx);
 
 typedef enum slim_schedule {
     SLIM_SCHEDULE_CONSTANT = 0,

@@ -5,7 +5,7 @@
 
 /* The start of slim_budget_start: the fraction of the typical |gamma|
  * that the prox may take off over the run, per unit of the cut asked for. */
-#define START_SHRINK 0.5
+#define START_SHRINK 0.25
 /* The start when nothing better is known. */
 #define START_LAMBDA 1e-3
 /* Per update, lambda moves by (cost / edge)^GAIN, at most by a factor
@@ -13,11 +13,6 @@
  * of that bound, so that a short run adapts as far as a long one. */
 #define GAIN 2.0
 #define MAX_PER_TENTH 2.5
-/* Above the band, lambda holds while the cost falls fast enough to enter
- * it by HORIZON of the training (a gamma needs many steps to reach zero,
- * so the cost lags lambda: growing until the cost is in the band would
- * overshoot far below it). */
-#define HORIZON 0.5
 /* The band lambda holds in, as fractions of the budget: before TAIL of the
  * training, a narrower band, so that the slow drift of the last epochs
  * (the remaining gammas still shrink by lr * lambda * c) stays inside the
@@ -44,7 +39,8 @@ void slim_budget_init(slim_budget *b, double budget, double lambda) {
     b->updates = 0;
 }
 
-double slim_budget_update(slim_budget *b, double cost, double progress) {
+double slim_budget_update(slim_budget *b, double cost, double progress, slim_budget_project project,
+                          void *ctx) {
     double low = (progress < TAIL ? EARLY_LOW : LOW) * b->budget;
     double high = (progress < TAIL ? EARLY_HIGH : HIGH) * b->budget;
     double moved = b->updates > 0 ? cost - b->last_cost : 0;
@@ -52,16 +48,22 @@ double slim_budget_update(slim_budget *b, double cost, double progress) {
     double max_step = pow(MAX_PER_TENTH, clamp(span, 0, 1) / 0.1), min_step = pow(max_step, 0.25);
     double factor = 1;
     if (cost > high) {
-        /* Updates left before the horizon (1 once past it). */
-        double left =
-            b->updates > 0 && span > 0 && progress < HORIZON ? (HORIZON - progress) / span : 1;
-        if (left < 1) left = 1;
-        if (-moved < (cost - high) / left)
-            factor = clamp(pow(cost / high, GAIN), min_step, max_step);
+        /* The largest step (halving it in the exponent) after which the
+         * projection still stays at or above the band: gammas shrink
+         * together, so a step that zeroes them all takes the cost far
+         * below the budget before the next update can react. */
+        double f = clamp(pow(cost / high, GAIN), min_step, max_step);
+        for (int k = 0; k < 4 && project && project(ctx, b->lambda * f) < low; k++)
+            f = sqrt(f);
+        if (project && project(ctx, b->lambda * f) < low) f = 1;
+        factor = f;
     } else if (cost < low && cost + moved < low) {
         /* Below, and not rising into the band within one more update. */
         factor = clamp(pow(cost / low, GAIN), 1 / max_step, 1 / min_step);
     }
+    /* Channels on their way to zero would take the cost below the band:
+     * ease off. */
+    if (factor == 1 && project && project(ctx, b->lambda) < low) factor = 1 / min_step;
     b->lambda *= factor;
     b->last_cost = cost;
     b->last_progress = progress;

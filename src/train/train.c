@@ -418,28 +418,45 @@ static void progress(const run_state *rs, int epoch, size_t done, size_t total, 
  * lambda does next; at the run's end the window is empty. */
 #define LOOKAHEAD 0.1
 
-static double projected_cost(const run_state *rs) {
-    return rs->cfg.target == SLIM_COST_PARAMS ? rs->pruned.projected_params
-                                              : rs->pruned.projected_macs;
+/* What the controller asks of the run at an update: the cost LOOKAHEAD of
+ * the run ahead if lambda were `lambda` (slim_budget_project). */
+typedef struct projection {
+    run_state *rs;
+    double lr_window; /* the learning rates of the window, summed */
+    slim_status st;
+} projection;
+
+static double project(void *ctx, double lambda) {
+    projection *pj = ctx;
+    const run_state *rs = pj->rs;
+    slim_pruned_cost pc;
+    slim_status st =
+        slim_pruned_cost_measure(rs->model, rs->cfg.cost, lambda * pj->lr_window, NULL, &pc);
+    if (st != SLIM_OK) {
+        pj->st = st;
+        return 0;
+    }
+    return rs->cfg.target == SLIM_COST_PARAMS ? pc.projected_params : pc.projected_macs;
 }
 
 /* Measures the pruned cost (and the weights) at step `step` of `total`,
  * then moves lambda. */
 static slim_status budget_update(run_state *rs, uint64_t step, uint64_t total) {
     const slim_train_config *c = &rs->cfg;
-    double horizon = 0;
-    if (c->target) {
-        uint64_t end = step + (uint64_t)ceil(LOOKAHEAD * (double)total);
-        for (uint64_t t = step; t < end && t < total; t++)
-            horizon += slim_schedule_lr(c->schedule, c->lr, t, total);
-        horizon *= rs->opt.config.lambda;
-    }
-    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, horizon, rs->weights, &rs->pruned));
+    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, 0, rs->weights, &rs->pruned));
     if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
-    if (c->target)
-        SLIM_TRY(slim_sgd_set_lambda(&rs->opt, slim_budget_update(&rs->budget, projected_cost(rs),
-                                                                  (double)step / (double)total)));
-    return SLIM_OK;
+    if (!c->target) return SLIM_OK;
+    projection pj = {.rs = rs, .st = SLIM_OK};
+    uint64_t end = step + (uint64_t)ceil(LOOKAHEAD * (double)total);
+    for (uint64_t t = step; t < end && t < total; t++)
+        pj.lr_window += slim_schedule_lr(c->schedule, c->lr, t, total);
+    /* With momentum mu, the prox's shrink goes into the buffer too: each
+     * step's shrink is repeated, 1 / (1 - mu) in all. */
+    pj.lr_window /= 1 - c->momentum;
+    double lambda = slim_budget_update(&rs->budget, target_cost(rs), (double)step / (double)total,
+                                       project, &pj);
+    SLIM_TRY(pj.st);
+    return slim_sgd_set_lambda(&rs->opt, lambda);
 }
 
 /* The controller's start without --lambda (slim_budget_start): from the
