@@ -39,7 +39,7 @@ static slim_model *residual(void) {
 
 static slim_pruned_cost measure(const slim_model *m, slim_cost kind, float *w) {
     slim_pruned_cost c;
-    slim_status st = slim_pruned_cost_measure(m, kind, 0, w, &c);
+    slim_status st = slim_pruned_cost_measure(m, kind, NULL, w, &c);
     if (st != SLIM_OK) fprintf(stderr, "%s\n", slim_last_error());
     assert_int_equal(st, SLIM_OK);
     return c;

@@ -167,9 +167,9 @@ slim_status slim_cost_parse(const char *name, slim_cost *out);
 typedef struct slim_pruned_cost {
     double macs, params;           /* of the model slim_prune at threshold 0 gives now */
     double full_macs, full_params; /* of the model as it is */
-    /* With a horizon h > 0: also without the channels whose score (|gamma|
-     * where read) is <= h * c_j, the ones a prox shrinking each |gamma| by
-     * h * c_j would zero; else equal to macs, params. */
+    /* With reach: also without the channels each of whose gammas has
+     * |gamma| <= reach at its entry (the ones expected to reach zero);
+     * else equal to macs, params. */
     double projected_macs, projected_params;
     int channels, channels_alive; /* group channels: all, and those pruning keeps */
 } slim_pruned_cost;
@@ -187,8 +187,9 @@ typedef struct slim_pruned_cost {
  * uniform, 1. weights, when not NULL, is (model->param_floats), laid out
  * like the parameters, and receives c_j at each gamma of the channel;
  * gammas in no group (they cannot be pruned) and every other parameter
- * get 0. horizon >= 0: see projected_macs. */
-slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, double horizon,
+ * get 0. reach, when not NULL, is (model->param_floats) like weights: see
+ * projected_macs. */
+slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
                                      float *weights, slim_pruned_cost *out);
 
 #ifdef __cplusplus

@@ -18,6 +18,10 @@
  * (the remaining gammas still shrink by lr * lambda * c) stays inside the
  * final one, [0.9, 1]. */
 #define TAIL 0.8
+/* From LATE on, the cost above the band grows lambda whatever the
+ * projection says: little shrink is left, and a cost above the budget at
+ * the end is a miss. */
+#define LATE 0.7
 #define EARLY_LOW 0.93
 #define EARLY_HIGH 0.99
 #define LOW 0.9
@@ -53,6 +57,7 @@ double slim_budget_update(slim_budget *b, double cost, double progress, slim_bud
          * together, so a step that zeroes them all takes the cost far
          * below the budget before the next update can react. */
         double f = clamp(pow(cost / high, GAIN), min_step, max_step);
+        if (progress >= LATE) project = NULL;
         for (int k = 0; k < 4 && project && project(ctx, b->lambda * f) < low; k++)
             f = sqrt(f);
         if (project && project(ctx, b->lambda * f) < low) f = 1;

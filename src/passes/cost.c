@@ -160,13 +160,28 @@ static void fill_weights(const prune_plan *p, const tally *t, const double *cj, 
     }
 }
 
-/* Also removes the channels whose score is <= horizon * c_j, keeping one
- * per group (the largest score) as slim_prune does. */
-static void project(prune_plan *p, const tally *t, const double *cj, double horizon) {
-    for (int gi = 0; gi < p->g.n_groups; gi++) {
-        int n = p->g.groups[gi].channels, kept = 0, best = 0;
+/* Also removes the channels each of whose gammas has |gamma| <= reach at
+ * its entry, keeping one per group (the largest score) as slim_prune does.
+ * gone: (total channels) scratch. */
+static void project(prune_plan *p, const tally *t, const float *reach, unsigned char *gone) {
+    const slim_model *m = p->m;
+    const slim_prune_groups *g = &p->g;
+    memset(gone, 1, (size_t)t->base[g->n_groups]);
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
+        const slim_param *gp = &m->params[l->p_gamma];
+        for (int c = 0; c < l->c; c++) {
+            int gi = g->group_of_channel[i][c];
+            if (gi < 0) continue;
+            int u = t->base[gi] + g->index_of_channel[i][c];
+            gone[u] &= fabsf(gp->data[c]) <= reach[gp->offset + (size_t)c];
+        }
+    }
+    for (int gi = 0; gi < g->n_groups; gi++) {
+        int n = g->groups[gi].channels, kept = 0, best = 0;
         for (int j = 0; j < n; j++) {
-            if (p->score[gi][j] <= horizon * cj[t->base[gi] + j]) p->removed[gi][j] = 1;
+            if (gone[t->base[gi] + j]) p->removed[gi][j] = 1;
             kept += !p->removed[gi][j];
             if (p->score[gi][j] > p->score[gi][best]) best = j;
         }
@@ -174,14 +189,11 @@ static void project(prune_plan *p, const tally *t, const double *cj, double hori
     }
 }
 
-slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, double horizon,
+slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
                                      float *weights, slim_pruned_cost *out) {
     memset(out, 0, sizeof *out);
     if (!model || model->n_layers < 2)
         return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: no model");
-    if (!(horizon >= 0) || !isfinite(horizon))
-        return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: horizon %g is not >= 0",
-                          horizon);
     out->full_macs = slim_model_macs(model);
     out->full_params = (double)slim_model_param_count(model);
     prune_plan p = {.m = model};
@@ -189,7 +201,7 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, do
     slim_status st = prune_plan_choose(&p, &opt, NULL);
     tally t = {.p = &p};
     int ng = p.g.n_groups, total = 0;
-    int need = weights || horizon > 0;
+    int need = weights != NULL;
     double *marg[2] = {NULL, NULL};
     if (st == SLIM_OK) {
         t.base = slim_calloc((size_t)ng + 1, sizeof(int));
@@ -224,13 +236,18 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, do
                 cj[k] = 1;
         normalise(&p, &t, cj);
         if (weights) fill_weights(&p, &t, cj, weights);
-        if (horizon > 0) {
-            slim_pruned_cost later = {0};
-            project(&p, &t, cj, horizon);
+    }
+    if (st == SLIM_OK && reach) {
+        slim_pruned_cost later = {0};
+        unsigned char *gone = slim_calloc((size_t)total + 1, 1);
+        if (!gone) st = SLIM_ERR_NOMEM;
+        if (st == SLIM_OK) {
+            project(&p, &t, reach, gone);
             st = count(&p, &t, &later, NULL);
-            out->projected_macs = later.macs;
-            out->projected_params = later.params;
         }
+        free(gone);
+        out->projected_macs = later.macs;
+        out->projected_params = later.params;
     }
     free(t.base);
     free(t.d[0]);

@@ -64,7 +64,10 @@ typedef struct run_state {
     slim_layer_sparsity *sparsity;
     int tty;
     /* Cost weighting and the budget (cfg.cost, cfg.target). */
-    float *weights; /* (param_floats) the penalty weights c_j, or NULL when uniform */
+    float *weights;    /* (param_floats) the penalty weights c_j, or NULL when uniform */
+    float *gamma_prev; /* (param_floats) with a target: each |gamma| at the last update */
+    float *reach;      /* (param_floats) scratch of the projection */
+    float *resist;     /* (param_floats) scratch: each gamma's measured push per unit lr */
     slim_budget budget;
     slim_pruned_cost pruned; /* at the last update or epoch end */
     uint64_t every;          /* steps between updates, 0 = none */
@@ -133,10 +136,13 @@ static slim_status meta_num(const slim_ckpt *ck, const char *path, const char *k
     return SLIM_OK;
 }
 
-/* The penalty weights of the gammas, in parameter order, as the checkpoint
- * tensor WEIGHTS_TENSOR holds them (optimizer state: a resumed run needs
- * the weights of the last update, not of its own start). */
+/* Per-gamma optimizer state, kept in (param_floats) arrays laid out like
+ * the parameters and stored as one tensor of the gammas in parameter
+ * order: the penalty weights (a resumed run needs those of the last
+ * update, not of its own start) and, with a budget, each |gamma| at the
+ * last update (the controller's velocity estimate). */
 #define WEIGHTS_TENSOR "optim.gamma_weight"
+#define PREV_TENSOR "optim.gamma_prev"
 
 static size_t gamma_floats(const slim_model *m) {
     size_t n = 0;
@@ -145,38 +151,41 @@ static size_t gamma_floats(const slim_model *m) {
     return n;
 }
 
-static slim_status store_weights(const run_state *rs, slim_ckpt *ck) {
+static slim_status store_gamma_state(const run_state *rs, slim_ckpt *ck, const char *name,
+                                     const float *src) {
     const slim_model *m = rs->model;
     size_t n = gamma_floats(m), k = 0;
-    if (!rs->weights || n == 0) return SLIM_OK;
+    if (!src || n == 0) return SLIM_OK;
     float *buf = slim_calloc(n, sizeof(float));
     if (!buf) return SLIM_ERR_NOMEM;
     for (int i = 0; i < m->n_params; i++)
         if (m->params[i].role == SLIM_PARAM_GAMMA)
             for (size_t j = 0; j < m->params[i].numel; j++)
-                buf[k++] = rs->weights[m->params[i].offset + j];
-    slim_status st = slim_ckpt_add_tensor(ck, WEIGHTS_TENSOR, 1, (int[]){(int)n}, buf, 1);
+                buf[k++] = src[m->params[i].offset + j];
+    slim_status st = slim_ckpt_add_tensor(ck, name, 1, (int[]){(int)n}, buf, 1);
     free(buf);
     return st;
 }
 
-static slim_status restore_weights(run_state *rs, const slim_ckpt *ck, const char *path) {
+/* *dst: allocated, filled from tensor `name` (every value finite, >= 0). */
+static slim_status restore_gamma_state(run_state *rs, const slim_ckpt *ck, const char *path,
+                                       const char *name, float **dst) {
     const slim_model *m = rs->model;
-    const slim_ckpt_tensor *t = slim_ckpt_find(ck, WEIGHTS_TENSOR);
+    const slim_ckpt_tensor *t = slim_ckpt_find(ck, name);
     size_t n = gamma_floats(m), k = 0;
     if (n == 0) return SLIM_OK;
     if (!t || t->numel != n)
-        return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' is %s (want %zu values)", path,
-                          WEIGHTS_TENSOR, t ? "the wrong size" : "missing", n);
-    rs->weights = slim_calloc(m->param_floats, sizeof(float));
-    if (!rs->weights) return SLIM_ERR_NOMEM;
+        return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' is %s (want %zu values)", path, name,
+                          t ? "the wrong size" : "missing", n);
+    *dst = slim_calloc(m->param_floats, sizeof(float));
+    if (!*dst) return SLIM_ERR_NOMEM;
     for (int i = 0; i < m->n_params; i++)
         if (m->params[i].role == SLIM_PARAM_GAMMA)
             for (size_t j = 0; j < m->params[i].numel; j++, k++) {
                 if (!(t->data[k] >= 0) || !isfinite(t->data[k]))
                     return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' value %zu is %g", path,
-                                      WEIGHTS_TENSOR, k, (double)t->data[k]);
-                rs->weights[m->params[i].offset + j] = t->data[k];
+                                      name, k, (double)t->data[k]);
+                (*dst)[m->params[i].offset + j] = t->data[k];
             }
     return SLIM_OK;
 }
@@ -245,7 +254,9 @@ static slim_status restore_settings(run_state *rs, const slim_ckpt *ck, const ch
             !isfinite(rs->budget.budget))
             return slim_error(SLIM_ERR_FORMAT, "%s: the budget settings are out of range", path);
     }
-    if (c->cost != SLIM_COST_UNIFORM) SLIM_TRY(restore_weights(rs, ck, path));
+    if (c->cost != SLIM_COST_UNIFORM)
+        SLIM_TRY(restore_gamma_state(rs, ck, path, WEIGHTS_TENSOR, &rs->weights));
+    if (c->target) SLIM_TRY(restore_gamma_state(rs, ck, path, PREV_TENSOR, &rs->gamma_prev));
     if ((s = slim_ckpt_get_meta(ck, "model_file"))) c->model = rs->strings[1] = strdup(s);
     return SLIM_OK;
 }
@@ -256,7 +267,8 @@ static slim_status save_checkpoint(run_state *rs) {
     slim_ckpt *ck = NULL;
     slim_status st = slim_model_to_ckpt(rs->model, SLIM_CKPT_TRAIN, 1, &ck);
     if (st == SLIM_OK) st = store_settings(rs, ck);
-    if (st == SLIM_OK) st = store_weights(rs, ck);
+    if (st == SLIM_OK) st = store_gamma_state(rs, ck, WEIGHTS_TENSOR, rs->weights);
+    if (st == SLIM_OK) st = store_gamma_state(rs, ck, PREV_TENSOR, rs->gamma_prev);
     if (st == SLIM_OK) {
         ck->pos = rs->pos;
         ck->pos.n_rng = 2;
@@ -412,26 +424,43 @@ static void progress(const run_state *rs, int epoch, size_t done, size_t total, 
 
 /* ---- cost weights and the budget -------------------------------------- */
 
-/* The controller steers by the cost projected a tenth of the run ahead
- * (slim_pruned_cost.projected_*): channels whose |gamma| the prox alone
- * takes to zero within the window count as gone, since they die whatever
- * lambda does next; at the run's end the window is empty. */
-#define LOOKAHEAD 0.1
+/* The controller steers by the cost projected LOOKAHEAD of the run ahead
+ * (slim_pruned_cost.projected_*): a gamma is expected to reach zero when
+ * its |gamma| is within what the window takes off it: the prox's shrink
+ * lr * lambda' * c_j per step, times 1 / (1 - mu) (the shrink also enters
+ * the momentum buffer), less the push its gradient gave it per unit of
+ * learning rate since the last update (measured: what the change of
+ * |gamma| leaves unexplained by the prox). Gammas shrink together, and
+ * the gradient is what tells the channels that stay from those that go. */
+#define LOOKAHEAD 0.2
 
-/* What the controller asks of the run at an update: the cost LOOKAHEAD of
- * the run ahead if lambda were `lambda` (slim_budget_project). */
 typedef struct projection {
     run_state *rs;
     double lr_window; /* the learning rates of the window, summed */
     slim_status st;
 } projection;
 
+static double momentum_gain(const slim_train_config *c) { return 1.0 / (1.0 - c->momentum); }
+
+/* slim_budget_project: the cost at the window's end if lambda were `lambda`. */
 static double project(void *ctx, double lambda) {
     projection *pj = ctx;
-    const run_state *rs = pj->rs;
+    run_state *rs = pj->rs;
+    const slim_model *m = rs->model;
+    double k = momentum_gain(&rs->cfg);
+    for (size_t e = 0; e < m->param_floats; e++)
+        rs->reach[e] = -1.0f;
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (p->role != SLIM_PARAM_GAMMA) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            size_t e = p->offset + j;
+            double w = rs->weights ? rs->weights[e] : 1.0;
+            rs->reach[e] = (float)(pj->lr_window * (lambda * w * k - rs->resist[e]));
+        }
+    }
     slim_pruned_cost pc;
-    slim_status st =
-        slim_pruned_cost_measure(rs->model, rs->cfg.cost, lambda * pj->lr_window, NULL, &pc);
+    slim_status st = slim_pruned_cost_measure(m, rs->cfg.cost, rs->reach, NULL, &pc);
     if (st != SLIM_OK) {
         pj->st = st;
         return 0;
@@ -439,20 +468,44 @@ static double project(void *ctx, double lambda) {
     return rs->cfg.target == SLIM_COST_PARAMS ? pc.projected_params : pc.projected_macs;
 }
 
+static double lr_between(const slim_train_config *c, uint64_t from, uint64_t to, uint64_t total) {
+    double sum = 0;
+    for (uint64_t t = from; t < to && t < total; t++)
+        sum += slim_schedule_lr(c->schedule, c->lr, t, total);
+    return sum;
+}
+
+/* Each gamma's push per unit of learning rate since the last update (the
+ * `every` steps before `step`), from its |gamma| then and now; then now
+ * becomes then. */
+static void measure_resistance(run_state *rs, uint64_t step, uint64_t total) {
+    const slim_train_config *c = &rs->cfg;
+    const slim_model *m = rs->model;
+    uint64_t from = step >= rs->every ? step - rs->every : 0;
+    double s = lr_between(c, from, step, total), k = momentum_gain(c);
+    double lambda = rs->opt.config.lambda;
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (p->role != SLIM_PARAM_GAMMA) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            size_t e = p->offset + j;
+            double now = fabs((double)p->data[j]), w = rs->weights ? rs->weights[e] : 1.0;
+            rs->resist[e] = s > 0 ? (float)((now - rs->gamma_prev[e]) / s + lambda * w * k) : 0.0f;
+            rs->gamma_prev[e] = (float)now;
+        }
+    }
+}
+
 /* Measures the pruned cost (and the weights) at step `step` of `total`,
  * then moves lambda. */
 static slim_status budget_update(run_state *rs, uint64_t step, uint64_t total) {
     const slim_train_config *c = &rs->cfg;
-    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, 0, rs->weights, &rs->pruned));
+    if (c->target) measure_resistance(rs, step, total);
+    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, NULL, rs->weights, &rs->pruned));
     if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
     if (!c->target) return SLIM_OK;
     projection pj = {.rs = rs, .st = SLIM_OK};
-    uint64_t end = step + (uint64_t)ceil(LOOKAHEAD * (double)total);
-    for (uint64_t t = step; t < end && t < total; t++)
-        pj.lr_window += slim_schedule_lr(c->schedule, c->lr, t, total);
-    /* With momentum mu, the prox's shrink goes into the buffer too: each
-     * step's shrink is repeated, 1 / (1 - mu) in all. */
-    pj.lr_window /= 1 - c->momentum;
+    pj.lr_window = lr_between(c, step, step + (uint64_t)ceil(LOOKAHEAD * (double)total), total);
     double lambda = slim_budget_update(&rs->budget, target_cost(rs), (double)step / (double)total,
                                        project, &pj);
     SLIM_TRY(pj.st);
@@ -493,12 +546,24 @@ static slim_status budget_setup(run_state *rs, int resumed) {
         !(rs->weights = slim_calloc(rs->model->param_floats, sizeof(float))))
         return SLIM_ERR_NOMEM;
     /* A resumed run keeps the weights of its last update. */
-    SLIM_TRY(
-        slim_pruned_cost_measure(rs->model, c->cost, 0, resumed ? NULL : rs->weights, &rs->pruned));
+    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, NULL, resumed ? NULL : rs->weights,
+                                      &rs->pruned));
     if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
     size_t per_epoch = slim_batcher_num_batches(&rs->batcher);
     rs->every = (per_epoch + SLIM_TRAIN_UPDATES - 1) / SLIM_TRAIN_UPDATES;
     if (!c->target) return SLIM_OK;
+    size_t nf = rs->model->param_floats;
+    rs->reach = slim_calloc(nf, sizeof(float));
+    rs->resist = slim_calloc(nf, sizeof(float));
+    if (!rs->gamma_prev) rs->gamma_prev = slim_calloc(nf, sizeof(float));
+    if (!rs->reach || !rs->resist || !rs->gamma_prev) return SLIM_ERR_NOMEM;
+    if (!resumed)
+        for (int i = 0; i < rs->model->n_params; i++) {
+            const slim_param *p = &rs->model->params[i];
+            if (p->role == SLIM_PARAM_GAMMA)
+                for (size_t j = 0; j < p->numel; j++)
+                    rs->gamma_prev[p->offset + j] = fabsf(p->data[j]);
+        }
     if (!resumed) {
         double full = c->target == SLIM_COST_PARAMS ? rs->pruned.full_params : rs->pruned.full_macs;
         double budget = c->target_fraction ? c->target_value * full : c->target_value;
@@ -649,6 +714,9 @@ static void teardown(run_state *rs) {
     free(rs->y);
     free(rs->sparsity);
     free(rs->weights);
+    free(rs->gamma_prev);
+    free(rs->reach);
+    free(rs->resist);
     slim_batcher_free(&rs->batcher);
     slim_augment_free(&rs->aug);
     slim_sgd_free(&rs->opt);
@@ -779,7 +847,8 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         rs->pos.epoch = (uint32_t)epoch;
         slim_eval_result test;
         st = slim_evaluate(rs->model, rs->test, 256, c->backend, NULL, 0, &test);
-        if (st == SLIM_OK) st = slim_pruned_cost_measure(rs->model, c->cost, 0, NULL, &rs->pruned);
+        if (st == SLIM_OK)
+            st = slim_pruned_cost_measure(rs->model, c->cost, NULL, NULL, &rs->pruned);
         if (st != SLIM_OK) break;
         write_metrics(rs, epoch, lr, seen ? loss_sum / (double)seen : 0,
                       seen ? (double)hits / (double)seen : 0, &test, ips);

@@ -58,7 +58,7 @@ expect_error "count above the model" "--target-macs 4.5e+09 is above the unprune
 full=$(macs "$TMP/tiny.net")
 RUN=(--model "$TMP/tiny.net" --limit 2048 --batch 32 --test-limit 256 --threads 1 --penalty gamma-l1
     --cost macs)
-"$SLIM" train "${RUN[@]}" --seed 1 --epochs 4 --target-macs 25% --out "$TMP/b.ckpt" --quiet \
+"$SLIM" train "${RUN[@]}" --seed 1 --epochs 3 --target-macs 25% --out "$TMP/b.ckpt" --quiet \
     >"$TMP/b.out" || fail "budget run: $(cat "$TMP/b.out")"
 grep -q '^budget: pruned at threshold 0 the model has' "$TMP/b.out" || fail "no budget line: $(cat "$TMP/b.out")"
 head -n 1 "$TMP/b.csv" | grep -q ',lambda,pruned_macs,pruned_params,budget' || fail "CSV header: $(head -n 1 "$TMP/b.csv")"
