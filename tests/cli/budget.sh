@@ -8,7 +8,9 @@
 #     budget yet (docs/SPARSITY.md, "Budgets");
 #  3. a run with a budget stopped by SIGINT and resumed equals the
 #     uninterrupted run bit for bit (the controller's state and the cost
-#     weights are in the checkpoint).
+#     weights are in the checkpoint);
+#  4. a damaged controller state or cost-weight tensor is an error naming
+#     the file and the setting or tensor.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -98,5 +100,43 @@ else
     cut -d, -f1-3,6-7,9- "$TMP/ref.csv" >"$TMP/b.csv"
     cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "metrics differ: $(cat "$TMP/a.csv" "$TMP/b.csv")"
 fi
+
+# --- 4. a damaged budget state is an error naming the file and the place ---------------
+# Same-length edits with the CRC-32 recomputed, so that only the state's own
+# checks can catch them (layout: docs/CHECKPOINT_FORMAT.md).
+damage() { # damage KIND OUT
+    python3 - "$TMP/ref.ckpt" "$2" "$1" <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+kind = sys.argv[3]
+def meta_value(key):
+    i = b.index(struct.pack("<I", len(key)) + key) + 4 + len(key)
+    n = struct.unpack_from("<I", b, i)[0]
+    return i + 4, n
+if kind == "lambda":
+    at, n = meta_value(b"budget.lambda")
+    b[at:at + n] = b"x" * n
+elif kind == "target":
+    at, n = meta_value(b"target")
+    b[at:at + n] = b"mac?"
+elif kind == "missing":
+    i = b.index(b"optim.gamma_prev\0")
+    b[i:i + 16] = b"optim.gamma_prez"
+elif kind == "negative":
+    i = b.index(b"optim.gamma_weight\0")
+    off = struct.unpack_from("<Q", b, i + 92)[0]
+    struct.pack_into("<f", b, off, -1.0)
+struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])) & 0xffffffff)
+open(sys.argv[2], "wb").write(b)
+PY
+}
+for kind in lambda target missing negative; do
+    damage "$kind" "$TMP/$kind.ckpt"
+done
+R=(train --epochs 3 --out "$OUT/r.ckpt" --resume)
+expect_error "budget.lambda not a number" "lambda.ckpt: setting 'budget.lambda' is not a number" "${R[@]}" "$TMP/lambda.ckpt"
+expect_error "unknown target" "target.ckpt: setting 'target' is 'mac?'" "${R[@]}" "$TMP/target.ckpt"
+expect_error "missing gamma_prev" "missing.ckpt: tensor 'optim.gamma_prev' is missing" "${R[@]}" "$TMP/missing.ckpt"
+expect_error "negative weight" "negative.ckpt: tensor 'optim.gamma_weight' value 0 is -1" "${R[@]}" "$TMP/negative.ckpt"
 
 echo "budget: all checks passed"
