@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,17 @@ static void test_resize_pixels(void **state) {
     assert_int_equal(load_image(rgb, 1, 3, 3, SLIM_RESIZE_CROP, 0, x), SLIM_OK);
     for (int i = 0; i < 9; i++)
         assert_true(fabsf(x[i] - 99.0f / 255.0f) < 1.5f / 255.0f); /* luma rounds down */
+    /* 79x89 onto 64x64, a region resize on which one of stb's internal
+     * checks fails (stb issue 1449): it must not abort a Debug or sanitizer
+     * build, and the values stay within the picture's. */
+    png_at(dir, "odd.png", 79, 89, 1, px_pattern, 5);
+    path_in(rgb, sizeof rgb, dir, "odd.png");
+    float *big = malloc(64 * 64 * sizeof *big);
+    assert_non_null(big);
+    assert_int_equal(load_image(rgb, 1, 64, 64, SLIM_RESIZE_CROP, 0, big), SLIM_OK);
+    for (int i = 0; i < 64 * 64; i++)
+        assert_true(big[i] >= 0.0f && big[i] <= 1.0f);
+    free(big);
     /* Bad settings. */
     tu_assert_error(load_image(grey, 1, 4, 4, SLIM_RESIZE_CROP, 0.5, x), SLIM_ERR_ARG,
                     "crop scale");
@@ -330,6 +342,14 @@ static void test_split(void **state) {
     path_in(d, sizeof d, val, "z");
     png_at(d, "x.png", 2, 2, 1, px_const, 7);
     tu_assert_error(slim_data_load(root, 0, &o, &te), SLIM_ERR_FORMAT, "'z'");
+    /* val_dir/test, when there, is the test split. */
+    path_in(d, sizeof d, val, "test");
+    assert_int_equal(mkdir(d, 0700), 0);
+    path_in(d, sizeof d, val, "test/a");
+    png_at(d, "x.png", 2, 2, 1, px_const, 9);
+    assert_int_equal(slim_data_load(root, 0, &o, &te), SLIM_OK);
+    assert_true(te->n == 1 && te->labels[0] == 0 && te->pixels[0] == 9);
+    slim_dataset_free(te);
     o.val_dir = "/nonexistent/slim-val";
     tu_assert_error(slim_data_load(root, 0, &o, &te), SLIM_ERR_IO, "/nonexistent/slim-val");
     tu_rm_tree(val);
@@ -392,6 +412,18 @@ static void test_stats(void **state) {
     tu_assert_error(slim_data_load_imagefolder(root, NULL, 0, &o, &ds), SLIM_ERR_ARG, "std");
     assert_null(ds);
     tu_rm_tree(root);
+
+    /* have_norm replaces the published constants too (IDX here). */
+    if (tu_have_fashion_mnist()) {
+        slim_data_options idx = {.limit = 1, .have_norm = 1, .mean = {0.5f}, .std = {0.25f}};
+        assert_int_equal(slim_data_load("fashion-mnist", 0, &idx, &ds), SLIM_OK);
+        assert_true(ds->mean[0] == 0.5f && ds->std[0] == 0.25f);
+        slim_dataset_free(ds);
+        idx.have_norm = 0;
+        assert_int_equal(slim_data_load("fashion-mnist", 0, &idx, &ds), SLIM_OK);
+        assert_true(ds->mean[0] == 0.2860f && ds->std[0] == 0.3530f);
+        slim_dataset_free(ds);
+    }
 
     /* RGB per channel: r 255 in both, g 0 and 102, b 51. */
     root = tu_make_tmpdir("stats3");
@@ -591,6 +623,69 @@ static void test_bad_pictures(void **state) {
     tu_rm_tree(root);
 }
 
+/* ---- threads ------------------------------------------------------------ */
+
+enum { T_FILES = 4, T_THREADS = 4, T_ROUNDS = 40, T_PER = 3 * 16 * 16 };
+
+typedef struct decode_job {
+    char paths[T_FILES + 1][512]; /* the last one is bad */
+    uint8_t want[T_FILES][T_PER];
+    int failures; /* runs that gave other bytes, or a bad message */
+} decode_job;
+
+/* Decodes every picture T_ROUNDS times, comparing with the sequential
+ * result; the bad file's message must name it in this thread. */
+static void *decode_thread(void *arg) {
+    decode_job *job = arg;
+    uint8_t got[T_PER];
+    for (int r = 0; r < T_ROUNDS; r++)
+        for (int i = 0; i <= T_FILES; i++) {
+            slim_status st =
+                data_decode_picture(job->paths[i], 3, 16, 16, (slim_resize_mode)(i % 3), 1.0, got);
+            if (i == T_FILES) {
+                if (st == SLIM_OK || !strstr(slim_last_error(), job->paths[i]))
+                    __atomic_add_fetch(&job->failures, 1, __ATOMIC_RELAXED);
+            } else if (st != SLIM_OK || memcmp(got, job->want[i], T_PER) != 0) {
+                __atomic_add_fetch(&job->failures, 1, __ATOMIC_RELAXED);
+            }
+        }
+    return NULL;
+}
+
+/* data_decode_picture from several threads at once (what the streaming
+ * store does) gives the sequential bytes, and each thread its own error. */
+static void test_decode_threads(void **state) {
+    (void)state;
+    char *dir = tu_make_tmpdir("threads");
+    static decode_job job;
+    memset(&job, 0, sizeof job);
+    png_at(dir, "a.png", 40, 30, 3, px_pattern, 1);
+    png_at(dir, "b.png", 17, 90, 1, px_pattern, 2);
+    png_at(dir, "c.png", 64, 64, 4, px_pattern, 3);
+    char src[4096];
+    FILE *f = fopen(tu_source_path("tests/fuzz/corpus/image/rgb-8x8.jpg", src, sizeof src), "rb");
+    assert_non_null(f);
+    unsigned char jpg[4096];
+    size_t jlen = fread(jpg, 1, sizeof jpg, f);
+    fclose(f);
+    static const char *const names[T_FILES + 1] = {"a.png", "b.png", "c.png", "d.jpg", "bad.png"};
+    for (int i = 0; i <= T_FILES; i++)
+        path_in(job.paths[i], sizeof job.paths[i], dir, names[i]);
+    put_file(job.paths[3], jpg, jlen);
+    put_file(job.paths[T_FILES], "\x89PNG\r\n\x1a\n", 8);
+    for (int i = 0; i < T_FILES; i++)
+        assert_int_equal(data_decode_picture(job.paths[i], 3, 16, 16, (slim_resize_mode)(i % 3),
+                                             1.0, job.want[i]),
+                         SLIM_OK);
+    pthread_t t[T_THREADS];
+    for (int i = 0; i < T_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, decode_thread, &job), 0);
+    for (int i = 0; i < T_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(job.failures, 0);
+    tu_rm_tree(dir);
+}
+
 /* ---- random-resized crop ------------------------------------------------ */
 
 static void test_rrc(void **state) {
@@ -694,9 +789,13 @@ static void test_rrc(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resize_geometry), cmocka_unit_test(test_resize_pixels),
-        cmocka_unit_test(test_split),           cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_bad_pictures),    cmocka_unit_test(test_rrc),
+        cmocka_unit_test(test_resize_geometry),
+        cmocka_unit_test(test_resize_pixels),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_bad_pictures),
+        cmocka_unit_test(test_decode_threads),
+        cmocka_unit_test(test_rrc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -102,7 +102,8 @@
  * JPEG decoder had memory-safety bugs under fuzzing, docs/RELIABILITY.md);
  * both are converted to the requested channel count (gray -> RGB
  * replicates, RGB -> gray uses luma (77 r + 150 g + 29 b) >> 8, alpha is
- * dropped, a missing alpha channel reads 255), then resized to the model's
+ * dropped, a missing alpha channel reads 255; an EXIF orientation is not
+ * applied, as PIL's Image.open does not), then resized to the model's
  * h x w by the data set's slim_resize_mode with stb_image_resize (v0.97,
  * Debian's libstb-dev): triangle filter (STBIR_FILTER_TRIANGLE: bilinear,
  * widened when shrinking, i.e. PIL's / torchvision's antialiased bilinear),
@@ -170,10 +171,11 @@ typedef struct slim_dataset {
     float std[SLIM_DATA_MAX_CHANNELS];  /* (c) */
     const char *kind;                   /* "idx", "cifar10", "imagefolder" or "memory" */
     char *source;                       /* the file or directory the split came from */
-    /* Image folders: how the pictures were resized (CROP and
-     * SLIM_DATA_CROP_SCALE for every other kind) and, for a folder split by
-     * val_split, the rule (val_split 0 otherwise), so that evaluation and
-     * export can repeat them. */
+    /* Image folders: how the pictures were resized (crop_scale resolved:
+     * SLIM_DATA_CROP_SCALE when the options said 0; every other kind leaves
+     * both 0, i.e. the defaults) and, for a folder split by val_split, the
+     * rule (val_split 0 otherwise), so that evaluation and export can repeat
+     * them. */
     slim_resize_mode resize;
     double crop_scale;
     double val_split;
@@ -222,8 +224,9 @@ typedef struct slim_data_options {
     /* Keep at most this many images (0 = all), for quick runs. IDX and
      * CIFAR-10 keep the first `limit` images of the split (after the whole
      * file has been validated); an image folder, whose order is sorted by
-     * class, keeps the evenly spaced images floor(k * n / limit) so that
-     * every class stays represented, and decodes only those. */
+     * class, keeps the evenly spaced images floor(k * n / limit) of the n
+     * pictures of its split (after val_split) so that every class stays
+     * represented, and decodes only those. */
     size_t limit;
     /* All of the following are 0 for the defaults. */
     slim_resize_mode resize; /* image folders */
@@ -351,7 +354,8 @@ typedef struct slim_augment {
     slim_augment_mode mode;
     double scale_min, scale_max;   /* RRC: the window's area as a fraction of h w */
     double aspect_min, aspect_max; /* RRC: the window's width / height */
-    void *scratch;                 /* RRC: working memory (slim_augment_free) */
+    void *scratch;                 /* RRC: working memory (slim_augment_free); owned, so
+                                      an RRC slim_augment is not copied */
 } slim_augment;
 
 /* PAD_CROP: sets pad and flip, and fill from the data set's mean/std. */

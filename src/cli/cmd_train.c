@@ -39,8 +39,8 @@ static cli_opt opts[] = {
      "training folder's). Recorded in the checkpoint.",
      NULL, 0, &a.val, 0},
     {"resize", CLI_CHOICE, NULL, "crop",
-     "How a picture becomes the model's input size: crop (scale the shorter side to the input "
-     "times --crop-scale, keeping the aspect, then cut out the centre: torchvision's Resize + "
+     "How a picture becomes the model's input size: crop (scale it, keeping the aspect, until it "
+     "covers the input times --crop-scale, then cut out the centre: torchvision's Resize + "
      "CenterCrop), stretch (scale each side, aspect not kept), pad (scale the longer side to "
      "fit, centre on black), none (a picture of another size is an error). Triangle "
      "(antialiased bilinear) filter. Recorded in the checkpoint and every export.",

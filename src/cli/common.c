@@ -96,8 +96,8 @@ int cli_write_file_atomic(const char *path, const void *data, size_t len) {
 
 const char cli_resize_override_help[] =
     "How a picture of another size becomes the model's input, instead of the mode the model "
-    "records (the default; crop for a model that recorded none): crop (shorter side scaled to "
-    "the input times the recorded crop scale, keeping the aspect, centre cut out), stretch "
+    "records (the default; crop for a model that recorded none): crop (scaled, keeping the "
+    "aspect, to cover the input times the recorded crop scale, centre cut out), stretch "
     "(each side scaled, aspect not kept), pad (longer side scaled, centred on black), none "
     "(a picture of another size is an error).";
 

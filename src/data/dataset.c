@@ -175,13 +175,20 @@ void data_prefetch(const slim_dataset *ds, const uint32_t *idx, size_t first, si
     }
 }
 
+/* Images slim_dataset_read asks a store to decode ahead, at the most. */
+#define DATA_READ_AHEAD 512
+
 slim_status slim_dataset_read(const slim_dataset *ds, size_t first, size_t count, float *x) {
     if (first > ds->n || count > ds->n - first)
         return slim_error(SLIM_ERR_ARG, "data set: images %zu..%zu out of range (%zu images)",
                           first, first + count, ds->n);
     size_t plane = (size_t)ds->h * (size_t)ds->w, per = (size_t)ds->c * plane;
     /* This range, then the next one (a reader walks the set in order). */
-    data_prefetch(ds, NULL, first, 2 * count);
+    if (ds->store && ds->pixels) {
+        size_t ahead = count <= DATA_READ_AHEAD / 2 ? 2 * count : DATA_READ_AHEAD;
+        (void)data_store_reserve(ds->store, ahead); /* a hint: fewer slots still work */
+        data_prefetch(ds, NULL, first, ahead);
+    }
     float lut[SLIM_DATA_MAX_CHANNELS][256];
     if (ds->pixels) slim_dataset_lut(ds, lut);
     for (size_t i = 0; i < count; i++)

@@ -152,7 +152,7 @@ typedef struct jpeg_ctx {
     unsigned char *px; /* the decoded picture (malloc), so that a jump cannot leak it */
 } jpeg_ctx;
 
-enum { JPEG_RUN_OK, JPEG_RUN_FAILED, JPEG_RUN_SIZE };
+enum { JPEG_RUN_OK, JPEG_RUN_FAILED, JPEG_RUN_SIZE, JPEG_RUN_NOMEM };
 
 static void jpeg_fail(j_common_ptr cinfo) {
     jpeg_ctx *ctx = cinfo->client_data;
@@ -226,10 +226,7 @@ static int jpeg_run(jpeg_ctx *ctx, const unsigned char *buf, size_t len, int c, 
     if (c <= 0) return JPEG_RUN_OK;
     int h = hd->h, w = hd->w;
     ctx->px = malloc((size_t)h * (size_t)w * (size_t)c);
-    if (!ctx->px) {
-        snprintf(ctx->msg, sizeof ctx->msg, "out of memory for %dx%dx%d pixels", h, w, c);
-        return JPEG_RUN_FAILED;
-    }
+    if (!ctx->px) return JPEG_RUN_NOMEM;
     unsigned char *px = ctx->px;
     jpeg_start_decompress(ci); /* reads every scan of a progressive file */
     int n = ci->output_components;
@@ -269,6 +266,9 @@ static slim_status jpeg_read(const char *path, const unsigned char *buf, size_t 
     jpeg_destroy_decompress(&ctx.cinfo);
     if (r != JPEG_RUN_OK) free(ctx.px);
     if (r == JPEG_RUN_SIZE) return check_declared(path, hd);
+    if (r == JPEG_RUN_NOMEM)
+        return slim_error(SLIM_ERR_NOMEM, "%s: out of memory for %dx%dx%d pixels", path, hd->h,
+                          hd->w, c);
     if (r != JPEG_RUN_OK)
         return slim_error(SLIM_ERR_FORMAT, "%s: corrupt or unsupported JPEG: %s", path, ctx.msg);
     if (px) *px = ctx.px;

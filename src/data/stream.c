@@ -10,7 +10,9 @@
  * threads, the paths, and a set of prefetch slots, each holding one decoded
  * image keyed by its index. A reader (slim_dataset_gather,
  * slim_batcher_next) names the images it will want soon
- * (data_store_prefetch); the threads decode those, oldest request first;
+ * (data_store_prefetch); the threads decode those in the order they were
+ * first asked for (a batch before the ones after it, however often a reader
+ * names it again);
  * data_store_get then copies a ready slot, waits for one a thread is on, or
  * decodes the image itself when no thread has started it. The bytes are
  * those of the decode function whichever thread made them and whenever, so
@@ -37,7 +39,8 @@ typedef struct store_slot {
     uint8_t *bytes; /* bytes: (c, h, w) */
     size_t index;   /* the image held or asked for, unless FREE */
     int state;
-    uint64_t seq;   /* when last asked for: decoded and reused oldest first */
+    uint64_t asked; /* when first asked for (QUEUED): decoded in this order */
+    uint64_t seq;   /* when last asked for: reused oldest first */
     slim_status st; /* FAILED: the decode's status and message (or NULL) */
     char *msg;
 } store_slot;
@@ -92,7 +95,8 @@ static slim_status decode(const slim_data_store *s, size_t i, uint8_t *out) {
 static long next_queued(const slim_data_store *s) {
     long best = -1;
     for (size_t k = 0; k < s->n_slots; k++)
-        if (s->slots[k].state == SLOT_QUEUED && (best < 0 || s->slots[k].seq < s->slots[best].seq))
+        if (s->slots[k].state == SLOT_QUEUED &&
+            (best < 0 || s->slots[k].asked < s->slots[best].asked))
             best = (long)k;
     return best;
 }
@@ -412,6 +416,7 @@ void data_store_prefetch(slim_data_store *s, const uint32_t *idx, size_t count) 
                 free(sl->msg);
                 sl->msg = NULL;
                 sl->state = SLOT_QUEUED;
+                sl->asked = sl->seq;
                 queued = 1;
             }
             continue;
@@ -424,7 +429,7 @@ void data_store_prefetch(slim_data_store *s, const uint32_t *idx, size_t count) 
         sl->msg = NULL;
         sl->index = i;
         sl->state = SLOT_QUEUED;
-        sl->seq = ++s->seq;
+        sl->seq = sl->asked = ++s->seq;
         s->slot_of[i] = (int32_t)k;
         queued = 1;
     }

@@ -182,8 +182,8 @@ slim_status train_augment_from_rule(const char *rule, const char *path, const sl
         return slim_augment_init(aug, ds, pad, flip);
     end = -1;
     if (sscanf(rule, "rrc scale=%lf-%lf ratio=%lf-%lf%n", &s0, &s1, &r0, &r1, &end) == 4 &&
-        end == (int)strlen(rule) && s0 > 0 && s0 <= s1 && s1 <= 1 && r0 > 0 && r0 <= r1 &&
-        isfinite(r1)) {
+        end == (int)strlen(rule) && s0 > 0 && s0 <= s1 && s1 <= 1 && r0 >= 1e-3 && r0 <= r1 &&
+        r1 <= 1e3) {
         SLIM_TRY(slim_augment_init_rrc(aug, ds, s0, flip));
         aug->scale_max = s1;
         aug->aspect_min = r0;
@@ -191,5 +191,6 @@ slim_status train_augment_from_rule(const char *rule, const char *path, const sl
         return SLIM_OK;
     }
     return bad(path, "augment.rule", rule,
-               "want 'pad-crop N' or 'rrc scale=A-B ratio=C-D' (0 < A <= B <= 1, 0 < C <= D)");
+               "want 'pad-crop N' or 'rrc scale=A-B ratio=C-D' (0 < A <= B <= 1, "
+               "0.001 <= C <= D <= 1000)");
 }

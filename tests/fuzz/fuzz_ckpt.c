@@ -1,6 +1,7 @@
 /* Fuzz target: the checkpoint/export container and the model loaded from it
  * (slim_ckpt_read_memory, then slim_model_from_ckpt when the container
- * parses).
+ * parses), and the data settings and augmentation rule the metadata records
+ * (slim_train_data_options, train_augment_from_rule).
  *
  * Random mutations almost never keep the CRC-32 and the declared file size
  * right, so each input is tried twice: as given (exercising the early
@@ -18,6 +19,8 @@
 
 #include "slim/ckpt.h"
 #include "slim/model_io.h"
+#include "slim/train.h"
+#include "train/internal.h"
 
 #ifndef SLIM_FUZZ_ENTRY
 #define SLIM_FUZZ_ENTRY LLVMFuzzerTestOneInput
@@ -34,6 +37,43 @@ static void ck_fail(const char *what, const char *detail) {
 static void ck_put_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++)
         p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The data.* keys and augment.rule: what parses is in range (and the rule
+ * runs on a small image), what does not leaves a message. A checkpoint
+ * without data.mean names its data for the old normalisation rule, which
+ * inspects a directory: only fashion-mnist is let through, so the target
+ * never reads the file system. */
+static void ck_data_settings(const slim_ckpt *ck, int c) {
+    const char *data = slim_ckpt_get_meta(ck, "data");
+    if (c > SLIM_DATA_MAX_CHANNELS) return;
+    if (!slim_ckpt_get_meta(ck, "data.mean") && data && strcmp(data, "fashion-mnist") != 0) return;
+    slim_data_options o = {0};
+    if (slim_train_data_options(ck, "fuzz.ckpt", c, 1, &o) != SLIM_OK) {
+        if (!slim_last_error()[0]) ck_fail("failed data settings left no message", NULL);
+        return;
+    }
+    if (!(o.val_split >= 0 && o.val_split < 1) ||
+        !(o.crop_scale == 0 || (o.crop_scale >= 1 && o.crop_scale <= 16)) || !o.have_norm)
+        ck_fail("data settings out of range", NULL);
+    for (int k = 0; k < c; k++)
+        if (!(o.std[k] > 0) || o.std[k] != o.std[k] || o.mean[k] != o.mean[k])
+            ck_fail("normalisation out of range", NULL);
+    const char *rule = slim_ckpt_get_meta(ck, "augment.rule");
+    slim_dataset *ds = NULL;
+    if (!rule || slim_dataset_new(2, c, 8, 8, 2, &ds) != SLIM_OK) return;
+    slim_augment aug;
+    memset(&aug, 0, sizeof aug);
+    if (train_augment_from_rule(rule, "fuzz.ckpt", ds, 1, &aug) == SLIM_OK) {
+        slim_rng rng;
+        slim_rng_seed(&rng, 1, 1);
+        if (slim_augment_batch(&aug, ds->images, 2, c, 8, 8, &rng) != SLIM_OK)
+            ck_fail("a rule that parses does not run", slim_last_error());
+    } else if (!slim_last_error()[0]) {
+        ck_fail("a failed rule left no message", NULL);
+    }
+    slim_augment_free(&aug);
+    slim_dataset_free(ds);
 }
 
 static slim_status ck_run(const uint8_t *buf, size_t len) {
@@ -67,6 +107,7 @@ static slim_status ck_run(const uint8_t *buf, size_t len) {
         if (slim_model_to_ckpt(m, ck->kind, ck->kind == SLIM_CKPT_TRAIN, &out) != SLIM_OK)
             ck_fail("a loaded model does not save", slim_last_error());
         slim_ckpt_free(out);
+        ck_data_settings(ck, m->layers[0].c);
         slim_model_free(m);
     } else {
         if (m) ck_fail("failed load returned a model", NULL);
