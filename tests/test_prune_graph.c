@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parses text and gives it random parameters, BN values and statistics. */
+/* Parses text and gives it random parameters, BN values and statistics;
+ * the last (dense) layer's weights are scaled up so that the logits are of
+ * order 1 and a wrong fold shows. */
 static slim_model *setup(const char *text, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
@@ -20,6 +22,9 @@ static slim_model *setup(const char *text, uint64_t seed) {
     slim_model_init_params(m, &rng);
     randomize_bn(m, &rng);
     random_stats(m, &rng);
+    slim_param *w = &m->params[m->layers[m->n_layers - 1].p_weight];
+    for (size_t k = 0; k < w->numel; k++)
+        w->data[k] *= 4.0f;
     return m;
 }
 
@@ -105,8 +110,9 @@ static void test_expand_bn_before_depthwise(void **state) {
 }
 
 /* gamma = 0 in the BN after the depthwise conv (a constant) and in the BN
- * before it (a fixed map), at stride 1 and 2, with average and max pooling
- * (padding excluded) of the map before a 3x3 pad-1 consumer. */
+ * before it (a fixed map), at stride 1 and 2, with max and average pooling
+ * (padding excluded from the divisor) of the map before a 3x3 pad-1
+ * consumer. */
 static void check_depthwise_stride(int stride) {
     char text[1024];
     snprintf(text, sizeof text,
@@ -117,8 +123,8 @@ static void check_depthwise_stride(int stride) {
              "conv dw out=6 k=3 stride=%d pad=1 groups=6\n"
              "bn dw_bn\n"
              "relu6 dw_r\n"
-             "avgpool ap k=3 stride=1 pad=1\n"
              "maxpool mp k=3 stride=2 pad=1\n"
+             "avgpool ap k=3 stride=1 pad=1\n"
              "conv proj out=4 k=3 pad=1\n"
              "bn proj_bn\n"
              "relu pr\n"
@@ -128,6 +134,9 @@ static void check_depthwise_stride(int stride) {
     slim_model *m = setup(text, 10 + (uint64_t)stride);
     silence(m, "dw_bn", 2, 0.5f);  /* constant 0.5 */
     silence(m, "exp_bn", 4, 1.5f); /* a map with borders */
+    slim_layer *dwbn = layer(m, "dw_bn"); /* inside (0, 6): the map reaches proj */
+    gamma_of(m, dwbn)[4] = 0.7f;
+    beta_of(m, dwbn)[4] = 3.0f;
     silence(m, "dw_bn", 0, -0.3f); /* relu6: 0, nothing to fold */
     slim_prune_report r;
     slim_model *p = prune_ok(m, NULL, &r);
