@@ -94,11 +94,12 @@ double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model);
  * of training by adapting lambda, a few times per epoch: lambda grows by a
  * bounded factor while the cost is above the band, unless the projection
  * (the caller's: the cost a while ahead if lambda were the given value)
- * falls below the band; it shrinks while the cost is below the band (not
- * rising into it) or the projection at the current lambda is; it holds
- * inside. The band is [0.93, 0.99] of the budget for the first 80% of
- * training and [0.9, 1] after. docs/SPARSITY.md explains the choices.
- * Every field is state a resumed run must restore exactly. */
+ * falls below the band (from 70% of training on, whatever the projection
+ * says); it shrinks while the cost is below the band (not rising into it)
+ * or the projection at the current lambda is; it holds inside. The band
+ * is [0.93, 0.99] of the budget for the first 80% of training and
+ * [0.9, 1] after. docs/SPARSITY.md explains the choices. Every field is
+ * state a resumed run must restore exactly. */
 typedef struct slim_budget {
     double budget;        /* the cost to stay within, > 0 */
     double lambda;        /* lambda now */
@@ -112,9 +113,10 @@ typedef double (*slim_budget_project)(void *ctx, double lambda);
 
 /* A start for lambda from the run: the prox alone, at a constant lambda,
  * takes lambda * lr_sum (the sum of the schedule's learning rates over the
- * run) off every |gamma| (c_j = 1); the start lets it take half the mean
- * |gamma| times the cut asked for (1 - fraction, fraction the budget over
- * the unpruned cost), so that a short run starts higher than a long one.
+ * run) off every |gamma| (c_j = 1); the start lets it take a quarter of
+ * the mean |gamma| times the cut asked for (1 - fraction, fraction the
+ * budget over the unpruned cost), so that a short run starts higher than
+ * a long one.
  * Falls back to a fixed 1e-3 when an argument is not positive. */
 double slim_budget_start(double mean_abs_gamma, double lr_sum, double fraction);
 /* lambda <= 0: the fixed start 1e-3. */

@@ -18,14 +18,14 @@
  * (the remaining gammas still shrink by lr * lambda * c) stays inside the
  * final one, [0.9, 1]. */
 #define TAIL 0.8
-/* From LATE on, the cost above the band grows lambda whatever the
- * projection says: little shrink is left, and a cost above the budget at
- * the end is a miss. */
-#define LATE 0.7
 #define EARLY_LOW 0.93
 #define EARLY_HIGH 0.99
 #define LOW 0.9
 #define HIGH 1.0
+/* From LATE on, the cost above the band grows lambda whatever the
+ * projection says: little shrink is left, and a cost above the budget at
+ * the end is a miss. */
+#define LATE 0.7
 
 static double clamp(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
