@@ -147,16 +147,7 @@ static void test_weight_l1_and_filter_l1(void **state) {
     slim_model_free(m);
 }
 
-/* The KKT test: a tiny conv-BN network trained to convergence with full
- * batches (so the objective is deterministic) by proximal SGD with
- * momentum. At the end, for every gamma: nonzero -> dL/dgamma = -lambda
- * sign(gamma); zero -> |dL/dgamma| <= lambda.
- * Only BN's gamma and beta train (conv and dense stay at their random
- * init) and no ReLU follows the BN, so the logits are affine in (gamma,
- * beta) and the problem is convex: it has one minimum, which proximal
- * gradient reaches to high precision. (With every layer training, BN's
- * scale invariance leaves a slow valley - gamma grows while the next
- * layer's weights decay - along which "converged" is a matter of hours.) */
+/* The KKT problem: 24 images, 3 classes, full batches (test_kkt_at_convergence). */
 typedef struct kkt_problem {
     slim_model *m;
     float x[24 * 16];
@@ -174,8 +165,11 @@ static double full_batch_grad(kkt_problem *p, slim_tape *tape) {
     return loss->data[0];
 }
 
-static void test_kkt_at_convergence(void **state) {
-    (void)state;
+/* Trains the KKT problem with gamma weights c (NULL: uniform) and returns
+ * the worst KKT violation: nonzero -> dL/dgamma_j = -lambda c_j
+ * sign(gamma_j); zero -> |dL/dgamma_j| <= lambda c_j. *zeros: how many
+ * gammas are exactly zero; zero_mask gets bit j for each. */
+static double kkt_run(const float *c, int *zeros, unsigned *zero_mask) {
     kkt_problem p;
     p.m = parse("input shape=1x4x4\nconv c1 out=6 k=3 pad=1\nbn b1\ngap\ndense fc out=3\n");
     for (int i = 0; i < p.m->n_params; i++)
@@ -197,34 +191,75 @@ static void test_kkt_at_convergence(void **state) {
                            .penalty = SLIM_PENALTY_GAMMA_L1,
                            .lambda = lambda};
     assert_int_equal(slim_sgd_init(&opt, p.m, &cfg), SLIM_OK);
+    slim_param *g = param(p.m, "b1.gamma");
+    if (c) {
+        /* The weights are laid out like the parameters; only gamma's count. */
+        float *w = calloc(p.m->param_floats, sizeof(float));
+        assert_non_null(w);
+        memcpy(w + g->offset, c, g->numel * sizeof(float));
+        assert_int_equal(slim_sgd_set_weights(&opt, w), SLIM_OK);
+        free(w);
+    }
     slim_tape tape;
     slim_tape_init(&tape, SLIM_BACKEND_REF);
-    for (int step = 0; step < 6000; step++) {
+    for (int step = 0; step < 12000; step++) {
         full_batch_grad(&p, &tape);
         assert_int_equal(slim_sgd_step(&opt, p.m, lr), SLIM_OK);
     }
     full_batch_grad(&p, &tape);
-    slim_param *g = param(p.m, "b1.gamma");
-    int zeros = 0;
     double worst = 0;
+    *zeros = 0;
+    *zero_mask = 0;
     for (size_t j = 0; j < g->numel; j++) {
-        double gj = g->grad[j], viol;
+        double gj = g->grad[j], viol, cj = c ? c[j] : 1;
         if (g->data[j] != 0.0f) {
-            viol = fabs(gj + lambda * (g->data[j] > 0 ? 1 : -1));
+            viol = fabs(gj + lambda * cj * (g->data[j] > 0 ? 1 : -1));
         } else {
-            zeros++;
-            viol = fmax(fabs(gj) - lambda, 0);
+            (*zeros)++;
+            *zero_mask |= 1u << j;
+            viol = fmax(fabs(gj) - lambda * cj, 0);
         }
         worst = fmax(worst, viol);
     }
-    print_message("kkt: %d of %zu gammas exactly zero, worst violation %.3g\n", zeros, g->numel,
-                  worst);
-    assert_true(zeros >= 1);
-    assert_true(zeros < (int)g->numel);
-    assert_true(worst < 1e-5);
     slim_tape_free(&tape);
     slim_sgd_free(&opt);
     slim_model_free(p.m);
+    return worst;
+}
+
+/* The KKT test: a tiny conv-BN network trained to convergence with full
+ * batches (so the objective is deterministic) by proximal SGD with
+ * momentum, uniform and cost-weighted (slim_sgd_set_weights), must meet
+ * the conditions of kkt_run.
+ * Only BN's gamma and beta train (conv and dense stay at their random
+ * init) and no ReLU follows the BN, so the logits are affine in (gamma,
+ * beta) and the problem is convex: it has one minimum, which proximal
+ * gradient reaches to high precision. (With every layer training, BN's
+ * scale invariance leaves a slow valley - gamma grows while the next
+ * layer's weights decay - along which "converged" is a matter of hours.) */
+static void test_kkt_at_convergence(void **state) {
+    (void)state;
+    int zeros;
+    unsigned mask;
+    double worst = kkt_run(NULL, &zeros, &mask);
+    print_message("kkt: %d of 6 gammas exactly zero, worst violation %.3g\n", zeros, worst);
+    assert_true(zeros >= 1);
+    assert_true(zeros < 6);
+    assert_true(worst < 1e-5);
+    /* Weighted: the zeros of the uniform run cost little (c = 0.4: some
+     * leave zero), the others more (c = 2). The zero set must change, and
+     * the weighted conditions hold. */
+    float c[6];
+    for (int j = 0; j < 6; j++)
+        c[j] = (mask >> j) & 1 ? 0.4f : 2.0f;
+    unsigned wmask;
+    double wworst = kkt_run(c, &zeros, &wmask);
+    print_message("weighted kkt: %d of 6 gammas exactly zero (mask %x, uniform %x), worst "
+                  "violation %.3g\n",
+                  zeros, wmask, mask, wworst);
+    assert_true(wmask != mask);
+    assert_true(zeros >= 1);
+    assert_true(wworst < 1e-5);
 }
 
 static void test_names(void **state) {

@@ -95,6 +95,42 @@ static void test_soft_threshold_f32_f64_agree(void **state) {
         assert_true(xf[i] == (float)xd[i]);
 }
 
+/* The weighted form: entry i is thresholded at t * w[i] (hand-worked,
+ * f32 and f64); w = 0 leaves x unchanged; unit weights are S_t. */
+static void test_soft_threshold_weighted(void **state) {
+    (void)state;
+    const double in[] = {3, -3, 1, -1, 0.5, 2, -0.0, 1.25};
+    const double w[] = {0.5, 2, 0, 1, 0.25, 4, 1, 0.5};
+    /* t = 1: thresholds 0.5, 2, 0, 1, 0.25, 4, 1, 0.5 */
+    const double want[] = {2.5, -1, 1, 0, 0.25, 0, 0, 0.75};
+    enum { N = sizeof in / sizeof in[0] };
+    float xf[N], wf[N];
+    double xd[N];
+    for (int i = 0; i < N; i++) {
+        xf[i] = (float)in[i];
+        wf[i] = (float)w[i];
+        xd[i] = in[i];
+    }
+    assert_int_equal(slim_soft_threshold_weighted_f32(xf, N, 1.0f, wf), 3);
+    assert_int_equal(slim_soft_threshold_weighted_f64(xd, N, 1.0, w), 3);
+    for (int i = 0; i < N; i++) {
+        assert_true(xd[i] == want[i]);
+        assert_true(xf[i] == (float)want[i]);
+        if (want[i] == 0) assert_false(signbit(xd[i]) || signbit(xf[i]));
+    }
+    slim_rng rng;
+    slim_rng_seed(&rng, 5, 2);
+    enum { M = 300 };
+    float a[M], b[M], ones[M];
+    for (int i = 0; i < M; i++) {
+        a[i] = b[i] = slim_rng_normal(&rng);
+        ones[i] = 1.0f;
+    }
+    assert_int_equal(slim_soft_threshold_weighted_f32(a, M, 0.6f, ones),
+                     slim_soft_threshold_f32(b, M, 0.6f));
+    assert_memory_equal(a, b, sizeof a);
+}
+
 /* x = (3, 4), ‖x‖ = 5. */
 static void test_block_values(void **state) {
     (void)state;
@@ -208,6 +244,7 @@ int main(void) {
         cmocka_unit_test(test_soft_threshold_count),
         cmocka_unit_test(test_soft_threshold_nan),
         cmocka_unit_test(test_soft_threshold_f32_f64_agree),
+        cmocka_unit_test(test_soft_threshold_weighted),
         cmocka_unit_test(test_block_values),
         cmocka_unit_test(test_block_zero),
         cmocka_unit_test(test_block_no_overflow),

@@ -65,6 +65,11 @@ typedef struct slim_sgd {
     slim_sgd_config config;
     float *scratch; /* one float per parameter, for the pre-prox iterate */
     size_t scratch_floats;
+    /* (scratch_floats) per-parameter penalty weights c_j, laid out like
+     * model->param_block, or NULL: every c_j = 1. With weights, P becomes
+     * sum_j c_j |theta_j| and the L1 prox threshold lr * lambda * c_j
+     * (gamma-l1 and weight-l1; filter-l1 ignores them). */
+    float *weight;
 } slim_sgd;
 
 slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd_config *config);
@@ -72,6 +77,54 @@ slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd
  * then the prox. Momentum buffers live in model->momentum_block. */
 slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr);
 void slim_sgd_free(slim_sgd *opt);
+/* Copies w (opt->scratch_floats weights, each finite and >= 0) into the
+ * optimizer's penalty weights; w = NULL returns to uniform weights. */
+slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w);
+/* Changes lambda (finite, >= 0) between steps, e.g. from a budget
+ * controller. */
+slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda);
+/* sum_j c_j |theta_j| over the penalty's parameters with the optimizer's
+ * weights (slim_penalty_value when they are uniform). */
+double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model);
+
+/* ---- the lambda controller of a budget (src/optim/budget.c) ---------- */
+
+/* Keeps the cost of the model that threshold-0 pruning would give (MACs or
+ * params, the caller measures it) inside [0.9, 1] of a budget at the end
+ * of training by adapting lambda, a few times per epoch: lambda grows by a
+ * bounded factor while the cost is above the band, unless the projection
+ * (the caller's: the cost a while ahead if lambda were the given value)
+ * falls below the band (from 70% of training on, whatever the projection
+ * says); it shrinks while the cost is below the band (not rising into it)
+ * or the projection at the current lambda is; it holds inside. The band
+ * is [0.93, 0.99] of the budget for the first 80% of training and
+ * [0.9, 1] after. docs/SPARSITY.md explains the choices. Every field is
+ * state a resumed run must restore exactly. */
+typedef struct slim_budget {
+    double budget;        /* the cost to stay within, > 0 */
+    double lambda;        /* lambda now */
+    double last_cost;     /* the cost at the previous update */
+    double last_progress; /* and the progress then */
+    int updates;          /* updates so far */
+} slim_budget;
+
+/* The cost projected a while ahead if lambda were `lambda` from now on. */
+typedef double (*slim_budget_project)(void *ctx, double lambda);
+
+/* A start for lambda from the run: the prox alone, at a constant lambda,
+ * takes lambda * lr_sum (the sum of the schedule's learning rates over the
+ * run) off every |gamma| (c_j = 1); the start lets it take a quarter of
+ * the mean |gamma| times the cut asked for (1 - fraction, fraction the
+ * budget over the unpruned cost), so that a short run starts higher than
+ * a long one.
+ * Falls back to a fixed 1e-3 when an argument is not positive. */
+double slim_budget_start(double mean_abs_gamma, double lr_sum, double fraction);
+/* lambda <= 0: the fixed start 1e-3. */
+void slim_budget_init(slim_budget *b, double budget, double lambda);
+/* One update with the current cost and progress in [0, 1]; project may be
+ * NULL (no projection: the cost now). Returns the new lambda. */
+double slim_budget_update(slim_budget *b, double cost, double progress, slim_budget_project project,
+                          void *ctx);
 
 typedef enum slim_schedule {
     SLIM_SCHEDULE_CONSTANT = 0,

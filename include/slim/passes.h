@@ -153,6 +153,47 @@ slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim
 /* Frees what slim_prune filled in a report (src/passes/report.c). */
 void slim_prune_report_free(slim_prune_report *report);
 
+/* ---- the cost of the pruned model (src/passes/cost.c) ----------------- */
+
+/* What a channel costs in a cost-weighted penalty (docs/SPARSITY.md). */
+typedef enum slim_cost {
+    SLIM_COST_UNIFORM = 0, /* every channel 1: the plain Γ-L1 */
+    SLIM_COST_MACS,        /* the multiply-adds the channel accounts for */
+    SLIM_COST_PARAMS,      /* the parameters it accounts for */
+} slim_cost;
+
+/* "uniform", "macs", "params" */
+const char *slim_cost_name(slim_cost cost);
+slim_status slim_cost_parse(const char *name, slim_cost *out);
+
+typedef struct slim_pruned_cost {
+    double macs, params;           /* of the model slim_prune at threshold 0 gives now */
+    double full_macs, full_params; /* of the model as it is */
+    /* With reach: also without the channels each of whose gammas has
+     * |gamma| <= reach at its entry (the ones expected to reach zero);
+     * else equal to macs, params. */
+    double projected_macs, projected_params;
+    int channels, channels_alive; /* group channels: all, and those pruning keeps */
+} slim_pruned_cost;
+
+/* The MACs and params (slim_model_macs, slim_model_param_count) of the
+ * model slim_prune would give at threshold 0, from its analysis alone
+ * (groups, scores, the never-empty rule), without building it. The params
+ * leave out the biases that folding may add to a consumer without one.
+ *
+ * Each group channel's cost c_j (kind): for MACs (params), what it
+ * accounts for now: its producers' filters, a depthwise conv carrying it,
+ * its consumers' input slices (and its BN parameters), counted with the
+ * channels still alive (for a removed channel, what it would add back),
+ * normalised to mean 1 over the gamma entries of live channels; for
+ * uniform, 1. weights, when not NULL, is (model->param_floats), laid out
+ * like the parameters, and receives c_j at each gamma of the channel;
+ * gammas in no group (they cannot be pruned) and every other parameter
+ * get 0. reach, when not NULL, is (model->param_floats) like weights: see
+ * projected_macs. */
+slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
+                                     float *weights, slim_pruned_cost *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,11 @@ extern "C" {
  * ones just thresholded plus any that were already zero), for logs. */
 size_t slim_soft_threshold_f32(float *x, size_t n, float t);
 size_t slim_soft_threshold_f64(double *x, size_t n, double t);
+/* The weighted L1 prox, prox of t·Σ w_i|x_i|: x[i] <- S_{t·w[i]}(x[i]).
+ * x, w: (n); every w[i] >= 0 (w[i] = 0 leaves x[i] unchanged, -0.0 becoming +0.0).
+ * Returns how many entries are exactly zero afterwards. */
+size_t slim_soft_threshold_weighted_f32(float *x, size_t n, float t, const float *w);
+size_t slim_soft_threshold_weighted_f64(double *x, size_t n, double t, const double *w);
 
 /* Block soft-threshold of one group in place:
  * x <- x · max(1 − t/‖x‖₂, 0). x: (m), contiguous.

@@ -10,6 +10,7 @@
 #include "slim/data.h"
 #include "slim/nn.h"
 #include "slim/optim.h"
+#include "slim/passes.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,7 +70,19 @@ typedef struct slim_train_config {
     int threads;
     slim_backend backend;
     slim_penalty penalty;
-    float lambda;
+    float lambda; /* with a target: the controller's start (0 = its own) */
+    /* Cost-weighted penalty (gamma penalties): each gamma's weight c_j is
+     * what its channel costs (slim_pruned_cost_measure), recomputed from the
+     * channels alive at every update (below); uniform = the plain penalty. */
+    slim_cost cost;
+    /* A budget for the model threshold-0 pruning gives (gamma-l1 only):
+     * SLIM_COST_MACS or SLIM_COST_PARAMS, 0 = none. target_value is an
+     * absolute count, or with target_fraction a fraction in (0, 1] of the
+     * unpruned model's. lambda then follows slim_budget_update, SLIM_TRAIN_UPDATES
+     * times per epoch. */
+    int target;
+    double target_value;
+    int target_fraction;
     const char *out;    /* checkpoint path; metrics go beside it as .csv */
     const char *resume; /* continue the run saved here (its settings, except epochs > 0) */
     const char *init;   /* start from these weights, fresh optimizer state */
@@ -83,6 +96,9 @@ typedef struct slim_train_config {
     volatile sig_atomic_t *stop;
 } slim_train_config;
 
+/* Cost and lambda updates per epoch (every ceil(batches / this) steps). */
+#define SLIM_TRAIN_UPDATES 8
+
 typedef struct slim_train_summary {
     int epochs_done;
     uint64_t steps;
@@ -90,7 +106,10 @@ typedef struct slim_train_summary {
     double test_accuracy; /* after the last epoch */
     double images_per_s;  /* training throughput of the last epoch */
     int gamma_zero, gamma_total;
-    int interrupted; /* stopped through cfg->stop after saving */
+    int interrupted;         /* stopped through cfg->stop after saving */
+    double lambda;           /* lambda at the end (a target's controller moves it) */
+    double budget;           /* the target as an absolute count, 0 without one */
+    slim_pruned_cost pruned; /* of the final model */
 } slim_train_summary;
 
 /* The defaults `slim train --help` shows. */

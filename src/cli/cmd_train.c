@@ -11,7 +11,7 @@
 
 static struct {
     const char *model, *data, *schedule, *backend, *penalty, *progress, *out, *resume, *init;
-    const char *resize, *val;
+    const char *resize, *val, *cost, *target_macs, *target_params;
     int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers;
     double lr, momentum, weight_decay, lambda, crop_scale, val_split;
     int augment, flip, quiet, skip_bad;
@@ -119,6 +119,21 @@ static cli_opt opts[] = {
      "Penalty strength (>= 0). A positive lambda without --penalty is an error (it would do "
      "nothing); a penalty with lambda 0 gives a warning.",
      NULL, 0, &a.lambda, 0},
+    {"cost", CLI_CHOICE, NULL, "uniform",
+     "What a channel costs in a gamma penalty lambda * sum_j c_j |gamma_j|: uniform (c_j = 1), "
+     "macs or params (what the channel accounts for in the model threshold-0 pruning would "
+     "give: its filters, its BN, the input slices reading it, counted with the channels "
+     "still alive, normalised to mean 1; recomputed 8 times per epoch). The prox threshold "
+     "becomes lr * lambda * c_j.",
+     "uniform|macs|params", 0, &a.cost, 0},
+    {"target-macs", CLI_STRING, "X", NULL,
+     "A MACs budget for the model threshold-0 pruning gives at the end of training: a "
+     "percentage of the unpruned model's (15%) or a count (4.5M, 120k). Needs --penalty "
+     "gamma-l1; lambda is then adapted 8 times per epoch to land within 90-100% of the budget "
+     "(--lambda, optional, is the start). docs/SPARSITY.md has the controller.",
+     NULL, 0, &a.target_macs, 0},
+    {"target-params", CLI_STRING, "X", NULL, "Like --target-macs, for the parameter count.", NULL,
+     0, &a.target_params, 0},
     {"progress", CLI_CHOICE, NULL, "auto",
      "Progress on stderr: bar (redrawn in place), plain (a log line every few seconds), auto = "
      "bar on a terminal, plain otherwise.",
@@ -165,13 +180,37 @@ static cli_spec spec = {
 /* Options that --resume takes from the checkpoint, so giving them is a
  * mistake worth a warning. */
 static const char *const resume_ignored[] = {
-    "model",  "data",       "batch",   "lr",         "schedule",  "momentum", "weight-decay",
-    "limit",  "test-limit", "augment", "flip",       "seed",      "backend",  "penalty",
-    "lambda", "init",       "resize",  "crop-scale", "val-split", "val",      "skip-bad",
+    "model",        "data",    "batch",      "lr",      "schedule",    "momentum",
+    "weight-decay", "limit",   "test-limit", "augment", "flip",        "seed",
+    "backend",      "penalty", "lambda",     "init",    "resize",      "crop-scale",
+    "val-split",    "val",     "skip-bad",   "cost",    "target-macs", "target-params",
 };
+
+static double target_value;
+static int target_fraction;
+
+/* --target-macs / --target-params: which one (0 none), its value parsed. */
+static int check_target(const char *cmd, int *which) {
+    *which = 0;
+    if (a.target_macs && a.target_params)
+        return cli_usage_error(cmd, "--target-macs and --target-params cannot be combined");
+    const char *flag = a.target_macs ? "target-macs" : "target-params";
+    const char *v = a.target_macs ? a.target_macs : a.target_params;
+    if (!v) return CLI_EXIT_OK;
+    if (!cli_parse_budget(v, &target_value, &target_fraction))
+        return cli_usage_error(cmd,
+                               "--%s '%s': want a percentage in (0%%, 100%%] (15%%) or a count > "
+                               "0 with an optional k, M or G (4.5M, 120k)",
+                               flag, v);
+    if (strcmp(a.penalty, "gamma-l1") != 0)
+        return cli_usage_error(cmd, "--%s needs --penalty gamma-l1 (got %s)", flag, a.penalty);
+    *which = a.target_macs ? SLIM_COST_MACS : SLIM_COST_PARAMS;
+    return CLI_EXIT_OK;
+}
 
 static int validate(void) {
     const char *cmd = spec.command;
+    int r;
     if (a.resume && a.init) return cli_usage_error(cmd, "--resume and --init cannot be combined");
     if (!a.out && !a.resume) return cli_usage_error(cmd, "--out RUN.ckpt is required");
     if (!a.resume && !a.init && !a.model)
@@ -222,8 +261,15 @@ static int validate(void) {
                                "--lambda %g does nothing without a penalty: add --penalty "
                                "gamma-l1 (or weight-l1, filter-l1, gamma-l1-subgrad)",
                                a.lambda);
-    if (a.lambda == 0 && strcmp(a.penalty, "none") != 0)
+    if (strcmp(a.cost, "uniform") != 0 && strncmp(a.penalty, "gamma-l1", 8) != 0)
+        return cli_usage_error(cmd,
+                               "--cost %s needs a gamma penalty (--penalty gamma-l1 or "
+                               "gamma-l1-subgrad; got %s)",
+                               a.cost, a.penalty);
+    if (a.lambda == 0 && strcmp(a.penalty, "none") != 0 && !a.target_macs && !a.target_params)
         cli_warn("--penalty %s with --lambda 0 does nothing", a.penalty);
+    int which;
+    if ((r = check_target(cmd, &which)) != CLI_EXIT_OK) return r;
     if (a.flip >= 0 && !a.augment) cli_warn("--flip/--no-flip does nothing without --augment");
     return CLI_EXIT_OK;
 }
@@ -304,6 +350,10 @@ int cmd_train(int argc, char **argv) {
     cfg.backend = cli_backend(a.backend);
     slim_penalty_parse(a.penalty, &cfg.penalty);
     cfg.lambda = (float)a.lambda;
+    slim_cost_parse(a.cost, &cfg.cost);
+    if (!a.resume) check_target(spec.command, &cfg.target);
+    cfg.target_value = target_value;
+    cfg.target_fraction = target_fraction;
     cfg.out = a.out ? a.out : a.resume;
     cfg.resume = a.resume;
     cfg.init = a.init;
@@ -342,5 +392,14 @@ int cmd_train(int argc, char **argv) {
            "gamma zero %d/%d, %.0f img/s; saved %s (metrics %s)\n",
            sum.epochs_done, sum.steps, sum.train_loss, 100.0 * sum.test_accuracy, sum.gamma_zero,
            sum.gamma_total, sum.images_per_s, cfg.out, metrics);
+    if (sum.budget > 0) {
+        int params = cfg.target == SLIM_COST_PARAMS;
+        double got = params ? sum.pruned.params : sum.pruned.macs;
+        double full = params ? sum.pruned.full_params : sum.pruned.full_macs;
+        printf("budget: pruned at threshold 0 the model has %.4g %s, %.2f%% of the budget %.4g "
+               "(%.2f%% of the unpruned %.4g); lambda %.4g\n",
+               got, params ? "params" : "MACs", 100 * got / sum.budget, sum.budget,
+               100 * got / full, full, sum.lambda);
+    }
     return CLI_EXIT_OK;
 }

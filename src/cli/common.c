@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -156,4 +157,26 @@ slim_status cli_data_options(const slim_ckpt *ck, const char *path, const slim_m
      * resizing and normalisation belong to the model whatever the data. */
     int same = strcmp(*data, recorded ? recorded : "fashion-mnist") == 0;
     return slim_train_data_options(ck, path, in->c, same, o);
+}
+
+int cli_parse_budget(const char *s, double *value, int *fraction) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v)) return 0;
+    *fraction = 0;
+    if (*end == '%') {
+        *fraction = 1;
+        v /= 100;
+        end++;
+    } else if (*end) {
+        static const char units[] = "kMG";
+        const char *u = strchr(units, *end);
+        if (!u) return 0;
+        v *= u == units ? 1e3 : u == units + 1 ? 1e6 : 1e9;
+        end++;
+    }
+    if (*end || !(v > 0) || (*fraction && v > 1)) return 0;
+    *value = v;
+    return 1;
 }

@@ -28,20 +28,30 @@
         return amax * sqrt(scaled);                                                                \
     }
 
-/* S_t(x) = sign(x)·max(|x| − t, 0). The test is written "|x| <= t" (not
- * "!(|x| > t)") so that a NaN falls through to the shrink branch and stays
- * NaN. Zeroed entries get a literal 0, i.e. +0.0. */
+/* S_t(x) = sign(x)·max(|x| − t, 0), and the weighted form with threshold
+ * t·w[i] per entry. The test is written "|x| <= t" (not "!(|x| > t)") so
+ * that a NaN falls through to the shrink branch and stays NaN. Zeroed
+ * entries get a literal 0, i.e. +0.0. */
 #define SLIM_DEFINE_SOFT_THRESHOLD(T, SUFFIX)                                                      \
+    static T shrink_##SUFFIX(T v, T t) {                                                           \
+        T a = v < 0 ? -v : v;                                                                      \
+        if (a <= t) return 0;                                                                      \
+        return v > 0 ? v - t : v + t;                                                              \
+    }                                                                                              \
+                                                                                                   \
     size_t slim_soft_threshold_##SUFFIX(T *x, size_t n, T t) {                                     \
         size_t zeros = 0;                                                                          \
         for (size_t i = 0; i < n; i++) {                                                           \
-            T v = x[i];                                                                            \
-            T a = v < 0 ? -v : v;                                                                  \
-            if (a <= t) {                                                                          \
-                x[i] = 0;                                                                          \
-            } else {                                                                               \
-                x[i] = v > 0 ? v - t : v + t;                                                      \
-            }                                                                                      \
+            x[i] = shrink_##SUFFIX(x[i], t);                                                       \
+            zeros += x[i] == 0;                                                                    \
+        }                                                                                          \
+        return zeros;                                                                              \
+    }                                                                                              \
+                                                                                                   \
+    size_t slim_soft_threshold_weighted_##SUFFIX(T *x, size_t n, T t, const T *w) {                \
+        size_t zeros = 0;                                                                          \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            x[i] = shrink_##SUFFIX(x[i], t * w[i]);                                                \
             zeros += x[i] == 0;                                                                    \
         }                                                                                          \
         return zeros;                                                                              \

@@ -25,7 +25,45 @@ slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd
 
 void slim_sgd_free(slim_sgd *opt) {
     free(opt->scratch);
+    free(opt->weight);
     opt->scratch = NULL;
+    opt->weight = NULL;
+}
+
+slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w) {
+    if (!w) {
+        free(opt->weight);
+        opt->weight = NULL;
+        return SLIM_OK;
+    }
+    for (size_t i = 0; i < opt->scratch_floats; i++)
+        if (!(w[i] >= 0) || !isfinite(w[i]))
+            return slim_error(SLIM_ERR_ARG, "penalty weight %zu must be finite and >= 0, got %g", i,
+                              (double)w[i]);
+    if (!opt->weight && !(opt->weight = slim_calloc(opt->scratch_floats, sizeof(float))))
+        return SLIM_ERR_NOMEM;
+    memcpy(opt->weight, w, opt->scratch_floats * sizeof(float));
+    return SLIM_OK;
+}
+
+slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda) {
+    if (!(lambda >= 0) || !isfinite(lambda) || !isfinite((float)lambda))
+        return slim_error(SLIM_ERR_ARG, "lambda must be a finite number >= 0, got %g", lambda);
+    opt->config.lambda = (float)lambda;
+    return SLIM_OK;
+}
+
+double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model) {
+    const slim_penalty pen = opt->config.penalty;
+    if (!opt->weight || pen == SLIM_PENALTY_FILTER_L1) return slim_penalty_value(model, pen);
+    double total = 0;
+    for (int i = 0; i < model->n_params; i++) {
+        const slim_param *p = &model->params[i];
+        if (!slim_penalty_applies(model, p, pen)) continue;
+        for (size_t j = 0; j < p->numel; j++)
+            total += (double)opt->weight[p->offset + j] * fabs((double)p->data[j]);
+    }
+    return total;
 }
 
 static float decay_of(const slim_sgd_config *c, slim_param_role role) {
@@ -33,14 +71,17 @@ static float decay_of(const slim_sgd_config *c, slim_param_role role) {
                                                                : c->weight_decay;
 }
 
-/* The prox of lr*lambda*P on one parameter, from u (the gradient step's
- * result, in theta) into theta; scratch keeps u. */
-static void apply_prox(const slim_sgd_config *c, const slim_model *model, const slim_param *p,
+/* The prox of lr*lambda*P (weighted when opt->weight is set) on one parameter, from u (the gradient
+ * step's result, in theta) into theta; scratch keeps u. */
+static void apply_prox(const slim_sgd *opt, const slim_model *model, const slim_param *p,
                        float *theta, float t) {
+    const slim_sgd_config *c = &opt->config;
     if (c->penalty == SLIM_PENALTY_FILTER_L1) {
         const slim_layer *l = &model->layers[p->layer];
         size_t per_filter = p->numel / (size_t)l->out_channels;
         slim_group_soft_threshold_f32(theta, (size_t)l->out_channels, per_filter, t);
+    } else if (opt->weight) {
+        slim_soft_threshold_weighted_f32(theta, p->numel, t, opt->weight + p->offset);
     } else {
         slim_soft_threshold_f32(theta, p->numel, t);
     }
@@ -60,7 +101,9 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
         int subgrad = c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD && p->role == SLIM_PARAM_GAMMA;
         for (size_t j = 0; j < n; j++) {
             float gj = g[j] + wd * theta[j];
-            if (subgrad) gj += c->lambda * (float)((theta[j] > 0) - (theta[j] < 0));
+            if (subgrad)
+                gj += c->lambda * (opt->weight ? opt->weight[p->offset + j] : 1.0f) *
+                      (float)((theta[j] > 0) - (theta[j] < 0));
             v[j] = mu * v[j] + gj; /* d: the step direction */
         }
         if (c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD || c->penalty == SLIM_PENALTY_NONE ||
@@ -76,7 +119,7 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
             u[j] = theta[j] - lr * v[j];
             theta[j] = u[j];
         }
-        apply_prox(c, model, p, theta, lr * c->lambda);
+        apply_prox(opt, model, p, theta, lr * c->lambda);
         for (size_t j = 0; j < n; j++)
             v[j] += (u[j] - theta[j]) / lr;
     }

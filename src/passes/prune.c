@@ -37,7 +37,7 @@ static void free_rows(void **rows, int n) {
     free(rows);
 }
 
-static void plan_free(plan *p) {
+void prune_plan_free(plan *p) {
     int ng = p->g.n_groups, nl = p->m ? p->m->n_layers : 0;
     free_rows((void **)p->score, ng);
     free_rows((void **)p->removed, ng);
@@ -654,8 +654,7 @@ static slim_status check_options(const slim_prune_options *o) {
     return slim_error(SLIM_ERR_ARG, "unknown prune mode %d", (int)o->mode);
 }
 
-static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
-                       slim_prune_report *r) {
+slim_status prune_plan_choose(plan *p, const slim_prune_options *opt, slim_prune_report *r) {
     const slim_model *m = p->m;
     SLIM_TRY(slim_prune_find_groups(m, &p->g));
     int ng = p->g.n_groups, nl = m->n_layers;
@@ -678,7 +677,13 @@ static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
     SLIM_TRY(check_finite(p));
     if (ng == 0) SLIM_TRY(note(r, "no prunable channel groups (no conv/dense followed by bn)"));
     SLIM_TRY(prune_propagate(p));
-    SLIM_TRY(choose(p, opt, r));
+    return choose(p, opt, r);
+}
+
+static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
+                       slim_prune_report *r) {
+    SLIM_TRY(prune_plan_choose(p, opt, r));
+    int nl = p->m->n_layers;
     SLIM_TRY(explain(p, r));
     SLIM_TRY(fold_all(p, r));
     slim_model *n = NULL;
@@ -706,6 +711,6 @@ slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim
     if (report) report->options = o;
     plan p = {.m = in};
     slim_status st = run(&p, &o, out, report);
-    plan_free(&p);
+    prune_plan_free(&p);
     return st;
 }

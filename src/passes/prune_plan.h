@@ -41,6 +41,13 @@ typedef struct prune_plan {
     int *fold_kind;         /* (n_layers) PRUNE_FOLD_* */
 } prune_plan;
 
+/* Steps 1-3 of slim_prune on p (p->m set, the rest zero): the groups,
+ * each channel's score and fixed values, and which channels opt removes
+ * (p->removed, p->keep); r, when not NULL, gets the notes. Free with
+ * prune_plan_free, also after a failure. */
+slim_status prune_plan_choose(prune_plan *p, const slim_prune_options *opt, slim_prune_report *r);
+void prune_plan_free(prune_plan *p);
+
 /* Whether l is a depthwise conv: groups > 1 equal to both channel counts. */
 int prune_is_depthwise(const slim_layer *l);
 

@@ -1,0 +1,261 @@
+/* What the model threshold-0 pruning would give costs, from pruning's own
+ * analysis (prune_plan_choose: the groups and which channels go), without
+ * building that model: per layer the features that stay, then MACs and
+ * params by the formulas of slim_layer_macs / slim_layer_params. A group
+ * channel's cost is its marginal cost: what the layers it touches (its
+ * producers' filters, its BNs, a depthwise conv carrying it, its consumers'
+ * input slices) lose when it goes, counted with the other channels as they
+ * are now (a dead channel: what it would add back). */
+#include "passes/prune_plan.h"
+#include "slim/passes.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cost_names[] = {"uniform", "macs", "params"};
+
+const char *slim_cost_name(slim_cost cost) {
+    if ((unsigned)cost < sizeof cost_names / sizeof *cost_names) return cost_names[cost];
+    return "?";
+}
+
+slim_status slim_cost_parse(const char *name, slim_cost *out) {
+    for (size_t i = 0; i < sizeof cost_names / sizeof *cost_names; i++)
+        if (strcmp(name, cost_names[i]) == 0) {
+            *out = (slim_cost)i;
+            return SLIM_OK;
+        }
+    return slim_error(SLIM_ERR_ARG, "unknown cost '%s' (expected uniform, macs or params)", name);
+}
+
+/* MACs and params of conv, dense or bn layer l reading `in` features and
+ * writing `out` (a depthwise conv keeps one group per channel). */
+static void layer_cost(const slim_layer *l, double in, double out, double *macs, double *params) {
+    *macs = *params = 0;
+    if (in <= 0 || out <= 0) return;
+    if (l->kind == SLIM_LAYER_CONV) {
+        double groups = prune_is_depthwise(l) ? out : (l->groups > 0 ? l->groups : 1);
+        double w = out * (in / groups) * l->k * l->k;
+        *macs = w * l->h * l->w;
+        *params = w + (l->p_bias >= 0 ? out : 0);
+    } else if (l->kind == SLIM_LAYER_DENSE) {
+        *macs = in * out;
+        *params = in * out + (l->p_bias >= 0 ? out : 0);
+    } else if (l->kind == SLIM_LAYER_BN) {
+        *params = 2 * out;
+    }
+}
+
+typedef struct tally {
+    const prune_plan *p;
+    int *base;    /* (n_groups) first flat index of each group's channels */
+    double *d[2]; /* (flat) features of a channel in the layer's input [0] and output [1] */
+    int *touched, n_touched;
+    unsigned char *mark;
+} tally;
+
+/* Adds layer x's channels (rep features each) to side s of the tally. */
+static void add_side(tally *t, int x, int s) {
+    const slim_prune_groups *g = &t->p->g;
+    if (!g->group_of_channel[x]) return;
+    for (int c = 0; c < g->channels_of_layer[x]; c++) {
+        int gi = g->group_of_channel[x][c];
+        if (gi < 0) continue;
+        int u = t->base[gi] + g->index_of_channel[x][c];
+        if (!t->mark[u]) {
+            t->mark[u] = 1;
+            t->touched[t->n_touched++] = u;
+        }
+        t->d[s][u] += g->rep_of_layer[x];
+    }
+}
+
+static int kept_features(const prune_plan *p, int i) {
+    const slim_prune_groups *g = &p->g;
+    int n = 0;
+    for (int c = 0; c < g->channels_of_layer[i]; c++) {
+        int gi = g->group_of_channel[i] ? g->group_of_channel[i][c] : -1;
+        n += gi < 0 || !p->removed[gi][g->index_of_channel[i][c]];
+    }
+    return n * g->rep_of_layer[i];
+}
+
+/* Totals and, when marg is not NULL, each group channel's marginal cost
+ * (marg[0] MACs, marg[1] params; flat (total channels)). */
+static slim_status count(const prune_plan *p, tally *t, slim_pruned_cost *out, double *marg[2]) {
+    const slim_model *m = p->m;
+    int n = m->n_layers;
+    double *feat = slim_calloc((size_t)n, sizeof(double));
+    if (!feat) return SLIM_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        feat[i] = kept_features(p, i);
+    for (int i = 0; i < n; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE && l->kind != SLIM_LAYER_BN)
+            continue;
+        int a = l->inputs[0];
+        double macs, params;
+        layer_cost(l, feat[a], feat[i], &macs, &params);
+        out->macs += macs;
+        out->params += params;
+        if (!marg) continue;
+        t->n_touched = 0;
+        add_side(t, i, 1);
+        if (l->kind != SLIM_LAYER_BN) add_side(t, a, 0);
+        for (int k = 0; k < t->n_touched; k++) {
+            int u = t->touched[k], gi = 0;
+            while (gi + 1 < p->g.n_groups && t->base[gi + 1] <= u)
+                gi++;
+            double sign = p->removed[gi][u - t->base[gi]] ? -1 : 1, m2, p2;
+            layer_cost(l, feat[a] - sign * t->d[0][u], feat[i] - sign * t->d[1][u], &m2, &p2);
+            marg[0][u] += sign * (macs - m2);
+            marg[1][u] += sign * (params - p2);
+            t->d[0][u] = t->d[1][u] = 0;
+            t->mark[u] = 0;
+        }
+    }
+    free(feat);
+    return SLIM_OK;
+}
+
+/* Normalises marg (flat, one entry per group channel) in place to mean 1
+ * over the gamma entries of live channels (a group channel counts once per
+ * BN carrying it); no live cost: every entry 1. */
+static void normalise(const prune_plan *p, const tally *t, double *marg) {
+    const slim_model *m = p->m;
+    const slim_prune_groups *g = &p->g;
+    double sum = 0;
+    size_t live = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
+        for (int c = 0; c < l->c; c++) {
+            int gi = g->group_of_channel[i][c];
+            if (gi < 0) continue;
+            int j = g->index_of_channel[i][c];
+            if (p->removed[gi][j]) continue;
+            sum += marg[t->base[gi] + j];
+            live++;
+        }
+    }
+    int total = t->base[g->n_groups];
+    for (int u = 0; u < total; u++)
+        marg[u] = sum > 0 ? marg[u] * (double)live / sum : 1.0;
+}
+
+/* weights[gamma entry] = the weight of its group channel; 0 elsewhere. */
+static void fill_weights(const prune_plan *p, const tally *t, const double *cj, float *weights) {
+    const slim_model *m = p->m;
+    const slim_prune_groups *g = &p->g;
+    memset(weights, 0, m->param_floats * sizeof(float));
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
+        float *w = weights + m->params[l->p_gamma].offset;
+        for (int c = 0; c < l->c; c++) {
+            int gi = g->group_of_channel[i][c];
+            if (gi >= 0) w[c] = (float)cj[t->base[gi] + g->index_of_channel[i][c]];
+        }
+    }
+}
+
+/* Also removes the channels each of whose gammas has |gamma| <= reach at
+ * its entry, keeping one per group (the largest score) as slim_prune does.
+ * gone: (total channels) scratch. */
+static void project(prune_plan *p, const tally *t, const float *reach, unsigned char *gone) {
+    const slim_model *m = p->m;
+    const slim_prune_groups *g = &p->g;
+    memset(gone, 1, (size_t)t->base[g->n_groups]);
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !g->group_of_channel[i]) continue;
+        const slim_param *gp = &m->params[l->p_gamma];
+        for (int c = 0; c < l->c; c++) {
+            int gi = g->group_of_channel[i][c];
+            if (gi < 0) continue;
+            int u = t->base[gi] + g->index_of_channel[i][c];
+            gone[u] &= fabsf(gp->data[c]) <= reach[gp->offset + (size_t)c];
+        }
+    }
+    for (int gi = 0; gi < g->n_groups; gi++) {
+        int n = g->groups[gi].channels, kept = 0, best = 0;
+        for (int j = 0; j < n; j++) {
+            if (gone[t->base[gi] + j]) p->removed[gi][j] = 1;
+            kept += !p->removed[gi][j];
+            if (p->score[gi][j] > p->score[gi][best]) best = j;
+        }
+        if (kept == 0) p->removed[gi][best] = 0;
+    }
+}
+
+slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
+                                     float *weights, slim_pruned_cost *out) {
+    memset(out, 0, sizeof *out);
+    if (!model || model->n_layers < 2)
+        return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: no model");
+    out->full_macs = slim_model_macs(model);
+    out->full_params = (double)slim_model_param_count(model);
+    prune_plan p = {.m = model};
+    slim_prune_options opt = slim_prune_default_options();
+    slim_status st = prune_plan_choose(&p, &opt, NULL);
+    tally t = {.p = &p};
+    int ng = p.g.n_groups, total = 0;
+    int need = weights != NULL;
+    double *marg[2] = {NULL, NULL};
+    if (st == SLIM_OK) {
+        t.base = slim_calloc((size_t)ng + 1, sizeof(int));
+        if (!t.base) st = SLIM_ERR_NOMEM;
+        for (int gi = 0; st == SLIM_OK && gi < ng; gi++) {
+            t.base[gi] = total;
+            total += p.g.groups[gi].channels;
+            for (int j = 0; j < p.g.groups[gi].channels; j++)
+                out->channels_alive += !p.removed[gi][j];
+        }
+        if (t.base) t.base[ng] = total;
+        out->channels = total;
+    }
+    if (st == SLIM_OK && need) {
+        size_t n = (size_t)total + 1;
+        t.d[0] = slim_calloc(n, sizeof(double));
+        t.d[1] = slim_calloc(n, sizeof(double));
+        t.touched = slim_calloc(n, sizeof(int));
+        t.mark = slim_calloc(n, 1);
+        marg[0] = slim_calloc(n, sizeof(double));
+        marg[1] = slim_calloc(n, sizeof(double));
+        if (!t.d[0] || !t.d[1] || !t.touched || !t.mark || !marg[0] || !marg[1])
+            st = SLIM_ERR_NOMEM;
+    }
+    if (st == SLIM_OK) st = count(&p, &t, out, need ? marg : NULL);
+    out->projected_macs = out->macs;
+    out->projected_params = out->params;
+    if (st == SLIM_OK && need) {
+        double *cj = kind == SLIM_COST_PARAMS ? marg[1] : marg[0];
+        if (kind == SLIM_COST_UNIFORM)
+            for (int k = 0; k < total; k++)
+                cj[k] = 1;
+        normalise(&p, &t, cj);
+        if (weights) fill_weights(&p, &t, cj, weights);
+    }
+    if (st == SLIM_OK && reach) {
+        slim_pruned_cost later = {0};
+        unsigned char *gone = slim_calloc((size_t)total + 1, 1);
+        if (!gone) st = SLIM_ERR_NOMEM;
+        if (st == SLIM_OK) {
+            project(&p, &t, reach, gone);
+            st = count(&p, &t, &later, NULL);
+        }
+        free(gone);
+        out->projected_macs = later.macs;
+        out->projected_params = later.params;
+    }
+    free(t.base);
+    free(t.d[0]);
+    free(t.d[1]);
+    free(t.touched);
+    free(t.mark);
+    free(marg[0]);
+    free(marg[1]);
+    prune_plan_free(&p);
+    return st;
+}

@@ -1,0 +1,306 @@
+/* Tests of the pruned-cost bookkeeping (slim_pruned_cost_measure,
+ * src/passes/cost.c) and of the lambda controller of a budget
+ * (slim_budget_update, src/optim/budget.c).
+ *
+ * The bookkeeping must give the MACs and params of the model slim_prune
+ * would build at threshold 0 without building it: checked against hand
+ * counts on a model with a residual add, and against the model slim_prune
+ * actually returns on vgg-fm and resnet-fm with random zero gammas. The
+ * cost weights must be each channel's marginal cost: checked against the
+ * difference the channel's removal makes to the measured total. */
+#include "prune_helpers.h"
+
+#include "slim/optim.h"
+#include "slim/passes.h"
+
+/* conv a (1->4) - bn - relu - conv b (4->4) - bn, added to a's relu (one
+ * group of 4 coupled channels), conv c (1x1, 4->3) - bn, gap, dense 3->2. */
+static const char *residual_net = "input shape=1x4x4\n"
+                                  "conv a out=4 k=3 pad=1\n"
+                                  "bn a_bn\n"
+                                  "relu a_r\n"
+                                  "conv b out=4 k=3 pad=1\n"
+                                  "bn b_bn\n"
+                                  "add s from=b_bn,a_r\n"
+                                  "relu s_r\n"
+                                  "conv c out=3 k=1\n"
+                                  "bn c_bn\n"
+                                  "relu c_r\n"
+                                  "gap\n"
+                                  "dense fc out=2\n";
+
+static slim_model *residual(void) {
+    slim_model *m = parse(residual_net);
+    slim_rng rng;
+    slim_rng_seed(&rng, 5, 5);
+    slim_model_init_params(m, &rng);
+    return m;
+}
+
+static slim_pruned_cost measure(const slim_model *m, slim_cost kind, float *w) {
+    slim_pruned_cost c;
+    slim_status st = slim_pruned_cost_measure(m, kind, NULL, w, &c);
+    if (st != SLIM_OK) fprintf(stderr, "%s\n", slim_last_error());
+    assert_int_equal(st, SLIM_OK);
+    return c;
+}
+
+/* Hand counts: MACs per image of a conv = out * in * k * k * h * w, of a
+ * dense in * out; params = weights (+ biases) + 2 per BN channel. */
+static void test_hand_counted_residual(void **state) {
+    (void)state;
+    slim_model *m = residual();
+    size_t bias = 0; /* the model's biases: the parser's defaults, counted as they are */
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].p_bias >= 0) bias += m->params[m->layers[i].p_bias].numel;
+    assert_int_equal(bias, 2); /* only the dense layer has one */
+    slim_pruned_cost c = measure(m, SLIM_COST_MACS, NULL);
+    double full_macs = 4 * 1 * 9 * 16 + 4 * 4 * 9 * 16 + 3 * 4 * 16 + 3 * 2;
+    double full_params = 4 * 9 + 8 + 4 * 4 * 9 + 8 + 3 * 4 + 6 + 3 * 2 + 2;
+    assert_true(c.full_macs == full_macs);
+    assert_true(c.macs == full_macs);
+    assert_true(c.full_params == full_params);
+    assert_true(c.params == full_params);
+    assert_int_equal(c.channels, 4 + 3);
+    assert_int_equal(c.channels_alive, 7);
+
+    /* gamma 0 in one BN of the add's group only: the channel stays (the
+     * other branch still carries it); a dead channel in c_bn goes. */
+    gamma_of(m, layer(m, "a_bn"))[1] = 0.0f;
+    gamma_of(m, layer(m, "c_bn"))[2] = 0.0f;
+    c = measure(m, SLIM_COST_MACS, NULL);
+    assert_true(c.macs == 4 * 1 * 9 * 16 + 4 * 4 * 9 * 16 + 2 * 4 * 16 + 2 * 2);
+    assert_true(c.params == 4 * 9 + 8 + 4 * 4 * 9 + 8 + 2 * 4 + 4 + 2 * 2 + 2);
+    assert_int_equal(c.channels_alive, 6);
+
+    /* gamma 0 in both BNs of channel 0: a, b and c each lose channel 0 on
+     * their side. */
+    gamma_of(m, layer(m, "a_bn"))[0] = 0.0f;
+    gamma_of(m, layer(m, "b_bn"))[0] = 0.0f;
+    c = measure(m, SLIM_COST_MACS, NULL);
+    assert_true(c.macs == 3 * 1 * 9 * 16 + 3 * 3 * 9 * 16 + 2 * 3 * 16 + 2 * 2);
+    assert_true(c.params == 3 * 9 + 6 + 3 * 3 * 9 + 6 + 2 * 3 + 4 + 2 * 2 + 2);
+    assert_int_equal(c.channels_alive, 5);
+    slim_model_free(m);
+}
+
+/* The weights are the marginal costs, normalised to mean 1 over the gamma
+ * entries of live channels: for a live channel, what its removal saves;
+ * for a dead one, what its return would add. Checked against measured
+ * totals with the channel's gammas zeroed (or restored) one at a time. */
+static void check_marginal(slim_model *m, slim_cost kind) {
+    float *w = malloc(m->param_floats * sizeof(float));
+    assert_non_null(w);
+    slim_pruned_cost base = measure(m, kind, w);
+    slim_prune_groups g;
+    assert_int_equal(slim_prune_find_groups(m, &g), SLIM_OK);
+    double sum = 0, scale = -1;
+    size_t live = 0;
+    int checked = 0;
+    size_t entries = 0;
+    for (int gi = 0; gi < g.n_groups; gi++) {
+        const slim_prune_group *q = &g.groups[gi];
+        for (int j = 0; j < q->channels; j++) {
+            /* the gamma entries of group channel (gi, j), and whether all are 0 */
+            float saved[16];
+            float *entry[16];
+            int n = 0, dead = 1;
+            for (int b = 0; b < q->n_bn; b++) {
+                const slim_layer *l = &m->layers[q->bn[b]];
+                for (int c = 0; c < l->c; c++)
+                    if (g.group_of_channel[q->bn[b]][c] == gi &&
+                        g.index_of_channel[q->bn[b]][c] == j) {
+                        assert_true(n < 16);
+                        entry[n] = gamma_of(m, l) + c;
+                        saved[n] = *entry[n];
+                        dead &= saved[n] == 0.0f;
+                        n++;
+                    }
+            }
+            assert_true(n >= 1);
+            for (int e = 0; e < n; e++)
+                *entry[e] = dead ? 1.0f : 0.0f;
+            slim_pruned_cost t = measure(m, kind, NULL);
+            for (int e = 0; e < n; e++)
+                *entry[e] = saved[e];
+            double got = kind == SLIM_COST_PARAMS ? base.params : base.macs;
+            double moved = kind == SLIM_COST_PARAMS ? t.params : t.macs;
+            double marg = dead ? moved - got : got - moved;
+            assert_true(marg > 0);
+            float wj = w[entry[0] - m->param_block];
+            for (int e = 1; e < n; e++)
+                assert_true(w[entry[e] - m->param_block] == wj);
+            /* one scale for every channel: weight = marginal * scale */
+            if (scale < 0) scale = wj / marg;
+            assert_true(fabs(wj - marg * scale) <= 1e-5 * wj);
+            if (!dead) {
+                sum += wj * n;
+                live += (size_t)n;
+            }
+            checked++;
+            entries += (size_t)n;
+        }
+    }
+    /* mean 1 over live entries */
+    assert_true(live > 0);
+    assert_true(fabs(sum / (double)live - 1) < 1e-5);
+    /* every parameter but the group gammas weighs nothing */
+    size_t nonzero = 0;
+    for (size_t i = 0; i < m->param_floats; i++)
+        nonzero += w[i] != 0.0f;
+    assert_int_equal(nonzero, entries);
+    print_message("%s weights: %d group channels checked\n", slim_cost_name(kind), checked);
+    slim_prune_groups_free(&g);
+    free(w);
+}
+
+static void test_marginal_weights_residual(void **state) {
+    (void)state;
+    slim_model *m = residual();
+    gamma_of(m, layer(m, "a_bn"))[1] = 0.0f; /* half dead: kept */
+    gamma_of(m, layer(m, "c_bn"))[2] = 0.0f; /* dead */
+    check_marginal(m, SLIM_COST_MACS);
+    check_marginal(m, SLIM_COST_PARAMS);
+    /* uniform: every group gamma weighs 1 */
+    float *w = malloc(m->param_floats * sizeof(float));
+    assert_non_null(w);
+    measure(m, SLIM_COST_UNIFORM, w);
+    const slim_layer *l = layer(m, "b_bn");
+    assert_true(w[m->params[l->p_gamma].offset + 3] == 1.0f);
+    assert_true(w[m->params[l->p_weight >= 0 ? l->p_weight : l->p_beta].offset] == 0.0f);
+    free(w);
+    slim_model_free(m);
+}
+
+/* Random zero gammas in every BN (in resnet-fm, each add-coupled channel
+ * in both BNs or in one only), then: the measured costs equal those of
+ * the model slim_prune builds, params apart from the biases its folds add
+ * to consumers without one. */
+static void check_against_prune(const char *file, uint64_t seed) {
+    slim_rng rng;
+    slim_rng_seed(&rng, seed, 1);
+    slim_model *m = load(file);
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == SLIM_LAYER_BN) zero_some(m, &m->layers[i], 0.4, &rng);
+    slim_pruned_cost c = measure(m, SLIM_COST_MACS, NULL);
+    slim_model *p = prune_ok(m, NULL, NULL);
+    size_t added = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].p_bias < 0 && p->layers[i].p_bias >= 0)
+            added += p->params[p->layers[i].p_bias].numel;
+    print_message("%s: pruned MACs %.0f of %.0f (slim_prune: %.0f), params %.0f (%zu + %zu "
+                  "added biases)\n",
+                  file, c.macs, c.full_macs, slim_model_macs(p), c.params,
+                  slim_model_param_count(p) - added, added);
+    assert_true(c.macs < 0.9 * c.full_macs);
+    assert_true(c.macs == slim_model_macs(p));
+    assert_true(c.params == (double)(slim_model_param_count(p) - added));
+    assert_true(c.full_macs == slim_model_macs(m));
+    check_marginal(m, SLIM_COST_MACS);
+    slim_model_free(p);
+    slim_model_free(m);
+}
+
+static void test_vgg_fm_against_prune(void **state) {
+    (void)state;
+    check_against_prune("models/vgg-fm.net", 3);
+}
+
+static void test_resnet_fm_against_prune(void **state) {
+    (void)state;
+    check_against_prune("models/resnet-fm.net", 4);
+    check_against_prune("models/resnet-fm.net", 5);
+}
+
+static void test_cost_names(void **state) {
+    (void)state;
+    slim_cost c;
+    assert_int_equal(slim_cost_parse("params", &c), SLIM_OK);
+    assert_int_equal(c, SLIM_COST_PARAMS);
+    assert_string_equal(slim_cost_name(SLIM_COST_MACS), "macs");
+    assert_int_equal(slim_cost_parse("flops", &c), SLIM_ERR_ARG);
+    assert_non_null(strstr(slim_last_error(), "flops"));
+}
+
+/* ---- the controller --------------------------------------------------- */
+
+static void test_budget_start(void **state) {
+    (void)state;
+    slim_budget b;
+    slim_budget_init(&b, 100, 0);
+    assert_true(b.lambda > 0);
+    slim_budget_init(&b, 100, 2e-3);
+    assert_true(b.lambda == 2e-3);
+    assert_int_equal(b.updates, 0);
+}
+
+/* Above the band: lambda grows, by a bounded factor; in the band it
+ * holds; below and not rising it shrinks. No projection. */
+static void test_budget_directions(void **state) {
+    (void)state;
+    slim_budget b;
+    slim_budget_init(&b, 100, 1e-3);
+    double lam = b.lambda, p = 0;
+    for (int i = 0; i < 10; i++) {
+        p += 0.01;
+        double next = slim_budget_update(&b, 400, p, NULL, NULL);
+        assert_true(next > lam);
+        assert_true(next <= lam * 2);
+        lam = next;
+    }
+    /* in the band (early band [0.93, 0.99]): held */
+    slim_budget_update(&b, 96, p += 0.01, NULL, NULL);
+    lam = b.lambda;
+    assert_true(slim_budget_update(&b, 96, p += 0.01, NULL, NULL) == lam);
+    assert_true(slim_budget_update(&b, 95, p += 0.01, NULL, NULL) == lam);
+    /* below it and not rising: relaxed */
+    slim_budget_update(&b, 50, p += 0.01, NULL, NULL);
+    assert_true(slim_budget_update(&b, 50, p += 0.01, NULL, NULL) < lam);
+    /* after 80% the band is [0.9, 1]: 91 holds there */
+    slim_budget_update(&b, 91, 0.85, NULL, NULL);
+    lam = b.lambda;
+    assert_true(slim_budget_update(&b, 91, 0.86, NULL, NULL) == lam);
+}
+
+/* A projection falling as lambda grows: cost = 100 below lambda = 1, then
+ * a cliff to 10. */
+static double cliff(void *ctx, double lambda) {
+    (*(int *)ctx)++;
+    return lambda < 1 ? 400 : 10;
+}
+
+/* Above the band, lambda grows only as far as the projection stays above
+ * the band (a step into the cliff is cut); with the projection below the
+ * band at the current lambda, it eases off even while the cost is above. */
+static void test_budget_projection(void **state) {
+    (void)state;
+    slim_budget b;
+    int calls = 0;
+    slim_budget_init(&b, 100, 0.5);
+    for (int i = 1; i <= 40; i++) {
+        double lam = slim_budget_update(&b, 400, 0.01 * i, cliff, &calls);
+        assert_true(lam < 1);
+    }
+    assert_true(b.lambda > 0.9); /* it did climb to the edge */
+    assert_true(calls > 40);
+    slim_budget_init(&b, 100, 2.0); /* past the cliff already */
+    assert_true(slim_budget_update(&b, 400, 0.1, cliff, &calls) < 2.0);
+    double before = b.lambda;
+    assert_true(slim_budget_update(&b, 96, 0.2, cliff, &calls) < before); /* in the band */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hand_counted_residual),
+        cmocka_unit_test(test_marginal_weights_residual),
+        cmocka_unit_test(test_vgg_fm_against_prune),
+        cmocka_unit_test(test_resnet_fm_against_prune),
+        cmocka_unit_test(test_cost_names),
+        cmocka_unit_test(test_budget_start),
+        cmocka_unit_test(test_budget_directions),
+        cmocka_unit_test(test_budget_projection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
