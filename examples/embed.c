@@ -8,8 +8,9 @@
 
 #include <slim/infer.h>
 
-static int fail(const char *what) {
-    fprintf(stderr, "embed: %s: %s\n", what, slim_last_error());
+/* The library's messages name the file and what is wrong. */
+static int fail(void) {
+    fprintf(stderr, "embed: error: %s\n", slim_last_error());
     return 1;
 }
 
@@ -19,7 +20,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     slim_infer_model *model = NULL;
-    if (slim_infer_open(argv[1], &model) != SLIM_OK) return fail(argv[1]);
+    if (slim_infer_open(argv[1], &model) != SLIM_OK) return fail();
     int c, h, w, k = slim_infer_class_count(model);
     slim_infer_input_shape(model, &c, &h, &w);
     const slim_preprocessing *pre = slim_infer_preprocessing(model);
@@ -31,10 +32,11 @@ int main(int argc, char **argv) {
     slim_infer_runner *runner = NULL;
     float *logits = malloc((size_t)k * sizeof *logits);
     int rc = 0;
-    if (!logits || slim_infer_runner_create(model, 1, 1, &runner) != SLIM_OK) rc = fail("runner");
+    if (!logits) slim_error(SLIM_ERR_NOMEM, "out of memory");
+    if (!logits || slim_infer_runner_create(model, 1, 1, &runner) != SLIM_OK) rc = fail();
     for (int i = 2; i < argc && rc == 0; i++) {
         if (slim_infer_run_image(runner, argv[i], logits) != SLIM_OK) {
-            rc = fail(argv[i]);
+            rc = fail();
             break;
         }
         int best = slim_infer_argmax(logits, k);

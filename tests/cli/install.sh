@@ -16,6 +16,9 @@ cli_test_setup install
 BUILD=${SLIM_BINARY_DIR:?SLIM_BINARY_DIR must point to the build directory}
 P="$TMP/prefix"
 CC=${CC:-cc}
+# A sanitizer build's library needs the sanitizers in the programs that link it.
+SAN=()
+if grep -q '^SLIM_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt"; then SAN=(-fsanitize=address,undefined); fi
 
 # --- install ------------------------------------------------------------------------------
 cmake --install "$BUILD" --prefix "$P" >"$TMP/install.out" 2>&1 || fail "install: $(cat "$TMP/install.out")"
@@ -92,11 +95,11 @@ check_embed() {
     # A picture that does not exist: exit 1, a message naming it.
     local rc=0
     "$bin" "$TMP/model.slim" "$TMP/none.png" >/dev/null 2>"$TMP/$name.err" || rc=$?
-    [[ $rc -eq 1 ]] && grep -qF "none.png" "$TMP/$name.err" || fail "$name on a missing picture: exit $rc, $(cat "$TMP/$name.err")"
+    [[ $rc -eq 1 ]] && grep -qF "embed: error: $TMP/none.png: cannot open" "$TMP/$name.err" || fail "$name on a missing picture: exit $rc, $(cat "$TMP/$name.err")"
 }
 
 # --- embed.c through pkg-config ----------------------------------------------------------
-W=(-std=c11 -Wall -Wextra -Werror -pedantic)
+W=(-std=c11 -Wall -Wextra -Werror -pedantic "${SAN[@]}")
 # shellcheck disable=SC2046
 "$CC" "${W[@]}" "$SRC/examples/embed.c" -o "$TMP/embed_pc" $(pkg-config --cflags --libs slim) \
     -Wl,-rpath,"$P/lib" 2>"$TMP/cc.err" || fail "pkg-config build: $(cat "$TMP/cc.err")"
@@ -124,6 +127,7 @@ add_executable(embed_static "$SRC/examples/embed.c")
 target_link_libraries(embed_static PRIVATE slim::slim_static)
 EOF
 cmake -S "$TMP/proj" -B "$TMP/proj/build" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_FLAGS="${SAN[*]}" \
     >"$TMP/cm.out" 2>&1 || fail "find_package(slim): $(cat "$TMP/cm.out")"
 cmake --build "$TMP/proj/build" >"$TMP/cm.out" 2>&1 || fail "find_package build: $(cat "$TMP/cm.out")"
 ldd "$TMP/proj/build/embed_shared" >"$TMP/ldd.txt"
