@@ -319,6 +319,14 @@ slim_status slim_data_load_image(const char *path, int c, int h, int w, const fl
 slim_status slim_data_load_image_ex(const char *path, int c, int h, int w, slim_resize_mode resize,
                                     double crop_scale, const float *mean, const float *std,
                                     float *x);
+/* The same for a picture already decoded: px: (src_h, src_w, src_c)
+ * interleaved bytes, src_c 1 (gray) or 3 (RGB), converted to c channels by
+ * the decoders' rules (the top of this file), resized by `resize` (0 =
+ * crop; crop_scale 0 = SLIM_DATA_CROP_SCALE) and normalised into x:
+ * (c, h, w). */
+slim_status slim_data_pixels_to_input(const uint8_t *px, int src_h, int src_w, int src_c, int c,
+                                      int h, int w, slim_resize_mode resize, double crop_scale,
+                                      const float *mean, const float *std, float *x);
 
 /* ---- augmentation ----------------------------------------------------- */
 

@@ -19,11 +19,12 @@
 
 #include "slim/ckpt.h"
 #include "slim/data.h"
+#include "slim/infer.h"
 #include "slim/kernels.h"
 #include "slim/nn.h"
 #include "slim/train.h"
 
-#define SLIM_CLI_VERSION "0.1.0"
+#define SLIM_CLI_VERSION SLIM_VERSION /* slim/version.h */
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2, CLI_EXIT_INTERRUPTED = 130 };
 
@@ -128,19 +129,9 @@ long long cli_file_size(const char *path);
  * slim_status with a message naming the path. */
 int cli_write_file_atomic(const char *path, const void *data, size_t len);
 
-/* How pictures become a model's input: resize mode, crop scale and
- * normalisation x = (p/255 - mean) / std, as the model's checkpoint or
- * export records them (data.* keys, docs/CHECKPOINT_FORMAT.md); for a model
- * from before they were recorded: crop, SLIM_DATA_CROP_SCALE, and the fixed
- * rule of slim_data_normalisation for its 'data'. how says which. */
-typedef struct cli_preprocessing {
-    slim_resize_mode resize;
-    double crop_scale;
-    float mean[SLIM_DATA_MAX_CHANNELS], std[SLIM_DATA_MAX_CHANNELS]; /* (c) */
-    char how[160];
-} cli_preprocessing;
-/* ck may be NULL (defaults); a recorded value that does not parse is an
- * error naming the key and path. */
+/* How pictures become a model's input: the library's rule
+ * (slim_preprocessing_from_ckpt, slim/infer.h). */
+typedef slim_preprocessing cli_preprocessing;
 slim_status cli_model_preprocessing(const slim_ckpt *ck, const char *path, int c,
                                     cli_preprocessing *pre);
 /* The test data for a model (eval, prune's check, report): *data = given,

@@ -117,30 +117,7 @@ void cli_format_floats(const float *x, int n, char *buf, size_t len) {
 
 slim_status cli_model_preprocessing(const slim_ckpt *ck, const char *path, int c,
                                     cli_preprocessing *pre) {
-    memset(pre, 0, sizeof *pre);
-    pre->resize = SLIM_RESIZE_CROP;
-    pre->crop_scale = SLIM_DATA_CROP_SCALE;
-    slim_data_options o = {0};
-    if (ck) SLIM_TRY(slim_train_data_options(ck, path, c, 0, &o));
-    if (o.crop_scale > 0) pre->crop_scale = o.crop_scale;
-    pre->resize = o.resize;
-    const char *spec = ck ? slim_ckpt_get_meta(ck, "data") : NULL;
-    if (ck && slim_ckpt_get_meta(ck, "data.mean")) {
-        memcpy(pre->mean, o.mean, sizeof pre->mean);
-        memcpy(pre->std, o.std, sizeof pre->std);
-        snprintf(pre->how, sizeof pre->how, "stored in the model");
-        return SLIM_OK;
-    }
-    /* A model from before statistics were recorded: the fixed rule for the
-     * data it names, which is what it was trained with. */
-    const char *kind = slim_data_normalisation(spec, c, pre->mean, pre->std);
-    if (strcmp(kind, "image-folder") != 0)
-        snprintf(pre->how, sizeof pre->how, "%s statistics (data '%s')", kind,
-                 spec ? spec : "fashion-mnist");
-    else
-        snprintf(pre->how, sizeof pre->how, "image-folder rule 0.5/0.5 (data '%s')",
-                 spec ? spec : "unknown");
-    return SLIM_OK;
+    return slim_preprocessing_from_ckpt(ck, path, c, pre);
 }
 
 slim_status cli_data_options(const slim_ckpt *ck, const char *path, const slim_model *model,

@@ -438,45 +438,82 @@ slim_status data_picture_info(const char *path, int *h, int *w, int *comp) {
     return SLIM_OK;
 }
 
-slim_status data_decode_picture(const char *path, int c, int h, int w, slim_resize_mode mode,
-                                double crop_scale, uint8_t *out) {
+/* The settings of a picture made into a c x h x w input; what names the
+ * picture in errors. */
+static slim_status check_target(const char *what, int c, int h, int w, slim_resize_mode mode,
+                                double crop_scale) {
     if (c < 1 || c > SLIM_DATA_MAX_CHANNELS || h < 1 || w < 1)
-        return slim_error(SLIM_ERR_ARG, "%s: bad expected image shape %dx%dx%d", path, c, h, w);
-    if (crop_scale == 0) crop_scale = SLIM_DATA_CROP_SCALE;
+        return slim_error(SLIM_ERR_ARG, "%s: bad expected image shape %dx%dx%d", what, c, h, w);
     if (!(crop_scale >= 1) || crop_scale > 1e6)
-        return slim_error(SLIM_ERR_ARG, "%s: crop scale %g must be >= 1", path, crop_scale);
+        return slim_error(SLIM_ERR_ARG, "%s: crop scale %g must be >= 1", what, crop_scale);
     if ((unsigned)mode > SLIM_RESIZE_NONE)
-        return slim_error(SLIM_ERR_ARG, "%s: unknown resize mode %d", path, (int)mode);
-    image_header hd;
-    unsigned char *px = NULL, *sized = NULL;
-    SLIM_TRY(read_picture(path, c, &hd, &px));
-    slim_status st = SLIM_OK;
-    if (mode == SLIM_RESIZE_NONE && (hd.h != h || hd.w != w)) {
-        st = slim_error(SLIM_ERR_SHAPE,
-                        "%s: image is %dx%d (height x width) but %dx%d is expected (resize mode "
-                        "none)",
-                        path, hd.h, hd.w, h, w);
-    } else if (mode != SLIM_RESIZE_NONE) {
+        return slim_error(SLIM_ERR_ARG, "%s: unknown resize mode %d", what, (int)mode);
+    return SLIM_OK;
+}
+
+/* px: (src_h, src_w, c) interleaved, already of c channels, resized by mode
+ * into out: (c, h, w) planar. */
+static slim_status place_picture(const char *what, const unsigned char *px, int src_h, int src_w,
+                                 int c, int h, int w, slim_resize_mode mode, double crop_scale,
+                                 uint8_t *out) {
+    unsigned char *sized = NULL;
+    if (mode == SLIM_RESIZE_NONE && (src_h != h || src_w != w))
+        return slim_error(SLIM_ERR_SHAPE,
+                          "%s: image is %dx%d (height x width) but %dx%d is expected (resize "
+                          "mode none)",
+                          what, src_h, src_w, h, w);
+    if (mode != SLIM_RESIZE_NONE) {
         data_resize_geom g;
-        data_resize_geometry(hd.h, hd.w, h, w, mode, crop_scale, &g);
+        data_resize_geometry(src_h, src_w, h, w, mode, crop_scale, &g);
         sized = malloc((size_t)h * (size_t)w * (size_t)c);
         if (!sized)
-            st = slim_error(SLIM_ERR_NOMEM, "%s: out of memory for a %dx%dx%d picture", path, c, h,
-                            w);
-        else if ((st = data_resize_bytes(px, hd.h, hd.w, c, &g, sized, h, w)) != SLIM_OK)
-            st = slim_error_prefix(st, "%s", path);
+            return slim_error(SLIM_ERR_NOMEM, "%s: out of memory for a %dx%dx%d picture", what, c,
+                              h, w);
+        slim_status st = data_resize_bytes(px, src_h, src_w, c, &g, sized, h, w);
+        if (st != SLIM_OK) {
+            free(sized);
+            return slim_error_prefix(st, "%s", what);
+        }
     }
-    if (st == SLIM_OK) {
-        /* The decoders give interleaved HWC; slim wants planar CHW. */
-        const unsigned char *in = sized ? sized : px;
-        size_t plane = (size_t)h * (size_t)w;
-        for (int k = 0; k < c; k++)
-            for (size_t p = 0; p < plane; p++)
-                out[k * plane + p] = in[p * (size_t)c + k];
-    }
+    /* The decoders give interleaved HWC; slim wants planar CHW. */
+    const unsigned char *in = sized ? sized : px;
+    size_t plane = (size_t)h * (size_t)w;
+    for (int k = 0; k < c; k++)
+        for (size_t p = 0; p < plane; p++)
+            out[k * plane + p] = in[p * (size_t)c + k];
     free(sized);
+    return SLIM_OK;
+}
+
+slim_status data_decode_picture(const char *path, int c, int h, int w, slim_resize_mode mode,
+                                double crop_scale, uint8_t *out) {
+    if (crop_scale == 0) crop_scale = SLIM_DATA_CROP_SCALE;
+    SLIM_TRY(check_target(path, c, h, w, mode, crop_scale));
+    image_header hd;
+    unsigned char *px = NULL;
+    SLIM_TRY(read_picture(path, c, &hd, &px));
+    slim_status st = place_picture(path, px, hd.h, hd.w, c, h, w, mode, crop_scale, out);
     free(px);
     return st;
+}
+
+/* bytes: (c, h, w) -> x: (c, h, w) normalised, through data_lut's tables. */
+static void normalise_bytes(const uint8_t *bytes, int c, size_t plane, const float *mean,
+                            const float *std, float *x) {
+    float lut[256];
+    for (int k = 0; k < c; k++) {
+        data_lut(lut, mean[k], std[k]);
+        for (size_t p = 0; p < plane; p++)
+            x[k * plane + p] = lut[bytes[k * plane + p]];
+    }
+}
+
+static slim_status check_norm(const char *what, int c, const float *mean, const float *std) {
+    for (int k = 0; k < c; k++)
+        if (!(std[k] > 0.0f) || !(mean[k] == mean[k]))
+            return slim_error(SLIM_ERR_ARG, "%s: std[%d] must be > 0 and mean[%d] a number", what,
+                              k, k);
+    return SLIM_OK;
 }
 
 slim_status slim_data_load_image_ex(const char *path, int c, int h, int w, slim_resize_mode resize,
@@ -484,21 +521,48 @@ slim_status slim_data_load_image_ex(const char *path, int c, int h, int w, slim_
                                     float *x) {
     if (c < 1 || c > SLIM_DATA_MAX_CHANNELS || h < 1 || w < 1)
         return slim_error(SLIM_ERR_ARG, "%s: bad expected image shape %dx%dx%d", path, c, h, w);
-    float luts[SLIM_DATA_MAX_CHANNELS][256];
-    for (int k = 0; k < c; k++) {
-        if (!(std[k] > 0.0f)) return slim_error(SLIM_ERR_ARG, "%s: std[%d] must be > 0", path, k);
-        data_lut(luts[k], mean[k], std[k]);
-    }
+    SLIM_TRY(check_norm(path, c, mean, std));
     size_t plane = (size_t)h * (size_t)w;
     uint8_t *bytes = malloc(plane * (size_t)c);
     if (!bytes)
         return slim_error(SLIM_ERR_NOMEM, "%s: out of memory for a %dx%dx%d picture", path, c, h,
                           w);
     slim_status st = data_decode_picture(path, c, h, w, resize, crop_scale, bytes);
-    if (st == SLIM_OK)
-        for (int k = 0; k < c; k++)
-            for (size_t p = 0; p < plane; p++)
-                x[k * plane + p] = luts[k][bytes[k * plane + p]];
+    if (st == SLIM_OK) normalise_bytes(bytes, c, plane, mean, std, x);
+    free(bytes);
+    return st;
+}
+
+slim_status slim_data_pixels_to_input(const uint8_t *px, int src_h, int src_w, int src_c, int c,
+                                      int h, int w, slim_resize_mode resize, double crop_scale,
+                                      const float *mean, const float *std, float *x) {
+    char what[64];
+    snprintf(what, sizeof what, "pixels (%dx%dx%d)", src_h, src_w, src_c);
+    if (crop_scale == 0) crop_scale = SLIM_DATA_CROP_SCALE;
+    SLIM_TRY(check_target(what, c, h, w, resize, crop_scale));
+    SLIM_TRY(check_norm(what, c, mean, std));
+    if (!px || src_h < 1 || src_w < 1 || (src_c != 1 && src_c != 3))
+        return slim_error(SLIM_ERR_ARG,
+                          "%s: want a picture of at least 1x1 pixels of 1 (gray) or 3 (RGB) "
+                          "interleaved channels",
+                          what);
+    if ((uint64_t)src_h * (uint64_t)src_w > SLIM_DATA_MAX_PIXELS)
+        return slim_error(SLIM_ERR_ARG, "%s: more than %llu pixels", what,
+                          (unsigned long long)SLIM_DATA_MAX_PIXELS);
+    size_t plane = (size_t)h * (size_t)w;
+    unsigned char *conv = malloc((size_t)src_h * (size_t)src_w * (size_t)c);
+    uint8_t *bytes = malloc(plane * (size_t)c);
+    slim_status st = SLIM_OK;
+    if (!conv || !bytes) {
+        st = slim_error(SLIM_ERR_NOMEM, "%s: out of memory", what);
+    } else {
+        for (int y = 0; y < src_h; y++)
+            convert_row(px + (size_t)y * (size_t)src_w * (size_t)src_c, src_c,
+                        conv + (size_t)y * (size_t)src_w * (size_t)c, c, src_w);
+        st = place_picture(what, conv, src_h, src_w, c, h, w, resize, crop_scale, bytes);
+    }
+    if (st == SLIM_OK) normalise_bytes(bytes, c, plane, mean, std, x);
+    free(conv);
     free(bytes);
     return st;
 }

@@ -37,3 +37,26 @@ expect_error() {
     grep -qF -- "$pattern" "$TMP/err.txt" || fail "$what: message lacks '$pattern': $(cat "$TMP/err.txt")"
     [[ -z "$(ls -A "$OUT")" ]] || fail "$what: left files behind: $(ls -A "$OUT")"
 }
+
+# fmnist_pngs DIR FIRST COUNT [SCALE]: Fashion-MNIST test images FIRST ..
+# FIRST+COUNT-1 as DIR/img<i>.png: 28x28 gray, or with SCALE > 1 RGB of
+# 28*SCALE pixels a side (each pixel SCALE x SCALE, r = g = b).
+fmnist_pngs() {
+    python3 - "$@" <<'PYEOF'
+import gzip, struct, sys, zlib
+out, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+scale = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
+    data = f.read()
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+side, color, ch = 28 * scale, 0 if scale == 1 else 2, 1 if scale == 1 else 3
+for i in range(first, first + count):
+    px = data[16 + 784 * i:16 + 784 * (i + 1)]
+    rows = [bytes(v for x in range(side) for v in [px[28 * (y // scale) + x // scale]] * ch)
+            for y in range(side)]
+    open("%s/img%d.png" % (out, i), "wb").write(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, color, 0, 0, 0)) +
+        chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + r for r in rows))) + chunk(b"IEND", b""))
+PYEOF
+}

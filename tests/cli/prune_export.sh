@@ -114,19 +114,7 @@ done
 cmp -s "$TMP/model.onnx" "$TMP/model2.bin" || fail "--format onnx differs from the .onnx suffix"
 
 # --- infer on PNG files of the first test images -------------------------------------------
-python3 - "$TMP" <<'EOF'
-import gzip, struct, sys, zlib
-with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
-    data = f.read()
-def chunk(t, d):
-    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-for i in range(4):
-    px = data[16 + 784 * i:16 + 784 * (i + 1)]
-    rows = b"".join(b"\x00" + px[28 * y:28 * y + 28] for y in range(28))
-    open("%s/img%d.png" % (sys.argv[1], i), "wb").write(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) +
-        chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-EOF
+fmnist_pngs "$TMP" 0 4
 imgs=("$TMP"/img{0,1,2,3}.png)
 "$SLIM" infer "$TMP/model.slim" "${imgs[@]}" >"$TMP/infer.out" 2>"$TMP/infer.err" ||
     fail "infer failed: $(cat "$TMP/infer.err")"

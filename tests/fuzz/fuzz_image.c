@@ -9,7 +9,8 @@
  * crop_scale 1.5, 1x9x3 none) and, when the header can be read, its own size
  * with 1 to 4 channels (up to 256x256, so that a header cannot make one run
  * slow). The same file is then loaded as the only image of a one-class image
- * folder with every shape inferred.
+ * folder with every shape inferred. The bytes are also taken for decoded
+ * pixels (slim_data_pixels_to_input).
  *
  * Known bug (docs/RELIABILITY.md, bug 1): stb_image 2.27 (Debian's
  * libstb-dev 0.0~git20220908) does not check that a JPEG Huffman table (DHT)
@@ -100,7 +101,34 @@ static void im_load(const char *path, int c, int h, int w, slim_resize_mode mode
     free(x);
 }
 
+/* The bytes themselves as decoded pixels (slim_data_pixels_to_input): a
+ * gray picture for an odd size, RGB for an even one, rows as wide as fit
+ * up to IM_MAX_SIDE; every resize mode into a few shapes. */
+static void im_pixels(const uint8_t *data, size_t size) {
+    static const float mean[4] = {0.5f, 0.5f, 0.5f, 0.5f}, std[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    int src_c = size % 2 ? 1 : 3;
+    size_t n_px = size / (size_t)src_c;
+    if (n_px == 0) return;
+    int sw = n_px < IM_MAX_SIDE ? (int)n_px : IM_MAX_SIDE;
+    int sh = n_px / (size_t)sw < IM_MAX_SIDE ? (int)(n_px / (size_t)sw) : IM_MAX_SIDE;
+    float x[3 * 9 * 7];
+    for (int m = 0; m <= SLIM_RESIZE_NONE; m++)
+        for (int c = 1; c <= 3; c += 2) {
+            int h = m == SLIM_RESIZE_NONE ? sh : 9, w = m == SLIM_RESIZE_NONE ? sw : 7;
+            float *out = m == SLIM_RESIZE_NONE ? malloc((size_t)c * h * w * sizeof *out) : x;
+            if (!out) return;
+            slim_status st = slim_data_pixels_to_input(data, sh, sw, src_c, c, h, w,
+                                                       (slim_resize_mode)m, 1.0, mean, std, out);
+            for (size_t i = 0; st == SLIM_OK && i < (size_t)c * h * w; i++)
+                if (!(out[i] >= -1.0f && out[i] <= 1.0f)) im_fail("pixel out of range", "pixels");
+            if (st != SLIM_OK && !slim_last_error()[0])
+                im_fail("failed pixels left no message", NULL);
+            if (out != x) free(out);
+        }
+}
+
 static void im_run(const uint8_t *data, size_t size) {
+    im_pixels(data, size);
     char path[512];
     im_path(path, sizeof path, "root/a/x.png");
     FILE *f = fopen(path, "wb");
