@@ -138,9 +138,9 @@ static slim_status export_onnx(const slim_model *model, const slim_ckpt *in_ck,
     slim_ckpt *meta = slim_ckpt_new(SLIM_CKPT_EXPORT);
     if (!meta) return SLIM_ERR_NOMEM;
     slim_status st = copy_export_meta(meta, in_ck, in_path, model->layers[0].c);
-    if (st == SLIM_OK) st = slim_ckpt_set_meta(meta, "slim.version", SLIM_PROJECT_VERSION);
+    if (st == SLIM_OK) st = slim_ckpt_set_meta(meta, "slim.version", SLIM_VERSION);
     if (st == SLIM_OK)
-        st = slim_onnx_write_ex(model, a.out, "slim " SLIM_PROJECT_VERSION,
+        st = slim_onnx_write_ex(model, a.out, "slim " SLIM_VERSION,
                                 (const char *const *)meta->meta_keys,
                                 (const char *const *)meta->meta_values, meta->n_meta);
     slim_ckpt_free(meta);
@@ -164,7 +164,7 @@ static slim_status export_c(slim_model *model, const slim_ckpt *in_ck, size_t *p
                                  .class_names = names,
                                  .mean = pre.mean,
                                  .std = pre.std,
-                                 .producer = "slim " SLIM_PROJECT_VERSION};
+                                 .producer = "slim " SLIM_VERSION};
     if (st == SLIM_OK) st = slim_export_c(folded, a.out, &opt);
     free(names);
     free(nums);
