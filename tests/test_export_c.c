@@ -227,6 +227,12 @@ static void test_refused(void **state) {
     slim_export_c_options opt = {.class_names = long_names};
     tu_assert_error(slim_export_c(m, "/tmp/slim-cexp-never.c", &opt), SLIM_ERR_ARG,
                     "class name 1 is missing");
+    slim_export_c_options bad_resize = {.resize = "squash"};
+    tu_assert_error(slim_export_c(m, "/tmp/slim-cexp-never.c", &bad_resize), SLIM_ERR_ARG,
+                    "unknown resize mode 'squash'");
+    slim_export_c_options bad_scale = {.resize = "crop", .crop_scale = 1.5};
+    tu_assert_error(slim_export_c(m, "/tmp/slim-cexp-never.c", &bad_scale), SLIM_ERR_ARG,
+                    "crop scale 1.5 is not in [0, 1]");
     tu_assert_error(slim_export_c(m, "/tmp/slim-cexp-never.txt", NULL), SLIM_ERR_ARG,
                     "does not end in .c");
     assert_false(exists("/tmp/slim-cexp-never.c"));
@@ -264,9 +270,12 @@ static void test_generated_text(void **state) {
     snprintf(h_path, sizeof h_path, "%s/3-tiny.h", dir);
     const char *names[3] = {"T-shirt/top", "say \"hi\"\n", "caf\xc3\xa9?\?="};
     const float mean[1] = {0.286f}, std[1] = {0.353f};
-    slim_export_c_options opt = {.class_names = names, .mean = mean, .std = std};
+    slim_export_c_options opt = {
+        .class_names = names, .mean = mean, .std = std, .resize = "crop", .crop_scale = 0.875};
     assert_int_equal(slim_export_c(m, c_path, &opt), SLIM_OK);
     char *h = tu_read_file(h_path, NULL), *c = tu_read_file(c_path, NULL);
+    assert_non_null(
+        strstr(h, "#define M3_TINY_RESIZE \"crop\"\n#define M3_TINY_CROP_SCALE 0.875\n"));
     assert_non_null(strstr(h, "#define M3_TINY_INPUT_C 1\n"));
     assert_non_null(strstr(h, "#define M3_TINY_INPUT_H 6\n"));
     assert_non_null(strstr(h, "#define M3_TINY_CLASSES 3\n"));

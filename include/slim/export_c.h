@@ -13,7 +13,10 @@
  * The header <stem>.h (beside the .c) declares `<name>_run`, the macros
  * <NAME>_INPUT_C, _INPUT_H, _INPUT_W and _CLASSES, and the arrays
  * `<name>_class_names` (classes), `<name>_mean` and `<name>_std` (input
- * channels): input = (pixel / 255 - mean) / std per channel.
+ * channels): input = (pixel / 255 - mean) / std per channel. With
+ * opt->resize it also defines <NAME>_RESIZE (the resize mode's name as a
+ * string) and, for "crop", <NAME>_CROP_SCALE: how the model's training
+ * pictures reached the input size (docs/USAGE.md, resize modes).
  *
  * Every layer kind a (pruned, BN-folded) model holds has a C form: conv
  * (groups, stride, pad, bias, per-position biasmap), bn (as the per-channel
@@ -42,6 +45,10 @@ typedef struct slim_export_c_options {
     const char *const *class_names; /* the model's class count, or NULL: "0", "1", ... */
     const float *mean, *std;        /* one per input channel, or NULL: 0 and 1 */
     const char *producer;           /* named in the files' first comment; NULL: "slim" */
+    const char *resize;             /* how pictures reach the input size (slim_resize_mode_name:
+                                       "crop", "stretch", "pad", "none"), or NULL: not stated */
+    double crop_scale;              /* with resize "crop": the centre crop's share of the short
+                                       side (0: 1) */
 } slim_export_c_options;
 
 /* Writes c_path (which must end in ".c") and the header beside it (".h"

@@ -164,7 +164,9 @@ static slim_status export_c(slim_model *model, const slim_ckpt *in_ck, size_t *p
                                  .class_names = names,
                                  .mean = pre.mean,
                                  .std = pre.std,
-                                 .producer = "slim " SLIM_VERSION};
+                                 .producer = "slim " SLIM_VERSION,
+                                 .resize = slim_resize_mode_name(pre.resize),
+                                 .crop_scale = pre.crop_scale};
     if (st == SLIM_OK) st = slim_export_c(folded, a.out, &opt);
     free(names);
     free(nums);

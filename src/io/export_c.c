@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slim/data.h"
+
 /* C99 promises string literals of 4095 characters; a class name escapes
  * to at most 4 per byte. */
 #define CEXP_CLASS_NAME_MAX 1000
@@ -548,7 +550,8 @@ static void put_comment_head(const writer *wr, FILE *f, const char *producer, co
             wr->name, what, producer);
 }
 
-static void put_header(const writer *wr, FILE *f, const char *producer) {
+static void put_header(const writer *wr, FILE *f, const char *producer,
+                       const slim_export_c_options *opt) {
     const slim_layer *in = &wr->m->layers[0];
     const char *n = wr->name, *u = wr->upper;
     put_comment_head(wr, f, producer, "the model's declarations");
@@ -556,6 +559,16 @@ static void put_header(const writer *wr, FILE *f, const char *producer) {
     fprintf(f, "#define %s_INPUT_C %d\n#define %s_INPUT_H %d\n#define %s_INPUT_W %d\n", u, in->c, u,
             in->h, u, in->w);
     fprintf(f, "#define %s_CLASSES %zu\n\n", u, numel_of(&wr->m->layers[wr->m->n_layers - 1]));
+    if (opt->resize) {
+        fprintf(f, "/* Pictures reach INPUT_H x INPUT_W as the training data did: */\n");
+        fprintf(f, "#define %s_RESIZE ", u);
+        put_string(f, opt->resize);
+        fputc('\n', f);
+        if (strcmp(opt->resize, "crop") == 0)
+            fprintf(f, "#define %s_CROP_SCALE %.9g\n", u,
+                    opt->crop_scale > 0 ? opt->crop_scale : 1.0);
+        fputc('\n', f);
+    }
     fprintf(f, "extern const char *const %s_class_names[%s_CLASSES];\n", n, u);
     fprintf(f, "extern const float %s_mean[%s_INPUT_C];\n", n, u);
     fprintf(f, "extern const float %s_std[%s_INPUT_C];\n\n", n, u);
@@ -624,6 +637,13 @@ static void discard(slim_atomic_file *af, slim_status st) {
 }
 
 static slim_status check_options(const writer *wr, const slim_export_c_options *opt) {
+    slim_resize_mode mode;
+    if (opt->resize && slim_resize_mode_parse(opt->resize, &mode) != SLIM_OK)
+        return slim_error(SLIM_ERR_ARG, "%s: cannot export to C: unknown resize mode '%.40s'",
+                          wr->path, opt->resize);
+    if (!(opt->crop_scale >= 0 && opt->crop_scale <= 1))
+        return slim_error(SLIM_ERR_ARG, "%s: cannot export to C: crop scale %g is not in [0, 1]",
+                          wr->path, opt->crop_scale);
     if (!opt->class_names) return SLIM_OK;
     size_t n = numel_of(&wr->m->layers[wr->m->n_layers - 1]);
     for (size_t k = 0; k < n; k++)
@@ -667,7 +687,7 @@ slim_status slim_export_c(const slim_model *model, const char *c_path,
     slim_atomic_file hf = {0}, cf = {0};
     if (st == SLIM_OK) st = slim_atomic_open(h_path, &hf);
     if (st == SLIM_OK) {
-        put_header(&wr, hf.f, producer);
+        put_header(&wr, hf.f, producer, opt);
         st = slim_atomic_open(c_path, &cf);
         if (st != SLIM_OK) discard(&hf, st);
     }
