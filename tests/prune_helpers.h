@@ -270,4 +270,19 @@ static inline void random_stats(slim_model *m, slim_rng *rng) {
     }
 }
 
+/* Model `file` with random parameters and BN values (and BN running
+ * statistics when `stats`) and 40% of every BN's gammas 0 at random, all
+ * drawn from rng in that order; returns how many gammas it zeroed. */
+static inline int load_sparse(const char *file, slim_rng *rng, int stats, slim_model **out) {
+    slim_model *m = load(file);
+    slim_model_init_params(m, rng);
+    randomize_bn(m, rng);
+    if (stats) random_stats(m, rng);
+    int zeroed = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == SLIM_LAYER_BN) zeroed += zero_some(m, &m->layers[i], 0.4, rng);
+    *out = m;
+    return zeroed;
+}
+
 #endif

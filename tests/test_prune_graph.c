@@ -429,13 +429,8 @@ static void test_threshold_scores_last_bn(void **state) {
 static void check_model(const char *file, uint64_t seed) {
     slim_rng rng;
     slim_rng_seed(&rng, seed, 11);
-    slim_model *m = load(file);
-    slim_model_init_params(m, &rng);
-    randomize_bn(m, &rng);
-    random_stats(m, &rng);
-    int zeroed = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].kind == SLIM_LAYER_BN) zeroed += zero_some(m, &m->layers[i], 0.4, &rng);
+    slim_model *m;
+    int zeroed = load_sparse(file, &rng, 1, &m);
     assert_true(zeroed > 0);
     slim_prune_report r;
     slim_model *p = prune_ok(m, NULL, &r);

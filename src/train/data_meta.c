@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "slim/ckpt.h"
+#include "train/internal.h"
 
 /* ---- writing ---------------------------------------------------------- */
 
@@ -147,6 +148,25 @@ slim_status slim_train_data_options(const slim_ckpt *ck, const char *path, int c
             return bad(path, "data.skip_bad", v, "want 0 or 1");
         opts->skip_bad = v[0] == '1';
     }
+    return SLIM_OK;
+}
+
+/* ---- numeric settings ------------------------------------------------- */
+
+slim_status train_set_meta_num(slim_ckpt *ck, const char *key, const char *fmt, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, fmt, v);
+    return slim_ckpt_set_meta(ck, key, buf);
+}
+
+slim_status train_meta_num(const slim_ckpt *ck, const char *path, const char *key, double *out) {
+    const char *v = slim_ckpt_get_meta(ck, key);
+    char *end;
+    if (!v) return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is missing", path, key);
+    errno = 0;
+    *out = strtod(v, &end);
+    if (errno || *end || end == v)
+        return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is not a number: '%s'", path, key, v);
     return SLIM_OK;
 }
 

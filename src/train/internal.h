@@ -1,8 +1,16 @@
-/* Private to src/train: the augmentation rule a checkpoint records. */
+/* Private to src/train: numeric settings and the augmentation rule a
+ * checkpoint records (src/train/data_meta.c). */
 #ifndef SLIM_TRAIN_INTERNAL_H
 #define SLIM_TRAIN_INTERNAL_H
 
+#include "slim/ckpt.h"
 #include "slim/train.h"
+
+/* Setting `key` := v printed with fmt (a form that reads back as needed). */
+slim_status train_set_meta_num(slim_ckpt *ck, const char *key, const char *fmt, double v);
+/* *out := setting `key` as a number; missing or not a number is
+ * SLIM_ERR_FORMAT naming path and the key. */
+slim_status train_meta_num(const slim_ckpt *ck, const char *path, const char *key, double *out);
 
 /* augment.rule for aug: "pad-crop <pad>" or "rrc scale=<min>-<max>
  * ratio=<min>-<max>", each number in the shortest form that reads back

@@ -3,6 +3,7 @@
 #include "slim/autograd.h"
 #include "slim/model_io.h"
 #include "slim/train.h"
+#include "train/budget_hook.h"
 #include "train/internal.h"
 
 #include <errno.h>
@@ -63,53 +64,30 @@ typedef struct run_state {
     char csv_path[4096], csv_tmp[4096 + 32];
     slim_layer_sparsity *sparsity;
     int tty;
-    /* Cost weighting and the budget (cfg.cost, cfg.target). */
-    float *weights;    /* (param_floats) the penalty weights c_j, or NULL when uniform */
-    float *gamma_prev; /* (param_floats) with a target: each |gamma| at the last update */
-    float *reach;      /* (param_floats) scratch of the projection */
-    float *resist;     /* (param_floats) scratch: each gamma's measured push per unit lr */
-    slim_budget budget;
-    slim_pruned_cost pruned; /* at the last update or epoch end */
-    uint64_t every;          /* steps between updates, 0 = none */
+    train_budget budget; /* cost weights and the budget (cfg.cost, cfg.target) */
 } run_state;
-
-static slim_status set_meta_f(slim_ckpt *ck, const char *key, const char *fmt, double v) {
-    char buf[64];
-    snprintf(buf, sizeof buf, fmt, v);
-    return slim_ckpt_set_meta(ck, key, buf);
-}
 
 static slim_status store_settings(const run_state *rs, slim_ckpt *ck) {
     const slim_train_config *c = &rs->cfg;
     SLIM_TRY(slim_ckpt_set_meta(ck, "data", c->data ? c->data : "fashion-mnist"));
     if (c->model) SLIM_TRY(slim_ckpt_set_meta(ck, "model_file", c->model));
-    SLIM_TRY(set_meta_f(ck, "epochs", "%.0f", c->epochs));
-    SLIM_TRY(set_meta_f(ck, "batch", "%.0f", c->batch));
-    SLIM_TRY(set_meta_f(ck, "lr", "%.9g", c->lr));
+    SLIM_TRY(train_set_meta_num(ck, "epochs", "%.0f", c->epochs));
+    SLIM_TRY(train_set_meta_num(ck, "batch", "%.0f", c->batch));
+    SLIM_TRY(train_set_meta_num(ck, "lr", "%.9g", c->lr));
     SLIM_TRY(slim_ckpt_set_meta(ck, "schedule", slim_schedule_name(c->schedule)));
-    SLIM_TRY(set_meta_f(ck, "momentum", "%.9g", c->momentum));
-    SLIM_TRY(set_meta_f(ck, "weight_decay", "%.9g", c->weight_decay));
-    SLIM_TRY(set_meta_f(ck, "limit", "%.0f", (double)c->limit));
-    SLIM_TRY(set_meta_f(ck, "test_limit", "%.0f", (double)c->test_limit));
-    SLIM_TRY(set_meta_f(ck, "augment", "%.0f", c->augment));
-    SLIM_TRY(set_meta_f(ck, "flip", "%.0f", c->flip));
+    SLIM_TRY(train_set_meta_num(ck, "momentum", "%.9g", c->momentum));
+    SLIM_TRY(train_set_meta_num(ck, "weight_decay", "%.9g", c->weight_decay));
+    SLIM_TRY(train_set_meta_num(ck, "limit", "%.0f", (double)c->limit));
+    SLIM_TRY(train_set_meta_num(ck, "test_limit", "%.0f", (double)c->test_limit));
+    SLIM_TRY(train_set_meta_num(ck, "augment", "%.0f", c->augment));
+    SLIM_TRY(train_set_meta_num(ck, "flip", "%.0f", c->flip));
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     SLIM_TRY(slim_ckpt_set_meta(ck, "seed", seed));
     SLIM_TRY(slim_ckpt_set_meta(ck, "backend", c->backend == SLIM_BACKEND_REF ? "ref" : "fast"));
     SLIM_TRY(slim_ckpt_set_meta(ck, "penalty", slim_penalty_name(c->penalty)));
-    SLIM_TRY(set_meta_f(ck, "lambda", "%.9g", c->lambda));
-    SLIM_TRY(slim_ckpt_set_meta(ck, "cost", slim_cost_name(c->cost)));
-    if (c->target) {
-        /* The controller's state, each double in a form that reads back
-         * exactly, so that a resumed run continues bit for bit. */
-        SLIM_TRY(slim_ckpt_set_meta(ck, "target", slim_cost_name((slim_cost)c->target)));
-        SLIM_TRY(set_meta_f(ck, "budget", "%.17g", rs->budget.budget));
-        SLIM_TRY(set_meta_f(ck, "budget.lambda", "%.17g", rs->budget.lambda));
-        SLIM_TRY(set_meta_f(ck, "budget.last_cost", "%.17g", rs->budget.last_cost));
-        SLIM_TRY(set_meta_f(ck, "budget.last_progress", "%.17g", rs->budget.last_progress));
-        SLIM_TRY(set_meta_f(ck, "budget.updates", "%.0f", rs->budget.updates));
-    }
+    SLIM_TRY(train_set_meta_num(ck, "lambda", "%.9g", c->lambda));
+    SLIM_TRY(train_budget_store(&rs->budget, c, rs->model, ck));
     SLIM_TRY(slim_train_store_data_meta(ck, &rs->dopts, rs->train));
     if (c->augment) {
         char rule[128];
@@ -122,71 +100,6 @@ static slim_status store_settings(const run_state *rs, slim_ckpt *ck) {
         snprintf(key, sizeof key, "class.%d", k);
         SLIM_TRY(slim_ckpt_set_meta(ck, key, ds->class_names[k]));
     }
-    return SLIM_OK;
-}
-
-static slim_status meta_num(const slim_ckpt *ck, const char *path, const char *key, double *out) {
-    const char *v = slim_ckpt_get_meta(ck, key);
-    char *end;
-    if (!v) return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is missing", path, key);
-    errno = 0;
-    *out = strtod(v, &end);
-    if (errno || *end || end == v)
-        return slim_error(SLIM_ERR_FORMAT, "%s: setting '%s' is not a number: '%s'", path, key, v);
-    return SLIM_OK;
-}
-
-/* Per-gamma optimizer state, kept in (param_floats) arrays laid out like
- * the parameters and stored as one tensor of the gammas in parameter
- * order: the penalty weights (a resumed run needs those of the last
- * update, not of its own start) and, with a budget, each |gamma| at the
- * last update (the controller's velocity estimate). */
-#define WEIGHTS_TENSOR "optim.gamma_weight"
-#define PREV_TENSOR "optim.gamma_prev"
-
-static size_t gamma_floats(const slim_model *m) {
-    size_t n = 0;
-    for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].role == SLIM_PARAM_GAMMA) n += m->params[i].numel;
-    return n;
-}
-
-static slim_status store_gamma_state(const run_state *rs, slim_ckpt *ck, const char *name,
-                                     const float *src) {
-    const slim_model *m = rs->model;
-    size_t n = gamma_floats(m), k = 0;
-    if (!src || n == 0) return SLIM_OK;
-    float *buf = slim_calloc(n, sizeof(float));
-    if (!buf) return SLIM_ERR_NOMEM;
-    for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].role == SLIM_PARAM_GAMMA)
-            for (size_t j = 0; j < m->params[i].numel; j++)
-                buf[k++] = src[m->params[i].offset + j];
-    slim_status st = slim_ckpt_add_tensor(ck, name, 1, (int[]){(int)n}, buf, 1);
-    free(buf);
-    return st;
-}
-
-/* *dst: allocated, filled from tensor `name` (every value finite, >= 0). */
-static slim_status restore_gamma_state(run_state *rs, const slim_ckpt *ck, const char *path,
-                                       const char *name, float **dst) {
-    const slim_model *m = rs->model;
-    const slim_ckpt_tensor *t = slim_ckpt_find(ck, name);
-    size_t n = gamma_floats(m), k = 0;
-    if (n == 0) return SLIM_OK;
-    if (!t || t->numel != n)
-        return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' is %s (want %zu values)", path, name,
-                          t ? "the wrong size" : "missing", n);
-    *dst = slim_calloc(m->param_floats, sizeof(float));
-    if (!*dst) return SLIM_ERR_NOMEM;
-    for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].role == SLIM_PARAM_GAMMA)
-            for (size_t j = 0; j < m->params[i].numel; j++, k++) {
-                if (!(t->data[k] >= 0) || !isfinite(t->data[k]))
-                    return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' value %zu is %g", path,
-                                      name, k, (double)t->data[k]);
-                (*dst)[m->params[i].offset + j] = t->data[k];
-            }
     return SLIM_OK;
 }
 
@@ -204,59 +117,38 @@ static slim_status restore_settings(run_state *rs, const slim_ckpt *ck, const ch
     const char *s;
     if ((s = slim_ckpt_get_meta(ck, "data"))) c->data = rs->strings[0] = strdup(s);
     if (c->epochs <= 0) {
-        SLIM_TRY(meta_num(ck, path, "epochs", &v));
+        SLIM_TRY(train_meta_num(ck, path, "epochs", &v));
         c->epochs = (int)v;
     }
-    SLIM_TRY(meta_num(ck, path, "batch", &v));
+    SLIM_TRY(train_meta_num(ck, path, "batch", &v));
     c->batch = (int)v;
-    SLIM_TRY(meta_num(ck, path, "lr", &v));
+    SLIM_TRY(train_meta_num(ck, path, "lr", &v));
     c->lr = (float)v;
     if ((s = slim_ckpt_get_meta(ck, "schedule"))) SLIM_TRY(slim_schedule_parse(s, &c->schedule));
-    SLIM_TRY(meta_num(ck, path, "momentum", &v));
+    SLIM_TRY(train_meta_num(ck, path, "momentum", &v));
     c->momentum = (float)v;
-    SLIM_TRY(meta_num(ck, path, "weight_decay", &v));
+    SLIM_TRY(train_meta_num(ck, path, "weight_decay", &v));
     c->weight_decay = (float)v;
-    SLIM_TRY(meta_num(ck, path, "limit", &v));
+    SLIM_TRY(train_meta_num(ck, path, "limit", &v));
     c->limit = (size_t)v;
-    SLIM_TRY(meta_num(ck, path, "test_limit", &v));
+    SLIM_TRY(train_meta_num(ck, path, "test_limit", &v));
     c->test_limit = (size_t)v;
-    SLIM_TRY(meta_num(ck, path, "augment", &v));
+    SLIM_TRY(train_meta_num(ck, path, "augment", &v));
     c->augment = (int)v;
     /* Recorded since random-resized crop exists; before, every run with
      * augment used a padded crop. */
     s = slim_ckpt_get_meta(ck, "augment.rule");
     rs->aug_rule = rs->strings[3] = strdup(s ? s : legacy_rule(rs->model->layers[0].h));
     if (!rs->aug_rule) return SLIM_ERR_NOMEM;
-    SLIM_TRY(meta_num(ck, path, "flip", &v));
+    SLIM_TRY(train_meta_num(ck, path, "flip", &v));
     c->flip = (int)v;
     if ((s = slim_ckpt_get_meta(ck, "seed"))) c->seed = strtoull(s, NULL, 10);
     if ((s = slim_ckpt_get_meta(ck, "backend")))
         c->backend = strcmp(s, "ref") == 0 ? SLIM_BACKEND_REF : SLIM_BACKEND_FAST;
     if ((s = slim_ckpt_get_meta(ck, "penalty"))) SLIM_TRY(slim_penalty_parse(s, &c->penalty));
-    SLIM_TRY(meta_num(ck, path, "lambda", &v));
+    SLIM_TRY(train_meta_num(ck, path, "lambda", &v));
     c->lambda = (float)v;
-    c->cost = SLIM_COST_UNIFORM;
-    c->target = 0;
-    if ((s = slim_ckpt_get_meta(ck, "cost"))) SLIM_TRY(slim_cost_parse(s, &c->cost));
-    if ((s = slim_ckpt_get_meta(ck, "target"))) {
-        slim_cost t;
-        if (slim_cost_parse(s, &t) != SLIM_OK || t == SLIM_COST_UNIFORM)
-            return slim_error(SLIM_ERR_FORMAT, "%s: setting 'target' is '%s': want macs or params",
-                              path, s);
-        c->target = (int)t;
-        SLIM_TRY(meta_num(ck, path, "budget", &rs->budget.budget));
-        SLIM_TRY(meta_num(ck, path, "budget.lambda", &rs->budget.lambda));
-        SLIM_TRY(meta_num(ck, path, "budget.last_cost", &rs->budget.last_cost));
-        SLIM_TRY(meta_num(ck, path, "budget.last_progress", &rs->budget.last_progress));
-        SLIM_TRY(meta_num(ck, path, "budget.updates", &v));
-        rs->budget.updates = (int)v;
-        if (!(rs->budget.budget > 0) || !(rs->budget.lambda >= 0) || !isfinite(rs->budget.lambda) ||
-            !isfinite(rs->budget.budget))
-            return slim_error(SLIM_ERR_FORMAT, "%s: the budget settings are out of range", path);
-    }
-    if (c->cost != SLIM_COST_UNIFORM)
-        SLIM_TRY(restore_gamma_state(rs, ck, path, WEIGHTS_TENSOR, &rs->weights));
-    if (c->target) SLIM_TRY(restore_gamma_state(rs, ck, path, PREV_TENSOR, &rs->gamma_prev));
+    SLIM_TRY(train_budget_restore(&rs->budget, c, rs->model, ck, path));
     if ((s = slim_ckpt_get_meta(ck, "model_file"))) c->model = rs->strings[1] = strdup(s);
     return SLIM_OK;
 }
@@ -267,8 +159,6 @@ static slim_status save_checkpoint(run_state *rs) {
     slim_ckpt *ck = NULL;
     slim_status st = slim_model_to_ckpt(rs->model, SLIM_CKPT_TRAIN, 1, &ck);
     if (st == SLIM_OK) st = store_settings(rs, ck);
-    if (st == SLIM_OK) st = store_gamma_state(rs, ck, WEIGHTS_TENSOR, rs->weights);
-    if (st == SLIM_OK) st = store_gamma_state(rs, ck, PREV_TENSOR, rs->gamma_prev);
     if (st == SLIM_OK) {
         ck->pos = rs->pos;
         ck->pos.n_rng = 2;
@@ -364,8 +254,7 @@ static void write_metrics(run_state *rs, int epoch, float lr, double loss, doubl
     fprintf(rs->csv, "%d,%" PRIu64 ",%.6g,%.6f,%.6f,%.6f,%.6f,%.1f,%d,%d,%.4f", epoch, rs->pos.step,
             lr, loss, acc, test->loss, test->accuracy, ips, zero, total,
             w ? 100.0 * (double)wz / (double)w : 0.0);
-    fprintf(rs->csv, ",%.9g,%.17g,%.17g,%.17g", (double)rs->opt.config.lambda, rs->pruned.macs,
-            rs->pruned.params, rs->cfg.target ? rs->budget.budget : 0.0);
+    train_budget_csv(&rs->budget, &rs->cfg, (double)rs->opt.config.lambda, rs->csv);
     for (int i = 0; i < rs->model->n_layers; i++) {
         const slim_layer *l = &rs->model->layers[i];
         const slim_layer_sparsity *r = &rs->sparsity[i];
@@ -381,22 +270,6 @@ static void write_metrics(run_state *rs, int epoch, float lr, double loss, doubl
 
 /* ---- progress --------------------------------------------------------- */
 
-static double target_cost(const run_state *rs) {
-    return rs->cfg.target == SLIM_COST_PARAMS ? rs->pruned.params : rs->pruned.macs;
-}
-
-/* "  lambda L  macs 12.3% (budget 10.0%)" while a budget runs, else "". */
-static void budget_text(const run_state *rs, char *buf, size_t len) {
-    buf[0] = '\0';
-    if (!rs->cfg.target) return;
-    double full =
-        rs->cfg.target == SLIM_COST_PARAMS ? rs->pruned.full_params : rs->pruned.full_macs;
-    if (!(full > 0)) return;
-    snprintf(buf, len, "  lambda %.3g  %s %.1f%% (budget %.1f%%)", (double)rs->opt.config.lambda,
-             slim_cost_name((slim_cost)rs->cfg.target), 100 * target_cost(rs) / full,
-             100 * rs->budget.budget / full);
-}
-
 static void progress(const run_state *rs, int epoch, size_t done, size_t total, double loss,
                      double ips, double *last_print, int final) {
     if (rs->cfg.quiet) return;
@@ -404,7 +277,7 @@ static void progress(const run_state *rs, int epoch, size_t done, size_t total, 
     if (!final && t - *last_print < (rs->tty ? 0.2 : 5.0)) return;
     *last_print = t;
     char bt[96];
-    budget_text(rs, bt, sizeof bt);
+    train_budget_text(&rs->budget, &rs->cfg, (double)rs->opt.config.lambda, bt, sizeof bt);
     double eta = ips > 0 ? (double)(total - done) * (double)rs->cfg.batch / ips : 0;
     if (rs->tty) {
         int width = 30, fill = total ? (int)((double)width * (double)done / (double)total) : width;
@@ -420,168 +293,6 @@ static void progress(const run_state *rs, int epoch, size_t done, size_t total, 
                 rs->cfg.epochs, done, total, loss, ips, eta, bt);
     }
     fflush(stderr);
-}
-
-/* ---- cost weights and the budget -------------------------------------- */
-
-/* The controller steers by the cost projected LOOKAHEAD of the run ahead
- * (slim_pruned_cost.projected_*): a gamma is expected to reach zero when
- * its |gamma| is within what the window takes off it: the prox's shrink
- * lr * lambda' * c_j per step, times 1 / (1 - mu) (the shrink also enters
- * the momentum buffer), less the push its gradient gave it per unit of
- * learning rate since the last update (measured: what the change of
- * |gamma| leaves unexplained by the prox). Gammas shrink together, and
- * the gradient is what tells the channels that stay from those that go. */
-#define LOOKAHEAD 0.2
-
-typedef struct projection {
-    run_state *rs;
-    double lr_window; /* the learning rates of the window, summed */
-    slim_status st;
-} projection;
-
-static double momentum_gain(const slim_train_config *c) { return 1.0 / (1.0 - c->momentum); }
-
-/* slim_budget_project: the cost at the window's end if lambda were `lambda`. */
-static double project(void *ctx, double lambda) {
-    projection *pj = ctx;
-    run_state *rs = pj->rs;
-    const slim_model *m = rs->model;
-    double k = momentum_gain(&rs->cfg);
-    for (size_t e = 0; e < m->param_floats; e++)
-        rs->reach[e] = -1.0f;
-    for (int i = 0; i < m->n_params; i++) {
-        const slim_param *p = &m->params[i];
-        if (p->role != SLIM_PARAM_GAMMA) continue;
-        for (size_t j = 0; j < p->numel; j++) {
-            size_t e = p->offset + j;
-            double w = rs->weights ? rs->weights[e] : 1.0;
-            rs->reach[e] = (float)(pj->lr_window * (lambda * w * k - rs->resist[e]));
-        }
-    }
-    slim_pruned_cost pc;
-    slim_status st = slim_pruned_cost_measure(m, rs->cfg.cost, rs->reach, NULL, &pc);
-    if (st != SLIM_OK) {
-        pj->st = st;
-        return 0;
-    }
-    return rs->cfg.target == SLIM_COST_PARAMS ? pc.projected_params : pc.projected_macs;
-}
-
-static double lr_between(const slim_train_config *c, uint64_t from, uint64_t to, uint64_t total) {
-    double sum = 0;
-    for (uint64_t t = from; t < to && t < total; t++)
-        sum += slim_schedule_lr(c->schedule, c->lr, t, total);
-    return sum;
-}
-
-/* Each gamma's push per unit of learning rate since the last update (the
- * `every` steps before `step`), from its |gamma| then and now; then now
- * becomes then. */
-static void measure_resistance(run_state *rs, uint64_t step, uint64_t total) {
-    const slim_train_config *c = &rs->cfg;
-    const slim_model *m = rs->model;
-    uint64_t from = step >= rs->every ? step - rs->every : 0;
-    double s = lr_between(c, from, step, total), k = momentum_gain(c);
-    double lambda = rs->opt.config.lambda;
-    for (int i = 0; i < m->n_params; i++) {
-        const slim_param *p = &m->params[i];
-        if (p->role != SLIM_PARAM_GAMMA) continue;
-        for (size_t j = 0; j < p->numel; j++) {
-            size_t e = p->offset + j;
-            double now = fabs((double)p->data[j]), w = rs->weights ? rs->weights[e] : 1.0;
-            rs->resist[e] = s > 0 ? (float)((now - rs->gamma_prev[e]) / s + lambda * w * k) : 0.0f;
-            rs->gamma_prev[e] = (float)now;
-        }
-    }
-}
-
-/* Measures the pruned cost (and the weights) at step `step` of `total`,
- * then moves lambda. */
-static slim_status budget_update(run_state *rs, uint64_t step, uint64_t total) {
-    const slim_train_config *c = &rs->cfg;
-    if (c->target) measure_resistance(rs, step, total);
-    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, NULL, rs->weights, &rs->pruned));
-    if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
-    if (!c->target) return SLIM_OK;
-    projection pj = {.rs = rs, .st = SLIM_OK};
-    pj.lr_window = lr_between(c, step, step + (uint64_t)ceil(LOOKAHEAD * (double)total), total);
-    double lambda = slim_budget_update(&rs->budget, target_cost(rs), (double)step / (double)total,
-                                       project, &pj);
-    SLIM_TRY(pj.st);
-    return slim_sgd_set_lambda(&rs->opt, lambda);
-}
-
-/* The controller's start without --lambda (slim_budget_start): from the
- * mean |gamma| of the penalised gammas and the run's summed learning rate. */
-static double start_lambda(const run_state *rs, double fraction) {
-    const slim_train_config *c = &rs->cfg;
-    const slim_model *m = rs->model;
-    double abs_sum = 0, lr_sum = 0;
-    size_t n = 0;
-    for (int i = 0; i < m->n_params; i++) {
-        const slim_param *p = &m->params[i];
-        if (!slim_penalty_applies(m, p, c->penalty)) continue;
-        for (size_t j = 0; j < p->numel; j++)
-            abs_sum += fabs((double)p->data[j]);
-        n += p->numel;
-    }
-    uint64_t total = (uint64_t)c->epochs * slim_batcher_num_batches(&rs->batcher);
-    for (uint64_t t = 0; t < total; t++)
-        lr_sum += slim_schedule_lr(c->schedule, c->lr, t, total);
-    return slim_budget_start(n ? abs_sum / (double)n : 0, lr_sum, fraction);
-}
-
-static slim_status budget_setup(run_state *rs, int resumed) {
-    const slim_train_config *c = &rs->cfg;
-    const char *what = slim_cost_name((slim_cost)c->target);
-    if (c->target && c->penalty != SLIM_PENALTY_GAMMA_L1)
-        return slim_error(SLIM_ERR_ARG, "--target-%s needs --penalty gamma-l1 (got %s)", what,
-                          slim_penalty_name(c->penalty));
-    if (c->cost != SLIM_COST_UNIFORM && !slim_penalty_is_gamma(c->penalty))
-        return slim_error(SLIM_ERR_ARG, "--cost %s needs a gamma penalty (got %s)",
-                          slim_cost_name(c->cost), slim_penalty_name(c->penalty));
-    if (c->cost == SLIM_COST_UNIFORM && !c->target) return SLIM_OK;
-    if (c->cost != SLIM_COST_UNIFORM && !rs->weights &&
-        !(rs->weights = slim_calloc(rs->model->param_floats, sizeof(float))))
-        return SLIM_ERR_NOMEM;
-    /* A resumed run keeps the weights of its last update. */
-    SLIM_TRY(slim_pruned_cost_measure(rs->model, c->cost, NULL, resumed ? NULL : rs->weights,
-                                      &rs->pruned));
-    if (rs->weights) SLIM_TRY(slim_sgd_set_weights(&rs->opt, rs->weights));
-    size_t per_epoch = slim_batcher_num_batches(&rs->batcher);
-    rs->every = (per_epoch + SLIM_TRAIN_UPDATES - 1) / SLIM_TRAIN_UPDATES;
-    if (!c->target) return SLIM_OK;
-    size_t nf = rs->model->param_floats;
-    rs->reach = slim_calloc(nf, sizeof(float));
-    rs->resist = slim_calloc(nf, sizeof(float));
-    if (!rs->gamma_prev) rs->gamma_prev = slim_calloc(nf, sizeof(float));
-    if (!rs->reach || !rs->resist || !rs->gamma_prev) return SLIM_ERR_NOMEM;
-    if (!resumed)
-        for (int i = 0; i < rs->model->n_params; i++) {
-            const slim_param *p = &rs->model->params[i];
-            if (p->role == SLIM_PARAM_GAMMA)
-                for (size_t j = 0; j < p->numel; j++)
-                    rs->gamma_prev[p->offset + j] = fabsf(p->data[j]);
-        }
-    if (!resumed) {
-        double full = c->target == SLIM_COST_PARAMS ? rs->pruned.full_params : rs->pruned.full_macs;
-        double budget = c->target_fraction ? c->target_value * full : c->target_value;
-        if (!(c->target_value > 0) || !isfinite(c->target_value) ||
-            (c->target_fraction && c->target_value > 1))
-            return slim_error(SLIM_ERR_ARG, "--target-%s %g%s: want a budget in (0, %s]", what,
-                              c->target_fraction ? 100 * c->target_value : c->target_value,
-                              c->target_fraction ? "%" : "",
-                              c->target_fraction ? "100%" : "the model's");
-        if (budget > full)
-            return slim_error(SLIM_ERR_ARG,
-                              "--target-%s %.4g is above the unpruned model's %.4g %s", what,
-                              budget, full, what);
-        double lambda = c->lambda;
-        if (!(lambda > 0)) lambda = start_lambda(rs, budget / full);
-        slim_budget_init(&rs->budget, budget, lambda);
-    }
-    return slim_sgd_set_lambda(&rs->opt, rs->budget.lambda);
 }
 
 /* ---- the loop --------------------------------------------------------- */
@@ -680,7 +391,8 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
                           .lambda = c->lambda};
     SLIM_TRY(slim_sgd_init(&rs->opt, rs->model, &oc));
     SLIM_TRY(slim_batcher_init(&rs->batcher, rs->train, (size_t)c->batch, 1));
-    SLIM_TRY(budget_setup(rs, c->resume != NULL));
+    SLIM_TRY(train_budget_setup(&rs->budget, c, rs->model, &rs->opt,
+                                slim_batcher_num_batches(&rs->batcher), c->resume != NULL));
     int flip = c->flip < 0 ? rs->train->c == 3 : c->flip;
     /* Image folders get random-resized crop, IDX and CIFAR-10 a padded
      * crop; a resumed run keeps the rule it recorded. */
@@ -713,10 +425,7 @@ static void teardown(run_state *rs) {
     free(rs->x);
     free(rs->y);
     free(rs->sparsity);
-    free(rs->weights);
-    free(rs->gamma_prev);
-    free(rs->reach);
-    free(rs->resist);
+    train_budget_free(&rs->budget);
     slim_batcher_free(&rs->batcher);
     slim_augment_free(&rs->aug);
     slim_sgd_free(&rs->opt);
@@ -805,8 +514,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             if (st == SLIM_OK) st = slim_sgd_step(&rs->opt, rs->model, lr);
             if (st != SLIM_OK) break;
             rs->pos.step++;
-            if (rs->every && rs->pos.step % rs->every == 0)
-                st = budget_update(rs, rs->pos.step, total);
+            st = train_budget_step(&rs->budget, c, rs->model, &rs->opt, rs->pos.step, total);
             if (st != SLIM_OK) break;
             done++;
             loss_sum += loss->data[0] * (double)n;
@@ -847,8 +555,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         rs->pos.epoch = (uint32_t)epoch;
         slim_eval_result test;
         st = slim_evaluate(rs->model, rs->test, 256, c->backend, NULL, 0, &test);
-        if (st == SLIM_OK)
-            st = slim_pruned_cost_measure(rs->model, c->cost, NULL, NULL, &rs->pruned);
+        if (st == SLIM_OK) st = train_budget_measure(&rs->budget, c, rs->model);
         if (st != SLIM_OK) break;
         write_metrics(rs, epoch, lr, seen ? loss_sum / (double)seen : 0,
                       seen ? (double)hits / (double)seen : 0, &test, ips);
@@ -856,7 +563,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         if (st != SLIM_OK) break;
         int gtotal, gzero = gamma_totals(rs, &gtotal);
         char bt[96];
-        budget_text(rs, bt, sizeof bt);
+        train_budget_text(&rs->budget, &rs->cfg, (double)rs->opt.config.lambda, bt, sizeof bt);
         if (!c->quiet)
             fprintf(stderr,
                     "epoch %d/%d: train loss %.4f, train acc %.2f%%, test acc %.2f%%, "
@@ -870,10 +577,10 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         sum->images_per_s = ips;
         sum->gamma_zero = gzero;
         sum->gamma_total = gtotal;
-        sum->pruned = rs->pruned;
+        sum->pruned = rs->budget.pruned;
     }
     sum->lambda = rs->opt.config.lambda;
-    sum->budget = c->target ? rs->budget.budget : 0;
+    sum->budget = c->target ? rs->budget.budget.budget : 0;
     sum->steps = rs->pos.step;
     slim_tape_free(&tape);
     return st;

@@ -16,8 +16,6 @@ set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 cli_test_setup budget
-PID=
-trap '[[ -n "$PID" ]] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 OUT="$TMP/out"
 mkdir -p "$OUT"
 cat >"$TMP/tiny.net" <<'EOF'
@@ -73,23 +71,12 @@ awk -v g="$got" -v f="$full" 'BEGIN { q = g / (0.25 * f); printf "budget: %.0f o
 
 # --- 3. SIGINT and --resume with a budget ------------------------------------------------
 LONG=("${RUN[@]}" --seed 3 --epochs 2 --target-macs 40% --batch 8 --limit 1024)
-"$SLIM" train "${LONG[@]}" --progress plain --out "$TMP/int.ckpt" >"$TMP/int.out" 2>"$TMP/int.err" &
-PID=$!
-for _ in $(seq 600); do
-    grep -q 'batch 1/128' "$TMP/int.err" 2>/dev/null && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.05
-done
-sleep 0.5
-kill -INT "$PID" 2>/dev/null || true
-rc=0
-wait "$PID" || rc=$?
-PID=
+interrupt_run 'batch 1/128' 0.5 "$TMP/int" train "${LONG[@]}" --progress plain --out "$TMP/int.ckpt"
 "$SLIM" train "${LONG[@]}" --quiet --out "$TMP/ref.ckpt" >/dev/null || fail "uninterrupted run"
-if [[ $rc -eq 0 ]]; then
+if [[ $RC -eq 0 ]]; then
     echo "note: the run finished before SIGINT arrived; resume not exercised"
 else
-    [[ $rc -eq 130 ]] || fail "interrupted run: exit $rc, want 130: $(cat "$TMP/int.err")"
+    [[ $RC -eq 130 ]] || fail "interrupted run: exit $RC, want 130: $(cat "$TMP/int.err")"
     "$SLIM" info "$TMP/int.ckpt" | grep -q '^  budget.lambda ' || fail "no controller state in the checkpoint"
     "$SLIM" train --resume "$TMP/int.ckpt" --threads 1 --quiet >/dev/null || fail "resume after SIGINT"
     [[ "$(digest "$TMP/int.ckpt")" == "$(digest "$TMP/ref.ckpt")" ]] ||

@@ -1,8 +1,8 @@
 # Sourced by the command-line tests (tests/cli/*.sh): the shared set-up.
 # cli_test_setup NAME: checks $SLIM and $SLIM_SOURCE_DIR (from ctest), skips
 # the test (exit 0 with a "skipped:" line) when Fashion-MNIST is not
-# installed, makes $TMP (removed on exit) and defines fail() and
-# expect_error().
+# installed, makes $TMP (removed on exit, and the run in $PID, if any,
+# stopped) and defines fail() and expect_error().
 cli_test_setup() {
     SLIM=${SLIM:?SLIM must point to the slim program}
     SRC=${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must point to the source tree}
@@ -12,7 +12,30 @@ cli_test_setup() {
         exit 0
     fi
     TMP=$(mktemp -d "/tmp/slim_cli_$1.XXXXXX")
-    trap 'rm -rf "$TMP"' EXIT
+    PID=
+    trap '[[ -n "$PID" ]] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+}
+
+# interrupt_run READY DELAY BASE ARGS...: runs `$SLIM ARGS` in the
+# background (stdout to BASE.out, stderr to BASE.err), waits until BASE.err
+# holds READY (or the run ends), DELAY seconds more, then sends SIGINT; RC
+# := the run's exit status (130 when the signal stopped it, 0 when it had
+# finished before).
+interrupt_run() {
+    local ready=$1 delay=$2 base=$3
+    shift 3
+    "$SLIM" "$@" >"$base.out" 2>"$base.err" &
+    PID=$!
+    for _ in $(seq 600); do
+        grep -q -- "$ready" "$base.err" 2>/dev/null && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    sleep "$delay"
+    kill -INT "$PID" 2>/dev/null || true
+    RC=0
+    wait "$PID" || RC=$?
+    PID=
 }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

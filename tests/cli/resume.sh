@@ -14,9 +14,6 @@ set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 cli_test_setup resume
-# The run under test may still be alive when the script exits: stop it too.
-PID=
-trap '[[ -n "$PID" ]] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 MODEL="$SRC/models/lenet-bn.net"
 COMMON=(--model "$MODEL" --limit 512 --test-limit 256 --threads 1 --seed 7 --schedule constant
     --augment --quiet)
@@ -56,22 +53,12 @@ grep -q '^slim: warning: --lr is ignored with --resume' "$TMP/warn.txt" || fail 
 
 # --- 2. SIGINT in the middle of an epoch ------------------------------------------
 LONG=(--model "$MODEL" --limit 6144 --test-limit 64 --batch 16 --threads 1 --seed 3 --epochs 1)
-"$SLIM" train "${LONG[@]}" --progress plain --out "$TMP/int.ckpt" >"$TMP/int.out" 2>"$TMP/int.err" &
-PID=$!
-# Wait for the first training step (plain progress logs batch 1 at once).
-for _ in $(seq 600); do
-    grep -q 'batch 1/384' "$TMP/int.err" 2>/dev/null && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.05
-done
-kill -INT "$PID" 2>/dev/null || true
-rc=0
-wait "$PID" || rc=$?
-PID=
-if [[ $rc -eq 0 ]]; then
+# Stopped at the first training step (plain progress logs batch 1 at once).
+interrupt_run 'batch 1/384' 0 "$TMP/int" train "${LONG[@]}" --progress plain --out "$TMP/int.ckpt"
+if [[ $RC -eq 0 ]]; then
     echo "note: the run finished before SIGINT arrived; mid-epoch resume not exercised"
 else
-    [[ $rc -eq 130 ]] || fail "interrupted run: exit $rc, want 130: $(cat "$TMP/int.err")"
+    [[ $RC -eq 130 ]] || fail "interrupted run: exit $RC, want 130: $(cat "$TMP/int.err")"
     grep -qF "slim train --resume $TMP/int.ckpt" "$TMP/int.err" || fail "no resume hint: $(cat "$TMP/int.err")"
     step=$("$SLIM" info "$TMP/int.ckpt" | sed -nE 's/^position: epoch 0, step ([0-9]+).*/\1/p')
     [[ -n "$step" && $step -ge 1 && $step -lt 384 ]] || fail "interrupted checkpoint position: '$step'"

@@ -1,7 +1,8 @@
 /* Fuzz target: the checkpoint/export container and the model loaded from it
  * (slim_ckpt_read_memory, then slim_model_from_ckpt when the container
- * parses), and the data settings and augmentation rule the metadata records
- * (slim_train_data_options, train_augment_from_rule).
+ * parses), and the data settings, augmentation rule and cost/budget state
+ * the metadata records (slim_train_data_options, train_augment_from_rule,
+ * train_budget_restore).
  *
  * Random mutations almost never keep the CRC-32 and the declared file size
  * right, so each input is tried twice: as given (exercising the early
@@ -20,6 +21,7 @@
 #include "slim/ckpt.h"
 #include "slim/model_io.h"
 #include "slim/train.h"
+#include "train/budget_hook.h"
 #include "train/internal.h"
 
 #ifndef SLIM_FUZZ_ENTRY
@@ -76,6 +78,28 @@ static void ck_data_settings(const slim_ckpt *ck, int c) {
     slim_dataset_free(ds);
 }
 
+/* The cost and budget settings (cost, target, budget.*) and the per-gamma
+ * state (optim.gamma_weight, optim.gamma_prev) a resumed run reads: what
+ * reads back is in range, what does not leaves a message (and is the
+ * result of ck_run: every seed must read back). */
+static slim_status ck_budget_state(const slim_ckpt *ck, const slim_model *m) {
+    slim_train_config c;
+    slim_train_config_default(&c);
+    train_budget b;
+    memset(&b, 0, sizeof b);
+    slim_status st = train_budget_restore(&b, &c, m, ck, "fuzz.ckpt");
+    if (st == SLIM_OK) {
+        if (c.target && !(b.budget.budget > 0 && b.budget.lambda >= 0 && b.budget.updates >= 0))
+            ck_fail("budget state out of range", NULL);
+        for (size_t i = 0; b.weights && i < m->param_floats; i++)
+            if (!(b.weights[i] >= 0)) ck_fail("negative cost weight", NULL);
+    } else if (!slim_last_error()[0]) {
+        ck_fail("failed budget state left no message", NULL);
+    }
+    train_budget_free(&b);
+    return st;
+}
+
 static slim_status ck_run(const uint8_t *buf, size_t len) {
     slim_ckpt *ck = NULL;
     slim_status st = slim_ckpt_read_memory(buf, len, "fuzz.ckpt", &ck);
@@ -108,6 +132,7 @@ static slim_status ck_run(const uint8_t *buf, size_t len) {
             ck_fail("a loaded model does not save", slim_last_error());
         slim_ckpt_free(out);
         ck_data_settings(ck, m->layers[0].c);
+        st = ck_budget_state(ck, m);
         slim_model_free(m);
     } else {
         if (m) ck_fail("failed load returned a model", NULL);

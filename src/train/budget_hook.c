@@ -1,0 +1,306 @@
+/* What a training run does for cost weights (--cost) and a budget
+ * (--target-*): the weights re-measured every few steps, the lambda
+ * controller driven by the projected pruned cost, their state in the
+ * checkpoint (docs/SPARSITY.md, "Budgets"). */
+#include "train/budget_hook.h"
+
+#include "train/internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double target_cost(const train_budget *b, const slim_train_config *c) {
+    return c->target == SLIM_COST_PARAMS ? b->pruned.params : b->pruned.macs;
+}
+
+/* ---- the controller --------------------------------------------------- */
+
+/* The controller steers by the cost projected LOOKAHEAD of the run ahead
+ * (slim_pruned_cost.projected_*): a gamma is expected to reach zero when
+ * its |gamma| is within what the window takes off it: the prox's shrink
+ * lr * lambda' * c_j per step, times 1 / (1 - mu) (the shrink also enters
+ * the momentum buffer), less the push its gradient gave it per unit of
+ * learning rate since the last update (measured: what the change of
+ * |gamma| leaves unexplained by the prox). Gammas shrink together, and
+ * the gradient is what tells the channels that stay from those that go. */
+#define LOOKAHEAD 0.2
+
+typedef struct projection {
+    train_budget *b;
+    const slim_train_config *c;
+    const slim_model *m;
+    double lr_window; /* the learning rates of the window, summed */
+    slim_status st;
+} projection;
+
+static double momentum_gain(const slim_train_config *c) { return 1.0 / (1.0 - c->momentum); }
+
+/* slim_budget_project: the cost at the window's end if lambda were `lambda`. */
+static double project(void *ctx, double lambda) {
+    projection *pj = ctx;
+    train_budget *b = pj->b;
+    const slim_model *m = pj->m;
+    double k = momentum_gain(pj->c);
+    for (size_t e = 0; e < m->param_floats; e++)
+        b->reach[e] = -1.0f;
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (p->role != SLIM_PARAM_GAMMA) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            size_t e = p->offset + j;
+            double w = b->weights ? b->weights[e] : 1.0;
+            b->reach[e] = (float)(pj->lr_window * (lambda * w * k - b->resist[e]));
+        }
+    }
+    slim_pruned_cost pc;
+    slim_status st = slim_pruned_cost_measure(m, pj->c->cost, b->reach, NULL, &pc);
+    if (st != SLIM_OK) {
+        pj->st = st;
+        return 0;
+    }
+    return pj->c->target == SLIM_COST_PARAMS ? pc.projected_params : pc.projected_macs;
+}
+
+static double lr_between(const slim_train_config *c, uint64_t from, uint64_t to, uint64_t total) {
+    double sum = 0;
+    for (uint64_t t = from; t < to && t < total; t++)
+        sum += slim_schedule_lr(c->schedule, c->lr, t, total);
+    return sum;
+}
+
+/* Each gamma's push per unit of learning rate since the last update (the
+ * `every` steps before `step`), from its |gamma| then and now; then now
+ * becomes then. */
+static void measure_resistance(train_budget *b, const slim_train_config *c, const slim_model *m,
+                               double lambda, uint64_t step, uint64_t total) {
+    uint64_t from = step >= b->every ? step - b->every : 0;
+    double s = lr_between(c, from, step, total), k = momentum_gain(c);
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (p->role != SLIM_PARAM_GAMMA) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            size_t e = p->offset + j;
+            double now = fabs((double)p->data[j]), w = b->weights ? b->weights[e] : 1.0;
+            b->resist[e] = s > 0 ? (float)((now - b->gamma_prev[e]) / s + lambda * w * k) : 0.0f;
+            b->gamma_prev[e] = (float)now;
+        }
+    }
+}
+
+slim_status train_budget_step(train_budget *b, const slim_train_config *c, const slim_model *m,
+                              slim_sgd *opt, uint64_t step, uint64_t total) {
+    if (!b->every || step % b->every != 0) return SLIM_OK;
+    if (c->target) measure_resistance(b, c, m, opt->config.lambda, step, total);
+    SLIM_TRY(slim_pruned_cost_measure(m, c->cost, NULL, b->weights, &b->pruned));
+    if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
+    if (!c->target) return SLIM_OK;
+    projection pj = {.b = b, .c = c, .m = m, .st = SLIM_OK};
+    pj.lr_window = lr_between(c, step, step + (uint64_t)ceil(LOOKAHEAD * (double)total), total);
+    double lambda = slim_budget_update(&b->budget, target_cost(b, c), (double)step / (double)total,
+                                       project, &pj);
+    SLIM_TRY(pj.st);
+    return slim_sgd_set_lambda(opt, lambda);
+}
+
+/* The controller's start without --lambda (slim_budget_start): from the
+ * mean |gamma| of the penalised gammas and the run's summed learning rate. */
+static double start_lambda(const slim_train_config *c, const slim_model *m, size_t per_epoch,
+                           double fraction) {
+    double abs_sum = 0, lr_sum = 0;
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (!slim_penalty_applies(m, p, c->penalty)) continue;
+        for (size_t j = 0; j < p->numel; j++)
+            abs_sum += fabs((double)p->data[j]);
+        n += p->numel;
+    }
+    uint64_t total = (uint64_t)c->epochs * per_epoch;
+    for (uint64_t t = 0; t < total; t++)
+        lr_sum += slim_schedule_lr(c->schedule, c->lr, t, total);
+    return slim_budget_start(n ? abs_sum / (double)n : 0, lr_sum, fraction);
+}
+
+slim_status train_budget_setup(train_budget *b, const slim_train_config *c, const slim_model *m,
+                               slim_sgd *opt, size_t per_epoch, int resumed) {
+    const char *what = slim_cost_name((slim_cost)c->target);
+    if (c->target && c->penalty != SLIM_PENALTY_GAMMA_L1)
+        return slim_error(SLIM_ERR_ARG, "--target-%s needs --penalty gamma-l1 (got %s)", what,
+                          slim_penalty_name(c->penalty));
+    if (c->cost != SLIM_COST_UNIFORM && !slim_penalty_is_gamma(c->penalty))
+        return slim_error(SLIM_ERR_ARG, "--cost %s needs a gamma penalty (got %s)",
+                          slim_cost_name(c->cost), slim_penalty_name(c->penalty));
+    if (c->cost == SLIM_COST_UNIFORM && !c->target) return SLIM_OK;
+    if (c->cost != SLIM_COST_UNIFORM && !b->weights &&
+        !(b->weights = slim_calloc(m->param_floats, sizeof(float))))
+        return SLIM_ERR_NOMEM;
+    /* A resumed run keeps the weights of its last update. */
+    SLIM_TRY(slim_pruned_cost_measure(m, c->cost, NULL, resumed ? NULL : b->weights, &b->pruned));
+    if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
+    b->every = (per_epoch + SLIM_TRAIN_UPDATES - 1) / SLIM_TRAIN_UPDATES;
+    if (!c->target) return SLIM_OK;
+    size_t nf = m->param_floats;
+    b->reach = slim_calloc(nf, sizeof(float));
+    b->resist = slim_calloc(nf, sizeof(float));
+    if (!b->gamma_prev) b->gamma_prev = slim_calloc(nf, sizeof(float));
+    if (!b->reach || !b->resist || !b->gamma_prev) return SLIM_ERR_NOMEM;
+    if (!resumed)
+        for (int i = 0; i < m->n_params; i++) {
+            const slim_param *p = &m->params[i];
+            if (p->role == SLIM_PARAM_GAMMA)
+                for (size_t j = 0; j < p->numel; j++)
+                    b->gamma_prev[p->offset + j] = fabsf(p->data[j]);
+        }
+    if (!resumed) {
+        double full = c->target == SLIM_COST_PARAMS ? b->pruned.full_params : b->pruned.full_macs;
+        double budget = c->target_fraction ? c->target_value * full : c->target_value;
+        if (!(c->target_value > 0) || !isfinite(c->target_value) ||
+            (c->target_fraction && c->target_value > 1))
+            return slim_error(SLIM_ERR_ARG, "--target-%s %g%s: want a budget in (0, %s]", what,
+                              c->target_fraction ? 100 * c->target_value : c->target_value,
+                              c->target_fraction ? "%" : "",
+                              c->target_fraction ? "100%" : "the model's");
+        if (budget > full)
+            return slim_error(SLIM_ERR_ARG,
+                              "--target-%s %.4g is above the unpruned model's %.4g %s", what,
+                              budget, full, what);
+        double lambda = c->lambda;
+        if (!(lambda > 0)) lambda = start_lambda(c, m, per_epoch, budget / full);
+        slim_budget_init(&b->budget, budget, lambda);
+    }
+    return slim_sgd_set_lambda(opt, b->budget.lambda);
+}
+
+slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m) {
+    return slim_pruned_cost_measure(m, c->cost, NULL, NULL, &b->pruned);
+}
+
+void train_budget_free(train_budget *b) {
+    free(b->weights);
+    free(b->gamma_prev);
+    free(b->reach);
+    free(b->resist);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- checkpoint ------------------------------------------------------- */
+
+/* Per-gamma optimizer state, kept in (param_floats) arrays laid out like
+ * the parameters and stored as one tensor of the gammas in parameter
+ * order: the penalty weights (a resumed run needs those of the last
+ * update, not of its own start) and, with a budget, each |gamma| at the
+ * last update (the controller's velocity estimate). */
+#define WEIGHTS_TENSOR "optim.gamma_weight"
+#define PREV_TENSOR "optim.gamma_prev"
+
+static size_t gamma_floats(const slim_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].role == SLIM_PARAM_GAMMA) n += m->params[i].numel;
+    return n;
+}
+
+static slim_status store_gamma_state(const slim_model *m, slim_ckpt *ck, const char *name,
+                                     const float *src) {
+    size_t n = gamma_floats(m), k = 0;
+    if (!src || n == 0) return SLIM_OK;
+    float *buf = slim_calloc(n, sizeof(float));
+    if (!buf) return SLIM_ERR_NOMEM;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].role == SLIM_PARAM_GAMMA)
+            for (size_t j = 0; j < m->params[i].numel; j++)
+                buf[k++] = src[m->params[i].offset + j];
+    slim_status st = slim_ckpt_add_tensor(ck, name, 1, (int[]){(int)n}, buf, 1);
+    free(buf);
+    return st;
+}
+
+/* *dst: allocated, filled from tensor `name` (every value finite, >= 0). */
+static slim_status restore_gamma_state(const slim_model *m, const slim_ckpt *ck, const char *path,
+                                       const char *name, float **dst) {
+    const slim_ckpt_tensor *t = slim_ckpt_find(ck, name);
+    size_t n = gamma_floats(m), k = 0;
+    if (n == 0) return SLIM_OK;
+    if (!t || t->numel != n)
+        return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' is %s (want %zu values)", path, name,
+                          t ? "the wrong size" : "missing", n);
+    *dst = slim_calloc(m->param_floats, sizeof(float));
+    if (!*dst) return SLIM_ERR_NOMEM;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].role == SLIM_PARAM_GAMMA)
+            for (size_t j = 0; j < m->params[i].numel; j++, k++) {
+                if (!(t->data[k] >= 0) || !isfinite(t->data[k]))
+                    return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' value %zu is %g", path,
+                                      name, k, (double)t->data[k]);
+                (*dst)[m->params[i].offset + j] = t->data[k];
+            }
+    return SLIM_OK;
+}
+
+slim_status train_budget_store(const train_budget *b, const slim_train_config *c,
+                               const slim_model *m, slim_ckpt *ck) {
+    SLIM_TRY(slim_ckpt_set_meta(ck, "cost", slim_cost_name(c->cost)));
+    if (c->target) {
+        /* The controller's state, each double in a form that reads back
+         * exactly, so that a resumed run continues bit for bit. */
+        SLIM_TRY(slim_ckpt_set_meta(ck, "target", slim_cost_name((slim_cost)c->target)));
+        SLIM_TRY(train_set_meta_num(ck, "budget", "%.17g", b->budget.budget));
+        SLIM_TRY(train_set_meta_num(ck, "budget.lambda", "%.17g", b->budget.lambda));
+        SLIM_TRY(train_set_meta_num(ck, "budget.last_cost", "%.17g", b->budget.last_cost));
+        SLIM_TRY(train_set_meta_num(ck, "budget.last_progress", "%.17g", b->budget.last_progress));
+        SLIM_TRY(train_set_meta_num(ck, "budget.updates", "%.0f", b->budget.updates));
+    }
+    SLIM_TRY(store_gamma_state(m, ck, WEIGHTS_TENSOR, b->weights));
+    return store_gamma_state(m, ck, PREV_TENSOR, b->gamma_prev);
+}
+
+slim_status train_budget_restore(train_budget *b, slim_train_config *c, const slim_model *m,
+                                 const slim_ckpt *ck, const char *path) {
+    const char *s;
+    double v;
+    c->cost = SLIM_COST_UNIFORM;
+    c->target = 0;
+    if ((s = slim_ckpt_get_meta(ck, "cost"))) SLIM_TRY(slim_cost_parse(s, &c->cost));
+    if ((s = slim_ckpt_get_meta(ck, "target"))) {
+        slim_cost t;
+        if (slim_cost_parse(s, &t) != SLIM_OK || t == SLIM_COST_UNIFORM)
+            return slim_error(SLIM_ERR_FORMAT, "%s: setting 'target' is '%s': want macs or params",
+                              path, s);
+        c->target = (int)t;
+        SLIM_TRY(train_meta_num(ck, path, "budget", &b->budget.budget));
+        SLIM_TRY(train_meta_num(ck, path, "budget.lambda", &b->budget.lambda));
+        SLIM_TRY(train_meta_num(ck, path, "budget.last_cost", &b->budget.last_cost));
+        SLIM_TRY(train_meta_num(ck, path, "budget.last_progress", &b->budget.last_progress));
+        SLIM_TRY(train_meta_num(ck, path, "budget.updates", &v));
+        const slim_budget *q = &b->budget;
+        if (!(q->budget > 0) || !(q->lambda >= 0) || !isfinite(q->lambda) || !isfinite(q->budget) ||
+            !(q->last_cost >= 0) || !isfinite(q->last_cost) || !(q->last_progress >= 0) ||
+            !(q->last_progress <= 1) || !(v >= 0 && v <= INT_MAX) || v != floor(v))
+            return slim_error(SLIM_ERR_FORMAT, "%s: the budget settings are out of range", path);
+        b->budget.updates = (int)v;
+    }
+    if (c->cost != SLIM_COST_UNIFORM)
+        SLIM_TRY(restore_gamma_state(m, ck, path, WEIGHTS_TENSOR, &b->weights));
+    if (c->target) SLIM_TRY(restore_gamma_state(m, ck, path, PREV_TENSOR, &b->gamma_prev));
+    return SLIM_OK;
+}
+
+/* ---- reporting -------------------------------------------------------- */
+
+void train_budget_text(const train_budget *b, const slim_train_config *c, double lambda, char *buf,
+                       size_t len) {
+    buf[0] = '\0';
+    if (!c->target) return;
+    double full = c->target == SLIM_COST_PARAMS ? b->pruned.full_params : b->pruned.full_macs;
+    if (!(full > 0)) return;
+    snprintf(buf, len, "  lambda %.3g  %s %.1f%% (budget %.1f%%)", lambda,
+             slim_cost_name((slim_cost)c->target), 100 * target_cost(b, c) / full,
+             100 * b->budget.budget / full);
+}
+
+void train_budget_csv(const train_budget *b, const slim_train_config *c, double lambda, FILE *f) {
+    fprintf(f, ",%.9g,%.17g,%.17g,%.17g", lambda, b->pruned.macs, b->pruned.params,
+            c->target ? b->budget.budget : 0.0);
+}

@@ -1,0 +1,54 @@
+/* Private to src/train: what a training run does for cost weights (--cost)
+ * and a budget (--target-*): set-up, the update every few steps, the
+ * checkpoint's part (settings and per-gamma state), the progress text and
+ * the CSV values (docs/SPARSITY.md, "Budgets"). */
+#ifndef SLIM_TRAIN_BUDGET_HOOK_H
+#define SLIM_TRAIN_BUDGET_HOOK_H
+
+#include "slim/ckpt.h"
+#include "slim/optim.h"
+#include "slim/passes.h"
+#include "slim/train.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct train_budget {
+    float *weights;    /* (param_floats) the penalty weights c_j, or NULL when uniform */
+    float *gamma_prev; /* (param_floats) with a target: each |gamma| at the last update */
+    float *reach;      /* (param_floats) scratch of the projection */
+    float *resist;     /* (param_floats) scratch: each gamma's measured push per unit lr */
+    slim_budget budget;
+    slim_pruned_cost pruned; /* at the last update or epoch end */
+    uint64_t every;          /* steps between updates, 0 = none */
+} train_budget;
+
+/* Checks c's cost and target against its penalty, measures the cost (a
+ * fresh run: its weights too), sets opt's weights and lambda, and turns a
+ * target into an absolute budget. Zero-initialised b; after
+ * train_budget_restore on resume. */
+slim_status train_budget_setup(train_budget *b, const slim_train_config *c, const slim_model *m,
+                               slim_sgd *opt, size_t per_epoch, int resumed);
+/* After step `step` of `total`: every b->every steps, re-measures the
+ * cost and the weights and moves lambda. */
+slim_status train_budget_step(train_budget *b, const slim_train_config *c, const slim_model *m,
+                              slim_sgd *opt, uint64_t step, uint64_t total);
+/* b->pruned := the pruned cost of m now (at an epoch's end). */
+slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m);
+/* Adds the settings cost, target, budget, budget.* and the gamma-state
+ * tensors to ck. */
+slim_status train_budget_store(const train_budget *b, const slim_train_config *c,
+                               const slim_model *m, slim_ckpt *ck);
+/* Reads them back into c (cost, target) and b; a bad value is
+ * SLIM_ERR_FORMAT naming path and the setting or tensor. */
+slim_status train_budget_restore(train_budget *b, slim_train_config *c, const slim_model *m,
+                                 const slim_ckpt *ck, const char *path);
+/* "  lambda L  macs 12.3% (budget 10.0%)" while a budget runs, else "". */
+void train_budget_text(const train_budget *b, const slim_train_config *c, double lambda, char *buf,
+                       size_t len);
+/* The CSV's columns lambda, pruned_macs, pruned_params, budget (each with
+ * a leading comma). */
+void train_budget_csv(const train_budget *b, const slim_train_config *c, double lambda, FILE *f);
+void train_budget_free(train_budget *b);
+
+#endif
