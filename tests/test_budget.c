@@ -7,7 +7,11 @@
  * counts on a model with a residual add, and against the model slim_prune
  * actually returns on vgg-fm and resnet-fm with random zero gammas. The
  * cost weights must be each channel's marginal cost: checked against the
- * difference the channel's removal makes to the measured total. */
+ * difference the channel's removal makes to the measured total.
+ *
+ * Pruning to a budget (slim_prune_for_budget) must give the largest model
+ * within the budget in Network Slimming's order: checked by building it
+ * and the one with a channel fewer removed. */
 #include "prune_helpers.h"
 
 #include "slim/optim.h"
@@ -224,6 +228,84 @@ static void test_cost_names(void **state) {
     assert_non_null(strstr(slim_last_error(), "flops"));
 }
 
+/* ---- pruning to a budget (slim_prune_for_budget) ----------------------- */
+
+static double cost_of(const slim_model *m, slim_cost kind) {
+    return kind == SLIM_COST_PARAMS ? (double)slim_model_param_count(m) : slim_model_macs(m);
+}
+
+/* Percent options that remove exactly k of n group channels. */
+static slim_prune_options percent_k(size_t k, size_t n) {
+    slim_prune_options o = slim_prune_default_options();
+    o.mode = SLIM_PRUNE_PERCENT;
+    o.percent = (float)(100.0 * ((double)k + 0.5) / (double)n);
+    return o;
+}
+
+/* The options found prune m to at most budget, to what they report, and
+ * one channel fewer would not fit: the largest model within the budget. */
+static void check_for_budget(slim_model *m, slim_cost kind, double budget) {
+    slim_prune_options o;
+    double reached = -1;
+    slim_status st = slim_prune_for_budget(m, kind, budget, &o, &reached);
+    if (st != SLIM_OK) fprintf(stderr, "%s\n", slim_last_error());
+    assert_int_equal(st, SLIM_OK);
+    slim_prune_report r;
+    slim_model *p = prune_ok(m, &o, &r);
+    double got = cost_of(p, kind);
+    print_message("%s budget %.0f (%.1f%%): reached %.0f, %d of %d channels removed\n",
+                  slim_cost_name(kind), budget, 100 * budget / cost_of(m, kind), got,
+                  r.channels_before - r.channels_after, r.channels_before);
+    assert_true(got == reached);
+    assert_true(got <= budget);
+    assert_int_equal(o.mode, SLIM_PRUNE_PERCENT);
+    size_t k = (size_t)(r.channels_before - r.channels_after), n = (size_t)r.channels_before;
+    assert_true(k >= 1);
+    slim_prune_options fewer = percent_k(k - 1, n);
+    slim_model *q = prune_ok(m, &fewer, NULL);
+    assert_true(cost_of(q, kind) > budget);
+    slim_model_free(q);
+    slim_prune_report_free(&r);
+    slim_model_free(p);
+}
+
+static void test_prune_for_budget(void **state) {
+    (void)state;
+    slim_rng rng;
+    slim_rng_seed(&rng, 8, 1);
+    slim_model *m = load("models/resnet-fm.net");
+    slim_model_init_params(m, &rng);
+    randomize_bn(m, &rng); /* no zero gamma: the subgradient baseline's case */
+    double macs = slim_model_macs(m), params = (double)slim_model_param_count(m);
+    check_for_budget(m, SLIM_COST_MACS, 0.5 * macs);
+    check_for_budget(m, SLIM_COST_MACS, 0.125 * macs);
+    check_for_budget(m, SLIM_COST_PARAMS, 0.25 * params);
+
+    /* Below the model with one channel per group: an error naming both. */
+    slim_prune_options o;
+    double reached;
+    assert_int_equal(slim_prune_for_budget(m, SLIM_COST_MACS, 1e-5 * macs, &o, &reached),
+                     SLIM_ERR_ARG);
+    assert_non_null(strstr(slim_last_error(), "below the smallest model"));
+    assert_int_equal(slim_prune_for_budget(m, SLIM_COST_MACS, 0, &o, &reached), SLIM_ERR_ARG);
+    assert_int_equal(slim_prune_for_budget(m, SLIM_COST_UNIFORM, macs, &o, &reached), SLIM_ERR_ARG);
+    slim_model_free(m);
+
+    /* With exact zeros and a budget the threshold-0 model meets: that model. */
+    slim_rng_seed(&rng, 9, 1);
+    assert_true(load_sparse("models/vgg-fm.net", &rng, 0, &m) > 0);
+    slim_model *exact = prune_ok(m, NULL, NULL);
+    double budget = 1.01 * slim_model_macs(exact);
+    assert_int_equal(slim_prune_for_budget(m, SLIM_COST_MACS, budget, &o, &reached), SLIM_OK);
+    assert_int_equal(o.mode, SLIM_PRUNE_THRESHOLD);
+    assert_true(o.threshold == 0.0f);
+    assert_true(reached == slim_model_macs(exact));
+    /* Below it: percent mode, the largest model within. */
+    check_for_budget(m, SLIM_COST_MACS, 0.9 * slim_model_macs(exact));
+    slim_model_free(exact);
+    slim_model_free(m);
+}
+
 /* ---- the controller --------------------------------------------------- */
 
 static void test_budget_start(void **state) {
@@ -298,6 +380,7 @@ int main(void) {
         cmocka_unit_test(test_vgg_fm_against_prune),
         cmocka_unit_test(test_resnet_fm_against_prune),
         cmocka_unit_test(test_cost_names),
+        cmocka_unit_test(test_prune_for_budget),
         cmocka_unit_test(test_budget_start),
         cmocka_unit_test(test_budget_directions),
         cmocka_unit_test(test_budget_projection),

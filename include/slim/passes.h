@@ -194,6 +194,18 @@ typedef struct slim_pruned_cost {
 slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
                                      float *weights, slim_pruned_cost *out);
 
+/* Pruning to a budget (src/passes/prune_budget.c), for models without
+ * exact zeros: *opt := the options for slim_prune that give the largest
+ * model whose MACs (kind SLIM_COST_MACS) or parameter count
+ * (SLIM_COST_PARAMS, slim_model_param_count) is at most budget, and
+ * *reached := that count. Threshold 0 (exact) when that model already fits;
+ * else percent mode (Network Slimming's rule: the group channels of the
+ * smallest |gamma| go first, a group keeps at least one) removing the
+ * fewest channels that fit: approximate, fine-tune after. A budget below
+ * the model with one channel per group is SLIM_ERR_ARG naming both. */
+slim_status slim_prune_for_budget(const slim_model *m, slim_cost kind, double budget,
+                                  slim_prune_options *opt, double *reached);
+
 #ifdef __cplusplus
 }
 #endif

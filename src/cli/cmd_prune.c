@@ -21,7 +21,7 @@
 #define PRUNE_EXACT_RTOL 1e-4
 
 static struct {
-    const char *out, *data, *backend;
+    const char *out, *data, *backend, *target_macs, *target_params;
     double threshold, percent;
     int64_t check, threads;
 } a;
@@ -42,6 +42,16 @@ static cli_opt opts[] = {
      "Instead of --threshold: remove the P% of all prunable channels with the smallest |gamma| "
      "(Network Slimming's rule). Approximate: fine-tune afterwards with slim train --init.",
      NULL, 0, &a.percent, 0},
+    {"target-macs", CLI_STRING, "X", NULL,
+     "Instead of --threshold: prune to a MACs budget, a percentage of the input model's (15%) "
+     "or a count (4.5M, 120k). The exact threshold-0 model when it fits; else Network "
+     "Slimming's rule (--percent's order: the channels of smallest |gamma| first, by "
+     "dependency group, never emptying a layer) with the fewest channels removed that bring "
+     "the model within the budget. Prints the reached count next to the budget.",
+     NULL, 0, &a.target_macs, 0},
+    {"target-params", CLI_STRING, "X", NULL,
+     "Like --target-macs, for the parameter count (slim info's params).", NULL, 0, &a.target_params,
+     0},
     {"check", CLI_INT, "N", "256",
      "Compare the pruned model with the original on the first N test images in inference mode "
      "(0 = skip) and print max |delta logit|, max |logit| and the argmax mismatches.",
@@ -59,7 +69,8 @@ static cli_opt opts[] = {
 
 static cli_spec spec = {
     "prune",
-    "slim prune IN.ckpt --out OUT.ckpt [--threshold T | --percent P] [options]",
+    "slim prune IN.ckpt --out OUT.ckpt [--threshold T | --percent P | --target-macs X | "
+    "--target-params X] [options]",
     "Removes batch-norm channels from a trained model: a channel whose gamma is exactly 0 "
     "outputs a constant (as does one whose conv filter is exactly zero, in inference mode), so "
     "it is removed and its constant folded into the next layer's bias "
@@ -122,7 +133,12 @@ static slim_status save_pruned(const slim_model *pruned, const slim_ckpt *in_ck,
     slim_ckpt *ck = NULL;
     SLIM_TRY(slim_model_to_ckpt(pruned, SLIM_CKPT_TRAIN, 0, &ck));
     char how[64];
-    if (po->mode == SLIM_PRUNE_PERCENT)
+    const char *target = a.target_macs ? a.target_macs : a.target_params;
+    if (target)
+        snprintf(how, sizeof how, "target-%s=%s %s=%g", a.target_macs ? "macs" : "params", target,
+                 po->mode == SLIM_PRUNE_PERCENT ? "percent" : "threshold",
+                 po->mode == SLIM_PRUNE_PERCENT ? (double)po->percent : (double)po->threshold);
+    else if (po->mode == SLIM_PRUNE_PERCENT)
         snprintf(how, sizeof how, "percent=%g", (double)po->percent);
     else
         snprintf(how, sizeof how, "threshold=%g", (double)po->threshold);
@@ -141,8 +157,19 @@ int cmd_prune(int argc, char **argv) {
     if (r != CLI_PARSE_OK) return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *cmd = spec.command, *in_path = argv[1];
     if (!a.out) return cli_usage_error(cmd, "--out OUT.ckpt is required");
-    if (cli_given(&spec, "percent") && cli_given(&spec, "threshold"))
-        return cli_usage_error(cmd, "--threshold and --percent cannot be combined");
+    int modes = cli_given(&spec, "percent") + cli_given(&spec, "threshold") + !!a.target_macs +
+                !!a.target_params;
+    if (modes > 1)
+        return cli_usage_error(cmd, "--threshold, --percent, --target-macs and --target-params "
+                                    "cannot be combined");
+    const char *target = a.target_macs ? a.target_macs : a.target_params;
+    double target_value = 0;
+    int target_fraction = 0;
+    if (target && !cli_parse_budget(target, &target_value, &target_fraction))
+        return cli_usage_error(cmd,
+                               "--%s '%s': want a percentage in (0%%, 100%%] (15%%) or a count > "
+                               "0 with an optional k, M or G (4.5M, 120k)",
+                               a.target_macs ? "target-macs" : "target-params", target);
     if (cli_given(&spec, "percent") && !(a.percent >= 0 && a.percent <= 100))
         return cli_usage_error(cmd, "--percent must be in [0, 100], got %g", a.percent);
     if (!(a.threshold >= 0))
@@ -169,9 +196,33 @@ int cmd_prune(int argc, char **argv) {
     memset(&report, 0, sizeof report);
     int rc = CLI_EXIT_FAIL;
     if (cli_load_model(in_path, 0, &model, &ck) != SLIM_OK) goto done;
+    double budget = 0, reached = 0;
+    if (target) {
+        slim_cost kind = a.target_macs ? SLIM_COST_MACS : SLIM_COST_PARAMS;
+        double full =
+            kind == SLIM_COST_MACS ? slim_model_macs(model) : (double)slim_model_param_count(model);
+        budget = target_fraction ? target_value * full : target_value;
+        slim_status st = slim_prune_for_budget(model, kind, budget, &po, &reached);
+        if (st != SLIM_OK) {
+            slim_error_prefix(st, "%s", in_path);
+            goto done;
+        }
+        exact = po.mode == SLIM_PRUNE_THRESHOLD;
+    }
     if (slim_prune(model, &po, &pruned, &report) != SLIM_OK) goto done;
     printf("%s -> %s\n\n", in_path, a.out);
     slim_prune_report_print(&report, stdout);
+    if (target) {
+        int params = a.target_params != NULL;
+        double full = params ? (double)report.params_before : report.macs_before;
+        reached = params ? (double)report.params_after : report.macs_after;
+        printf("\nbudget: the pruned model has %.4g %s, %.2f%% of the budget %.4g (%.2f%% of the "
+               "input's %.4g); %s\n",
+               reached, params ? "params" : "MACs", 100 * reached / budget, budget,
+               100 * reached / full, full,
+               exact ? "exact (threshold 0)"
+                     : "Network Slimming's rule, approximate: fine-tune after");
+    }
     fflush(stdout);
     if (a.check > 0) {
         if (check_pruned(model, pruned, ck, in_path, exact) != SLIM_OK) goto done;

@@ -10,7 +10,11 @@
 #     uninterrupted run bit for bit (the controller's state and the cost
 #     weights are in the checkpoint);
 #  4. a damaged controller state or cost-weight tensor is an error naming
-#     the file and the setting or tensor.
+#     the file and the setting or tensor;
+#  5. slim prune --target-macs/--target-params on a model without exact
+#     zeros (the subgradient baseline): the saved model is within the
+#     budget and has the count printed; flag errors; a budget below one
+#     channel per group is an error naming the file.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -125,5 +129,32 @@ expect_error "budget.lambda not a number" "lambda.ckpt: setting 'budget.lambda' 
 expect_error "unknown target" "target.ckpt: setting 'target' is 'mac?'" "${R[@]}" "$TMP/target.ckpt"
 expect_error "missing gamma_prev" "missing.ckpt: tensor 'optim.gamma_prev' is missing" "${R[@]}" "$TMP/missing.ckpt"
 expect_error "negative weight" "negative.ckpt: tensor 'optim.gamma_weight' value 0 is -1" "${R[@]}" "$TMP/negative.ckpt"
+
+# --- 5. slim prune to a budget --------------------------------------------------------
+"$SLIM" train --model "$TMP/tiny.net" --limit 512 --test-limit 128 --threads 1 --epochs 1 \
+    --penalty gamma-l1-subgrad --lambda 1e-4 --out "$TMP/sub.ckpt" --quiet >/dev/null || fail "subgradient run"
+for t in macs:40% params:30% macs:2e5; do
+    kind=${t%%:*} value=${t#*:}
+    "$SLIM" prune "$TMP/sub.ckpt" --target-$kind "$value" --check 64 --out "$TMP/pb.ckpt" >"$TMP/pb.out" ||
+        fail "prune --target-$kind $value: $(cat "$TMP/pb.out")"
+    line=$(grep '^budget: the pruned model has' "$TMP/pb.out") || fail "no budget line: $(cat "$TMP/pb.out")"
+    grep -q '^max |Δlogit| = ' "$TMP/pb.out" || fail "no check line: $(cat "$TMP/pb.out")"
+    if [[ $kind == macs ]]; then
+        got=$(macs "$TMP/pb.ckpt") full=$(macs "$TMP/sub.ckpt")
+    else
+        got=$("$SLIM" info "$TMP/pb.ckpt" --json | sed -nE 's/.*"params": *([0-9]+).*/\1/p' | head -n 1)
+        full=$("$SLIM" info "$TMP/sub.ckpt" --json | sed -nE 's/.*"params": *([0-9]+).*/\1/p' | head -n 1)
+    fi
+    budget=$(awk -v v="$value" -v f="$full" 'BEGIN { if (v ~ /%$/) print f * substr(v, 1, length(v) - 1) / 100; else print v + 0 }')
+    printed=$(sed -nE 's/^budget: the pruned model has ([0-9.e+]+) .*/\1/p' <<<"$line")
+    awk -v g="$got" -v b="$budget" -v p="$printed" 'BEGIN { exit !(g <= b && g > 0.5 * b && (p - g) ^ 2 <= (1e-3 * g) ^ 2) }' ||
+        fail "--target-$kind $value: saved model has $got (printed $printed), budget $budget: $line"
+    echo "prune --target-$kind $value: $got of the budget $budget"
+done
+P=(prune "$TMP/sub.ckpt" --out "$OUT/p.ckpt")
+EXPECT_STATUS=2 expect_error "target and percent" "cannot be combined" "${P[@]}" --target-macs 50% --percent 10
+EXPECT_STATUS=2 expect_error "two targets" "cannot be combined" "${P[@]}" --target-macs 50% --target-params 50%
+EXPECT_STATUS=2 expect_error "bad target" "--target-params '0%'" "${P[@]}" --target-params 0%
+expect_error "budget too small" "sub.ckpt: a budget of 10 MACs is below the smallest model" "${P[@]}" --target-macs 10
 
 echo "budget: all checks passed"

@@ -30,7 +30,7 @@ declare -A OPTIONS=(
              resize crop-scale cache-mib workers skip-bad cost target-macs target-params"
     [eval]="data limit batch backend threads logits resize"
     [info]="json"
-    [prune]="out threshold percent check data backend threads"
+    [prune]="out threshold percent target-macs target-params check data backend threads"
     [export]="out format name"
     [infer]="top threads backend resize"
     [report]="data limit threads repeats"
