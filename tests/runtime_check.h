@@ -53,7 +53,8 @@ void rc_check_fold(slim_model *m, slim_rng *rng, const char *name);
 /* The description of m's plan for batch n, on a runtime of max_batch n. */
 char *rc_plan_of(const slim_model *m, int n);
 /* Runs this test program again in a child process with oneDNN limited to
- * AVX2 (blocked nChw8c layouts) and CHILD_ENV set; the test fails unless
+ * AVX2 (blocked nChw8c layouts), our kernels off (SLIM_ISA=generic: those
+ * layouts throughout) and CHILD_ENV set; the test fails unless
  * the child passes. `self` is the program's path. */
 void rc_run_avx2_child(const char *self);
 

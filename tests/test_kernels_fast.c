@@ -28,6 +28,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/own.h"
+#include "kernels/own_impl.h"
 #include "slim/autograd.h"
 
 #include <math.h>
@@ -629,6 +630,27 @@ static void to_narrow(float *y, int n, int c, int h, int w, float rest) {
     }
 }
 
+/* The builds of our kernels (kernels/own_impl.h): the AVX-512 one, the
+ * AVX2 one, and the AVX-512 one's 16-lane source compiled for AVX2
+ * (tests/own_w16_avx2.c), which runs its logic where AVX-512 is missing. */
+extern const own_impl own_impl_w16_on_avx2;
+static const own_impl *const own_builds[] = {&own_impl_avx512, &own_impl_avx2,
+                                             &own_impl_w16_on_avx2};
+static const own_impl *own_build; /* the one the cases run on */
+
+/* The cases on each build this CPU runs (skipped when none does). */
+static void on_each_build(void (*cases)(void)) {
+    int ran = 0;
+    for (size_t i = 0; i < sizeof own_builds / sizeof own_builds[0]; i++) {
+        if (own_impl_isa(own_builds[i]) > own_isa_cpu()) continue;
+        own_build = own_builds[i];
+        cases();
+        ran++;
+    }
+    own_build = NULL;
+    if (!ran) skip();
+}
+
 /* Our inference convs: Winograd (blocked input) and the stem conv (plain
  * input), both writing 16-channel blocks. */
 typedef enum { OWN_WINO, OWN_STEM } own_kernel;
@@ -654,7 +676,8 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
                              .pool = (layout & POOLED) != 0,
                              .in_padded = (layout & IN_PADDED) != 0,
                              .in_narrow = (layout & IN_NARROW) != 0,
-                             .out_padded = (layout & OUT_PADDED) != 0};
+                             .out_padded = (layout & OUT_PADDED) != 0,
+                             .impl = own_build};
         wino_conv *c = NULL;
         expect_ok(wino_create(&d, &c));
         void *scratch = malloc(wino_scratch_bytes(c, threads));
@@ -672,7 +695,8 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
                              .relu = relu,
                              .sum = sum,
                              .out_padded = (layout & OUT_PADDED) != 0,
-                             .out_narrow = (layout & OUT_NARROW) != 0};
+                             .out_narrow = (layout & OUT_NARROW) != 0,
+                             .impl = own_build};
         stem_conv *c = NULL;
         expect_ok(stem_create(&d, &c));
         void *scratch = malloc(stem_scratch_bytes(c, threads));
@@ -691,6 +715,7 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
 static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int w, int with_bias,
                              int with_map, int with_sum, int relu, int threads, int layout,
                              uint64_t seed) {
+    if (k == OWN_WINO && !own_build->wino) return; /* a build without our Winograd */
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
     size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * h * w;
@@ -757,10 +782,11 @@ static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int 
         got[i] = with_sum ? resb[i] : -7.0f; /* else: every element must be written */
     own_conv_run(k, n, cin, cout, h, w, wt, with_bias ? b : NULL, with_map ? map : NULL, with_sum,
                  relu, threads, layout, k == OWN_WINO ? xb : x, got);
-    char what[112];
-    snprintf(what, sizeof what, "%s n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d layout%d",
-             k == OWN_WINO ? "wino" : "stem", n, cin, cout, h, w, with_bias, with_map, with_sum,
-             relu, threads, layout);
+    char what[160];
+    snprintf(what, sizeof what,
+             "%s (%s) n%d %d->%d %dx%d bias%d map%d sum%d relu%d threads%d layout%d",
+             k == OWN_WINO ? "wino" : "stem", own_impl_name(own_build), n, cin, cout, h, w,
+             with_bias, with_map, with_sum, relu, threads, layout);
     /* F(4x4, 3x3) rounds more than direct summation: ~1e-6 relative per
      * term, growing with the channels summed. */
     expect_close(got, want, ybn, 2e-5 * (1 + cin / 16.0), what);
@@ -786,9 +812,7 @@ static void wino_case(int n, int cin, int cout, int h, int w, int with_bias, int
     own_conv_case(OWN_WINO, n, cin, cout, h, w, with_bias, with_map, with_sum, relu, threads, seed);
 }
 
-static void test_wino(void **state) {
-    (void)state;
-    if (!own_kernels_available()) skip();
+static void wino_cases(void) {
     /* Sizes not multiples of the 4x4 tile, channel counts on both sides of
      * 16-channel blocks, batches that leave a last group part empty. */
     wino_case(1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1);
@@ -815,14 +839,17 @@ static void test_wino(void **state) {
     wino_case(1, 21, 84, 6, 5, 1, 0, 1, 1, 2, 18);
 }
 
+static void test_wino(void **state) {
+    (void)state;
+    on_each_build(wino_cases);
+}
+
 static void stem_case(int n, int cin, int cout, int h, int w, int with_bias, int with_map,
                       int with_sum, int relu, int threads, uint64_t seed) {
     own_conv_case(OWN_STEM, n, cin, cout, h, w, with_bias, with_map, with_sum, relu, threads, seed);
 }
 
-static void test_stem(void **state) {
-    (void)state;
-    if (!own_kernels_available()) skip();
+static void stem_cases(void) {
     /* Rows shorter and longer than a run of 7 pixels and not multiples of
      * it; output channels as one 8-lane block, one 16-lane block, pairs of
      * blocks whose second has 8 lanes or 16, and an odd last block; more
@@ -843,13 +870,16 @@ static void test_stem(void **state) {
     stem_case(1, 1, 50, 4, 30, 1, 1, 0, 1, 3, 32);
 }
 
+static void test_stem(void **state) {
+    (void)state;
+    on_each_build(stem_cases);
+}
+
 /* Padded planes in and out (read in place, border left as it is) and the
  * 2x2 max pool in the output transform: even and odd sizes (a last pooled
  * row or column from a tile's first half), sizes below one tile, a
  * residual into padded output, with and without ReLU. */
-static void test_own_conv_layouts(void **state) {
-    (void)state;
-    if (!own_kernels_available()) skip();
+static void own_conv_layouts_cases(void) {
     const int in = IN_PADDED, out = OUT_PADDED, pool = POOLED;
     own_conv_case_in(OWN_WINO, 2, 18, 16, 28, 28, 1, 1, 0, 1, 1, in | out | pool, 41);
     own_conv_case_in(OWN_WINO, 3, 29, 27, 7, 7, 1, 1, 0, 1, 2, in | out | pool, 42);
@@ -889,11 +919,14 @@ static void test_own_conv_layouts(void **state) {
     own_conv_case_in(OWN_STEM, 1, 1, 4, 3, 21, 0, 0, 0, 1, 1, out, 59);
 }
 
+static void test_own_conv_layouts(void **state) {
+    (void)state;
+    on_each_build(own_conv_layouts_cases);
+}
+
 /* Every combination of settings a descriptor allows, on each kernel: the
  * runtime creates them all from descriptors. */
-static void test_own_conv_settings(void **state) {
-    (void)state;
-    if (!own_kernels_available()) skip();
+static void own_conv_settings_cases(void) {
     const int ins[] = {0, IN_PADDED, IN_PADDED | IN_NARROW};
     uint64_t seed = 100;
     for (int relu = 0; relu < 2; relu++)
@@ -910,6 +943,11 @@ static void test_own_conv_settings(void **state) {
                                          (out ? OUT_PADDED : 0) | (narrow ? OUT_NARROW : 0),
                                          seed++);
             }
+}
+
+static void test_own_conv_settings(void **state) {
+    (void)state;
+    on_each_build(own_conv_settings_cases);
 }
 
 /* Create refuses what a kernel cannot run, with a message, leaving *out
@@ -1063,15 +1101,21 @@ static void head_case(int n, int c, int k, int h, int w, int with_bias, int relu
             want[(size_t)i * k + o] = (float)(relu && acc < 0 ? 0 : acc);
         }
     float *xb = to_blocks(n, c, hw, x, NAN);
-    const head_desc d = {
-        .c = c, .k = k, .h = h, .w = w, .weights = wt, .bias = with_bias ? b : NULL, .relu = relu};
+    const head_desc d = {.c = c,
+                         .k = k,
+                         .h = h,
+                         .w = w,
+                         .weights = wt,
+                         .bias = with_bias ? b : NULL,
+                         .relu = relu,
+                         .impl = own_build};
     head_kernel *hd = NULL;
     expect_ok(head_create(&d, &hd));
     got[(size_t)n * k] = want[(size_t)n * k] = -7.0f; /* past the end: untouched */
     expect_ok(head_run(hd, n, xb, got));
-    char what[80];
-    snprintf(what, sizeof what, "head n%d %d(%dx%d)->%d bias%d relu%d", n, c, h, w, k, with_bias,
-             relu);
+    char what[120];
+    snprintf(what, sizeof what, "head (%s) n%d %d(%dx%d)->%d bias%d relu%d",
+             own_impl_name(own_build), n, c, h, w, k, with_bias, relu);
     expect_close(got, want, (size_t)n * k + 1, 1e-5 * (1 + c / 16.0), what);
     head_destroy(hd);
     free(x);
@@ -1082,9 +1126,7 @@ static void head_case(int n, int c, int k, int h, int w, int with_bias, int relu
     free(xb);
 }
 
-static void test_head(void **state) {
-    (void)state;
-    if (!own_kernels_available()) skip();
+static void head_cases(void) {
     /* vgg-fm's (unpruned and pruned), channels and outputs on both sides of
      * 16, one pixel, pixel counts below and above a multiple of 4. */
     head_case(8, 128, 10, 7, 7, 1, 0, 71);
@@ -1093,6 +1135,11 @@ static void test_head(void **state) {
     head_case(2, 33, 40, 3, 5, 1, 1, 74);
     head_case(1, 16, 16, 2, 2, 1, 1, 75);
     head_case(2, 17, 33, 1, 3, 0, 0, 76);
+}
+
+static void test_head(void **state) {
+    (void)state;
+    on_each_build(head_cases);
 }
 
 /* ---- threads ---------------------------------------------------------- */

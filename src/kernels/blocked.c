@@ -1,19 +1,10 @@
-/* What our inference kernels (wino.c, stem.c, head.c) share: the CPU check,
- * the layout of padded planes and of a block's pixels (planes_of), and
- * their bias and biasmap in the 16-channel blocks their outputs are in,
- * zero beyond the real channels, so that the padding channels they write
- * stay zero. */
+/* What our inference kernels (wino.c, stem.c, head.c) share: the layout of padded planes and of a
+ * block's pixels (planes_of), and their bias and biasmap in the 16-channel blocks their outputs are
+ * in, zero beyond the real channels, so that the padding channels they write stay zero. */
 #include "kernels/blocked.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#include "kernels/own.h"
-
-int own_kernels_available(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-}
 
 int padded_size(int n) { return (n + 3) / 4 * 4 + 2; }
 

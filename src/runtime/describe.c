@@ -113,6 +113,12 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
                           "slim_runtime_describe: no runtime or batch %d out of range", n);
     rt_plan *p;
     text t = {0};
+    /* Our kernels' build, and what chose it (kernels/isa.c). */
+    own_isa cap = OWN_ISA_AVX512;
+    (void)own_isa_env(&cap); /* a bad SLIM_ISA failed slim_runtime_create */
+    const char *env = getenv("SLIM_ISA");
+    text_add(&t, "our kernels: %s (CPU: %s; SLIM_ISA: %s)\n", own_impl_name(rt_own_impl()),
+             own_isa_name(own_isa_cpu()), env && *env ? own_isa_name(cap) : "unset");
     if (n > rt->tile) {
         /* The tiles of the largest size (the first ones), as a worker runs
          * them. */
@@ -138,14 +144,20 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
     for (int s = 0; s < p->n_steps; s++) {
         const rt_step *st = &p->steps[s];
         const char *impl = "?";
-        if (st->kind == RT_STEP_WINO)
-            impl = "slim:wino_4x3:avx512f";
-        else if (st->kind == RT_STEP_STEM)
-            impl = "slim:stem_3x3:avx512f";
-        else if (st->kind == RT_STEP_HEAD)
-            impl = "slim:head:avx512f";
-        else if (dnnl_primitive_desc_query(st->u.dnnl.pd, dnnl_query_impl_info_str, 0, &impl) !=
-                 dnnl_success)
+        char own[48];
+        const own_impl *built = st->kind == RT_STEP_WINO   ? wino_settings(st->u.wino.conv)->impl
+                                : st->kind == RT_STEP_STEM ? stem_settings(st->u.stem.conv)->impl
+                                : st->kind == RT_STEP_HEAD ? head_settings(st->u.head.head)->impl
+                                                           : NULL;
+        if (built) {
+            snprintf(own, sizeof own, "slim:%s:%s",
+                     st->kind == RT_STEP_WINO   ? "wino_4x3"
+                     : st->kind == RT_STEP_STEM ? "stem_3x3"
+                                                : "head",
+                     own_impl_name(built));
+            impl = own;
+        } else if (dnnl_primitive_desc_query(st->u.dnnl.pd, dnnl_query_impl_info_str, 0, &impl) !=
+                   dnnl_success)
             impl = "?";
         int reorder = st->kind == RT_STEP_DNNL && st->u.dnnl.is_reorder;
         const rt_arg *src = find_arg(st, reorder ? DNNL_ARG_FROM : DNNL_ARG_SRC);

@@ -10,9 +10,12 @@
  *   dnnl-direct  oneDNN's direct conv (or whatever it picks) otherwise,
  *                and always for grouped and depthwise convs.
  *
- * Our kernels need AVX-512F/VL and oneDNN allowed AVX-512 (with
- * ONEDNN_MAX_CPU_ISA below it both are off): on other CPUs every conv takes
- * a oneDNN path. Why ours are preferred: per 16 output pixels and 16 output
+ * Our kernels run in the build for the best instruction set the CPU has
+ * (AVX-512F/VL, else AVX2 + FMA), capped by SLIM_ISA (kernels/isa.c) and
+ * independent of oneDNN's cap (ONEDNN_MAX_CPU_ISA); with none (generic),
+ * every conv takes a oneDNN path. A build runs all three of our kernels
+ * or none (the plan's 16-channel blocks are for our convs). Why ours are
+ * preferred: per 16 output pixels and 16 output
  * channels a direct conv does 9 multiply-adds per input channel, our
  * Winograd 2.25 plus transforms, and unlike oneDNN 2.6's Winograd it keeps
  * that edge on the few channels pruned convs keep; the stem gives a last
@@ -27,8 +30,16 @@
 #define WINO_OWN_MIN_CIN 4
 #define WINO_MIN_BATCH 8
 
-int rt_own_kernels_usable(void) {
-    return own_kernels_available() && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core;
+const own_impl *rt_own_impl(void) {
+    const own_impl *impl = own_impl_for(own_isa_active());
+    return impl && own_impl_has_wino(impl) ? impl : NULL;
+}
+
+int rt_own_kernels_usable(void) { return rt_own_impl() != NULL; }
+
+/* The instruction set a plan print-out names. */
+static const char *isa_label(own_isa isa) {
+    return isa == OWN_ISA_AVX512 ? "AVX-512" : isa == OWN_ISA_AVX2 ? "AVX2" : "generic";
 }
 
 static int grouped(const slim_layer *l) { return l->groups > 1; }
@@ -110,7 +121,8 @@ rt_conv_path rt_conv_policy(const rt_builder *b, int i, char *why) {
     const size_t len = RT_WHY_LEN;
     if (wants_own_conv(b, l)) {
         int wino = rt_wino_fits(l);
-        snprintf(why, len, "3x3 s1 p1, %s channels in, AVX-512", wino ? "4+" : "1-3");
+        snprintf(why, len, "3x3 s1 p1, %s channels in, %s", wino ? "4+" : "1-3",
+                 isa_label(own_impl_isa(rt_own_impl())));
         return wino ? RT_CONV_WINO : RT_CONV_STEM;
     }
     /* Why not ours, then why (not) oneDNN's Winograd. Grouped convs are
@@ -124,10 +136,15 @@ rt_conv_path rt_conv_policy(const rt_builder *b, int i, char *why) {
                      l->stride);
         return RT_CONV_DNNL_DIRECT;
     }
-    if (!rt_own_kernels_usable())
-        snprintf(why, len, "own kernels off (%s)",
-                 own_kernels_available() ? "oneDNN below AVX-512" : "no AVX-512");
-    else if (!shape)
+    if (!rt_own_kernels_usable()) {
+        own_isa cpu = own_isa_cpu(), active = own_isa_active();
+        if (cpu == OWN_ISA_GENERIC)
+            snprintf(why, len, "own kernels off (no AVX2)");
+        else if (active == OWN_ISA_GENERIC)
+            snprintf(why, len, "own kernels off (SLIM_ISA=generic)");
+        else
+            snprintf(why, len, "own kernels off (no Winograd in our %s build)", isa_label(active));
+    } else if (!shape)
         snprintf(why, len, "not ours: %dx%d s%d", l->k, l->k, l->stride);
     else
         snprintf(why, len, "not ours: pad %d", l->pad);

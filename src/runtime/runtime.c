@@ -250,6 +250,7 @@ slim_status slim_runtime_create(const slim_model *model, int max_batch, slim_run
     if (max_batch < 1 || max_batch > RT_MAX_BATCH)
         return slim_error(SLIM_ERR_ARG, "slim_runtime_create: max_batch %d is not in [1, %d]",
                           max_batch, RT_MAX_BATCH);
+    SLIM_TRY(own_isa_env(NULL)); /* SLIM_ISA, checked before any plan uses it */
     slim_runtime *rt = slim_calloc(1, sizeof *rt);
     if (!rt) return SLIM_ERR_NOMEM;
     rt->max_batch = max_batch;

@@ -213,9 +213,11 @@ void rt_set_tile(slim_runtime *rt, int tile);
  * (for tests that count heap allocations). */
 int rt_in_execute(void);
 
-/* policy.c: whether our kernels run on this CPU (all AVX-512F/VL, with
- * oneDNN allowed AVX-512 too); whether conv l fits our Winograd, our stem
- * conv, or either: every plan then uses it for l. */
+/* policy.c: the build of our kernels every plan runs (kernels/own.h: the
+ * CPU's best, capped by SLIM_ISA; NULL: none); whether there is one;
+ * whether conv l fits our Winograd, our stem conv, or either: every plan
+ * then uses it for l. */
+const own_impl *rt_own_impl(void);
 int rt_own_kernels_usable(void);
 int rt_wino_fits(const slim_layer *l);
 int rt_stem_fits(const slim_layer *l);

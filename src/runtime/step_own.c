@@ -54,7 +54,8 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
                              .relu = b->g->act[i] == RT_ACT_RELU,
                              .sum = sum,
                              .out_padded = out_padded,
-                             .out_narrow = out_narrow};
+                             .out_narrow = out_narrow,
+                             .impl = rt_own_impl()};
         SLIM_TRY(stem_create(&d, sc));
         weights = 9 * (size_t)l->in_c * coutp;
     } else if (!stem && !*wc) {
@@ -70,7 +71,8 @@ slim_status rt_build_own_conv(rt_builder *b, int i, rt_conv_path path, const cha
                              .pool = b->g->pool[i],
                              .in_padded = in_padded,
                              .in_narrow = in_narrow,
-                             .out_padded = out_padded};
+                             .out_padded = out_padded,
+                             .impl = rt_own_impl()};
         SLIM_TRY(wino_create(&d, wc));
         weights = 36 * (size_t)l->in_c * coutp;
     }
@@ -123,7 +125,8 @@ slim_status rt_build_head(rt_builder *b, int i) {
                              .w = l->in_w,
                              .weights = m->params[dense->p_weight].data,
                              .bias = dense->p_bias >= 0 ? m->params[dense->p_bias].data : NULL,
-                             .relu = b->g->act[i] == RT_ACT_RELU};
+                             .relu = b->g->act[i] == RT_ACT_RELU,
+                             .impl = rt_own_impl()};
         SLIM_TRY(head_create(&d, hd));
         b->rt->weight_bytes += ((size_t)l->in_c + 1) * (size_t)round16(dense->c) * sizeof(float);
     }
