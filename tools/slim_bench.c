@@ -19,6 +19,10 @@
  *       --plan prints each model's inference plan to stderr, --profile the
  *       time of each of its steps (slim_runtime_profile: the plan a batch of
  *       256 runs per tile, each step alone, median of 200 runs).
+ *   build/tools/slim_bench prune MODEL --prune-fraction F --out OUT.ckpt
+ *       writes that pruned copy (the synthetic pruned model tools/bench
+ *       --zoo exports for its peers) as a checkpoint, with MODEL's metadata
+ *       when MODEL is one; times nothing.
  */
 #include "slim/autograd.h"
 #include "slim/data.h"
@@ -45,8 +49,11 @@ static int fail(const char *what) {
     return 1;
 }
 
-static slim_status load_model(const char *path, slim_model **m) {
+/* A .net file (parameters initialised with a fixed seed) or a checkpoint;
+ * *ck (if not NULL) receives a checkpoint's container, NULL for a .net. */
+static slim_status load_model_ckpt(const char *path, slim_model **m, slim_ckpt **ck) {
     size_t n = strlen(path);
+    if (ck) *ck = NULL;
     if (n > 4 && strcmp(path + n - 4, ".net") == 0) {
         SLIM_TRY(slim_model_load_file(path, m));
         slim_rng rng;
@@ -54,7 +61,11 @@ static slim_status load_model(const char *path, slim_model **m) {
         slim_model_init_params(*m, &rng);
         return SLIM_OK;
     }
-    return slim_model_load_ckpt(path, 0, m, NULL);
+    return slim_model_load_ckpt(path, 0, m, ck);
+}
+
+static slim_status load_model(const char *path, slim_model **m) {
+    return load_model_ckpt(path, m, NULL);
 }
 
 static int bench_train(const char *path, int batches) {
@@ -176,6 +187,26 @@ static int make_pruned(slim_model *m, double fraction, slim_model **out) {
     return 0;
 }
 
+/* Writes MODEL's pruned copy (make_pruned) to out, with MODEL's metadata. */
+static int bench_save_pruned(const char *path, double fraction, const char *out) {
+    slim_model *m, *p = NULL;
+    slim_ckpt *src, *ck = NULL;
+    if (load_model_ckpt(path, &m, &src) != SLIM_OK) return fail(path);
+    if (make_pruned(m, fraction, &p)) return 1;
+    slim_status st = slim_model_to_ckpt(p, SLIM_CKPT_TRAIN, 0, &ck);
+    for (int i = 0; st == SLIM_OK && src && i < src->n_meta; i++)
+        st = slim_ckpt_set_meta(ck, src->meta_keys[i], src->meta_values[i]);
+    if (st == SLIM_OK) st = slim_ckpt_write(ck, out);
+    double ratio = slim_model_macs(p) / slim_model_macs(m);
+    slim_ckpt_free(ck);
+    slim_ckpt_free(src);
+    slim_model_free(p);
+    slim_model_free(m);
+    if (st != SLIM_OK) return fail(out);
+    printf("{\"prune_fraction\": %.4f, \"pruned_mac_ratio\": %.4f}\n", fraction, ratio);
+    return 0;
+}
+
 /* The unpruned model (unless pruned_only) and, with prune_fraction > 0, its
  * pruned copy, measured in alternating passes: a moment of load on this
  * shared machine then costs one pass, not one model's figure. */
@@ -235,12 +266,15 @@ static int number(const char *value, double *out) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "infer") != 0)) {
+    if (argc < 3 || (strcmp(argv[1], "train") != 0 && strcmp(argv[1], "infer") != 0 &&
+                     strcmp(argv[1], "prune") != 0)) {
         fprintf(stderr, "usage: slim_bench train|infer MODEL [--batches N (100)] [--threads T (2)] "
                         "[--prune-fraction F (0)] [--passes N (3)] [--images N (all)] "
-                        "[--pruned-only] [--plan] [--profile]\n");
+                        "[--pruned-only] [--plan] [--profile]\n"
+                        "       slim_bench prune MODEL --prune-fraction F --out OUT.ckpt\n");
         return 2;
     }
+    const char *out = NULL;
     long batches = 100, threads = 2, passes = 3, images = 0;
     double fraction = 0;
     int show = 0, pruned_only = 0;
@@ -269,12 +303,15 @@ int main(int argc, char **argv) {
             ok = whole(value, &passes);
         else if (strcmp(name, "--images") == 0)
             ok = whole(value, &images);
+        else if (strcmp(name, "--out") == 0)
+            ok = *(out = value) != '\0';
         else {
             fprintf(stderr, "slim_bench: error: unknown option %s\n", name);
             return 2;
         }
         if (!ok) {
-            fprintf(stderr, "slim_bench: error: %s takes a number, not '%s'\n", name, value);
+            fprintf(stderr, "slim_bench: error: %s takes a %s, not '%s'\n", name,
+                    out == value ? "file name" : "number", value);
             return 2;
         }
     }
@@ -287,7 +324,14 @@ int main(int argc, char **argv) {
                         "--pruned-only needs --prune-fraction\n");
         return 2;
     }
+    int prune = strcmp(argv[1], "prune") == 0;
+    if (prune != (out != NULL) || (prune && fraction <= 0)) {
+        fprintf(stderr, "slim_bench: error: prune needs --prune-fraction and --out; --out is "
+                        "for prune only\n");
+        return 2;
+    }
     slim_set_threads((int)threads);
+    if (prune) return bench_save_pruned(argv[2], fraction, out);
     return strcmp(argv[1], "train") == 0
                ? bench_train(argv[2], (int)batches)
                : bench_infer(argv[2], fraction, (int)passes, images, pruned_only, show);

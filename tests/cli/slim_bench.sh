@@ -19,6 +19,22 @@ grep -q "each step alone" "$TMP/prof.txt" && grep -q "all steps" "$TMP/prof.txt"
     grep -q "^plan for batch .* steps (.* reorders)" "$TMP/prof.txt" || fail "profile output: $(cat "$TMP/prof.txt")"
 "$BENCH" train "$MODEL" --batches 1 >"$TMP/train.json" 2>"$TMP/err.txt" ||
     fail "train: $(cat "$TMP/err.txt")"
+# prune: the synthetic pruned copy as a checkpoint slim reads, with the
+# source checkpoint's metadata.
+"$SLIM" train --model "$MODEL" --epochs 1 --limit 128 --test-limit 64 --out "$TMP/m.ckpt" \
+    >/dev/null 2>"$TMP/err.txt" || fail "train: $(cat "$TMP/err.txt")"
+"$BENCH" prune "$TMP/m.ckpt" --prune-fraction 0.5 --out "$TMP/half.ckpt" >"$TMP/prune.json" \
+    2>"$TMP/err.txt" || fail "prune: $(cat "$TMP/err.txt")"
+"$SLIM" info "$TMP/m.ckpt" --json >"$TMP/m.json" && "$SLIM" info "$TMP/half.ckpt" --json \
+    >"$TMP/half.json" || fail "info of the pruned copy"
+python3 - "$TMP" <<'PY' || fail "prune: $(cat "$TMP/prune.json" "$TMP/half.json")"
+import json, sys
+p = json.load(open(sys.argv[1] + "/prune.json"))
+m, h = (json.load(open(sys.argv[1] + f)) for f in ("/m.json", "/half.json"))
+assert abs(h["macs"] / m["macs"] - p["pruned_mac_ratio"]) < 1e-3 and p["pruned_mac_ratio"] < 0.6, p
+assert h["meta"]["data"] == m["meta"]["data"] == "fashion-mnist", h["meta"]
+PY
+
 python3 - "$TMP" <<'PY' || fail "JSON: $(cat "$TMP/infer.json" "$TMP/train.json")"
 import json, sys
 d = json.load(open(sys.argv[1] + "/infer.json"))
@@ -47,4 +63,9 @@ bench_error "negative images" "--images a count" infer "$MODEL" --images -1
 bench_error "pruned-only alone" "--pruned-only needs" infer "$MODEL" --pruned-only
 bench_error "missing value" "--passes needs a value" infer "$MODEL" --passes
 bench_error "unknown option" "unknown option --fast" infer "$MODEL" --fast 1
+bench_error "prune without --out" "prune needs --prune-fraction and --out" prune "$MODEL" \
+    --prune-fraction 0.5
+bench_error "prune without a fraction" "prune needs" prune "$MODEL" --out "$TMP/x.ckpt"
+bench_error "--out for infer" "--out is for prune only" infer "$MODEL" --out "$TMP/x.ckpt"
+bench_error "empty --out" "--out takes a file name, not ''" prune "$MODEL" --prune-fraction 0.5 --out ""
 echo "slim_bench: JSON and option errors OK"
