@@ -165,26 +165,27 @@ slim_status dist_sum_floats(float *v, size_t n, float *scratch) {
 
 slim_status dist_sum_doubles(double *v, size_t n) {
     if (g.size <= 1) return SLIM_OK;
-    if (n > INT_MAX) return slim_error(SLIM_ERR_ARG, "allreduce of %zu values: too many", n);
-    size_t need = dist_scratch_floats(n);
+    if (n > INT_MAX / (size_t)g.size)
+        return slim_error(SLIM_ERR_ARG, "allreduce of %zu values: too many", n);
+    /* Short vectors: everyone's values to everyone (log2 N steps rather
+     * than the N - 1 of the slices), each rank adding them in rank order. */
+    size_t need = n * (size_t)g.size;
     if (g.dscratch_n < need) {
         double *b = realloc(g.dscratch, need * sizeof *b);
         if (!b) return SLIM_ERR_NOMEM;
         g.dscratch = b;
         g.dscratch_n = need;
     }
-    int *c = count_arrays();
-    if (!c) return SLIM_ERR_NOMEM;
-    SLIM_TRY(scatter(v, n, MPI_DOUBLE, g.dscratch, c, c + g.size, c + 2 * g.size, c + 3 * g.size));
-    size_t off, len;
-    slice(n, g.size, g.rank, &off, &len);
-    for (size_t i = 0; i < len; i++) {
+    SLIM_TRY(COLLECTIVE(
+        MPI_Allgather(v, (int)n, MPI_DOUBLE, g.dscratch, (int)n, MPI_DOUBLE, MPI_COMM_WORLD),
+        "MPI_Allgather"));
+    for (size_t i = 0; i < n; i++) {
         double s = 0;
         for (int r = 0; r < g.size; r++)
-            s += g.dscratch[(size_t)r * len + i];
-        v[off + i] = s;
+            s += g.dscratch[(size_t)r * n + i];
+        v[i] = s;
     }
-    return gather(v, n, MPI_DOUBLE, c, c + g.size);
+    return SLIM_OK;
 }
 
 /* The longest message dist_agree passes on. */

@@ -17,7 +17,8 @@
  * allreduce moves). scratch: at least dist_scratch_floats(n) floats. */
 slim_status dist_sum_floats(float *v, size_t n, float *scratch);
 size_t dist_scratch_floats(size_t n);
-/* The same for doubles, for short vectors (statistics): scratch of its own. */
+/* The same for short vectors of doubles (statistics): every rank gathers
+ * every rank's values (MPI_Allgather) and adds them in rank order. */
 slim_status dist_sum_doubles(double *v, size_t n);
 /* A slim_allreduce over dist_sum_doubles (batch-norm statistics). */
 extern const slim_allreduce dist_allreduce;

@@ -9,7 +9,8 @@
 #     uninterrupted -np 2 run; extended by -np 3 (another N) it continues
 #     (step count) and its loss is the one-process loss within 1e-3;
 #  4. faults: a rank whose data cannot be read stops the job with a message
-#     naming that rank and writes nothing; a rank killed mid-run ends the
+#     naming that rank, printed once (all ranks agree on it: no MPI_Abort),
+#     and writes nothing; a rank killed mid-run ends the
 #     job within 60 s, non-zero, a message naming the rank, and the last
 #     checkpoint intact.
 # Skipped (exit 77) when slim is built without MPI.
@@ -89,6 +90,8 @@ timeout 60 "${MPIRUN[@]}" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then
 [[ $rc -ne 0 ]] || fail "bad data on rank 1: exit status 0"
 grep -q '^slim: error: rank 1: .*nonexistent' "$TMP/bad.err" || fail "bad data: $(cat "$TMP/bad.err")"
 [[ $(grep -c '^slim: error:' "$TMP/bad.err") -eq 1 ]] || fail "bad data: one message wanted: $(cat "$TMP/bad.err")"
+# every rank knew the error and ended by itself: no MPI_Abort
+! grep -q 'MPI_ABORT' "$TMP/bad.err" || fail "bad data: the job was aborted: $(cat "$TMP/bad.err")"
 [[ ! -e "$TMP/bad.ckpt" ]] || fail "bad data: a checkpoint was written"
 
 # Rank 1 is killed (SIGKILL) once the first epoch's checkpoint exists.
