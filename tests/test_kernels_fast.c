@@ -297,9 +297,9 @@ static void bn_case(slim_dnnl_cache **cache, int n, int c, int hw, int with_dx, 
     float *yr = frand(&rng, nx, -1, 1), *yf = frand(&rng, nx, -1, 1);
     float *smr = frand(&rng, c, -1, 1), *svr = frand(&rng, c, -1, 1);
     float *smf = frand(&rng, c, -1, 1), *svf = frand(&rng, c, -1, 1);
-    slim_ref_bn_forward_train(n, c, hw, x, g, b, BN_EPS, BN_MOMENTUM, rmr, rvr, yr, smr, svr);
+    slim_ref_bn_forward_train(n, c, hw, x, g, b, BN_EPS, BN_MOMENTUM, rmr, rvr, yr, smr, svr, NULL);
     expect_ok(slim_dnnl_bn_forward_train(cache, n, c, hw, x, g, b, BN_EPS, BN_MOMENTUM, rmf, rvf,
-                                         yf, smf, svf));
+                                         yf, smf, svf, NULL));
     expect_close(yf, yr, nx, TOL_FWD, "bn y");
     expect_close(smf, smr, c, TOL_FWD, "bn save_mean");
     expect_close(svf, svr, c, TOL_FWD, "bn save_var");
@@ -311,9 +311,10 @@ static void bn_case(slim_dnnl_cache **cache, int n, int c, int hw, int with_dx, 
     float *dbr = frand(&rng, c, -1, 1);
     float *dxf = fcopy(dxr, nx), *dgf = fcopy(dgr, c), *dbf = fcopy(dbr, c);
     float *dx0 = fcopy(dxr, nx);
-    slim_ref_bn_backward(n, c, hw, x, g, BN_EPS, smr, svr, dy, with_dx ? dxr : NULL, dgr, dbr);
+    slim_ref_bn_backward(n, c, hw, x, g, BN_EPS, smr, svr, dy, with_dx ? dxr : NULL, dgr, dbr,
+                         NULL);
     expect_ok(slim_dnnl_bn_backward(cache, n, c, hw, x, g, BN_EPS, smf, svf, dy,
-                                    with_dx ? dxf : NULL, dgf, dbf));
+                                    with_dx ? dxf : NULL, dgf, dbf, NULL));
     expect_close(dxf, dxr, nx, TOL_BWD, "bn dx");
     expect_close(dgf, dgr, c, TOL_BWD, "bn dgamma");
     expect_close(dbf, dbr, c, TOL_BWD, "bn dbeta");

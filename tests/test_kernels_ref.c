@@ -511,7 +511,7 @@ static void test_bn_running_stats(void **state) {
     const float gamma[] = {2}, beta[] = {1};
     float rm[] = {0}, rv[] = {1}, sm[1], sv[1], y[4];
     const float eps = 1e-5f;
-    slim_ref_bn_forward_train(2, 1, 2, x, gamma, beta, eps, 0.1f, rm, rv, y, sm, sv);
+    slim_ref_bn_forward_train(2, 1, 2, x, gamma, beta, eps, 0.1f, rm, rv, y, sm, sv, NULL);
     assert_true(fabs(sm[0] - 3.0) < 1e-6);
     assert_true(fabs(sv[0] - 3.5) < 1e-6);
     assert_true(fabs(rm[0] - 0.3) < 1e-6);
@@ -521,7 +521,7 @@ static void test_bn_running_stats(void **state) {
         assert_true(fabs(y[i] - want) < 1e-5);
     }
     /* A second step moves the running stats on from where they are. */
-    slim_ref_bn_forward_train(2, 1, 2, x, gamma, beta, eps, 0.1f, rm, rv, y, sm, sv);
+    slim_ref_bn_forward_train(2, 1, 2, x, gamma, beta, eps, 0.1f, rm, rv, y, sm, sv, NULL);
     assert_true(fabs(rm[0] - (0.9 * 0.3 + 0.3)) < 1e-6);
     assert_true(fabs(rv[0] - (0.9 * (0.9 + 0.1 * 14.0 / 3.0) + 0.1 * 14.0 / 3.0)) < 1e-6);
     /* Eval uses the running stats, not the batch: x = 3 with mean 0.57,
@@ -547,7 +547,7 @@ static void test_bn_forward(void **state) {
         for (int j = 0; j < HW; j++)
             x[(i * C + 1) * HW + j] = 10 + 5 * x[(i * C + 1) * HW + j];
     const float gamma[] = {1, 1}, beta[] = {0, 0};
-    slim_ref_bn_forward_train(N, C, HW, x, gamma, beta, 1e-5f, 0.1f, NULL, NULL, y, sm, sv);
+    slim_ref_bn_forward_train(N, C, HW, x, gamma, beta, 1e-5f, 0.1f, NULL, NULL, y, sm, sv, NULL);
     for (int ch = 0; ch < C; ch++) {
         double s = 0, s2 = 0;
         for (int i = 0; i < N; i++)
@@ -571,7 +571,7 @@ typedef struct bn_ctx {
 static double bn_loss(void *p) {
     bn_ctx *c = p;
     slim_ref_bn_forward_train(c->n, c->c, c->hw, c->x, c->gamma, c->beta, BN_EPS, 0.1f, NULL, NULL,
-                              c->y, c->sm, c->sv);
+                              c->y, c->sm, c->sv, NULL);
     return dot(c->y, c->r, (size_t)c->n * c->c * c->hw);
 }
 
@@ -589,7 +589,7 @@ static void bn_grad_case(int n, int ch, int hw, uint64_t seed) {
     c.r = frand(&rng, nx, -1, 1);
     float *dx = fconst(nx, PREFILL), *dg = fconst(ch, PREFILL), *dbeta = fconst(ch, PREFILL);
     bn_loss(&c);
-    slim_ref_bn_backward(n, ch, hw, c.x, c.gamma, BN_EPS, c.sm, c.sv, c.r, dx, dg, dbeta);
+    slim_ref_bn_backward(n, ch, hw, c.x, c.gamma, BN_EPS, c.sm, c.sv, c.r, dx, dg, dbeta, NULL);
     unfill(dx, nx);
     unfill(dg, ch);
     unfill(dbeta, ch);

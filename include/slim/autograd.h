@@ -113,6 +113,9 @@ struct slim_tape {
     int in_backward;      /* set while slim_tape_backward runs */
     slim_backend backend; /* which kernels the ops use */
     slim_grad_pool grads; /* gradients of the tape's own tensors */
+    /* Data-parallel training: batch norm's statistics over every replica's
+     * batch (slim/kernels.h), or NULL for this batch alone. */
+    const slim_allreduce *bn_sync;
 };
 
 void slim_tape_init(slim_tape *tape, slim_backend backend);
@@ -148,6 +151,9 @@ slim_status slim_tape_record_n(slim_tape *tape, slim_backward_fn backward, void 
  * gradient) and runs every node's backward, newest first, managing the
  * pool's gradient buffers as described at the top. */
 slim_status slim_tape_backward(slim_tape *tape, slim_tensor *loss);
+/* slim_tape_backward seeding d loss / d loss = seed: a replica of a
+ * data-parallel step weights its share of the batch's mean loss (n_r / n). */
+slim_status slim_tape_backward_seed(slim_tape *tape, slim_tensor *loss, float seed);
 
 /* ---- ops (src/autograd/op_*.c) ---------------------------------------- */
 /* Each writes its result to *y, a new tensor in the tape's arena. */

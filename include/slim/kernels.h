@@ -23,6 +23,15 @@ typedef enum slim_backend {
 } slim_backend;
 
 typedef struct slim_dnnl_cache slim_dnnl_cache;
+
+/* A sum over the replicas of a data-parallel run (slim/dist.h): sum(ctx, v,
+ * n) replaces v[0..n) by the elementwise sum of every replica's v, the same
+ * bits on each. Batch norm takes one to compute its statistics over the
+ * replicas' batches together (slim_tape.bn_sync). */
+typedef struct slim_allreduce {
+    slim_status (*sum)(void *ctx, double *v, size_t n);
+    void *ctx;
+} slim_allreduce;
 void slim_dnnl_cache_free(slim_dnnl_cache *cache);
 
 /* Sets the number of threads used by oneDNN (OpenMP) and OpenBLAS, which

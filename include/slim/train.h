@@ -94,6 +94,15 @@ typedef struct slim_train_config {
      * loop runs; setting SLIM_TRAIN_STOP makes it save a checkpoint after the
      * current step and return with summary->interrupted set. */
     volatile sig_atomic_t *stop;
+    /* Under MPI (slim/dist.h, more than one rank): each global batch is
+     * split over the ranks and their gradients summed (docs/SCALE.md).
+     * bn_sync: batch norm's statistics over the whole global batch (1, the
+     * default: the same function as one process) or over each rank's share
+     * (0; the checkpoint then holds rank 0's running statistics).
+     * dist_check: steps between comparisons of every rank's parameters (a
+     * mismatch is an error naming the rank); 0 = at epoch ends only. */
+    int bn_sync;
+    int dist_check;
 } slim_train_config;
 
 /* Cost and lambda updates per epoch (every ceil(batches / this) steps). */

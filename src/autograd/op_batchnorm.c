@@ -8,6 +8,7 @@ typedef struct bn_ctx {
     float eps;
     float *save_mean, *save_var; // (c) batch mean and biased variance
     slim_dnnl_cache **cache;
+    const slim_allreduce *sync; // the tape's bn_sync, or NULL
 } bn_ctx;
 
 static slim_status bn_backward(slim_tape *tape, slim_tape_node *node) {
@@ -17,10 +18,9 @@ static slim_status bn_backward(slim_tape *tape, slim_tape_node *node) {
     if (tape->backend == SLIM_BACKEND_FAST)
         return slim_dnnl_bn_backward(ctx->cache, ctx->n, ctx->c, ctx->hw, x->data, g->data,
                                      ctx->eps, ctx->save_mean, ctx->save_var, y->grad, x->grad,
-                                     dgamma, dbeta);
-    slim_ref_bn_backward(ctx->n, ctx->c, ctx->hw, x->data, g->data, ctx->eps, ctx->save_mean,
-                         ctx->save_var, y->grad, x->grad, dgamma, dbeta);
-    return SLIM_OK;
+                                     dgamma, dbeta, ctx->sync);
+    return slim_ref_bn_backward(ctx->n, ctx->c, ctx->hw, x->data, g->data, ctx->eps, ctx->save_mean,
+                                ctx->save_var, y->grad, x->grad, dgamma, dbeta, ctx->sync);
 }
 
 // x: (n,c,h,w) or (n,c); gamma, beta, running stats: (c)
@@ -49,7 +49,7 @@ slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamm
         *y = t;
         return SLIM_OK;
     }
-    if (n * hw < 2)
+    if (n * hw < 2 && !tape->bn_sync)
         return slim_error(SLIM_ERR_SHAPE,
                           "batchnorm: training needs more than one value per channel "
                           "(batch %d x %d positions)",
@@ -60,11 +60,12 @@ slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamm
     if (!ctx || !mean || !var) return SLIM_ERR_NOMEM;
     if (fast)
         SLIM_TRY(slim_dnnl_bn_forward_train(cache, n, c, hw, x->data, gamma->data, beta->data, eps,
-                                            momentum, running_mean, running_var, t->data, mean,
-                                            var));
+                                            momentum, running_mean, running_var, t->data, mean, var,
+                                            tape->bn_sync));
     else
-        slim_ref_bn_forward_train(n, c, hw, x->data, gamma->data, beta->data, eps, momentum,
-                                  running_mean, running_var, t->data, mean, var);
+        SLIM_TRY(slim_ref_bn_forward_train(n, c, hw, x->data, gamma->data, beta->data, eps,
+                                           momentum, running_mean, running_var, t->data, mean, var,
+                                           tape->bn_sync));
     if (grad) {
         *ctx = (bn_ctx){.n = n,
                         .c = c,
@@ -72,7 +73,8 @@ slim_status slim_op_batchnorm(slim_tape *tape, slim_tensor *x, slim_tensor *gamm
                         .eps = eps,
                         .save_mean = mean,
                         .save_var = var,
-                        .cache = cache};
+                        .cache = cache,
+                        .sync = tape->bn_sync};
         SLIM_TRY(slim_tape_record(tape, bn_backward, ctx, t, x, gamma, beta));
     }
     *y = t;

@@ -379,11 +379,15 @@ slim_status slim_tape_record_n(slim_tape *tape, slim_backward_fn backward, void 
 }
 
 slim_status slim_tape_backward(slim_tape *tape, slim_tensor *loss) {
+    return slim_tape_backward_seed(tape, loss, 1.0f);
+}
+
+slim_status slim_tape_backward_seed(slim_tape *tape, slim_tensor *loss, float seed) {
     if (!loss || slim_tensor_numel(loss) != 1 || !loss->requires_grad)
         return slim_error(SLIM_ERR_ARG, "backward: the loss must be a scalar that requires grad");
     tape->in_backward = 1;
     slim_status st = slim_tape_ensure_grad(tape, loss);
-    if (st == SLIM_OK) loss->grad[0] = 1.0f;
+    if (st == SLIM_OK) loss->grad[0] = seed;
     for (slim_tape_node *node = tape->last; node && st == SLIM_OK; node = node->prev) {
         /* Every consumer of node->out has run (it was recorded later), so
          * out's gradient is complete; a view hands its buffer to in[0]

@@ -5,6 +5,8 @@
  * what the command actually does. */
 #include "cli/cli.h"
 
+#include "slim/dist.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -46,7 +48,15 @@ int cli_usage_error(const char *command, const char *fmt, ...) {
 
 int cli_fail(void) {
     const char *msg = slim_last_error();
-    cli_error("%s", msg && *msg ? msg : "failed (no message)");
+    if (!msg || !*msg) msg = "failed (no message)";
+    /* Under mpirun: an error every rank has is printed once, by rank 0; one
+     * only this rank has names the rank. */
+    if (slim_dist_size() <= 1)
+        cli_error("%s", msg);
+    else if (!slim_dist_error_shared())
+        cli_error("rank %d: %s", slim_dist_rank(), msg);
+    else if (slim_dist_rank() == 0)
+        cli_error("%s", msg);
     return CLI_EXIT_FAIL;
 }
 

@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "slim/dist.h"
 #include "slim/model_io.h"
 #include "slim/train.h"
 
 static struct {
     const char *model, *data, *schedule, *backend, *penalty, *progress, *out, *resume, *init;
-    const char *resize, *val, *cost, *target_macs, *target_params;
-    int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers;
+    const char *resize, *val, *cost, *target_macs, *target_params, *bn_sync;
+    int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers, dist_check;
     double lr, momentum, weight_decay, lambda, crop_scale, val_split;
     int augment, flip, quiet, skip_bad;
 } a;
@@ -159,6 +160,16 @@ static cli_opt opts[] = {
      "expect it), and without --data the data is CKPT's, with its split (so fine-tuning never "
      "trains on the pictures CKPT held out), resizing and --skip-bad unless given here.",
      NULL, 0, &a.init, 0},
+    {"bn-sync", CLI_CHOICE, NULL, "on",
+     "Under mpirun (data-parallel: each global batch of --batch split over the ranks): on = "
+     "batch norm's statistics over the whole global batch, so N ranks compute what one process "
+     "does; off = each rank's share on its own (PyTorch DDP's default; the checkpoint holds "
+     "rank 0's running statistics). Not recorded: a resumed run may choose again.",
+     "on|off", 0, &a.bn_sync, 0},
+    {"dist-check", CLI_INT, "N", "0",
+     "Under mpirun: compare every rank's parameters (a checksum) every N steps, an error "
+     "naming the rank that differs; 0 = at epoch ends only (debug builds: every step).",
+     NULL, 0, &a.dist_check, 0},
 };
 
 static cli_spec spec = {
@@ -221,6 +232,9 @@ static int validate(void) {
     if (a.epochs <= 0 || a.epochs > 1000000)
         return cli_usage_error(cmd, "--epochs must be between 1 and 1000000, got %" PRId64,
                                a.epochs);
+    if (a.dist_check < 0 || a.dist_check > INT32_MAX)
+        return cli_usage_error(cmd, "--dist-check must be between 0 and 2^31-1, got %" PRId64,
+                               a.dist_check);
     if (a.threads < 0 || a.threads > 4096)
         return cli_usage_error(cmd, "--threads must be between 0 and 4096, got %" PRId64,
                                a.threads);
@@ -359,6 +373,8 @@ int cmd_train(int argc, char **argv) {
     cfg.init = a.init;
     cfg.progress = strcmp(a.progress, "bar") == 0 ? 1 : strcmp(a.progress, "plain") == 0 ? 0 : -1;
     cfg.quiet = a.quiet;
+    cfg.bn_sync = strcmp(a.bn_sync, "off") != 0;
+    if (cli_given(&spec, "dist-check")) cfg.dist_check = (int)a.dist_check;
 
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -373,6 +389,8 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &old, NULL);
     slim_ckpt_free(init_ck);
     if (st != SLIM_OK) return cli_fail();
+    if (slim_dist_rank() != 0) /* under mpirun, rank 0 reports */
+        return sum.interrupted ? CLI_EXIT_INTERRUPTED : CLI_EXIT_OK;
     if (sum.interrupted) {
         fprintf(stderr,
                 "slim: interrupted after step %" PRIu64 "; %s is saved. Continue with:\n"

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "slim/dist.h"
+
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -53,7 +55,7 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0) {
-        printf("slim %s\n", SLIM_CLI_VERSION);
+        printf("slim %s\n%s\n", SLIM_CLI_VERSION, slim_dist_describe());
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "help") == 0) {
@@ -74,5 +76,11 @@ int main(int argc, char **argv) {
         cli_error("unknown command '%s' (see slim --help)", name);
         return CLI_EXIT_USAGE;
     }
-    return c->run(argc - 1, argv + 1);
+    /* Under mpirun, each rank runs the command (docs/SCALE.md). */
+    if (slim_dist_init(&argc, &argv) != SLIM_OK) return cli_fail();
+    int r = c->run(argc - 1, argv + 1);
+    /* An error only this rank knows of: end every rank, so none waits. */
+    if (r != CLI_EXIT_OK && slim_dist_size() > 1 && !slim_dist_error_shared()) slim_dist_abort(r);
+    slim_dist_finalize();
+    return r;
 }

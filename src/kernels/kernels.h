@@ -108,18 +108,25 @@ void slim_ref_conv2d_backward(const slim_conv_shape *s, const float *x, const fl
  *   statistics are updated as running = (1 - m) running + m batch, with the
  *   UNBIASED batch variance for running_var (PyTorch conventions); the
  *   running pointers may be NULL (no update).
- * Eval: normalise with running_mean/running_var. */
-void slim_ref_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
-                               const float *beta, float eps, float momentum, float *running_mean,
-                               float *running_var, float *y, float *save_mean, float *save_var);
+ * Eval: normalise with running_mean/running_var.
+ * sync (NULL: this batch alone): the statistics of the batches of every
+ * replica together, sums exchanged through sync (slim/kernels.h); the
+ * backward's dx likewise, its dgamma and dbeta this replica's share. The
+ * only failure is sync's. */
+slim_status slim_ref_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                      const float *beta, float eps, float momentum,
+                                      float *running_mean, float *running_var, float *y,
+                                      float *save_mean, float *save_var,
+                                      const slim_allreduce *sync);
 void slim_ref_bn_forward_eval(int n, int c, int hw, const float *x, const float *gamma,
                               const float *beta, float eps, const float *running_mean,
                               const float *running_var, float *y);
 /* Backward of the training-mode forward. eps must be the forward's: the
  * normalisation 1/sqrt(save_var + eps) cannot be rebuilt without it. */
-void slim_ref_bn_backward(int n, int c, int hw, const float *x, const float *gamma, float eps,
-                          const float *save_mean, const float *save_var, const float *dy, float *dx,
-                          float *dgamma, float *dbeta);
+slim_status slim_ref_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
+                                 float eps, const float *save_mean, const float *save_var,
+                                 const float *dy, float *dx, float *dgamma, float *dbeta,
+                                 const slim_allreduce *sync);
 
 /* Max pooling; argmax (n,c,oh,ow) receives the flat h*w index of each max
  * within its (n,c) plane (padding never wins). */
@@ -160,7 +167,7 @@ slim_status slim_dnnl_bn_forward_train(slim_dnnl_cache **cache, int n, int c, in
                                        const float *x, const float *gamma, const float *beta,
                                        float eps, float momentum, float *running_mean,
                                        float *running_var, float *y, float *save_mean,
-                                       float *save_var);
+                                       float *save_var, const slim_allreduce *sync);
 slim_status slim_dnnl_bn_forward_eval(slim_dnnl_cache **cache, int n, int c, int hw, const float *x,
                                       const float *gamma, const float *beta, float eps,
                                       const float *running_mean, const float *running_var,
@@ -168,7 +175,7 @@ slim_status slim_dnnl_bn_forward_eval(slim_dnnl_cache **cache, int n, int c, int
 slim_status slim_dnnl_bn_backward(slim_dnnl_cache **cache, int n, int c, int hw, const float *x,
                                   const float *gamma, float eps, const float *save_mean,
                                   const float *save_var, const float *dy, float *dx, float *dgamma,
-                                  float *dbeta);
+                                  float *dbeta, const slim_allreduce *sync);
 /* Max pooling: the fast kernel keeps oneDNN's workspace in its cache
  * instead of an argmax array, so backward must follow a forward of the same
  * shape on the same cache (SLIM_ERR_ARG otherwise). */

@@ -3,8 +3,10 @@
 #include "slim/autograd.h"
 #include "slim/model_io.h"
 #include "slim/train.h"
+#include "dist/dist.h"
 #include "train/budget_hook.h"
 #include "train/internal.h"
+#include "train/replicas.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +33,10 @@ void slim_train_config_default(slim_train_config *cfg) {
     cfg->threads = 2;
     cfg->backend = SLIM_BACKEND_FAST;
     cfg->progress = -1;
+    cfg->bn_sync = 1;
+#ifndef NDEBUG
+    cfg->dist_check = 1; /* debug builds compare the ranks after every step */
+#endif
 }
 
 void slim_train_metrics_path(const char *ckpt_path, char *buf, size_t len) {
@@ -65,6 +71,7 @@ typedef struct run_state {
     slim_layer_sparsity *sparsity;
     int tty;
     train_budget budget; /* cost weights and the budget (cfg.cost, cfg.target) */
+    train_replicas rep;  /* the ranks of a data-parallel run (one alone) */
 } run_state;
 
 static slim_status store_settings(const run_state *rs, slim_ckpt *ck) {
@@ -155,7 +162,7 @@ static slim_status restore_settings(run_state *rs, const slim_ckpt *ck, const ch
 
 /* ---- checkpoints ------------------------------------------------------ */
 
-static slim_status save_checkpoint(run_state *rs) {
+static slim_status write_checkpoint(run_state *rs) {
     slim_ckpt *ck = NULL;
     slim_status st = slim_model_to_ckpt(rs->model, SLIM_CKPT_TRAIN, 1, &ck);
     if (st == SLIM_OK) st = store_settings(rs, ck);
@@ -174,6 +181,11 @@ static slim_status save_checkpoint(run_state *rs) {
         rs->csv_tmp[0] = '\0';
     }
     return st == SLIM_OK ? st : slim_error_prefix(st, "saving checkpoint");
+}
+
+/* Rank 0 writes; every rank learns whether it could. */
+static slim_status save_checkpoint(run_state *rs) {
+    return dist_agree(rs->rep.rank == 0 ? write_checkpoint(rs) : SLIM_OK);
 }
 
 /* ---- metrics ---------------------------------------------------------- */
@@ -244,6 +256,7 @@ static slim_status open_metrics(run_state *rs, int append) {
 
 static void write_metrics(run_state *rs, int epoch, float lr, double loss, double acc,
                           const slim_eval_result *test, double ips) {
+    if (!rs->csv) return; /* not rank 0 */
     slim_model_sparsity(rs->model, rs->sparsity);
     int total, zero = gamma_totals(rs, &total);
     size_t w = 0, wz = 0;
@@ -393,6 +406,8 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
     SLIM_TRY(slim_batcher_init(&rs->batcher, rs->train, (size_t)c->batch, 1));
     SLIM_TRY(train_budget_setup(&rs->budget, c, rs->model, &rs->opt,
                                 slim_batcher_num_batches(&rs->batcher), c->resume != NULL));
+    SLIM_TRY(train_replicas_init(&rs->rep, rs->model, rs->train->n, (size_t)c->batch, c->bn_sync,
+                                 c->dist_check));
     int flip = c->flip < 0 ? rs->train->c == 3 : c->flip;
     /* Image folders get random-resized crop, IDX and CIFAR-10 a padded
      * crop; a resumed run keeps the rule it recorded. */
@@ -416,6 +431,10 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
         memset(&rs->pos, 0, sizeof rs->pos);
     }
     rs->tty = c->progress < 0 ? isatty(STDERR_FILENO) : c->progress;
+    if (rs->rep.rank != 0) { /* rank 0 speaks and writes */
+        c->quiet = 1;
+        return SLIM_OK;
+    }
     return open_metrics(rs, c->resume != NULL);
 }
 
@@ -426,6 +445,7 @@ static void teardown(run_state *rs) {
     free(rs->y);
     free(rs->sparsity);
     train_budget_free(&rs->budget);
+    train_replicas_free(&rs->rep);
     slim_batcher_free(&rs->batcher);
     slim_augment_free(&rs->aug);
     slim_sgd_free(&rs->opt);
@@ -440,18 +460,6 @@ static int all_finite(const float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return 0;
     return 1;
-}
-
-static int argmax_hits(const slim_tensor *logits, const int32_t *y, int n) {
-    int k = logits->shape[1], hits = 0;
-    for (int i = 0; i < n; i++) {
-        const float *row = logits->data + (size_t)i * (size_t)k;
-        int best = 0;
-        for (int j = 1; j < k; j++)
-            if (row[j] > row[best]) best = j;
-        hits += best == y[i];
-    }
-    return hits;
 }
 
 static int stop_requested(const slim_train_config *c) {
@@ -487,29 +495,28 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             /* A streamed picture that cannot be decoded any more (removed
              * since loading) ends the run with its error. */
             st = slim_batcher_next_checked(&rs->batcher, rs->x, rs->y, &n);
-            if (st != SLIM_OK || n == 0) break;
             double ts = slim_clock_s();
-            if (c->augment)
+            if (st == SLIM_OK && n > 0 && c->augment)
                 st =
                     slim_augment_batch(&rs->aug, rs->x, (int)n, in->c, in->h, in->w, &rs->data_rng);
-            if (st != SLIM_OK) break;
+            /* A rank that cannot read its batch stops them all. */
+            st = dist_agree(st);
+            if (st != SLIM_OK || n == 0) break;
             slim_tape_reset(&tape);
             slim_model_zero_grad(rs->model);
-            slim_tensor *x =
-                slim_tape_wrap(&tape, rs->x, NULL, 4, (int[]){(int)n, in->c, in->h, in->w});
-            slim_tensor *logits = NULL, *loss = NULL;
-            if (!x) st = SLIM_ERR_NOMEM;
-            if (st == SLIM_OK) st = slim_model_forward(rs->model, &tape, x, 1, &logits);
-            if (st == SLIM_OK) st = slim_op_softmax_xent(&tape, logits, rs->y, &loss);
+            double loss;
+            size_t step_hits;
+            st = train_replicas_grads(&rs->rep, rs->model, &tape, rs->x, rs->y, n, in, &loss,
+                                      &step_hits, c->stop);
             if (st != SLIM_OK) break;
-            if (!isfinite(loss->data[0])) {
-                st = slim_error(SLIM_ERR_NUMERIC,
-                                "training diverged at step %" PRIu64 " (epoch %d): the loss is %g; "
-                                "%s keeps the last good checkpoint (lower --lr?)",
-                                rs->pos.step + 1, epoch, loss->data[0], c->out);
+            if (!isfinite(loss)) { /* the same on every rank */
+                st = dist_agree(slim_error(SLIM_ERR_NUMERIC,
+                                           "training diverged at step %" PRIu64
+                                           " (epoch %d): the loss is %g; "
+                                           "%s keeps the last good checkpoint (lower --lr?)",
+                                           rs->pos.step + 1, epoch, loss, c->out));
                 break;
             }
-            st = slim_tape_backward(&tape, loss);
             lr = slim_schedule_lr(c->schedule, c->lr, rs->pos.step, total);
             if (st == SLIM_OK) st = slim_sgd_step(&rs->opt, rs->model, lr);
             if (st != SLIM_OK) break;
@@ -517,8 +524,8 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             st = train_budget_step(&rs->budget, c, rs->model, &rs->opt, rs->pos.step, total);
             if (st != SLIM_OK) break;
             done++;
-            loss_sum += loss->data[0] * (double)n;
-            hits += (size_t)argmax_hits(logits, rs->y, (int)n);
+            loss_sum += loss * (double)n;
+            hits += step_hits;
             seen += n;
             timed += slim_clock_s() - ts;
             progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
@@ -543,6 +550,8 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         /* The BN running statistics can overflow while the loss and the
          * weights stay finite: check both before evaluating. */
         const int weights_ok = all_finite(rs->model->param_block, rs->model->param_floats);
+        st = train_replicas_check(&rs->rep, rs->model);
+        if (st != SLIM_OK) break;
         if (!weights_ok || !all_finite(rs->model->buffer_block, rs->model->buffer_floats)) {
             st = slim_error(SLIM_ERR_NUMERIC,
                             "training diverged in epoch %d: after step %" PRIu64
@@ -550,8 +559,9 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
                             "(lower --lr?)",
                             epoch, rs->pos.step,
                             weights_ok ? "batch-norm running statistics" : "weights", c->out);
-            break;
         }
+        st = dist_agree(st); /* per-rank statistics (--bn-sync off) may differ */
+        if (st != SLIM_OK) break;
         rs->pos.epoch = (uint32_t)epoch;
         slim_eval_result test;
         st = slim_evaluate(rs->model, rs->test, 256, c->backend, NULL, 0, &test);
@@ -562,8 +572,9 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         st = save_checkpoint(rs);
         if (st != SLIM_OK) break;
         int gtotal, gzero = gamma_totals(rs, &gtotal);
-        char bt[96];
+        char bt[192];
         train_budget_text(&rs->budget, &rs->cfg, (double)rs->opt.config.lambda, bt, sizeof bt);
+        train_replicas_text(&rs->rep, timed, bt + strlen(bt), sizeof bt - strlen(bt));
         if (!c->quiet)
             fprintf(stderr,
                     "epoch %d/%d: train loss %.4f, train acc %.2f%%, test acc %.2f%%, "
@@ -591,7 +602,8 @@ slim_status slim_train(const slim_train_config *cfg, slim_train_summary *summary
     memset(&rs, 0, sizeof rs);
     memset(summary, 0, sizeof *summary);
     slim_train_config copy = *cfg;
-    slim_status st = setup(&rs, &copy);
+    /* Every rank learns whether any could not start. */
+    slim_status st = dist_agree(setup(&rs, &copy));
     if (st == SLIM_OK) {
         if (cfg->stop) *cfg->stop = SLIM_TRAIN_RUNNING;
         st = run_epochs(&rs, summary);

@@ -54,7 +54,7 @@ IFS=. read -r major minor patch <<<"$want"
 [[ "$hdr" == "$want ($major * 10000 + $minor * 100 + $patch)" ]] || fail "version.h says '$hdr', want $want"
 export PKG_CONFIG_PATH="$P/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 [[ "$(pkg-config --modversion slim)" == "$want" ]] || fail "pkg-config says $(pkg-config --modversion slim)"
-[[ "$("$P/bin/slim" --version)" == "slim $want" ]] || fail "slim --version: $("$P/bin/slim" --version)"
+[[ "$("$P/bin/slim" --version | head -n 1)" == "slim $want" ]] || fail "slim --version: $("$P/bin/slim" --version)"
 
 # --- a model and pictures -----------------------------------------------------------------
 "$P/bin/slim" train --model "$SRC/models/lenet-bn.net" --limit 512 --test-limit 64 --batch 32 \

@@ -28,7 +28,7 @@ fail() {
     exit 1
 }
 
-version=$("$SLIM" --version | cut -d' ' -f2)
+version=$("$SLIM" --version | head -n 1 | cut -d' ' -f2)
 [ -n "$version" ] || fail "slim --version printed no version"
 n=0
 for net in "$SLIM_SOURCE_DIR"/models/*.net; do

@@ -39,9 +39,9 @@ static slim_status bn_prepare(slim_dnnl_cache **cache, int n, int c, int hw, flo
 }
 
 /* The cache's scratch for one call: `per_plane` doubles for each of the n c
- * planes, then `per_channel` doubles for each channel. */
+ * planes, then `per_channel` doubles for each channel and one more. */
 static double *bn_stats(slim_dnnl_cache *cache, int n, int c, int per_plane, int per_channel) {
-    size_t count = (size_t)n * c * per_plane + (size_t)c * per_channel;
+    size_t count = (size_t)n * c * per_plane + (size_t)c * per_channel + 1;
     return slim_dnnl_buf(cache, SLIM_DNNL_BUF_BN_STATS, count * sizeof(double));
 }
 
@@ -144,28 +144,51 @@ static void bn_run(void (*body)(const bn_args *), const bn_args *a) {
     body(a);
 }
 
-/* part: one value per plane; chan: mean, then gamma / sqrt(var + eps). */
-static void bn_train_body(const bn_args *a) {
+/* The training forward in three passes, each a worksharing loop over the
+ * planes and one over the channels: part holds one value per plane; chan
+ * the count m, the sums of x (then the mean) and the sums of squared
+ * deviations (then gamma / sqrt(var + eps)). Alone they run back to back
+ * in one parallel region; with sync the count and sums are reduced over
+ * the replicas between them. */
+static void bn_sum_body(const bn_args *a) {
     const int n = a->n, c = a->c, hw = a->hw;
     const ptrdiff_t planes = (ptrdiff_t)n * c;
-    const double m = (double)n * hw;
+    double *part = a->part, *sum = a->chan + 1;
+#pragma omp for schedule(static)
+    for (ptrdiff_t p = 0; p < planes; p++)
+        part[p] = plane_sum(a->x + (size_t)p * hw, hw);
+#pragma omp for schedule(static)
+    for (int j = 0; j < c; j++)
+        sum[j] = bn_channel_sum(part, n, c, j, 1, 0);
+}
+
+static void bn_sqdev_body(const bn_args *a) {
+    const int n = a->n, c = a->c, hw = a->hw;
+    const ptrdiff_t planes = (ptrdiff_t)n * c;
+    double *part = a->part, *mean = a->chan + 1, *sq = a->chan + 1 + c;
+    const double m = a->chan[0];
+#pragma omp for schedule(static)
+    for (int j = 0; j < c; j++)
+        mean[j] /= m; /* mean[j] held the sum */
+#pragma omp for schedule(static)
+    for (ptrdiff_t p = 0; p < planes; p++)
+        part[p] = plane_sqdev(a->x + (size_t)p * hw, hw, (float)mean[p % c]);
+#pragma omp for schedule(static)
+    for (int j = 0; j < c; j++)
+        sq[j] = bn_channel_sum(part, n, c, j, 1, 0);
+}
+
+static void bn_apply_body(const bn_args *a) {
+    const int c = a->c, hw = a->hw;
+    const ptrdiff_t planes = (ptrdiff_t)a->n * c;
+    const double m = a->chan[0];
     /* running = (1 - momentum) running + momentum batch, with the unbiased
      * variance var * m / (m - 1) (the biased one when m == 1). */
     const double unbias = m > 1 ? m / (m - 1) : 1.0, mom = a->momentum;
-    const float *x = a->x;
-    double *part = a->part, *mean = a->chan, *scale = a->chan + c;
-#pragma omp for schedule(static)
-    for (ptrdiff_t p = 0; p < planes; p++)
-        part[p] = plane_sum(x + (size_t)p * hw, hw);
-#pragma omp for schedule(static)
-    for (int j = 0; j < c; j++)
-        mean[j] = bn_channel_sum(part, n, c, j, 1, 0) / m;
-#pragma omp for schedule(static)
-    for (ptrdiff_t p = 0; p < planes; p++)
-        part[p] = plane_sqdev(x + (size_t)p * hw, hw, (float)mean[p % c]);
+    double *mean = a->chan + 1, *scale = a->chan + 1 + c;
 #pragma omp for schedule(static)
     for (int j = 0; j < c; j++) {
-        double var = bn_channel_sum(part, n, c, j, 1, 0) / m;
+        double var = scale[j] / m; /* scale[j] held the squared deviations */
         scale[j] = a->gamma[j] / sqrt(var + a->eps);
         a->save_mean[j] = (float)mean[j];
         a->save_var[j] = (float)var;
@@ -178,8 +201,14 @@ static void bn_train_body(const bn_args *a) {
     for (ptrdiff_t p = 0; p < planes; p++) {
         int j = (int)(p % c);
         size_t at = (size_t)p * hw;
-        plane_affine(x + at, a->y + at, hw, (float)mean[j], (float)scale[j], a->beta[j]);
+        plane_affine(a->x + at, a->y + at, hw, (float)mean[j], (float)scale[j], a->beta[j]);
     }
+}
+
+static void bn_train_body(const bn_args *a) {
+    bn_sum_body(a);
+    bn_sqdev_body(a);
+    bn_apply_body(a);
 }
 
 // x, y: (n, c, hw); gamma, beta, running_*, save_*: (c)
@@ -187,7 +216,7 @@ slim_status slim_dnnl_bn_forward_train(slim_dnnl_cache **cache, int n, int c, in
                                        const float *x, const float *gamma, const float *beta,
                                        float eps, float momentum, float *running_mean,
                                        float *running_var, float *y, float *save_mean,
-                                       float *save_var) {
+                                       float *save_var, const slim_allreduce *sync) {
     if (!x || !gamma || !beta || !y || !save_mean || !save_var)
         return slim_error(SLIM_ERR_ARG, "batchnorm: a required buffer is NULL");
     SLIM_TRY(bn_prepare(cache, n, c, hw, eps));
@@ -208,7 +237,18 @@ slim_status slim_dnnl_bn_forward_train(slim_dnnl_cache **cache, int n, int c, in
                  .running_var = running_var,
                  .part = part,
                  .chan = part + (size_t)n * c};
-    bn_run(bn_train_body, &a);
+    a.chan[0] = (double)n * hw;
+    if (!sync) {
+        bn_run(bn_train_body, &a);
+        return SLIM_OK;
+    }
+    /* The count and the sums of x, then the squared deviations about the
+     * common mean, each over every replica. */
+    bn_run(bn_sum_body, &a);
+    SLIM_TRY(sync->sum(sync->ctx, a.chan, (size_t)c + 1));
+    bn_run(bn_sqdev_body, &a);
+    SLIM_TRY(sync->sum(sync->ctx, a.chan + 1 + c, (size_t)c));
+    bn_run(bn_apply_body, &a);
     return SLIM_OK;
 }
 
@@ -246,35 +286,46 @@ slim_status slim_dnnl_bn_forward_eval(slim_dnnl_cache **cache, int n, int c, int
     return SLIM_OK;
 }
 
-/* part: sum dy and sum dy (x - mean) per plane; chan: a, b, k per channel
- * (see slim_dnnl_bn_backward). */
-static void bn_backward_body(const bn_args *a) {
+/* The backward in two passes: part holds sum dy and sum dy (x - mean) per
+ * plane; chan the count m, those sums per channel, then a, b, k per
+ * channel (see slim_dnnl_bn_backward). With sync, the count and sums are
+ * reduced over the replicas between the passes. */
+static void bn_dsum_body(const bn_args *a) {
     const int n = a->n, c = a->c, hw = a->hw;
     const ptrdiff_t planes = (ptrdiff_t)n * c;
-    const double m = (double)n * hw;
-    const float *x = a->x, *dy = a->dy, *save_mean = a->mean_in;
-    double *part = a->part, *coef = a->chan;
+    double *part = a->part, *sum_dy = a->chan + 1, *sum_dyx = a->chan + 1 + c;
 #pragma omp for schedule(static)
     for (ptrdiff_t p = 0; p < planes; p++) {
         size_t at = (size_t)p * hw;
         float sdy, sdyx;
-        plane_dsums(x + at, dy + at, hw, save_mean[p % c], &sdy, &sdyx);
+        plane_dsums(a->x + at, a->dy + at, hw, a->mean_in[p % c], &sdy, &sdyx);
         part[2 * p] = sdy;
         part[2 * p + 1] = sdyx;
     }
 #pragma omp for schedule(static)
     for (int j = 0; j < c; j++) {
-        double sum_dy = bn_channel_sum(part, n, c, j, 2, 0);
-        double sum_dyx = bn_channel_sum(part, n, c, j, 2, 1); /* sum dy (x - mean) */
+        sum_dy[j] = bn_channel_sum(part, n, c, j, 2, 0);
+        sum_dyx[j] = bn_channel_sum(part, n, c, j, 2, 1); /* sum dy (x - mean) */
         double invstd = 1.0 / sqrt((double)a->var_in[j] + a->eps);
-        if (a->dbeta) a->dbeta[j] += (float)sum_dy;
-        if (a->dgamma) a->dgamma[j] += (float)(sum_dyx * invstd);
+        if (a->dbeta) a->dbeta[j] += (float)sum_dy[j];
+        if (a->dgamma) a->dgamma[j] += (float)(sum_dyx[j] * invstd);
+    }
+}
+
+static void bn_dx_body(const bn_args *a) {
+    const int c = a->c, hw = a->hw;
+    const ptrdiff_t planes = (ptrdiff_t)a->n * c;
+    const double m = a->chan[0], *sum_dy = a->chan + 1, *sum_dyx = a->chan + 1 + c;
+    const float *x = a->x, *dy = a->dy, *save_mean = a->mean_in;
+    double *coef = a->chan + 1 + 2 * c;
+#pragma omp for schedule(static)
+    for (int j = 0; j < c; j++) {
+        double invstd = 1.0 / sqrt((double)a->var_in[j] + a->eps);
         double g = a->gamma[j] * invstd;
         coef[3 * j] = g;
-        coef[3 * j + 1] = -g * invstd * invstd * sum_dyx / m;
-        coef[3 * j + 2] = -g * sum_dy / m;
+        coef[3 * j + 1] = -g * invstd * invstd * sum_dyx[j] / m;
+        coef[3 * j + 2] = -g * sum_dy[j] / m;
     }
-    if (!a->dx) return;
 #pragma omp for schedule(static)
     for (ptrdiff_t p = 0; p < planes; p++) {
         int j = (int)(p % c);
@@ -289,6 +340,11 @@ static void bn_backward_body(const bn_args *a) {
     }
 }
 
+static void bn_backward_body(const bn_args *a) {
+    bn_dsum_body(a);
+    if (a->dx) bn_dx_body(a);
+}
+
 /* x, dy, dx: (n, c, hw); gamma, save_*, dgamma, dbeta: (c). With
  * invstd = 1 / sqrt(var + eps) and xhat = (x - mean) invstd:
  *   dbeta += sum dy, dgamma += sum dy xhat,
@@ -297,12 +353,12 @@ static void bn_backward_body(const bn_args *a) {
 slim_status slim_dnnl_bn_backward(slim_dnnl_cache **cache, int n, int c, int hw, const float *x,
                                   const float *gamma, float eps, const float *save_mean,
                                   const float *save_var, const float *dy, float *dx, float *dgamma,
-                                  float *dbeta) {
+                                  float *dbeta, const slim_allreduce *sync) {
     if (!dx && !dgamma && !dbeta) return SLIM_OK;
     if (!x || !gamma || !save_mean || !save_var || !dy)
         return slim_error(SLIM_ERR_ARG, "batchnorm backward: a required buffer is NULL");
     SLIM_TRY(bn_prepare(cache, n, c, hw, eps));
-    double *part = bn_stats(*cache, n, c, 2, 3);
+    double *part = bn_stats(*cache, n, c, 2, 5);
     if (!part) return SLIM_ERR_NOMEM;
     bn_args a = {.n = n,
                  .c = c,
@@ -318,6 +374,13 @@ slim_status slim_dnnl_bn_backward(slim_dnnl_cache **cache, int n, int c, int hw,
                  .dbeta = dbeta,
                  .part = part,
                  .chan = part + (size_t)n * c * 2};
-    bn_run(bn_backward_body, &a);
+    a.chan[0] = (double)n * hw;
+    if (!sync || !dx) {
+        bn_run(bn_backward_body, &a);
+        return SLIM_OK;
+    }
+    bn_run(bn_dsum_body, &a);
+    SLIM_TRY(sync->sum(sync->ctx, a.chan, 2 * (size_t)c + 1));
+    bn_run(bn_dx_body, &a);
     return SLIM_OK;
 }

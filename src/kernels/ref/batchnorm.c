@@ -12,23 +12,27 @@ static size_t bn_at(int c, int hw, int i, int ch) { return ((size_t)i * c + ch) 
 /* x, y: (n, c, hw); gamma, beta, running_*, save_*: (c). running_mean and
  * running_var may be NULL (no update). The running variance gets
  * var * m / (m - 1), m = n * hw; with m == 1 the unbiased estimate does not
- * exist and the biased one (0) is used instead. */
-void slim_ref_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
-                               const float *beta, float eps, float momentum, float *running_mean,
-                               float *running_var, float *y, float *save_mean, float *save_var) {
-    const double m = (double)n * hw;
+ * exist and the biased one (0) is used instead. With sync, the sums and m
+ * are over every replica's batch (one reduction per sum and channel). */
+slim_status slim_ref_bn_forward_train(int n, int c, int hw, const float *x, const float *gamma,
+                                      const float *beta, float eps, float momentum,
+                                      float *running_mean, float *running_var, float *y,
+                                      float *save_mean, float *save_var,
+                                      const slim_allreduce *sync) {
     for (int ch = 0; ch < c; ch++) {
-        double sum = 0.0;
+        double sum[2] = {0.0, (double)n * hw}; /* sum of x, count */
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++)
-                sum += x[bn_at(c, hw, i, ch) + j];
-        double mean = sum / m;
+                sum[0] += x[bn_at(c, hw, i, ch) + j];
+        if (sync) SLIM_TRY(sync->sum(sync->ctx, sum, 2));
+        const double m = sum[1], mean = sum[0] / m;
         double sq = 0.0;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
                 double d = x[bn_at(c, hw, i, ch) + j] - mean;
                 sq += d * d;
             }
+        if (sync) SLIM_TRY(sync->sum(sync->ctx, &sq, 1));
         double var = sq / m;
         double invstd = 1.0 / sqrt(var + eps);
         for (int i = 0; i < n; i++)
@@ -44,6 +48,7 @@ void slim_ref_bn_forward_train(int n, int c, int hw, const float *x, const float
         if (running_var)
             running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
     }
+    return SLIM_OK;
 }
 
 /* x, y: (n, c, hw); gamma, beta, running_mean, running_var: (c). */
@@ -64,24 +69,28 @@ void slim_ref_bn_forward_eval(int n, int c, int hw, const float *x, const float 
  * With xhat = (x - mean) / sqrt(var + eps) and m = n * hw:
  *   dbeta  += sum dy,  dgamma += sum dy xhat,
  *   dx     += gamma / sqrt(var + eps) * (dy - sum(dy) / m - xhat sum(dy xhat) / m),
- * the last two terms being the paths through the batch mean and variance. */
-void slim_ref_bn_backward(int n, int c, int hw, const float *x, const float *gamma, float eps,
-                          const float *save_mean, const float *save_var, const float *dy, float *dx,
-                          float *dgamma, float *dbeta) {
-    const double m = (double)n * hw;
+ * the last two terms being the paths through the batch mean and variance.
+ * With sync, dx takes the sums and m over every replica (dgamma and dbeta
+ * stay this replica's share, summed with the other gradients). */
+slim_status slim_ref_bn_backward(int n, int c, int hw, const float *x, const float *gamma,
+                                 float eps, const float *save_mean, const float *save_var,
+                                 const float *dy, float *dx, float *dgamma, float *dbeta,
+                                 const slim_allreduce *sync) {
     for (int ch = 0; ch < c; ch++) {
         double mean = save_mean[ch];
         double invstd = 1.0 / sqrt((double)save_var[ch] + eps);
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        double sum[3] = {0.0, 0.0, (double)n * hw}; /* sum dy, sum dy xhat, count */
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
                 size_t at = bn_at(c, hw, i, ch) + j;
-                sum_dy += dy[at];
-                sum_dy_xhat += dy[at] * (x[at] - mean) * invstd;
+                sum[0] += dy[at];
+                sum[1] += dy[at] * (x[at] - mean) * invstd;
             }
-        if (dbeta) dbeta[ch] += (float)sum_dy;
-        if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
+        if (dbeta) dbeta[ch] += (float)sum[0];
+        if (dgamma) dgamma[ch] += (float)sum[1];
         if (!dx) continue;
+        if (sync) SLIM_TRY(sync->sum(sync->ctx, sum, 3));
+        const double sum_dy = sum[0], sum_dy_xhat = sum[1], m = sum[2];
         double k = gamma[ch] * invstd;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < hw; j++) {
@@ -90,4 +99,5 @@ void slim_ref_bn_backward(int n, int c, int hw, const float *x, const float *gam
                 dx[at] += (float)(k * (dy[at] - sum_dy / m - xhat * sum_dy_xhat / m));
             }
     }
+    return SLIM_OK;
 }
