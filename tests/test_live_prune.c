@@ -302,7 +302,7 @@ static void test_counters(void **state) {
     (void)state;
     slim_model *m = make(SMALL, 5);
     train_live lp = {0};
-    assert_int_equal(train_live_init(&lp, m, 8), SLIM_OK); /* checks every 2 steps */
+    assert_int_equal(train_live_init(&lp, m, 8, 1), SLIM_OK); /* checks every 2 steps */
     slim_tape tape;
     slim_tape_init(&tape, SLIM_BACKEND_FAST);
     int before = train_live_channels(m);
@@ -314,6 +314,8 @@ static void test_counters(void **state) {
         if (step == 4) *gamma_at(m, "b2", 3) = 0;
     }
     assert_int_equal(train_live_channels(m), before);
+    assert_int_equal(lp.returns, 0); /* 4 steps at 0: fewer than K */
+    assert_int_equal(lp.longest_return, 4);
     /* At 0 from step 6: 8 steps at step 13, removed at the check of step 14. */
     for (; step < 13; step++)
         assert_int_equal(train_live_after_step(&lp, &m, &tape, step + 1, 1), SLIM_OK);
@@ -326,6 +328,22 @@ static void test_counters(void **state) {
     assert_int_equal(lp.per_epoch[1], 1);
     /* The counters followed the narrower model. */
     assert_int_equal(lp.zero_steps[gamma_offset(m, "b2") + 3], 0);
+    train_live_epoch_done(&lp);
+    assert_int_equal(lp.longest_return, 0);
+
+    /* Counting alone (live pruning off): nothing goes, and a gamma leaving 0
+     * after K steps or more is a return. */
+    assert_int_equal(train_live_init(&lp, m, 3, 0), SLIM_OK);
+    before = train_live_channels(m);
+    *gamma_at(m, "b1", 0) = 0;
+    for (step = 0; step < 9; step++)
+        assert_int_equal(train_live_after_step(&lp, &m, &tape, step + 1, 1), SLIM_OK);
+    assert_int_equal(train_live_channels(m), before);
+    assert_int_equal(lp.zero_steps[gamma_offset(m, "b1")], 9); /* not capped at K */
+    *gamma_at(m, "b1", 0) = 0.25f;
+    assert_int_equal(train_live_after_step(&lp, &m, &tape, 10, 1), SLIM_OK);
+    assert_int_equal(lp.returns, 1);
+    assert_int_equal(lp.longest_return, 9);
     slim_tape_free(&tape);
     train_live_free(&lp);
     slim_model_free(m);
@@ -341,7 +359,7 @@ static void test_no_alloc_after_removal(void **state) {
     for (int i = 0; i < N_IMG; i++)
         y[i] = i % 10;
     train_live lp = {0};
-    assert_int_equal(train_live_init(&lp, m, 1), SLIM_OK);
+    assert_int_equal(train_live_init(&lp, m, 1, 1), SLIM_OK);
     slim_sgd opt;
     slim_sgd_config cfg = {
         .momentum = 0.9f, .weight_decay = 5e-4f, .penalty = SLIM_PENALTY_GAMMA_L1, .lambda = 1e-3f};
@@ -398,7 +416,7 @@ static void test_checkpoint(void **state) {
     (void)state;
     slim_model *m = make(SMALL, 8);
     train_live lp = {0}, back = {0};
-    assert_int_equal(train_live_init(&lp, m, 40), SLIM_OK);
+    assert_int_equal(train_live_init(&lp, m, 40, 1), SLIM_OK);
     lp.removed = 7;
     lp.n_epochs = 3;
     lp.per_epoch = calloc(3, sizeof(int));
@@ -406,6 +424,8 @@ static void test_checkpoint(void **state) {
     lp.per_epoch[2] = 2;
     lp.first_step = 31;
     lp.due = 1;
+    lp.returns = 3;
+    lp.longest_return = 77;
     lp.zero_steps[gamma_offset(m, "b2") + 1] = 40;
     lp.zero_steps[gamma_offset(m, "b3") + 2] = 17;
     slim_ckpt *ck = stored(&lp, m);
@@ -415,6 +435,9 @@ static void test_checkpoint(void **state) {
     assert_int_equal(back.removed, 7);
     assert_int_equal((int)back.first_step, 31);
     assert_int_equal(back.due, 1);
+    assert_int_equal(back.remove, 1);
+    assert_int_equal(back.returns, 3);
+    assert_int_equal(back.longest_return, 77);
     assert_int_equal(back.n_epochs, 3);
     assert_int_equal(back.per_epoch[2], 2);
     assert_memory_equal(back.zero_steps, lp.zero_steps, m->param_floats * sizeof(uint32_t));
@@ -426,6 +449,9 @@ static void test_checkpoint(void **state) {
         {"live_prune.after", "-3", "live_prune.after"},
         {"live_prune.after", "99999999999", "live_prune.after"},
         {"live_prune.due", "2", "live_prune.due"},
+        {"live_prune.remove", "on", "live_prune.remove"},
+        {"live_prune.returns", "-1", "live_prune.returns"},
+        {"live_prune.longest_return", "1e3", "live_prune.longest_return"},
         {"live_prune.history", "1:5 3:3", "live_prune.removed"},
         {"live_prune.history", "3:2 1:5", "live_prune.history"},
         {"live_prune.history", "1:5,3:2", "live_prune.history"},

@@ -124,6 +124,7 @@ typedef struct slim_train_summary {
     int live_prune_after;    /* live pruning's K, 0 when off */
     int live_removed;        /* channels removed while training (all of the run) */
     int live_channels;       /* BN channels of the final model */
+    double live_seconds;     /* spent removing channels (this process) */
 } slim_train_summary;
 
 /* The defaults `slim train --help` shows. */

@@ -164,7 +164,8 @@ static void print_table(const char *path, const slim_model *m, const slim_ckpt *
                    optim ? ", optimizer state saved" : ", no optimizer state");
         }
         const char *after = slim_ckpt_get_meta(ck, "live_prune.after");
-        if (after && strcmp(after, "0") != 0) {
+        const char *live = slim_ckpt_get_meta(ck, "live_prune.remove");
+        if (after && live && strcmp(live, "1") == 0) {
             const char *h = slim_ckpt_get_meta(ck, "live_prune.history");
             const char *removed = slim_ckpt_get_meta(ck, "live_prune.removed");
             const char *first = slim_ckpt_get_meta(ck, "live_prune.first_step");

@@ -427,8 +427,8 @@ int cmd_train(int argc, char **argv) {
            sum.gamma_total, sum.images_per_s, cfg.out, metrics);
     if (sum.live_prune_after > 0)
         printf("live pruning (after %d steps at 0): %d channels removed while training, %d "
-               "left\n",
-               sum.live_prune_after, sum.live_removed, sum.live_channels);
+               "left; %.2f s spent removing\n",
+               sum.live_prune_after, sum.live_removed, sum.live_channels, sum.live_seconds);
     if (sum.budget > 0) {
         int params = cfg.target == SLIM_COST_PARAMS;
         double got = params ? sum.pruned.params : sum.pruned.macs;

@@ -19,12 +19,13 @@ void train_live_free(train_live *lp) {
     memset(lp, 0, sizeof *lp);
 }
 
-slim_status train_live_init(train_live *lp, const slim_model *m, int after) {
+slim_status train_live_init(train_live *lp, const slim_model *m, int after, int remove) {
     train_live_free(lp);
     if (after < 1 || after > TRAIN_LIVE_AFTER_MAX)
         return slim_error(SLIM_ERR_ARG, "--live-prune-after must be in 1..%d, got %d",
                           TRAIN_LIVE_AFTER_MAX, after);
     lp->after = after;
+    lp->remove = remove;
     size_t n = m->param_floats ? m->param_floats : 1;
     lp->zero_steps = slim_calloc(n, sizeof *lp->zero_steps);
     lp->allow = slim_calloc(n, 1);
@@ -47,11 +48,23 @@ slim_status train_live_setup(train_live *lp, const slim_model *m, const slim_tra
             return slim_error(SLIM_ERR_ARG,
                               "--live-prune cannot be combined with --cost or --target: their "
                               "per-gamma state is not carried across a removal");
-        return train_live_init(lp, m, after);
+        return train_live_init(lp, m, after, 1);
     }
     if (c->live_prune < 0 && c->penalty == SLIM_PENALTY_GAMMA_L1 && plain && c->lambda > 0)
-        return train_live_init(lp, m, after);
+        return train_live_init(lp, m, after, 1);
+    if (slim_penalty_is_gamma(c->penalty)) return train_live_init(lp, m, after, 0);
     return SLIM_OK;
+}
+
+void train_live_epoch_done(train_live *lp) {
+    lp->returns = 0;
+    lp->longest_return = 0;
+}
+
+/* The counters' cap: K with removals (all a check needs), else as long as
+ * a float stores exactly (the longest run at 0 is measured). */
+static uint32_t cap_of(const train_live *lp) {
+    return lp->remove ? (uint32_t)lp->after : (uint32_t)TRAIN_LIVE_AFTER_MAX;
 }
 
 int train_live_channels(const slim_model *m) {
@@ -71,7 +84,6 @@ static slim_status note_removal(train_live *lp, int epoch, int k, uint64_t step)
     }
     lp->per_epoch[epoch - 1] += k;
     lp->removed += k;
-    lp->removed_in_epoch += k;
     if (!lp->first_step) lp->first_step = step;
     return SLIM_OK;
 }
@@ -114,19 +126,22 @@ slim_status train_live_after_step(train_live *lp, slim_model **model, slim_tape 
                                   uint64_t step, int epoch) {
     if (lp->after < 1) return SLIM_OK;
     const slim_model *m = *model;
-    const uint32_t after = (uint32_t)lp->after;
+    const uint32_t after = (uint32_t)lp->after, cap = cap_of(lp);
     for (int i = 0; i < m->n_params; i++) {
         const slim_param *p = &m->params[i];
         if (p->role != SLIM_PARAM_GAMMA) continue;
         uint32_t *z = lp->zero_steps + p->offset;
         for (size_t j = 0; j < p->numel; j++) {
             if (p->data[j] != 0.0f) {
+                if (z[j] >= after) lp->returns++;
+                if (z[j] > lp->longest_return) lp->longest_return = z[j];
                 z[j] = 0;
-            } else if (z[j] < after && ++z[j] == after) {
+            } else if (z[j] < cap && ++z[j] == after) {
                 lp->due = 1;
             }
         }
     }
+    if (!lp->remove) return SLIM_OK;
     uint64_t check = ((uint64_t)lp->after + 3) / 4;
     if (!lp->due || step % check != 0) return SLIM_OK;
     lp->due = 0;
@@ -147,6 +162,9 @@ static slim_status set_num(slim_ckpt *ck, const char *key, uint64_t v) {
 slim_status train_live_store(const train_live *lp, const slim_model *m, slim_ckpt *ck) {
     SLIM_TRY(set_num(ck, "live_prune.after", (uint64_t)lp->after));
     if (lp->after < 1) return SLIM_OK;
+    SLIM_TRY(set_num(ck, "live_prune.remove", (uint64_t)lp->remove));
+    SLIM_TRY(set_num(ck, "live_prune.returns", lp->returns));
+    SLIM_TRY(set_num(ck, "live_prune.longest_return", lp->longest_return));
     SLIM_TRY(set_num(ck, "live_prune.removed", (uint64_t)lp->removed));
     SLIM_TRY(set_num(ck, "live_prune.first_step", lp->first_step));
     SLIM_TRY(set_num(ck, "live_prune.due", (uint64_t)lp->due));
@@ -222,13 +240,18 @@ bad:
 slim_status train_live_restore(train_live *lp, const slim_model *m, const slim_ckpt *ck,
                                const char *path) {
     train_live_free(lp);
-    uint64_t after, removed, first, due;
+    uint64_t after, removed, first, due, remove, returns, longest;
     SLIM_TRY(get_num(ck, path, "live_prune.after", TRAIN_LIVE_AFTER_MAX, &after));
     if (after == 0) return SLIM_OK;
+    SLIM_TRY(get_num(ck, path, "live_prune.remove", 1, &remove));
+    SLIM_TRY(get_num(ck, path, "live_prune.returns", UINT32_MAX, &returns));
+    SLIM_TRY(get_num(ck, path, "live_prune.longest_return", TRAIN_LIVE_AFTER_MAX, &longest));
     SLIM_TRY(get_num(ck, path, "live_prune.removed", INT32_MAX, &removed));
     SLIM_TRY(get_num(ck, path, "live_prune.first_step", UINT64_MAX, &first));
     SLIM_TRY(get_num(ck, path, "live_prune.due", 1, &due));
-    SLIM_TRY(train_live_init(lp, m, (int)after));
+    SLIM_TRY(train_live_init(lp, m, (int)after, (int)remove));
+    lp->returns = (uint32_t)returns;
+    lp->longest_return = (uint32_t)longest;
     const char *hist = slim_ckpt_get_meta(ck, "live_prune.history");
     if (hist) SLIM_TRY(parse_history(lp, path, hist));
     if ((uint64_t)lp->removed != removed)
@@ -238,7 +261,6 @@ slim_status train_live_restore(train_live *lp, const slim_model *m, const slim_c
                           path, removed, lp->removed);
     lp->first_step = first;
     lp->due = (int)due;
-    lp->removed_in_epoch = 0;
     const slim_ckpt_tensor *t = slim_ckpt_find(ck, COUNTS_TENSOR);
     size_t n = 0, k = 0;
     for (int i = 0; i < m->n_params; i++)
@@ -251,11 +273,11 @@ slim_status train_live_restore(train_live *lp, const slim_model *m, const slim_c
         if (m->params[i].role == SLIM_PARAM_GAMMA)
             for (size_t j = 0; j < m->params[i].numel; j++, k++) {
                 float v = t->data[k];
-                if (!(v >= 0) || v > (float)after || v != floorf(v))
+                if (!(v >= 0) || v > (float)cap_of(lp) || v != floorf(v))
                     return slim_error(SLIM_ERR_FORMAT,
                                       "%s: tensor '%s' value %zu is %g: want a whole number "
-                                      "0..%" PRIu64,
-                                      path, COUNTS_TENSOR, k, (double)v, after);
+                                      "0..%" PRIu32,
+                                      path, COUNTS_TENSOR, k, (double)v, cap_of(lp));
                 lp->zero_steps[m->params[i].offset + j] = (uint32_t)v;
             }
     return SLIM_OK;

@@ -344,7 +344,7 @@ static slim_status open_metrics(run_state *rs, int append) {
     if (append) return SLIM_OK;
     fprintf(rs->csv, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,"
                      "gamma_zero,gamma_total,weights_zero_pct,lambda,pruned_macs,pruned_params,"
-                     "budget,live_channels,removed_live,peak_rss_mib");
+                     "budget,live_channels,removed_live,peak_rss_mib,gamma_returns,longest_return");
     for (int i = 0; i < rs->model->n_layers; i++) {
         const slim_layer *l = &rs->model->layers[i];
         if (l->kind == SLIM_LAYER_BN) fprintf(rs->csv, ",%s.gamma_zero", l->name);
@@ -370,7 +370,9 @@ static void write_metrics(run_state *rs, int epoch, float lr, double loss, doubl
             w ? 100.0 * (double)wz / (double)w : 0.0);
     fprintf(rs->csv, ",%.9g,%.17g,%.17g,%.17g", (double)rs->opt.config.lambda, rs->pruned.macs,
             rs->pruned.params, rs->cfg.target ? rs->budget.budget : 0.0);
-    fprintf(rs->csv, ",%d,%d,%.1f", train_live_channels(rs->model), rs->live.removed, rs->peak_mib);
+    fprintf(rs->csv, ",%d,%d,%.1f,%" PRIu32 ",%" PRIu32, train_live_channels(rs->model),
+            rs->live.removed, rs->peak_mib, rs->live.returns, rs->live.longest_return);
+    train_live_epoch_done(&rs->live);
     for (int i = 0; i < rs->model->n_layers; i++) {
         const slim_layer *l = &rs->model->layers[i];
         const slim_layer_sparsity *r = &rs->sparsity[i];
@@ -871,7 +873,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         int gtotal, gzero = gamma_totals(rs, &gtotal);
         char bt[96], lt[64] = "";
         budget_text(rs, bt, sizeof bt);
-        if (rs->live.after)
+        if (rs->live.remove)
             snprintf(lt, sizeof lt, ", channels %d (%d removed live)", gtotal, rs->live.removed);
         if (!c->quiet)
             fprintf(stderr,
@@ -887,9 +889,10 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         sum->gamma_zero = gzero;
         sum->gamma_total = gtotal;
         sum->pruned = rs->pruned;
-        sum->live_prune_after = rs->live.after;
+        sum->live_prune_after = rs->live.remove ? rs->live.after : 0;
         sum->live_removed = rs->live.removed;
         sum->live_channels = train_live_channels(rs->model);
+        sum->live_seconds = rs->live.seconds;
     }
     sum->lambda = rs->opt.config.lambda;
     sum->budget = c->target ? rs->budget.budget : 0;

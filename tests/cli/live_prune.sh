@@ -53,7 +53,7 @@ d_full=$(digest "$TMP/full.ckpt")
 "$SLIM" train "${COMMON[@]}" --no-live-prune --epochs 1 --out "$TMP/off.ckpt" >"$TMP/off.out" ||
     fail "run without live pruning"
 ! grep -q '^live pruning' "$TMP/off.out" || fail "--no-live-prune printed a live-pruning line"
-[[ $(meta "$TMP/off.ckpt" live_prune.after) == 0 ]] || fail "off: live_prune.after"
+[[ $(meta "$TMP/off.ckpt" live_prune.remove) == 0 ]] || fail "off: live_prune.remove"
 OUT="$TMP/err"
 mkdir -p "$OUT"
 EXPECT_STATUS=2 expect_error "live-prune without a gamma penalty" "needs a gamma penalty" \
