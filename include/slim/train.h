@@ -83,11 +83,18 @@ typedef struct slim_train_config {
     int target;
     double target_value;
     int target_fraction;
-    const char *out;    /* checkpoint path; metrics go beside it as .csv */
-    const char *resume; /* continue the run saved here (its settings, except epochs > 0) */
-    const char *init;   /* start from these weights, fresh optimizer state */
-    int progress;       /* -1 auto (bar on a terminal), 0 plain log lines, 1 bar */
-    int quiet;          /* no progress output at all */
+    /* Live pruning (docs/SPARSITY.md): remove, while training, each channel
+     * whose gammas (all of its dependency group's) have been exactly 0 for
+     * live_prune_after consecutive steps, by pruning's exact fold. 1 on
+     * (needs a gamma penalty), 0 off, -1 auto: on with gamma-l1 without
+     * --cost or --target. A resumed run keeps what its checkpoint recorded. */
+    int live_prune;
+    int live_prune_after; /* 0 = SLIM_LIVE_PRUNE_AFTER */
+    const char *out;      /* checkpoint path; metrics go beside it as .csv */
+    const char *resume;   /* continue the run saved here (its settings, except epochs > 0) */
+    const char *init;     /* start from these weights, fresh optimizer state */
+    int progress;         /* -1 auto (bar on a terminal), 0 plain log lines, 1 bar */
+    int quiet;            /* no progress output at all */
     /* A way to ask training to stop, e.g. from a SIGINT handler; NULL =
      * never. slim_train sets *stop to SLIM_TRAIN_RUNNING when its loop begins
      * and to SLIM_TRAIN_IDLE when it ends, so a handler can tell whether the
@@ -105,6 +112,10 @@ typedef struct slim_train_config {
     int dist_check;
 } slim_train_config;
 
+/* Steps a gamma stays exactly 0 before live pruning removes its channel
+ * (docs/SPARSITY.md has the measurement it comes from). */
+#define SLIM_LIVE_PRUNE_AFTER 200
+
 /* Cost and lambda updates per epoch (every ceil(batches / this) steps). */
 #define SLIM_TRAIN_UPDATES 8
 
@@ -119,6 +130,10 @@ typedef struct slim_train_summary {
     double lambda;           /* lambda at the end (a target's controller moves it) */
     double budget;           /* the target as an absolute count, 0 without one */
     slim_pruned_cost pruned; /* of the final model */
+    int live_prune_after;    /* live pruning's K, 0 when off */
+    int live_removed;        /* channels removed while training (all of the run) */
+    int live_channels;       /* BN channels of the final model */
+    double live_seconds;     /* spent removing channels (this process) */
 } slim_train_summary;
 
 /* The defaults `slim train --help` shows. */

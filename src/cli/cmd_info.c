@@ -163,6 +163,17 @@ static void print_table(const char *path, const slim_model *m, const slim_ckpt *
             printf("position: epoch %" PRIu32 ", step %" PRIu64 "%s\n", ck->pos.epoch, ck->pos.step,
                    optim ? ", optimizer state saved" : ", no optimizer state");
         }
+        const char *after = slim_ckpt_get_meta(ck, "live_prune.after");
+        const char *live = slim_ckpt_get_meta(ck, "live_prune.remove");
+        if (after && live && strcmp(live, "1") == 0) {
+            const char *h = slim_ckpt_get_meta(ck, "live_prune.history");
+            const char *removed = slim_ckpt_get_meta(ck, "live_prune.removed");
+            const char *first = slim_ckpt_get_meta(ck, "live_prune.first_step");
+            printf("channels removed while training: %s (live pruning after %s steps at 0",
+                   removed ? removed : "?", after);
+            if (h && *h) printf("; epoch:channels %s; first at step %s", h, first ? first : "?");
+            printf(")\n");
+        }
         if (pre) {
             printf("preprocessing: resize %s", slim_resize_mode_name(pre->resize));
             if (pre->resize == SLIM_RESIZE_CROP) printf(" (crop scale %g)", pre->crop_scale);

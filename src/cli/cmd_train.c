@@ -13,10 +13,14 @@
 static struct {
     const char *model, *data, *schedule, *backend, *penalty, *progress, *out, *resume, *init;
     const char *resize, *val, *cost, *target_macs, *target_params, *bn_sync;
-    int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers, dist_check;
+    int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers, dist_check,
+        live_after;
     double lr, momentum, weight_decay, lambda, crop_scale, val_split;
-    int augment, flip, quiet, skip_bad;
+    int augment, flip, quiet, skip_bad, live_prune;
 } a;
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static cli_opt opts[] = {
     {"model", CLI_STRING, "FILE", NULL,
@@ -135,6 +139,17 @@ static cli_opt opts[] = {
      NULL, 0, &a.target_macs, 0},
     {"target-params", CLI_STRING, "X", NULL, "Like --target-macs, for the parameter count.", NULL,
      0, &a.target_params, 0},
+    {"live-prune", CLI_FLAG, NULL, "auto",
+     "Remove, while training, every channel whose gamma (every gamma of its dependency group) "
+     "has been exactly 0 for --live-prune-after steps, by slim prune's exact fold: the network "
+     "computes the same function, and the steps after it are cheaper. A removed channel cannot "
+     "come back. auto = on with --penalty gamma-l1 and lambda > 0, without --cost or "
+     "--target (which it cannot be combined with). docs/SPARSITY.md has the rule.",
+     NULL, 1, &a.live_prune, 0},
+    {"live-prune-after", CLI_INT, "K", STR(SLIM_LIVE_PRUNE_AFTER),
+     "With --live-prune: the steps a gamma must stay exactly 0 before its channel goes "
+     "(checked every ceil(K/4) steps).",
+     NULL, 0, &a.live_after, 0},
     {"progress", CLI_CHOICE, NULL, "auto",
      "Progress on stderr: bar (redrawn in place), plain (a log line every few seconds), auto = "
      "bar on a terminal, plain otherwise.",
@@ -191,10 +206,19 @@ static cli_spec spec = {
 /* Options that --resume takes from the checkpoint, so giving them is a
  * mistake worth a warning. */
 static const char *const resume_ignored[] = {
-    "model",        "data",    "batch",      "lr",      "schedule",    "momentum",
-    "weight-decay", "limit",   "test-limit", "augment", "flip",        "seed",
-    "backend",      "penalty", "lambda",     "init",    "resize",      "crop-scale",
-    "val-split",    "val",     "skip-bad",   "cost",    "target-macs", "target-params",
+    "model",        "data",
+    "batch",        "lr",
+    "schedule",     "momentum",
+    "weight-decay", "limit",
+    "test-limit",   "augment",
+    "flip",         "seed",
+    "backend",      "penalty",
+    "lambda",       "init",
+    "resize",       "crop-scale",
+    "val-split",    "val",
+    "skip-bad",     "cost",
+    "target-macs",  "target-params",
+    "live-prune",   "live-prune-after",
 };
 
 static double target_value;
@@ -285,6 +309,14 @@ static int validate(void) {
     int which;
     if ((r = check_target(cmd, &which)) != CLI_EXIT_OK) return r;
     if (a.flip >= 0 && !a.augment) cli_warn("--flip/--no-flip does nothing without --augment");
+    if (a.live_after < 1 || a.live_after > 1 << 24)
+        return cli_usage_error(
+            cmd, "--live-prune-after must be between 1 and 16777216, got %" PRId64, a.live_after);
+    if (a.live_prune > 0 && strncmp(a.penalty, "gamma-l1", 8) != 0)
+        return cli_usage_error(
+            cmd, "--live-prune needs a gamma penalty (--penalty gamma-l1; got %s)", a.penalty);
+    if (a.live_prune > 0 && (strcmp(a.cost, "uniform") != 0 || which))
+        return cli_usage_error(cmd, "--live-prune cannot be combined with --cost or --target-*");
     return CLI_EXIT_OK;
 }
 
@@ -375,6 +407,8 @@ int cmd_train(int argc, char **argv) {
     cfg.quiet = a.quiet;
     cfg.bn_sync = strcmp(a.bn_sync, "off") != 0;
     if (cli_given(&spec, "dist-check")) cfg.dist_check = (int)a.dist_check;
+    cfg.live_prune = a.live_prune;
+    cfg.live_prune_after = (int)a.live_after;
 
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -410,6 +444,10 @@ int cmd_train(int argc, char **argv) {
            "gamma zero %d/%d, %.0f img/s; saved %s (metrics %s)\n",
            sum.epochs_done, sum.steps, sum.train_loss, 100.0 * sum.test_accuracy, sum.gamma_zero,
            sum.gamma_total, sum.images_per_s, cfg.out, metrics);
+    if (sum.live_prune_after > 0)
+        printf("live pruning (after %d steps at 0): %d channels removed while training, %d "
+               "left; %.2f s spent removing\n",
+               sum.live_prune_after, sum.live_removed, sum.live_channels, sum.live_seconds);
     if (sum.budget > 0) {
         int params = cfg.target == SLIM_COST_PARAMS;
         double got = params ? sum.pruned.params : sum.pruned.macs;

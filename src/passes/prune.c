@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ void prune_plan_free(plan *p) {
     free_rows((void **)p->live, nl);
     free_rows((void **)p->fold, nl);
     free(p->fold_kind);
+    free(p->src);
     slim_prune_groups_free(&p->g);
 }
 
@@ -144,6 +146,26 @@ static gamma_ctx gammas(const plan *p, int gi, int j) {
     return c;
 }
 
+typedef struct allow_ctx {
+    int j, ok;
+} allow_ctx;
+
+static void allow_visit(const plan *p, int i, int t, int j, void *ctx) {
+    allow_ctx *c = ctx;
+    if (j != c->j) return;
+    const slim_param *g = &p->m->params[p->m->layers[i].p_gamma];
+    if (g->data[t] != 0.0f || !p->allow[g->offset + (size_t)t]) c->ok = 0;
+}
+
+/* Whether p->allow lets group channel (gi, j) go: gamma exactly 0 and
+ * allowed in every BN of the group, so that it is exact in training mode. */
+static int allowed(const plan *p, int gi, int j) {
+    if (!p->allow) return 1;
+    allow_ctx c = {j, p->via_filter[gi][j] == PRUNE_EXACT_ALWAYS};
+    each_bn_channel(p, gi, allow_visit, &c);
+    return c.ok;
+}
+
 typedef struct unit {
     float score;
     int group, channel;
@@ -171,7 +193,7 @@ static slim_status choose(plan *p, const slim_prune_options *opt, slim_prune_rep
     if (opt->mode == SLIM_PRUNE_THRESHOLD) {
         for (int gi = 0; gi < ng; gi++)
             for (int j = 0; j < p->g.groups[gi].channels; j++)
-                p->removed[gi][j] = p->score[gi][j] <= opt->threshold;
+                p->removed[gi][j] = p->score[gi][j] <= opt->threshold && allowed(p, gi, j);
     } else if (total > 0) {
         unit *u = slim_calloc(total, sizeof *u);
         if (!u) return SLIM_ERR_NOMEM;
@@ -520,6 +542,13 @@ static slim_status build_structure(const plan *p, slim_model **out) {
     return SLIM_OK;
 }
 
+/* Records (with p->src) that value k of new parameter pn comes from value
+ * k_old of old parameter po. */
+static void map_src(const plan *p, const slim_model *n, int pn, size_t k, int po, size_t k_old) {
+    if (p->src && pn >= 0 && po >= 0)
+        p->src[n->params[pn].offset + k] = p->m->params[po].offset + k_old;
+}
+
 /* Copies the kept slices of layer i's parameters (and running statistics),
  * adding the folds. */
 static slim_status copy_layer(const plan *p, slim_model *n, int i) {
@@ -563,22 +592,32 @@ static slim_status copy_layer(const plan *p, slim_model *n, int i) {
             ln->running_mean[o] = lo->running_mean[rows[o]];
             ln->running_var[o] = lo->running_var[rows[o]];
         }
+        for (int o = 0; o < n_rows; o++) {
+            map_src(p, n, ln->p_gamma, (size_t)o, lo->p_gamma, (size_t)rows[o]);
+            map_src(p, n, ln->p_beta, (size_t)o, lo->p_beta, (size_t)rows[o]);
+        }
         goto done;
     }
     size_t kk = lo->kind == SLIM_LAYER_CONV ? (size_t)lo->k * (size_t)lo->k : 1;
     const float *w0 = param_data(m, lo->p_weight);
     float *w = n->params[ln->p_weight].data;
     for (int o = 0; o < n_rows; o++)
-        for (int c = 0; c < n_cols; c++)
-            memcpy(w + ((size_t)o * n_cols + c) * kk,
-                   w0 + ((size_t)rows[o] * in_per + cols[c]) * kk, kk * sizeof(float));
+        for (int c = 0; c < n_cols; c++) {
+            size_t to = ((size_t)o * n_cols + c) * kk,
+                   from = ((size_t)rows[o] * in_per + cols[c]) * kk;
+            memcpy(w + to, w0 + from, kk * sizeof(float));
+            for (size_t q = 0; q < kk; q++)
+                map_src(p, n, ln->p_weight, to + q, lo->p_weight, from + q);
+        }
     const float *f = p->fold[i];
     if (ln->p_bias >= 0) {
         float *b = n->params[ln->p_bias].data;
         const float *b0 = param_data(m, lo->p_bias);
-        for (int o = 0; o < n_rows; o++)
+        for (int o = 0; o < n_rows; o++) {
             b[o] = (b0 ? b0[rows[o]] : 0.0f) +
                    (p->fold_kind[i] == PRUNE_FOLD_BIAS ? f[rows[o]] : 0.0f);
+            map_src(p, n, ln->p_bias, (size_t)o, lo->p_bias, (size_t)rows[o]);
+        }
     }
     if (ln->p_biasmap >= 0) {
         size_t plane = (size_t)lo->h * (size_t)lo->w;
@@ -680,14 +719,20 @@ slim_status prune_plan_choose(plan *p, const slim_prune_options *opt, slim_prune
     return choose(p, opt, r);
 }
 
-static slim_status run(plan *p, const slim_prune_options *opt, slim_model **out,
-                       slim_prune_report *r) {
+slim_status prune_plan_run(plan *p, const slim_prune_options *opt, slim_model **out,
+                           slim_prune_report *r) {
     SLIM_TRY(prune_plan_choose(p, opt, r));
     int nl = p->m->n_layers;
     SLIM_TRY(explain(p, r));
     SLIM_TRY(fold_all(p, r));
     slim_model *n = NULL;
     slim_status st = build_structure(p, &n);
+    if (st == SLIM_OK && p->want_src) {
+        p->src = slim_calloc(n->param_floats ? n->param_floats : 1, sizeof *p->src);
+        if (!p->src) st = SLIM_ERR_NOMEM;
+        for (size_t k = 0; p->src && k < n->param_floats; k++)
+            p->src[k] = SIZE_MAX;
+    }
     for (int i = 0; i < nl && st == SLIM_OK; i++)
         st = copy_layer(p, n, i);
     if (st == SLIM_OK && r) st = fill_report(p, n, r);
@@ -710,7 +755,7 @@ slim_status slim_prune(const slim_model *in, const slim_prune_options *opt, slim
     SLIM_TRY(check_options(&o));
     if (report) report->options = o;
     plan p = {.m = in};
-    slim_status st = run(&p, &o, out, report);
+    slim_status st = prune_plan_run(&p, &o, out, report);
     prune_plan_free(&p);
     return st;
 }

@@ -39,6 +39,14 @@ typedef struct prune_plan {
                                path (+inf with none since its producer) */
     float **fold;           /* per conv/dense layer: (cout) or (cout, oh, ow); NULL = none */
     int *fold_kind;         /* (n_layers) PRUNE_FOLD_* */
+    /* Live pruning (prune_live.c): when allow is set (param_floats, read at
+     * the gamma offsets), threshold mode removes only channels with every
+     * gamma of the group exactly 0 and allowed; src, when want_src, gets
+     * (the new model's param_floats) each new value's index in the old
+     * model, SIZE_MAX for none (a new bias, a biasmap). */
+    const unsigned char *allow;
+    int want_src;
+    size_t *src;
 } prune_plan;
 
 /* Steps 1-3 of slim_prune on p (p->m set, the rest zero): the groups,
@@ -47,6 +55,10 @@ typedef struct prune_plan {
  * prune_plan_free, also after a failure. */
 slim_status prune_plan_choose(prune_plan *p, const slim_prune_options *opt, slim_prune_report *r);
 void prune_plan_free(prune_plan *p);
+/* Steps 1-5 of slim_prune on p (as prune_plan_choose): *out is the
+ * narrower model. */
+slim_status prune_plan_run(prune_plan *p, const slim_prune_options *opt, slim_model **out,
+                           slim_prune_report *r);
 
 /* Whether l is a depthwise conv: groups > 1 equal to both channel counts. */
 int prune_is_depthwise(const slim_layer *l);

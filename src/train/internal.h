@@ -21,4 +21,9 @@ void train_augment_rule(const slim_augment *aug, char *buf, size_t len);
 slim_status train_augment_from_rule(const char *rule, const char *path, const slim_dataset *ds,
                                     int flip, slim_augment *aug);
 
+/* Peak RSS: reset to the current RSS (start of an epoch), and read in
+ * MiB since (0 where /proc is missing). src/train/rss.c. */
+void train_rss_reset_peak(void);
+double train_rss_peak_mib(void);
+
 #endif

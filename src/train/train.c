@@ -7,6 +7,7 @@
 #include "train/budget_hook.h"
 #include "train/internal.h"
 #include "train/replicas.h"
+#include "train/live_prune.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -72,6 +73,8 @@ typedef struct run_state {
     int tty;
     train_budget budget; /* cost weights and the budget (cfg.cost, cfg.target) */
     train_replicas rep;  /* the ranks of a data-parallel run (one alone) */
+    train_live live;     /* removing dead channels while training */
+    double peak_mib;     /* peak RSS of the last epoch's training steps */
 } run_state;
 
 static slim_status store_settings(const run_state *rs, slim_ckpt *ck) {
@@ -166,6 +169,7 @@ static slim_status write_checkpoint(run_state *rs) {
     slim_ckpt *ck = NULL;
     slim_status st = slim_model_to_ckpt(rs->model, SLIM_CKPT_TRAIN, 1, &ck);
     if (st == SLIM_OK) st = store_settings(rs, ck);
+    if (st == SLIM_OK) st = train_live_store(&rs->live, rs->model, ck);
     if (st == SLIM_OK) {
         ck->pos = rs->pos;
         ck->pos.n_rng = 2;
@@ -242,7 +246,7 @@ static slim_status open_metrics(run_state *rs, int append) {
     if (append) return SLIM_OK;
     fprintf(rs->csv, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,"
                      "gamma_zero,gamma_total,weights_zero_pct,lambda,pruned_macs,pruned_params,"
-                     "budget");
+                     "budget,live_channels,removed_live,peak_rss_mib,gamma_returns,longest_return");
     for (int i = 0; i < rs->model->n_layers; i++) {
         const slim_layer *l = &rs->model->layers[i];
         if (l->kind == SLIM_LAYER_BN) fprintf(rs->csv, ",%s.gamma_zero", l->name);
@@ -268,6 +272,9 @@ static void write_metrics(run_state *rs, int epoch, float lr, double loss, doubl
             lr, loss, acc, test->loss, test->accuracy, ips, zero, total,
             w ? 100.0 * (double)wz / (double)w : 0.0);
     train_budget_csv(&rs->budget, &rs->cfg, (double)rs->opt.config.lambda, rs->csv);
+    fprintf(rs->csv, ",%d,%d,%.1f,%" PRIu32 ",%" PRIu32, train_live_channels(rs->model),
+            rs->live.removed, rs->peak_mib, rs->live.returns, rs->live.longest_return);
+    train_live_epoch_done(&rs->live);
     for (int i = 0; i < rs->model->n_layers; i++) {
         const slim_layer *l = &rs->model->layers[i];
         const slim_layer_sparsity *r = &rs->sparsity[i];
@@ -339,6 +346,7 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
         o->skip_bad = 0;
         if (st == SLIM_OK)
             st = slim_train_data_options(ck, c->resume, rs->model->layers[0].c, 1, o);
+        if (st == SLIM_OK) st = train_live_restore(&rs->live, rs->model, ck, c->resume);
         if (st == SLIM_OK && o->val_dir && !(o->val_dir = rs->strings[2] = strdup(o->val_dir)))
             st = SLIM_ERR_NOMEM;
         rs->pos = ck->pos;
@@ -408,6 +416,7 @@ static slim_status setup(run_state *rs, slim_train_config *cfg_in) {
                                 slim_batcher_num_batches(&rs->batcher), c->resume != NULL));
     SLIM_TRY(train_replicas_init(&rs->rep, rs->model, rs->train->n, (size_t)c->batch, c->bn_sync,
                                  c->dist_check));
+    if (!c->resume) SLIM_TRY(train_live_setup(&rs->live, rs->model, c));
     int flip = c->flip < 0 ? rs->train->c == 3 : c->flip;
     /* Image folders get random-resized crop, IDX and CIFAR-10 a padded
      * crop; a resumed run keeps the rule it recorded. */
@@ -449,6 +458,7 @@ static void teardown(run_state *rs) {
     slim_batcher_free(&rs->batcher);
     slim_augment_free(&rs->aug);
     slim_sgd_free(&rs->opt);
+    train_live_free(&rs->live);
     slim_dataset_free(rs->train);
     slim_dataset_free(rs->test);
     slim_model_free(rs->model);
@@ -468,7 +478,7 @@ static int stop_requested(const slim_train_config *c) {
 
 static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
     const slim_train_config *c = &rs->cfg;
-    const slim_layer *in = &rs->model->layers[0];
+    const slim_layer *in = &rs->model->layers[0]; /* again after a live removal */
     size_t per_epoch = slim_batcher_num_batches(&rs->batcher);
     uint64_t total = (uint64_t)c->epochs * per_epoch;
     slim_tape tape;
@@ -491,6 +501,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         size_t seen = 0, hits = 0, n,
                done = (size_t)(rs->pos.step - (uint64_t)(epoch - 1) * per_epoch);
         float lr = c->lr;
+        train_rss_reset_peak();
         for (;;) {
             /* A streamed picture that cannot be decoded any more (removed
              * since loading) ends the run with its error. */
@@ -527,12 +538,17 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             loss_sum += loss * (double)n;
             hits += step_hits;
             seen += n;
+            /* Last: a removal frees the tape, and with it loss and logits. */
+            st = train_live_after_step(&rs->live, &rs->model, &tape, rs->pos.step, epoch);
+            in = &rs->model->layers[0];
+            if (st != SLIM_OK) break;
             timed += slim_clock_s() - ts;
             progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
                      (double)seen / (timed > 0 ? timed : 1), &last_print, 0);
             if (stop_requested(c)) break;
         }
         if (st != SLIM_OK) break;
+        rs->peak_mib = train_rss_peak_mib();
         double ips = (double)seen / (timed > 0 ? timed : 1);
         if (stop_requested(c)) {
             if (!c->quiet) fputc('\n', stderr);
@@ -572,16 +588,18 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         st = save_checkpoint(rs);
         if (st != SLIM_OK) break;
         int gtotal, gzero = gamma_totals(rs, &gtotal);
-        char bt[192];
+        char bt[192], lt[64] = "";
         train_budget_text(&rs->budget, &rs->cfg, (double)rs->opt.config.lambda, bt, sizeof bt);
         train_replicas_text(&rs->rep, timed, bt + strlen(bt), sizeof bt - strlen(bt));
+        if (rs->live.remove)
+            snprintf(lt, sizeof lt, ", channels %d (%d removed live)", gtotal, rs->live.removed);
         if (!c->quiet)
             fprintf(stderr,
                     "epoch %d/%d: train loss %.4f, train acc %.2f%%, test acc %.2f%%, "
-                    "gamma zero %d/%d, %.0f img/s, %.1fs%s\n",
+                    "gamma zero %d/%d%s, %.0f img/s, %.1fs%s\n",
                     epoch, c->epochs, seen ? loss_sum / (double)seen : 0,
                     seen ? 100.0 * (double)hits / (double)seen : 0, 100.0 * test.accuracy, gzero,
-                    gtotal, ips, slim_clock_s() - t0, bt);
+                    gtotal, lt, ips, slim_clock_s() - t0, bt);
         sum->epochs_done = epoch;
         sum->train_loss = seen ? loss_sum / (double)seen : 0;
         sum->test_accuracy = test.accuracy;
@@ -589,6 +607,10 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         sum->gamma_zero = gzero;
         sum->gamma_total = gtotal;
         sum->pruned = rs->budget.pruned;
+        sum->live_prune_after = rs->live.remove ? rs->live.after : 0;
+        sum->live_removed = rs->live.removed;
+        sum->live_channels = train_live_channels(rs->model);
+        sum->live_seconds = rs->live.seconds;
     }
     sum->lambda = rs->opt.config.lambda;
     sum->budget = c->target ? rs->budget.budget.budget : 0;

@@ -85,10 +85,10 @@ else
     "$SLIM" train --resume "$TMP/int.ckpt" --threads 1 --quiet >/dev/null || fail "resume after SIGINT"
     [[ "$(digest "$TMP/int.ckpt")" == "$(digest "$TMP/ref.ckpt")" ]] ||
         fail "resume after SIGINT differs from the uninterrupted run"
-    # The same rows apart from throughput and the interrupted epoch's
+    # The same rows apart from throughput, peak RSS and the interrupted epoch's
     # training loss and accuracy (averaged over the resumed part only).
-    cut -d, -f1-3,6-7,9- "$TMP/int.csv" >"$TMP/a.csv"
-    cut -d, -f1-3,6-7,9- "$TMP/ref.csv" >"$TMP/b.csv"
+    cut -d, -f1-3,6-7,9-17,19- "$TMP/int.csv" >"$TMP/a.csv"
+    cut -d, -f1-3,6-7,9-17,19- "$TMP/ref.csv" >"$TMP/b.csv"
     cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "metrics differ: $(cat "$TMP/a.csv" "$TMP/b.csv")"
 fi
 

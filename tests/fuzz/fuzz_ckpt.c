@@ -2,7 +2,7 @@
  * (slim_ckpt_read_memory, then slim_model_from_ckpt when the container
  * parses), and the data settings, augmentation rule and cost/budget state
  * the metadata records (slim_train_data_options, train_augment_from_rule,
- * train_budget_restore).
+ * train_budget_restore), and the live-pruning state (train_live_restore).
  *
  * Random mutations almost never keep the CRC-32 and the declared file size
  * right, so each input is tried twice: as given (exercising the early
@@ -23,6 +23,7 @@
 #include "slim/train.h"
 #include "train/budget_hook.h"
 #include "train/internal.h"
+#include "train/live_prune.h"
 
 #ifndef SLIM_FUZZ_ENTRY
 #define SLIM_FUZZ_ENTRY LLVMFuzzerTestOneInput
@@ -100,6 +101,19 @@ static slim_status ck_budget_state(const slim_ckpt *ck, const slim_model *m) {
     return st;
 }
 
+/* The live_prune.* keys and counters: in range, or a message. */
+static void ck_live(const slim_ckpt *ck, const slim_model *m) {
+    train_live lp;
+    memset(&lp, 0, sizeof lp);
+    if (train_live_restore(&lp, m, ck, "fuzz.ckpt") != SLIM_OK) {
+        if (!slim_last_error()[0]) ck_fail("failed live-pruning state left no message", NULL);
+    } else if (lp.after < 0 || lp.after > TRAIN_LIVE_AFTER_MAX || lp.removed < 0 ||
+               (lp.after > 0 && !lp.zero_steps)) {
+        ck_fail("live-pruning state out of range", NULL);
+    }
+    train_live_free(&lp);
+}
+
 static slim_status ck_run(const uint8_t *buf, size_t len) {
     slim_ckpt *ck = NULL;
     slim_status st = slim_ckpt_read_memory(buf, len, "fuzz.ckpt", &ck);
@@ -133,6 +147,7 @@ static slim_status ck_run(const uint8_t *buf, size_t len) {
         slim_ckpt_free(out);
         ck_data_settings(ck, m->layers[0].c);
         st = ck_budget_state(ck, m);
+        ck_live(ck, m);
         slim_model_free(m);
     } else {
         if (m) ck_fail("failed load returned a model", NULL);
