@@ -20,7 +20,8 @@ int slim_dist_built(void);
 /* "MPI: <library version>" or "MPI: not built in", for --version. */
 const char *slim_dist_describe(void);
 /* Starts MPI when launched by mpirun (Open MPI, PMIx or PMI environment);
- * alone, does nothing. Call once, before any other slim_dist_* call. */
+ * alone, does nothing. Built without MPI but launched by mpirun, it is an
+ * error (SLIM_ERR_ARG). Call once, before any other slim_dist_* call. */
 slim_status slim_dist_init(int *argc, char ***argv);
 /* This process's rank in [0, size) and the number of ranks (1 alone). */
 int slim_dist_rank(void);

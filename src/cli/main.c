@@ -79,8 +79,9 @@ int main(int argc, char **argv) {
     /* Under mpirun, each rank runs the command (docs/SCALE.md). */
     if (slim_dist_init(&argc, &argv) != SLIM_OK) return cli_fail();
     int r = c->run(argc - 1, argv + 1);
-    /* An error only this rank knows of: end every rank, so none waits. */
-    if (r != CLI_EXIT_OK && slim_dist_size() > 1 && !slim_dist_error_shared()) slim_dist_abort(r);
+    /* A failure only this rank knows of: end every rank, so none waits
+     * (usage errors and an agreed stop happen on every rank alike). */
+    if (r == CLI_EXIT_FAIL && slim_dist_size() > 1 && !slim_dist_error_shared()) slim_dist_abort(r);
     slim_dist_finalize();
     return r;
 }

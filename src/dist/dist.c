@@ -8,6 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether an MPI launcher started this process. */
+static int launched(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
 #ifdef SLIM_HAVE_MPI
 #include <limits.h>
 #include <mpi.h>
@@ -54,14 +62,6 @@ const char *slim_dist_describe(void) {
     lib[strcspn(lib, ",\n")] = '\0'; /* the first line's name and version */
     snprintf(text, sizeof text, "MPI: %s", lib);
     return text;
-}
-
-/* Whether an MPI launcher started this process. */
-static int launched(void) {
-    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        if (getenv(vars[i])) return 1;
-    return 0;
 }
 
 slim_status slim_dist_init(int *argc, char ***argv) {
@@ -236,6 +236,12 @@ const char *slim_dist_describe(void) { return "MPI: not built in"; }
 slim_status slim_dist_init(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
+    /* N copies of a one-process run would each train the whole run and
+     * write the same files. */
+    if (launched())
+        return slim_error(SLIM_ERR_ARG, "started by an MPI launcher (mpirun), but this slim is "
+                                        "built without MPI (install libopenmpi-dev and rebuild: "
+                                        "docs/SCALE.md)");
     return SLIM_OK;
 }
 int slim_dist_rank(void) { return 0; }

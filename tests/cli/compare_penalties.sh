@@ -3,7 +3,8 @@
 # images per run), with the programs of the build under test (--bin): every
 # method is trained, pruned, fine-tuned, exported and timed, RESULTS.md, its
 # plots and results.json are written, a second run keeps what the first
-# trained, and --replot rewrites the report from results.json alone.
+# trained, and --replot rewrites the report from results.json alone; the
+# same comparison spread over 2 MPI ranks (--mpi 2) gives the same figures.
 set -euo pipefail
 source "$(dirname "$0")/common.bash"
 cli_test_setup compare_penalties
@@ -75,4 +76,30 @@ if "$TOOL" --quick --profile smoke --bin "$BIN" --out "$TMP/x" 2>"$TMP/err.txt";
     fail "--quick --profile smoke succeeded"
 fi
 grep -q 'different profiles' "$TMP/err.txt" || fail "profile error: $(cat "$TMP/err.txt")"
-echo "compare-penalties: smoke profile, resume, replot and errors OK"
+# Under mpirun a rank builds nothing: it needs --bin.
+if OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 "$TOOL" --profile smoke --out "$TMP/x" \
+    2>"$TMP/err.txt"; then
+    fail "a rank without --bin succeeded"
+fi
+grep -q 'under mpirun, give --bin' "$TMP/err.txt" || fail "rank error: $(cat "$TMP/err.txt")"
+
+# The sweep over 2 MPI ranks (docs/SCALE.md): each rank trains its share of
+# the grid as one-process runs, so every figure but speed is the serial
+# run's, and both ranks trained.
+if "$BIN/slim" --version | grep -q 'MPI: not built in'; then
+    echo "compare-penalties: smoke profile, resume, replot and errors OK (no MPI: sweep skipped)"
+    exit 0
+fi
+OMPI_MCA_btl_vader_single_copy_mechanism=none "$TOOL" --profile smoke --bin "$BIN" \
+    --out "$TMP/mpi" --mpi 2 >/dev/null 2>"$TMP/log4.txt" || fail "--mpi 2: $(tail -5 "$TMP/log4.txt")"
+grep -q 'rank 1: train ' "$TMP/log4.txt" || fail "--mpi 2: rank 1 trained nothing: $(cat "$TMP/log4.txt")"
+python3 - "$OUT" "$TMP/mpi" <<'PY' || fail "--mpi 2 results differ from the serial run's"
+import json, os, sys
+a, b = (json.load(open(os.path.join(d, "results.json")))["results"] for d in sys.argv[1:3])
+assert [r["tag"] + r["suffix"] for r in a] == [r["tag"] + r["suffix"] for r in b]
+for x, y in zip(a, b):
+    for k in ("acc_before", "acc_pruned", "acc_tuned"):
+        assert x[k] == y[k], (x["tag"], k, x[k], y[k])
+    assert x["info"]["weights_zero"] == y["info"]["weights_zero"], x["tag"]
+PY
+echo "compare-penalties: smoke profile, resume, replot, errors and the MPI sweep OK"

@@ -12,14 +12,22 @@
 #     naming that rank, printed once (all ranks agree on it: no MPI_Abort),
 #     and writes nothing; a rank killed mid-run ends the
 #     job within 60 s, non-zero, a message naming the rank, and the last
-#     checkpoint intact.
+#     checkpoint intact; SIGINT to one rank stops every rank after the same
+#     step (exit 130), and the resumed run is the uninterrupted one.
 # Skipped (exit 77) when slim is built without MPI.
 set -euo pipefail
 
 # shellcheck source=common.bash
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 if "$SLIM" --version | grep -q 'MPI: not built in'; then
-    echo "skipped: slim is built without MPI"
+    # Started by a launcher anyway, it refuses to run N copies of one run.
+    rc=0
+    OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=1 "$SLIM" train --model "${SLIM_SOURCE_DIR:?}/models/lenet-bn.net" \
+        --out /nonexistent/x.ckpt 2>/tmp/slim_mpi_nompi.$$ || rc=$?
+    grep -q 'built without MPI' /tmp/slim_mpi_nompi.$$ && [[ $rc -eq 1 ]] ||
+        { cat /tmp/slim_mpi_nompi.$$ >&2; rm -f /tmp/slim_mpi_nompi.$$; echo "FAIL: launched without MPI: exit $rc" >&2; exit 1; }
+    rm -f /tmp/slim_mpi_nompi.$$
+    echo "skipped: slim is built without MPI (checked only that mpirun is refused)"
     exit 77
 fi
 cli_test_setup mpi
@@ -38,7 +46,8 @@ column() {
 # close A B TOL: |A - B| <= TOL max(|B|, 1e-12)
 close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d;
     m = b < 0 ? -b : b; exit !(d <= t * (m > 1e-12 ? m : 1e-12)) }'; }
-run() { timeout 300 "${MPIRUN[@]}" -np "$1" "$SLIM" train "${@:2}"; }
+# every step, each rank's parameters are compared with rank 0's
+run() { timeout 300 "${MPIRUN[@]}" -np "$1" "$SLIM" train --dist-check 1 "${@:2}"; }
 
 # --- 1. bit-identical for a fixed N -----------------------------------------------
 "$SLIM" train "${COMMON[@]}" --epochs 2 --out "$TMP/one.ckpt" >/dev/null || fail "one process"
@@ -109,5 +118,32 @@ grep -qiE 'rank 1\b' "$TMP/kill.err" || fail "killed rank: no message naming ran
 pos=$("$SLIM" info "$TMP/kill.ckpt" | sed -nE 's/^position: epoch ([0-9]+), step.*/\1/p')
 [[ "$pos" == 1 ]] || fail "killed rank: the checkpoint is not epoch 1's: '$pos'"
 echo "killed rank: the job ended ${took} s after its start"
+
+# SIGINT to one rank: every rank stops after the same step (exit 130, the
+# checkpoint saved once), and resuming finishes the uninterrupted run's bits.
+SHORT=(--model "$MODEL" --limit 3072 --test-limit 64 --batch 16 --threads 1 --seed 5 --epochs 1)
+rc=0
+timeout 120 "${MPIRUN[@]}" -np 2 sh -c 'echo $$ >"$1.$OMPI_COMM_WORLD_RANK"; shift; exec "$@"' \
+    sh "$TMP/pid" "$SLIM" train "${SHORT[@]}" --progress plain --out "$TMP/int.ckpt" \
+    >"$TMP/int.out" 2>"$TMP/int.err" &
+JOB=$!
+for _ in $(seq 600); do
+    grep -q 'batch [1-9]' "$TMP/int.err" 2>/dev/null && break
+    sleep 0.05
+done
+kill -INT "$(cat "$TMP/pid.1")" 2>/dev/null || true
+wait "$JOB" || rc=$?
+if [[ $rc -eq 0 ]]; then
+    echo "note: the run finished before SIGINT arrived; the agreed stop was not exercised"
+else
+    [[ $rc -eq 130 ]] || fail "SIGINT to rank 1: exit $rc, want 130: $(cat "$TMP/int.err")"
+    ! grep -q 'MPI_ABORT' "$TMP/int.err" || fail "SIGINT to rank 1: the job was aborted"
+    grep -qF "slim train --resume $TMP/int.ckpt" "$TMP/int.err" || fail "no resume hint: $(cat "$TMP/int.err")"
+    timeout 120 "${MPIRUN[@]}" -np 2 "$SLIM" train --resume "$TMP/int.ckpt" --threads 1 --quiet \
+        >/dev/null || fail "resume after SIGINT"
+    run 2 "${SHORT[@]}" --quiet --out "$TMP/ref.ckpt" >/dev/null || fail "uninterrupted -np 2"
+    [[ "$(digest "$TMP/int.ckpt")" == "$(digest "$TMP/ref.ckpt")" ]] ||
+        fail "-np 2 resumed after SIGINT differs from the uninterrupted run"
+fi
 
 echo "mpi: all checks passed"
