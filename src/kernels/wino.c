@@ -43,9 +43,9 @@
  * o_v, output o_v + k for k < 8 lies in the slot of i's pair's first
  * channel, for k >= 8 in its second; lanes 2 (k % 8) for the pair's first
  * channel and 2 (k % 8) + 1 for its second. */
-static void pair_slot(int cout, int i, int o, int *slot, int *lane) {
+static void pair_slot(int cout, int lanes, int i, int o, int *slot, int *lane) {
     const int coutp = round16(cout), o_v = coutp - 16;
-    if (!paired_last(cout) || o < o_v) {
+    if (!paired_last(cout, lanes) || o < o_v) {
         *slot = i, *lane = o;
         return;
     }
@@ -154,7 +154,7 @@ slim_status wino_create(const wino_desc *d, wino_conv **out) {
             double u[6][6];
             kernel_transform(d->weights + ((size_t)o * cin + i) * 9, u);
             int slot, lane;
-            pair_slot(cout, i, o, &slot, &lane);
+            pair_slot(cout, c->d.impl ? c->d.impl->lanes : 16, i, o, &slot, &lane);
             for (int p = 0; p < 36; p++)
                 c->u[((size_t)p * even_cin(cin) + slot) * coutp + lane] = (float)u[p / 6][p % 6];
         }

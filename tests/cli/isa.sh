@@ -17,6 +17,15 @@ out=$(plan generic)
 grep -q "^our kernels: generic (CPU: .*; SLIM_ISA: generic)" <<<"$out" || fail "generic: $out"
 grep -q "slim:" <<<"$out" && fail "generic runs our kernels: $out"
 grep -q "own kernels off (SLIM_ISA=generic)" <<<"$out" || fail "generic's reason: $out"
+if grep -q avx2 /proc/cpuinfo && grep -q fma /proc/cpuinfo; then
+    for isa in avx2 AVX2; do
+        out=$(plan $isa)
+        grep -q "^our kernels: avx2 (CPU: .*; SLIM_ISA: avx2)" <<<"$out" || fail "$isa: $out"
+        grep -q "\[slim:wino_4x3:avx2\]" <<<"$out" || fail "$isa: no Winograd of ours: $out"
+        grep -q "\[slim:stem_3x3:avx2\]" <<<"$out" || fail "$isa: no stem of ours: $out"
+        grep -q "\[slim:head:avx2\]" <<<"$out" || fail "$isa: no head of ours: $out"
+    done
+fi
 out=$(plan "")
 grep -q "SLIM_ISA: unset)" <<<"$out" || fail "unset: $out"
 
