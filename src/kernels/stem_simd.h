@@ -95,7 +95,9 @@ typedef struct run_out {
                     PB##fma(XB(x), wb[q], b[p][q]);                                                \
             }                                                                                      \
         }                                                                                          \
-        for (int p = 0; p < oa->valid; p++) {                                                      \
+        /* (unrolled: a[p] by a constant p keeps the sums out of memory) */                        \
+        _Pragma("GCC unroll 8") for (int p = 0; p < STEM_RUN; p++) {                               \
+            if (p >= oa->valid) break;                                                             \
             STEM_STORE(VA, PA, NA, a[p], oa, p, STEPA, EXTRA);                                     \
             if (NB) STEM_STORE(VB, PB, NB, b[p], ob, p, STEPB, EXTRA);                             \
         }                                                                                          \

@@ -35,6 +35,12 @@ SLIM_ISA=avx1024 "$BENCH" infer "$MODEL" --images 16 --passes 1 >"$TMP/out.txt" 
     rc=$?
 [[ $rc -ne 0 ]] || fail "slim_bench took SLIM_ISA=avx1024"
 grep -qF "SLIM_ISA=avx1024: " "$TMP/err.txt" || fail "slim_bench's message: $(cat "$TMP/err.txt")"
+# A huge value: refused, its echo cut short.
+long=$(printf 'avx%.0s' {1..300})
+rc=0
+SLIM_ISA=$long "$BENCH" infer "$MODEL" --images 16 --passes 1 >"$TMP/out.txt" 2>"$TMP/err.txt" || rc=$?
+[[ $rc -ne 0 ]] || fail "slim_bench took a 900-character SLIM_ISA"
+grep -qE "SLIM_ISA=(avx)+a?v?x?\.\.\.: " "$TMP/err.txt" || fail "long value's message: $(cat "$TMP/err.txt")"
 python3 - "$TMP/pic.png" <<'PY'
 import struct, sys, zlib
 rows = b"".join(b"\x00" + bytes(range(28)) for _ in range(28))
