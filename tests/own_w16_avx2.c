@@ -4,4 +4,4 @@
 #define SIMD_W 16
 #include "kernels/own_build.h"
 
-OWN_BUILD(own_impl_w16_on_avx2, OWN_ISA_AVX2, "avx512-logic-on-avx2", NULL);
+OWN_BUILD(own_impl_w16_on_avx2, OWN_ISA_AVX2, "avx512-logic-on-avx2");

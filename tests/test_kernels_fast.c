@@ -716,7 +716,6 @@ static void own_conv_run(own_kernel k, int n, int cin, int cout, int h, int w, c
 static void own_conv_case_in(own_kernel k, int n, int cin, int cout, int h, int w, int with_bias,
                              int with_map, int with_sum, int relu, int threads, int layout,
                              uint64_t seed) {
-    if (k == OWN_WINO && !own_build->wino) return; /* a build without our Winograd */
     slim_rng rng;
     slim_rng_seed(&rng, seed, 3);
     size_t xn = (size_t)n * cin * h * w, yn = (size_t)n * cout * h * w;

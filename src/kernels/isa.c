@@ -17,8 +17,6 @@ own_isa own_isa_cpu(void) {
     return OWN_ISA_GENERIC;
 }
 
-int own_kernels_available(void) { return own_isa_cpu() == OWN_ISA_AVX512; }
-
 static const char *const names[] = {"generic", "avx2", "avx512"};
 
 const char *own_isa_name(own_isa isa) {

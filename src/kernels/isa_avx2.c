@@ -4,4 +4,4 @@
 #define SIMD_W 8
 #include "kernels/own_build.h"
 
-OWN_BUILD(own_impl_avx2, OWN_ISA_AVX2, "avx2", NULL);
+OWN_BUILD(own_impl_avx2, OWN_ISA_AVX2, "avx2");

@@ -4,4 +4,4 @@
 #define SIMD_W 16
 #include "kernels/own_build.h"
 
-OWN_BUILD(own_impl_avx512, OWN_ISA_AVX512, "avx512", wino_forward_avx512);
+OWN_BUILD(own_impl_avx512, OWN_ISA_AVX512, "avx512");

@@ -65,8 +65,6 @@ int own_impl_has_wino(const own_impl *impl);
 /* SLIM_OK when impl runs on this CPU, else SLIM_ERR_BACKEND with a message
  * naming `kernel`. */
 slim_status own_impl_check(const own_impl *impl, const char *kernel);
-/* Nonzero when this CPU runs our best build (AVX-512F and VL). */
-int own_kernels_available(void);
 
 /* ---- Winograd F(4x4, 3x3) conv (wino.c) ------------------------------ */
 

@@ -40,6 +40,8 @@ SIMD_INLINE v8 v8loadu(const float *p) { return *(const v8_u *)p; }
 SIMD_INLINE void v8store(float *p, v8 v) { *(v8 *)p = v; }
 SIMD_INLINE void v8storeu(float *p, v8 v) { *(v8_u *)p = v; }
 
+SIMD_INLINE vf vadd(vf a, vf b) { return a + b; }
+SIMD_INLINE vf vsub(vf a, vf b) { return a - b; }
 SIMD_INLINE vf vzero(void) { return (vf){0}; }
 SIMD_INLINE v8 v8zero(void) { return (v8){0}; }
 SIMD_INLINE v8 v8set1(float x) { return (v8){x, x, x, x, x, x, x, x}; }

@@ -77,25 +77,27 @@ typedef struct run_out {
             _Pragma("GCC unroll 8") for (int p = 0; p < STEM_RUN; p++) b[p][q] = bias;             \
         }                                                                                          \
         const float *wp = c->wt + o;                                                               \
-        for (int ci = 0; ci < c->d.cin; ci++)                                                      \
-            for (int ky = 0; ky < 3; ky++)                                                         \
-                for (int kx = 0; kx < 3; kx++, wp += coutp) {                                      \
-                    const float *ip = in + ci * plane + ky * row + kx;                             \
-                    VA wa[NA];                                                                     \
-                    VB wb[NBX];                                                                    \
-                    _Pragma("GCC unroll 2") for (int q = 0; q < (NA); q++) wa[q] =                 \
-                        PA##loadu(wp + q * LA);                                                    \
-                    _Pragma("GCC unroll 2") for (int q = 0; q < (NB); q++) wb[q] =                 \
-                        PB##loadu(wp + 16 + q * LB);                                               \
-                    _Pragma("GCC unroll 8") for (int p = 0; p < STEM_RUN; p++) {                   \
-                        const VA x = PA##set1(ip[p]);                                              \
-                        _Pragma("GCC unroll 2") for (int q = 0; q < (NA); q++) a[p][q] =           \
-                            PA##fma(x, wa[q], a[p][q]);                                            \
-                        _Pragma("GCC unroll 2") for (int q = 0; q < (NB); q++) b[p][q] =           \
-                            PB##fma(XB(x), wb[q], b[p][q]);                                        \
-                    }                                                                              \
-                }                                                                                  \
-        for (int p = 0; p < oa->valid; p++) {                                                      \
+        /* (taps one at a time: unrolled, their loads and broadcasts spill) */                     \
+        _Pragma("GCC unroll 1") for (int ci = 0; ci < c->d.cin; ci++)                              \
+            _Pragma("GCC unroll 1") for (int ky = 0; ky < 3; ky++)                                 \
+                _Pragma("GCC unroll 1") for (int kx = 0; kx < 3; kx++, wp += coutp) {              \
+            const float *ip = in + ci * plane + ky * row + kx;                                     \
+            VA wa[NA];                                                                             \
+            VB wb[NBX];                                                                            \
+            _Pragma("GCC unroll 2") for (int q = 0; q < (NA); q++) wa[q] = PA##loadu(wp + q * LA); \
+            _Pragma("GCC unroll 2") for (int q = 0; q < (NB); q++) wb[q] =                         \
+                PB##loadu(wp + 16 + q * LB);                                                       \
+            _Pragma("GCC unroll 8") for (int p = 0; p < STEM_RUN; p++) {                           \
+                const VA x = PA##set1(ip[p]);                                                      \
+                _Pragma("GCC unroll 2") for (int q = 0; q < (NA); q++) a[p][q] =                   \
+                    PA##fma(x, wa[q], a[p][q]);                                                    \
+                _Pragma("GCC unroll 2") for (int q = 0; q < (NB); q++) b[p][q] =                   \
+                    PB##fma(XB(x), wb[q], b[p][q]);                                                \
+            }                                                                                      \
+        }                                                                                          \
+        /* (unrolled: a[p] by a constant p keeps the sums out of memory) */                        \
+        _Pragma("GCC unroll 8") for (int p = 0; p < STEM_RUN; p++) {                               \
+            if (p >= oa->valid) break;                                                             \
             STEM_STORE(VA, PA, NA, a[p], oa, p, STEPA, EXTRA);                                     \
             if (NB) STEM_STORE(VB, PB, NB, b[p], ob, p, STEPB, EXTRA);                             \
         }                                                                                          \

@@ -13,23 +13,20 @@
  * pruned conv keeps cost it as much as a conv nearly twice as wide. Here
  * the batched GEMM between the transforms runs over the real input
  * channels only (the output channels are the vector lanes, so they round up
- * to 16; a last vector of at most 8 real ones, or a lone one, takes input
- * channels two at a time: 8 outputs per multiply-add, see gemm_step), and
- * the transforms cost one vector operation per 16 channels (8 lanes for a
- * last input block of at most 8 real ones). A last output block of few
+ * to 16; with 16 lanes a last vector of at most 8 real ones, or a lone one,
+ * takes input channels two at a time: 8 outputs per multiply-add, see
+ * gemm_step), and the transforms cost one 16-lane operation per 16
+ * channels (8 lanes for a last input block of at most 8 real ones). A last output block of few
  * channels shares its GEMM call, and so every broadcast of the input, with
  * the blocks before it (cheaper than an 8-lane GEMM of its own where 8-lane
  * operations cost what 16-lane ones do).
  *
- * Per group of 4 or 8 output tiles of 4x4 pixels (group_size):
- *   V[p][t][c] = (B^T d B)[p]  (input transform, 6x6 patch d of channel c)
- *   M[t][p][o] = sum_c V[p][t][c] U[p][c][o]  (36 small GEMMs, U = G g G^T)
- *   y = ReLU(A^T M A + bias + biasmap + y if summing), stored where the 4x4
- *       tile is inside the image, or with a fused pool the maxima of its
- *       2x2 windows.
  * The points are 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2016). Input
  * in padded planes is read in place; otherwise a border tile's patch is
- * first copied with its zeros. */
+ * first copied with its zeros. The compute, per group of tiles, is built per
+ * target from one source: kernels/wino_simd.h; here, what does not depend
+ * on the target: create (U = G g G^T laid out for the build's lanes) and
+ * run. */
 #include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,9 +40,9 @@
  * o_v, output o_v + k for k < 8 lies in the slot of i's pair's first
  * channel, for k >= 8 in its second; lanes 2 (k % 8) for the pair's first
  * channel and 2 (k % 8) + 1 for its second. */
-static void pair_slot(int cout, int i, int o, int *slot, int *lane) {
+static void pair_slot(int cout, int lanes, int i, int o, int *slot, int *lane) {
     const int coutp = round16(cout), o_v = coutp - 16;
-    if (!paired_last(cout) || o < o_v) {
+    if (!paired_last(cout, lanes) || o < o_v) {
         *slot = i, *lane = o;
         return;
     }
@@ -154,7 +151,7 @@ slim_status wino_create(const wino_desc *d, wino_conv **out) {
             double u[6][6];
             kernel_transform(d->weights + ((size_t)o * cin + i) * 9, u);
             int slot, lane;
-            pair_slot(cout, i, o, &slot, &lane);
+            pair_slot(cout, c->d.impl ? c->d.impl->lanes : 16, i, o, &slot, &lane);
             for (int p = 0; p < 36; p++)
                 c->u[((size_t)p * even_cin(cin) + slot) * coutp + lane] = (float)u[p / 6][p % 6];
         }

@@ -17,6 +17,15 @@ out=$(plan generic)
 grep -q "^our kernels: generic (CPU: .*; SLIM_ISA: generic)" <<<"$out" || fail "generic: $out"
 grep -q "slim:" <<<"$out" && fail "generic runs our kernels: $out"
 grep -q "own kernels off (SLIM_ISA=generic)" <<<"$out" || fail "generic's reason: $out"
+if grep -q avx2 /proc/cpuinfo && grep -q fma /proc/cpuinfo; then
+    for isa in avx2 AVX2; do
+        out=$(plan $isa)
+        grep -q "^our kernels: avx2 (CPU: .*; SLIM_ISA: avx2)" <<<"$out" || fail "$isa: $out"
+        grep -q "\[slim:wino_4x3:avx2\]" <<<"$out" || fail "$isa: no Winograd of ours: $out"
+        grep -q "\[slim:stem_3x3:avx2\]" <<<"$out" || fail "$isa: no stem of ours: $out"
+        grep -q "\[slim:head:avx2\]" <<<"$out" || fail "$isa: no head of ours: $out"
+    done
+fi
 out=$(plan "")
 grep -q "SLIM_ISA: unset)" <<<"$out" || fail "unset: $out"
 
@@ -26,6 +35,12 @@ SLIM_ISA=avx1024 "$BENCH" infer "$MODEL" --images 16 --passes 1 >"$TMP/out.txt" 
     rc=$?
 [[ $rc -ne 0 ]] || fail "slim_bench took SLIM_ISA=avx1024"
 grep -qF "SLIM_ISA=avx1024: " "$TMP/err.txt" || fail "slim_bench's message: $(cat "$TMP/err.txt")"
+# A huge value: refused, its echo cut short.
+long=$(printf 'avx%.0s' {1..300})
+rc=0
+SLIM_ISA=$long "$BENCH" infer "$MODEL" --images 16 --passes 1 >"$TMP/out.txt" 2>"$TMP/err.txt" || rc=$?
+[[ $rc -ne 0 ]] || fail "slim_bench took a 900-character SLIM_ISA"
+grep -qE "SLIM_ISA=(avx)+a?v?x?\.\.\.: " "$TMP/err.txt" || fail "long value's message: $(cat "$TMP/err.txt")"
 python3 - "$TMP/pic.png" <<'PY'
 import struct, sys, zlib
 rows = b"".join(b"\x00" + bytes(range(28)) for _ in range(28))
