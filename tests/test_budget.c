@@ -311,66 +311,112 @@ static void test_prune_for_budget(void **state) {
 static void test_budget_start(void **state) {
     (void)state;
     slim_budget b;
-    slim_budget_init(&b, 100, 0);
+    slim_budget_init(&b, 100, 400, 0);
     assert_true(b.lambda > 0);
-    slim_budget_init(&b, 100, 2e-3);
+    slim_budget_init(&b, 100, 400, 2e-3);
     assert_true(b.lambda == 2e-3);
     assert_int_equal(b.updates, 0);
+    assert_true(b.full == 400);
+    /* the start scales with the cut asked for and inversely with the run */
+    double s = slim_budget_start(1.0, 10.0, 0.5);
+    assert_true(s > 0);
+    assert_true(slim_budget_start(1.0, 20.0, 0.5) == s / 2);
+    assert_true(slim_budget_start(1.0, 10.0, 0.75) == s / 2);
 }
 
-/* Above the band: lambda grows, by a bounded factor; in the band it
- * holds; below and not rising it shrinks. No projection. */
+/* The plan: the unpruned cost at the start, falling geometrically to 95%
+ * of the budget by 70% of the run, then 95% of the budget. */
+static void test_budget_plan(void **state) {
+    (void)state;
+    slim_budget b;
+    slim_budget_init(&b, 100, 400, 1e-3);
+    assert_true(slim_budget_plan(&b, 0) == 400);
+    assert_true(fabs(slim_budget_plan(&b, 0.35) - sqrt(400.0 * 95.0)) < 1e-9);
+    assert_true(fabs(slim_budget_plan(&b, 0.7) - 95) < 1e-9);
+    assert_true(fabs(slim_budget_plan(&b, 1.0) - 95) < 1e-9);
+    double last = 401;
+    for (int i = 0; i <= 100; i++) {
+        double p = slim_budget_plan(&b, 0.01 * i);
+        assert_true(p <= last);
+        last = p;
+    }
+}
+
+/* Without a projection: above the band lambda grows, by a bounded factor;
+ * in the band it holds; below and not rising it shrinks. */
 static void test_budget_directions(void **state) {
     (void)state;
     slim_budget b;
-    slim_budget_init(&b, 100, 1e-3);
+    slim_budget_init(&b, 100, 400, 1e-3);
     double lam = b.lambda, p = 0;
     for (int i = 0; i < 10; i++) {
         p += 0.01;
-        double next = slim_budget_update(&b, 400, p, NULL, NULL);
+        double next = slim_budget_update(&b, 400, p, p + 0.01, NULL, NULL);
         assert_true(next > lam);
         assert_true(next <= lam * 2);
         lam = next;
     }
     /* in the band (early band [0.93, 0.99]): held */
-    slim_budget_update(&b, 96, p += 0.01, NULL, NULL);
+    slim_budget_update(&b, 96, 0.11, 0.12, NULL, NULL);
     lam = b.lambda;
-    assert_true(slim_budget_update(&b, 96, p += 0.01, NULL, NULL) == lam);
-    assert_true(slim_budget_update(&b, 95, p += 0.01, NULL, NULL) == lam);
+    assert_true(slim_budget_update(&b, 96, 0.12, 0.13, NULL, NULL) == lam);
+    assert_true(slim_budget_update(&b, 95, 0.13, 0.14, NULL, NULL) == lam);
     /* below it and not rising: relaxed */
-    slim_budget_update(&b, 50, p += 0.01, NULL, NULL);
-    assert_true(slim_budget_update(&b, 50, p += 0.01, NULL, NULL) < lam);
+    slim_budget_update(&b, 50, 0.14, 0.15, NULL, NULL);
+    assert_true(slim_budget_update(&b, 50, 0.15, 0.16, NULL, NULL) < lam);
     /* after 80% the band is [0.9, 1]: 91 holds there */
-    slim_budget_update(&b, 91, 0.85, NULL, NULL);
+    slim_budget_update(&b, 91, 0.85, 0.86, NULL, NULL);
     lam = b.lambda;
-    assert_true(slim_budget_update(&b, 91, 0.86, NULL, NULL) == lam);
+    assert_true(slim_budget_update(&b, 91, 0.86, 0.87, NULL, NULL) == lam);
 }
 
-/* A projection falling as lambda grows: cost = 100 below lambda = 1, then
- * a cliff to 10. */
+/* A projection falling as lambda grows: cost 400 below lambda = 1, then a
+ * cliff to 10. */
 static double cliff(void *ctx, double lambda) {
     (*(int *)ctx)++;
     return lambda < 1 ? 400 : 10;
 }
 
-/* Above the band, lambda grows only as far as the projection stays above
- * the band (a step into the cliff is cut); with the projection below the
- * band at the current lambda, it eases off even while the cost is above. */
+/* The same cost whatever lambda (ctx: that cost). */
+static double flat(void *ctx, double lambda) {
+    (void)lambda;
+    return *(double *)ctx;
+}
+
+/* With a projection lambda goes to the edge where the projection would
+ * fall below the plan, never past it (a step into the cliff is cut), and
+ * back from past it; it holds while the cost and the projection are within
+ * [0.9, 1] of the budget's share of the plan; it moves at most 4x per
+ * update. */
 static void test_budget_projection(void **state) {
     (void)state;
     slim_budget b;
     int calls = 0;
-    slim_budget_init(&b, 100, 0.5);
+    slim_budget_init(&b, 100, 400, 0.05);
     for (int i = 1; i <= 40; i++) {
-        double lam = slim_budget_update(&b, 400, 0.01 * i, cliff, &calls);
+        double before = b.lambda;
+        double lam = slim_budget_update(&b, 400, 0.01 * i, 0.01 * (i + 1), cliff, &calls);
         assert_true(lam < 1);
+        assert_true(lam <= 4 * before);
     }
-    assert_true(b.lambda > 0.9); /* it did climb to the edge */
+    assert_true(b.lambda > 0.99); /* it did climb to the edge */
     assert_true(calls > 40);
-    slim_budget_init(&b, 100, 2.0); /* past the cliff already */
-    assert_true(slim_budget_update(&b, 400, 0.1, cliff, &calls) < 2.0);
-    double before = b.lambda;
-    assert_true(slim_budget_update(&b, 96, 0.2, cliff, &calls) < before); /* in the band */
+    slim_budget_init(&b, 100, 400, 2.0); /* past the cliff already */
+    double lam = slim_budget_update(&b, 400, 0.1, 0.11, cliff, &calls);
+    assert_true(lam < 1 && lam > 0.99);
+
+    /* landed (the plan is 95): 97 and 91 hold; 89, which no lambda's
+     * projection lifts, halves lambda; 101 raises it by the bound */
+    double cost = 97;
+    slim_budget_init(&b, 100, 400, 0.1);
+    assert_true(slim_budget_update(&b, cost, 0.8, 0.81, flat, &cost) == 0.1);
+    cost = 91;
+    assert_true(slim_budget_update(&b, cost, 0.81, 0.82, flat, &cost) == 0.1);
+    cost = 89;
+    assert_true(fabs(slim_budget_update(&b, cost, 0.82, 0.83, flat, &cost) - 0.05) < 1e-12);
+    cost = 101;
+    assert_true(fabs(slim_budget_update(&b, cost, 0.83, 0.84, flat, &cost) - 0.2) < 1e-12);
+    assert_int_equal(b.updates, 4);
 }
 
 int main(void) {
@@ -382,6 +428,7 @@ int main(void) {
         cmocka_unit_test(test_cost_names),
         cmocka_unit_test(test_prune_for_budget),
         cmocka_unit_test(test_budget_start),
+        cmocka_unit_test(test_budget_plan),
         cmocka_unit_test(test_budget_directions),
         cmocka_unit_test(test_budget_projection),
     };

@@ -91,40 +91,47 @@ double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model);
 
 /* Keeps the cost of the model that threshold-0 pruning would give (MACs or
  * params, the caller measures it) inside [0.9, 1] of a budget at the end
- * of training by adapting lambda, a few times per epoch: lambda grows by a
- * bounded factor while the cost is above the band, unless the projection
- * (the caller's: the cost a while ahead if lambda were the given value)
- * falls below the band (from 70% of training on, whatever the projection
- * says); it shrinks while the cost is below the band (not rising into it)
- * or the projection at the current lambda is; it holds inside. The band
- * is [0.93, 0.99] of the budget for the first 80% of training and
- * [0.9, 1] after. docs/SPARSITY.md explains the choices. Every field is
- * state a resumed run must restore exactly. */
+ * of training by adapting lambda, a few times per epoch. With a
+ * projection (the caller's: the cost at the next update if lambda were the
+ * given value), the cost follows a plan (slim_budget_plan): lambda becomes
+ * the largest value whose projection is at or above the plan at the next
+ * update, within a factor 4 per update. Without one, lambda grows by a
+ * bounded factor while the cost is above a band of the budget, shrinks
+ * while it is below (not rising into it), and holds inside; the band is
+ * [0.93, 0.99] of the budget for the first 80% of training and [0.9, 1]
+ * after. docs/SPARSITY.md explains the choices. Every field is state a
+ * resumed run must restore exactly. */
 typedef struct slim_budget {
     double budget;        /* the cost to stay within, > 0 */
+    double full;          /* the cost at the start, >= budget */
     double lambda;        /* lambda now */
     double last_cost;     /* the cost at the previous update */
     double last_progress; /* and the progress then */
     int updates;          /* updates so far */
 } slim_budget;
 
-/* The cost projected a while ahead if lambda were `lambda` from now on. */
+/* The cost projected at the next update if lambda were `lambda` from now. */
 typedef double (*slim_budget_project)(void *ctx, double lambda);
 
 /* A start for lambda from the run: the prox alone, at a constant lambda,
- * takes lambda * lr_sum (the sum of the schedule's learning rates over the
- * run) off every |gamma| (c_j = 1); the start lets it take a quarter of
+ * takes lambda * lr_sum off every |gamma| over the run (c_j = 1; the
+ * caller folds momentum's gain into lr_sum); the start lets it take half
  * the mean |gamma| times the cut asked for (1 - fraction, fraction the
  * budget over the unpruned cost), so that a short run starts higher than
  * a long one.
  * Falls back to a fixed 1e-3 when an argument is not positive. */
 double slim_budget_start(double mean_abs_gamma, double lr_sum, double fraction);
-/* lambda <= 0: the fixed start 1e-3. */
-void slim_budget_init(slim_budget *b, double budget, double lambda);
-/* One update with the current cost and progress in [0, 1]; project may be
- * NULL (no projection: the cost now). Returns the new lambda. */
-double slim_budget_update(slim_budget *b, double cost, double progress, slim_budget_project project,
-                          void *ctx);
+/* full: the unpruned cost; lambda <= 0: the fixed start 1e-3. */
+void slim_budget_init(slim_budget *b, double budget, double full, double lambda);
+/* The planned cost at progress p in [0, 1] (the fraction of the run's
+ * summed learning rate spent): from full down to 95% of the budget,
+ * geometrically, by p = 0.7, then 95% of the budget. */
+double slim_budget_plan(const slim_budget *b, double p);
+/* One update with the current cost, the progress now and at the next
+ * update (each in [0, 1]); project may be NULL (no projection: the band
+ * rule on the cost now). Returns the new lambda. */
+double slim_budget_update(slim_budget *b, double cost, double progress, double next,
+                          slim_budget_project project, void *ctx);
 
 typedef enum slim_schedule {
     SLIM_SCHEDULE_CONSTANT = 0,

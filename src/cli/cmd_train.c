@@ -134,8 +134,9 @@ static cli_opt opts[] = {
     {"target-macs", CLI_STRING, "X", NULL,
      "A MACs budget for the model threshold-0 pruning gives at the end of training: a "
      "percentage of the unpruned model's (15%) or a count (4.5M, 120k). Needs --penalty "
-     "gamma-l1; lambda is then adapted 8 times per epoch to land within 90-100% of the budget "
-     "(--lambda, optional, is the start). docs/SPARSITY.md has the controller.",
+     "gamma-l1; lambda is then adapted 8 times per epoch, aiming to land within 90-100% of the "
+     "budget (--lambda, optional, is the start). docs/SPARSITY.md has the controller and how "
+     "reliably it lands.",
      NULL, 0, &a.target_macs, 0},
     {"target-params", CLI_STRING, "X", NULL, "Like --target-macs, for the parameter count.", NULL,
      0, &a.target_params, 0},

@@ -17,27 +17,31 @@ static double target_cost(const train_budget *b, const slim_train_config *c) {
 
 /* ---- the controller --------------------------------------------------- */
 
-/* The controller steers by the cost projected LOOKAHEAD of the run ahead
- * (slim_pruned_cost.projected_*): a gamma is expected to reach zero when
- * its |gamma| is within what the window takes off it: the prox's shrink
- * lr * lambda' * c_j per step, times 1 / (1 - mu) (the shrink also enters
- * the momentum buffer), less the push its gradient gave it per unit of
- * learning rate since the last update (measured: what the change of
- * |gamma| leaves unexplained by the prox). Gammas shrink together, and
- * the gradient is what tells the channels that stay from those that go. */
-#define LOOKAHEAD 0.2
+/* The controller steers by the cost projected at the next update
+ * (slim_pruned_cost.projected_*) were lambda held: a gamma is expected to
+ * reach zero when its |gamma| is within what the steps until then take
+ * off it: the prox's shrink lr * lambda' * c_j per step, times 1 / (1 - mu)
+ * (the shrink also enters the momentum buffer), less the push its
+ * gradient gave it per unit of learning rate since the last update
+ * (measured: what the change of |gamma| leaves unexplained by the prox).
+ * Gammas shrink together, and the gradient is what tells the channels
+ * that stay from those that go; over one interval the push measured over
+ * the last is a fair guess. */
+/* The horizon of the projection, as a fraction of the run's steps (at
+ * least one update interval). */
+#define LOOKAHEAD 0.05
 
 typedef struct projection {
     train_budget *b;
     const slim_train_config *c;
     const slim_model *m;
-    double lr_window; /* the learning rates of the window, summed */
+    double lr_window; /* the learning rates until the next update, summed */
     slim_status st;
 } projection;
 
 static double momentum_gain(const slim_train_config *c) { return 1.0 / (1.0 - c->momentum); }
 
-/* slim_budget_project: the cost at the window's end if lambda were `lambda`. */
+/* slim_budget_project: the cost at the next update if lambda were `lambda`. */
 static double project(void *ctx, double lambda) {
     projection *pj = ctx;
     train_budget *b = pj->b;
@@ -96,10 +100,17 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, const
     SLIM_TRY(slim_pruned_cost_measure(m, c->cost, NULL, b->weights, &b->pruned));
     if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
     if (!c->target) return SLIM_OK;
+    if (step >= total) return SLIM_OK; /* nothing left to steer */
+    /* Progress is the fraction of the run's summed learning rate spent:
+     * what the prox can still do. */
     projection pj = {.b = b, .c = c, .m = m, .st = SLIM_OK};
-    pj.lr_window = lr_between(c, step, step + (uint64_t)ceil(LOOKAHEAD * (double)total), total);
-    double lambda = slim_budget_update(&b->budget, target_cost(b, c), (double)step / (double)total,
-                                       project, &pj);
+    uint64_t ahead = (uint64_t)ceil(LOOKAHEAD * (double)total);
+    if (ahead < b->every) ahead = b->every;
+    uint64_t next = step + ahead < total ? step + ahead : total;
+    double run = lr_between(c, 0, total, total), done = lr_between(c, 0, step, total);
+    pj.lr_window = lr_between(c, step, next, total);
+    double p = run > 0 ? done / run : 1, pn = run > 0 ? (done + pj.lr_window) / run : 1;
+    double lambda = slim_budget_update(&b->budget, target_cost(b, c), p, pn, project, &pj);
     SLIM_TRY(pj.st);
     return slim_sgd_set_lambda(opt, lambda);
 }
@@ -120,7 +131,9 @@ static double start_lambda(const slim_train_config *c, const slim_model *m, size
     uint64_t total = (uint64_t)c->epochs * per_epoch;
     for (uint64_t t = 0; t < total; t++)
         lr_sum += slim_schedule_lr(c->schedule, c->lr, t, total);
-    return slim_budget_start(n ? abs_sum / (double)n : 0, lr_sum, fraction);
+    /* The prox's shrink also enters the momentum buffer: per unit of
+     * lambda it takes lr_sum / (1 - mu) off. */
+    return slim_budget_start(n ? abs_sum / (double)n : 0, lr_sum * momentum_gain(c), fraction);
 }
 
 slim_status train_budget_setup(train_budget *b, const slim_train_config *c, const slim_model *m,
@@ -168,7 +181,7 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
                               budget, full, what);
         double lambda = c->lambda;
         if (!(lambda > 0)) lambda = start_lambda(c, m, per_epoch, budget / full);
-        slim_budget_init(&b->budget, budget, lambda);
+        slim_budget_init(&b->budget, budget, full, lambda);
     }
     return slim_sgd_set_lambda(opt, b->budget.lambda);
 }
@@ -247,6 +260,7 @@ slim_status train_budget_store(const train_budget *b, const slim_train_config *c
          * exactly, so that a resumed run continues bit for bit. */
         SLIM_TRY(slim_ckpt_set_meta(ck, "target", slim_cost_name((slim_cost)c->target)));
         SLIM_TRY(train_set_meta_num(ck, "budget", "%.17g", b->budget.budget));
+        SLIM_TRY(train_set_meta_num(ck, "budget.full", "%.17g", b->budget.full));
         SLIM_TRY(train_set_meta_num(ck, "budget.lambda", "%.17g", b->budget.lambda));
         SLIM_TRY(train_set_meta_num(ck, "budget.last_cost", "%.17g", b->budget.last_cost));
         SLIM_TRY(train_set_meta_num(ck, "budget.last_progress", "%.17g", b->budget.last_progress));
@@ -270,14 +284,16 @@ slim_status train_budget_restore(train_budget *b, slim_train_config *c, const sl
                               path, s);
         c->target = (int)t;
         SLIM_TRY(train_meta_num(ck, path, "budget", &b->budget.budget));
+        SLIM_TRY(train_meta_num(ck, path, "budget.full", &b->budget.full));
         SLIM_TRY(train_meta_num(ck, path, "budget.lambda", &b->budget.lambda));
         SLIM_TRY(train_meta_num(ck, path, "budget.last_cost", &b->budget.last_cost));
         SLIM_TRY(train_meta_num(ck, path, "budget.last_progress", &b->budget.last_progress));
         SLIM_TRY(train_meta_num(ck, path, "budget.updates", &v));
         const slim_budget *q = &b->budget;
         if (!(q->budget > 0) || !(q->lambda >= 0) || !isfinite(q->lambda) || !isfinite(q->budget) ||
-            !(q->last_cost >= 0) || !isfinite(q->last_cost) || !(q->last_progress >= 0) ||
-            !(q->last_progress <= 1) || !(v >= 0 && v <= INT_MAX) || v != floor(v))
+            !(q->full >= q->budget) || !isfinite(q->full) || !(q->last_cost >= 0) ||
+            !isfinite(q->last_cost) || !(q->last_progress >= 0) || !(q->last_progress <= 1) ||
+            !(v >= 0 && v <= INT_MAX) || v != floor(v))
             return slim_error(SLIM_ERR_FORMAT, "%s: the budget settings are out of range", path);
         b->budget.updates = (int)v;
     }
