@@ -39,6 +39,7 @@ import importlib.machinery
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -219,7 +220,8 @@ def prepare(a, slim, bench, name, d):
     if len(pre.get("mean", [])) != 1 or (info.get("meta") or {}).get("data", "fashion-mnist") != "fashion-mnist":
         raise Failed("inputs are written for Fashion-MNIST models only")
     inputs = os.path.join(d, "inputs.f32")
-    zoo.write_fashion_inputs(inputs, 10000, pre["mean"][0], pre["std"][0])
+    want = max(a.images, a.check_images) if a.images else sys.maxsize  # sys.maxsize: all
+    zoo.write_fashion_inputs(inputs, want, pre["mean"][0], pre["std"][0])
     return files, inputs, origin
 
 
@@ -275,29 +277,39 @@ def check(a, slim, name, d, files, inputs, peers, env):
 
 
 def measure(a, bench, models, env_of):
-    """--runs alternating rounds; {(model, variant, isa, who): {"ips": [], "lat": []}}."""
+    """--runs alternating rounds; {(model, variant, isa, who): {"ips": [], "lat": []}}.
+    Interrupted (Ctrl-C, SIGTERM), it keeps the figures measured so far."""
     figs = {}
-    order = [(m, v, isa) for isa in a.isa for m in models for v, _ in VARIANTS]
+    order = [(m, v, isa) for m in models for v, _ in VARIANTS for isa in a.isa]
     images = ["--images", str(a.images)] if a.images else []
-    for r in range(a.runs):
-        say("run %d/%d" % (r + 1, a.runs))
-        for m, v, isa in order:
-            info = models[m]
-            f = info["files"][v]
-            log = os.path.join(info["dir"], "time.log")
-            for who in ["slim"] + info["peers"][v]:
-                cmd = ([bench, "infer", f["ckpt"], "--passes", "1", "--threads", str(a.threads)] +
-                       images if who == "slim" else peer_cmd(who, f["onnx"], info["inputs"], a, images))
-                try:
-                    res = run_json(cmd, log, env_of[isa])
-                except Failed as e:
-                    say("%s %s %s %s: %s" % (m, v, isa, who, e))
-                    info["failed"] = True
-                    continue
-                fig = figs.setdefault((m, v, isa, who), {"ips": [], "lat": []})
-                fig["ips"].append(res["infer_images_per_s"])
-                fig["lat"].append(res["latency_ms"])
+    try:
+        for r in range(a.runs):
+            say("run %d/%d" % (r + 1, a.runs))
+            for m, v, isa in order:
+                info = models[m]
+                f = info["files"][v]
+                log = os.path.join(info["dir"], "time.log")
+                for who in ["slim"] + info["peers"][v]:
+                    cmd = ([bench, "infer", f["ckpt"], "--passes", "1", "--threads", str(a.threads)] +
+                           images if who == "slim" else peer_cmd(who, f["onnx"], info["inputs"], a, images))
+                    try:
+                        res = run_json(cmd, log, env_of[isa])
+                    except Failed as e:
+                        say("%s %s %s %s: %s" % (m, v, isa, who, e))
+                        info["failed"] = True
+                        continue
+                    fig = figs.setdefault((m, v, isa, who), {"ips": [], "lat": []})
+                    fig["ips"].append(res["infer_images_per_s"])
+                    fig["lat"].append(res["latency_ms"])
+    except KeyboardInterrupt:
+        say("interrupted: the table holds the runs made so far (column 'runs')")
+        for info in models.values():
+            info["failed"] = True
     return figs
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt
 
 
 def summarise(a, models, figs):
@@ -305,7 +317,8 @@ def summarise(a, models, figs):
     for m, info in models.items():
         for v, _ in VARIANTS:
             for isa in a.isa:
-                row = {"model": m, "variant": v, "isa": isa, "macs": info["files"][v]["macs"]}
+                row = {"model": m, "variant": v, "isa": isa, "macs": info["files"][v]["macs"],
+                       "runs": min((len(figs[k]["ips"]) for k in figs if k[:3] == (m, v, isa)), default=0)}
                 for who in ["slim"] + a.peers:
                     f = figs.get((m, v, isa, who))
                     if f and f["ips"]:
@@ -337,12 +350,13 @@ def ratio(row, key):
 
 def table(a, rows):
     peers = a.peers
-    head = ["model", "variant", "MACs", "ISA", "slim img/s"] + ["%s img/s" % PEERS[p] for p in peers] + \
+    head = ["model", "variant", "MACs", "ISA", "runs", "slim img/s"] + ["%s img/s" % PEERS[p] for p in peers] + \
            ["slim/%s" % PEERS[p] for p in peers] + ["slim ms"] + ["%s ms" % PEERS[p] for p in peers] + \
            ["slim/%s" % PEERS[p] for p in peers]
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 4 else "---:" for i in range(len(head))) + "|"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 5 else "---:" for i in range(len(head))) + "|"]
     for r in rows:
-        cells = [r["model"], r["variant"], "{:,.0f}".format(r["macs"]), r["isa"], cell(r, "slim", "ips", ",.0f")]
+        cells = [r["model"], r["variant"], "{:,.0f}".format(r["macs"]), r["isa"], str(r["runs"]),
+                 cell(r, "slim", "ips", ",.0f")]
         cells += [cell(r, p, "ips", ",.0f") for p in peers] + [ratio(r, "ips_ratio_" + p) for p in peers]
         cells += [cell(r, "slim", "lat", ".3f")] + [cell(r, p, "lat", ".3f") for p in peers]
         cells += [ratio(r, "lat_ratio_" + p) for p in peers]
@@ -352,6 +366,7 @@ def table(a, rows):
 
 def main(argv):
     a = parse(argv)
+    signal.signal(signal.SIGTERM, on_sigterm)
     slim, bench = build(a)
     if "torch" in a.peers and not torch_usable():
         say("PyTorch skipped: %s cannot import torch, onnx and numpy "
@@ -387,7 +402,7 @@ def main(argv):
                 subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
                 if l.startswith("Model name")), "unknown CPU")
     if a.json:
-        print(json.dumps({"cpu": cpu, "runs": a.runs, "threads": a.threads, "images": a.images or 10000,
+        print(json.dumps({"cpu": cpu, "runs": a.runs, "threads": a.threads, "images": a.images or "all",
                           "peers": a.peers, "rows": rows, "misses": misses,
                           "models": {m: {"origin": i["origin"], "check": {"%s/%s" % k: x for k, x in
                                                                             i["check"].items()}}
