@@ -14,9 +14,10 @@ variants, each a checkpoint in WORK/<model>/ exported to ONNX:
             or --lambda)
   Γ-L1      that model pruned at threshold 0 (DIR/<model>/pruned.ckpt, or
             slim prune here)
-  half      the synthetic pruned model: γ zeroed in a random half of every
-            BN's channels of the unpruned model, pruned exactly (slim_bench
-            prune --prune-fraction 0.5)
+  half      the synthetic pruned model: the unpruned model with γ zeroed in
+            a random half of every BN's channels besides those already at 0,
+            pruned exactly (slim_bench prune --prune-fraction 0.5): at most
+            half of Γ-L1's channels remain
 First each peer's logits on the first K test images (--check-images, 64) are
 checked against slim eval's (max |Δ| <= 1e-4 max |logit|); a peer that fails
 is not timed for that file. Then, --runs times, alternating: every ISA setting
@@ -31,8 +32,9 @@ median batch-1 latency of 200 runs, with --threads threads (OMP_NUM_THREADS,
 torch.set_num_threads, ORT's intra-op pool). Prints the medians and ratios
 slim / peer as one Markdown table (or one JSON object), and the targets of
 issue 27 that slim misses at full ISA. A peer that cannot run is skipped with
-a message. Exit status 1 when a step or a logits check failed, 2 on a usage
-error.
+a message. Interrupted (Ctrl-C, SIGTERM) while timing, it prints the runs
+made so far. Exit status 1 when a step or a logits check failed or the run
+was interrupted, 2 on a usage error.
 """
 import argparse
 import importlib.machinery
@@ -49,7 +51,7 @@ from array import array
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
 SYSTEM_PY = "/usr/bin/python3"  # Debian's, where python3-torch and python3-onnx live
-ORT_VERSION = "1.30.0"  # onnxruntime-node; the last seen working with Debian 12's Node.js 20
+ORT_VERSION = "1.30.0"  # onnxruntime-node; the version tried with Debian 12's Node.js 20
 VARIANTS = [("unpruned", "trained"), ("Γ-L1", "pruned"), ("half", "half")]
 CAPS = {"full": {}, "avx2": {"SLIM_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                              "DNNL_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
@@ -345,14 +347,17 @@ def cell(row, who, key, fmt):
 
 
 def ratio(row, key):
-    return "%.2f" % row[key] if key in row else "–"
+    """Two decimals, or two significant digits below 0.1."""
+    if key not in row:
+        return "–"
+    return "%.2f" % row[key] if row[key] >= 0.1 else "%.2g" % row[key]
 
 
 def table(a, rows):
     peers = a.peers
     head = ["model", "variant", "MACs", "ISA", "runs", "slim img/s"] + ["%s img/s" % PEERS[p] for p in peers] + \
-           ["slim/%s" % PEERS[p] for p in peers] + ["slim ms"] + ["%s ms" % PEERS[p] for p in peers] + \
-           ["slim/%s" % PEERS[p] for p in peers]
+           ["img/s slim/%s" % PEERS[p] for p in peers] + ["slim ms"] + ["%s ms" % PEERS[p] for p in peers] + \
+           ["ms slim/%s" % PEERS[p] for p in peers]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 5 else "---:" for i in range(len(head))) + "|"]
     for r in rows:
         cells = [r["model"], r["variant"], "{:,.0f}".format(r["macs"]), r["isa"], str(r["runs"]),
