@@ -403,8 +403,11 @@ def main(argv):
     figs = measure(a, bench, models, env_of)
     failed |= any(m.get("failed") for m in models.values())
     rows, misses = summarise(a, models, figs)
-    cpu = next((l.split(":", 1)[1].strip() for l in
-                subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        lscpu = ""
+    cpu = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines()
                 if l.startswith("Model name")), "unknown CPU")
     if a.json:
         print(json.dumps({"cpu": cpu, "runs": a.runs, "threads": a.threads, "images": a.images or "all",
