@@ -14,9 +14,10 @@ variants, each a checkpoint in WORK/<model>/ exported to ONNX:
             or --lambda)
   Γ-L1      that model pruned at threshold 0 (DIR/<model>/pruned.ckpt, or
             slim prune here)
-  half      the synthetic pruned model: γ zeroed in a random half of every
-            BN's channels of the unpruned model, pruned exactly (slim_bench
-            prune --prune-fraction 0.5)
+  half      the synthetic pruned model: the unpruned model with γ zeroed in
+            a random half of every BN's channels besides those already at 0,
+            pruned exactly (slim_bench prune --prune-fraction 0.5): at most
+            half of Γ-L1's channels remain
 First each peer's logits on the first K test images (--check-images, 64) are
 checked against slim eval's (max |Δ| <= 1e-4 max |logit|); a peer that fails
 is not timed for that file. Then, --runs times, alternating: every ISA setting
@@ -31,14 +32,16 @@ median batch-1 latency of 200 runs, with --threads threads (OMP_NUM_THREADS,
 torch.set_num_threads, ORT's intra-op pool). Prints the medians and ratios
 slim / peer as one Markdown table (or one JSON object), and the targets of
 issue 27 that slim misses at full ISA. A peer that cannot run is skipped with
-a message. Exit status 1 when a step or a logits check failed, 2 on a usage
-error.
+a message. Interrupted (Ctrl-C, SIGTERM) while timing, it prints the runs
+made so far. Exit status 1 when a step or a logits check failed or the run
+was interrupted, 2 on a usage error.
 """
 import argparse
 import importlib.machinery
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +51,7 @@ from array import array
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
 SYSTEM_PY = "/usr/bin/python3"  # Debian's, where python3-torch and python3-onnx live
-ORT_VERSION = "1.30.0"  # onnxruntime-node; the last seen working with Debian 12's Node.js 20
+ORT_VERSION = "1.30.0"  # onnxruntime-node; the version tried with Debian 12's Node.js 20
 VARIANTS = [("unpruned", "trained"), ("Γ-L1", "pruned"), ("half", "half")]
 CAPS = {"full": {}, "avx2": {"SLIM_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                              "DNNL_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
@@ -219,7 +222,8 @@ def prepare(a, slim, bench, name, d):
     if len(pre.get("mean", [])) != 1 or (info.get("meta") or {}).get("data", "fashion-mnist") != "fashion-mnist":
         raise Failed("inputs are written for Fashion-MNIST models only")
     inputs = os.path.join(d, "inputs.f32")
-    zoo.write_fashion_inputs(inputs, 10000, pre["mean"][0], pre["std"][0])
+    want = max(a.images, a.check_images) if a.images else sys.maxsize  # sys.maxsize: all
+    zoo.write_fashion_inputs(inputs, want, pre["mean"][0], pre["std"][0])
     return files, inputs, origin
 
 
@@ -275,29 +279,39 @@ def check(a, slim, name, d, files, inputs, peers, env):
 
 
 def measure(a, bench, models, env_of):
-    """--runs alternating rounds; {(model, variant, isa, who): {"ips": [], "lat": []}}."""
+    """--runs alternating rounds; {(model, variant, isa, who): {"ips": [], "lat": []}}.
+    Interrupted (Ctrl-C, SIGTERM), it keeps the figures measured so far."""
     figs = {}
-    order = [(m, v, isa) for isa in a.isa for m in models for v, _ in VARIANTS]
+    order = [(m, v, isa) for m in models for v, _ in VARIANTS for isa in a.isa]
     images = ["--images", str(a.images)] if a.images else []
-    for r in range(a.runs):
-        say("run %d/%d" % (r + 1, a.runs))
-        for m, v, isa in order:
-            info = models[m]
-            f = info["files"][v]
-            log = os.path.join(info["dir"], "time.log")
-            for who in ["slim"] + info["peers"][v]:
-                cmd = ([bench, "infer", f["ckpt"], "--passes", "1", "--threads", str(a.threads)] +
-                       images if who == "slim" else peer_cmd(who, f["onnx"], info["inputs"], a, images))
-                try:
-                    res = run_json(cmd, log, env_of[isa])
-                except Failed as e:
-                    say("%s %s %s %s: %s" % (m, v, isa, who, e))
-                    info["failed"] = True
-                    continue
-                fig = figs.setdefault((m, v, isa, who), {"ips": [], "lat": []})
-                fig["ips"].append(res["infer_images_per_s"])
-                fig["lat"].append(res["latency_ms"])
+    try:
+        for r in range(a.runs):
+            say("run %d/%d" % (r + 1, a.runs))
+            for m, v, isa in order:
+                info = models[m]
+                f = info["files"][v]
+                log = os.path.join(info["dir"], "time.log")
+                for who in ["slim"] + info["peers"][v]:
+                    cmd = ([bench, "infer", f["ckpt"], "--passes", "1", "--threads", str(a.threads)] +
+                           images if who == "slim" else peer_cmd(who, f["onnx"], info["inputs"], a, images))
+                    try:
+                        res = run_json(cmd, log, env_of[isa])
+                    except Failed as e:
+                        say("%s %s %s %s: %s" % (m, v, isa, who, e))
+                        info["failed"] = True
+                        continue
+                    fig = figs.setdefault((m, v, isa, who), {"ips": [], "lat": []})
+                    fig["ips"].append(res["infer_images_per_s"])
+                    fig["lat"].append(res["latency_ms"])
+    except KeyboardInterrupt:
+        say("interrupted: the table holds the runs made so far (column 'runs')")
+        for info in models.values():
+            info["failed"] = True
     return figs
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt
 
 
 def summarise(a, models, figs):
@@ -305,7 +319,8 @@ def summarise(a, models, figs):
     for m, info in models.items():
         for v, _ in VARIANTS:
             for isa in a.isa:
-                row = {"model": m, "variant": v, "isa": isa, "macs": info["files"][v]["macs"]}
+                row = {"model": m, "variant": v, "isa": isa, "macs": info["files"][v]["macs"],
+                       "runs": min((len(figs[k]["ips"]) for k in figs if k[:3] == (m, v, isa)), default=0)}
                 for who in ["slim"] + a.peers:
                     f = figs.get((m, v, isa, who))
                     if f and f["ips"]:
@@ -332,17 +347,21 @@ def cell(row, who, key, fmt):
 
 
 def ratio(row, key):
-    return "%.2f" % row[key] if key in row else "–"
+    """Two decimals, or two significant digits below 0.1."""
+    if key not in row:
+        return "–"
+    return "%.2f" % row[key] if row[key] >= 0.1 else "%.2g" % row[key]
 
 
 def table(a, rows):
     peers = a.peers
-    head = ["model", "variant", "MACs", "ISA", "slim img/s"] + ["%s img/s" % PEERS[p] for p in peers] + \
-           ["slim/%s" % PEERS[p] for p in peers] + ["slim ms"] + ["%s ms" % PEERS[p] for p in peers] + \
-           ["slim/%s" % PEERS[p] for p in peers]
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 4 else "---:" for i in range(len(head))) + "|"]
+    head = ["model", "variant", "MACs", "ISA", "runs", "slim img/s"] + ["%s img/s" % PEERS[p] for p in peers] + \
+           ["img/s slim/%s" % PEERS[p] for p in peers] + ["slim ms"] + ["%s ms" % PEERS[p] for p in peers] + \
+           ["ms slim/%s" % PEERS[p] for p in peers]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 5 else "---:" for i in range(len(head))) + "|"]
     for r in rows:
-        cells = [r["model"], r["variant"], "{:,.0f}".format(r["macs"]), r["isa"], cell(r, "slim", "ips", ",.0f")]
+        cells = [r["model"], r["variant"], "{:,.0f}".format(r["macs"]), r["isa"], str(r["runs"]),
+                 cell(r, "slim", "ips", ",.0f")]
         cells += [cell(r, p, "ips", ",.0f") for p in peers] + [ratio(r, "ips_ratio_" + p) for p in peers]
         cells += [cell(r, "slim", "lat", ".3f")] + [cell(r, p, "lat", ".3f") for p in peers]
         cells += [ratio(r, "lat_ratio_" + p) for p in peers]
@@ -352,6 +371,7 @@ def table(a, rows):
 
 def main(argv):
     a = parse(argv)
+    signal.signal(signal.SIGTERM, on_sigterm)
     slim, bench = build(a)
     if "torch" in a.peers and not torch_usable():
         say("PyTorch skipped: %s cannot import torch, onnx and numpy "
@@ -383,11 +403,14 @@ def main(argv):
     figs = measure(a, bench, models, env_of)
     failed |= any(m.get("failed") for m in models.values())
     rows, misses = summarise(a, models, figs)
-    cpu = next((l.split(":", 1)[1].strip() for l in
-                subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        lscpu = ""
+    cpu = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines()
                 if l.startswith("Model name")), "unknown CPU")
     if a.json:
-        print(json.dumps({"cpu": cpu, "runs": a.runs, "threads": a.threads, "images": a.images or 10000,
+        print(json.dumps({"cpu": cpu, "runs": a.runs, "threads": a.threads, "images": a.images or "all",
                           "peers": a.peers, "rows": rows, "misses": misses,
                           "models": {m: {"origin": i["origin"], "check": {"%s/%s" % k: x for k, x in
                                                                             i["check"].items()}}

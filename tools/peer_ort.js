@@ -6,11 +6,15 @@
 //
 //   node tools/peer_ort.js --onnx M.onnx --inputs X.f32 [--images N] [--threads T (2)]
 //   node tools/peer_ort.js --onnx M.onnx --inputs X.f32 --images K --logits OUT.f32
+//   node tools/peer_ort.js --onnx M.onnx --inputs X.f32 [--images N] --profile PREFIX
 //
 // --inputs holds raw little-endian float32 images (N, C, H, W) with C, H, W
 // of the model's input; --images N uses the first N (default all). With
 // --logits the first N images run as one batch and their logits go to
-// OUT.f32 (float32, (N, classes)); nothing is timed. One thread pool of T
+// OUT.f32 (float32, (N, classes)); nothing is timed. With --profile, after
+// the warm-up the N images run once at batch 256 under ORT's profiler (its
+// trace goes to PREFIX_<date>.json) and the JSON holds each node's kernel
+// time per image (µs), in graph order, instead of the figures. One thread pool of T
 // threads (intra-op), sequential execution, every graph optimisation on.
 // onnxruntime-node is looked up in $SLIM_ORT_DIR/node_modules (tools/bench
 // installs it there), else as usual. Prints one JSON object on stdout;
@@ -32,6 +36,7 @@ function parseArgs(argv) {
     if (name === '--onnx') a.onnx = value;
     else if (name === '--inputs') a.inputs = value;
     else if (name === '--logits') a.logits = value;
+    else if (name === '--profile') a.profile = value;
     else if (name === '--threads' || name === '--images') {
       if (!/^\d+$/.test(value)) die(`${name} takes a whole number, not '${value}'`);
       a[name.slice(2)] = Number(value);
@@ -61,12 +66,32 @@ function median(v) {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+// Each node's kernel time over the run after the warm-up, per image.
+async function profile(session, prefix, n) {
+  session.endProfiling();
+  const dir = path.dirname(path.resolve(prefix)), base = path.basename(prefix) + '_';
+  const files = fs.readdirSync(dir).filter(f => f.startsWith(base) && f.endsWith('.json'));
+  if (!files.length) die(`ORT wrote no profile ${prefix}_*.json`);
+  const newest = files.map(f => path.join(dir, f))
+                     .sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs)[0];
+  const events = JSON.parse(fs.readFileSync(newest, 'utf8'));
+  const runs = events.filter(e => e.cat === 'Session' && e.name === 'model_run');
+  const start = runs.length > 3 ? runs[3].ts : 0; // after the 3 warm-up batches
+  const us = {};
+  for (const e of events)
+    if (e.cat === 'Node' && e.ts >= start && e.name.endsWith('_kernel_time')) {
+      const k = `${e.name.slice(0, -12)} (${e.args && e.args.op_name})`;
+      us[k] = (us[k] || 0) + e.dur / n;
+    }
+  return us;
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   const {ort, version} = loadOrt();
   const session = await ort.InferenceSession.create(a.onnx, {
     intraOpNumThreads: a.threads, interOpNumThreads: 1, executionMode: 'sequential',
-    graphOptimizationLevel: 'all'});
+    graphOptimizationLevel: 'all', enableProfiling: !!a.profile, profileFilePrefix: a.profile});
   const inName = session.inputNames[0], outName = session.outputNames[0];
   const meta = session.inputMetadata && session.inputMetadata[0];
   const dims = meta && meta.shape ? meta.shape.slice(1) : null;
@@ -99,6 +124,11 @@ async function main() {
   let t0 = process.hrtime.bigint();
   for (let s = 0; s < n; s += bs) await session.run(batch(s, Math.min(bs, n - s)));
   res.infer_images_per_s = n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  if (a.profile) {
+    res.node_us_per_image = await profile(session, a.profile, n);
+    process.stdout.write(JSON.stringify(res) + '\n');
+    return;
+  }
   const lat = [];
   for (let i = -20; i < 200; i++) {
     t0 = process.hrtime.bigint();

@@ -53,9 +53,19 @@ cmp -s "$TMP/zoo/lenet-bn/pruned.ckpt" "$TMP/w2/lenet-bn/pruned.ckpt" || fail "p
 grep -q "^- lenet-bn: trained in $TMP/zoo" "$TMP/out2.txt" || fail "origin: $(cat "$TMP/out2.txt")"
 [[ $(grep -c "^| lenet-bn | .* | avx2 | " "$TMP/out2.txt") -eq 3 ]] || fail "table: $(cat "$TMP/out2.txt")"
 if [[ ${PEER[0]} == --peers ]]; then
-    grep -q "^| lenet-bn | unpruned | .* | avx2 | [0-9,]* | [0-9,]* | [0-9.]* | " "$TMP/out2.txt" &&
+    grep -q "^| lenet-bn | unpruned | .* | avx2 | 1 | [0-9,]* | [0-9,]* | [0-9.]* | " "$TMP/out2.txt" &&
         grep -q "half PyTorch [0-9.]*e-" "$TMP/out2.txt" || fail "peer: $(cat "$TMP/out2.txt")"
 fi
+
+# No Node.js on the PATH: ONNX Runtime is skipped with a message, slim is
+# still timed.
+mkdir -p "$TMP/bin"
+ln -s "$(python3 -c "import sys; print(sys.executable)")" "$TMP/bin/python3"
+PATH="$TMP/bin" "$BENCH" --zoo "${TINY[@]}" --peers ort --isa full --trained "$TMP/zoo" \
+    --work "$TMP/w3" >"$TMP/out3.txt" 2>"$TMP/err3.txt" || fail "no node: $(cat "$TMP/err3.txt")"
+grep -q "ONNX Runtime skipped: node or npm is missing" "$TMP/err3.txt" &&
+    ! grep -q "ORT" "$TMP/out3.txt" && [[ $(grep -c "^| lenet-bn | .* | full | 1 | [0-9,]* | " \
+    "$TMP/out3.txt") -eq 3 ]] || fail "no node: $(cat "$TMP/err3.txt" "$TMP/out3.txt")"
 
 bench_error() {
     local what=$1 pattern=$2 rc=0
