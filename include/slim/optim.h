@@ -74,7 +74,9 @@ typedef struct slim_sgd {
 
 slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd_config *config);
 /* One step with learning rate lr on the gradients in model->grad_block,
- * then the prox. Momentum buffers live in model->momentum_block. */
+ * then the prox. Momentum buffers live in model->momentum_block. A model
+ * with more values than at init (live pruning's folds add bias maps) gets
+ * a larger scratch first (an error with penalty weights set). */
 slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr);
 void slim_sgd_free(slim_sgd *opt);
 /* Copies w (opt->scratch_floats weights, each finite and >= 0) into the

@@ -114,7 +114,7 @@ typedef struct slim_train_config {
 
 /* Steps a gamma stays exactly 0 before live pruning removes its channel
  * (docs/SPARSITY.md has the measurement it comes from). */
-#define SLIM_LIVE_PRUNE_AFTER 200
+#define SLIM_LIVE_PRUNE_AFTER 100
 
 /* Cost and lambda updates per epoch (every ceil(batches / this) steps). */
 #define SLIM_TRAIN_UPDATES 8

@@ -91,6 +91,19 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
     const slim_sgd_config *c = &opt->config;
     if (!(lr > 0) || !isfinite(lr))
         return slim_error(SLIM_ERR_ARG, "learning rate must be a finite number > 0, got %g", lr);
+    if (model->param_floats > opt->scratch_floats) {
+        /* The model grew since init (live pruning's folds add bias maps):
+         * per-value state must cover it. Weights cannot be stretched. */
+        if (opt->weight)
+            return slim_error(SLIM_ERR_ARG,
+                              "penalty weights hold %zu values; the model now has %zu",
+                              opt->scratch_floats, model->param_floats);
+        float *scratch = slim_calloc(model->param_floats, sizeof(float));
+        if (!scratch) return SLIM_ERR_NOMEM;
+        free(opt->scratch);
+        opt->scratch = scratch;
+        opt->scratch_floats = model->param_floats;
+    }
     float mu = c->momentum;
     for (int i = 0; i < model->n_params; i++) {
         slim_param *p = &model->params[i];

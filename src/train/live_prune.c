@@ -92,6 +92,11 @@ static slim_status note_removal(train_live *lp, int epoch, int k, uint64_t step)
 static slim_status remove_dead(train_live *lp, slim_model **model, slim_tape *tape, uint64_t step,
                                int epoch) {
     slim_model *m = *model;
+    /* Sized for this model: a fold's bias maps can make it larger than
+     * the one before. */
+    unsigned char *allow = realloc(lp->allow, m->param_floats ? m->param_floats : 1);
+    if (!allow) return slim_error(SLIM_ERR_NOMEM, "out of memory for live pruning");
+    lp->allow = allow;
     for (size_t k = 0; k < m->param_floats; k++)
         lp->allow[k] = lp->zero_steps[k] >= (uint32_t)lp->after;
     slim_model *n = NULL;

@@ -21,7 +21,7 @@ typedef struct train_live {
     int remove;           /* 1 = live pruning on; else the counters only measure */
     uint32_t *zero_steps; /* (param_floats) consecutive steps each gamma has been 0: at most
                              after with remove, else at most TRAIN_LIVE_AFTER_MAX */
-    unsigned char *allow; /* (param_floats) scratch: zero_steps >= after */
+    unsigned char *allow; /* (param_floats of the model at the last check) scratch */
     int due;              /* a gamma reached `after` since the last check */
     int removed;          /* channels removed so far in the run */
     int n_epochs;         /* entries of per_epoch */
