@@ -112,6 +112,7 @@ slim_status train_replicas_grads(train_replicas *r, slim_model *m, slim_tape *ta
         /* A stop asked after this point waits for the next step's sum, so
          * that every rank stops after the same step. */
         r->stop_pending = 0;
+        r->stop_agreed = v[2] > 0;
         if (stop && v[2] > 0)
             *stop = SLIM_TRAIN_STOP;
         else if (stop && *stop == SLIM_TRAIN_STOP) {

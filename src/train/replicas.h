@@ -15,6 +15,7 @@ typedef struct train_replicas {
     int check_every;  /* steps between parameter checksums across ranks (0: epoch ends) */
     uint64_t steps;   /* steps taken through train_replicas_grads */
     int stop_pending; /* a stop asked here after the last agreement */
+    int stop_agreed;  /* every rank agreed at the last step to stop after it */
     float *scratch;   /* (dist_scratch_floats(param_floats)) the gradient reduction's */
     double comm_seen; /* dist_seconds() at the last train_replicas_text */
 } train_replicas;

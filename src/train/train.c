@@ -476,6 +476,13 @@ static int stop_requested(const slim_train_config *c) {
     return c->stop && *c->stop == SLIM_TRAIN_STOP;
 }
 
+/* Whether to stop after this step. With more than one rank, only a stop
+ * every rank agreed on: a signal can reach one rank after the step's
+ * agreement, and that rank alone must not stop. */
+static int stop_now(const run_state *rs) {
+    return rs->rep.size > 1 ? rs->rep.stop_agreed : stop_requested(&rs->cfg);
+}
+
 static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
     const slim_train_config *c = &rs->cfg;
     const slim_layer *in = &rs->model->layers[0]; /* again after a live removal */
@@ -545,12 +552,12 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             timed += slim_clock_s() - ts;
             progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
                      (double)seen / (timed > 0 ? timed : 1), &last_print, 0);
-            if (stop_requested(c)) break;
+            if (stop_now(rs)) break;
         }
         if (st != SLIM_OK) break;
         rs->peak_mib = train_rss_peak_mib();
         double ips = (double)seen / (timed > 0 ? timed : 1);
-        if (stop_requested(c)) {
+        if (stop_now(rs)) {
             if (!c->quiet) fputc('\n', stderr);
             st = save_checkpoint(rs);
             if (st == SLIM_OK) {
