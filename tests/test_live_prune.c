@@ -264,18 +264,20 @@ static void test_optimizer_state(void **state) {
     static const int k1[] = {0, 2, 3, 5}, k2[] = {0, 1, 3, 4}, k3[] = {0, 2, 3},
                      all[] = {0, 1, 2, 3, 4, 5};
     memset(off->momentum_block, 0, off->param_floats * sizeof(float));
-    slice(param(off, "c1.weight")->momentum, param(m, "c1.weight")->momentum, k1, 4, all, 2, 2, 9);
-    slice(param(off, "b1.gamma")->momentum, param(m, "b1.gamma")->momentum, k1, 4, all, 1, 1, 1);
-    slice(param(off, "b1.beta")->momentum, param(m, "b1.beta")->momentum, k1, 4, all, 1, 1, 1);
-    slice(param(off, "c2.weight")->momentum, param(m, "c2.weight")->momentum, k2, 4, k1, 4, 6, 9);
-    slice(param(off, "b2.gamma")->momentum, param(m, "b2.gamma")->momentum, k2, 4, all, 1, 1, 1);
-    slice(param(off, "b2.beta")->momentum, param(m, "b2.beta")->momentum, k2, 4, all, 1, 1, 1);
-    slice(param(off, "c3.weight")->momentum, param(m, "c3.weight")->momentum, k3, 3, k2, 4, 5, 9);
-    slice(param(off, "c3.bias")->momentum, param(m, "c3.bias")->momentum, k3, 3, all, 1, 1, 1);
-    slice(param(off, "b3.gamma")->momentum, param(m, "b3.gamma")->momentum, k3, 3, all, 1, 1, 1);
-    slice(param(off, "b3.beta")->momentum, param(m, "b3.beta")->momentum, k3, 3, all, 1, 1, 1);
-    slice(param(off, "d.weight")->momentum, param(m, "d.weight")->momentum, all, 3, k3, 3, 4, 1);
-    slice(param(off, "d.bias")->momentum, param(m, "d.bias")->momentum, all, 3, all, 1, 1, 1);
+    static const struct {
+        const char *name;
+        const int *out, n_out, *in, n_in, in_total, plane;
+    } cut[] = {
+        {"c1.weight", k1, 4, all, 2, 2, 9}, {"b1.gamma", k1, 4, all, 1, 1, 1},
+        {"b1.beta", k1, 4, all, 1, 1, 1},   {"c2.weight", k2, 4, k1, 4, 6, 9},
+        {"b2.gamma", k2, 4, all, 1, 1, 1},  {"b2.beta", k2, 4, all, 1, 1, 1},
+        {"c3.weight", k3, 3, k2, 4, 5, 9},  {"c3.bias", k3, 3, all, 1, 1, 1},
+        {"b3.gamma", k3, 3, all, 1, 1, 1},  {"b3.beta", k3, 3, all, 1, 1, 1},
+        {"d.weight", all, 3, k3, 3, 4, 1},  {"d.bias", all, 3, all, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++)
+        slice(param(off, cut[i].name)->momentum, param(m, cut[i].name)->momentum, cut[i].out,
+              cut[i].n_out, cut[i].in, cut[i].n_in, cut[i].in_total, cut[i].plane);
     for (size_t k = 0; k < live->param_floats; k++)
         if (live->momentum_block[k] != off->momentum_block[k])
             fail_msg("momentum value %zu: %g after the live removal, %g sliced by hand", k,

@@ -95,11 +95,14 @@ int cli_fail(void);
 
 /* ---- shared helpers (src/cli/common.c) -------------------------------- */
 
-/* A budget: "15%" (a fraction of the unpruned model: *fraction = 1,
+/* --target-macs MACS / --target-params PARAMS (NULL when not given) of
+ * command cmd: *kind := SLIM_COST_MACS, SLIM_COST_PARAMS or 0 (neither), and
+ * the budget: "15%" (a fraction of the unpruned model: *fraction = 1,
  * *value = 0.15, at most 100%) or a count with an optional k, M or G
- * ("4.5M", "120k", "800"). Returns 0 (values untouched) unless s is one of
- * those and > 0. */
-int cli_parse_budget(const char *s, double *value, int *fraction);
+ * ("4.5M", "120k", "800": *fraction = 0). Returns CLI_EXIT_OK, or a usage
+ * error when both are given or the value is not such a budget. */
+int cli_parse_target(const char *cmd, const char *macs, const char *params, int *kind,
+                     double *value, int *fraction);
 /* "ref" or "fast" -> backend (the choice was validated by the parser). */
 slim_backend cli_backend(const char *name);
 /* Whether the path names a model text file (ends in ".net"). */

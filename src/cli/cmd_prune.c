@@ -162,14 +162,11 @@ int cmd_prune(int argc, char **argv) {
     if (modes > 1)
         return cli_usage_error(cmd, "--threshold, --percent, --target-macs and --target-params "
                                     "cannot be combined");
-    const char *target = a.target_macs ? a.target_macs : a.target_params;
     double target_value = 0;
-    int target_fraction = 0;
-    if (target && !cli_parse_budget(target, &target_value, &target_fraction))
-        return cli_usage_error(cmd,
-                               "--%s '%s': want a percentage in (0%%, 100%%] (15%%) or a count > "
-                               "0 with an optional k, M or G (4.5M, 120k)",
-                               a.target_macs ? "target-macs" : "target-params", target);
+    int target = 0, target_fraction = 0;
+    if ((r = cli_parse_target(cmd, a.target_macs, a.target_params, &target, &target_value,
+                              &target_fraction)) != CLI_EXIT_OK)
+        return r;
     if (cli_given(&spec, "percent") && !(a.percent >= 0 && a.percent <= 100))
         return cli_usage_error(cmd, "--percent must be in [0, 100], got %g", a.percent);
     if (!(a.threshold >= 0))
@@ -198,7 +195,7 @@ int cmd_prune(int argc, char **argv) {
     if (cli_load_model(in_path, 0, &model, &ck) != SLIM_OK) goto done;
     double budget = 0, reached = 0;
     if (target) {
-        slim_cost kind = a.target_macs ? SLIM_COST_MACS : SLIM_COST_PARAMS;
+        slim_cost kind = (slim_cost)target;
         double full =
             kind == SLIM_COST_MACS ? slim_model_macs(model) : (double)slim_model_param_count(model);
         budget = target_fraction ? target_value * full : target_value;

@@ -227,20 +227,12 @@ static int target_fraction;
 
 /* --target-macs / --target-params: which one (0 none), its value parsed. */
 static int check_target(const char *cmd, int *which) {
-    *which = 0;
-    if (a.target_macs && a.target_params)
-        return cli_usage_error(cmd, "--target-macs and --target-params cannot be combined");
-    const char *flag = a.target_macs ? "target-macs" : "target-params";
-    const char *v = a.target_macs ? a.target_macs : a.target_params;
-    if (!v) return CLI_EXIT_OK;
-    if (!cli_parse_budget(v, &target_value, &target_fraction))
-        return cli_usage_error(cmd,
-                               "--%s '%s': want a percentage in (0%%, 100%%] (15%%) or a count > "
-                               "0 with an optional k, M or G (4.5M, 120k)",
-                               flag, v);
+    int r = cli_parse_target(cmd, a.target_macs, a.target_params, which, &target_value,
+                             &target_fraction);
+    if (r != CLI_EXIT_OK || !*which) return r;
     if (strcmp(a.penalty, "gamma-l1") != 0)
-        return cli_usage_error(cmd, "--%s needs --penalty gamma-l1 (got %s)", flag, a.penalty);
-    *which = a.target_macs ? SLIM_COST_MACS : SLIM_COST_PARAMS;
+        return cli_usage_error(cmd, "--%s needs --penalty gamma-l1 (got %s)",
+                               a.target_macs ? "target-macs" : "target-params", a.penalty);
     return CLI_EXIT_OK;
 }
 

@@ -136,7 +136,7 @@ slim_status cli_data_options(const slim_ckpt *ck, const char *path, const slim_m
     return slim_train_data_options(ck, path, in->c, same, o);
 }
 
-int cli_parse_budget(const char *s, double *value, int *fraction) {
+static int parse_budget(const char *s, double *value, int *fraction) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -156,4 +156,20 @@ int cli_parse_budget(const char *s, double *value, int *fraction) {
     if (*end || !(v > 0) || (*fraction && v > 1)) return 0;
     *value = v;
     return 1;
+}
+
+int cli_parse_target(const char *cmd, const char *macs, const char *params, int *kind,
+                     double *value, int *fraction) {
+    *kind = 0;
+    if (macs && params)
+        return cli_usage_error(cmd, "--target-macs and --target-params cannot be combined");
+    const char *v = macs ? macs : params;
+    if (!v) return CLI_EXIT_OK;
+    if (!parse_budget(v, value, fraction))
+        return cli_usage_error(cmd,
+                               "--%s '%s': want a percentage in (0%%, 100%%] (15%%) or a count > "
+                               "0 with an optional k, M or G (4.5M, 120k)",
+                               macs ? "target-macs" : "target-params", v);
+    *kind = macs ? SLIM_COST_MACS : SLIM_COST_PARAMS;
+    return CLI_EXIT_OK;
 }

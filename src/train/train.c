@@ -472,15 +472,12 @@ static int all_finite(const float *x, size_t n) {
     return 1;
 }
 
-static int stop_requested(const slim_train_config *c) {
-    return c->stop && *c->stop == SLIM_TRAIN_STOP;
-}
-
 /* Whether to stop after this step. With more than one rank, only a stop
  * every rank agreed on: a signal can reach one rank after the step's
  * agreement, and that rank alone must not stop. */
 static int stop_now(const run_state *rs) {
-    return rs->rep.size > 1 ? rs->rep.stop_agreed : stop_requested(&rs->cfg);
+    if (rs->rep.size > 1) return rs->rep.stop_agreed;
+    return rs->cfg.stop && *rs->cfg.stop == SLIM_TRAIN_STOP;
 }
 
 static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
@@ -561,9 +558,11 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             if (!c->quiet) fputc('\n', stderr);
             st = save_checkpoint(rs);
             if (st == SLIM_OK) {
-                slim_log(SLIM_LOG_WARN,
-                         "interrupted at step %" PRIu64 "; saved %s (continue with --resume %s)",
-                         rs->pos.step, c->out, c->out);
+                if (rs->rep.rank == 0) /* one line for the job, not one per rank */
+                    slim_log(SLIM_LOG_WARN,
+                             "interrupted at step %" PRIu64
+                             "; saved %s (continue with --resume %s)",
+                             rs->pos.step, c->out, c->out);
                 sum->interrupted = 1;
             }
             break;

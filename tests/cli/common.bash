@@ -40,6 +40,22 @@ interrupt_run() {
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# onnx_test_setup NAME MODULES: the set-up of the checks run by Debian's
+# python (PY): skips the test (exit 0) when /usr/bin/python3 cannot import
+# MODULES (comma-separated), checks $SLIM_BINARY_DIR and $SLIM_SOURCE_DIR and
+# makes $tmp (removed on exit). No data set needed.
+onnx_test_setup() {
+    PY=/usr/bin/python3
+    if ! "$PY" -c "import $2" 2>/dev/null; then
+        echo "skipped: /usr/bin/python3 cannot import $2; run tools/install-deps"
+        exit 0
+    fi
+    : "${SLIM_BINARY_DIR:?SLIM_BINARY_DIR must be set (ctest sets it)}"
+    : "${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must be set (ctest sets it)}"
+    tmp=$(mktemp -d "/tmp/slim_$1.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+}
+
 # expect_error WHAT PATTERN ARGS...: `$SLIM ARGS` ends within 60 s with exit
 # status $EXPECT_STATUS when that is set (else any status from 1 to 127, not
 # a crash), prints a 'slim: error:' line holding PATTERN, and leaves nothing

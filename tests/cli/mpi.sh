@@ -139,6 +139,8 @@ else
     [[ $rc -eq 130 ]] || fail "SIGINT to rank 1: exit $rc, want 130: $(cat "$TMP/int.err")"
     ! grep -q 'MPI_ABORT' "$TMP/int.err" || fail "SIGINT to rank 1: the job was aborted"
     grep -qF "slim train --resume $TMP/int.ckpt" "$TMP/int.err" || fail "no resume hint: $(cat "$TMP/int.err")"
+    n=$(grep -c 'interrupted at step' "$TMP/int.err" || true)
+    [[ "$n" == 1 ]] || fail "SIGINT to rank 1: $n 'interrupted at step' warnings, want one (rank 0's)"
     timeout 120 "${MPIRUN[@]}" -np 2 "$SLIM" train --resume "$TMP/int.ckpt" --threads 1 --quiet \
         >/dev/null || fail "resume after SIGINT"
     run 2 "${SHORT[@]}" --quiet --out "$TMP/ref.ckpt" >/dev/null || fail "uninterrupted -np 2"

@@ -7,17 +7,10 @@
 # python3-numpy).
 set -euo pipefail
 
-PY=/usr/bin/python3
-if ! "$PY" -c 'import onnx, numpy' 2>/dev/null; then
-    echo "skipped: python3-onnx not installed"
-    exit 0
-fi
-: "${SLIM_BINARY_DIR:?SLIM_BINARY_DIR must be set (ctest sets it)}"
-: "${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must be set (ctest sets it)}"
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+onnx_test_setup onnx_check onnx,numpy
 check="$SLIM_SOURCE_DIR/tools/onnx_check.py"
-
-tmp=$(mktemp -d /tmp/slim_onnx_check.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
 
 if ! SLIM_ONNX_OUT="$tmp" "$SLIM_BINARY_DIR/tests/test_onnx" >"$tmp/test_onnx.log" 2>&1; then
     cat "$tmp/test_onnx.log"

@@ -10,23 +10,12 @@
 # when /usr/bin/python3 cannot import cv2 (tools/install-deps installs it).
 set -euo pipefail
 
-PY=/usr/bin/python3
-if ! "$PY" -c 'import cv2, onnx, numpy' 2>/dev/null; then
-    echo "skipped: python3-opencv (or python3-onnx) not installed; run tools/install-deps"
-    exit 0
-fi
+# shellcheck source=common.bash
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+onnx_test_setup onnx_opencv cv2,onnx,numpy
 : "${SLIM:?SLIM must be set (ctest sets it)}"
-: "${SLIM_BINARY_DIR:?SLIM_BINARY_DIR must be set (ctest sets it)}"
-: "${SLIM_SOURCE_DIR:?SLIM_SOURCE_DIR must be set (ctest sets it)}"
 check="$SLIM_SOURCE_DIR/tests/cli/onnx_opencv.py"
 make_pruned="$SLIM_BINARY_DIR/tests/make_pruned"
-
-tmp=$(mktemp -d /tmp/slim_onnx_opencv.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-fail() {
-    echo "FAIL: $*"
-    exit 1
-}
 
 version=$("$SLIM" --version | head -n 1 | cut -d' ' -f2)
 [ -n "$version" ] || fail "slim --version printed no version"
