@@ -190,6 +190,10 @@ EXPECT_STATUS=2 expect_error "latency-from alone" "--latency-from needs --cost l
     "${T[@]}" --penalty gamma-l1 --lambda 1e-3 --latency-from "$TMP/b.ckpt"
 expect_error "latency above the model" "--target-latency 1e+09 us is above the unpruned model's" \
     "${T[@]}" --penalty gamma-l1 --target-latency 1000s
+expect_error "latency in microseconds" "--target-latency 2e+09 us is above the unpruned model's" \
+    "${T[@]}" --penalty gamma-l1 --target-latency 2e9µs
+expect_error "latency in milliseconds" "--target-latency 1.5e+09 us is above the unpruned model's" \
+    "${T[@]}" --penalty gamma-l1 --target-latency 1.5e6ms
 expect_error "table from a run without one" "b.ckpt: setting 'latency.points' is missing" \
     "${T[@]}" --penalty gamma-l1 --lambda 1e-3 --cost latency --latency-from "$TMP/b.ckpt"
 # A measured table, kept in the checkpoint.
