@@ -419,6 +419,10 @@ static void test_latency_checkpoint(void **state) {
     assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_ERR_FORMAT);
     assert_non_null(strstr(slim_last_error(), "'latency.out' value 9 is 8"));
     slim_model_free(other);
+    other = parse("input shape=4x2x2\nconv c out=8 k=1\nrelu\ngap\n");
+    assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_ERR_FORMAT);
+    assert_non_null(strstr(slim_last_error(), "'latency.in' is for 3 layers, the model has 4"));
+    slim_model_free(other);
     /* a bad setting */
     assert_int_equal(slim_ckpt_set_meta(ck, "latency.rest_us", "x"), SLIM_OK);
     assert_int_equal(slim_latency_table_load(ck, path, m, &back), SLIM_ERR_FORMAT);

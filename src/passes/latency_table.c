@@ -147,9 +147,14 @@ slim_status slim_latency_table_store(const slim_latency_table *t, slim_ckpt *ck)
     return slim_ckpt_add_tensor(ck, "latency.us", 3, (int[]){n, P, P}, t->us, 1);
 }
 
-static slim_status load_tensor(const slim_ckpt *ck, const char *path, const char *name,
+static slim_status load_tensor(const slim_ckpt *ck, const char *path, const char *name, int layers,
                                size_t numel, float *dst) {
     const slim_ckpt_tensor *x = slim_ckpt_find(ck, name);
+    if (x && x->shape[0] != layers)
+        return slim_error(SLIM_ERR_FORMAT,
+                          "%s: tensor '%s' is for %d layers, the model has %d (a table of "
+                          "another model?)",
+                          path, name, x->shape[0], layers);
     if (!x || x->numel != numel)
         return slim_error(SLIM_ERR_FORMAT, "%s: tensor '%s' is %s (want %zu values)", path, name,
                           x ? "the wrong size" : "missing", numel);
@@ -184,9 +189,10 @@ slim_status slim_latency_table_load(const slim_ckpt *ck, const char *path, const
     s = slim_ckpt_get_meta(ck, "latency.version");
     snprintf(t->version, sizeof t->version, "%s", s ? s : "");
     size_t n = (size_t)m->n_layers * P;
-    slim_status st = load_tensor(ck, path, "latency.in", n, t->in);
-    if (st == SLIM_OK) st = load_tensor(ck, path, "latency.out", n, t->out);
-    if (st == SLIM_OK) st = load_tensor(ck, path, "latency.us", n * P, t->us);
+    int l = m->n_layers;
+    slim_status st = load_tensor(ck, path, "latency.in", l, n, t->in);
+    if (st == SLIM_OK) st = load_tensor(ck, path, "latency.out", l, n, t->out);
+    if (st == SLIM_OK) st = load_tensor(ck, path, "latency.us", l, n * P, t->us);
     if (st == SLIM_OK) st = slim_latency_table_check(t, m, path);
     if (st != SLIM_OK) slim_latency_table_free(t);
     return st;
