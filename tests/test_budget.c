@@ -14,6 +14,7 @@
  * and the one with a channel fewer removed. */
 #include "prune_helpers.h"
 
+#include "slim/measure.h"
 #include "slim/optim.h"
 #include "slim/passes.h"
 
@@ -41,9 +42,39 @@ static slim_model *residual(void) {
     return m;
 }
 
+/* A latency table whose times are f below, bilinear in the widths, which
+ * the table's interpolation therefore gives exactly: hand counts hold. */
+static double f_us(const slim_model *m, int i, double in, double out) {
+    const slim_layer *l = &m->layers[i];
+    return 1 + 0.5 * in + (1 + i % 3) * out + 0.02 * in * out * l->h * l->w;
+}
+
+#define REST_US 7.0
+
+static void bilinear_table(const slim_model *m, slim_latency_table *t) {
+    enum { P = SLIM_LATENCY_POINTS };
+    assert_int_equal(slim_latency_table_alloc(t, m->n_layers), SLIM_OK);
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE) continue;
+        for (int k = 0; k < P; k++) {
+            t->in[i * P + k] = (float)(1 + (l->in_c - 1) * k / (P - 1));
+            t->out[i * P + k] = (float)(1 + (l->c - 1) * k / (P - 1));
+        }
+        for (int a = 0; a < P; a++)
+            for (int b = 0; b < P; b++)
+                t->us[(i * P + a) * P + b] = (float)f_us(m, i, t->in[i * P + a], t->out[i * P + b]);
+    }
+    t->rest_us = REST_US;
+    assert_int_equal(slim_latency_table_check(t, m, "test"), SLIM_OK);
+}
+
+/* The table measure() uses (NULL: none; needed for SLIM_COST_LATENCY). */
+static const slim_latency_table *test_table;
+
 static slim_pruned_cost measure(const slim_model *m, slim_cost kind, float *w) {
     slim_pruned_cost c;
-    slim_status st = slim_pruned_cost_measure(m, kind, NULL, w, &c);
+    slim_status st = slim_pruned_cost_measure_table(m, kind, test_table, NULL, w, &c);
     if (st != SLIM_OK) fprintf(stderr, "%s\n", slim_last_error());
     assert_int_equal(st, SLIM_OK);
     return c;
@@ -56,6 +87,15 @@ static void expect_residual_cost(const slim_model *m, int ab, int cc, int alive)
     assert_true(c.macs == ab * 1 * 9 * 16 + ab * ab * 9 * 16 + cc * ab * 16 + cc * 2);
     assert_true(c.params == ab * 9 + 2 * ab + ab * ab * 9 + 2 * ab + cc * ab + 2 * cc + cc * 2 + 2);
     assert_int_equal(c.channels_alive, alive);
+    if (!test_table) return;
+    /* a, b, c, fc are layers 1, 4, 8, 12 */
+    double lat =
+        f_us(m, 1, 1, ab) + f_us(m, 4, ab, ab) + f_us(m, 8, ab, cc) + f_us(m, 12, cc, 2) + REST_US;
+    assert_true(fabs(c.latency_us - lat) <= 1e-5 * lat);
+    assert_true(c.projected_latency_us == c.latency_us);
+    double full =
+        f_us(m, 1, 1, 4) + f_us(m, 4, 4, 4) + f_us(m, 8, 4, 3) + f_us(m, 12, 3, 2) + REST_US;
+    assert_true(fabs(c.full_latency_us - full) <= 1e-5 * full);
 }
 
 /* Hand counts: MACs per image of a conv = out * in * k * k * h * w, of a
@@ -88,6 +128,17 @@ static void test_hand_counted_residual(void **state) {
     gamma_of(m, layer(m, "a_bn"))[0] = 0.0f;
     gamma_of(m, layer(m, "b_bn"))[0] = 0.0f;
     expect_residual_cost(m, 3, 2, 5);
+
+    /* The same with a latency table: its predicted latency too. */
+    slim_latency_table t;
+    bilinear_table(m, &t);
+    test_table = &t;
+    expect_residual_cost(m, 3, 2, 5);
+    gamma_of(m, layer(m, "a_bn"))[2] = 0.0f;
+    gamma_of(m, layer(m, "b_bn"))[2] = 0.0f;
+    expect_residual_cost(m, 2, 2, 4);
+    test_table = NULL;
+    slim_latency_table_free(&t);
     slim_model_free(m);
 }
 
@@ -130,8 +181,12 @@ static void check_marginal(slim_model *m, slim_cost kind) {
             slim_pruned_cost t = measure(m, kind, NULL);
             for (int e = 0; e < n; e++)
                 *entry[e] = saved[e];
-            double got = kind == SLIM_COST_PARAMS ? base.params : base.macs;
-            double moved = kind == SLIM_COST_PARAMS ? t.params : t.macs;
+            double got = kind == SLIM_COST_PARAMS    ? base.params
+                         : kind == SLIM_COST_LATENCY ? base.latency_us
+                                                     : base.macs;
+            double moved = kind == SLIM_COST_PARAMS    ? t.params
+                           : kind == SLIM_COST_LATENCY ? t.latency_us
+                                                       : t.macs;
             double marg = dead ? moved - got : got - moved;
             assert_true(marg > 0);
             float wj = w[entry[0] - m->param_block];
@@ -139,7 +194,7 @@ static void check_marginal(slim_model *m, slim_cost kind) {
                 assert_true(w[entry[e] - m->param_block] == wj);
             /* one scale for every channel: weight = marginal * scale */
             if (scale < 0) scale = wj / marg;
-            assert_true(fabs(wj - marg * scale) <= 1e-5 * wj);
+            assert_true(fabs(wj - marg * scale) <= (kind == SLIM_COST_LATENCY ? 1e-4 : 1e-5) * wj);
             if (!dead) {
                 sum += wj * n;
                 live += (size_t)n;
@@ -161,6 +216,16 @@ static void check_marginal(slim_model *m, slim_cost kind) {
     free(w);
 }
 
+/* check_marginal for latency on a bilinear table of m. */
+static void check_marginal_latency(slim_model *m) {
+    slim_latency_table t;
+    bilinear_table(m, &t);
+    test_table = &t;
+    check_marginal(m, SLIM_COST_LATENCY);
+    test_table = NULL;
+    slim_latency_table_free(&t);
+}
+
 static void test_marginal_weights_residual(void **state) {
     (void)state;
     slim_model *m = residual();
@@ -168,6 +233,7 @@ static void test_marginal_weights_residual(void **state) {
     gamma_of(m, layer(m, "c_bn"))[2] = 0.0f; /* dead */
     check_marginal(m, SLIM_COST_MACS);
     check_marginal(m, SLIM_COST_PARAMS);
+    check_marginal_latency(m);
     /* uniform: every group gamma weighs 1 */
     float *w = malloc(m->param_floats * sizeof(float));
     assert_non_null(w);
@@ -203,6 +269,7 @@ static void check_against_prune(const char *file, uint64_t seed) {
     assert_true(c.params == (double)(slim_model_param_count(p) - added));
     assert_true(c.full_macs == slim_model_macs(m));
     check_marginal(m, SLIM_COST_MACS);
+    check_marginal_latency(m);
     slim_model_free(p);
     slim_model_free(m);
 }
@@ -224,8 +291,219 @@ static void test_cost_names(void **state) {
     assert_int_equal(slim_cost_parse("params", &c), SLIM_OK);
     assert_int_equal(c, SLIM_COST_PARAMS);
     assert_string_equal(slim_cost_name(SLIM_COST_MACS), "macs");
+    assert_int_equal(slim_cost_parse("latency", &c), SLIM_OK);
+    assert_int_equal(c, SLIM_COST_LATENCY);
+    assert_string_equal(slim_cost_name(SLIM_COST_LATENCY), "latency");
     assert_int_equal(slim_cost_parse("flops", &c), SLIM_ERR_ARG);
     assert_non_null(strstr(slim_last_error(), "flops"));
+}
+
+/* ---- the latency table ------------------------------------------------- */
+
+/* input 4x2x2 -> conv c (1x1, 4 -> 8) -> gap. */
+static const char *one_conv = "input shape=4x2x2\nconv c out=8 k=1\ngap\n";
+
+/* A hand-made grid for the conv, times (a + 1)(b + 1)^2: not bilinear. */
+static void hand_table(const slim_model *m, slim_latency_table *t) {
+    enum { P = SLIM_LATENCY_POINTS };
+    static const float in[P] = {1, 1, 2, 3, 4}, out[P] = {1, 2, 4, 6, 8};
+    assert_int_equal(slim_latency_table_alloc(t, m->n_layers), SLIM_OK);
+    memcpy(t->in + P, in, sizeof in);
+    memcpy(t->out + P, out, sizeof out);
+    for (int a = 0; a < P; a++)
+        for (int b = 0; b < P; b++)
+            t->us[(P + a) * P + b] = (float)((a + 1) * (b + 1) * (b + 1));
+    t->rest_us = -2.5;
+    t->threads = 3;
+    snprintf(t->isa, sizeof t->isa, "avx2");
+    snprintf(t->version, sizeof t->version, "9.8.7");
+}
+
+/* Bilinear between grid points, exact on them, a repeated width is one
+ * point; the model's latency adds rest_us. */
+static void test_latency_lookup(void **state) {
+    (void)state;
+    slim_model *m = parse(one_conv);
+    slim_latency_table t;
+    hand_table(m, &t);
+    assert_int_equal(slim_latency_table_check(&t, m, "test"), SLIM_OK);
+    /* in 2.5: halfway from 2 (a = 2) to 3; out 4.5: a quarter from 4 (b = 2) to 6 */
+    double v = slim_latency_layer_us(&t, 1, 2.5, 4.5);
+    assert_true(fabs(v - (0.375 * 27 + 0.375 * 36 + 0.125 * 48 + 0.125 * 64)) < 1e-9);
+    assert_true(slim_latency_layer_us(&t, 1, 4, 8) == 125);
+    assert_true(slim_latency_layer_us(&t, 1, 1, 1) == 1);
+    assert_true(slim_latency_layer_us(&t, 1, 1, 2) == 4);
+    assert_true(slim_latency_layer_us(&t, 2, 1, 2) == 0); /* the gap is not timed */
+    assert_true(slim_latency_model_us(&t, m) == 125 - 2.5);
+    slim_latency_table_free(&t);
+    slim_model_free(m);
+}
+
+/* Each damage is an error naming the place and the tensor or setting. */
+static void expect_bad_table(const slim_model *m, void (*damage)(slim_latency_table *),
+                             const char *needle) {
+    slim_latency_table t;
+    hand_table(m, &t);
+    damage(&t);
+    assert_int_equal(slim_latency_table_check(&t, m, "t.ckpt"), SLIM_ERR_FORMAT);
+    print_message("%s\n", slim_last_error());
+    assert_non_null(strstr(slim_last_error(), "t.ckpt: "));
+    assert_non_null(strstr(slim_last_error(), needle));
+    slim_latency_table_free(&t);
+}
+
+static void negative_time(slim_latency_table *t) { t->us[SLIM_LATENCY_POINTS * 6] = -1; }
+static void nan_time(slim_latency_table *t) { t->us[SLIM_LATENCY_POINTS * 7] = NAN; }
+static void falling_time(slim_latency_table *t) { t->us[SLIM_LATENCY_POINTS * 9 - 1] = 2; }
+static void wrong_width(slim_latency_table *t) { t->out[2 * SLIM_LATENCY_POINTS - 1] = 7; }
+static void fractional_width(slim_latency_table *t) { t->in[SLIM_LATENCY_POINTS + 2] = 1.5f; }
+static void untimed_layer(slim_latency_table *t) { t->us[2] = 1; }
+static void infinite_rest(slim_latency_table *t) { t->rest_us = INFINITY; }
+
+static void test_latency_check(void **state) {
+    (void)state;
+    slim_model *m = parse(one_conv);
+    enum { P = SLIM_LATENCY_POINTS };
+    char v[64];
+    snprintf(v, sizeof v, "'latency.us' value %d is -1", P * 6);
+    expect_bad_table(m, negative_time, v);
+    snprintf(v, sizeof v, "'latency.us' value %d is nan", P * 7);
+    expect_bad_table(m, nan_time, v);
+    expect_bad_table(m, falling_time, "below the time at a smaller width");
+    snprintf(v, sizeof v, "'latency.out' value %d is 7", 2 * P - 1);
+    expect_bad_table(m, wrong_width, v);
+    snprintf(v, sizeof v, "'latency.in' value %d is 1.5", P + 2);
+    expect_bad_table(m, fractional_width, v);
+    expect_bad_table(m, untimed_layer, "'latency.us' value 2 is 1, not 0 (layer");
+    expect_bad_table(m, infinite_rest, "'latency.rest_us' is inf");
+    slim_latency_table_free(NULL);
+    slim_model_free(m);
+}
+
+/* Through a checkpoint file and back: the same table, bit for bit; a
+ * damaged or missing part is an error naming the file and the key. */
+static void test_latency_checkpoint(void **state) {
+    (void)state;
+    slim_model *m = parse(one_conv);
+    slim_latency_table t, back;
+    hand_table(m, &t);
+    t.rest_us = 1.0 / 3; /* needs all 17 digits */
+    char *dir = tu_make_tmpdir("latency"), path[1024];
+    snprintf(path, sizeof path, "%s/t.ckpt", dir);
+    slim_ckpt *ck = slim_ckpt_new(SLIM_CKPT_TRAIN);
+    assert_non_null(ck);
+    assert_int_equal(slim_latency_table_store(&t, ck), SLIM_OK);
+    assert_int_equal(slim_ckpt_write(ck, path), SLIM_OK);
+    slim_ckpt_free(ck);
+    assert_int_equal(slim_ckpt_read(path, &ck), SLIM_OK);
+    assert_int_equal(slim_latency_table_load(ck, path, m, &back), SLIM_OK);
+    size_t n = (size_t)m->n_layers * SLIM_LATENCY_POINTS;
+    assert_memory_equal(back.in, t.in, n * sizeof(float));
+    assert_memory_equal(back.out, t.out, n * sizeof(float));
+    assert_memory_equal(back.us, t.us, n * SLIM_LATENCY_POINTS * sizeof(float));
+    assert_true(back.rest_us == t.rest_us);
+    assert_int_equal(back.threads, 3);
+    assert_string_equal(back.isa, "avx2");
+    assert_string_equal(back.version, "9.8.7");
+    slim_latency_table_free(&back);
+
+    /* a damaged time */
+    slim_ckpt_tensor *us = (slim_ckpt_tensor *)slim_ckpt_find(ck, "latency.us");
+    assert_non_null(us);
+    us->data[SLIM_LATENCY_POINTS * 6] = 1e12f;
+    assert_int_equal(slim_latency_table_load(ck, path, m, &back), SLIM_ERR_FORMAT);
+    assert_non_null(strstr(slim_last_error(), path));
+    assert_non_null(strstr(slim_last_error(), "'latency.us' value 30 is 1e+12"));
+    /* a table for another model */
+    slim_model *other = parse("input shape=4x2x2\nconv c out=6 k=1\ngap\n");
+    assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_ERR_FORMAT);
+    assert_non_null(strstr(slim_last_error(), "'latency.out' value 9 is 8"));
+    slim_model_free(other);
+    other = parse("input shape=4x2x2\nconv c out=8 k=1\nrelu\ngap\n");
+    assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_ERR_FORMAT);
+    assert_non_null(strstr(slim_last_error(), "'latency.in' is for 3 layers, the model has 4"));
+    slim_model_free(other);
+    /* a bad setting */
+    assert_int_equal(slim_ckpt_set_meta(ck, "latency.rest_us", "x"), SLIM_OK);
+    assert_int_equal(slim_latency_table_load(ck, path, m, &back), SLIM_ERR_FORMAT);
+    assert_non_null(strstr(slim_last_error(), "'latency.rest_us' is not a number"));
+    slim_ckpt_free(ck);
+    /* none at all */
+    ck = slim_ckpt_new(SLIM_CKPT_TRAIN);
+    assert_int_equal(slim_latency_table_load(ck, path, m, &back), SLIM_ERR_FORMAT);
+    assert_non_null(strstr(slim_last_error(), "'latency.points' is missing"));
+    slim_ckpt_free(ck);
+    tu_rm_tree(dir);
+    slim_latency_table_free(&t);
+    slim_model_free(m);
+}
+
+/* Without a table, cost latency is an error; a table of another model too. */
+static void test_latency_needs_table(void **state) {
+    (void)state;
+    slim_model *m = residual();
+    slim_pruned_cost c;
+    assert_int_equal(slim_pruned_cost_measure(m, SLIM_COST_LATENCY, NULL, NULL, &c), SLIM_ERR_ARG);
+    slim_model *o = parse(one_conv);
+    slim_latency_table t;
+    hand_table(o, &t);
+    assert_int_equal(slim_pruned_cost_measure_table(m, SLIM_COST_MACS, &t, NULL, NULL, &c),
+                     SLIM_ERR_ARG);
+    slim_latency_table_free(&t);
+    slim_model_free(o);
+    slim_model_free(m);
+}
+
+/* A measured table (timings vary: only its shape is checked): the grids
+ * (a grouped conv's widths whole groups, a depthwise conv's time along
+ * its channels alone), every time finite and non-negative, their sum at
+ * full widths positive, non-decreasing (slim_latency_table_check), the
+ * rest finite. */
+static void test_latency_measured(void **state) {
+    (void)state;
+    enum { P = SLIM_LATENCY_POINTS };
+    slim_model *m = parse("input shape=3x8x8\n"
+                          "conv a out=8 k=3 pad=1\nbn\nrelu\n"
+                          "conv dw out=8 k=3 pad=1 groups=8\nbn\nrelu\n"
+                          "conv g out=12 k=1 groups=2\nbn\nrelu\n"
+                          "gap\ndense fc out=4\n");
+    slim_latency_table t;
+    double t0 = slim_clock_s();
+    slim_status st = slim_latency_table_measure(m, &t);
+    if (st != SLIM_OK) fprintf(stderr, "%s\n", slim_last_error());
+    assert_int_equal(st, SLIM_OK);
+    print_message("measured in %.2f s, rest %.1f us, isa %s, %d threads\n", slim_clock_s() - t0,
+                  t.rest_us, t.isa, t.threads);
+    assert_int_equal(slim_latency_table_check(&t, m, "measured"), SLIM_OK);
+    assert_true(isfinite(t.rest_us));
+    assert_true(t.threads >= 1);
+    assert_true(strlen(t.isa) > 0 && strlen(t.version) > 0);
+    int timed = 0;
+    double full = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const slim_layer *l = &m->layers[i];
+        if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE) continue;
+        const float *u = t.us + (size_t)i * P * P;
+        print_message("%s: %.2f us at %g -> %g, %.2f us at %g -> %g\n", l->name, (double)u[0],
+                      (double)t.in[i * P], (double)t.out[i * P], (double)u[P * P - 1],
+                      (double)t.in[i * P + P - 1], (double)t.out[i * P + P - 1]);
+        assert_true(u[P * P - 1] >= 0 && isfinite(u[P * P - 1]));
+        full += u[P * P - 1];
+        timed++;
+    }
+    assert_int_equal(timed, 4);
+    assert_true(full > 0);
+    const slim_layer *dw = layer(m, "dw"), *g = layer(m, "g");
+    int i = (int)(dw - m->layers), j = (int)(g - m->layers);
+    for (int k = 0; k < P; k++) {
+        assert_true(t.in[i * P + k] == t.out[i * P + k]);
+        for (int a = 1; a < P; a++)
+            assert_true(t.us[(i * P + a) * P + k] == t.us[i * P * P + k]);
+        assert_true(fmodf(t.in[j * P + k], 2) == 0 && fmodf(t.out[j * P + k], 2) == 0);
+    }
+    assert_true(t.in[j * P] == 2 && t.out[j * P] == 2);
+    slim_latency_table_free(&t);
+    slim_model_free(m);
 }
 
 /* ---- pruning to a budget (slim_prune_for_budget) ----------------------- */
@@ -426,6 +704,11 @@ int main(void) {
         cmocka_unit_test(test_vgg_fm_against_prune),
         cmocka_unit_test(test_resnet_fm_against_prune),
         cmocka_unit_test(test_cost_names),
+        cmocka_unit_test(test_latency_lookup),
+        cmocka_unit_test(test_latency_check),
+        cmocka_unit_test(test_latency_checkpoint),
+        cmocka_unit_test(test_latency_needs_table),
+        cmocka_unit_test(test_latency_measured),
         cmocka_unit_test(test_prune_for_budget),
         cmocka_unit_test(test_budget_start),
         cmocka_unit_test(test_budget_plan),

@@ -44,6 +44,7 @@
 #ifndef SLIM_PASSES_H
 #define SLIM_PASSES_H
 
+#include "slim/ckpt.h"
 #include "slim/core.h"
 #include "slim/nn.h"
 
@@ -160,9 +161,10 @@ typedef enum slim_cost {
     SLIM_COST_UNIFORM = 0, /* every channel 1: the plain Γ-L1 */
     SLIM_COST_MACS,        /* the multiply-adds the channel accounts for */
     SLIM_COST_PARAMS,      /* the parameters it accounts for */
+    SLIM_COST_LATENCY,     /* the batch-1 latency it accounts for (a slim_latency_table) */
 } slim_cost;
 
-/* "uniform", "macs", "params" */
+/* "uniform", "macs", "params", "latency" */
 const char *slim_cost_name(slim_cost cost);
 slim_status slim_cost_parse(const char *name, slim_cost *out);
 
@@ -174,7 +176,59 @@ typedef struct slim_pruned_cost {
      * else equal to macs, params. */
     double projected_macs, projected_params;
     int channels, channels_alive; /* group channels: all, and those pruning keeps */
+    /* With a latency table: the predicted batch-1 latency in microseconds
+     * (slim_latency_model_us) of the pruned model, of the model as it is,
+     * and projected as above; 0 without one. */
+    double latency_us, full_latency_us, projected_latency_us;
 } slim_pruned_cost;
+
+/* ---- the latency table (src/passes/latency_table.c) ------------------- */
+
+/* Grid points per axis of a layer's latency table. */
+#define SLIM_LATENCY_POINTS 5
+
+/* The batch-1 latency of each conv and dense layer of a model on slim's
+ * runtime, measured at a grid of widths (slim_latency_table_measure, in
+ * slim/measure.h), as plain data. Layer i's grid (P = SLIM_LATENCY_POINTS):
+ * input widths in[i * P + a] and output widths out[i * P + b], in features
+ * as slim_layer's in_c and c count them, non-decreasing, the last the
+ * layer's own; us[(i * P + a) * P + b] its time in microseconds at
+ * (in[a], out[b]), non-decreasing along both axes. A layer of another
+ * kind has widths and times 0. Between grid points a time is bilinear,
+ * beyond them linear from the nearest cell, at least 0. */
+typedef struct slim_latency_table {
+    int n_layers;    /* of the model it was measured on */
+    float *in, *out; /* (n_layers * P) */
+    float *us;       /* (n_layers * P * P) */
+    /* What the table leaves out (input and output, pooling, reorders,
+     * what fusion saves): the whole model's measured latency minus the
+     * table's sum at full widths, added as a constant. */
+    double rest_us;
+    /* Where it was measured (slim_set_threads, the CPU's instruction set,
+     * slim's version): recorded, not checked. */
+    int threads;
+    char isa[16], version[32];
+} slim_latency_table;
+
+/* t: zeroed arrays for n_layers; free with slim_latency_table_free. */
+slim_status slim_latency_table_alloc(slim_latency_table *t, int n_layers);
+void slim_latency_table_free(slim_latency_table *t); /* NULL is fine */
+/* Layer i's time (microseconds) at `in` input and `out` output features. */
+double slim_latency_layer_us(const slim_latency_table *t, int i, double in, double out);
+/* The predicted latency of m: every layer at its widths, plus rest_us (at
+ * least 0). */
+double slim_latency_model_us(const slim_latency_table *t, const slim_model *m);
+/* SLIM_ERR_FORMAT, naming `where` and the tensor and value, unless t fits m
+ * (its layers timed, their full widths) and every value is in range. */
+slim_status slim_latency_table_check(const slim_latency_table *t, const slim_model *m,
+                                     const char *where);
+/* Adds the settings latency.* and tensors latency.in, latency.out,
+ * latency.us (docs/CHECKPOINT_FORMAT.md) to ck. */
+slim_status slim_latency_table_store(const slim_latency_table *t, slim_ckpt *ck);
+/* Reads them from ck (path for messages) into *t (allocated here), checked
+ * against m; missing or bad: SLIM_ERR_FORMAT naming path and the key. */
+slim_status slim_latency_table_load(const slim_ckpt *ck, const char *path, const slim_model *m,
+                                    slim_latency_table *t);
 
 /* The MACs and params (slim_model_macs, slim_model_param_count) of the
  * model slim_prune would give at threshold 0, from its analysis alone
@@ -193,6 +247,14 @@ typedef struct slim_pruned_cost {
  * projected_macs. */
 slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
                                      float *weights, slim_pruned_cost *out);
+/* The same with a latency table (NULL: none) for the latency fields and
+ * kind SLIM_COST_LATENCY (which needs one): a channel's latency cost is
+ * what the layers it touches lose in the table (its producers at their
+ * output width less one, its consumers at their input width less one),
+ * counted with the channels still alive like its MACs. */
+slim_status slim_pruned_cost_measure_table(const slim_model *model, slim_cost kind,
+                                           const slim_latency_table *table, const float *reach,
+                                           float *weights, slim_pruned_cost *out);
 
 /* Pruning to a budget (src/passes/prune_budget.c), for models without
  * exact zeros: *opt := the options for slim_prune that give the largest

@@ -76,13 +76,21 @@ typedef struct slim_train_config {
      * channels alive at every update (below); uniform = the plain penalty. */
     slim_cost cost;
     /* A budget for the model threshold-0 pruning gives (gamma-l1 only):
-     * SLIM_COST_MACS or SLIM_COST_PARAMS, 0 = none. target_value is an
-     * absolute count, or with target_fraction a fraction in (0, 1] of the
+     * SLIM_COST_MACS, SLIM_COST_PARAMS or SLIM_COST_LATENCY (the table's
+     * predicted latency), 0 = none. target_value is an absolute count (for
+     * latency microseconds), or with target_fraction a fraction in (0, 1] of the
      * unpruned model's. lambda then follows slim_budget_update, SLIM_TRAIN_UPDATES
      * times per epoch. */
     int target;
     double target_value;
     int target_fraction;
+    /* The latency table that cost or target latency needs (slim/passes.h),
+     * asked for once, at the start of a fresh run, for the model being
+     * trained (the CLI measures it, slim_latency_table_measure, or reads
+     * it from a checkpoint); a resumed run reuses the one its checkpoint
+     * holds. NULL: latency is refused. */
+    slim_status (*latency_table)(void *ctx, const slim_model *m, slim_latency_table *out);
+    void *latency_ctx;
     /* Live pruning (docs/SPARSITY.md): remove, while training, each channel
      * whose gammas (all of its dependency group's) have been exactly 0 for
      * live_prune_after consecutive steps, by pruning's exact fold. 1 on
@@ -129,6 +137,7 @@ typedef struct slim_train_summary {
     int interrupted;         /* stopped through cfg->stop after saving */
     double lambda;           /* lambda at the end (a target's controller moves it) */
     double budget;           /* the target as an absolute count, 0 without one */
+    int target;              /* what it counts (slim_train_config.target, as resumed) */
     slim_pruned_cost pruned; /* of the final model */
     int live_prune_after;    /* live pruning's K, 0 when off */
     int live_removed;        /* channels removed while training (all of the run) */

@@ -95,14 +95,16 @@ int cli_fail(void);
 
 /* ---- shared helpers (src/cli/common.c) -------------------------------- */
 
-/* --target-macs MACS / --target-params PARAMS (NULL when not given) of
- * command cmd: *kind := SLIM_COST_MACS, SLIM_COST_PARAMS or 0 (neither), and
- * the budget: "15%" (a fraction of the unpruned model: *fraction = 1,
- * *value = 0.15, at most 100%) or a count with an optional k, M or G
- * ("4.5M", "120k", "800": *fraction = 0). Returns CLI_EXIT_OK, or a usage
- * error when both are given or the value is not such a budget. */
-int cli_parse_target(const char *cmd, const char *macs, const char *params, int *kind,
-                     double *value, int *fraction);
+/* --target-macs MACS / --target-params PARAMS / --target-latency TIME (NULL
+ * when not given) of command cmd: *kind := SLIM_COST_MACS, SLIM_COST_PARAMS,
+ * SLIM_COST_LATENCY or 0 (none), and the budget: "15%" (a fraction of the
+ * unpruned model: *fraction = 1, *value = 0.15, at most 100%), a count with
+ * an optional k, M or G ("4.5M", "120k", "800": *fraction = 0), or for
+ * latency a time with a unit ns, us, ms or s ("40us", "1.5ms": *value in
+ * microseconds). Returns CLI_EXIT_OK, or a usage error when more than one
+ * is given or the value is not such a budget. */
+int cli_parse_target(const char *cmd, const char *macs, const char *params, const char *latency,
+                     int *kind, double *value, int *fraction);
 /* "ref" or "fast" -> backend (the choice was validated by the parser). */
 slim_backend cli_backend(const char *name);
 /* Whether the path names a model text file (ends in ".net"). */

@@ -164,7 +164,7 @@ int cmd_prune(int argc, char **argv) {
                                     "cannot be combined");
     double target_value = 0;
     int target = 0, target_fraction = 0;
-    if ((r = cli_parse_target(cmd, a.target_macs, a.target_params, &target, &target_value,
+    if ((r = cli_parse_target(cmd, a.target_macs, a.target_params, NULL, &target, &target_value,
                               &target_fraction)) != CLI_EXIT_OK)
         return r;
     if (cli_given(&spec, "percent") && !(a.percent >= 0 && a.percent <= 100))

@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include "slim/dist.h"
+#include "slim/measure.h"
 #include "slim/model_io.h"
 #include "slim/train.h"
 
 static struct {
     const char *model, *data, *schedule, *backend, *penalty, *progress, *out, *resume, *init;
-    const char *resize, *val, *cost, *target_macs, *target_params, *bn_sync;
+    const char *resize, *val, *cost, *target_macs, *target_params, *target_latency, *latency_from;
+    const char *bn_sync;
     int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers, dist_check,
         live_after;
     double lr, momentum, weight_decay, lambda, crop_scale, val_split;
@@ -128,9 +130,12 @@ static cli_opt opts[] = {
      "What a channel costs in a gamma penalty lambda * sum_j c_j |gamma_j|: uniform (c_j = 1), "
      "macs or params (what the channel accounts for in the model threshold-0 pruning would "
      "give: its filters, its BN, the input slices reading it, counted with the channels "
-     "still alive, normalised to mean 1; recomputed 8 times per epoch). The prox threshold "
-     "becomes lr * lambda * c_j.",
-     "uniform|macs|params", 0, &a.cost, 0},
+     "still alive, normalised to mean 1; recomputed 8 times per epoch), latency (likewise, "
+     "the batch-1 latency it accounts for in a table of each conv and dense layer timed at a "
+     "few widths on slim's runtime on this machine, measured once at the start, in seconds, "
+     "and kept in the checkpoint; see --latency-from). The prox threshold becomes lr * lambda "
+     "* c_j.",
+     "uniform|macs|params|latency", 0, &a.cost, 0},
     {"target-macs", CLI_STRING, "X", NULL,
      "A MACs budget for the model threshold-0 pruning gives at the end of training: a "
      "percentage of the unpruned model's (15%) or a count (4.5M, 120k). Needs --penalty "
@@ -140,6 +145,17 @@ static cli_opt opts[] = {
      NULL, 0, &a.target_macs, 0},
     {"target-params", CLI_STRING, "X", NULL, "Like --target-macs, for the parameter count.", NULL,
      0, &a.target_params, 0},
+    {"target-latency", CLI_STRING, "T", NULL,
+     "Like --target-macs, for the batch-1 latency the latency table (see --cost latency) "
+     "predicts for the pruned model on this machine: a time (40us, 1.5ms) or a percentage of "
+     "the unpruned model's (25%). The table predicts the convs and dense layers; the rest of "
+     "the model is a constant measured once (docs/SPARSITY.md, \"Latency cost\").",
+     NULL, 0, &a.target_latency, 0},
+    {"latency-from", CLI_STRING, "CKPT", NULL,
+     "With --cost latency or --target-latency: take the latency table from CKPT (a run of "
+     "the same model that had one) instead of measuring it, e.g. to compare runs on one "
+     "table.",
+     NULL, 0, &a.latency_from, 0},
     {"live-prune", CLI_FLAG, NULL, "auto",
      "Remove, while training, every channel whose gamma (every gamma of its dependency group) "
      "has been exactly 0 for --live-prune-after steps, by slim prune's exact fold: the network "
@@ -207,33 +223,62 @@ static cli_spec spec = {
 /* Options that --resume takes from the checkpoint, so giving them is a
  * mistake worth a warning. */
 static const char *const resume_ignored[] = {
-    "model",        "data",
-    "batch",        "lr",
-    "schedule",     "momentum",
-    "weight-decay", "limit",
-    "test-limit",   "augment",
-    "flip",         "seed",
-    "backend",      "penalty",
-    "lambda",       "init",
-    "resize",       "crop-scale",
-    "val-split",    "val",
-    "skip-bad",     "cost",
-    "target-macs",  "target-params",
-    "live-prune",   "live-prune-after",
+    "model",          "data",
+    "batch",          "lr",
+    "schedule",       "momentum",
+    "weight-decay",   "limit",
+    "test-limit",     "augment",
+    "flip",           "seed",
+    "backend",        "penalty",
+    "lambda",         "init",
+    "resize",         "crop-scale",
+    "val-split",      "val",
+    "skip-bad",       "cost",
+    "target-macs",    "target-params",
+    "live-prune",     "live-prune-after",
+    "target-latency", "latency-from",
 };
 
 static double target_value;
 static int target_fraction;
 
-/* --target-macs / --target-params: which one (0 none), its value parsed. */
+/* --target-macs / --target-params / --target-latency: which one (0 none),
+ * its value parsed. */
 static int check_target(const char *cmd, int *which) {
-    int r = cli_parse_target(cmd, a.target_macs, a.target_params, which, &target_value,
-                             &target_fraction);
+    int r = cli_parse_target(cmd, a.target_macs, a.target_params, a.target_latency, which,
+                             &target_value, &target_fraction);
     if (r != CLI_EXIT_OK || !*which) return r;
     if (strcmp(a.penalty, "gamma-l1") != 0)
-        return cli_usage_error(cmd, "--%s needs --penalty gamma-l1 (got %s)",
-                               a.target_macs ? "target-macs" : "target-params", a.penalty);
+        return cli_usage_error(cmd, "--target-%s needs --penalty gamma-l1 (got %s)",
+                               slim_cost_name((slim_cost)*which), a.penalty);
     return CLI_EXIT_OK;
+}
+
+/* slim_train_config.latency_table: --latency-from's table, else one
+ * measured now. */
+static slim_status latency_table(void *ctx, const slim_model *m, slim_latency_table *out) {
+    (void)ctx;
+    if (a.latency_from) {
+        slim_ckpt *ck = NULL;
+        SLIM_TRY(slim_ckpt_read(a.latency_from, &ck));
+        slim_status st = slim_latency_table_load(ck, a.latency_from, m, out);
+        slim_ckpt_free(ck);
+        return st;
+    }
+    /* Each process would time its own table, and the ranks' penalties
+     * would differ. */
+    if (slim_dist_size() > 1)
+        return slim_error(SLIM_ERR_ARG, "under mpirun, a latency table must come from a "
+                                        "checkpoint (--latency-from CKPT)");
+    double t0 = slim_clock_s();
+    SLIM_TRY(slim_latency_table_measure(m, out));
+    if (!a.quiet)
+        fprintf(stderr,
+                "latency table: %d-point grids timed in %.1f s (%d threads, %s); the model: "
+                "%.1f us predicted, of which %.1f us outside the table\n",
+                SLIM_LATENCY_POINTS, slim_clock_s() - t0, out->threads, out->isa,
+                slim_latency_model_us(out, m), out->rest_us);
+    return SLIM_OK;
 }
 
 static int validate(void) {
@@ -297,10 +342,13 @@ static int validate(void) {
                                "--cost %s needs a gamma penalty (--penalty gamma-l1 or "
                                "gamma-l1-subgrad; got %s)",
                                a.cost, a.penalty);
-    if (a.lambda == 0 && strcmp(a.penalty, "none") != 0 && !a.target_macs && !a.target_params)
+    if (a.lambda == 0 && strcmp(a.penalty, "none") != 0 && !a.target_macs && !a.target_params &&
+        !a.target_latency)
         cli_warn("--penalty %s with --lambda 0 does nothing", a.penalty);
     int which;
     if ((r = check_target(cmd, &which)) != CLI_EXIT_OK) return r;
+    if (a.latency_from && strcmp(a.cost, "latency") != 0 && which != SLIM_COST_LATENCY)
+        return cli_usage_error(cmd, "--latency-from needs --cost latency or --target-latency");
     if (a.flip >= 0 && !a.augment) cli_warn("--flip/--no-flip does nothing without --augment");
     if (a.live_after < 1 || a.live_after > 1 << 24)
         return cli_usage_error(
@@ -393,6 +441,7 @@ int cmd_train(int argc, char **argv) {
     if (!a.resume) check_target(spec.command, &cfg.target);
     cfg.target_value = target_value;
     cfg.target_fraction = target_fraction;
+    cfg.latency_table = latency_table;
     cfg.out = a.out ? a.out : a.resume;
     cfg.resume = a.resume;
     cfg.init = a.init;
@@ -441,8 +490,13 @@ int cmd_train(int argc, char **argv) {
         printf("live pruning (after %d steps at 0): %d channels removed while training, %d "
                "left; %.2f s spent removing\n",
                sum.live_prune_after, sum.live_removed, sum.live_channels, sum.live_seconds);
-    if (sum.budget > 0) {
-        int params = cfg.target == SLIM_COST_PARAMS;
+    if (sum.budget > 0 && sum.target == SLIM_COST_LATENCY) {
+        double got = sum.pruned.latency_us, full = sum.pruned.full_latency_us;
+        printf("budget: pruned at threshold 0 the model has a predicted batch-1 latency of %.1f "
+               "us, %.2f%% of the budget %.1f us (%.2f%% of the unpruned %.1f us); lambda %.4g\n",
+               got, 100 * got / sum.budget, sum.budget, 100 * got / full, full, sum.lambda);
+    } else if (sum.budget > 0) {
+        int params = sum.target == SLIM_COST_PARAMS;
         double got = params ? sum.pruned.params : sum.pruned.macs;
         double full = params ? sum.pruned.full_params : sum.pruned.full_macs;
         printf("budget: pruned at threshold 0 the model has %.4g %s, %.2f%% of the budget %.4g "

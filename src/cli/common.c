@@ -136,7 +136,19 @@ slim_status cli_data_options(const slim_ckpt *ck, const char *path, const slim_m
     return slim_train_data_options(ck, path, in->c, same, o);
 }
 
-static int parse_budget(const char *s, double *value, int *fraction) {
+/* A budget: a percentage, or a number and a unit from units (factor of
+ * each; "" allowed when bare is set). */
+typedef struct budget_unit {
+    const char *name;
+    double factor;
+} budget_unit;
+
+static const budget_unit count_units[] = {{"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {NULL, 0}};
+static const budget_unit time_units[] = {{"ns", 1e-3}, {"us", 1},  {"\xc2\xb5s", 1},
+                                         {"ms", 1e3},  {"s", 1e6}, {NULL, 0}};
+
+static int parse_budget(const char *s, const budget_unit *units, int bare, double *value,
+                        int *fraction) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -146,26 +158,38 @@ static int parse_budget(const char *s, double *value, int *fraction) {
         *fraction = 1;
         v /= 100;
         end++;
-    } else if (*end) {
-        static const char units[] = "kMG";
-        const char *u = strchr(units, *end);
-        if (!u) return 0;
-        v *= u == units ? 1e3 : u == units + 1 ? 1e6 : 1e9;
-        end++;
+    } else if (*end || !bare) {
+        const budget_unit *u = units;
+        while (u->name && strcmp(end, u->name) != 0)
+            u++;
+        if (!u->name) return 0;
+        v *= u->factor;
+        end += strlen(u->name);
     }
-    if (*end || !(v > 0) || (*fraction && v > 1)) return 0;
+    if (*end || !(v > 0) || !isfinite(v) || (*fraction && v > 1)) return 0;
     *value = v;
     return 1;
 }
 
-int cli_parse_target(const char *cmd, const char *macs, const char *params, int *kind,
-                     double *value, int *fraction) {
+int cli_parse_target(const char *cmd, const char *macs, const char *params, const char *latency,
+                     int *kind, double *value, int *fraction) {
     *kind = 0;
-    if (macs && params)
-        return cli_usage_error(cmd, "--target-macs and --target-params cannot be combined");
+    if (!!macs + !!params + !!latency > 1)
+        return cli_usage_error(cmd, "--target-macs, --target-params and --target-latency cannot "
+                                    "be combined");
+    if (latency) {
+        if (!parse_budget(latency, time_units, 0, value, fraction))
+            return cli_usage_error(cmd,
+                                   "--target-latency '%s': want a percentage in (0%%, 100%%] "
+                                   "(25%%) or a time > 0 with a unit ns, us, ms or s (40us, "
+                                   "1.5ms)",
+                                   latency);
+        *kind = SLIM_COST_LATENCY;
+        return CLI_EXIT_OK;
+    }
     const char *v = macs ? macs : params;
     if (!v) return CLI_EXIT_OK;
-    if (!parse_budget(v, value, fraction))
+    if (!parse_budget(v, count_units, 1, value, fraction))
         return cli_usage_error(cmd,
                                "--%s '%s': want a percentage in (0%%, 100%%] (15%%) or a count > "
                                "0 with an optional k, M or G (4.5M, 120k)",

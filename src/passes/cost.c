@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const cost_names[] = {"uniform", "macs", "params"};
+static const char *const cost_names[] = {"uniform", "macs", "params", "latency"};
 
 const char *slim_cost_name(slim_cost cost) {
     if ((unsigned)cost < sizeof cost_names / sizeof *cost_names) return cost_names[cost];
@@ -26,14 +26,20 @@ slim_status slim_cost_parse(const char *name, slim_cost *out) {
             *out = (slim_cost)i;
             return SLIM_OK;
         }
-    return slim_error(SLIM_ERR_ARG, "unknown cost '%s' (expected uniform, macs or params)", name);
+    return slim_error(SLIM_ERR_ARG, "unknown cost '%s' (expected uniform, macs, params or latency)",
+                      name);
 }
 
-/* MACs and params of conv, dense or bn layer l reading `in` features and
- * writing `out` (a depthwise conv keeps one group per channel). */
-static void layer_cost(const slim_layer *l, double in, double out, double *macs, double *params) {
-    *macs = *params = 0;
+/* MACs, params and (with a table) latency of conv, dense or bn layer i
+ * reading `in` features and writing `out` (a depthwise conv keeps one
+ * group per channel). */
+static void layer_cost(const slim_model *m, const slim_latency_table *lat, int i, double in,
+                       double out, double c[3]) {
+    const slim_layer *l = &m->layers[i];
+    double *macs = &c[0], *params = &c[1];
+    c[0] = c[1] = c[2] = 0;
     if (in <= 0 || out <= 0) return;
+    if (lat) c[2] = slim_latency_layer_us(lat, i, in, out);
     if (l->kind == SLIM_LAYER_CONV) {
         double groups = prune_is_depthwise(l) ? out : (l->groups > 0 ? l->groups : 1);
         double w = out * (in / groups) * l->k * l->k;
@@ -49,7 +55,8 @@ static void layer_cost(const slim_layer *l, double in, double out, double *macs,
 
 typedef struct tally {
     const prune_plan *p;
-    int *base;    /* (n_groups) first flat index of each group's channels */
+    const slim_latency_table *lat; /* or NULL */
+    int *base;                     /* (n_groups) first flat index of each group's channels */
     double *d[2]; /* (flat) features of a channel in the layer's input [0] and output [1] */
     int *touched, n_touched;
     unsigned char *mark;
@@ -82,8 +89,8 @@ static int kept_features(const prune_plan *p, int i) {
 }
 
 /* Totals and, when marg is not NULL, each group channel's marginal cost
- * (marg[0] MACs, marg[1] params; flat (total channels)). */
-static slim_status count(const prune_plan *p, tally *t, slim_pruned_cost *out, double *marg[2]) {
+ * (marg[0] MACs, marg[1] params, marg[2] latency; flat (total channels)). */
+static slim_status count(const prune_plan *p, tally *t, slim_pruned_cost *out, double *marg[3]) {
     const slim_model *m = p->m;
     int n = m->n_layers;
     double *feat = slim_calloc((size_t)n, sizeof(double));
@@ -95,10 +102,11 @@ static slim_status count(const prune_plan *p, tally *t, slim_pruned_cost *out, d
         if (l->kind != SLIM_LAYER_CONV && l->kind != SLIM_LAYER_DENSE && l->kind != SLIM_LAYER_BN)
             continue;
         int a = l->inputs[0];
-        double macs, params;
-        layer_cost(l, feat[a], feat[i], &macs, &params);
-        out->macs += macs;
-        out->params += params;
+        double c[3];
+        layer_cost(m, t->lat, i, feat[a], feat[i], c);
+        out->macs += c[0];
+        out->params += c[1];
+        out->latency_us += c[2];
         if (!marg) continue;
         t->n_touched = 0;
         add_side(t, i, 1);
@@ -107,15 +115,16 @@ static slim_status count(const prune_plan *p, tally *t, slim_pruned_cost *out, d
             int u = t->touched[k], gi = 0;
             while (gi + 1 < p->g.n_groups && t->base[gi + 1] <= u)
                 gi++;
-            double sign = p->removed[gi][u - t->base[gi]] ? -1 : 1, m2, p2;
-            layer_cost(l, feat[a] - sign * t->d[0][u], feat[i] - sign * t->d[1][u], &m2, &p2);
-            marg[0][u] += sign * (macs - m2);
-            marg[1][u] += sign * (params - p2);
+            double sign = p->removed[gi][u - t->base[gi]] ? -1 : 1, c2[3];
+            layer_cost(m, t->lat, i, feat[a] - sign * t->d[0][u], feat[i] - sign * t->d[1][u], c2);
+            for (int k = 0; k < 3; k++)
+                marg[k][u] += sign * (c[k] - c2[k]);
             t->d[0][u] = t->d[1][u] = 0;
             t->mark[u] = 0;
         }
     }
     free(feat);
+    if (t->lat) out->latency_us = fmax(out->latency_us + t->lat->rest_us, 0);
     return SLIM_OK;
 }
 
@@ -191,18 +200,32 @@ static void project(prune_plan *p, const tally *t, const float *reach, unsigned 
 
 slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, const float *reach,
                                      float *weights, slim_pruned_cost *out) {
+    return slim_pruned_cost_measure_table(model, kind, NULL, reach, weights, out);
+}
+
+slim_status slim_pruned_cost_measure_table(const slim_model *model, slim_cost kind,
+                                           const slim_latency_table *table, const float *reach,
+                                           float *weights, slim_pruned_cost *out) {
     memset(out, 0, sizeof *out);
     if (!model || model->n_layers < 2)
         return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: no model");
+    if (kind == SLIM_COST_LATENCY && !table)
+        return slim_error(SLIM_ERR_ARG, "slim_pruned_cost_measure: cost latency needs a table");
+    if (table && table->n_layers != model->n_layers)
+        return slim_error(SLIM_ERR_ARG,
+                          "slim_pruned_cost_measure: a latency table of %d layers for a model "
+                          "of %d",
+                          table->n_layers, model->n_layers);
+    if (table) out->full_latency_us = slim_latency_model_us(table, model);
     out->full_macs = slim_model_macs(model);
     out->full_params = (double)slim_model_param_count(model);
     prune_plan p = {.m = model};
     slim_prune_options opt = slim_prune_default_options();
     slim_status st = prune_plan_choose(&p, &opt, NULL);
-    tally t = {.p = &p};
+    tally t = {.p = &p, .lat = table};
     int ng = p.g.n_groups, total = 0;
     int need = weights != NULL;
-    double *marg[2] = {NULL, NULL};
+    double *marg[3] = {NULL, NULL, NULL};
     if (st == SLIM_OK) {
         t.base = slim_calloc((size_t)ng + 1, sizeof(int));
         if (!t.base) st = SLIM_ERR_NOMEM;
@@ -223,14 +246,18 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, co
         t.mark = slim_calloc(n, 1);
         marg[0] = slim_calloc(n, sizeof(double));
         marg[1] = slim_calloc(n, sizeof(double));
-        if (!t.d[0] || !t.d[1] || !t.touched || !t.mark || !marg[0] || !marg[1])
+        marg[2] = slim_calloc(n, sizeof(double));
+        if (!t.d[0] || !t.d[1] || !t.touched || !t.mark || !marg[0] || !marg[1] || !marg[2])
             st = SLIM_ERR_NOMEM;
     }
     if (st == SLIM_OK) st = count(&p, &t, out, need ? marg : NULL);
     out->projected_macs = out->macs;
     out->projected_params = out->params;
+    out->projected_latency_us = out->latency_us;
     if (st == SLIM_OK && need) {
-        double *cj = kind == SLIM_COST_PARAMS ? marg[1] : marg[0];
+        double *cj = kind == SLIM_COST_PARAMS    ? marg[1]
+                     : kind == SLIM_COST_LATENCY ? marg[2]
+                                                 : marg[0];
         if (kind == SLIM_COST_UNIFORM)
             for (int k = 0; k < total; k++)
                 cj[k] = 1;
@@ -248,6 +275,7 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, co
         free(gone);
         out->projected_macs = later.macs;
         out->projected_params = later.params;
+        out->projected_latency_us = later.latency_us;
     }
     free(t.base);
     free(t.d[0]);
@@ -256,6 +284,7 @@ slim_status slim_pruned_cost_measure(const slim_model *model, slim_cost kind, co
     free(t.mark);
     free(marg[0]);
     free(marg[1]);
+    free(marg[2]);
     prune_plan_free(&p);
     return st;
 }

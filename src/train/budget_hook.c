@@ -11,8 +11,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The latency table, or NULL when the run has none. */
+static const slim_latency_table *table(const train_budget *b) {
+    return b->latency.n_layers ? &b->latency : NULL;
+}
+
+/* The target's measure of a pruned cost: now, projected, or unpruned. */
+static double of_target(const slim_train_config *c, const slim_pruned_cost *pc, int which) {
+    if (c->target == SLIM_COST_PARAMS)
+        return which == 0 ? pc->params : which == 1 ? pc->projected_params : pc->full_params;
+    if (c->target == SLIM_COST_LATENCY)
+        return which == 0   ? pc->latency_us
+               : which == 1 ? pc->projected_latency_us
+                            : pc->full_latency_us;
+    return which == 0 ? pc->macs : which == 1 ? pc->projected_macs : pc->full_macs;
+}
+
 static double target_cost(const train_budget *b, const slim_train_config *c) {
-    return c->target == SLIM_COST_PARAMS ? b->pruned.params : b->pruned.macs;
+    return of_target(c, &b->pruned, 0);
 }
 
 /* ---- the controller --------------------------------------------------- */
@@ -59,12 +75,12 @@ static double project(void *ctx, double lambda) {
         }
     }
     slim_pruned_cost pc;
-    slim_status st = slim_pruned_cost_measure(m, pj->c->cost, b->reach, NULL, &pc);
+    slim_status st = slim_pruned_cost_measure_table(m, pj->c->cost, table(b), b->reach, NULL, &pc);
     if (st != SLIM_OK) {
         pj->st = st;
         return 0;
     }
-    return pj->c->target == SLIM_COST_PARAMS ? pc.projected_params : pc.projected_macs;
+    return of_target(pj->c, &pc, 1);
 }
 
 static double lr_between(const slim_train_config *c, uint64_t from, uint64_t to, uint64_t total) {
@@ -97,7 +113,7 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, const
                               slim_sgd *opt, uint64_t step, uint64_t total) {
     if (!b->every || step % b->every != 0) return SLIM_OK;
     if (c->target) measure_resistance(b, c, m, opt->config.lambda, step, total);
-    SLIM_TRY(slim_pruned_cost_measure(m, c->cost, NULL, b->weights, &b->pruned));
+    SLIM_TRY(slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, b->weights, &b->pruned));
     if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
     if (!c->target) return SLIM_OK;
     if (step >= total) return SLIM_OK; /* nothing left to steer */
@@ -136,6 +152,23 @@ static double start_lambda(const slim_train_config *c, const slim_model *m, size
     return slim_budget_start(n ? abs_sum / (double)n : 0, lr_sum * momentum_gain(c), fraction);
 }
 
+/* A latency budget below the smallest model pruning can give (one channel
+ * per group: the table's fixed part stays) is an error, not a lambda that
+ * grows without end. */
+static slim_status check_reachable(train_budget *b, const slim_train_config *c, const slim_model *m,
+                                   double budget) {
+    for (size_t e = 0; e < m->param_floats; e++)
+        b->reach[e] = INFINITY;
+    slim_pruned_cost pc;
+    SLIM_TRY(slim_pruned_cost_measure_table(m, c->cost, table(b), b->reach, NULL, &pc));
+    if (budget < pc.projected_latency_us)
+        return slim_error(SLIM_ERR_ARG,
+                          "--target-latency %.4g us is below the smallest model's predicted %.4g "
+                          "us (one channel per group; the unpruned model: %.4g us)",
+                          budget, pc.projected_latency_us, pc.full_latency_us);
+    return SLIM_OK;
+}
+
 slim_status train_budget_setup(train_budget *b, const slim_train_config *c, const slim_model *m,
                                slim_sgd *opt, size_t per_epoch, int resumed) {
     const char *what = slim_cost_name((slim_cost)c->target);
@@ -146,11 +179,20 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
         return slim_error(SLIM_ERR_ARG, "--cost %s needs a gamma penalty (got %s)",
                           slim_cost_name(c->cost), slim_penalty_name(c->penalty));
     if (c->cost == SLIM_COST_UNIFORM && !c->target) return SLIM_OK;
+    if ((c->cost == SLIM_COST_LATENCY || c->target == SLIM_COST_LATENCY) && !resumed) {
+        if (!c->latency_table)
+            return slim_error(SLIM_ERR_ARG, "%s latency needs a latency table (no way to get one)",
+                              c->cost == SLIM_COST_LATENCY ? "--cost" : "--target");
+        slim_latency_table_free(&b->latency);
+        SLIM_TRY(c->latency_table(c->latency_ctx, m, &b->latency));
+        SLIM_TRY(slim_latency_table_check(&b->latency, m, "the latency table"));
+    }
     if (c->cost != SLIM_COST_UNIFORM && !b->weights &&
         !(b->weights = slim_calloc(m->param_floats, sizeof(float))))
         return SLIM_ERR_NOMEM;
     /* A resumed run keeps the weights of its last update. */
-    SLIM_TRY(slim_pruned_cost_measure(m, c->cost, NULL, resumed ? NULL : b->weights, &b->pruned));
+    SLIM_TRY(slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, resumed ? NULL : b->weights,
+                                            &b->pruned));
     if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
     b->every = (per_epoch + SLIM_TRAIN_UPDATES - 1) / SLIM_TRAIN_UPDATES;
     if (!c->target) return SLIM_OK;
@@ -167,7 +209,7 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
                     b->gamma_prev[p->offset + j] = fabsf(p->data[j]);
         }
     if (!resumed) {
-        double full = c->target == SLIM_COST_PARAMS ? b->pruned.full_params : b->pruned.full_macs;
+        double full = of_target(c, &b->pruned, 2);
         double budget = c->target_fraction ? c->target_value * full : c->target_value;
         if (!(c->target_value > 0) || !isfinite(c->target_value) ||
             (c->target_fraction && c->target_value > 1))
@@ -177,8 +219,10 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
                               c->target_fraction ? "100%" : "the model's");
         if (budget > full)
             return slim_error(SLIM_ERR_ARG,
-                              "--target-%s %.4g is above the unpruned model's %.4g %s", what,
-                              budget, full, what);
+                              "--target-%s %.4g%s is above the unpruned model's %.4g%s", what,
+                              budget, c->target == SLIM_COST_LATENCY ? " us" : "", full,
+                              c->target == SLIM_COST_LATENCY ? " us (predicted)" : "");
+        if (c->target == SLIM_COST_LATENCY) SLIM_TRY(check_reachable(b, c, m, budget));
         double lambda = c->lambda;
         if (!(lambda > 0)) lambda = start_lambda(c, m, per_epoch, budget / full);
         slim_budget_init(&b->budget, budget, full, lambda);
@@ -187,10 +231,11 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
 }
 
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m) {
-    return slim_pruned_cost_measure(m, c->cost, NULL, NULL, &b->pruned);
+    return slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, NULL, &b->pruned);
 }
 
 void train_budget_free(train_budget *b) {
+    slim_latency_table_free(&b->latency);
     free(b->weights);
     free(b->gamma_prev);
     free(b->reach);
@@ -266,6 +311,7 @@ slim_status train_budget_store(const train_budget *b, const slim_train_config *c
         SLIM_TRY(train_set_meta_num(ck, "budget.last_progress", "%.17g", b->budget.last_progress));
         SLIM_TRY(train_set_meta_num(ck, "budget.updates", "%.0f", b->budget.updates));
     }
+    if (table(b)) SLIM_TRY(slim_latency_table_store(&b->latency, ck));
     SLIM_TRY(store_gamma_state(m, ck, WEIGHTS_TENSOR, b->weights));
     return store_gamma_state(m, ck, PREV_TENSOR, b->gamma_prev);
 }
@@ -280,8 +326,9 @@ slim_status train_budget_restore(train_budget *b, slim_train_config *c, const sl
     if ((s = slim_ckpt_get_meta(ck, "target"))) {
         slim_cost t;
         if (slim_cost_parse(s, &t) != SLIM_OK || t == SLIM_COST_UNIFORM)
-            return slim_error(SLIM_ERR_FORMAT, "%s: setting 'target' is '%s': want macs or params",
-                              path, s);
+            return slim_error(SLIM_ERR_FORMAT,
+                              "%s: setting 'target' is '%s': want macs, params or latency", path,
+                              s);
         c->target = (int)t;
         SLIM_TRY(train_meta_num(ck, path, "budget", &b->budget.budget));
         SLIM_TRY(train_meta_num(ck, path, "budget.full", &b->budget.full));
@@ -297,6 +344,8 @@ slim_status train_budget_restore(train_budget *b, slim_train_config *c, const sl
             return slim_error(SLIM_ERR_FORMAT, "%s: the budget settings are out of range", path);
         b->budget.updates = (int)v;
     }
+    if (c->cost == SLIM_COST_LATENCY || c->target == SLIM_COST_LATENCY)
+        SLIM_TRY(slim_latency_table_load(ck, path, m, &b->latency));
     if (c->cost != SLIM_COST_UNIFORM)
         SLIM_TRY(restore_gamma_state(m, ck, path, WEIGHTS_TENSOR, &b->weights));
     if (c->target) SLIM_TRY(restore_gamma_state(m, ck, path, PREV_TENSOR, &b->gamma_prev));
@@ -309,14 +358,18 @@ void train_budget_text(const train_budget *b, const slim_train_config *c, double
                        size_t len) {
     buf[0] = '\0';
     if (!c->target) return;
-    double full = c->target == SLIM_COST_PARAMS ? b->pruned.full_params : b->pruned.full_macs;
+    double full = of_target(c, &b->pruned, 2);
     if (!(full > 0)) return;
-    snprintf(buf, len, "  lambda %.3g  %s %.1f%% (budget %.1f%%)", lambda,
-             slim_cost_name((slim_cost)c->target), 100 * target_cost(b, c) / full,
-             100 * b->budget.budget / full);
+    if (c->target == SLIM_COST_LATENCY)
+        snprintf(buf, len, "  lambda %.3g  latency %.1f us %.1f%% (budget %.1f us)", lambda,
+                 target_cost(b, c), 100 * target_cost(b, c) / full, b->budget.budget);
+    else
+        snprintf(buf, len, "  lambda %.3g  %s %.1f%% (budget %.1f%%)", lambda,
+                 slim_cost_name((slim_cost)c->target), 100 * target_cost(b, c) / full,
+                 100 * b->budget.budget / full);
 }
 
 void train_budget_csv(const train_budget *b, const slim_train_config *c, double lambda, FILE *f) {
-    fprintf(f, ",%.9g,%.17g,%.17g,%.17g", lambda, b->pruned.macs, b->pruned.params,
-            c->target ? b->budget.budget : 0.0);
+    fprintf(f, ",%.9g,%.17g,%.17g,%.9g,%.17g", lambda, b->pruned.macs, b->pruned.params,
+            b->pruned.latency_us, c->target ? b->budget.budget : 0.0);
 }

@@ -20,7 +20,10 @@ typedef struct train_budget {
     float *resist;     /* (param_floats) scratch: each gamma's measured push per unit lr */
     slim_budget budget;
     slim_pruned_cost pruned; /* at the last update or epoch end */
-    uint64_t every;          /* steps between updates, 0 = none */
+    /* With cost or target latency: the table (n_layers 0 without one),
+     * asked for on a fresh run, restored on resume. */
+    slim_latency_table latency;
+    uint64_t every; /* steps between updates, 0 = none */
 } train_budget;
 
 /* Checks c's cost and target against its penalty, measures the cost (a
@@ -35,8 +38,8 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, const
                               slim_sgd *opt, uint64_t step, uint64_t total);
 /* b->pruned := the pruned cost of m now (at an epoch's end). */
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m);
-/* Adds the settings cost, target, budget, budget.* and the gamma-state
- * tensors to ck. */
+/* Adds the settings cost, target, budget, budget.*, the gamma-state
+ * tensors and the latency table (latency.*) to ck. */
 slim_status train_budget_store(const train_budget *b, const slim_train_config *c,
                                const slim_model *m, slim_ckpt *ck);
 /* Reads them back into c (cost, target) and b; a bad value is
@@ -46,8 +49,8 @@ slim_status train_budget_restore(train_budget *b, slim_train_config *c, const sl
 /* "  lambda L  macs 12.3% (budget 10.0%)" while a budget runs, else "". */
 void train_budget_text(const train_budget *b, const slim_train_config *c, double lambda, char *buf,
                        size_t len);
-/* The CSV's columns lambda, pruned_macs, pruned_params, budget (each with
- * a leading comma). */
+/* The CSV's columns lambda, pruned_macs, pruned_params, pruned_latency_us
+ * (0 without a latency table), budget (each with a leading comma). */
 void train_budget_csv(const train_budget *b, const slim_train_config *c, double lambda, FILE *f);
 void train_budget_free(train_budget *b);
 

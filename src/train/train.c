@@ -246,7 +246,8 @@ static slim_status open_metrics(run_state *rs, int append) {
     if (append) return SLIM_OK;
     fprintf(rs->csv, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,"
                      "gamma_zero,gamma_total,weights_zero_pct,lambda,pruned_macs,pruned_params,"
-                     "budget,live_channels,removed_live,peak_rss_mib,gamma_returns,longest_return");
+                     "pruned_latency_us,budget,live_channels,removed_live,peak_rss_mib,gamma_"
+                     "returns,longest_return");
     for (int i = 0; i < rs->model->n_layers; i++) {
         const slim_layer *l = &rs->model->layers[i];
         if (l->kind == SLIM_LAYER_BN) fprintf(rs->csv, ",%s.gamma_zero", l->name);
@@ -620,6 +621,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
     }
     sum->lambda = rs->opt.config.lambda;
     sum->budget = c->target ? rs->budget.budget.budget : 0;
+    sum->target = c->target;
     sum->steps = rs->pos.step;
     slim_tape_free(&tape);
     return st;

@@ -15,7 +15,12 @@
 #  5. slim prune --target-macs/--target-params on a model without exact
 #     zeros (the subgradient baseline): the saved model is within the
 #     budget and has the count printed; flag errors; a budget below one
-#     channel per group is an error naming the file.
+#     channel per group is an error naming the file;
+#  6. --cost latency / --target-latency: the measured table is in the
+#     checkpoint; runs on one table (--latency-from) interrupted and
+#     resumed equal the uninterrupted run bit for bit; a damaged or
+#     missing table is an error naming the file and the key; flag errors.
+#     Timings vary: nothing here depends on their values.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -66,7 +71,7 @@ RUN=(--model "$TMP/tiny.net" --limit 2048 --batch 32 --test-limit 256 --threads 
 "$SLIM" train "${RUN[@]}" --seed 3 --epochs 3 --target-macs 12.5% --out "$TMP/b.ckpt" --quiet \
     >"$TMP/b.out" || fail "budget run: $(cat "$TMP/b.out")"
 grep -q '^budget: pruned at threshold 0 the model has' "$TMP/b.out" || fail "no budget line: $(cat "$TMP/b.out")"
-head -n 1 "$TMP/b.csv" | grep -q ',lambda,pruned_macs,pruned_params,budget' || fail "CSV header: $(head -n 1 "$TMP/b.csv")"
+head -n 1 "$TMP/b.csv" | grep -q ',lambda,pruned_macs,pruned_params,pruned_latency_us,budget' || fail "CSV header: $(head -n 1 "$TMP/b.csv")"
 "$SLIM" prune "$TMP/b.ckpt" --out "$TMP/p.ckpt" >/dev/null || fail "prune"
 got=$(macs "$TMP/p.ckpt")
 reported=$(tail -n 1 "$TMP/b.csv" | cut -d, -f13)
@@ -78,20 +83,26 @@ awk -v g="$got" -v f="$full" 'BEGIN { q = g / (0.125 * f); printf "budget: %.0f 
 LONG=("${RUN[@]}" --seed 3 --epochs 2 --target-macs 40% --batch 8 --limit 1024)
 interrupt_run 'batch 1/128' 0.5 "$TMP/int" train "${LONG[@]}" --progress plain --out "$TMP/int.ckpt"
 "$SLIM" train "${LONG[@]}" --quiet --out "$TMP/ref.ckpt" >/dev/null || fail "uninterrupted run"
-if [[ $RC -eq 0 ]]; then
-    echo "note: the run finished before SIGINT arrived; resume not exercised"
-else
-    [[ $RC -eq 130 ]] || fail "interrupted run: exit $RC, want 130: $(cat "$TMP/int.err")"
-    "$SLIM" info "$TMP/int.ckpt" | grep -q '^  budget.lambda ' || fail "no controller state in the checkpoint"
-    "$SLIM" train --resume "$TMP/int.ckpt" --threads 1 --quiet >/dev/null || fail "resume after SIGINT"
-    [[ "$(digest "$TMP/int.ckpt")" == "$(digest "$TMP/ref.ckpt")" ]] ||
-        fail "resume after SIGINT differs from the uninterrupted run"
-    # The same rows apart from throughput, peak RSS and the interrupted epoch's
-    # training loss and accuracy (averaged over the resumed part only).
-    cut -d, -f1-3,6-7,9-17,19- "$TMP/int.csv" >"$TMP/a.csv"
-    cut -d, -f1-3,6-7,9-17,19- "$TMP/ref.csv" >"$TMP/b.csv"
+# resumed_equals INT REF: after interrupt_run into INT (RC), resuming INT.ckpt
+# (its output in INT.resumed) gives REF.ckpt bit for bit, with the same CSV rows apart from throughput,
+# peak RSS and the interrupted epoch's training loss and accuracy (averaged
+# over the resumed part only).
+resumed_equals() {
+    local int=$1 ref=$2
+    if [[ $RC -eq 0 ]]; then
+        echo "note: $int finished before SIGINT arrived; resume not exercised"
+        return
+    fi
+    [[ $RC -eq 130 ]] || fail "interrupted $int: exit $RC, want 130: $(cat "$int.err")"
+    "$SLIM" info "$int.ckpt" | grep -q '^  budget.lambda ' || fail "no controller state in $int.ckpt"
+    "$SLIM" train --resume "$int.ckpt" --threads 1 --quiet >"$int.resumed" || fail "resume of $int"
+    [[ "$(digest "$int.ckpt")" == "$(digest "$ref.ckpt")" ]] ||
+        fail "resume of $int after SIGINT differs from the uninterrupted run"
+    cut -d, -f1-3,6-7,9-18,20- "$int.csv" >"$TMP/a.csv"
+    cut -d, -f1-3,6-7,9-18,20- "$ref.csv" >"$TMP/b.csv"
     cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "metrics differ: $(cat "$TMP/a.csv" "$TMP/b.csv")"
-fi
+}
+resumed_equals "$TMP/int" "$TMP/ref"
 
 # --- 4. a damaged budget state is an error naming the file and the place ---------------
 # Same-length edits with the CRC-32 recomputed, so that only the state's own
@@ -118,6 +129,16 @@ elif kind == "negative":
     i = b.index(b"optim.gamma_weight\0")
     off = struct.unpack_from("<Q", b, i + 92)[0]
     struct.pack_into("<f", b, off, -1.0)
+elif kind == "latency-value":
+    i = b.index(b"latency.us\0")
+    off = struct.unpack_from("<Q", b, i + 92)[0]
+    struct.pack_into("<f", b, off, -1.0)
+elif kind == "latency-missing":
+    i = b.index(b"latency.out\0")
+    b[i:i + 11] = b"latency.ouT"
+elif kind == "latency-rest":
+    at, n = meta_value(b"latency.rest_us")
+    b[at:at + n] = b"?" * n
 struct.pack_into("<I", b, len(b) - 4, zlib.crc32(bytes(b[:-4])) & 0xffffffff)
 open(sys.argv[2], "wb").write(b)
 PY
@@ -157,5 +178,58 @@ EXPECT_STATUS=2 expect_error "target and percent" "cannot be combined" "${P[@]}"
 EXPECT_STATUS=2 expect_error "two targets" "cannot be combined" "${P[@]}" --target-macs 50% --target-params 50%
 EXPECT_STATUS=2 expect_error "bad target" "--target-params '0%'" "${P[@]}" --target-params 0%
 expect_error "budget too small" "sub.ckpt: a budget of 10 MACs is below the smallest model" "${P[@]}" --target-macs 10
+
+# --- 6. latency ----------------------------------------------------------------------
+EXPECT_STATUS=2 expect_error "latency without a unit" "--target-latency '40'" "${T[@]}" --penalty gamma-l1 --target-latency 40
+EXPECT_STATUS=2 expect_error "latency unit" "--target-latency '40xs'" "${T[@]}" --penalty gamma-l1 --target-latency 40xs
+EXPECT_STATUS=2 expect_error "latency and macs" "cannot be combined" "${T[@]}" --penalty gamma-l1 \
+    --target-latency 1ms --target-macs 10%
+EXPECT_STATUS=2 expect_error "latency penalty" "--target-latency needs --penalty gamma-l1 (got none)" \
+    "${T[@]}" --target-latency 50%
+EXPECT_STATUS=2 expect_error "latency-from alone" "--latency-from needs --cost latency or --target-latency" \
+    "${T[@]}" --penalty gamma-l1 --lambda 1e-3 --latency-from "$TMP/b.ckpt"
+expect_error "latency above the model" "--target-latency 1e+09 us is above the unpruned model's" \
+    "${T[@]}" --penalty gamma-l1 --target-latency 1000s
+expect_error "latency in microseconds" "--target-latency 2e+09 us is above the unpruned model's" \
+    "${T[@]}" --penalty gamma-l1 --target-latency 2e9µs
+expect_error "latency in milliseconds" "--target-latency 1.5e+09 us is above the unpruned model's" \
+    "${T[@]}" --penalty gamma-l1 --target-latency 1.5e6ms
+expect_error "table from a run without one" "b.ckpt: setting 'latency.points' is missing" \
+    "${T[@]}" --penalty gamma-l1 --lambda 1e-3 --cost latency --latency-from "$TMP/b.ckpt"
+# A measured table, kept in the checkpoint.
+LAT=("${RUN[@]/macs/latency}" --seed 3 --limit 256 --epochs 1)
+"$SLIM" train "${LAT[@]}" --lambda 1e-3 --out "$TMP/lat.ckpt" >"$TMP/lat.out" 2>"$TMP/lat.err" ||
+    fail "latency run: $(cat "$TMP/lat.err")"
+grep -q '^latency table: 5-point grids timed in' "$TMP/lat.err" || fail "no table line: $(cat "$TMP/lat.err")"
+"$SLIM" info "$TMP/lat.ckpt" | grep -q '^  latency.isa ' || fail "no latency table in the checkpoint"
+head -n 1 "$TMP/lat.csv" | grep -q ',pruned_macs,pruned_params,pruned_latency_us,budget,' ||
+    fail "CSV header: $(head -n 1 "$TMP/lat.csv")"
+awk -F, 'NR == 2 { exit !($15 > 0) }' "$TMP/lat.csv" || fail "no predicted latency in the CSV: $(cat "$TMP/lat.csv")"
+# The smallest model's prediction is at least the table's rest (times are >= 0):
+# a budget below a positive rest is an error.
+rest=$("$SLIM" info "$TMP/lat.ckpt" | sed -n 's/^  latency.rest_us *//p')
+if awk -v r="$rest" 'BEGIN { exit !(r > 0.002) }'; then
+    expect_error "latency below the smallest model" "is below the smallest model's predicted" \
+        "${T[@]}" --penalty gamma-l1 --target-latency 1ns --latency-from "$TMP/lat.ckpt"
+else
+    echo "note: the measured table's rest is $rest us; the budget below the smallest model not checked"
+fi
+# On that table: interrupted and resumed equals uninterrupted, with a latency budget.
+LLONG=("${LAT[@]}" --target-latency 70% --latency-from "$TMP/lat.ckpt" --batch 8 --limit 2048 --epochs 3)
+interrupt_run 'batch 1/256' 0.2 "$TMP/lint" train "${LLONG[@]}" --progress plain --out "$TMP/lint.ckpt"
+"$SLIM" train "${LLONG[@]}" --out "$TMP/lref.ckpt" >"$TMP/lref.out" || fail "uninterrupted latency run"
+grep -q '^budget: pruned at threshold 0 the model has a predicted batch-1 latency of' "$TMP/lref.out" ||
+    fail "no latency budget line: $(cat "$TMP/lref.out")"
+resumed_equals "$TMP/lint" "$TMP/lref"
+[[ ! -e "$TMP/lint.resumed" ]] || grep -q '^budget: .* predicted batch-1 latency of' "$TMP/lint.resumed" ||
+    fail "the resumed run's budget line: $(cat "$TMP/lint.resumed")"
+# A damaged table: resuming names the file and the key.
+cp "$TMP/lref.ckpt" "$TMP/ref.ckpt"
+for kind in latency-value latency-missing latency-rest; do
+    damage "$kind" "$TMP/$kind.ckpt"
+done
+expect_error "negative time" "latency-value.ckpt: tensor 'latency.us' value 0 is -1" "${R[@]}" "$TMP/latency-value.ckpt"
+expect_error "missing widths" "latency-missing.ckpt: tensor 'latency.out' is missing" "${R[@]}" "$TMP/latency-missing.ckpt"
+expect_error "bad rest" "latency-rest.ckpt: setting 'latency.rest_us' is not a number" "${R[@]}" "$TMP/latency-rest.ckpt"
 
 echo "budget: all checks passed"

@@ -40,8 +40,8 @@ d_res=$(digest "$TMP/part.ckpt")
 cmp -s "$TMP/full.f32" "$TMP/res.f32" || fail "logits of the resumed run differ"
 [[ $(wc -l <"$TMP/part.csv") -eq 3 ]] || fail "resumed CSV: want header + 2 rows: $(cat "$TMP/part.csv")"
 # Same rows apart from the throughput and peak RSS columns.
-cut -d, -f1-7,9-17,19- "$TMP/full.csv" >"$TMP/a.csv"
-cut -d, -f1-7,9-17,19- "$TMP/part.csv" >"$TMP/b.csv"
+cut -d, -f1-7,9-18,20- "$TMP/full.csv" >"$TMP/a.csv"
+cut -d, -f1-7,9-18,20- "$TMP/part.csv" >"$TMP/b.csv"
 cmp -s "$TMP/a.csv" "$TMP/b.csv" || fail "metrics differ: $(cat "$TMP/a.csv" "$TMP/b.csv")"
 # Resuming a finished run without --epochs trains nothing and says so.
 "$SLIM" train --resume "$TMP/full.ckpt" --quiet >"$TMP/noop.out" || fail "no-op resume failed"
