@@ -1,52 +1,77 @@
 #!/usr/bin/env bash
 # tools/frontier end to end on a tiny lenet-bn run (too short for the
-# figures to mean anything: it checks the pipeline): a MAC-budget Γ-L1 run
-# and Network Slimming's pipeline each give a row of runs.csv with a MAC
-# fraction in (0, 1] (the pruned-to-budget one within the budget),
+# figures to mean anything: it checks the pipeline), two jobs at once: a
+# MAC-budget and a latency-budget Γ-L1 run and Network Slimming's pipeline
+# each give a row of runs.csv (MAC fractions in (0, 1], the pruned-to-budget
+# one within the budget, measured latencies, the latency run's prediction),
 # frontier.md and the PNG; a second call trains nothing; --replot rewrites
-# the report from runs.csv; usage errors exit 2; a missing model exits 1.
+# the report from runs.csv; a budget slim train refuses is listed as failed
+# (exit 1) while the report is still written; usage errors exit 2.
 set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 cli_test_setup frontier
 FR=$SRC/tools/frontier
+BENCH=$(dirname "$SLIM")/tools/slim_bench
+[[ -x $BENCH ]] || fail "$BENCH not built"
 
 out=$TMP/fr
-quick=(--model "$SRC/models/lenet-bn.net" --budgets 50% --seeds 0 --epochs 1 --finetune 1
-    --limit 256 --test-limit 128 --threads 1 --slim "$SLIM" --out "$out")
-"$FR" "${quick[@]}" --methods macs,ns >"$TMP/log" 2>&1 || fail "frontier exited $?: $(tail -5 "$TMP/log")"
-[[ $(grep -c '^\[frontier' "$TMP/log") -eq 2 ]] || fail "want 2 runs started: $(cat "$TMP/log")"
-[[ $(tail -n +2 "$out/runs.csv" | wc -l) -eq 2 ]] || fail "runs.csv: $(cat "$out/runs.csv")"
-while IFS=, read -r method budget seed acc macs full frac _; do
+quick=(--models "$SRC/models/lenet-bn.net:0" --budgets 80% --epochs 2 --finetune 1
+    --limit 256 --test-limit 128 --eval-limit 128 --jobs 2 --threads 1
+    --slim "$SLIM" --bench "$BENCH" --out "$out")
+"$FR" "${quick[@]}" --methods macs,latency,ns >"$TMP/log" 2>&1 || fail "frontier exited $?: $(tail -5 "$TMP/log")"
+[[ $(grep -c 'lenet-bn [a-z]* 80% seed 0$' "$TMP/log") -eq 3 ]] || fail "want 3 runs started: $(cat "$TMP/log")"
+grep -q 'measuring the latency table' "$TMP/log" || fail "no latency table: $(cat "$TMP/log")"
+[[ $(tail -n +2 "$out/runs.csv" | wc -l) -eq 3 ]] || fail "runs.csv: $(cat "$out/runs.csv")"
+while IFS=, read -r model method budget seed acc macs full frac params fparams pfrac plat plfrac lat flat lfrac _; do
+    [[ $model == lenet-bn && $budget == 80% && $seed == 0 ]] || fail "row $model $budget $seed"
     awk -v f="$frac" 'BEGIN { exit !(f > 0 && f <= 1) }' || fail "$method: MAC fraction $frac"
+    awk -v f="$pfrac" 'BEGIN { exit !(f > 0 && f <= 1) }' || fail "$method: params fraction $pfrac"
     awk -v a="$acc" 'BEGIN { exit !(a >= 0 && a <= 100) }' || fail "$method: accuracy $acc"
-    [[ $full == 503040 ]] || fail "$method: full MACs $full, want lenet-bn's 503040"
-    if [[ $method == ns ]]; then
-        awk -v f="$frac" 'BEGIN { exit !(f <= 0.5) }' || fail "ns pruned to 50% kept $frac"
-    fi
+    awk -v l="$lat" -v f="$flat" -v r="$lfrac" \
+        'BEGIN { exit !(l > 0 && f > 0 && r > 0 && (l / f - r)^2 < 1e-6) }' ||
+        fail "$method: latency $lat of $flat, fraction $lfrac"
+    [[ $full == 503040 && $fparams == 29762 ]] || fail "$method: full MACs $full, params $fparams"
+    case $method in
+    ns) awk -v f="$frac" 'BEGIN { exit !(f <= 0.8) }' || fail "ns pruned to 80% kept $frac" ;;
+    latency) awk -v p="$plat" -v f="$plfrac" 'BEGIN { exit !(p > 0 && f > 0 && f <= 1) }' ||
+        fail "latency: predicted $plat us, fraction $plfrac" ;;
+    esac
 done < <(tail -n +2 "$out/runs.csv")
-grep -q '^| macs | 50% | 1 |' "$out/frontier.md" || fail "no macs row: $(cat "$out/frontier.md")"
-grep -q '^| ns | 50% | 1 |' "$out/frontier.md" || fail "no ns row: $(cat "$out/frontier.md")"
+for m in macs latency ns; do
+    grep -q "^| $m | 80% | 1 |" "$out/frontier.md" || fail "no $m row: $(cat "$out/frontier.md")"
+done
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
     [[ $(head -c 4 "$out/frontier.png" | tail -c 3) == PNG ]] || fail "frontier.png is not a PNG"
 fi
 
-# Again: everything is there, nothing is trained.
-"$FR" "${quick[@]}" --methods macs,ns >"$TMP/log2" 2>&1 || fail "second call exited $?"
-! grep -q '^\[frontier' "$TMP/log2" || fail "second call trained again: $(cat "$TMP/log2")"
+# Again: everything is there, nothing is trained or timed.
+"$FR" "${quick[@]}" --methods macs,latency,ns >"$TMP/log2" 2>&1 || fail "second call exited $?"
+! grep -q 'seed 0$\|measuring' "$TMP/log2" || fail "second call worked again: $(cat "$TMP/log2")"
 rm "$out/frontier.md"
 "$FR" "${quick[@]}" --replot >/dev/null 2>&1 || fail "--replot exited $?"
 [[ -s "$out/frontier.md" ]] || fail "--replot wrote no frontier.md"
 
-for bad in "--budgets 0%" "--budgets 25" "--budgets 150%" "--methods macs,foo" "--epochs 0"; do
+# lenet-bn's smallest model takes more than half its latency: slim train
+# refuses the budget; the run is listed, the others' report still written.
+rc=0
+"$FR" "${quick[@]}" --methods latency --budgets 40% >"$TMP/log3" 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || fail "unreachable latency budget: exit $rc, want 1: $(cat "$TMP/log3")"
+grep -q "frontier: error: lenet-bn latency 40% seed 0: slim train exited 1: .*below the smallest" \
+    "$TMP/log3" || fail "no error for the refused budget: $(cat "$TMP/log3")"
+grep -q "^- lenet-bn latency 40% seed 0: " "$out/frontier.md" || fail "failure not in frontier.md"
+grep -q "^| macs | 80% | 1 |" "$out/frontier.md" || fail "the earlier rows are gone from the report"
+
+for bad in "--budgets 0%" "--budgets 25" "--budgets 150%" "--methods macs,foo" "--epochs 0" \
+    "--jobs 0" "--models nosuch" "--models lenet-bn:x" "--epochs 2 --finetune 2"; do
     rc=0
     # shellcheck disable=SC2086
-    "$FR" --slim "$SLIM" --out "$TMP/bad" $bad >"$TMP/bad.log" 2>&1 || rc=$?
+    "$FR" --slim "$SLIM" --bench "$BENCH" --out "$TMP/bad" $bad >"$TMP/bad.log" 2>&1 || rc=$?
     [[ $rc -eq 2 ]] || fail "'$bad': exit $rc, want 2: $(cat "$TMP/bad.log")"
     grep -q "error:" "$TMP/bad.log" || fail "'$bad': no error line: $(cat "$TMP/bad.log")"
 done
 rc=0
-"$FR" --model "$TMP/none.net" --slim "$SLIM" --out "$TMP/none" >"$TMP/none.log" 2>&1 || rc=$?
-[[ $rc -eq 1 ]] || fail "missing model: exit $rc, want 1: $(cat "$TMP/none.log")"
-grep -q "frontier: error: the model $TMP/none.net" "$TMP/none.log" || fail "missing model: $(cat "$TMP/none.log")"
-echo "ok: tools/frontier pipeline, resume, replot, usage errors"
+"$FR" --slim "$TMP/none" --out "$TMP/none" >"$TMP/none.log" 2>&1 || rc=$?
+[[ $rc -eq 2 ]] || fail "missing slim: exit $rc, want 2: $(cat "$TMP/none.log")"
+grep -q "$TMP/none is not an executable" "$TMP/none.log" || fail "missing slim: $(cat "$TMP/none.log")"
+echo "ok: tools/frontier pipeline, two jobs, latency, resume, replot, failures, usage errors"
