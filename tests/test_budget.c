@@ -410,14 +410,23 @@ static void test_latency_checkpoint(void **state) {
     /* a damaged time */
     slim_ckpt_tensor *us = (slim_ckpt_tensor *)slim_ckpt_find(ck, "latency.us");
     assert_non_null(us);
+    float keep = us->data[SLIM_LATENCY_POINTS * 6];
     us->data[SLIM_LATENCY_POINTS * 6] = 1e12f;
     assert_int_equal(slim_latency_table_load(ck, path, m, &back), SLIM_ERR_FORMAT);
     assert_non_null(strstr(slim_last_error(), path));
     assert_non_null(strstr(slim_last_error(), "'latency.us' value 30 is 1e+12"));
-    /* a table for another model */
+    us->data[SLIM_LATENCY_POINTS * 6] = keep;
+    /* a model narrower than the table's (live pruning): covered */
     slim_model *other = parse("input shape=4x2x2\nconv c out=6 k=1\ngap\n");
+    assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_OK);
+    assert_true(slim_latency_layer_us(&back, 1, 4, 6) < slim_latency_layer_us(&back, 1, 4, 8));
+    slim_latency_table_free(&back);
+    slim_model_free(other);
+    /* a wider one: not covered */
+    other = parse("input shape=4x2x2\nconv c out=10 k=1\ngap\n");
     assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_ERR_FORMAT);
-    assert_non_null(strstr(slim_last_error(), "'latency.out' value 9 is 8"));
+    assert_non_null(strstr(slim_last_error(), "'latency.out' value 9 is 8: layer c wants whole "
+                                              "widths rising to at least its 10"));
     slim_model_free(other);
     other = parse("input shape=4x2x2\nconv c out=8 k=1\nrelu\ngap\n");
     assert_int_equal(slim_latency_table_load(ck, path, other, &back), SLIM_ERR_FORMAT);

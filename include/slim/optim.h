@@ -82,6 +82,10 @@ void slim_sgd_free(slim_sgd *opt);
 /* Copies w (opt->scratch_floats weights, each finite and >= 0) into the
  * optimizer's penalty weights; w = NULL returns to uniform weights. */
 slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w);
+/* After model's parameters were laid out anew (live pruning): the scratch
+ * follows model->param_floats and the weights return to uniform (set them
+ * again, laid out like the new model). */
+slim_status slim_sgd_resize(slim_sgd *opt, const slim_model *model);
 /* Changes lambda (finite, >= 0) between steps, e.g. from a budget
  * controller. */
 slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda);

@@ -218,8 +218,9 @@ double slim_latency_layer_us(const slim_latency_table *t, int i, double in, doub
 /* The predicted latency of m: every layer at its widths, plus rest_us (at
  * least 0). */
 double slim_latency_model_us(const slim_latency_table *t, const slim_model *m);
-/* SLIM_ERR_FORMAT, naming `where` and the tensor and value, unless t fits m
- * (its layers timed, their full widths) and every value is in range. */
+/* SLIM_ERR_FORMAT, naming `where` and the tensor and value, unless t covers
+ * m (its layers timed, each grid rising to at least the layer's width: a
+ * model live pruning narrowed keeps its table) and every value is in range. */
 slim_status slim_latency_table_check(const slim_latency_table *t, const slim_model *m,
                                      const char *where);
 /* Adds the settings latency.* and tensors latency.in, latency.out,

@@ -161,7 +161,8 @@ static cli_opt opts[] = {
      "has been exactly 0 for --live-prune-after steps, by slim prune's exact fold: the network "
      "computes the same function, and the steps after it are cheaper. A removed channel cannot "
      "come back. auto = on with --penalty gamma-l1 and lambda > 0, without --cost or "
-     "--target (which it cannot be combined with). docs/SPARSITY.md has the rule.",
+     "--target; with those it must be asked for (a budget's controller relaxes lambda to let "
+     "channels return, which removed ones cannot). docs/SPARSITY.md has the rule.",
      NULL, 1, &a.live_prune, 0},
     {"live-prune-after", CLI_INT, "K", STR(SLIM_LIVE_PRUNE_AFTER),
      "With --live-prune: the steps a gamma must stay exactly 0 before its channel goes "
@@ -356,8 +357,6 @@ static int validate(void) {
     if (a.live_prune > 0 && strncmp(a.penalty, "gamma-l1", 8) != 0)
         return cli_usage_error(
             cmd, "--live-prune needs a gamma penalty (--penalty gamma-l1; got %s)", a.penalty);
-    if (a.live_prune > 0 && (strcmp(a.cost, "uniform") != 0 || which))
-        return cli_usage_error(cmd, "--live-prune cannot be combined with --cost or --target-*");
     return CLI_EXIT_OK;
 }
 

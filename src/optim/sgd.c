@@ -30,6 +30,17 @@ void slim_sgd_free(slim_sgd *opt) {
     opt->weight = NULL;
 }
 
+slim_status slim_sgd_resize(slim_sgd *opt, const slim_model *model) {
+    float *scratch = slim_calloc(model->param_floats ? model->param_floats : 1, sizeof(float));
+    if (!scratch) return SLIM_ERR_NOMEM;
+    free(opt->scratch);
+    free(opt->weight);
+    opt->scratch = scratch;
+    opt->weight = NULL;
+    opt->scratch_floats = model->param_floats;
+    return SLIM_OK;
+}
+
 slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w) {
     if (!w) {
         free(opt->weight);
@@ -98,11 +109,7 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
             return slim_error(SLIM_ERR_ARG,
                               "penalty weights hold %zu values; the model now has %zu",
                               opt->scratch_floats, model->param_floats);
-        float *scratch = slim_calloc(model->param_floats, sizeof(float));
-        if (!scratch) return SLIM_ERR_NOMEM;
-        free(opt->scratch);
-        opt->scratch = scratch;
-        opt->scratch_floats = model->param_floats;
+        SLIM_TRY(slim_sgd_resize(opt, model));
     }
     float mu = c->momentum;
     for (int i = 0; i < model->n_params; i++) {

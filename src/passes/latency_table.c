@@ -65,18 +65,19 @@ double slim_latency_model_us(const slim_latency_table *t, const slim_model *m) {
     return sum > 0 ? sum : 0;
 }
 
-/* Grid w (layer l, axis `name`) ends at `full`, each width a whole number
- * in [1, full], non-decreasing. */
-static slim_status check_widths(const float *w, int full, const slim_layer *l, const char *where,
+/* Grid w (layer l, axis `name`): whole widths in [1, SLIM_MODEL_MAX_CHANNELS],
+ * non-decreasing, the last at least `width` (the layer's now: live pruning
+ * narrows a model after its table was measured). */
+static slim_status check_widths(const float *w, int width, const slim_layer *l, const char *where,
                                 const char *name, size_t at) {
     for (int k = 0; k < P; k++) {
         double v = w[k];
-        if (!(v >= 1) || v > full || v != floor(v) || (k > 0 && v < w[k - 1]) ||
-            (k == P - 1 && v != full))
+        if (!(v >= 1) || v > SLIM_MODEL_MAX_CHANNELS || v != floor(v) || (k > 0 && v < w[k - 1]) ||
+            (k == P - 1 && v < width))
             return slim_error(SLIM_ERR_FORMAT,
                               "%s: tensor '%s' value %zu is %g: layer %s wants whole widths "
-                              "rising to its %d",
-                              where, name, at + (size_t)k, v, l->name, full);
+                              "rising to at least its %d",
+                              where, name, at + (size_t)k, v, l->name, width);
     }
     return SLIM_OK;
 }

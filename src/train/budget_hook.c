@@ -31,6 +31,22 @@ static double target_cost(const train_budget *b, const slim_train_config *c) {
     return of_target(c, &b->pruned, 0);
 }
 
+/* b->pruned from m, with the target's unpruned cost that of the run's
+ * start: live pruning narrows m, the budget stays a share of the model the
+ * run began with. */
+static slim_status measure(train_budget *b, const slim_train_config *c, const slim_model *m,
+                           float *weights) {
+    SLIM_TRY(slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, weights, &b->pruned));
+    if (!c->target || !(b->budget.full > 0)) return SLIM_OK;
+    if (c->target == SLIM_COST_PARAMS)
+        b->pruned.full_params = b->budget.full;
+    else if (c->target == SLIM_COST_LATENCY)
+        b->pruned.full_latency_us = b->budget.full;
+    else
+        b->pruned.full_macs = b->budget.full;
+    return SLIM_OK;
+}
+
 /* ---- the controller --------------------------------------------------- */
 
 /* The controller steers by the cost projected at the next update
@@ -113,7 +129,7 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, const
                               slim_sgd *opt, uint64_t step, uint64_t total) {
     if (!b->every || step % b->every != 0) return SLIM_OK;
     if (c->target) measure_resistance(b, c, m, opt->config.lambda, step, total);
-    SLIM_TRY(slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, b->weights, &b->pruned));
+    SLIM_TRY(measure(b, c, m, b->weights));
     if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
     if (!c->target) return SLIM_OK;
     if (step >= total) return SLIM_OK; /* nothing left to steer */
@@ -191,8 +207,7 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
         !(b->weights = slim_calloc(m->param_floats, sizeof(float))))
         return SLIM_ERR_NOMEM;
     /* A resumed run keeps the weights of its last update. */
-    SLIM_TRY(slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, resumed ? NULL : b->weights,
-                                            &b->pruned));
+    SLIM_TRY(measure(b, c, m, resumed ? NULL : b->weights));
     if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
     b->every = (per_epoch + SLIM_TRAIN_UPDATES - 1) / SLIM_TRAIN_UPDATES;
     if (!c->target) return SLIM_OK;
@@ -231,7 +246,31 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
 }
 
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m) {
-    return slim_pruned_cost_measure_table(m, c->cost, table(b), NULL, NULL, &b->pruned);
+    return measure(b, c, m, NULL);
+}
+
+/* *a := a copy laid out for the new model (NULL stays NULL). */
+static slim_status remap_one(float **a, const size_t *src, size_t n) {
+    if (!*a) return SLIM_OK;
+    float *x = slim_calloc(n ? n : 1, sizeof(float));
+    if (!x) return SLIM_ERR_NOMEM;
+    for (size_t k = 0; k < n; k++)
+        x[k] = src[k] == SIZE_MAX ? 0.0f : (*a)[src[k]];
+    free(*a);
+    *a = x;
+    return SLIM_OK;
+}
+
+slim_status train_budget_remap(train_budget *b, const slim_model *m, const size_t *src,
+                               slim_sgd *opt) {
+    size_t n = m->param_floats;
+    SLIM_TRY(remap_one(&b->weights, src, n));
+    SLIM_TRY(remap_one(&b->gamma_prev, src, n));
+    SLIM_TRY(remap_one(&b->reach, src, n));
+    SLIM_TRY(remap_one(&b->resist, src, n));
+    if (!b->weights) return SLIM_OK;
+    SLIM_TRY(slim_sgd_resize(opt, m));
+    return slim_sgd_set_weights(opt, b->weights);
 }
 
 void train_budget_free(train_budget *b) {

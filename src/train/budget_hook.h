@@ -36,6 +36,11 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
  * cost and the weights and moves lambda. */
 slim_status train_budget_step(train_budget *b, const slim_train_config *c, const slim_model *m,
                               slim_sgd *opt, uint64_t step, uint64_t total);
+/* After live pruning replaced the model by m, narrower: the per-value
+ * arrays follow (src[k]: value k's index in the old model, SIZE_MAX for a
+ * new one, which gets 0), and opt takes the weights again. */
+slim_status train_budget_remap(train_budget *b, const slim_model *m, const size_t *src,
+                               slim_sgd *opt);
 /* b->pruned := the pruned cost of m now (at an epoch's end). */
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m);
 /* Adds the settings cost, target, budget, budget.*, the gamma-state

@@ -16,6 +16,7 @@ void train_live_free(train_live *lp) {
     free(lp->zero_steps);
     free(lp->allow);
     free(lp->per_epoch);
+    free(lp->remap);
     memset(lp, 0, sizeof *lp);
 }
 
@@ -36,7 +37,7 @@ slim_status train_live_init(train_live *lp, const slim_model *m, int after, int 
 slim_status train_live_setup(train_live *lp, const slim_model *m, const slim_train_config *c) {
     train_live_free(lp);
     int after = c->live_prune_after ? c->live_prune_after : SLIM_LIVE_PRUNE_AFTER;
-    int plain = c->cost == SLIM_COST_UNIFORM && !c->target;
+    int plain = c->cost == SLIM_COST_UNIFORM && !c->target; /* auto's condition */
     if (after < 1 || after > TRAIN_LIVE_AFTER_MAX)
         return slim_error(SLIM_ERR_ARG, "--live-prune-after must be in 1..%d, got %d",
                           TRAIN_LIVE_AFTER_MAX, after);
@@ -44,16 +45,17 @@ slim_status train_live_setup(train_live *lp, const slim_model *m, const slim_tra
         if (!slim_penalty_is_gamma(c->penalty))
             return slim_error(SLIM_ERR_ARG, "--live-prune needs a gamma penalty (got %s)",
                               slim_penalty_name(c->penalty));
-        if (!plain)
-            return slim_error(SLIM_ERR_ARG,
-                              "--live-prune cannot be combined with --cost or --target: their "
-                              "per-gamma state is not carried across a removal");
         return train_live_init(lp, m, after, 1);
     }
     if (c->live_prune < 0 && c->penalty == SLIM_PENALTY_GAMMA_L1 && plain && c->lambda > 0)
         return train_live_init(lp, m, after, 1);
     if (slim_penalty_is_gamma(c->penalty)) return train_live_init(lp, m, after, 0);
     return SLIM_OK;
+}
+
+void train_live_remap_done(train_live *lp) {
+    free(lp->remap);
+    lp->remap = NULL;
 }
 
 void train_live_epoch_done(train_live *lp) {
@@ -114,7 +116,8 @@ static slim_status remove_dead(train_live *lp, slim_model **model, slim_tape *ta
     }
     for (size_t j = 0; j < n->param_floats; j++)
         z[j] = src[j] == SIZE_MAX ? 0 : lp->zero_steps[src[j]];
-    free(src);
+    free(lp->remap);
+    lp->remap = src;
     free(lp->zero_steps);
     lp->zero_steps = z;
     slim_model_free(m);

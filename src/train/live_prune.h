@@ -32,11 +32,15 @@ typedef struct train_live {
      * there (what live pruning would have made impossible), and the longest
      * run of steps at 0 that any gamma left. */
     uint32_t returns, longest_return;
+    /* After a removal, until train_live_remap_done: for each value of the
+     * new model, its index in the old one (SIZE_MAX: new), so that the
+     * caller's per-value state follows (train_budget_remap). */
+    size_t *remap;
 } train_live;
 
 /* A new run's live pruning from its settings (c->live_prune: on needs a
- * gamma penalty and no --cost or --target, whose per-gamma state is not
- * carried across a removal; auto is on with gamma-l1 and lambda > 0 alone).
+ * gamma penalty; auto is on with gamma-l1 and lambda > 0, without --cost
+ * or --target: with those it must be asked for).
  * With a gamma penalty and live pruning off, the counters still run, for
  * the returns they measure. */
 slim_status train_live_setup(train_live *lp, const slim_model *m, const slim_train_config *c);
@@ -49,9 +53,12 @@ slim_status train_live_init(train_live *lp, const slim_model *m, int after, int 
 void train_live_epoch_done(train_live *lp);
 /* After optimizer step `step` (1-based) of epoch `epoch`: counts each gamma's
  * steps at 0 and, at a check with a gamma newly dead, removes the dead
- * channels: *model is freed and replaced and the tape re-initialised. */
+ * channels: *model is freed and replaced, the tape re-initialised and
+ * lp->remap set. */
 slim_status train_live_after_step(train_live *lp, slim_model **model, slim_tape *tape,
                                   uint64_t step, int epoch);
+/* Frees lp->remap. */
+void train_live_remap_done(train_live *lp);
 /* The checkpoint's live_prune.* keys and its counters tensor (see
  * docs/CHECKPOINT_FORMAT.md); live_prune.after 0 alone without counting. */
 slim_status train_live_store(const train_live *lp, const slim_model *m, slim_ckpt *ck);

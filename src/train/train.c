@@ -546,6 +546,9 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
             /* Last: a removal frees the tape, and with it loss and logits. */
             st = train_live_after_step(&rs->live, &rs->model, &tape, rs->pos.step, epoch);
             in = &rs->model->layers[0];
+            if (st == SLIM_OK && rs->live.remap)
+                st = train_budget_remap(&rs->budget, rs->model, rs->live.remap, &rs->opt);
+            train_live_remap_done(&rs->live);
             if (st != SLIM_OK) break;
             timed += slim_clock_s() - ts;
             progress(rs, epoch, done, per_epoch, loss_sum / (double)seen,
