@@ -204,7 +204,8 @@ def prepare(a, slim, bench, name, d):
             (name, a.epochs, a.limit or "all", lam))
         step([slim, "train", "--model", os.path.join(ROOT, "models", name + ".net"), "--epochs",
               str(a.epochs), "--penalty", "gamma-l1", "--lambda", lam, "--seed", "0", "--limit",
-              str(a.limit), "--out", trained, "--progress", "plain", "--test-limit", "1000"],
+              str(a.limit), "--out", trained, "--progress", "plain", "--test-limit", "1000",
+              "--no-live-prune"],  # the unpruned variant is the full model
              os.path.join(d, "train.log"))
         step([slim, "prune", trained, "--out", pruned, "--check", "0"], os.path.join(d, "prune.log"))
         origin = "short run: %d epoch(s), %s images, λ %s" % (a.epochs, a.limit or "all", lam)
