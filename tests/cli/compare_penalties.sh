@@ -37,6 +37,9 @@ for r in res:
     # the pruned model's figures are the trained one's
     assert r["pinfo"]["channels"] == r["info"]["channels"], r["tag"]
     assert r["pinfo"]["macs"] == r["info"]["macs"], r["tag"]
+    # every trained model keeps its channels (no live pruning): the
+    # table's columns count against the full model
+    assert r["info"]["meta"].get("live_prune.remove", "0") == "0", r["tag"]
 by = {m: r for m, r in zip(methods, res)}
 def median_gamma(r):
     g = sorted(l["gamma_median"] for l in r["info"]["layers"] if l["kind"] == "bn")
