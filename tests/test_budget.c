@@ -704,6 +704,29 @@ static void test_budget_projection(void **state) {
     cost = 101;
     assert_true(fabs(slim_budget_update(&b, cost, 0.83, 0.84, flat, &cost) - 0.2) < 1e-12);
     assert_int_equal(b.updates, 4);
+
+    /* landed and above the band while the projection promises the plan,
+     * and the cost did not fall since the last update (the channels it
+     * counts on do not go): lambda grows by the rule without a projection
+     * (cost / 100 squared, within its bounds); had the cost fallen, the
+     * projection is trusted */
+    double hope = 50;
+    slim_budget_init(&b, 100, 400, 0.1);
+    b.last_progress = 0.8;
+    b.last_cost = 106;
+    b.updates = 1;
+    assert_true(slim_budget_update(&b, 105, 0.85, 0.86, flat, &hope) < 0.1);
+    slim_budget_init(&b, 100, 400, 0.1);
+    b.last_progress = 0.8;
+    b.last_cost = 105;
+    b.updates = 1;
+    double grown = slim_budget_update(&b, 105, 0.85, 0.86, flat, &hope);
+    double hi = pow(2.5, 0.05 / 0.1), lo = pow(hi, 0.25); /* 1.05^2 is below lo */
+    assert_true(pow(1.05, 2) < lo);
+    assert_true(fabs(grown - 0.1 * lo) < 1e-12);
+    /* before landing the projection decides */
+    slim_budget_init(&b, 100, 400, 0.1);
+    assert_true(slim_budget_update(&b, 300, 0.3, 0.31, flat, &hope) < 0.1);
 }
 
 int main(void) {

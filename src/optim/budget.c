@@ -31,7 +31,8 @@
  * no lambda in that range reaches the plan (the cost is below it already,
  * and the projection sees no return of channels), lambda falls by
  * BLIND_DOWN. From LAND on, unless the cost is below the band, it falls
- * by at most TAIL_DOWN per update. */
+ * by at most TAIL_DOWN per update, and above the band with no channel
+ * gone since the last update it grows at least as without a projection. */
 #define AIM 0.95
 #define LAND 0.7
 #define SEARCH_RANGE 64.0
@@ -81,6 +82,14 @@ static double edge(double lambda, double aim, slim_budget_project project, void 
     return exp(lo);
 }
 
+/* The bounds of one update's factor without a projection: at most
+ * MAX_PER_TENTH per tenth of the training since the last update (upper),
+ * at least the fourth root of that (lower). */
+static double step_bounds(const slim_budget *b, double progress, int upper) {
+    double max_step = pow(MAX_PER_TENTH, clamp(progress - b->last_progress, 0, 1) / 0.1);
+    return upper ? max_step : pow(max_step, 0.25);
+}
+
 double slim_budget_update(slim_budget *b, double cost, double progress, double next,
                           slim_budget_project project, void *ctx) {
     double factor = 1;
@@ -98,10 +107,17 @@ double slim_budget_update(slim_budget *b, double cost, double progress, double n
              * projection fears, as channels held at zero return at once. */
             if (progress >= LAND && cost >= lo && factor < 1 / TAIL_DOWN) factor = 1 / TAIL_DOWN;
         }
+        /* Landed, above the band, and no channel went since the last
+         * update: whatever the projection hopes for, the channels it
+         * counts on do not go, and the learning rate left keeps falling:
+         * grow at least as the rule without a projection would. */
+        if (progress >= LAND && cost > hi && b->updates > 0 && cost >= b->last_cost) {
+            double grow = clamp(pow(cost / hi, GAIN), step_bounds(b, progress, 0),
+                                step_bounds(b, progress, 1));
+            if (factor < grow) factor = grow;
+        }
     } else {
-        double span = progress - b->last_progress;
-        double max_step = pow(MAX_PER_TENTH, clamp(span, 0, 1) / 0.1),
-               min_step = pow(max_step, 0.25);
+        double max_step = step_bounds(b, progress, 1), min_step = step_bounds(b, progress, 0);
         double low = (progress < TAIL ? EARLY_LOW : LOW) * b->budget;
         double high = (progress < TAIL ? EARLY_HIGH : HIGH) * b->budget;
         double moved = b->updates > 0 ? cost - b->last_cost : 0;
