@@ -724,6 +724,13 @@ static void test_budget_projection(void **state) {
     double hi = pow(2.5, 0.05 / 0.1), lo = pow(hi, 0.25); /* 1.05^2 is below lo */
     assert_true(pow(1.05, 2) < lo);
     assert_true(fabs(grown - 0.1 * lo) < 1e-12);
+    /* at the very end lambda no longer grows, with or without a projection */
+    slim_budget_init(&b, 100, 400, 0.1);
+    b.last_progress = 0.975;
+    b.last_cost = 150;
+    b.updates = 1;
+    assert_true(slim_budget_update(&b, 150, 0.985, 0.99, flat, &hope) == 0.1);
+    assert_true(slim_budget_update(&b, 150, 0.99, 0.995, NULL, NULL) == 0.1);
     /* before landing the projection decides */
     slim_budget_init(&b, 100, 400, 0.1);
     assert_true(slim_budget_update(&b, 300, 0.3, 0.31, flat, &hope) < 0.1);
