@@ -16,15 +16,18 @@ BENCH=$(dirname "$SLIM")/tools/slim_bench
 [[ -x $BENCH ]] || fail "$BENCH not built"
 
 out=$TMP/fr
-quick=(--models "$SRC/models/lenet-bn.net:0" --budgets 80% --epochs 2 --finetune 1
+# Budget 99%: one that every build's latency table reaches (lenet-bn's
+# smallest model predicts 57% of the unpruned latency in Release, 82% under
+# the sanitizers).
+quick=(--models "$SRC/models/lenet-bn.net:0" --budgets 99% --epochs 2 --finetune 1
     --limit 256 --test-limit 128 --eval-limit 128 --jobs 2 --threads 1
     --slim "$SLIM" --bench "$BENCH" --out "$out")
 "$FR" "${quick[@]}" --methods macs,latency,ns >"$TMP/log" 2>&1 || fail "frontier exited $?: $(tail -5 "$TMP/log")"
-[[ $(grep -c 'lenet-bn [a-z]* 80% seed 0$' "$TMP/log") -eq 3 ]] || fail "want 3 runs started: $(cat "$TMP/log")"
+[[ $(grep -c 'lenet-bn [a-z]* 99% seed 0$' "$TMP/log") -eq 3 ]] || fail "want 3 runs started: $(cat "$TMP/log")"
 grep -q 'measuring the latency table' "$TMP/log" || fail "no latency table: $(cat "$TMP/log")"
 [[ $(tail -n +2 "$out/runs.csv" | wc -l) -eq 3 ]] || fail "runs.csv: $(cat "$out/runs.csv")"
 while IFS=, read -r model method budget seed acc macs full frac params fparams pfrac plat plfrac lat flat lfrac _; do
-    [[ $model == lenet-bn && $budget == 80% && $seed == 0 ]] || fail "row $model $budget $seed"
+    [[ $model == lenet-bn && $budget == 99% && $seed == 0 ]] || fail "row $model $budget $seed"
     awk -v f="$frac" 'BEGIN { exit !(f > 0 && f <= 1) }' || fail "$method: MAC fraction $frac"
     awk -v f="$pfrac" 'BEGIN { exit !(f > 0 && f <= 1) }' || fail "$method: params fraction $pfrac"
     awk -v a="$acc" 'BEGIN { exit !(a >= 0 && a <= 100) }' || fail "$method: accuracy $acc"
@@ -33,13 +36,13 @@ while IFS=, read -r model method budget seed acc macs full frac params fparams p
         fail "$method: latency $lat of $flat, fraction $lfrac"
     [[ $full == 503040 && $fparams == 29762 ]] || fail "$method: full MACs $full, params $fparams"
     case $method in
-    ns) awk -v f="$frac" 'BEGIN { exit !(f <= 0.8) }' || fail "ns pruned to 80% kept $frac" ;;
+    ns) awk -v f="$frac" 'BEGIN { exit !(f <= 0.99) }' || fail "ns pruned to 99% kept $frac" ;;
     latency) awk -v p="$plat" -v f="$plfrac" 'BEGIN { exit !(p > 0 && f > 0 && f <= 1) }' ||
         fail "latency: predicted $plat us, fraction $plfrac" ;;
     esac
 done < <(tail -n +2 "$out/runs.csv")
 for m in macs latency ns; do
-    grep -q "^| $m | 80% | 1 |" "$out/frontier.md" || fail "no $m row: $(cat "$out/frontier.md")"
+    grep -q "^| $m | 99% | 1 |" "$out/frontier.md" || fail "no $m row: $(cat "$out/frontier.md")"
 done
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
     [[ $(head -c 4 "$out/frontier.png" | tail -c 3) == PNG ]] || fail "frontier.png is not a PNG"
@@ -60,7 +63,7 @@ rc=0
 grep -q "frontier: error: lenet-bn latency 40% seed 0: slim train exited 1: .*below the smallest" \
     "$TMP/log3" || fail "no error for the refused budget: $(cat "$TMP/log3")"
 grep -q "^- lenet-bn latency 40% seed 0: " "$out/frontier.md" || fail "failure not in frontier.md"
-grep -q "^| macs | 80% | 1 |" "$out/frontier.md" || fail "the earlier rows are gone from the report"
+grep -q "^| macs | 99% | 1 |" "$out/frontier.md" || fail "the earlier rows are gone from the report"
 
 for bad in "--budgets 0%" "--budgets 25" "--budgets 150%" "--methods macs,foo" "--epochs 0" \
     "--jobs 0" "--models nosuch" "--models lenet-bn:x" "--epochs 2 --finetune 2"; do
