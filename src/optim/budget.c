@@ -130,8 +130,7 @@ double slim_budget_update(slim_budget *b, double cost, double progress, double n
             factor = clamp(pow(cost / low, GAIN), 1 / max_step, 1 / min_step);
     }
     /* So late the prox can no longer cut a channel: a larger lambda would
-     * only shrink the gammas that stay (on vgg-fm, a lambda grown 100x in
-     * the last epoch cost 9 points of accuracy). */
+     * only shrink the gammas that stay (docs/SPARSITY.md, "Budgets"). */
     if (progress >= LATE && factor > 1) factor = 1;
     b->lambda *= factor;
     b->last_cost = cost;
