@@ -437,6 +437,40 @@ static void test_runtime_narrow(void **state) {
     }
 }
 
+/* A first conv pruned to 3 channels (vgg-fm's half model): the stem
+ * reads the input only; c2, with 3 channels in from c1's blocks, runs on
+ * our Winograd with its pool, not on the stem after a reorder to plain
+ * and before oneDNN's pool. */
+static void test_runtime_few_channels_deep(void **state) {
+    (void)state;
+    const char *text = "input shape=1x12x12\n"
+                       "conv c1 out=3 k=3 pad=1\n"
+                       "relu r1\n"
+                       "conv c2 out=20 k=3 pad=1\n"
+                       "relu r2\n"
+                       "maxpool k=2\n"
+                       "conv c3 out=2 k=3 pad=1\n"
+                       "conv c4 out=12 k=3 pad=1\n"
+                       "gap g1\n"
+                       "dense out=5\n";
+    slim_rng rng;
+    slim_model *m = rc_parse_random(text, &rng, 95, 2);
+    rc_check_runtime(m, &rng, "few-channels-deep");
+    if (runs_own(m, "c1")) {
+        for (int n = 1; n <= 8; n += 7) {
+            char *plan = rc_plan_of(m, n);
+            assert_non_null(strstr(plan, "stem: 3x3 s1 p1, 1-3 channels in from the input"));
+            assert_int_equal(rc_count_str(plan, "[stem: "), 1);
+            assert_int_equal(rc_count_str(plan, "1-3 channels in, blocked"), 2);
+            assert_non_null(strstr(plan, "conv c2 +bias +relu(r2) +maxpool(maxpool1)"));
+            assert_non_null(strstr(plan, "(0 reorders)"));
+            assert_null(strstr(plan, "\n  2  maxpool"));
+            free(plan);
+        }
+    }
+    slim_model_free(m);
+}
+
 /* Global average pool + dense (+ relu) as one step on our head kernel,
  * where the gap's output is the dense's alone; logits against the
  * reference either way. */
@@ -819,16 +853,27 @@ int main(int argc, char **argv) {
         return cmocka_run_group_tests_name("runtime, AVX2 layouts", child, NULL, free_models);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fold_bn_models),       cmocka_unit_test(test_fold_bn_references),
-        cmocka_unit_test(test_fold_bn_partial),      cmocka_unit_test(test_fold_bn_errors),
-        cmocka_unit_test(test_runtime_models),       cmocka_unit_test(test_runtime_biasmap),
-        cmocka_unit_test(test_runtime_odd_graph),    cmocka_unit_test(test_runtime_fusions),
-        cmocka_unit_test(test_runtime_repeat),       cmocka_unit_test(test_runtime_errors),
-        cmocka_unit_test(test_runtime_no_malloc),    cmocka_unit_test(test_runtime_blocked_layouts),
-        cmocka_unit_test(test_runtime_pruned),       cmocka_unit_test(test_runtime_tiles),
-        cmocka_unit_test(test_runtime_pools_padded), cmocka_unit_test(test_runtime_head),
-        cmocka_unit_test(test_runtime_narrow),       cmocka_unit_test(test_runtime_measure),
-        cmocka_unit_test(test_runtime_profile),      cmocka_unit_test(test_runtime_conv_paths),
+        cmocka_unit_test(test_fold_bn_models),
+        cmocka_unit_test(test_fold_bn_references),
+        cmocka_unit_test(test_fold_bn_partial),
+        cmocka_unit_test(test_fold_bn_errors),
+        cmocka_unit_test(test_runtime_models),
+        cmocka_unit_test(test_runtime_biasmap),
+        cmocka_unit_test(test_runtime_odd_graph),
+        cmocka_unit_test(test_runtime_fusions),
+        cmocka_unit_test(test_runtime_repeat),
+        cmocka_unit_test(test_runtime_errors),
+        cmocka_unit_test(test_runtime_no_malloc),
+        cmocka_unit_test(test_runtime_blocked_layouts),
+        cmocka_unit_test(test_runtime_pruned),
+        cmocka_unit_test(test_runtime_tiles),
+        cmocka_unit_test(test_runtime_pools_padded),
+        cmocka_unit_test(test_runtime_head),
+        cmocka_unit_test(test_runtime_narrow),
+        cmocka_unit_test(test_runtime_few_channels_deep),
+        cmocka_unit_test(test_runtime_measure),
+        cmocka_unit_test(test_runtime_profile),
+        cmocka_unit_test(test_runtime_conv_paths),
     };
     return cmocka_run_group_tests(tests, NULL, free_models);
 }

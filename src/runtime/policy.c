@@ -2,9 +2,10 @@
  * layout of a plan. A conv takes, in this order of preference:
  *
  *   wino         our Winograd F(4x4, 3x3) (kernels/wino.c): 3x3, stride 1,
- *                pad 1, WINO_OWN_MIN_CIN+ input channels, at any batch;
+ *                pad 1, at any batch, unless it is a stem conv;
  *   stem         our direct conv (kernels/stem.c) for the same convs with
- *                fewer input channels: a network's first conv;
+ *                fewer than WINO_OWN_MIN_CIN channels that read the
+ *                network's (plain) input;
  *   dnnl-wino    oneDNN's Winograd: 3x3, stride 1, 16+ channels in and out,
  *                at a plan batch of WINO_MIN_BATCH+, when the CPU has it;
  *   dnnl-direct  oneDNN's direct conv (or whatever it picks) otherwise,
@@ -49,12 +50,20 @@ static int own_shape(const slim_layer *l) {
     return l->kind == SLIM_LAYER_CONV && l->k == 3 && l->stride == 1 && l->pad == 1 && !grouped(l);
 }
 
+/* The stem reads the network's input (layer 0, plain); a conv with few
+ * channels deeper in reads 16-channel blocks, and our Winograd takes them
+ * as they are (and fuses the pool after it) where the stem would need a
+ * reorder to plain and a pool of its own. */
+static int stem_input(const slim_layer *l) {
+    return l->in_c < WINO_OWN_MIN_CIN && l->n_inputs == 1 && l->inputs[0] == 0;
+}
+
 int rt_wino_fits(const slim_layer *l) {
-    return own_shape(l) && l->in_c >= WINO_OWN_MIN_CIN && rt_own_kernels_usable();
+    return own_shape(l) && !stem_input(l) && rt_own_kernels_usable();
 }
 
 int rt_stem_fits(const slim_layer *l) {
-    return own_shape(l) && l->in_c < WINO_OWN_MIN_CIN && rt_own_kernels_usable();
+    return own_shape(l) && stem_input(l) && rt_own_kernels_usable();
 }
 
 int rt_own_conv(const slim_layer *l) { return rt_wino_fits(l) || rt_stem_fits(l); }
@@ -121,7 +130,10 @@ rt_conv_path rt_conv_policy(const rt_builder *b, int i, char *why) {
     const size_t len = RT_WHY_LEN;
     if (wants_own_conv(b, l)) {
         int wino = rt_wino_fits(l);
-        snprintf(why, len, "3x3 s1 p1, %s channels in, %s", wino ? "4+" : "1-3",
+        snprintf(why, len, "3x3 s1 p1, %s, %s",
+                 !wino                         ? "1-3 channels in from the input"
+                 : l->in_c >= WINO_OWN_MIN_CIN ? "4+ channels in"
+                                               : "1-3 channels in, blocked",
                  isa_label(own_impl_isa(rt_own_impl())));
         return wino ? RT_CONV_WINO : RT_CONV_STEM;
     }
