@@ -6,7 +6,8 @@
 # one within the budget, measured latencies, the latency run's prediction),
 # frontier.md and the PNG; a second call trains nothing; --replot rewrites
 # the report from runs.csv; a budget slim train refuses is listed as failed
-# (exit 1) while the report is still written; usage errors exit 2.
+# (exit 1) while the report is still written; a damaged runs.csv is refused
+# naming the file and line (exit 1); usage errors exit 2.
 set -euo pipefail
 # shellcheck source=common.bash
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
@@ -65,6 +66,35 @@ grep -q "frontier: error: lenet-bn latency 40% seed 0: slim train exited 1: .*be
 grep -q "^- lenet-bn latency 40% seed 0: " "$out/frontier.md" || fail "failure not in frontier.md"
 grep -q "^| macs | 99% | 1 |" "$out/frontier.md" || fail "the earlier rows are gone from the report"
 
+# A damaged runs.csv: an error naming the file and the line, exit 1, no
+# traceback, no report written from it.
+good=$(sed -n 2p "$out/runs.csv")
+for damage in cut nonnumber method budget binary header; do
+    d=$TMP/damaged-$damage
+    mkdir -p "$d"
+    head -1 "$out/runs.csv" >"$d/runs.csv"
+    case $damage in
+    cut) echo "${good%%,*},macs,99%,0,8" >>"$d/runs.csv"; want='line 2: 5 fields where the header has 18' ;;
+    nonnumber) echo "$good" | awk -F, -v OFS=, '{ $5 = "x1"; print }' >>"$d/runs.csv"
+        want="line 2: accuracy 'x1' is not a number" ;;
+    method) echo "$good" | awk -F, -v OFS=, '{ $2 = "foo"; print }' >>"$d/runs.csv"
+        want="line 2: method 'foo' is none of" ;;
+    budget) echo "$good" | awk -F, -v OFS=, '{ $3 = "half"; print }' >>"$d/runs.csv"
+        want="line 2: budget 'half' is not a percentage" ;;
+    binary) printf '\xff\xfe\x00\x01' >"$d/runs.csv"; want='not text (byte 0)' ;;
+    header) echo "model,method" >"$d/runs.csv"; want='its header lacks budget, seed' ;;
+    esac
+    for how in --replot ""; do
+        rc=0
+        # shellcheck disable=SC2086
+        "$FR" "${quick[@]}" --out "$d" $how >"$d/log" 2>&1 || rc=$?
+        [[ $rc -eq 1 ]] || fail "$damage $how: exit $rc, want 1: $(cat "$d/log")"
+        grep -q "^frontier: error: $d/runs.csv.*$want" "$d/log" || fail "$damage $how: $(cat "$d/log")"
+        ! grep -q Traceback "$d/log" || fail "$damage $how: a traceback: $(cat "$d/log")"
+        [[ ! -e $d/frontier.md ]] || fail "$damage $how: a report was written"
+    done
+done
+
 for bad in "--budgets 0%" "--budgets 25" "--budgets 150%" "--methods macs,foo" "--epochs 0" \
     "--jobs 0" "--models nosuch" "--models lenet-bn:x" "--epochs 2 --finetune 2"; do
     rc=0
@@ -77,4 +107,4 @@ rc=0
 "$FR" --slim "$TMP/none" --out "$TMP/none" >"$TMP/none.log" 2>&1 || rc=$?
 [[ $rc -eq 2 ]] || fail "missing slim: exit $rc, want 2: $(cat "$TMP/none.log")"
 grep -q "$TMP/none is not an executable" "$TMP/none.log" || fail "missing slim: $(cat "$TMP/none.log")"
-echo "ok: tools/frontier pipeline, two jobs, latency, resume, replot, failures, usage errors"
+echo "ok: tools/frontier pipeline, two jobs, latency, resume, replot, failures, damaged runs.csv, usage errors"
