@@ -25,6 +25,25 @@ static inline slim_model *load(const char *rel) {
     return m;
 }
 
+/* conv a (1->4) - bn - relu - conv b (4->4) - bn, added to a's relu (one
+ * group of 4 coupled channels, two gammas each), conv c (1x1, 4->3) - bn,
+ * gap, dense 3->2; 4x4 pictures. */
+static inline const char *residual_net(void) {
+    return "input shape=1x4x4\n"
+           "conv a out=4 k=3 pad=1\n"
+           "bn a_bn\n"
+           "relu a_r\n"
+           "conv b out=4 k=3 pad=1\n"
+           "bn b_bn\n"
+           "add s from=b_bn,a_r\n"
+           "relu s_r\n"
+           "conv c out=3 k=1\n"
+           "bn c_bn\n"
+           "relu c_r\n"
+           "gap\n"
+           "dense fc out=2\n";
+}
+
 static inline slim_model *parse(const char *text) {
     slim_model *m = NULL;
     slim_status st = slim_model_parse(text, "<test>", &m);

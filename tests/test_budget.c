@@ -18,24 +18,8 @@
 #include "slim/optim.h"
 #include "slim/passes.h"
 
-/* conv a (1->4) - bn - relu - conv b (4->4) - bn, added to a's relu (one
- * group of 4 coupled channels), conv c (1x1, 4->3) - bn, gap, dense 3->2. */
-static const char *residual_net = "input shape=1x4x4\n"
-                                  "conv a out=4 k=3 pad=1\n"
-                                  "bn a_bn\n"
-                                  "relu a_r\n"
-                                  "conv b out=4 k=3 pad=1\n"
-                                  "bn b_bn\n"
-                                  "add s from=b_bn,a_r\n"
-                                  "relu s_r\n"
-                                  "conv c out=3 k=1\n"
-                                  "bn c_bn\n"
-                                  "relu c_r\n"
-                                  "gap\n"
-                                  "dense fc out=2\n";
-
 static slim_model *residual(void) {
-    slim_model *m = parse(residual_net);
+    slim_model *m = parse(residual_net());
     slim_rng rng;
     slim_rng_seed(&rng, 5, 5);
     slim_model_init_params(m, &rng);

@@ -84,6 +84,11 @@ typedef struct slim_train_config {
     int target;
     double target_value;
     int target_fraction;
+    /* With a target, at the end of the last epoch: when the model
+     * threshold-0 pruning gives is still above the budget, zero the gammas
+     * of the channels with the smallest |gamma| / c_j, the fewest that meet
+     * it (docs/SPARSITY.md, "Budgets"). 1 (default) on, 0 off. */
+    int budget_trim;
     /* The latency table that cost or target latency needs (slim/passes.h),
      * asked for once, at the start of a fresh run, for the model being
      * trained (the CLI measures it, slim_latency_table_measure, or reads
@@ -143,6 +148,12 @@ typedef struct slim_train_summary {
     int live_removed;        /* channels removed while training (all of the run) */
     int live_channels;       /* BN channels of the final model */
     double live_seconds;     /* spent removing channels (this process) */
+    /* The end-of-run trim (budget_trim): channels and gammas it zeroed,
+     * their |gamma| summed, the largest |gamma| / c_j among them, the
+     * target's pruned cost before it; unreachable: no trim meets the
+     * budget (nothing zeroed). All 0 when it did not run. */
+    int trim_channels, trim_gammas, trim_unreachable;
+    double trim_mass, trim_score, trim_before;
 } slim_train_summary;
 
 /* The defaults `slim train --help` shows. */

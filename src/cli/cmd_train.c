@@ -18,7 +18,7 @@ static struct {
     int64_t epochs, batch, limit, test_limit, seed, threads, cache_mib, workers, dist_check,
         live_after;
     double lr, momentum, weight_decay, lambda, crop_scale, val_split;
-    int augment, flip, quiet, skip_bad, live_prune;
+    int augment, flip, quiet, skip_bad, live_prune, budget_trim;
 } a;
 
 #define STR_(x) #x
@@ -151,6 +151,13 @@ static cli_opt opts[] = {
      "the unpruned model's (25%). The table predicts the convs and dense layers; the rest of "
      "the model is a constant measured once (docs/SPARSITY.md, \"Latency cost\").",
      NULL, 0, &a.target_latency, 0},
+    {"budget-trim", CLI_FLAG, NULL, "on",
+     "With a target, at the end of the last epoch: if the model threshold-0 pruning gives is "
+     "still above the budget (the controller landed a channel or a few short), zero the gammas "
+     "of the channels with the smallest |gamma| / c_j, the fewest that meet it, so that slim "
+     "prune at threshold 0 gives a model within the budget; the summary says what it zeroed. "
+     "--no-budget-trim leaves the model as the controller left it.",
+     NULL, 1, &a.budget_trim, 0},
     {"latency-from", CLI_STRING, "CKPT", NULL,
      "With --cost latency or --target-latency: take the latency table from CKPT (a run of "
      "the same model that had one) instead of measuring it, e.g. to compare runs on one "
@@ -351,6 +358,9 @@ static int validate(void) {
     if (a.latency_from && strcmp(a.cost, "latency") != 0 && which != SLIM_COST_LATENCY)
         return cli_usage_error(cmd, "--latency-from needs --cost latency or --target-latency");
     if (a.flip >= 0 && !a.augment) cli_warn("--flip/--no-flip does nothing without --augment");
+    if (cli_given(&spec, "budget-trim") && !which)
+        cli_warn("--budget-trim/--no-budget-trim does nothing without --target-macs, "
+                 "--target-params or --target-latency");
     if (a.live_after < 1 || a.live_after > 1 << 24)
         return cli_usage_error(
             cmd, "--live-prune-after must be between 1 and 16777216, got %" PRId64, a.live_after);
@@ -449,6 +459,7 @@ int cmd_train(int argc, char **argv) {
     cfg.bn_sync = strcmp(a.bn_sync, "off") != 0;
     if (cli_given(&spec, "dist-check")) cfg.dist_check = (int)a.dist_check;
     cfg.live_prune = a.live_prune;
+    cfg.budget_trim = a.budget_trim;
     cfg.live_prune_after = (int)a.live_after;
 
     struct sigaction sa, old;
@@ -489,6 +500,21 @@ int cmd_train(int argc, char **argv) {
         printf("live pruning (after %d steps at 0): %d channels removed while training, %d "
                "left; %.2f s spent removing\n",
                sum.live_prune_after, sum.live_removed, sum.live_channels, sum.live_seconds);
+    if (sum.trim_channels > 0 || sum.trim_unreachable) {
+        const char *unit = sum.target == SLIM_COST_LATENCY  ? " us"
+                           : sum.target == SLIM_COST_PARAMS ? " params"
+                                                            : " MACs";
+        if (sum.trim_unreachable)
+            printf("budget trim: the model pruning gives has %.4g%s, %.2f%% of the budget; no "
+                   "trim of whole channels meets it, nothing zeroed\n",
+                   sum.trim_before, unit, 100 * sum.trim_before / sum.budget);
+        else
+            printf("budget trim: the model pruning gives had %.4g%s, %.2f%% of the budget; "
+                   "zeroed the gammas of %d channels (%d gammas, |gamma| / c_j <= %.3g, "
+                   "sum |gamma| %.4g) to meet it\n",
+                   sum.trim_before, unit, 100 * sum.trim_before / sum.budget, sum.trim_channels,
+                   sum.trim_gammas, sum.trim_score, sum.trim_mass);
+    }
     if (sum.budget > 0 && sum.target == SLIM_COST_LATENCY) {
         double got = sum.pruned.latency_us, full = sum.pruned.full_latency_us;
         printf("budget: pruned at threshold 0 the model has a predicted batch-1 latency of %.1f "

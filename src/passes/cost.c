@@ -6,6 +6,7 @@
  * producers' filters, its BNs, a depthwise conv carrying it, its consumers'
  * input slices) lose when it goes, counted with the other channels as they
  * are now (a dead channel: what it would add back). */
+#include "passes/budget_trim.h"
 #include "passes/prune_plan.h"
 #include "slim/passes.h"
 
@@ -286,5 +287,141 @@ slim_status slim_pruned_cost_measure_table(const slim_model *model, slim_cost ki
     free(marg[1]);
     free(marg[2]);
     prune_plan_free(&p);
+    return st;
+}
+
+/* ---- trimming to the budget (budget_trim.h) ---------------------------- */
+
+static double target_of(const slim_pruned_cost *pc, slim_cost target, int projected) {
+    if (target == SLIM_COST_PARAMS) return projected ? pc->projected_params : pc->params;
+    if (target == SLIM_COST_LATENCY) return projected ? pc->projected_latency_us : pc->latency_us;
+    return projected ? pc->projected_macs : pc->macs;
+}
+
+/* reach[e] := t * c_e at each gamma entry with c_e > 0, -1 elsewhere. */
+static void fill_reach(const slim_model *m, const float *weights, double t, float *reach) {
+    for (size_t e = 0; e < m->param_floats; e++)
+        reach[e] = -1.0f;
+    for (int i = 0; i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (p->role != SLIM_PARAM_GAMMA) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            double w = weights ? weights[p->offset + j] : 1.0;
+            if (w > 0) reach[p->offset + j] = (float)(t * w);
+        }
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Zeroes every gamma of the channels the projection with reach removes. */
+static slim_status zero_reached(slim_model *m, const float *reach, budget_trim *out) {
+    prune_plan p = {.m = m};
+    slim_prune_options opt = slim_prune_default_options();
+    tally t = {.p = &p};
+    unsigned char *gone = NULL, *was = NULL;
+    slim_status st = prune_plan_choose(&p, &opt, NULL);
+    int ng = p.g.n_groups, total = 0;
+    if (st == SLIM_OK && !(t.base = slim_calloc((size_t)ng + 1, sizeof(int)))) st = SLIM_ERR_NOMEM;
+    for (int gi = 0; st == SLIM_OK && gi <= ng; gi++) {
+        t.base[gi] = total;
+        if (gi < ng) total += p.g.groups[gi].channels;
+    }
+    if (st == SLIM_OK &&
+        (!(gone = slim_calloc((size_t)total + 1, 1)) || !(was = slim_calloc((size_t)total + 1, 1))))
+        st = SLIM_ERR_NOMEM;
+    if (st == SLIM_OK) {
+        for (int gi = 0; gi < ng; gi++)
+            for (int j = 0; j < p.g.groups[gi].channels; j++)
+                was[t.base[gi] + j] = p.removed[gi][j];
+        project(&p, &t, reach, gone);
+        for (int i = 0; i < m->n_layers; i++) {
+            const slim_layer *l = &m->layers[i];
+            if (l->kind != SLIM_LAYER_BN || l->p_gamma < 0 || !p.g.group_of_channel[i]) continue;
+            slim_param *gp = &m->params[l->p_gamma];
+            for (int c = 0; c < l->c; c++) {
+                int gi = p.g.group_of_channel[i][c];
+                if (gi < 0) continue;
+                int j = p.g.index_of_channel[i][c], u = t.base[gi] + j;
+                if (!p.removed[gi][j] || was[u] || gp->data[c] == 0.0f) continue;
+                double a = fabs((double)gp->data[c]);
+                out->mass += a;
+                out->gammas++;
+                gp->data[c] = 0.0f;
+                if (gp->momentum) gp->momentum[c] = 0.0f;
+            }
+        }
+        for (int gi = 0; gi < ng; gi++)
+            for (int j = 0; j < p.g.groups[gi].channels; j++)
+                out->channels += p.removed[gi][j] && !was[t.base[gi] + j];
+    }
+    free(gone);
+    free(was);
+    free(t.base);
+    prune_plan_free(&p);
+    return st;
+}
+
+slim_status budget_trim_run(slim_model *m, slim_cost target, const slim_latency_table *table,
+                            const float *weights, double budget, budget_trim *out) {
+    memset(out, 0, sizeof *out);
+    if (target != SLIM_COST_MACS && target != SLIM_COST_PARAMS && target != SLIM_COST_LATENCY)
+        return slim_error(SLIM_ERR_ARG, "a budget trim counts macs, params or latency");
+    slim_pruned_cost pc;
+    SLIM_TRY(slim_pruned_cost_measure_table(m, SLIM_COST_UNIFORM, table, NULL, NULL, &pc));
+    out->before = out->after = target_of(&pc, target, 0);
+    if (out->before <= budget) return SLIM_OK;
+    /* The candidate thresholds: every live gamma's |gamma| / c_j. */
+    size_t n = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].role == SLIM_PARAM_GAMMA) n += m->params[i].numel;
+    double *score = slim_calloc(n + 1, sizeof(double));
+    float *reach = slim_calloc(m->param_floats + 1, sizeof(float));
+    slim_status st = score && reach ? SLIM_OK : SLIM_ERR_NOMEM;
+    size_t k = 0;
+    for (int i = 0; st == SLIM_OK && i < m->n_params; i++) {
+        const slim_param *p = &m->params[i];
+        if (p->role != SLIM_PARAM_GAMMA) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            double w = weights ? weights[p->offset + j] : 1.0;
+            if (w > 0 && p->data[j] != 0.0f) score[k++] = fabs((double)p->data[j]) / w;
+        }
+    }
+    if (st == SLIM_OK) qsort(score, k, sizeof *score, cmp_double);
+    /* The projected cost falls as the threshold grows: the smallest one
+     * within the budget, by bisection over the sorted scores. */
+    double at = 0;
+    if (st == SLIM_OK && k > 0) {
+        fill_reach(m, weights, score[k - 1], reach);
+        st = slim_pruned_cost_measure_table(m, SLIM_COST_UNIFORM, table, reach, NULL, &pc);
+        at = target_of(&pc, target, 1);
+    }
+    if (st == SLIM_OK && (k == 0 || at > budget)) {
+        out->unreachable = 1;
+    } else if (st == SLIM_OK) {
+        size_t lo = 0, hi = k - 1; /* hi fits; lo is the first that might */
+        while (st == SLIM_OK && lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            fill_reach(m, weights, score[mid], reach);
+            st = slim_pruned_cost_measure_table(m, SLIM_COST_UNIFORM, table, reach, NULL, &pc);
+            if (target_of(&pc, target, 1) <= budget)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        if (st == SLIM_OK) {
+            out->score = score[hi];
+            fill_reach(m, weights, score[hi], reach);
+            st = zero_reached(m, reach, out);
+        }
+        if (st == SLIM_OK)
+            st = slim_pruned_cost_measure_table(m, SLIM_COST_UNIFORM, table, NULL, NULL, &pc);
+        if (st == SLIM_OK) out->after = target_of(&pc, target, 0);
+    }
+    free(score);
+    free(reach);
     return st;
 }

@@ -245,6 +245,13 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
     return slim_sgd_set_lambda(opt, b->budget.lambda);
 }
 
+slim_status train_budget_trim(const train_budget *b, const slim_train_config *c, slim_model *m,
+                              budget_trim *t) {
+    memset(t, 0, sizeof *t);
+    if (!c->target || !c->budget_trim) return SLIM_OK;
+    return budget_trim_run(m, (slim_cost)c->target, table(b), b->weights, b->budget.budget, t);
+}
+
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m) {
     return measure(b, c, m, NULL);
 }

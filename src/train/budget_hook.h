@@ -5,6 +5,7 @@
 #ifndef SLIM_TRAIN_BUDGET_HOOK_H
 #define SLIM_TRAIN_BUDGET_HOOK_H
 
+#include "passes/budget_trim.h"
 #include "slim/ckpt.h"
 #include "slim/optim.h"
 #include "slim/passes.h"
@@ -41,6 +42,10 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, const
  * new one, which gets 0), and opt takes the weights again. */
 slim_status train_budget_remap(train_budget *b, const slim_model *m, const size_t *src,
                                slim_sgd *opt);
+/* At the run's end, with a target and c->budget_trim: budget_trim_run on
+ * m with the run's weights and budget (*t zeroed when it does not run). */
+slim_status train_budget_trim(const train_budget *b, const slim_train_config *c, slim_model *m,
+                              budget_trim *t);
 /* b->pruned := the pruned cost of m now (at an epoch's end). */
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m);
 /* Adds the settings cost, target, budget, budget.*, the gamma-state

@@ -35,6 +35,7 @@ void slim_train_config_default(slim_train_config *cfg) {
     cfg->backend = SLIM_BACKEND_FAST;
     cfg->progress = -1;
     cfg->bn_sync = 1;
+    cfg->budget_trim = 1;
 #ifndef NDEBUG
     cfg->dist_check = 1; /* debug builds compare the ranks after every step */
 #endif
@@ -573,6 +574,17 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         }
         progress(rs, epoch, done, per_epoch, seen ? loss_sum / (double)seen : 0, ips, &last_print,
                  1);
+        if (rs->pos.step == total) { /* the run's end: meet the budget (a no-op within it) */
+            budget_trim t;
+            st = train_budget_trim(&rs->budget, c, rs->model, &t);
+            if (st != SLIM_OK) break;
+            sum->trim_channels = t.channels;
+            sum->trim_gammas = t.gammas;
+            sum->trim_unreachable = t.unreachable;
+            sum->trim_mass = t.mass;
+            sum->trim_score = t.score;
+            sum->trim_before = t.before;
+        }
         /* The BN running statistics can overflow while the loss and the
          * weights stay finite: check both before evaluating. */
         const int weights_ok = all_finite(rs->model->param_block, rs->model->param_floats);

@@ -20,7 +20,10 @@
 #     checkpoint; runs on one table (--latency-from) interrupted and
 #     resumed equal the uninterrupted run bit for bit; a damaged or
 #     missing table is an error naming the file and the key; flag errors.
-#     Timings vary: nothing here depends on their values.
+#     Timings vary: nothing here depends on their values;
+#  7. the end-of-run trim: a run that cannot reach its budget ends within
+#     it, with a trim line, and prune gives the cost it reported;
+#     --no-budget-trim leaves it above.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -231,5 +234,37 @@ done
 expect_error "negative time" "latency-value.ckpt: tensor 'latency.us' value 0 is -1" "${R[@]}" "$TMP/latency-value.ckpt"
 expect_error "missing widths" "latency-missing.ckpt: tensor 'latency.out' is missing" "${R[@]}" "$TMP/latency-missing.ckpt"
 expect_error "bad rest" "latency-rest.ckpt: setting 'latency.rest_us' is not a number" "${R[@]}" "$TMP/latency-rest.ckpt"
+
+# --- 7. the end-of-run trim ---------------------------------------------------------
+# A start lambda far too small for one short epoch: the controller cannot
+# get there, the trim zeroes the fewest channels that meet the budget, and
+# slim prune at threshold 0 then gives exactly the cost the run reported;
+# --no-budget-trim leaves the model above the budget.
+for target in macs params; do
+    TR=(train --model "$TMP/tiny.net" --limit 256 --test-limit 128 --epochs 1 --penalty gamma-l1
+        --cost "$target" "--target-$target" 50% --lambda 1e-9 --threads 1 --quiet)
+    "$SLIM" "${TR[@]}" --out "$OUT/trim-$target.ckpt" >"$TMP/trim.out" 2>&1 ||
+        fail "trim run ($target): $(cat "$TMP/trim.out")"
+    grep -qE "^budget trim: the model pruning gives had .*, 200.00% of the budget; zeroed the gammas of [0-9]+ channels" \
+        "$TMP/trim.out" || fail "no trim line ($target): $(cat "$TMP/trim.out")"
+    line=$(grep '^budget: pruned' "$TMP/trim.out")
+    pct=$(sed -nE 's/.*, ([0-9.]+)% of the budget.*/\1/p' <<<"$line")
+    awk -v p="$pct" 'BEGIN { exit !(p > 0 && p <= 100) }' || fail "trimmed to $pct% of the budget: $line"
+    got=$(sed -nE 's/^budget: pruned at threshold 0 the model has ([0-9.e+]+) .*/\1/p' <<<"$line")
+    "$SLIM" prune "$OUT/trim-$target.ckpt" --out "$OUT/trim-$target-p.ckpt" >/dev/null 2>&1 ||
+        fail "prune of the trimmed run ($target)"
+    have=$("$SLIM" info "$OUT/trim-$target-p.ckpt" --json |
+        sed -nE "s/.*\"$target\": *([0-9.e+]+).*/\1/p" | head -n 1)
+    awk -v a="$got" -v b="$have" 'BEGIN { exit !(a > 0 && (a - b)^2 <= (1e-3 * b)^2) }' ||
+        fail "trimmed run reported $got $target, the pruned model has $have"
+    "$SLIM" "${TR[@]}" --no-budget-trim --out "$OUT/notrim.ckpt" >"$TMP/notrim.out" 2>&1 ||
+        fail "run without trim ($target): $(cat "$TMP/notrim.out")"
+    ! grep -q '^budget trim' "$TMP/notrim.out" || fail "--no-budget-trim trimmed: $(cat "$TMP/notrim.out")"
+    grep -q '200.00% of the budget' "$TMP/notrim.out" || fail "without trim: $(cat "$TMP/notrim.out")"
+done
+"$SLIM" train --model "$TMP/tiny.net" --limit 64 --epochs 1 --quiet --no-budget-trim \
+    --out "$OUT/x.ckpt" >"$TMP/warn.out" 2>&1 || fail "no-budget-trim without a target failed"
+grep -q "warning: --budget-trim/--no-budget-trim does nothing without --target-macs" "$TMP/warn.out" ||
+    fail "no warning for --no-budget-trim without a target: $(cat "$TMP/warn.out")"
 
 echo "budget: all checks passed"
