@@ -199,7 +199,8 @@ static void test_relu6(void **state) {
 
 /* ---- concat ----------------------------------------------------------------- */
 
-/* Concats of 2 and 3 inputs, one of a value with itself, one feeding
+/* Concats of 2 and 3 inputs at channel offsets on and off the 16-channel
+ * blocks, one of a value with itself, one feeding
  * another (as in DenseNet), inputs read by other layers too, a concat
  * feeding a sum post-op, and the folded bns before them (fold_bn must keep
  * every input of a concat). */
@@ -236,6 +237,10 @@ static void test_concat(void **state) {
     expect_line(plan, "concat c3 ", "(d,d)");
     expect_line(plan, "conv e ", "+sum(c3)");
     assert_int_equal(rc_count_str(plan, "concat c"), 4);
+    /* Where our convs run, in our blocks, every concat on our blocked
+     * concat (oneDNN's reference kernel would take the unaligned ones). */
+    int ours = strstr(plan, "[slim:wino_4x3") != NULL;
+    assert_int_equal(rc_count_str(plan, "[slim:concat]"), ours ? 4 : 0);
     free(plan);
     slim_model_free(m);
 }

@@ -44,4 +44,12 @@ float *floats64(size_t n);
 int blocked_bias_init(int cout, int h, int w, const float *bias, const float *biasmap,
                       float **bias16, float **biasmap16);
 
+/* The channel concatenation of k blocked inputs (unpadded planes of hw
+ * pixels, src[i] with cin[i] channels) into dst, n images, cout = the sum of
+ * cin: input i's channels at offset cin[0] + ... + cin[i - 1], lanes
+ * shifted where that offset is not a multiple of 16; dst's padding
+ * channels zero. One thread: it moves memory, and the runtime runs tiles
+ * of the batch in parallel. */
+void blocked_concat(int n, size_t hw, int k, const float *const *src, const int *cin, float *dst);
+
 #endif

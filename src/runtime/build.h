@@ -141,6 +141,9 @@ slim_status rt_build_dnnl_conv(rt_builder *b, int i, rt_conv_path path, const ch
 slim_status rt_build_dense(rt_builder *b, int i);
 slim_status rt_build_act(rt_builder *b, int i);
 slim_status rt_build_concat(rt_builder *b, int i);
+/* The same on our blocked concat (step_own.c), when the plan's activations
+ * are our 16-channel blocks. */
+slim_status rt_build_own_concat(rt_builder *b, int i);
 slim_status rt_build_bn(rt_builder *b, int i);
 slim_status rt_build_add(rt_builder *b, int i);
 slim_status rt_build_pool(rt_builder *b, int i);

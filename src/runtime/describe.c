@@ -156,6 +156,8 @@ slim_status slim_runtime_describe(slim_runtime *rt, int n, char **out) {
                                                 : "head",
                      own_impl_name(built));
             impl = own;
+        } else if (st->kind == RT_STEP_CONCAT) {
+            impl = "slim:concat";
         } else if (dnnl_primitive_desc_query(st->u.dnnl.pd, dnnl_query_impl_info_str, 0, &impl) !=
                    dnnl_success)
             impl = "?";

@@ -45,7 +45,8 @@ static slim_status build_layer(rt_builder *b, int i) {
     case SLIM_LAYER_RELU:
     case SLIM_LAYER_RELU6: return rt_build_act(b, i);
     case SLIM_LAYER_ADD: return rt_build_add(b, i);
-    case SLIM_LAYER_CONCAT: return rt_build_concat(b, i);
+    case SLIM_LAYER_CONCAT:
+        return b->act_tag == dnnl_aBcd16b ? rt_build_own_concat(b, i) : rt_build_concat(b, i);
     case SLIM_LAYER_MAXPOOL:
     case SLIM_LAYER_AVGPOOL:
     case SLIM_LAYER_GAP: return b->g->head[i] ? rt_build_head(b, i) : rt_build_pool(b, i);

@@ -193,15 +193,22 @@ int rt_in_execute(void) { return __atomic_load_n(&executing, __ATOMIC_SEQ_CST) >
 /* A step of one of our convs: its buffers are those its memory objects
  * point at (bound like any step's). */
 slim_status rt_execute_own(rt_ctx *c, rt_step *st) {
-    void *h[3] = {NULL, NULL, NULL};
+    void *h[3] = {NULL, NULL, NULL}, *srcs[SLIM_LAYER_MAX_INPUTS] = {NULL};
     static const int which[3] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
     int n = 0;
-    for (int a = 0; a < st->nargs; a++)
+    for (int a = 0; a < st->nargs; a++) {
+        int arg = st->args[a].arg;
         for (int k = 0; k < 3; k++)
-            if (st->args[a].arg == which[k]) {
+            if (arg == which[k]) {
                 SLIM_DNNL_CHECK(dnnl_memory_get_data_handle(st->args[a].mem, &h[k]));
                 if (k == 0) n = (int)st->args[a].md.dims[0];
             }
+        if (arg >= DNNL_ARG_MULTIPLE_SRC && arg < DNNL_ARG_MULTIPLE_SRC + SLIM_LAYER_MAX_INPUTS) {
+            SLIM_DNNL_CHECK(
+                dnnl_memory_get_data_handle(st->args[a].mem, &srcs[arg - DNNL_ARG_MULTIPLE_SRC]));
+            n = (int)st->args[a].md.dims[0];
+        }
+    }
     /* The primitives before it have finished (an in-order CPU stream
      * runs them synchronously; the wait makes that explicit). */
     SLIM_DNNL_CHECK(dnnl_stream_wait(c->stream));
@@ -209,6 +216,10 @@ slim_status rt_execute_own(rt_ctx *c, rt_step *st) {
     case RT_STEP_HEAD: return head_run(st->u.head.head, n, h[0], h[1]);
     case RT_STEP_STEM: return stem_run(st->u.stem.conv, n, h[0], h[1], h[2], st->u.stem.threads);
     case RT_STEP_WINO: return wino_run(st->u.wino.conv, n, h[0], h[1], h[2], st->u.wino.threads);
+    case RT_STEP_CONCAT:
+        blocked_concat(n, st->u.concat.hw, st->u.concat.k, (const float *const *)srcs,
+                       st->u.concat.cin, h[1]);
+        return SLIM_OK;
     default: break;
     }
     return slim_error(SLIM_ERR_BACKEND, "runtime: step kind %d is not a kernel of ours", st->kind);

@@ -72,9 +72,10 @@ typedef enum rt_conv_path {
  * the step's memory objects like a primitive's. */
 typedef enum rt_step_kind {
     RT_STEP_DNNL = 0,
-    RT_STEP_WINO, /* kernels/wino.c */
-    RT_STEP_STEM, /* kernels/stem.c */
-    RT_STEP_HEAD, /* kernels/head.c: gap + dense [+ relu] */
+    RT_STEP_WINO,   /* kernels/wino.c */
+    RT_STEP_STEM,   /* kernels/stem.c */
+    RT_STEP_HEAD,   /* kernels/head.c: gap + dense [+ relu] */
+    RT_STEP_CONCAT, /* kernels/blocked.c: channel concatenation in 16-channel blocks */
 } rt_step_kind;
 
 /* One step of a plan, with its arguments. */
@@ -97,6 +98,10 @@ typedef struct rt_step {
         struct {
             const head_kernel *head;
         } head;
+        struct {
+            int cin[SLIM_LAYER_MAX_INPUTS], k;
+            size_t hw;
+        } concat;
     } u;
     rt_conv_path path;    /* a conv's path, RT_CONV_NONE for other steps */
     char why[RT_WHY_LEN]; /* and why it takes that path */

@@ -1,6 +1,7 @@
 /* Steps of our own kernels: a conv on our Winograd (kernels/wino.c) or on
- * our stem conv (kernels/stem.c), and global average pool + dense on our
- * head (kernels/head.c). Their weights are prepared once per runtime, for
+ * our stem conv (kernels/stem.c), global average pool + dense on our
+ * head (kernels/head.c), and a channel concatenation in our blocks
+ * (kernels/blocked.c). Their weights are prepared once per runtime, for
  * every plan; the step carries its layouts and the kernel it runs. */
 #include "runtime/build.h"
 
@@ -145,6 +146,41 @@ slim_status rt_build_head(rt_builder *b, int i) {
     if (dense->p_bias >= 0) rt_append(s->what, sizeof s->what, "%s", " +bias");
     if (b->g->act[i])
         rt_append(s->what, sizeof s->what, " +relu(%s)", m->layers[b->g->chain_end[i]].name);
+    rt_set_value(b, i, &dst);
+    return SLIM_OK;
+}
+
+/* Concat i in 16-channel blocks: every input read in that layout
+ * (unpadded; a reorder before it where an input is in another), its
+ * channels copied to their offset, lanes shifted as needed (oneDNN 2.6
+ * runs such a concat on its reference kernel). */
+slim_status rt_build_own_concat(rt_builder *b, int i) {
+    const slim_layer *l = &b->m->layers[i];
+    rt_loc in[SLIM_LAYER_MAX_INPUTS], dst;
+    for (int k = 0; k < l->n_inputs; k++) {
+        const slim_layer *u = &b->m->layers[l->inputs[k]];
+        dnnl_memory_desc_t md;
+        SLIM_TRY(rt_md_tag(&md, 4, (dnnl_dims_t){b->n, u->c, l->h, l->w}, dnnl_aBcd16b));
+        SLIM_TRY(rt_value_in(b, l->inputs[k], &md, &in[k]));
+    }
+    dnnl_memory_desc_t dst_md;
+    SLIM_TRY(rt_md_tag(&dst_md, 4, (dnnl_dims_t){b->n, l->c, l->h, l->w}, dnnl_aBcd16b));
+    SLIM_TRY(rt_new_storage(b, &dst_md, b->g->last_read[b->g->chain_end[i]], &dst));
+    rt_step *s = NULL;
+    SLIM_TRY(push_own_step(b, RT_STEP_CONCAT, 0, &s));
+    s->u.concat.k = l->n_inputs;
+    s->u.concat.hw = (size_t)l->h * (size_t)l->w;
+    for (int k = 0; k < l->n_inputs; k++) {
+        s->u.concat.cin[k] = b->m->layers[l->inputs[k]].c;
+        SLIM_TRY(rt_step_loc(s, DNNL_ARG_MULTIPLE_SRC + k, &in[k]));
+    }
+    SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
+    snprintf(s->what, sizeof s->what, "concat %s", l->name);
+    for (int k = 0; k < l->n_inputs; k++) {
+        rt_append(s->what, sizeof s->what, "%s", k ? "," : " (");
+        rt_append(s->what, sizeof s->what, "%s", b->m->layers[l->inputs[k]].name);
+    }
+    rt_append(s->what, sizeof s->what, "%s", ")");
     rt_set_value(b, i, &dst);
     return SLIM_OK;
 }
