@@ -89,6 +89,38 @@ static void test_gamma_prox_kkt_at_zero(void **state) {
     slim_model_free(m);
 }
 
+/* hold_zeros: a gamma at exactly 0 stays there (and its momentum 0)
+ * whatever its gradient; the others move as without it. */
+static void test_gamma_hold_zeros(void **state) {
+    (void)state;
+    slim_model *m = parse(bn_net), *twin = parse(bn_net);
+    slim_param *g = param(m, "b1.gamma"), *tg = param(twin, "b1.gamma");
+    slim_sgd opt, ref;
+    slim_sgd_config cfg = {.momentum = 0.9f, .penalty = SLIM_PENALTY_GAMMA_L1, .lambda = 0.01f};
+    assert_int_equal(slim_sgd_init(&opt, m, &cfg), SLIM_OK);
+    assert_int_equal(slim_sgd_init(&ref, twin, &cfg), SLIM_OK);
+    assert_int_equal(opt.hold_zeros, 0);
+    opt.hold_zeros = 1;
+    g->data[0] = tg->data[0] = 0.0f;
+    g->data[1] = tg->data[1] = 0.5f;
+    g->momentum[0] = tg->momentum[0] = 3.0f; /* left from before it reached 0 */
+    for (int step = 0; step < 5; step++) {
+        memset(m->grad_block, 0, m->param_floats * sizeof(float));
+        memset(twin->grad_block, 0, twin->param_floats * sizeof(float));
+        g->grad[0] = tg->grad[0] = -10.0f; /* far above lambda: the prox would let it go */
+        g->grad[1] = tg->grad[1] = 0.3f;
+        assert_int_equal(slim_sgd_step(&opt, m, 0.1f), SLIM_OK);
+        assert_int_equal(slim_sgd_step(&ref, twin, 0.1f), SLIM_OK);
+        assert_true(g->data[0] == 0.0f && g->momentum[0] == 0.0f);
+        assert_true(g->data[1] == tg->data[1] && g->momentum[1] == tg->momentum[1]);
+    }
+    assert_true(tg->data[0] > 0.0f); /* without the hold it left 0 */
+    slim_sgd_free(&opt);
+    slim_sgd_free(&ref);
+    slim_model_free(m);
+    slim_model_free(twin);
+}
+
 static void test_no_decay_on_gamma_with_penalty(void **state) {
     (void)state;
     slim_model *m = parse(bn_net);
@@ -280,6 +312,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heavy_ball),
         cmocka_unit_test(test_gamma_prox_kkt_at_zero),
+        cmocka_unit_test(test_gamma_hold_zeros),
         cmocka_unit_test(test_no_decay_on_gamma_with_penalty),
         cmocka_unit_test(test_weight_l1_and_filter_l1),
         cmocka_unit_test(test_kkt_at_convergence),

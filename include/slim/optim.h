@@ -70,6 +70,10 @@ typedef struct slim_sgd {
      * sum_j c_j |theta_j| and the L1 prox threshold lr * lambda * c_j
      * (gamma-l1 and weight-l1; filter-l1 ignores them). */
     float *weight;
+    /* 1: under gamma-l1, a gamma exactly 0 stays 0 and its momentum 0,
+     * whatever its gradient (a budget run after its plan has landed:
+     * slim_budget_landed); 0 (init): the prox decides. */
+    int hold_zeros;
 } slim_sgd;
 
 slim_status slim_sgd_init(slim_sgd *opt, const slim_model *model, const slim_sgd_config *config);
@@ -133,6 +137,18 @@ void slim_budget_init(slim_budget *b, double budget, double full, double lambda)
  * summed learning rate spent): from full down to 95% of the budget,
  * geometrically, by p = 0.7, then 95% of the budget. */
 double slim_budget_plan(const slim_budget *b, double p);
+/* Whether the plan has landed at progress p: p >= 0.7. */
+int slim_budget_landed(double progress);
+/* Whether a landed run may freeze its structure now: landed, and the
+ * cost (after any cut, slim_budget_guard) within [0.9, 1] of the budget.
+ * Below the band the controller keeps steering, so that channels held at
+ * zero by lambda * c_j can return. */
+int slim_budget_freezes(const slim_budget *b, double cost, double progress);
+/* The cut at landing: from progress 0.7 on (the plan's landing), a cost
+ * above the budget is to be cut back to it by zeroing the channels that
+ * count least (the caller's trim): returns that cost, or 0 when no cut is
+ * due. */
+double slim_budget_guard(const slim_budget *b, double cost, double progress);
 /* One update with the current cost, the progress now and at the next
  * update (each in [0, 1]); project may be NULL (no projection: the band
  * rule on the cost now). Returns the new lambda. */

@@ -84,10 +84,12 @@ typedef struct slim_train_config {
     int target;
     double target_value;
     int target_fraction;
-    /* With a target, at the end of the last epoch: when the model
-     * threshold-0 pruning gives is still above the budget, zero the gammas
-     * of the channels with the smallest |gamma| / c_j, the fewest that meet
-     * it (docs/SPARSITY.md, "Budgets"). 1 (default) on, 0 off. */
+    /* With a target, once the plan has landed (slim_budget_landed): a
+     * cost above the budget is cut back to it by zeroing the gammas of the
+     * channels with the smallest |gamma| / c_j, the structure is frozen
+     * (gammas at 0 stay 0) and lambda is 0; at the end a cost still above
+     * is trimmed the same way (docs/SPARSITY.md, "Budgets"). 1 (default)
+     * on, 0 off: the controller steers lambda to the end. */
     int budget_trim;
     /* The latency table that cost or target latency needs (slim/passes.h),
      * asked for once, at the start of a fresh run, for the model being
@@ -154,6 +156,9 @@ typedef struct slim_train_summary {
      * budget (nothing zeroed). All 0 when it did not run. */
     int trim_channels, trim_gammas, trim_unreachable;
     double trim_mass, trim_score, trim_before;
+    /* The cut at landing (slim_budget_guard): cuts back to the budget and
+     * the channels they zeroed, in this process. */
+    int guard_cuts, guard_channels;
 } slim_train_summary;
 
 /* The defaults `slim train --help` shows. */

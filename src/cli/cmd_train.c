@@ -152,11 +152,14 @@ static cli_opt opts[] = {
      "the model is a constant measured once (docs/SPARSITY.md, \"Latency cost\").",
      NULL, 0, &a.target_latency, 0},
     {"budget-trim", CLI_FLAG, NULL, "on",
-     "With a target, at the end of the last epoch: if the model threshold-0 pruning gives is "
-     "still above the budget (the controller landed a channel or a few short), zero the gammas "
-     "of the channels with the smallest |gamma| / c_j, the fewest that meet it, so that slim "
-     "prune at threshold 0 gives a model within the budget; the summary says what it zeroed. "
-     "--no-budget-trim leaves the model as the controller left it.",
+     "With a target, once the controller's plan has landed (70% of the run's summed learning "
+     "rate): if the model threshold-0 pruning gives is above the budget, zero the gammas of "
+     "the fewest channels with the smallest |gamma| / c_j that bring it within; once within "
+     "90-100% of the budget, freeze the structure (a gamma at 0 stays 0) and set lambda to 0, "
+     "so that the rest of the run fine-tunes the channels kept; at the end, a model still "
+     "above the budget is trimmed the same way. slim prune at threshold 0 then gives a model "
+     "within the budget; the summary says what was zeroed. --no-budget-trim leaves lambda to "
+     "the controller to the end.",
      NULL, 1, &a.budget_trim, 0},
     {"latency-from", CLI_STRING, "CKPT", NULL,
      "With --cost latency or --target-latency: take the latency table from CKPT (a run of "
@@ -500,6 +503,10 @@ int cmd_train(int argc, char **argv) {
         printf("live pruning (after %d steps at 0): %d channels removed while training, %d "
                "left; %.2f s spent removing\n",
                sum.live_prune_after, sum.live_removed, sum.live_channels, sum.live_seconds);
+    if (sum.guard_cuts > 0)
+        printf("budget landing: above the budget when the plan landed; %d cut%s back to it "
+               "zeroed %d channels\n",
+               sum.guard_cuts, sum.guard_cuts == 1 ? "" : "s", sum.guard_channels);
     if (sum.trim_channels > 0 || sum.trim_unreachable) {
         const char *unit = sum.target == SLIM_COST_LATENCY  ? " us"
                            : sum.target == SLIM_COST_PARAMS ? " params"
@@ -510,10 +517,11 @@ int cmd_train(int argc, char **argv) {
                    sum.trim_before, unit, 100 * sum.trim_before / sum.budget);
         else
             printf("budget trim: the model pruning gives had %.4g%s, %.2f%% of the budget; "
-                   "zeroed the gammas of %d channels (%d gammas, |gamma| / c_j <= %.3g, "
+                   "zeroed the gammas of %d channel%s (%d gammas, |gamma| / c_j <= %.3g, "
                    "sum |gamma| %.4g) to meet it\n",
                    sum.trim_before, unit, 100 * sum.trim_before / sum.budget, sum.trim_channels,
-                   sum.trim_gammas, sum.trim_score, sum.trim_mass);
+                   sum.trim_channels == 1 ? "" : "s", sum.trim_gammas, sum.trim_score,
+                   sum.trim_mass);
     }
     if (sum.budget > 0 && sum.target == SLIM_COST_LATENCY) {
         double got = sum.pruned.latency_us, full = sum.pruned.full_latency_us;

@@ -66,6 +66,16 @@ double slim_budget_plan(const slim_budget *b, double progress) {
     return b->full * pow(aim / b->full, t);
 }
 
+int slim_budget_landed(double progress) { return progress >= LAND; }
+
+int slim_budget_freezes(const slim_budget *b, double cost, double progress) {
+    return progress >= LAND && cost >= LOW * b->budget && cost <= HIGH * b->budget;
+}
+
+double slim_budget_guard(const slim_budget *b, double cost, double progress) {
+    return progress >= LAND && cost > HIGH * b->budget ? HIGH * b->budget : 0;
+}
+
 /* The largest lambda' in [lambda / SEARCH_RANGE, lambda * SEARCH_RANGE]
  * (to a factor SEARCH_RANGE^(2 / 2^SEARCH_STEPS)) whose projection is at
  * least aim (the projection falls as lambda' grows); lambda / BLIND_DOWN

@@ -119,12 +119,15 @@ slim_status slim_sgd_step(slim_sgd *opt, slim_model *model, float lr) {
         float *theta = p->data, *g = p->grad, *v = p->momentum;
         size_t n = p->numel;
         int subgrad = c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD && p->role == SLIM_PARAM_GAMMA;
+        /* A held zero moves by nothing: d = 0, so u = 0, prox(0) = 0, v' = 0. */
+        int hold =
+            opt->hold_zeros && c->penalty == SLIM_PENALTY_GAMMA_L1 && p->role == SLIM_PARAM_GAMMA;
         for (size_t j = 0; j < n; j++) {
             float gj = g[j] + wd * theta[j];
             if (subgrad)
                 gj += c->lambda * (opt->weight ? opt->weight[p->offset + j] : 1.0f) *
                       (float)((theta[j] > 0) - (theta[j] < 0));
-            v[j] = mu * v[j] + gj; /* d: the step direction */
+            v[j] = hold && theta[j] == 0.0f ? 0.0f : mu * v[j] + gj; /* d: the step direction */
         }
         if (c->penalty == SLIM_PENALTY_GAMMA_L1_SUBGRAD || c->penalty == SLIM_PENALTY_NONE ||
             c->lambda == 0 || !slim_penalty_applies(model, p, c->penalty)) {

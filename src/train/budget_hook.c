@@ -125,7 +125,7 @@ static void measure_resistance(train_budget *b, const slim_train_config *c, cons
     }
 }
 
-slim_status train_budget_step(train_budget *b, const slim_train_config *c, const slim_model *m,
+slim_status train_budget_step(train_budget *b, const slim_train_config *c, slim_model *m,
                               slim_sgd *opt, uint64_t step, uint64_t total) {
     if (!b->every || step % b->every != 0) return SLIM_OK;
     if (c->target) measure_resistance(b, c, m, opt->config.lambda, step, total);
@@ -142,6 +142,28 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, const
     double run = lr_between(c, 0, total, total), done = lr_between(c, 0, step, total);
     pj.lr_window = lr_between(c, step, next, total);
     double p = run > 0 ? done / run : 1, pn = run > 0 ? (done + pj.lr_window) / run : 1;
+    /* Frozen (lambda 0 since the landing): nothing moves the structure. */
+    if (c->budget_trim && b->budget.lambda == 0) return SLIM_OK;
+    /* Landed and still above the budget: cut back to it now, while there
+     * is learning rate left to recover (docs/SPARSITY.md, step 5). */
+    double cut = slim_budget_guard(&b->budget, target_cost(b, c), p);
+    if (cut > 0 && c->budget_trim) {
+        budget_trim t;
+        SLIM_TRY(budget_trim_run(m, (slim_cost)c->target, table(b), b->weights, cut, &t));
+        if (t.channels > 0) {
+            b->guard_channels += t.channels;
+            b->guard_cuts++;
+            SLIM_TRY(measure(b, c, m, b->weights));
+            if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
+        }
+    }
+    if (c->budget_trim && slim_budget_freezes(&b->budget, target_cost(b, c), p)) {
+        /* Landed in the band: the structure is frozen (zeros held from the
+         * next step on, so the cost stays), and the rest of the run
+         * fine-tunes it, unpenalised. */
+        b->budget.lambda = 0;
+        return slim_sgd_set_lambda(opt, 0);
+    }
     double lambda = slim_budget_update(&b->budget, target_cost(b, c), p, pn, project, &pj);
     SLIM_TRY(pj.st);
     return slim_sgd_set_lambda(opt, lambda);
@@ -243,6 +265,10 @@ slim_status train_budget_setup(train_budget *b, const slim_train_config *c, cons
         slim_budget_init(&b->budget, budget, full, lambda);
     }
     return slim_sgd_set_lambda(opt, b->budget.lambda);
+}
+
+int train_budget_holds(const train_budget *b, const slim_train_config *c) {
+    return c->target && c->budget_trim && b->budget.lambda == 0;
 }
 
 slim_status train_budget_trim(const train_budget *b, const slim_train_config *c, slim_model *m,

@@ -25,6 +25,9 @@ typedef struct train_budget {
      * asked for on a fresh run, restored on resume. */
     slim_latency_table latency;
     uint64_t every; /* steps between updates, 0 = none */
+    /* The cuts at landing and the channels they zeroed, in this
+     * process (not in the checkpoint: a resumed run counts its own). */
+    int guard_cuts, guard_channels;
 } train_budget;
 
 /* Checks c's cost and target against its penalty, measures the cost (a
@@ -34,8 +37,11 @@ typedef struct train_budget {
 slim_status train_budget_setup(train_budget *b, const slim_train_config *c, const slim_model *m,
                                slim_sgd *opt, size_t per_epoch, int resumed);
 /* After step `step` of `total`: every b->every steps, re-measures the
- * cost and the weights and moves lambda. */
-slim_status train_budget_step(train_budget *b, const slim_train_config *c, const slim_model *m,
+ * cost and the weights and moves lambda; with c->budget_trim, once landed,
+ * cuts a cost above the budget back to it (slim_budget_guard,
+ * budget_trim_run) and, within the band, freezes the structure: lambda 0
+ * from then on (slim_budget_freezes). */
+slim_status train_budget_step(train_budget *b, const slim_train_config *c, slim_model *m,
                               slim_sgd *opt, uint64_t step, uint64_t total);
 /* After live pruning replaced the model by m, narrower: the per-value
  * arrays follow (src[k]: value k's index in the old model, SIZE_MAX for a
@@ -46,6 +52,10 @@ slim_status train_budget_remap(train_budget *b, const slim_model *m, const size_
  * m with the run's weights and budget (*t zeroed when it does not run). */
 slim_status train_budget_trim(const train_budget *b, const slim_train_config *c, slim_model *m,
                               budget_trim *t);
+/* Whether the next step holds gammas at 0 (slim_sgd.hold_zeros): a
+ * target, c->budget_trim, and the structure frozen (lambda 0: the
+ * controller never sets it otherwise, and it is in the checkpoint). */
+int train_budget_holds(const train_budget *b, const slim_train_config *c);
 /* b->pruned := the pruned cost of m now (at an epoch's end). */
 slim_status train_budget_measure(train_budget *b, const slim_train_config *c, const slim_model *m);
 /* Adds the settings cost, target, budget, budget.*, the gamma-state

@@ -535,6 +535,7 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
                 break;
             }
             lr = slim_schedule_lr(c->schedule, c->lr, rs->pos.step, total);
+            rs->opt.hold_zeros = train_budget_holds(&rs->budget, c);
             if (st == SLIM_OK) st = slim_sgd_step(&rs->opt, rs->model, lr);
             if (st != SLIM_OK) break;
             rs->pos.step++;
@@ -635,6 +636,8 @@ static slim_status run_epochs(run_state *rs, slim_train_summary *sum) {
         sum->live_seconds = rs->live.seconds;
     }
     sum->lambda = rs->opt.config.lambda;
+    sum->guard_cuts = rs->budget.guard_cuts;
+    sum->guard_channels = rs->budget.guard_channels;
     sum->budget = c->target ? rs->budget.budget.budget : 0;
     sum->target = c->target;
     sum->steps = rs->pos.step;

@@ -21,9 +21,9 @@
 #     resumed equal the uninterrupted run bit for bit; a damaged or
 #     missing table is an error naming the file and the key; flag errors.
 #     Timings vary: nothing here depends on their values;
-#  7. the end-of-run trim: a run that cannot reach its budget ends within
-#     it, with a trim line, and prune gives the cost it reported;
-#     --no-budget-trim leaves it above.
+#  7. the cut at landing: a run that cannot reach its budget is cut back
+#     to it when the plan lands and ends within it, lambda 0 after, and
+#     prune gives the cost it reported; --no-budget-trim leaves it above.
 set -euo pipefail
 
 # shellcheck source=common.bash
@@ -235,18 +235,23 @@ expect_error "negative time" "latency-value.ckpt: tensor 'latency.us' value 0 is
 expect_error "missing widths" "latency-missing.ckpt: tensor 'latency.out' is missing" "${R[@]}" "$TMP/latency-missing.ckpt"
 expect_error "bad rest" "latency-rest.ckpt: setting 'latency.rest_us' is not a number" "${R[@]}" "$TMP/latency-rest.ckpt"
 
-# --- 7. the end-of-run trim ---------------------------------------------------------
-# A start lambda far too small for one short epoch: the controller cannot
-# get there, the trim zeroes the fewest channels that meet the budget, and
-# slim prune at threshold 0 then gives exactly the cost the run reported;
+# --- 7. the cut at landing ------------------------------------------------------------
+# A start lambda far too small for the run: the controller cannot get
+# there; at landing the cut zeroes the fewest channels that meet the
+# budget, lambda is 0 from then on and the zeros are held, and slim prune
+# at threshold 0 then gives exactly the cost the run reported;
 # --no-budget-trim leaves the model above the budget.
 for target in macs params; do
-    TR=(train --model "$TMP/tiny.net" --limit 256 --test-limit 128 --epochs 1 --penalty gamma-l1
-        --cost "$target" "--target-$target" 50% --lambda 1e-9 --threads 1 --quiet)
+    TR=(train --model "$TMP/tiny.net" --limit 512 --batch 32 --test-limit 128 --epochs 1
+        --penalty gamma-l1 --cost "$target" "--target-$target" 50% --lambda 1e-9 --threads 1 --quiet)
     "$SLIM" "${TR[@]}" --out "$OUT/trim-$target.ckpt" >"$TMP/trim.out" 2>&1 ||
         fail "trim run ($target): $(cat "$TMP/trim.out")"
-    grep -qE "^budget trim: the model pruning gives had .*, 200.00% of the budget; zeroed the gammas of [0-9]+ channels" \
-        "$TMP/trim.out" || fail "no trim line ($target): $(cat "$TMP/trim.out")"
+    grep -qE "^budget landing: above the budget when the plan landed; 1 cut back to it zeroed [0-9]+ channels" \
+        "$TMP/trim.out" || fail "no landing line ($target): $(cat "$TMP/trim.out")"
+    ! grep -q '^budget trim' "$TMP/trim.out" || fail "trimmed again at the end: $(cat "$TMP/trim.out")"
+    # lambda 0 from landing on, in the epoch's CSV row too.
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "lambda") c = i } NR == 2 { exit !($c == 0) }' \
+        "$OUT/trim-$target.csv" || fail "lambda after landing: $(cat "$OUT/trim-$target.csv")"
     line=$(grep '^budget: pruned' "$TMP/trim.out")
     pct=$(sed -nE 's/.*, ([0-9.]+)% of the budget.*/\1/p' <<<"$line")
     awk -v p="$pct" 'BEGIN { exit !(p > 0 && p <= 100) }' || fail "trimmed to $pct% of the budget: $line"
