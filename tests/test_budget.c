@@ -303,6 +303,51 @@ static void hand_table(const slim_model *m, slim_latency_table *t) {
     snprintf(t->version, sizeof t->version, "9.8.7");
 }
 
+/* A table flat over its widths (a layer whose time does not change when
+ * a channel goes: seen in measured tables) gives every channel a latency
+ * weight of 0, never a rounding error below it: the bilinear weights sum
+ * to 1 only within rounding, and a weight below 0 stopped a training run
+ * (resnet-fm, --cost latency, "penalty weight ... got -7.46887e-16"). */
+static void test_latency_flat_weights(void **state) {
+    (void)state;
+    slim_model *m = residual();
+    slim_latency_table t;
+    bilinear_table(m, &t);
+    enum { P = SLIM_LATENCY_POINTS };
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!(t.out[i * P + P - 1] > 0)) continue;
+        /* Widths between the grid's two distinct points (1 and the
+         * layer's): every lookup interpolates with weights 1/3, 2/3. */
+        for (int k = 0; k + 1 < P; k++)
+            t.in[i * P + k] = t.out[i * P + k] = 1;
+        for (int k = 0; k < P * P; k++)
+            t.us[(size_t)i * P * P + (size_t)k] = (float)(0.1 + 1.0 / 3.0 + 0.7 * i);
+    }
+    assert_int_equal(slim_latency_table_check(&t, m, "test"), SLIM_OK);
+    float *w = malloc(m->param_floats * sizeof(float));
+    assert_non_null(w);
+    float *ga = gamma_of(m, layer(m, "a_bn")), *gb = gamma_of(m, layer(m, "b_bn"));
+    float *gc = gamma_of(m, layer(m, "c_bn"));
+    int negative = 0;
+    for (int pattern = 0; pattern < 1 << 7; pattern++) {
+        for (int j = 0; j < 4; j++)
+            ga[j] = gb[j] = pattern >> j & 1 ? 0.0f : 0.5f;
+        for (int j = 0; j < 3; j++)
+            gc[j] = pattern >> (4 + j) & 1 ? 0.0f : 0.5f;
+        slim_pruned_cost c;
+        assert_int_equal(slim_pruned_cost_measure_table(m, SLIM_COST_LATENCY, &t, NULL, w, &c),
+                         SLIM_OK);
+        for (size_t e = 0; e < m->param_floats; e++) {
+            assert_true(isfinite(w[e]));
+            negative += w[e] < 0;
+        }
+    }
+    assert_int_equal(negative, 0);
+    free(w);
+    slim_latency_table_free(&t);
+    slim_model_free(m);
+}
+
 /* Bilinear between grid points, exact on them, a repeated width is one
  * point; the model's latency adds rest_us. */
 static void test_latency_lookup(void **state) {
@@ -728,6 +773,7 @@ int main(void) {
         cmocka_unit_test(test_resnet_fm_against_prune),
         cmocka_unit_test(test_cost_names),
         cmocka_unit_test(test_latency_lookup),
+        cmocka_unit_test(test_latency_flat_weights),
         cmocka_unit_test(test_latency_check),
         cmocka_unit_test(test_latency_checkpoint),
         cmocka_unit_test(test_latency_needs_table),

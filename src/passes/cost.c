@@ -259,9 +259,11 @@ slim_status slim_pruned_cost_measure_table(const slim_model *model, slim_cost ki
         double *cj = kind == SLIM_COST_PARAMS    ? marg[1]
                      : kind == SLIM_COST_LATENCY ? marg[2]
                                                  : marg[0];
-        if (kind == SLIM_COST_UNIFORM)
-            for (int k = 0; k < total; k++)
-                cj[k] = 1;
+        /* A cost is never below 0: where a layer's time does not change
+         * with its width, the difference of two interpolations is a
+         * rounding error of either sign. */
+        for (int k = 0; k < total; k++)
+            cj[k] = kind == SLIM_COST_UNIFORM ? 1 : cj[k] > 0 ? cj[k] : 0;
         normalise(&p, &t, cj);
         if (weights) fill_weights(&p, &t, cj, weights);
     }
