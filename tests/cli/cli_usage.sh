@@ -28,7 +28,7 @@ declare -A OPTIONS=(
     [train]="model data epochs batch lr schedule momentum weight-decay limit test-limit augment
              flip seed threads backend penalty lambda progress quiet out resume init val-split val
              resize crop-scale cache-mib workers skip-bad cost target-macs target-params target-latency
-             latency-from bn-sync dist-check live-prune live-prune-after"
+             latency-from budget-trim bn-sync dist-check live-prune live-prune-after"
     [eval]="data limit batch backend threads logits resize"
     [info]="json"
     [prune]="out threshold percent target-macs target-params check data backend threads"
