@@ -309,3 +309,13 @@ void rt_act_what(const rt_builder *b, int i, char *buf, size_t len) {
             rt_append(buf, len, "(%s)", m->layers[r].name);
         }
 }
+
+void rt_concat_what(const rt_builder *b, int i, rt_step *s) {
+    const slim_layer *l = &b->m->layers[i];
+    snprintf(s->what, sizeof s->what, "concat %s", l->name);
+    for (int k = 0; k < l->n_inputs; k++) {
+        rt_append(s->what, sizeof s->what, "%s", k ? "," : " (");
+        rt_append(s->what, sizeof s->what, "%s", b->m->layers[l->inputs[k]].name);
+    }
+    rt_append(s->what, sizeof s->what, "%s", ")");
+}

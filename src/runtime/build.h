@@ -118,6 +118,8 @@ slim_status rt_conv_dst(rt_builder *b, int i, const rt_loc *src, const dnnl_memo
  * split_biasmap, a binary step after it adds the biasmap and does the
  * activation. */
 void rt_conv_what(const rt_builder *b, int i, int split_biasmap, rt_step *s);
+/* s->what for concat i: "concat NAME (IN1,IN2,...)", whichever kernel runs it. */
+void rt_concat_what(const rt_builder *b, int i, rt_step *s);
 /* Appends " +relu(NAME)" or " +relu6(NAME)" for the activation root i
  * fuses, if any. */
 void rt_act_what(const rt_builder *b, int i, char *buf, size_t len);

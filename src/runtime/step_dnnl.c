@@ -432,12 +432,7 @@ slim_status rt_build_concat(rt_builder *b, int i) {
     for (int k = 0; k < l->n_inputs; k++)
         SLIM_TRY(rt_step_loc(s, DNNL_ARG_MULTIPLE_SRC + k, &in[k]));
     SLIM_TRY(rt_step_loc(s, DNNL_ARG_DST, &dst));
-    snprintf(s->what, sizeof s->what, "concat %s", l->name);
-    for (int k = 0; k < l->n_inputs; k++) {
-        rt_append(s->what, sizeof s->what, "%s", k ? "," : " (");
-        rt_append(s->what, sizeof s->what, "%s", b->m->layers[l->inputs[k]].name);
-    }
-    rt_append(s->what, sizeof s->what, "%s", ")");
+    rt_concat_what(b, i, s);
     rt_set_value(b, i, &dst);
     return SLIM_OK;
 }
