@@ -121,6 +121,65 @@ static void test_gamma_hold_zeros(void **state) {
     slim_model_free(twin);
 }
 
+/* retarget: after a long run at lambda 0.02 (no loss gradient) the
+ * momentum holds the pull of 0.02; moved to 0.005 (and c_j to 2, 1, 1, ...)
+ * the next step travels as far as a long run at the new values would,
+ * where set_lambda alone keeps travelling at the old pace. */
+static void test_retarget_moves_the_pull(void **state) {
+    (void)state;
+    const char *net = "input shape=3x2x2\nbn b1\ngap\ndense fc out=2\n";
+    slim_model *m = parse(net), *twin = parse(net);
+    slim_param *g = param(m, "b1.gamma"), *tg = param(twin, "b1.gamma");
+    slim_sgd opt, plain;
+    slim_sgd_config cfg = {.momentum = 0.9f, .penalty = SLIM_PENALTY_GAMMA_L1, .lambda = 0.02f};
+    assert_int_equal(slim_sgd_init(&opt, m, &cfg), SLIM_OK);
+    assert_int_equal(slim_sgd_init(&plain, twin, &cfg), SLIM_OK);
+    g->data[0] = tg->data[0] = 2.0f;
+    g->data[1] = tg->data[1] = -2.0f;
+    g->data[2] = tg->data[2] = 0.0f;
+    const float lr = 0.01f;
+    for (int step = 0; step < 300; step++) {
+        memset(m->grad_block, 0, m->param_floats * sizeof(float));
+        memset(twin->grad_block, 0, twin->param_floats * sizeof(float));
+        assert_int_equal(slim_sgd_step(&opt, m, lr), SLIM_OK);
+        assert_int_equal(slim_sgd_step(&plain, twin, lr), SLIM_OK);
+    }
+    float *w = malloc(m->param_floats * sizeof(float));
+    for (size_t e = 0; e < m->param_floats; e++)
+        w[e] = 1.0f;
+    w[g->offset] = 2.0f;
+    /* A bad weight changes nothing. */
+    float v0 = g->momentum[0], bad = w[g->offset + 1];
+    w[g->offset + 1] = -1.0f;
+    assert_int_equal(slim_sgd_retarget(&opt, m, 0.005, w), SLIM_ERR_ARG);
+    assert_true(g->momentum[0] == v0 && opt.config.lambda == 0.02f && !opt.weight);
+    w[g->offset + 1] = bad;
+    assert_int_equal(slim_sgd_retarget(&opt, m, 0.005, w), SLIM_OK);
+    assert_int_equal(slim_sgd_set_lambda(&plain, 0.005), SLIM_OK);
+    assert_int_equal(slim_sgd_set_weights(&plain, w), SLIM_OK);
+    float before[3], tbefore[3];
+    for (int j = 0; j < 3; j++) {
+        before[j] = g->data[j];
+        tbefore[j] = tg->data[j];
+    }
+    memset(m->grad_block, 0, m->param_floats * sizeof(float));
+    memset(twin->grad_block, 0, twin->param_floats * sizeof(float));
+    assert_int_equal(slim_sgd_step(&opt, m, lr), SLIM_OK);
+    assert_int_equal(slim_sgd_step(&plain, twin, lr), SLIM_OK);
+    /* A long run at lambda c_j travels lr * lambda * c_j / (1 - mu) a step. */
+    float k = 1.0f / (1.0f - 0.9f);
+    assert_true(fabsf((before[0] - g->data[0]) / (lr * 0.005f * 2.0f * k) - 1) < 0.01f);
+    assert_true(fabsf((g->data[1] - before[1]) / (lr * 0.005f * k) - 1) < 0.01f);
+    assert_true(g->data[2] == 0.0f && g->momentum[2] == 0.0f);
+    /* set_lambda alone: still ~the old pace. */
+    assert_true((tbefore[0] - tg->data[0]) > lr * 0.02f * k * 0.9f);
+    free(w);
+    slim_sgd_free(&opt);
+    slim_sgd_free(&plain);
+    slim_model_free(m);
+    slim_model_free(twin);
+}
+
 static void test_no_decay_on_gamma_with_penalty(void **state) {
     (void)state;
     slim_model *m = parse(bn_net);
@@ -313,6 +372,7 @@ int main(void) {
         cmocka_unit_test(test_heavy_ball),
         cmocka_unit_test(test_gamma_prox_kkt_at_zero),
         cmocka_unit_test(test_gamma_hold_zeros),
+        cmocka_unit_test(test_retarget_moves_the_pull),
         cmocka_unit_test(test_no_decay_on_gamma_with_penalty),
         cmocka_unit_test(test_weight_l1_and_filter_l1),
         cmocka_unit_test(test_kkt_at_convergence),

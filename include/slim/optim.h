@@ -93,6 +93,12 @@ slim_status slim_sgd_resize(slim_sgd *opt, const slim_model *model);
 /* Changes lambda (finite, >= 0) between steps, e.g. from a budget
  * controller. */
 slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda);
+/* Like slim_sgd_set_lambda and (w non-NULL) slim_sgd_set_weights, and
+ * under gamma-l1 also moves the penalty's pull that the momentum buffers
+ * hold (lambda * c_j * sign(gamma_j) / (1 - mu) per gamma once both have
+ * held a while) from the old lambda and c_j to the new: the change acts at
+ * once instead of over ~1 / (1 - mu) steps. On an error nothing changed. */
+slim_status slim_sgd_retarget(slim_sgd *opt, slim_model *model, double lambda, const float *w);
 /* sum_j c_j |theta_j| over the penalty's parameters with the optimizer's
  * weights (slim_penalty_value when they are uniform). */
 double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model);

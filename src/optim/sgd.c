@@ -64,6 +64,44 @@ slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda) {
     return SLIM_OK;
 }
 
+/* The penalty's pull on gamma j held in its momentum buffer once lambda
+ * and c_j have held a while: each step adds lambda * c_j * sign(gamma_j)
+ * (the prox's shrink, v' = d + (u - theta') / lr), which decays by mu. */
+static float pull(const slim_sgd *opt, double lambda, size_t e, float theta) {
+    float c = opt->weight ? opt->weight[e] : 1.0f;
+    return (float)(lambda * c / (1.0 - opt->config.momentum)) * (float)((theta > 0) - (theta < 0));
+}
+
+slim_status slim_sgd_retarget(slim_sgd *opt, slim_model *model, double lambda, const float *w) {
+    if (!(lambda >= 0) || !isfinite(lambda) || !isfinite((float)lambda))
+        return slim_error(SLIM_ERR_ARG, "lambda must be a finite number >= 0, got %g", lambda);
+    if (w)
+        for (size_t i = 0; i < opt->scratch_floats; i++)
+            if (!(w[i] >= 0) || !isfinite(w[i]))
+                return slim_error(SLIM_ERR_ARG,
+                                  "penalty weight %zu must be finite and >= 0, got %g", i,
+                                  (double)w[i]);
+    const slim_sgd_config *c = &opt->config;
+    int moves = c->penalty == SLIM_PENALTY_GAMMA_L1 && opt->scratch_floats == model->param_floats;
+    if (moves)
+        for (int i = 0; i < model->n_params; i++) {
+            const slim_param *p = &model->params[i];
+            if (p->role != SLIM_PARAM_GAMMA || !p->trainable) continue;
+            for (size_t j = 0; j < p->numel; j++)
+                p->momentum[j] -= pull(opt, c->lambda, p->offset + j, p->data[j]);
+        }
+    slim_status st = w ? slim_sgd_set_weights(opt, w) : SLIM_OK; /* only NOMEM fails now */
+    if (st == SLIM_OK) opt->config.lambda = (float)lambda;
+    if (moves)
+        for (int i = 0; i < model->n_params; i++) {
+            const slim_param *p = &model->params[i];
+            if (p->role != SLIM_PARAM_GAMMA || !p->trainable) continue;
+            for (size_t j = 0; j < p->numel; j++)
+                p->momentum[j] += pull(opt, c->lambda, p->offset + j, p->data[j]);
+        }
+    return st;
+}
+
 double slim_sgd_penalty_value(const slim_sgd *opt, const slim_model *model) {
     const slim_penalty pen = opt->config.penalty;
     if (!opt->weight || pen == SLIM_PENALTY_FILTER_L1) return slim_penalty_value(model, pen);

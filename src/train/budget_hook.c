@@ -130,7 +130,7 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, slim_
     if (!b->every || step % b->every != 0) return SLIM_OK;
     if (c->target) measure_resistance(b, c, m, opt->config.lambda, step, total);
     SLIM_TRY(measure(b, c, m, b->weights));
-    if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
+    if (b->weights) SLIM_TRY(slim_sgd_retarget(opt, m, opt->config.lambda, b->weights));
     if (!c->target) return SLIM_OK;
     if (step >= total) return SLIM_OK; /* nothing left to steer */
     /* Progress is the fraction of the run's summed learning rate spent:
@@ -154,7 +154,7 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, slim_
             b->guard_channels += t.channels;
             b->guard_cuts++;
             SLIM_TRY(measure(b, c, m, b->weights));
-            if (b->weights) SLIM_TRY(slim_sgd_set_weights(opt, b->weights));
+            if (b->weights) SLIM_TRY(slim_sgd_retarget(opt, m, opt->config.lambda, b->weights));
         }
     }
     if (c->budget_trim && slim_budget_freezes(&b->budget, target_cost(b, c), p)) {
@@ -162,11 +162,15 @@ slim_status train_budget_step(train_budget *b, const slim_train_config *c, slim_
          * next step on, so the cost stays), and the rest of the run
          * fine-tunes it, unpenalised. */
         b->budget.lambda = 0;
-        return slim_sgd_set_lambda(opt, 0);
+        return slim_sgd_retarget(opt, m, 0, NULL);
     }
     double lambda = slim_budget_update(&b->budget, target_cost(b, c), p, pn, project, &pj);
     SLIM_TRY(pj.st);
-    return slim_sgd_set_lambda(opt, lambda);
+    /* The new lambda acts at once, momentum included: a cut that reached
+     * the gammas only as the old pull decayed from the momentum went on
+     * zeroing channels after the controller had stopped (docs/SPARSITY.md,
+     * step 4). */
+    return slim_sgd_retarget(opt, m, lambda, NULL);
 }
 
 /* The controller's start without --lambda (slim_budget_start): from the
