@@ -12,9 +12,10 @@
  *       images with --images: under a sanitizer, say; below 256 a single
  *       partial batch, not comparable with batch-256 figures) and the median
  *       batch-1 latency of 200 runs, with the fused inference runtime, the
- *       best of N passes; with F > 0 also the same for a copy pruned at
- *       threshold 0 after zeroing gamma in a fraction F of every BN's
- *       channels, with both MAC counts, the two models' passes alternating;
+ *       best of N passes (and the worst pass's median: the spread); with
+ *       F > 0 also the same for a copy pruned at threshold 0 after zeroing
+ *       gamma in a fraction F of every BN's channels, with both MAC counts,
+ *       the two models' passes alternating;
  *       --pruned-only measures the pruned copy alone (to profile it);
  *       --plan prints each model's inference plan to stderr, --profile the
  *       time of each of its steps (slim_runtime_profile: the plan a batch of
@@ -125,7 +126,8 @@ static int bench_train(const char *path, int batches) {
 /* One model under measurement and its best figures so far. */
 typedef struct bench_model {
     const slim_model *m;
-    double ips, latency_ms; /* best pass, lowest median */
+    double ips, latency_ms;  /* best pass, lowest median */
+    double latency_worst_ms; /* the highest pass median: the measurement's spread */
 } bench_model;
 
 enum { SHOW_PLAN = 1, SHOW_PROFILE = 2 };
@@ -162,6 +164,7 @@ static int bench_pass(bench_model *b, const slim_dataset *ds, size_t count, int 
     if (slim_runtime_measure(b->m, ds->images, count, &sp) != SLIM_OK) return fail("run");
     if (sp.images_per_s > b->ips) b->ips = sp.images_per_s;
     if (b->latency_ms == 0 || sp.latency_ms < b->latency_ms) b->latency_ms = sp.latency_ms;
+    if (sp.latency_ms > b->latency_worst_ms) b->latency_worst_ms = sp.latency_ms;
     return 0;
 }
 
@@ -223,7 +226,7 @@ static int bench_infer(const char *path, double prune_fraction, int passes, long
         slim_dataset_to_floats(ds) != SLIM_OK)
         return fail("data");
     size_t count = images > 0 && (size_t)images < ds->n ? (size_t)images : ds->n;
-    bench_model full = {pruned_only ? NULL : m, 0, 0}, pruned = {NULL, 0, 0};
+    bench_model full = {pruned_only ? NULL : m, 0, 0, 0}, pruned = {NULL, 0, 0, 0};
     if (prune_fraction > 0) {
         if (make_pruned(m, prune_fraction, &p)) return 1;
         pruned.m = p;
@@ -234,14 +237,16 @@ static int bench_infer(const char *path, double prune_fraction, int passes, long
             return 1;
     const char *sep = "{";
     if (full.m) {
-        printf("%s\"infer_images_per_s\": %.1f, \"latency_ms\": %.4f, \"macs\": %.0f", sep,
-               full.ips, full.latency_ms, slim_model_macs(m));
+        printf("%s\"infer_images_per_s\": %.1f, \"latency_ms\": %.4f, "
+               "\"latency_worst_ms\": %.4f, \"macs\": %.0f",
+               sep, full.ips, full.latency_ms, full.latency_worst_ms, slim_model_macs(m));
         sep = ", ";
     }
     if (pruned.m) {
         printf("%s\"pruned_infer_images_per_s\": %.1f, \"pruned_latency_ms\": %.4f, "
-               "\"pruned_macs\": %.0f, \"pruned_mac_ratio\": %.4f",
-               sep, pruned.ips, pruned.latency_ms, slim_model_macs(p),
+               "\"pruned_latency_worst_ms\": %.4f, \"pruned_macs\": %.0f, "
+               "\"pruned_mac_ratio\": %.4f",
+               sep, pruned.ips, pruned.latency_ms, pruned.latency_worst_ms, slim_model_macs(p),
                slim_model_macs(p) / slim_model_macs(m));
         if (full.m) printf(", \"pruned_time_ratio\": %.4f", full.ips / pruned.ips);
     }

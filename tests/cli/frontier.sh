@@ -52,6 +52,16 @@ while IFS=, read -r model method budget seed acc macs full frac params fparams p
         fail "latency: predicted $plat us, fraction $plfrac" ;;
     esac
 done < <(tail -n +2 "$out/runs.csv")
+# The measured latency's spread: the fraction's range over the timing passes.
+python3 - "$out/runs.csv" <<'PY' || fail "latency spread: $(cat "$out/runs.csv")"
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    lo, mid, hi = (float(r[k]) for k in ("latency_fraction_lo", "latency_fraction",
+                                         "latency_fraction_hi"))
+    assert 0 < lo <= mid <= hi, r
+PY
+grep -q "^- latency 100%: measured [0-9.]* of the budget ([0-9.]*–[0-9.]* over the passes): " \
+    "$out/frontier.md" || fail "no measured latency line: $(cat "$out/frontier.md")"
 for m in "macs | 99%" "latency | 100%" "ns | 99%"; do
     grep -q "^| $m | 1 |" "$out/frontier.md" || fail "no $m row: $(cat "$out/frontier.md")"
 done
@@ -65,6 +75,12 @@ both "$TMP/log2"
 rm "$out/frontier.md"
 "$FR" "${quick[@]}" --replot >/dev/null 2>&1 || fail "--replot exited $?"
 [[ -s "$out/frontier.md" ]] || fail "--replot wrote no frontier.md"
+# A runs.csv from before the spread columns: read, reported without them.
+mkdir -p "$TMP/old"
+cut -d, -f1-18 "$out/runs.csv" >"$TMP/old/runs.csv"
+"$FR" --replot --out "$TMP/old" >/dev/null 2>&1 || fail "--replot of an old runs.csv exited $?"
+grep -q "^- latency 100%: measured [0-9.]* of the budget" "$TMP/old/frontier.md" ||
+    fail "old runs.csv: no measured latency line: $(cat "$TMP/old/frontier.md")"
 
 # lenet-bn's smallest model takes more than half its latency: slim train
 # refuses the budget; the run is listed, the others' report still written.
@@ -84,7 +100,7 @@ for damage in cut nonnumber method budget binary header; do
     mkdir -p "$d"
     head -1 "$out/runs.csv" >"$d/runs.csv"
     case $damage in
-    cut) echo "${good%%,*},macs,99%,0,8" >>"$d/runs.csv"; want='line 2: 5 fields where the header has 18' ;;
+    cut) echo "${good%%,*},macs,99%,0,8" >>"$d/runs.csv"; want='line 2: 5 fields where the header has 20' ;;
     nonnumber) echo "$good" | awk -F, -v OFS=, '{ $5 = "x1"; print }' >>"$d/runs.csv"
         want="line 2: accuracy 'x1' is not a number" ;;
     method) echo "$good" | awk -F, -v OFS=, '{ $2 = "foo"; print }' >>"$d/runs.csv"

@@ -41,6 +41,7 @@ d = json.load(open(sys.argv[1] + "/infer.json"))
 for k in ("infer_images_per_s", "latency_ms", "macs", "pruned_infer_images_per_s",
           "pruned_latency_ms", "pruned_macs", "pruned_mac_ratio", "pruned_time_ratio", "peak_rss_mib"):
     assert d[k] > 0, k
+assert d["latency_worst_ms"] >= d["latency_ms"] and d["pruned_latency_worst_ms"] >= d["pruned_latency_ms"]
 assert d["pruned_macs"] < d["macs"] and abs(d["pruned_mac_ratio"] - d["pruned_macs"] / d["macs"]) < 1e-3
 t = json.load(open(sys.argv[1] + "/train.json"))
 assert t["train_images_per_s"] > 0 and t["peak_rss_mib"] > 0 and t["batches"] == 1
