@@ -72,6 +72,21 @@ fi
 # Again: everything is there, nothing is trained or timed.
 both "$TMP/log2"
 ! grep -q 'seed 0$\|measuring' "$TMP/log2" || fail "second call worked again: $(cat "$TMP/log2")"
+# --retime: nothing trained, every run timed again (a planted latency goes).
+python3 - "$out/runs.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+fields = list(rows[0].keys())
+for r in rows:
+    r["latency_ms"] = "999"
+w = csv.DictWriter(open(sys.argv[1], "w", newline=""), fieldnames=fields)
+w.writeheader()
+w.writerows(rows)
+PY
+"$FR" "${quick[@]}" --retime >"$TMP/log-retime" 2>&1 || fail "--retime exited $?: $(tail -5 "$TMP/log-retime")"
+! grep -q 'seed 0$\|measuring' "$TMP/log-retime" || fail "--retime trained: $(cat "$TMP/log-retime")"
+! grep -q ',999,' "$out/runs.csv" || fail "--retime left a latency untimed: $(cat "$out/runs.csv")"
+"$FR" "${quick[@]}" --retime --replot >/dev/null 2>&1 && fail "--retime --replot accepted"
 rm "$out/frontier.md"
 "$FR" "${quick[@]}" --replot >/dev/null 2>&1 || fail "--replot exited $?"
 [[ -s "$out/frontier.md" ]] || fail "--replot wrote no frontier.md"
