@@ -41,16 +41,27 @@ slim_status slim_sgd_resize(slim_sgd *opt, const slim_model *model) {
     return SLIM_OK;
 }
 
+static slim_status check_weights(const slim_sgd *opt, const float *w) {
+    for (size_t i = 0; i < opt->scratch_floats; i++)
+        if (!(w[i] >= 0) || !isfinite(w[i]))
+            return slim_error(SLIM_ERR_ARG, "penalty weight %zu must be finite and >= 0, got %g", i,
+                              (double)w[i]);
+    return SLIM_OK;
+}
+
+static slim_status check_lambda(double lambda) {
+    if (!(lambda >= 0) || !isfinite(lambda) || !isfinite((float)lambda))
+        return slim_error(SLIM_ERR_ARG, "lambda must be a finite number >= 0, got %g", lambda);
+    return SLIM_OK;
+}
+
 slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w) {
     if (!w) {
         free(opt->weight);
         opt->weight = NULL;
         return SLIM_OK;
     }
-    for (size_t i = 0; i < opt->scratch_floats; i++)
-        if (!(w[i] >= 0) || !isfinite(w[i]))
-            return slim_error(SLIM_ERR_ARG, "penalty weight %zu must be finite and >= 0, got %g", i,
-                              (double)w[i]);
+    SLIM_TRY(check_weights(opt, w));
     if (!opt->weight && !(opt->weight = slim_calloc(opt->scratch_floats, sizeof(float))))
         return SLIM_ERR_NOMEM;
     memcpy(opt->weight, w, opt->scratch_floats * sizeof(float));
@@ -58,47 +69,38 @@ slim_status slim_sgd_set_weights(slim_sgd *opt, const float *w) {
 }
 
 slim_status slim_sgd_set_lambda(slim_sgd *opt, double lambda) {
-    if (!(lambda >= 0) || !isfinite(lambda) || !isfinite((float)lambda))
-        return slim_error(SLIM_ERR_ARG, "lambda must be a finite number >= 0, got %g", lambda);
+    SLIM_TRY(check_lambda(lambda));
     opt->config.lambda = (float)lambda;
     return SLIM_OK;
 }
 
-/* The penalty's pull on gamma j held in its momentum buffer once lambda
- * and c_j have held a while: each step adds lambda * c_j * sign(gamma_j)
- * (the prox's shrink, v' = d + (u - theta') / lr), which decays by mu. */
-static float pull(const slim_sgd *opt, double lambda, size_t e, float theta) {
-    float c = opt->weight ? opt->weight[e] : 1.0f;
-    return (float)(lambda * c / (1.0 - opt->config.momentum)) * (float)((theta > 0) - (theta < 0));
+/* Adds `sign` times the penalty's pull that each gamma's momentum buffer
+ * holds once lambda and the current weights have held a while: each step
+ * adds lambda * c_j * sign(gamma_j) (the prox's shrink, v' = d + (u -
+ * theta') / lr), which decays by mu. */
+static void add_pull(const slim_sgd *opt, slim_model *model, double lambda, float sign) {
+    for (int i = 0; i < model->n_params; i++) {
+        const slim_param *p = &model->params[i];
+        if (p->role != SLIM_PARAM_GAMMA || !p->trainable) continue;
+        for (size_t j = 0; j < p->numel; j++) {
+            float c = opt->weight ? opt->weight[p->offset + j] : 1.0f;
+            float theta = p->data[j];
+            p->momentum[j] += sign * (float)(lambda * c / (1.0 - opt->config.momentum)) *
+                              (float)((theta > 0) - (theta < 0));
+        }
+    }
 }
 
 slim_status slim_sgd_retarget(slim_sgd *opt, slim_model *model, double lambda, const float *w) {
-    if (!(lambda >= 0) || !isfinite(lambda) || !isfinite((float)lambda))
-        return slim_error(SLIM_ERR_ARG, "lambda must be a finite number >= 0, got %g", lambda);
-    if (w)
-        for (size_t i = 0; i < opt->scratch_floats; i++)
-            if (!(w[i] >= 0) || !isfinite(w[i]))
-                return slim_error(SLIM_ERR_ARG,
-                                  "penalty weight %zu must be finite and >= 0, got %g", i,
-                                  (double)w[i]);
-    const slim_sgd_config *c = &opt->config;
-    int moves = c->penalty == SLIM_PENALTY_GAMMA_L1 && opt->scratch_floats == model->param_floats;
-    if (moves)
-        for (int i = 0; i < model->n_params; i++) {
-            const slim_param *p = &model->params[i];
-            if (p->role != SLIM_PARAM_GAMMA || !p->trainable) continue;
-            for (size_t j = 0; j < p->numel; j++)
-                p->momentum[j] -= pull(opt, c->lambda, p->offset + j, p->data[j]);
-        }
-    slim_status st = w ? slim_sgd_set_weights(opt, w) : SLIM_OK; /* only NOMEM fails now */
+    SLIM_TRY(check_lambda(lambda));
+    if (w) SLIM_TRY(check_weights(opt, w));
+    int moves =
+        opt->config.penalty == SLIM_PENALTY_GAMMA_L1 && opt->scratch_floats == model->param_floats;
+    if (moves) add_pull(opt, model, opt->config.lambda, -1.0f);
+    /* Only NOMEM fails now, leaving lambda and the weights: the pull returns. */
+    slim_status st = w ? slim_sgd_set_weights(opt, w) : SLIM_OK;
     if (st == SLIM_OK) opt->config.lambda = (float)lambda;
-    if (moves)
-        for (int i = 0; i < model->n_params; i++) {
-            const slim_param *p = &model->params[i];
-            if (p->role != SLIM_PARAM_GAMMA || !p->trainable) continue;
-            for (size_t j = 0; j < p->numel; j++)
-                p->momentum[j] += pull(opt, c->lambda, p->offset + j, p->data[j]);
-        }
+    if (moves) add_pull(opt, model, opt->config.lambda, 1.0f);
     return st;
 }
 
